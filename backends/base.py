@@ -1,0 +1,339 @@
+"""The four backend protocols of the release console, and the records they exchange.
+
+Everything here is stdlib only: the rollback path imports this module, so it must stay light.
+A backend implements one or more protocols; the domain in `console/` talks only to these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol, runtime_checkable
+
+# ---------------------------------------------------------------------------------------------
+# Errors: each maps to one exit code in the CLI (see console/cli.py).
+
+
+class BackendError(Exception):
+    """A backend failed after its retries (network down, server answering 500 …)."""
+
+
+class BadInputError(ValueError):
+    """The caller's input is wrong: exit code 2, nothing written."""
+
+
+class NotFoundError(BadInputError):
+    """A model, version, dataset or pointer that does not exist."""
+
+
+class ConflictError(Exception):
+    """A compare-and-swap lost its race: someone else moved the pointer first (exit code 3)."""
+
+    def __init__(self, message: str, *, expected: str | None = None, actual: str | None = None):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class IntegrityError(BadInputError):
+    """Stored bytes no longer match their recorded sha256."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Names that reach a path or a key are validated here, once, for every backend.
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Refuse names that could escape a folder or a bucket prefix."""
+    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+        raise BadInputError(
+            f"{what} {value!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(no '/', no '..', at most 128 characters)"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Records.
+
+
+def _clean(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _clean(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+class Record:
+    """Mixin: a dataclass that turns into plain JSON-able dicts."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(self)
+
+
+@dataclass
+class Artifact(Record):
+    uri: str
+    sha256: str
+    size_bytes: int
+    format: str = "torch-mlp-v1"
+
+
+@dataclass
+class Environment(Record):
+    python: str = ""
+    frameworks: dict[str, str] = field(default_factory=dict)
+    packages_digest: str = ""
+    device: str = ""
+
+
+@dataclass
+class Lineage(Record):
+    code_commit: str = ""
+    code_repo: str = ""
+    data_version: str = ""
+    data_sha256: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    environment: Environment = field(default_factory=Environment)
+    training_run: str = ""
+    parent_version: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Lineage":
+        data = dict(data or {})
+        env = data.pop("environment", None) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            environment=Environment(**{k: v for k, v in env.items() if k in {f.name for f in dataclasses.fields(Environment)}}),
+        )
+
+    def is_complete(self) -> bool:
+        """A version is the tuple (code, data, run): all three must be known."""
+        return bool(self.code_commit and self.data_version and self.training_run)
+
+
+APPROVAL_STATUSES = ("pending", "approved", "rejected")
+
+
+@dataclass
+class Approval(Record):
+    status: str = "pending"
+    by: str = ""
+    at: str = ""
+    reason: str = ""
+    gate_report_sha256: str = ""
+    override: bool = False
+
+
+@dataclass
+class ModelVersion(Record):
+    model: str
+    version: str
+    created_at: str
+    artifact: Artifact
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: Lineage = field(default_factory=Lineage)
+    aliases: list[str] = field(default_factory=list)
+    approval: Approval = field(default_factory=Approval)
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelVersion":
+        return cls(
+            model=data["model"],
+            version=str(data["version"]),
+            created_at=data.get("created_at", ""),
+            artifact=Artifact(**data["artifact"]),
+            metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
+            lineage=Lineage.from_dict(data.get("lineage")),
+            aliases=list(data.get("aliases") or []),
+            approval=Approval(**(data.get("approval") or {})),
+            description=data.get("description", ""),
+        )
+
+
+@dataclass
+class ModelSummary(Record):
+    name: str
+    versions: int
+    pointers: dict[str, str] = field(default_factory=dict)  # alias -> version
+    updated_at: str = ""
+
+
+@dataclass
+class PointerMove(Record):
+    """One move of an alias: what the pointer history and the audit log record."""
+
+    model: str
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    actor: str
+    at: str
+    reason: str = ""
+    seq: int = 0
+
+
+# Aliases with a meaning to the console; a backend may map them to its own names.
+PRODUCTION = "production"
+CANDIDATE = "candidate"
+CANARY = "canary"
+ARCHIVED = "archived"
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """Models, versions, pointers (aliases) with compare-and-swap moves, approvals, artifacts."""
+
+    def list_models(self) -> list[ModelSummary]: ...
+
+    def list_versions(self, model: str) -> list[ModelVersion]: ...
+
+    def get_version(self, model: str, version: str) -> ModelVersion: ...
+
+    def get_pointers(self, model: str) -> dict[str, str]:
+        """alias -> version for every alias of the model."""
+        ...
+
+    def move_pointer(
+        self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str, reason: str = ""
+    ) -> PointerMove:
+        """Point `alias` at `new` (None removes it) only if it still points at `expected`.
+
+        Raises ConflictError when the pointer is no longer `expected`; never overwrites.
+        """
+        ...
+
+    def pointer_history(self, model: str, alias: str | None = None) -> list[PointerMove]: ...
+
+    def set_approval(
+        self, model: str, version: str, approval: Approval, *, expected_status: str | None
+    ) -> Approval:
+        """Record an approval, compare-and-swap on the status the caller saw."""
+        ...
+
+    def register_version(
+        self,
+        model: str,
+        artifact_path: str,
+        *,
+        metrics: dict[str, float],
+        lineage: Lineage,
+        version: str | None = None,
+        description: str = "",
+    ) -> ModelVersion: ...
+
+    def fetch_artifact(self, model: str, version: str, dest_dir: str) -> str:
+        """Copy the artifact to dest_dir, verify its sha256, return the local path."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Training.
+
+
+@dataclass
+class TrainingSpec(Record):
+    model: str
+    data_version: str  # "dataset@version"
+    params: dict[str, Any] = field(default_factory=dict)
+    gpu: bool = False
+    parent_version: str | None = None
+    code_commit: str = ""
+    code_repo: str = ""
+    label: str = ""
+    test_data: str = ""  # "dataset@version" of the held-out test set
+    golden_data: str = ""  # "dataset@version" of the frozen golden set
+
+
+TRAINING_STATES = ("pending", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass
+class TrainingJob(Record):
+    id: str
+    model: str
+    state: str = "pending"
+    progress: float = 0.0  # 0..1
+    message: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    result_dir: str = ""  # where the finished run left model + metrics + lineage
+    version: str | None = None  # the registered version, once it landed
+
+
+@runtime_checkable
+class Training(Protocol):
+    def launch(self, spec: TrainingSpec) -> TrainingJob: ...
+
+    def status(self, job_id: str) -> TrainingJob: ...
+
+    def logs(self, job_id: str, *, follow: bool = False) -> Iterator[str]:
+        """Log lines; progress lines are JSON objects with "event": "progress"."""
+        ...
+
+    def cancel(self, job_id: str) -> TrainingJob: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Traffic and metrics.
+
+
+@dataclass
+class TrafficSplit(Record):
+    model: str
+    weights: dict[str, int]  # version -> percent, summing to 100
+    revision: int = 0  # what a compare-and-swap compares
+
+    @property
+    def stable(self) -> str | None:
+        return max(self.weights, key=lambda v: self.weights[v]) if self.weights else None
+
+
+@runtime_checkable
+class Traffic(Protocol):
+    def get_split(self, model: str) -> TrafficSplit: ...
+
+    def set_split(self, model: str, weights: dict[str, int], *, expected_revision: int) -> TrafficSplit: ...
+
+    def rollback(self, model: str, stable_version: str) -> TrafficSplit:
+        """The fast path: everything to `stable_version`, now, whatever the revision."""
+        ...
+
+
+@dataclass
+class HealthWindow(Record):
+    """Health of one variant over one window. None means no data, never "healthy"."""
+
+    model: str
+    version: str
+    start: float
+    end: float
+    requests: int = 0
+    errors: int = 0
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    predictions: list[float] = field(default_factory=list)
+    labelled: int = 0
+    correct: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def online_accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+@runtime_checkable
+class Metrics(Protocol):
+    def health(self, model: str, version: str, start: float, end: float) -> HealthWindow: ...

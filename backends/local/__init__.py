@@ -1,0 +1,22 @@
+"""The embedded default backend: everything on this machine, in the workspace folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LocalBackend:
+    """Factory for the local implementations of each role (see console/workspace.py)."""
+
+    def __init__(self, workspace: Any):
+        self.workspace = workspace
+
+    def registry(self, config: dict[str, Any]):
+        from backends.local.registry import LocalRegistry
+
+        return LocalRegistry(self.workspace.root, config)
+
+    def training(self, config: dict[str, Any]):
+        from backends.local.training import LocalTraining
+
+        return LocalTraining(self.workspace.root, config)

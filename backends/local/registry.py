@@ -1,0 +1,324 @@
+"""The embedded registry: SQLite (mrc.db) + the content-addressed artifact store.
+
+Versions, models and approvals go through SQLModel. Pointer reads and moves use the stdlib
+sqlite3 module on the same tables: the rollback path must not wait on importing SQLAlchemy and
+pydantic (≈ 0.4 s), and a pointer move is one conditional UPDATE either way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from backends.base import (
+    Approval,
+    Artifact,
+    BadInputError,
+    ConflictError,
+    Lineage,
+    ModelSummary,
+    ModelVersion,
+    NotFoundError,
+    PointerMove,
+    check_name,
+)
+from backends.local.artifacts import ArtifactStore
+
+
+def _now() -> str:
+    from console.timeutil import now_iso
+
+    return now_iso()
+
+
+class LocalRegistry:
+    def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
+        self.root = Path(root)
+        self.db_path = str(self.root / "mrc.db")
+        self.store = ArtifactStore(self.root / "artifacts")
+        self.config = config or {}
+        self._read_engine = None
+        self._write_engine = None
+
+    # -- plumbing --------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        from backends.local.tables import create_all
+
+        create_all(self.db_path)
+
+    def _require_db(self) -> None:
+        if not Path(self.db_path).exists():
+            raise NotFoundError(f"{self.db_path}: no registry here yet (run `mrc demo` or `mrc init`)")
+
+    def _sqlite(self) -> sqlite3.Connection:
+        self._require_db()
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    def _session(self, *, write: bool):
+        from sqlmodel import Session
+
+        from backends.local.tables import make_engine
+
+        self._require_db()
+        if write:
+            if self._write_engine is None:
+                self._write_engine = make_engine(self.db_path, immediate=True)
+            return Session(self._write_engine)
+        if self._read_engine is None:
+            self._read_engine = make_engine(self.db_path, immediate=False)
+        return Session(self._read_engine)
+
+    def close(self) -> None:
+        for engine in (self._read_engine, self._write_engine):
+            if engine is not None:
+                engine.dispose()
+        self._read_engine = self._write_engine = None
+
+    # -- models and versions ---------------------------------------------------------------
+    def list_models(self) -> list[ModelSummary]:
+        conn = self._sqlite()
+        try:
+            rows = conn.execute(
+                "SELECT m.name, (SELECT COUNT(*) FROM versions v WHERE v.model = m.name),"
+                " COALESCE((SELECT MAX(at) FROM pointer_moves p WHERE p.model = m.name), m.created_at)"
+                " FROM models m ORDER BY m.name"
+            ).fetchall()
+            pointers: dict[str, dict[str, str]] = {}
+            for model, alias, version in conn.execute("SELECT model, alias, version FROM pointers"):
+                if version is not None:
+                    pointers.setdefault(model, {})[alias] = version
+        finally:
+            conn.close()
+        return [ModelSummary(name, count, pointers.get(name, {}), updated) for name, count, updated in rows]
+
+    def _require_model(self, conn: sqlite3.Connection, model: str) -> None:
+        check_name(model, "model")
+        if conn.execute("SELECT 1 FROM models WHERE name = ?", (model,)).fetchone() is None:
+            raise NotFoundError(f"unknown model {model!r}")
+
+    def list_versions(self, model: str) -> list[ModelVersion]:
+        check_name(model, "model")
+        from sqlmodel import select
+
+        from backends.local.tables import ModelRow, VersionRow
+
+        with self._session(write=False) as session:
+            if session.get(ModelRow, model) is None:
+                raise NotFoundError(f"unknown model {model!r}")
+            rows = session.exec(select(VersionRow).where(VersionRow.model == model).order_by(VersionRow.id)).all()
+            versions = [self._to_version(r) for r in rows]
+        aliases = self._aliases_by_version(model)
+        for v in versions:
+            v.aliases = aliases.get(v.version, [])
+        return versions
+
+    def get_version(self, model: str, version: str) -> ModelVersion:
+        check_name(model, "model")
+        check_name(version, "version")
+        from sqlmodel import select
+
+        from backends.local.tables import ModelRow, VersionRow
+
+        with self._session(write=False) as session:
+            if session.get(ModelRow, model) is None:
+                raise NotFoundError(f"unknown model {model!r}")
+            row = session.exec(
+                select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"unknown version {version!r} of model {model!r}")
+            mv = self._to_version(row)
+        mv.aliases = self._aliases_by_version(model).get(version, [])
+        return mv
+
+    def _aliases_by_version(self, model: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for alias, version in self.get_pointers(model).items():
+            out.setdefault(version, []).append(alias)
+        return out
+
+    @staticmethod
+    def _to_version(row) -> ModelVersion:
+        return ModelVersion(
+            model=row.model,
+            version=row.version,
+            created_at=row.created_at,
+            artifact=Artifact(row.artifact_uri, row.artifact_sha256, row.artifact_size, row.artifact_format),
+            metrics=json.loads(row.metrics_json),
+            lineage=Lineage.from_dict(json.loads(row.lineage_json)),
+            approval=Approval(
+                row.approval_status, row.approval_by, row.approval_at, row.approval_reason,
+                row.approval_gate_sha256, bool(row.approval_override),
+            ),
+            description=row.description,
+        )
+
+    def register_version(
+        self,
+        model: str,
+        artifact_path: str,
+        *,
+        metrics: dict[str, float],
+        lineage: Lineage,
+        version: str | None = None,
+        description: str = "",
+        artifact_format: str = "torch-mlp-v1",
+    ) -> ModelVersion:
+        check_name(model, "model")
+        if version is not None:
+            check_name(version, "version")
+        if not Path(artifact_path).is_file():
+            raise BadInputError(f"{artifact_path}: artifact file does not exist")
+        for key, value in metrics.items():
+            if not isinstance(value, (int, float)) or value != value:
+                raise BadInputError(f"metrics.{key}: must be a number, got {value!r}")
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        from backends.local.tables import ModelRow, VersionRow
+
+        sha, size, stored = self.store.put(artifact_path)
+        now = _now()
+        with self._session(write=True) as session:
+            if session.get(ModelRow, model) is None:
+                session.add(ModelRow(name=model, created_at=now))
+            if version is None:
+                count = session.exec(select(func.count()).select_from(VersionRow).where(VersionRow.model == model)).one()
+                version = str(count + 1)
+                while session.exec(
+                    select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)
+                ).first():
+                    version = str(int(version) + 1)
+            elif session.exec(select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)).first():
+                raise BadInputError(f"version {version!r} of model {model!r} already exists (versions are immutable)")
+            row = VersionRow(
+                model=model, version=version, created_at=now,
+                artifact_uri=stored.as_uri(), artifact_sha256=sha, artifact_size=size, artifact_format=artifact_format,
+                metrics_json=json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True),
+                lineage_json=json.dumps(lineage.to_dict(), sort_keys=True), description=description,
+            )
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return self._to_version(row)
+
+    def set_approval(self, model: str, version: str, approval: Approval, *, expected_status: str | None) -> Approval:
+        check_name(model, "model")
+        check_name(version, "version")
+        from sqlmodel import select
+
+        from backends.local.tables import VersionRow
+
+        with self._session(write=True) as session:
+            row = session.exec(select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)).first()
+            if row is None:
+                raise NotFoundError(f"unknown version {version!r} of model {model!r}")
+            if expected_status is not None and row.approval_status != expected_status:
+                raise ConflictError(
+                    f"{model} {version}: approval is {row.approval_status!r} now, not {expected_status!r}",
+                    expected=expected_status, actual=row.approval_status,
+                )
+            row.approval_status = approval.status
+            row.approval_by = approval.by
+            row.approval_at = approval.at or _now()
+            row.approval_reason = approval.reason
+            row.approval_gate_sha256 = approval.gate_report_sha256
+            row.approval_override = approval.override
+            session.add(row)
+            session.commit()
+            return Approval(row.approval_status, row.approval_by, row.approval_at, row.approval_reason,
+                            row.approval_gate_sha256, row.approval_override)
+
+    def fetch_artifact(self, model: str, version: str, dest_dir: str | None = None) -> str:
+        mv = self.get_version(model, version)
+        path = self.store.verified_path(mv.artifact.sha256)
+        if dest_dir is None:
+            return str(path)
+        dest = Path(dest_dir) / f"{model}-{version}.pt"
+        shutil.copyfile(path, dest)
+        return str(dest)
+
+    def verify_artifact(self, model: str, version: str) -> Artifact:
+        mv = self.get_version(model, version)
+        self.store.verified_path(mv.artifact.sha256)
+        return mv.artifact
+
+    # -- pointers: stdlib sqlite3 only (the rollback path) ---------------------------------
+    def get_pointers(self, model: str) -> dict[str, str]:
+        conn = self._sqlite()
+        try:
+            self._require_model(conn, model)
+            rows = conn.execute("SELECT alias, version FROM pointers WHERE model = ?", (model,)).fetchall()
+        finally:
+            conn.close()
+        return {alias: version for alias, version in rows if version is not None}
+
+    def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None,
+                     actor: str, reason: str = "") -> PointerMove:
+        check_name(alias, "alias")
+        if new is not None:
+            check_name(new, "version")
+        for attempt in range(6):
+            conn = self._sqlite()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._require_model(conn, model)
+                if new is not None and conn.execute(
+                    "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, new)
+                ).fetchone() is None:
+                    raise NotFoundError(f"unknown version {new!r} of model {model!r}")
+                row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = ?", (model, alias)).fetchone()
+                current = row[0] if row else None
+                if current != expected:
+                    raise ConflictError(
+                        f"{model}: {alias} points at {current or 'nothing'} now, not {expected or 'nothing'}"
+                        " (someone else moved it first)",
+                        expected=expected, actual=current,
+                    )
+                at = _now()
+                conn.execute(
+                    "INSERT INTO pointers (model, alias, version, revision, updated_at) VALUES (?,?,?,1,?)"
+                    " ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version,"
+                    " revision = pointers.revision + 1, updated_at = excluded.updated_at",
+                    (model, alias, new, at),
+                )
+                cur = conn.execute(
+                    "INSERT INTO pointer_moves (model, alias, from_version, to_version, actor, at, reason)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (model, alias, current, new, actor, at, reason),
+                )
+                conn.execute("COMMIT")
+                return PointerMove(model, alias, current, new, actor, at, reason, cur.lastrowid)
+            except sqlite3.OperationalError:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if attempt == 5:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.close()
+        raise RuntimeError("unreachable")
+
+    def pointer_history(self, model: str, alias: str | None = None) -> list[PointerMove]:
+        conn = self._sqlite()
+        try:
+            self._require_model(conn, model)
+            sql = "SELECT model, alias, from_version, to_version, actor, at, reason, seq FROM pointer_moves WHERE model = ?"
+            args: list[Any] = [model]
+            if alias:
+                sql += " AND alias = ?"
+                args.append(alias)
+            rows = conn.execute(sql + " ORDER BY seq", args).fetchall()
+        finally:
+            conn.close()
+        return [PointerMove(*r) for r in rows]

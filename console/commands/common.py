@@ -1,0 +1,83 @@
+"""What every subcommand shares: the workspace, the actor, read-only mode and output."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from typing import Any, Callable
+
+from backends.base import BadInputError
+from console.release import PolicyRefusal  # noqa: F401  (re-exported for cli.py)
+
+
+class Context:
+    def __init__(self, args):
+        self.args = args
+        self._ws = None
+        self._registry = None
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    @property
+    def actor(self) -> str:
+        actor = getattr(self.args, "actor", None) or os.environ.get("MRC_ACTOR")
+        if not actor:
+            try:
+                actor = getpass.getuser()
+            except (KeyError, OSError):
+                actor = f"uid-{os.getuid()}"
+        return actor
+
+    @property
+    def workspace(self):
+        if self._ws is None:
+            from console.workspace import Workspace
+
+            self._ws = Workspace.open(getattr(self.args, "workspace", None))
+        return self._ws
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            self._registry = self.workspace.registry()
+        return self._registry
+
+    def require_write(self, what: str) -> None:
+        if getattr(self.args, "read_only", False):
+            raise BadInputError(f"--read-only: `mrc {what}` writes, refused")
+
+    def emit(self, data: Any, human: str | Callable[[], str] | None = None) -> None:
+        if self.json:
+            json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
+            sys.stdout.write("\n")
+        elif human is not None:
+            text = human() if callable(human) else human
+            if text:
+                print(text)
+
+    def progress(self, message: str, fraction: float | None = None) -> None:
+        """Progress goes to stderr so --json output stays clean."""
+        bar = ""
+        if fraction is not None:
+            filled = int(round(fraction * 20))
+            bar = "[" + "#" * filled + "." * (20 - filled) + f"] {fraction * 100:3.0f}% "
+        end = "\n" if not sys.stderr.isatty() or (fraction is not None and fraction >= 1) else "\r"
+        sys.stderr.write(f"\x1b[2K{bar}{message}{end}" if sys.stderr.isatty() else f"{bar}{message}{end}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        close = getattr(self._registry, "close", None)
+        if close:
+            close()
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""models · versions · promote · rollback · approve · reject · alias"""
+
+from __future__ import annotations
+
+from backends.base import CANARY, CANDIDATE, PRODUCTION, check_name
+from console.commands.common import Context, table
+
+
+def register(sub, common) -> None:
+    p = common(sub.add_parser("models", help="models with production, candidate, canary and drift status"))
+    p.set_defaults(handler=cmd_models)
+
+    p = common(sub.add_parser("versions", help="versions of a model with metrics, aliases, lineage, approval"))
+    p.add_argument("model")
+    p.set_defaults(handler=cmd_versions)
+
+    p = common(sub.add_parser("promote", help="point production at a version (compare-and-swap)"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--reason", default="")
+    p.add_argument("--expect", metavar="VERSION", help="the production version you saw ('none' for no pointer); "
+                   "the move fails with exit 3 if production is something else now")
+    p.add_argument("--override", action="store_true", help="promote a version that is not approved (needs --reason)")
+    p.set_defaults(handler=cmd_promote)
+
+    p = common(sub.add_parser("rollback", help="move production back to the previous (or a given) version"))
+    p.add_argument("model")
+    p.add_argument("--to", metavar="VERSION")
+    p.add_argument("--reason", default="")
+    p.add_argument("--expect", metavar="VERSION", help="the production version you saw")
+    p.set_defaults(handler=cmd_rollback)
+
+    for name, status in (("approve", "approved"), ("reject", "rejected")):
+        p = common(sub.add_parser(name, help=f"record that a version is {status}, with a reason"))
+        p.add_argument("model")
+        p.add_argument("version")
+        p.add_argument("--reason", required=True)
+        p.add_argument("--override", action="store_true", help="approve although gates fail (the reason says why)")
+        p.add_argument("--policy", metavar="FILE", help="gate policy (default: the model's, else the built-in one)")
+        p.add_argument("--no-gates", action="store_true", help="record the decision without evaluating gates")
+        p.set_defaults(handler=cmd_decide, status=status)
+
+    p = common(sub.add_parser("alias", help="point an alias (candidate, canary, archived …) at a version"))
+    p.add_argument("model")
+    p.add_argument("alias")
+    p.add_argument("version", help="a version, or 'none' to remove the alias")
+    p.add_argument("--reason", default="")
+    p.add_argument("--expect", metavar="VERSION")
+    p.set_defaults(handler=cmd_alias)
+
+
+def _expect(args) -> tuple[str | None, bool]:
+    if args.expect is None:
+        return None, False
+    if args.expect.lower() == "none":
+        return None, True
+    return check_name(args.expect, "--expect version"), True
+
+
+def cmd_models(ctx: Context) -> int:
+    registry = ctx.registry
+    rows = []
+    for m in registry.list_models():
+        rows.append({
+            "name": m.name,
+            "production": m.pointers.get(PRODUCTION),
+            "candidate": m.pointers.get(CANDIDATE),
+            "canary": m.pointers.get(CANARY),
+            "drift": drift_status(ctx, m.name),
+            "versions": m.versions,
+            "pointers": m.pointers,
+            "updated_at": m.updated_at,
+        })
+    ctx.emit({"models": rows}, lambda: table(
+        ["model", "production", "candidate", "canary", "drift", "versions", "updated"],
+        [[r["name"], r["production"] or "-", r["candidate"] or "-", r["canary"] or "-", r["drift"] or "-",
+          r["versions"], r["updated_at"][:19]] for r in rows]) if rows else "no models yet (try `mrc demo`)")
+    return 0
+
+
+def drift_status(ctx: Context, model: str) -> str | None:
+    """The last recorded drift severity of the model's data, if the drift engine recorded one."""
+    try:
+        from console.drift import recorded_status
+    except ImportError:
+        return None
+    return recorded_status(ctx.workspace, model)
+
+
+def cmd_versions(ctx: Context) -> int:
+    versions = ctx.registry.list_versions(ctx.args.model)
+    data = {"model": ctx.args.model, "versions": [v.to_dict() for v in versions]}
+
+    def human() -> str:
+        keys = ["auc_roc", "f1", "p99_latency_ms"]
+        return table(
+            ["version", "aliases", "approval", *keys, "data", "commit", "created"],
+            [[v.version, ",".join(v.aliases) or "-", v.approval.status,
+              *[("%.4f" % v.metrics[k]) if k in v.metrics else "-" for k in keys],
+              v.lineage.data_version or "-", (v.lineage.code_commit or "-")[:12], v.created_at[:19]]
+             for v in versions])
+
+    ctx.emit(data, human)
+    return 0
+
+
+def cmd_promote(ctx: Context) -> int:
+    from console.release import promote
+
+    ctx.require_write("promote")
+    expected, given = _expect(ctx.args)
+    outcome = promote(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
+                      reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override)
+    ctx.emit(outcome.to_dict(), f"{outcome.model}: production {outcome.detail.get('from') or 'none'} -> {outcome.version}"
+             + ("" if outcome.changed else " (no change)"))
+    return 0
+
+
+def cmd_rollback(ctx: Context) -> int:
+    from console.release import rollback
+
+    ctx.require_write("rollback")
+    expected, given = _expect(ctx.args)
+    if ctx.args.to is not None:
+        check_name(ctx.args.to, "--to version")
+    outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
+                       reason=ctx.args.reason, expected=expected, expected_given=given)
+    ctx.emit(outcome.to_dict(), f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}"
+             + ("" if outcome.changed else " (no change)"))
+    return 0
+
+
+def cmd_decide(ctx: Context) -> int:
+    from console.release import decide
+
+    args = ctx.args
+    ctx.require_write(args.command)
+    check_name(args.model, "model")
+    check_name(args.version, "version")
+    report = None
+    if args.status == "approved" and not args.no_gates:
+        report = gate_report_for(ctx, args.model, args.version, args.policy)
+    outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
+                     actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override)
+    ctx.emit(outcome.to_dict(), f"{args.model} {args.version}: {args.status}"
+             + (" (override)" if outcome.detail["approval"].get("override") else "")
+             + ("" if outcome.changed else " (no change)"))
+    return 0
+
+
+def gate_report_for(ctx: Context, model: str, version: str, policy: str | None):
+    """The gate report of a registry version, from the gate engine when it is installed."""
+    try:
+        from console.gates import evaluate_version
+    except ImportError:
+        return None
+    return evaluate_version(ctx.workspace, model, version, policy_path=policy)
+
+
+def cmd_alias(ctx: Context) -> int:
+    from console.release import set_alias
+
+    ctx.require_write("alias")
+    expected, given = _expect(ctx.args)
+    version = None if ctx.args.version.lower() == "none" else check_name(ctx.args.version, "version")
+    outcome = set_alias(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.alias, version, actor=ctx.actor,
+                        reason=ctx.args.reason, expected=expected, expected_given=given)
+    ctx.emit(outcome.to_dict(), f"{ctx.args.model}: {ctx.args.alias} -> {version or 'none'}")
+    return 0

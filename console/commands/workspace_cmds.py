@@ -1,0 +1,80 @@
+"""init · demo · datasets"""
+
+from __future__ import annotations
+
+from console.commands.common import Context, table
+
+
+def register(sub, common) -> None:
+    p = common(sub.add_parser("init", help="create an empty workspace (mrc.toml, mrc.db, artifacts/, data/, runs/)"))
+    p.set_defaults(handler=cmd_init)
+
+    p = common(sub.add_parser("demo", help="build the demo workspace (real data, real training) and open the console"))
+    p.add_argument("--no-tui", action="store_true", help="build it and stop, without opening the console")
+    p.add_argument("--force", action="store_true", help="rebuild even if the workspace already holds the demo")
+    p.set_defaults(handler=cmd_demo)
+
+    p = common(sub.add_parser("datasets", help="versioned datasets of the workspace with their hashes"))
+    p.set_defaults(handler=cmd_datasets)
+
+
+def cmd_init(ctx: Context) -> int:
+    from console.workspace import Workspace, resolve_dir
+
+    ctx.require_write("init")
+    root = resolve_dir(ctx.args.workspace)
+    Workspace.init(root)
+    ws = Workspace.open(root)
+    ws.registry().ensure_schema() if hasattr(ws.registry(), "ensure_schema") else None
+    ws.audit().ensure_schema()
+    ctx.emit({"workspace": str(root)}, f"workspace ready: {root}")
+    return 0
+
+
+def demo_ready(root) -> bool:
+    from pathlib import Path
+
+    from console.demo import MODEL
+
+    db = Path(root) / "mrc.db"
+    if not db.exists():
+        return False
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT 1 FROM pointers WHERE model = ? AND alias = 'production'", (MODEL,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+def cmd_demo(ctx: Context) -> int:
+    from console.workspace import resolve_dir
+
+    ctx.require_write("demo")
+    root = resolve_dir(ctx.args.workspace)
+    if ctx.args.force or not demo_ready(root):
+        from console.demo import build
+
+        build(root, actor=ctx.actor, force=ctx.args.force, progress=lambda m, f: ctx.progress(m, f))
+    elif not ctx.json:
+        ctx.progress(f"demo workspace already built: {root} (use --force to rebuild)")
+    ctx.emit({"workspace": str(root)}, None)
+    if ctx.args.no_tui or ctx.json:
+        return 0
+    from console.cli import _open_console
+
+    ctx.args.workspace = str(root)
+    return _open_console(ctx.args)
+
+
+def cmd_datasets(ctx: Context) -> int:
+    from backends.local.datasets import DatasetStore
+
+    datasets = DatasetStore(ctx.workspace.root).list()
+    ctx.emit({"datasets": [d.to_dict() for d in datasets]}, lambda: table(
+        ["dataset", "rows", "sha256", "parent", "note"],
+        [[d.ref, d.rows, d.sha256[:12], d.parent or "-", d.note] for d in datasets]))
+    return 0

@@ -1,0 +1,143 @@
+"""The console's domain records (DESIGN.md, "Domain"). Pure data: no I/O, no textual.
+
+The registry records (ModelVersion, Approval, PointerMove …) live in backends/base.py because
+the backend protocols exchange them; they are re-exported here so the console has one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import (  # noqa: F401  (re-exported)
+    ARCHIVED,
+    CANARY,
+    CANDIDATE,
+    PRODUCTION,
+    Approval,
+    Artifact,
+    Environment,
+    Lineage,
+    ModelSummary,
+    ModelVersion,
+    PointerMove,
+    Record,
+    TrainingJob,
+    TrainingSpec,
+    TrafficSplit,
+    HealthWindow,
+)
+
+CHECK_KINDS = (
+    "hard",
+    "relative",
+    "latency",
+    "size",
+    "slice",
+    "fairness",
+    "significance",
+    "robustness",
+    "sanity",
+)
+
+
+@dataclass
+class GateCheck(Record):
+    name: str
+    kind: str
+    passed: bool
+    value: float | None = None
+    threshold: float | None = None
+    baseline_value: float | None = None
+    detail: str = ""  # one line: why it passed or failed
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. confidence interval
+
+
+@dataclass
+class GateReport(Record):
+    model: str
+    candidate: str
+    baseline: str | None
+    policy_sha256: str
+    checks: list[GateCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed_checks(self) -> list[GateCheck]:
+        return [c for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["passed"] = self.passed
+        return data
+
+
+SEVERITIES = ("none", "warning", "critical")
+
+
+@dataclass
+class DriftFeature(Record):
+    name: str
+    kind: str  # numeric | categorical
+    method: str
+    statistic: float
+    p_value: float | None
+    severity: str = "none"
+    extra: dict[str, Any] = field(default_factory=dict)  # psi, ks, missing-rate change …
+
+
+@dataclass
+class DriftReport(Record):
+    features: list[DriftFeature] = field(default_factory=list)
+    drift_share: float = 0.0
+    dataset_drift: bool = False
+    reference_rows: int = 0
+    current_rows: int = 0
+
+
+@dataclass
+class CanaryPlan(Record):
+    steps: list[int] = field(default_factory=lambda: [5, 25, 50, 100])  # weight % of the canary
+    hold_s: float = 60.0  # how long each step is held before the next
+    interval_s: float = 10.0  # analysis interval
+    max_error_rate_delta: float = 0.01
+    max_p99_latency_ratio: float = 1.5
+    max_prediction_psi: float = 0.25
+    min_online_accuracy_delta: float = -0.05
+    consecutive_failures: int = 3
+    alpha: float = 0.05
+    judge: str = "sequential"  # sequential | threshold
+
+
+CANARY_STATUSES = ("progressing", "paused", "promoted", "rolled_back", "aborted")
+
+
+@dataclass
+class CanaryState(Record):
+    model: str
+    stable: str
+    candidate: str
+    plan: CanaryPlan = field(default_factory=CanaryPlan)
+    step: int = 0
+    weight: int = 0
+    status: str = "progressing"
+    failures: int = 0
+    analyses: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: str = ""
+    reason: str = ""
+
+
+@dataclass
+class AuditEvent(Record):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    model: str = ""
+    version: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = ""
+    hash: str = ""

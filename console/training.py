@@ -1,0 +1,91 @@
+"""Launch training through the configured backend, follow it, register the result as a candidate.
+
+Backend-neutral: the training backend produces model.pt + metrics + environment; this module
+adds the lineage (code, data, run) and hands the artifact to whichever registry is configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from backends.base import CANDIDATE, BackendError, Environment, Lineage, ModelVersion, TrainingSpec
+
+TRAINER_SOURCES = ("backends/local/trainer.py", "backends/local/model.py")
+
+
+def code_identity() -> tuple[str, str]:
+    """(code_commit, code_repo) of the training code: git when we run from a checkout,
+    else a digest of the trainer's source, so the lineage never says "unknown"."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+        if len(commit) == 40:
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *TRAINER_SOURCES],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            remote = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+                                    capture_output=True, text=True, timeout=5).stdout.strip()
+            return commit + ("-dirty" if dirty else ""), remote or str(root)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    digest = hashlib.sha256()
+    for rel in TRAINER_SOURCES:
+        digest.update((root / rel).read_bytes())
+    return "sha256:" + digest.hexdigest()[:40], "model-release-console (installed)"
+
+
+def follow(training, job_id: str, on_event: Callable[[dict[str, Any]], None] | None = None):
+    """Stream the job's events to on_event until it ends; return its final status."""
+    for line in training.logs(job_id, follow=True):
+        if on_event is None:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = {"event": "log", "message": line}
+        on_event(event)
+    return training.status(job_id)
+
+
+def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, *, actor: str,
+                    make_candidate: bool = True) -> ModelVersion:
+    result = training.result(job_id)
+    if result.get("state") != "succeeded":
+        raise BackendError(f"training job {job_id} {result.get('state')}: {result.get('message', '')}")
+    code_commit, code_repo = (spec.code_commit, spec.code_repo) if spec.code_commit else code_identity()
+    env = result.get("environment", {})
+    lineage = Lineage(
+        code_commit=code_commit, code_repo=code_repo, data_version=spec.data_version,
+        data_sha256=result["data_sha256"], params=result.get("params", spec.params),
+        environment=Environment(**env), training_run=job_id, parent_version=spec.parent_version,
+    )
+    version = registry.register_version(spec.model, result["model_path"], metrics=result["metrics"], lineage=lineage,
+                                        description=f"trained by {actor} from {spec.data_version}")
+    training.record(job_id, version=version.version)
+    audit.append(actor, "register", spec.model, version.version,
+                 {"training_run": job_id, "data_version": spec.data_version, "artifact_sha256": version.artifact.sha256})
+    if make_candidate:
+        from console.release import set_alias
+
+        set_alias(registry, audit, spec.model, CANDIDATE, version.version, actor=actor, reason=f"trained in {job_id}")
+        version = registry.get_version(spec.model, version.version)
+    return version
+
+
+def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, make_candidate: bool = True):
+    training = ws.training()
+    job = training.launch(spec)
+    if on_event:
+        on_event({"event": "launched", "job": job.id})
+    status = follow(training, job.id, on_event)
+    while status.state in ("pending", "running"):  # log ended before the status file settled
+        time.sleep(0.05)
+        status = training.status(job.id)
+    if status.state != "succeeded":
+        raise BackendError(f"training job {job.id} {status.state}: {status.message}")
+    return register_result(ws.registry(), ws.audit(), training, job.id, spec, actor=actor, make_candidate=make_candidate)

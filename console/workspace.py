@@ -1,0 +1,190 @@
+"""The workspace: a folder with mrc.toml, mrc.db, artifacts/, data/, runs/.
+
+`--workspace DIR`, else `MRC_WORKSPACE`, else the embedded default under the user's data dir.
+Each role (registry, training, traffic, metrics) names a backend in mrc.toml; a role left out
+falls back to `local`. Backends are found by name: the built-in ones here, any other through
+the entry-point group `mrc.backends` (so a third party can add one).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.base import BadInputError
+
+ROLES = ("registry", "training", "traffic", "metrics")
+
+# name -> "module:Class". Kept here as well as in the entry points so a source checkout works
+# without reinstalling, and so start-up does not scan every installed distribution.
+BUILTIN_BACKENDS = {
+    "local": "backends.local:LocalBackend",
+    "mlflow": "backends.mlflow:MlflowBackend",
+    "s3": "backends.s3:S3Backend",
+    "k8s": "backends.k8s:K8sBackend",
+    "prometheus": "backends.prometheus:PrometheusBackend",
+}
+
+DEFAULT_TOML = """\
+# mrc workspace. Each role names a backend; a role left out uses `local`.
+[registry]
+backend = "local"
+
+[training]
+backend = "local"
+
+[traffic]
+backend = "local"
+
+[metrics]
+backend = "local"
+"""
+
+
+def default_workspace_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "mrc" / "default"
+
+
+def resolve_dir(path: str | os.PathLike | None) -> Path:
+    if path:
+        return Path(path).expanduser().absolute()
+    env = os.environ.get("MRC_WORKSPACE")
+    return Path(env).expanduser().absolute() if env else default_workspace_dir()
+
+
+@dataclass
+class Workspace:
+    root: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    _backends: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.root / "mrc.db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "mrc.toml"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> "Workspace":
+        """Open an existing workspace; with create=True make an empty one first."""
+        root = resolve_dir(path)
+        if create:
+            cls.init(root)
+        if not root.exists():
+            raise BadInputError(f"workspace {root}: does not exist (run `mrc demo` or `mrc init`)")
+        if not root.is_dir():
+            raise BadInputError(f"workspace {root}: is not a folder")
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise BadInputError(f"workspace {root}: is not readable")
+        config_path = root / "mrc.toml"
+        config: dict[str, Any] = {}
+        if config_path.exists():
+            try:
+                config = tomllib.loads(config_path.read_text())
+            except PermissionError:
+                raise BadInputError(f"{config_path}: is not readable") from None
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise BadInputError(f"{config_path}: not valid TOML ({exc})") from None
+        db = root / "mrc.db"
+        if db.exists() and not os.access(db, os.R_OK):
+            raise BadInputError(f"{db}: is not readable")
+        ws = cls(root, config)
+        for role in ROLES:
+            ws.backend_name(role)  # validate names early: one clear line, before any write
+        return ws
+
+    @classmethod
+    def init(cls, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("artifacts", "data", "runs"):
+            (root / sub).mkdir(exist_ok=True)
+        if not (root / "mrc.toml").exists():
+            (root / "mrc.toml").write_text(DEFAULT_TOML)
+
+    # -- config ----------------------------------------------------------------------------
+    def section(self, role: str) -> dict[str, Any]:
+        value = self.config.get(role, {})
+        if not isinstance(value, dict):
+            raise BadInputError(f"{self.config_path}: [{role}] must be a table")
+        return value
+
+    def backend_name(self, role: str) -> str:
+        name = self.section(role).get("backend", "local")
+        if not isinstance(name, str) or not name:
+            raise BadInputError(f"{self.config_path}: {role}.backend must be a backend name")
+        return name
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        models = self.config.get("models", {})
+        return dict(models.get(model, {})) if isinstance(models, dict) else {}
+
+    # -- backends --------------------------------------------------------------------------
+    def _backend(self, name: str) -> Any:
+        if name not in self._backends:
+            self._backends[name] = load_backend_class(name, self.config_path)(self)
+        return self._backends[name]
+
+    def _role(self, role: str) -> Any:
+        name = self.backend_name(role)
+        backend = self._backend(name)
+        factory = getattr(backend, role, None)
+        if factory is None:
+            raise BadInputError(f"{self.config_path}: {role}.backend = {name!r} does not provide a {role} backend")
+        return factory(self.section(role))
+
+    def registry(self):
+        return self._role("registry")
+
+    def training(self):
+        return self._role("training")
+
+    def traffic(self):
+        return self._role("traffic")
+
+    def metrics(self):
+        return self._role("metrics")
+
+    def audit(self):
+        from console.audit import AuditLog
+
+        log = AuditLog(str(self.db_path))
+        return log
+
+
+def load_backend_class(name: str, where: Path | str = "mrc.toml"):
+    target = BUILTIN_BACKENDS.get(name)
+    if target is None:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="mrc.backends"):
+            if ep.name == name:
+                return ep.load()
+        known = ", ".join(sorted(BUILTIN_BACKENDS))
+        raise BadInputError(f"{where}: unknown backend {name!r} (known: {known}, or an `mrc.backends` entry point)")
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise BadInputError(f"{where}: backend {name!r} is not installed ({exc.name or exc}): "
+                            f"pip install 'model-release-console[{name}]'") from None
