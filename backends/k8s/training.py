@@ -154,8 +154,9 @@ class K8sTraining:
         }
         limits: dict[str, str] = {}
         requests: dict[str, str] = {}
-        if self.gpus and spec.gpu is not False:
-            limits[self.gpu_resource] = str(self.gpus)  # extended resources: limits only (requests default to it)
+        gpus = self.gpus or (1 if spec.gpu else 0)  # [training] gpus sets the size; --gpu asks for one when unset
+        if gpus:
+            limits[self.gpu_resource] = str(gpus)  # extended resources: limits only (requests default to it)
         for key in ("cpu", "memory"):
             if self.config.get(key):
                 limits[key] = requests[key] = str(self.config[key])
@@ -276,10 +277,10 @@ class K8sTraining:
         if state == "succeeded" and not (run_dir / "result.json").exists():
             # the Job finished before anyone followed its log: collect the result event now
             state, message = await self._collect_result(job_id, meta["namespace"], run_dir)
-        if state == "pending":
+        if state in ("pending", "running"):  # a Job counts a Pending pod as active: the pod says more
             pods = await self._pods(job_id, meta["namespace"])
-            if pods:
-                message = pod_message(pods[-1])
+            if pods and (pods[-1].get("status") or {}).get("phase", "Pending") == "Pending":
+                state, message = "pending", pod_message(pods[-1])
         job.state = state
         if state in ("failed", "pending") or not progress:
             job.message = message
@@ -406,6 +407,7 @@ class K8sTraining:
     async def acancel(self, job_id: str) -> TrainingJob:
         from lightkube import ApiError
         from lightkube.resources.batch_v1 import Job
+        from lightkube.types import CascadeType
 
         meta = self._meta(job_id)
         status = await self.astatus(job_id)
@@ -413,7 +415,7 @@ class K8sTraining:
             return status
         try:  # Background propagation: the Job goes now, its pods with it
             await self.client().delete(Job, meta["job_name"], namespace=meta["namespace"],
-                                       propagation_policy="Background")
+                                       cascade=CascadeType.BACKGROUND)
         except ApiError as exc:
             if getattr(exc.status, "code", None) != 404:
                 raise api_error(exc, f"delete Job {meta['job_name']}") from None

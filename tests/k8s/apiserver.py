@@ -324,8 +324,11 @@ class ApiServer(kmock.KubernetesEmulator):
                      "message": "Job was active longer than specified deadline"}]})
                 return
             phase = "Succeeded" if exit_code == 0 else "Failed"
+            image = template["spec"]["containers"][0]["image"]
             await self._set_status(PODS, namespace, pod_name, {"phase": phase, "containerStatuses": [
-                {"name": "trainer", "state": {"terminated": {"exitCode": exit_code}}}]})
+                {"name": "trainer", "image": image, "imageID": f"{image}@sha256:{'0' * 64}", "ready": False,
+                 "restartCount": 0, "state": {"terminated": {"exitCode": exit_code, "reason":
+                                                             "Completed" if exit_code == 0 else "Error"}}}]})
             if exit_code == 0:
                 await self._set_status(JOBS, namespace, name, {"active": 0, "succeeded": 1, "completionTime": _now(),
                                                                "conditions": [
