@@ -101,3 +101,23 @@ def test_cancel_kills_a_running_job_and_a_failing_pod_is_retried_then_failed(api
     assert len([p for p in apiserver.server.items(PODS, NS) if p["metadata"]["labels"]["mrc.dev/run"] == bad.id]) == 2
     assert any('"state": "failed"' in line for line in lines)
     training.close()
+
+
+def test_a_job_that_finished_unwatched_is_collected_by_status_and_registers(apiserver, k8s_ws):
+    from console.training import register_result
+    from console.workspace import Workspace
+
+    apiserver.server.volumes["mrc-data"] = str(k8s_ws / "data")
+    ws = Workspace.open(k8s_ws)
+    training = ws.training()
+    assert isinstance(training, K8sTraining)
+    spec = TrainingSpec("breast-cancer", "breast_cancer@v1", {"epochs": 3}, label="malignant")
+    job = training.launch(spec)
+    status = _wait(training, job.id, ("succeeded", "failed"), timeout=60)  # nobody followed the log
+    assert status.state == "succeeded" and status.progress == 1.0, status
+    version = register_result(ws.registry(), ws.audit(), training, job.id, spec, actor="tester")
+    assert version.lineage.training_run == job.id and version.lineage.is_complete()
+    assert version.lineage.code_commit == spec.code_commit  # recorded at launch, annotated on the Job
+    assert version.artifact.sha256 == json.loads((k8s_ws / "runs" / job.id / "result.json").read_text())["model_sha256"]
+    assert "candidate" in version.aliases
+    training.close()
