@@ -429,8 +429,8 @@ class K8sTraining:
         if not path.exists():
             failed = run_dir / "failed.json"
             message = json.loads(failed.read_text()).get("message", "") if failed.exists() else "no result in the pod log"
-            return {"state": self._meta(job_id)["state"] if self._meta(job_id)["state"] != "succeeded" else "failed",
-                    "message": message}
+            state = self._meta(job_id)["state"]
+            return {"state": "failed" if state == "succeeded" else state, "message": message}
         result = json.loads(path.read_text())
         result["model_path"] = str(run_dir / "model.pt")
         result["data_sha256"] = spec["data_sha256"]

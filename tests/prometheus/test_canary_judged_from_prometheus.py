@@ -116,3 +116,26 @@ def test_missing_canary_data_holds_the_canary_and_says_why(release_ws, kserve, e
     window = metrics.health(MODEL, "2", time.time() - 2, time.time())
     assert window.missing["requests"].startswith("no data") and window.error_rate is None
     metrics.close()
+
+
+def test_mrc_rollback_one_command_rolls_a_live_kserve_canary_back(release_ws, kserve, mrc):
+    """`mrc rollback MODEL` (the key `R` behind it) on a workspace whose traffic is KServe."""
+    apiserver, traffic = kserve
+    toml = release_ws.config_path.read_text().replace('[traffic]\nbackend = "local"', "[traffic]\n"
+        f'backend = "k8s"\nnamespace = "{NS}"\nstorage_uri = "{STORAGE}"\nkubeconfig = "{apiserver.kubeconfig}"')
+    assert 'backend = "k8s"' in toml
+    release_ws.config_path.write_text(toml)
+    controller = controller_for(release_ws, traffic, metrics=None)
+    state = controller.tick(controller.start("2", PLAN))  # the first step: 10 % to the canary
+    assert state.weight == 10 and traffic.get_split(MODEL).weights == {"1": 90, "2": 10}
+    started = time.perf_counter()
+    result = mrc("rollback", MODEL, "--json", "--workspace", str(release_ws.root))
+    elapsed = time.perf_counter() - started
+    print(f"`mrc rollback` of a live KServe canary, whole process: {elapsed * 1000:.0f} ms")
+    assert result.returncode == 0, result.stderr
+    assert result.json()["traffic"] == {"1": 100}
+    predictor = apiserver.server.get(ISVCS, NS, MODEL)["spec"]["predictor"]
+    assert predictor["canaryTrafficPercent"] == 0 and predictor["model"]["storageUri"] == f"s3://models/{MODEL}/1"
+    from console.canary_controller import current_state
+
+    assert current_state(release_ws, MODEL).status == "rolled_back"
