@@ -502,7 +502,12 @@ def significance_checks(policy: GatePolicy, data: PairedPredictions) -> list[Gat
             why = f"fails only if the CI lies wholly below −{margin:g}"
         ci_text = f"{(1 - alpha) * 100:.0f}% CI [{lo:+.4f}, {hi:+.4f}]"
         p_text = f", McNemar p={p_value:.3g} (b={extra['b']}, c={extra['c']})" if p_value is not None else ""
-        out.append(GateCheck(f"significance_{metric}", "significance", bool(passed), boot["candidate"], -margin,
+        if not passed:
+            why = {"superior": "no significant improvement",
+                   "non_inferior": f"non-inferiority within −{margin:g} not shown",
+                   "not_worse": f"significantly worse: the CI lies wholly below −{margin:g}"}[require]
+        extra["candidate_value"] = boot["candidate"]
+        out.append(GateCheck(f"significance_{metric}", "significance", bool(passed), delta, -margin,
                              boot["baseline"],
                              f"{metric} {'gain' if delta >= 0 else 'loss'} {delta:+.4f} on {y.size} paired rows, "
                              f"{ci_text}{p_text}: {why}", extra))
