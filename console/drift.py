@@ -192,7 +192,10 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
         edges = np.take_along_axis(sorted_values, idx, axis=1)
         edges[valid == 0] = np.nan
         counts = _bin_counts(sorted_values, valid, edges)
-        with np.errstate(invalid="ignore"):
+        import warnings
+
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column has no spread
             std = np.nanstd(sorted_values, axis=1) if rows else np.zeros(k)
         _fill_missing_tail(sorted_values, valid)  # cached filled: the merge needs no NaN mask
     else:
