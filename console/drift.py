@@ -327,7 +327,19 @@ def _numeric_block(ref_filled: np.ndarray, ref_valid: np.ndarray, edges: np.ndar
 def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | None = None, alpha: float = 0.05,
                  share_threshold: float = 0.5, threads: int = 2, source_reference: str = "reference",
                  source_current: str = "current") -> DriftReport:
-    """Drift of `current` against `reference` (columns, a DataFrame, or a ReferenceProfile)."""
+    """Drift of `current` against `reference`, every column at once.
+
+    reference: a mapping column -> 1-D array, a DataFrame, or a ReferenceProfile from
+        `profile(reference)` (build it once to compare many current batches with one reference).
+    current: a mapping column -> 1-D array or a DataFrame; columns missing here are critical,
+        extra ones are listed in `new_columns`.
+    kinds: column -> "numeric" | "categorical" to override the inference (numbers are numeric
+        unless they have ≤ 10 distinct reference values; everything else is categorical).
+        A column declared numeric that holds text raises BadInputError naming it.
+    alpha: false-discovery rate across columns (Benjamini–Hochberg).
+    share_threshold: the share of drifted columns at which the dataset drifts.
+    threads: numpy work is split in blocks of columns over this many threads.
+    """
     from console import stats
 
     prof = reference if isinstance(reference, ReferenceProfile) else profile(reference, kinds=kinds, threads=threads,
