@@ -118,11 +118,18 @@ def _row_sorted(matrix: np.ndarray, threads: int) -> np.ndarray:
     return out
 
 
-def _run(fn, items, threads: int):
-    if threads <= 1 or len(items) <= 1:
+def _run(fn, items, threads: int, also=None):
+    """fn over items on `threads` threads; `also` (a side task) runs beside them."""
+    if threads <= 1 or len(items) + (also is not None) <= 1:
+        if also is not None:
+            also()
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(fn, items))
+        side = pool.submit(also) if also is not None else None
+        results = list(pool.map(fn, items))
+        if side is not None:
+            side.result()
+        return results
 
 
 def count_le(sorted_rows: np.ndarray, valid: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -351,6 +358,13 @@ def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | Non
     p_values: list[float] = []
     effects: list[float] = []
 
+    # the categorical counting (hashing, holds the GIL) overlaps the numeric blocks (sorting, releases it)
+    cat = [c for c in prof.categorical if c in cur]
+    counted: dict[str, Any] = {}
+
+    def counting():
+        counted["labels"], counted["counts"] = _category_counts([np.asarray(cur[c]) for c in cat])
+
     # numeric columns, in blocks over threads
     num = [c for c in prof.numeric if c in cur]
     if num:
@@ -358,7 +372,7 @@ def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | Non
         current_matrix = np.stack([_to_float(cur[c], c, source_current) for c in num])
         blocks = _blocks(len(num))
         parts = _run(lambda b: _numeric_block(prof.sorted_values[idx[b]], prof.valid[idx[b]], prof.edges[idx[b]],
-                                              current_matrix[b]), blocks, threads)
+                                              current_matrix[b]), blocks, threads, also=counting)
         res = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         ref_valid = prof.valid[idx]
         ref_missing = prof.rows - ref_valid
@@ -390,10 +404,11 @@ def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | Non
             effects.append(psi[i])
 
     # categorical columns: one factorisation of the current side, aligned to the reference labels
-    cat = [c for c in prof.categorical if c in cur]
     if cat:
         ci = [prof.categorical.index(c) for c in cat]
-        cur_labels, cur_counts_list = _category_counts([np.asarray(cur[c]) for c in cat])
+        if "labels" not in counted:
+            counting()
+        cur_labels, cur_counts_list = counted["labels"], counted["counts"]
         ref_rows, cur_rows, label_rows = [], [], []
         for j, i in enumerate(ci):  # align label lists (categories, not rows)
             ref_map = {lab: cnt for lab, cnt in zip(prof.categories[i], prof.category_counts[i])}
