@@ -218,3 +218,26 @@ def test_domain_modules_import_nothing_heavy():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_drift_cli_with_a_schema_and_text_columns(tmp_path, mrc):
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    colour_ref = rng.choice(["red", "green", "blue"], 3000)
+    colour_cur = rng.choice(["red", "green", "blue", "violet"], 3000, p=[0.2, 0.2, 0.2, 0.4])
+    ref.write_text("x,colour\n" + "\n".join(f"{v:.5f},{c}" for v, c in zip(rng.normal(size=3000), colour_ref)) + "\n")
+    cur.write_text("x,colour\n" + "\n".join(f"{v:.5f},{c}" for v, c in zip(rng.normal(size=3000), colour_cur)) + "\n")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"numeric_columns": ["x"], "categorical_columns": ["colour"]}))
+    res = mrc("drift", "--reference", str(ref), "--current", str(cur), "--schema", str(schema), "--json")
+    assert res.returncode == 1, res.stderr
+    by = {f["name"]: f for f in res.json()["features"]}
+    assert by["colour"]["severity"] == "critical" and by["colour"]["extra"]["unseen_categories"] == ["violet"]
+    assert by["x"]["severity"] == "none" and by["x"]["method"] == "psi"
+    schema.write_text(json.dumps({"numeric_columns": ["x", "colour"]}))
+    bad = mrc("drift", "--reference", str(ref), "--current", str(cur), "--schema", str(schema))
+    assert bad.returncode == 2 and "ref.csv: column 'colour': declared numeric but holds text" in bad.stderr
+    assert mrc("gate").returncode == 2
+    assert mrc("drift", "--reference", str(ref)).returncode == 2
