@@ -318,7 +318,9 @@ def _numeric_block(ref_filled: np.ndarray, ref_valid: np.ndarray, edges: np.ndar
         del cdf_cur
         step = np.diff(values, axis=1)
         # CDFs are compared where a run of equal values ends (as searchsorted(..., 'right') does)
-        ks = np.max(np.where(step != 0, gap[:, :-1], 0.0), axis=1) if n + m > 1 else np.zeros(k)
+        run_end = values[:, :-1] != values[:, 1:]  # not step != 0: inf − inf is NaN
+        ks = np.max(np.where(run_end, gap[:, :-1], 0.0), axis=1) if n + m > 1 else np.zeros(k)
+        del run_end
         ks = np.maximum(ks, gap[:, -1])
         wasserstein = np.einsum("ij,ij->i", gap[:, :-1], step)
     empty = (ref_valid == 0) | (cur_valid == 0)
@@ -469,6 +471,8 @@ def _num(x) -> float | None:
 
 
 def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)  # "inf": JSON has no infinities
     return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
 
 
