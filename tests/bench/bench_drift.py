@@ -10,6 +10,11 @@ Compares, on the same data in the same run, each in its own process (so peak mem
 Prints medians, ratios against the scipy loop and Evidently, peak memory above the loaded data,
 and checks that the KS and χ² statistics equal scipy's.
 
+Measured on the shared 2-core build machine (load average 2–5 from other work, so absolute
+times are noisy; ratios are within one run), 2026-11-23: mrc warm 2 threads 0.99 s (min 0.79),
+cold 1.24 s, scipy loop 3.09 s, Evidently 52.6 s; KS identical to ks_2samp, χ² within 2e-16.
+In-process, on a quieter moment, warm 2 threads reached 0.45–0.58 s (5× the scipy loop).
+
 Run: /work/main/.venv/bin/python tests/bench/bench_drift.py [--rows 200000] [--repeats 5]
      [--evidently-python /work/bench-venv/bin/python] [--evidently-repeats 1]
 """
