@@ -34,6 +34,7 @@ def numeric_tables(draw):
     return ref, cur
 
 
+@pytest.mark.filterwarnings("ignore:ks_2samp:RuntimeWarning")  # scipy's own exact-method fallback
 @settings(max_examples=150, deadline=None)
 @given(numeric_tables())
 def test_ks_equals_scipy_ks_2samp(tables):
