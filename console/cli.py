@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "console.commands.workspace_cmds",
     "console.commands.audit_cmds",
     "console.commands.train_cmds",
+    "console.commands.gate_cmds",
     "console.commands.canary_cmds",
 ]
 
