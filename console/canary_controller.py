@@ -51,6 +51,9 @@ def _crash_point(action: str, phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_SCHEMA_READY: set[str] = set()
+
+
 class CanaryStore:
     """CanaryState rows in mrc.db; stdlib sqlite3, compare-and-swap on `revision`."""
 
@@ -62,7 +65,9 @@ class CanaryStore:
             raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)")
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.executescript(SCHEMA)
+        if self.db_path not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock
+            conn.executescript(SCHEMA)
+            _SCHEMA_READY.add(self.db_path)
         return conn
 
     def latest(self, model: str) -> CanaryState | None:

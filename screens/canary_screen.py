@@ -176,7 +176,7 @@ class CanaryScreen(Screen):
         return True
 
     def action_rollback(self) -> None:
-        self.act("rollback")
+        self.act("rollback", stable=self.state.stable if self.state is not None else None)
 
     def action_next_step(self) -> None:
         self.act("next")
@@ -207,12 +207,16 @@ class CanaryScreen(Screen):
         self.post_message(self.Loaded(state, live))
 
     @work(thread=True, exclusive=True, group="canary-write", exit_on_error=False)
-    def act(self, action: str) -> None:
+    def act(self, action: str, stable: str | None = None) -> None:
         from console.canary_controller import Controller
 
         started = time.perf_counter()
         try:
-            state = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console")).act(action)
+            controller = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
+            if stable is not None:
+                # Traffic first, one call: toward stable is always safe; the record follows.
+                controller.traffic.rollback(self.model, stable)
+            state = controller.act(action)
             self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
             self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
