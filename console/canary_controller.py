@@ -120,7 +120,7 @@ def current_state(ws, model: str) -> CanaryState | None:
     return CanaryStore(ws.db_path).latest(model)
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, *, controller: bool = True) -> bool:
     if pid <= 0 or pid == os.getpid():
         return False
     try:
@@ -128,6 +128,8 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        return True
+    if not controller:  # any process may own a pending intent (the console, a CLI command)
         return True
     try:  # a reused pid is not our controller
         return b"canary" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -250,8 +252,12 @@ class Controller:
             state = self.store.get(state.id)
             if not state.active:
                 return state
-            if state.pending:  # someone else is mid-transition: let them finish
-                self.sleep(0.05)
+            if state.pending:
+                owner = int(state.pending.get("pid", 0))
+                if owner != os.getpid() and not _pid_alive(owner, controller=False):
+                    state = self.resume(state)  # its owner died mid-transition: finish it here
+                    continue
+                self.sleep(0.05)  # someone else is mid-transition: let them finish
                 continue
             if deadline is not None and self.clock() >= deadline:
                 return state
