@@ -60,18 +60,24 @@ class CanaryStore:
     def __init__(self, db_path: str | Path):
         self.db_path = str(db_path)
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, *, create: bool = True) -> sqlite3.Connection:
         if not Path(self.db_path).exists():
             raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)")
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
-        if self.db_path not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock
+        if create and self.db_path not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock
             conn.executescript(SCHEMA)
             _SCHEMA_READY.add(self.db_path)
         return conn
 
+    @staticmethod
+    def _has_table(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is not None
+
     def latest(self, model: str) -> CanaryState | None:
-        with self._conn() as conn:
+        with self._conn(create=False) as conn:  # a read never writes the schema
+            if not self._has_table(conn):
+                return None
             row = conn.execute("SELECT state FROM canary_states WHERE model = ? ORDER BY created DESC, rowid DESC LIMIT 1",
                                (model,)).fetchone()
         return CanaryState.from_dict(json.loads(row[0])) if row else None
