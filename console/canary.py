@@ -214,19 +214,19 @@ def accumulate(cumulative: dict[str, Any], variant: str, window: HealthWindow) -
     return out
 
 
-def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any]) -> list[sequential.SequentialResult]:
+def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bool = True) -> list[sequential.SequentialResult]:
     c = cumulative.get("canary", {"requests": 0, "errors": 0})
     s = cumulative.get("stable", {"requests": 0, "errors": 0})
     return [
         sequential.error_rate_test(c["errors"], c["requests"], s["errors"], s["requests"], alpha=plan.alpha,
-                                   margin=plan.error_rate_margin),
+                                   margin=plan.error_rate_margin, explain=explain),
         sequential.latency_test(sequential.Moments.from_dict(c.get("log_latency")),
                                 sequential.Moments.from_dict(s.get("log_latency")), alpha=plan.alpha,
-                                margin_ratio=plan.latency_margin_ratio),
+                                margin_ratio=plan.latency_margin_ratio, explain=explain),
     ]
 
 
-def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now: float) -> Analysis:
+def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now: float, *, explain: bool = True) -> Analysis:
     """Judge one interval: the window checks, then the sequential test on everything so far."""
     plan = state.plan
     checks = threshold_checks(plan, stable, canary)
@@ -236,7 +236,7 @@ def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now:
     else:
         window_verdict = "fail" if any(c.passed is False and c.counts for c in judged) else "pass"
     cumulative = accumulate(accumulate(state.sequential.get("cumulative", {}), "stable", stable), "canary", canary)
-    results = sequential_results(plan, cumulative) if plan.judge != "threshold" else []
+    results = sequential_results(plan, cumulative, explain) if plan.judge != "threshold" else []
     if any(r.decision == sequential.REJECT for r in results):
         seq_verdict = sequential.REJECT
     elif results and all(r.decision == sequential.SAFE for r in results):

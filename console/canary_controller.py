@@ -51,22 +51,33 @@ def _crash_point(action: str, phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_SCHEMA_READY: set[str] = set()
+
+
 class CanaryStore:
     """CanaryState rows in mrc.db; stdlib sqlite3, compare-and-swap on `revision`."""
 
     def __init__(self, db_path: str | Path):
         self.db_path = str(db_path)
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, *, create: bool = True) -> sqlite3.Connection:
         if not Path(self.db_path).exists():
             raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)")
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.executescript(SCHEMA)
+        if create and self.db_path not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock
+            conn.executescript(SCHEMA)
+            _SCHEMA_READY.add(self.db_path)
         return conn
 
+    @staticmethod
+    def _has_table(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is not None
+
     def latest(self, model: str) -> CanaryState | None:
-        with self._conn() as conn:
+        with self._conn(create=False) as conn:  # a read never writes the schema
+            if not self._has_table(conn):
+                return None
             row = conn.execute("SELECT state FROM canary_states WHERE model = ? ORDER BY created DESC, rowid DESC LIMIT 1",
                                (model,)).fetchone()
         return CanaryState.from_dict(json.loads(row[0])) if row else None
@@ -115,7 +126,7 @@ def current_state(ws, model: str) -> CanaryState | None:
     return CanaryStore(ws.db_path).latest(model)
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, *, controller: bool = True) -> bool:
     if pid <= 0 or pid == os.getpid():
         return False
     try:
@@ -123,6 +134,8 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
+        return True
+    if not controller:  # any process may own a pending intent (the console, a CLI command)
         return True
     try:  # a reused pid is not our controller
         return b"canary" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -245,8 +258,12 @@ class Controller:
             state = self.store.get(state.id)
             if not state.active:
                 return state
-            if state.pending:  # someone else is mid-transition: let them finish
-                self.sleep(0.05)
+            if state.pending:
+                owner = int(state.pending.get("pid", 0))
+                if owner != os.getpid() and not _pid_alive(owner, controller=False):
+                    state = self.resume(state)  # its owner died mid-transition: finish it here
+                    continue
+                self.sleep(0.05)  # someone else is mid-transition: let them finish
                 continue
             if deadline is not None and self.clock() >= deadline:
                 return state

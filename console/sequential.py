@@ -16,7 +16,9 @@ By Ville's inequality P(sup_t M_t >= 1/alpha) <= alpha, which gives the confiden
     d ± sqrt((v + v^2 / tau^2) * (log(1 + tau^2 / v) + 2 log(1 / alpha)))
 
 valid at every sample size at once. `tau` is the effect size the test is tuned to find fastest;
-any tau keeps the guarantee.
+any tau keeps the guarantee, and so does an average over several taus (used here). The rollback
+question is one-sided, so the decisions use the half-normal mixture over regressions only; each
+side of the reported band is a one-sided bound at alpha.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ CONTINUE = "continue"  # not enough evidence either way yet
 
 # Effect sizes the mixtures are tuned to: error-rate differences from half a point to 30
 # points; log-latency shifts from 5 % to 120 %.
-ERROR_TAUS = (0.005, 0.02, 0.08, 0.3)
+ERROR_TAUS = (0.01, 0.04, 0.16)
 LATENCY_TAUS = (0.05, 0.2, 0.8)
 
 
@@ -55,31 +57,43 @@ class SequentialResult:
         return asdict(self)
 
 
-def _log_mixture(score_gap: float, variance: float, taus: tuple[float, ...]) -> float:
-    """log of the average over `taus` of the normal-mixture martingale at |estimate - delta| = score_gap."""
+def _log_mixture(score_gap: float, variance: float, taus: tuple[float, ...], one_sided: bool = False) -> float:
+    """log of the average over `taus` of the normal-mixture martingale at |estimate - delta| = score_gap.
+
+    one_sided mixes over regressions only (a half-normal on theta > 0): that is the question a
+    rollback asks, and it buys the factor 2*Phi(.) <= 2 of evidence a symmetric mixture wastes."""
     info = 1.0 / variance
     s = score_gap / variance
-    logs = [-0.5 * math.log1p(t * t * info) + t * t * s * s / (2.0 * (1.0 + t * t * info)) for t in taus]
+    logs = []
+    for t in taus:
+        value = -0.5 * math.log1p(t * t * info) + t * t * s * s / (2.0 * (1.0 + t * t * info))
+        if one_sided:
+            x = t * s / math.sqrt(1.0 + t * t * info)
+            value += math.log(max(1e-300, 1.0 + math.erf(x / math.sqrt(2.0))))  # log(2 * Phi(x))
+        logs.append(value)
     top = max(logs)
     return top + math.log(sum(math.exp(x - top) for x in logs) / len(logs))
 
 
-def radius(variance: float, alpha: float, taus: float | tuple[float, ...]) -> float:
+def radius(variance: float, alpha: float, taus: float | tuple[float, ...], one_sided: bool = False) -> float:
     """Half-width of the confidence sequence for an estimate of variance `variance`.
 
     With several taus the martingales are averaged (still a martingale: the band is valid), so
-    the test is near its fastest for small and for large regressions alike."""
+    the test is near its fastest for small and for large regressions alike. one_sided gives the
+    distance of a one-sided bound at level alpha."""
     if variance <= 0:
         return 0.0
-    if isinstance(taus, (int, float)):
+    if isinstance(taus, (int, float)) and not one_sided:
         tau = float(taus)
         return math.sqrt((variance + variance * variance / (tau * tau))
                          * (math.log(1.0 + tau * tau / variance) + 2.0 * math.log(1.0 / alpha)))
+    taus = (float(taus),) if isinstance(taus, (int, float)) else taus
     target = math.log(1.0 / alpha)
-    low, high = 0.0, max(radius(variance, alpha, t) for t in taus)  # the average needs no more than its best member
-    for _ in range(50):
+    # The average needs no more than its best member; a one-sided bound no more than a two-sided one.
+    low, high = 0.0, max(radius(variance, alpha, t) for t in taus)
+    for _ in range(36):  # 2^-36 of the widest member's radius: far below any reported digit
         mid = (low + high) / 2
-        if _log_mixture(mid, variance, taus) >= target:
+        if _log_mixture(mid, variance, taus, one_sided) >= target:
             high = mid
         else:
             low = mid
@@ -91,7 +105,7 @@ def mixture_p_value(estimate: float, margin: float, variance: float, taus: float
     if variance <= 0 or estimate <= margin:
         return 1.0
     taus = (float(taus),) if isinstance(taus, (int, float)) else taus
-    log_m = _log_mixture(estimate - margin, variance, taus)
+    log_m = _log_mixture(estimate - margin, variance, taus, one_sided=True)
     return 1.0 if log_m <= 0 else max(0.0, math.exp(-log_m))
 
 
@@ -100,16 +114,16 @@ def _more_requests(estimate: float, margin: float, variance: float, canary_n: in
     gap = abs(estimate - margin)
     if gap <= 0 or canary_n <= 0:
         return None
-    if radius(variance, alpha, tau) < gap:
+    if radius(variance, alpha, tau, True) < gap:
         return 0
     low, high = 1.0, 2.0
-    while radius(variance / high, alpha, tau) >= gap:
+    while radius(variance / high, alpha, tau, True) >= gap:
         high *= 2
         if high > 1e7:
             return None
-    for _ in range(40):
+    for _ in range(12):  # a request count to ~0.1 %: it is an estimate anyway
         mid = (low + high) / 2
-        if radius(variance / mid, alpha, tau) >= gap:
+        if radius(variance / mid, alpha, tau, True) >= gap:
             low = mid
         else:
             high = mid
@@ -117,8 +131,9 @@ def _more_requests(estimate: float, margin: float, variance: float, canary_n: in
 
 
 def _judge(metric: str, estimate: float, variance: float, margin: float, alpha: float, tau,
-           canary_n: int, stable_n: int, unit: str) -> SequentialResult:
-    half = radius(variance, alpha, tau)
+           canary_n: int, stable_n: int, unit: str, explain: bool = True) -> SequentialResult:
+    # Each side is a one-sided bound at alpha: "worse than stable" and "no worse" are separate questions.
+    half = radius(variance, alpha, tau, one_sided=True)
     lower, upper = estimate - half, estimate + half
     if lower > margin:
         decision = REJECT
@@ -127,8 +142,8 @@ def _judge(metric: str, estimate: float, variance: float, margin: float, alpha: 
     else:
         decision = CONTINUE
     p_value = mixture_p_value(estimate, margin, variance, tau)
-    more = None if decision != CONTINUE else _more_requests(estimate, margin, variance, canary_n, alpha, tau)
-    detail = (f"{metric}: canary - stable = {estimate:+.4g}{unit}, {100 * (1 - alpha):.0f}% band "
+    more = None if decision != CONTINUE or not explain else _more_requests(estimate, margin, variance, canary_n, alpha, tau)
+    detail = (f"{metric}: canary - stable = {estimate:+.4g}{unit}, {100 * (1 - alpha):.0f}% bounds "
               f"[{lower:+.4g}, {upper:+.4g}], margin {margin:+.4g} -> {decision}")
     if more:
         detail += f" (about {more} more canary requests to decide)"
@@ -143,7 +158,8 @@ def _no_data(metric: str, margin: float, alpha: float, canary_n: int, stable_n: 
 
 
 def error_rate_test(canary_errors: int, canary_n: int, stable_errors: int, stable_n: int, *,
-                    alpha: float = 0.05, margin: float = 0.0, tau: float | tuple[float, ...] = ERROR_TAUS, min_n: int = 30) -> SequentialResult:
+                    alpha: float = 0.05, margin: float = 0.0, tau: float | tuple[float, ...] = ERROR_TAUS, min_n: int = 30,
+                    explain: bool = True) -> SequentialResult:
     """Is the canary's error rate above stable's + margin? Anytime-valid at level alpha."""
     if canary_n < min_n or stable_n < min_n:
         return _no_data("error_rate", margin, alpha, canary_n, stable_n, min_n)
@@ -152,7 +168,7 @@ def error_rate_test(canary_errors: int, canary_n: int, stable_errors: int, stabl
     pc = (canary_errors + 0.5) / (canary_n + 1.0)
     ps = (stable_errors + 0.5) / (stable_n + 1.0)
     variance = pc * (1 - pc) / canary_n + ps * (1 - ps) / stable_n
-    return _judge("error_rate", estimate, variance, margin, alpha, tau, canary_n, stable_n, "")
+    return _judge("error_rate", estimate, variance, margin, alpha, tau, canary_n, stable_n, "", explain)
 
 
 @dataclass
@@ -198,7 +214,7 @@ def log_latency_moments(latencies_ms) -> Moments:
 
 
 def latency_test(canary: Moments, stable: Moments, *, alpha: float = 0.05, margin_ratio: float = 1.1,
-                 tau: float | tuple[float, ...] = LATENCY_TAUS, min_n: int = 30) -> SequentialResult:
+                 tau: float | tuple[float, ...] = LATENCY_TAUS, min_n: int = 30, explain: bool = True) -> SequentialResult:
     """Is the canary slower than stable by more than margin_ratio (on log(1 + latency))?"""
     margin = math.log(margin_ratio)
     if canary.n < min_n or stable.n < min_n:
@@ -206,4 +222,4 @@ def latency_test(canary: Moments, stable: Moments, *, alpha: float = 0.05, margi
     estimate = canary.mean - stable.mean
     floor = 1e-6  # identical latencies must not mean zero uncertainty
     variance = max(canary.variance, floor) / canary.n + max(stable.variance, floor) / stable.n
-    return _judge("log_latency", estimate, variance, margin, alpha, tau, canary.n, stable.n, "")
+    return _judge("log_latency", estimate, variance, margin, alpha, tau, canary.n, stable.n, "", explain)

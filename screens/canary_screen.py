@@ -49,7 +49,7 @@ def plan_line(state: CanaryState | None) -> str:
         if i < state.step or (i == state.step and state.status == "promoted"):
             marks.append(f"✓{step}%")
         elif i == state.step:
-            marks.append(f"[{step}%]")
+            marks.append(f"▶{step}%◀")
         else:
             marks.append(f"{step}%")
     held = max(0.0, time.time() - state.step_started_at) if state.step_started_at else 0.0
@@ -142,17 +142,18 @@ class CanaryScreen(Screen):
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(title_line(None, self.model, self._read_only), id="canary-title")
-        yield Static("loading…", id="canary-split")
-        yield Static("", id="canary-plan")
-        yield Static("", id="canary-rollback-hint")
+        # markup=False: versions, reasons and bands are data, never markup.
+        yield Static(title_line(None, self.model, self._read_only), id="canary-title", markup=False)
+        yield Static("loading…", id="canary-split", markup=False)
+        yield Static("", id="canary-plan", markup=False)
+        yield Static("", id="canary-rollback-hint", markup=False)
         for key, label in (("error_rate", "error rate"), ("p99_ms", "p99 latency ms")):
             for variant in ("canary", "stable"):
                 with Horizontal(classes="chart-row"):
                     yield Static(f"{label} · {variant}", classes="chart-label")
                     yield Sparkline([], id=f"chart-{key.replace('_', '-')}-{variant}", classes=variant)
-        yield Static("", id="canary-sequential")
-        yield Static("", id="canary-failures")
+        yield Static("", id="canary-sequential", markup=False)
+        yield Static("", id="canary-failures", markup=False)
         yield RichLog(id="canary-events", max_lines=500, wrap=False)
         yield Footer()
 
@@ -175,7 +176,7 @@ class CanaryScreen(Screen):
         return True
 
     def action_rollback(self) -> None:
-        self.act("rollback")
+        self.act("rollback", stable=self.state.stable if self.state is not None else None)
 
     def action_next_step(self) -> None:
         self.act("next")
@@ -206,12 +207,16 @@ class CanaryScreen(Screen):
         self.post_message(self.Loaded(state, live))
 
     @work(thread=True, exclusive=True, group="canary-write", exit_on_error=False)
-    def act(self, action: str) -> None:
+    def act(self, action: str, stable: str | None = None) -> None:
         from console.canary_controller import Controller
 
         started = time.perf_counter()
         try:
-            state = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console")).act(action)
+            controller = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
+            if stable is not None:
+                # Traffic first, one call: toward stable is always safe; the record follows.
+                controller.traffic.rollback(self.model, stable)
+            state = controller.act(action)
             self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
             self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))

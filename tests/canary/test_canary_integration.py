@@ -139,3 +139,21 @@ def test_pause_stops_stepping_and_abort_restores_stable(served_ws, load, control
     assert _split(served_ws) == {STABLE: 100}
     actions = [e["action"] for e in _audit(served_ws)]
     assert "canary-pause" in actions and "canary-abort" in actions
+
+
+@pytest.mark.parametrize("args, words", [
+    (["canary", "start", MODEL, CANDIDATE, "--plan", "5,abc"], "--plan"),
+    (["canary", "start", MODEL, CANDIDATE, "--plan", "50,25,100"], "--plan"),
+    (["canary", "start", "../etc", CANDIDATE], "model '../etc'"),
+    (["canary", "status", MODEL], "no canary yet"),
+    (["drill", MODEL, CANDIDATE, "--error-rate", "2"], "--error-rate"),
+    (["canary", "pause", MODEL], "no canary"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(demo_ws, args, words):
+    from tests.conftest import tree_digest
+
+    before = tree_digest(demo_ws)
+    result = run_mrc(*args, "--workspace", str(demo_ws))
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert tree_digest(demo_ws) == before

@@ -1,0 +1,104 @@
+"""The canary screen with Pilot: it shows the live canary, `R` rolls back, read-only hides writes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from textual.app import App
+
+from tests.canary.conftest import CANDIDATE, MODEL, STABLE
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+
+class ScreenHost(App):
+    """The smallest app the screen needs: workspace, read_only, actor."""
+
+    def __init__(self, workspace, model: str, *, read_only: bool = False, actor: str = "pilot"):
+        super().__init__()
+        self.workspace = workspace
+        self.read_only = read_only
+        self.actor = actor
+        self.model = model
+
+    def on_mount(self) -> None:
+        from screens.canary_screen import CanaryScreen
+
+        self.push_screen(CanaryScreen(self.model))
+
+
+def live_canary(ws_root):
+    from console.canary_controller import Controller
+    from console.domain import CanaryPlan
+    from console.workspace import Workspace
+
+    ws = Workspace.open(ws_root)
+    controller = Controller(ws, MODEL, actor="tester")
+    state = controller.start(CANDIDATE, CanaryPlan(steps=[50, 100], hold_s=600, interval_s=600))
+    controller.act("next")
+    return ws, state
+
+
+def live_split(ws_root) -> dict[str, int]:
+    data = json.loads((ws_root / "serving" / MODEL / "split.json").read_text())
+    return {v: w for v, w in data["weights"] if w}
+
+
+async def wait_for(pilot, predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await pilot.pause(0.01)
+
+
+async def test_screen_shows_the_canary_and_R_rolls_back_naming_stable(served_ws):
+    ws, state = live_canary(served_ws)
+    app = ScreenHost(ws, MODEL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        assert f"stable {STABLE}" in str(screen.query_one("#canary-rollback-hint").render())
+        assert "50%" in str(screen.query_one("#canary-split").render())
+        assert "▶50%◀" in str(screen.query_one("#canary-plan").render())
+        for binding in screen.BINDINGS:
+            assert binding.id and binding.description
+        assert live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
+        await pilot.press("R")
+        await wait_for(pilot, lambda: live_split(served_ws) == {STABLE: 100})
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.status == "rolled_back")
+        assert screen.last_action["action"] == "rollback" and not screen.last_action["error"]
+        events = [e for e in ws.audit().events(model=MODEL) if e.action == "canary-rollback"]
+        assert events[-1].actor == "pilot"
+
+
+async def test_read_only_screen_has_no_write_keys(served_ws):
+    ws, state = live_canary(served_ws)
+    app = ScreenHost(ws, MODEL, read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        for action in ("rollback", "next_step", "promote", "toggle_pause"):
+            assert screen.check_action(action, ()) is False
+        await pilot.press("R")
+        await pilot.press("space")
+        await pilot.pause(0.5)
+        assert live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
+        assert "read-only" in str(screen.query_one("#canary-title").render())
+
+
+async def test_pause_key_then_next_step_key(served_ws):
+    ws, state = live_canary(served_ws)
+    app = ScreenHost(ws, MODEL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.state.status == "paused")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.state.status == "progressing")
+        await pilot.press("p")  # 50 % -> the last step: promote
+        await wait_for(pilot, lambda: screen.state.status == "promoted")
+        assert live_split(served_ws) == {CANDIDATE: 100}
