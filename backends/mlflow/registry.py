@@ -350,6 +350,7 @@ class MlflowRegistry:
 
     # -- the ledger: experiments whose unique names serialise mrc's moves -------------------
     def _ledger(self, prefix: str) -> list[tuple[int, dict[str, str]]]:
+        """(seq, tags) of every ledger entry under prefix; tags carry mrc.experiment_id."""
         from mlflow.entities import ViewType
 
         entries = []
@@ -361,20 +362,26 @@ class MlflowRegistry:
             for exp in page:
                 seq = exp.name[len(prefix):].rsplit("/", 1)[-1]
                 if exp.name.startswith(prefix) and seq.isdigit():  # LIKE's '_' matches any character
-                    entries.append((int(seq), dict(exp.tags)))
+                    entries.append((int(seq), {**exp.tags, "mrc.experiment_id": exp.experiment_id}))
             token = page.token
             if not token:
                 return sorted(entries, key=lambda e: e[0])
 
-    def _claim(self, name: str, tags: dict[str, str]) -> dict[str, str] | None:
-        """Create the ledger entry; None if we did, else the entry someone else created first."""
+    def _claim(self, name: str, tags: dict[str, str]) -> tuple[str | None, dict[str, str] | None]:
+        """Create the ledger entry: (its experiment id, None) if we did, else (None, the winner's tags)."""
         try:
-            self._call("record move", lambda: self.client.create_experiment(name, tags=tags))
-            return None
+            return self._call("record move", lambda: self.client.create_experiment(name, tags=tags)), None
         except _AlreadyExists:
             winner = self._call("read ledger", lambda: self.client.get_experiment_by_name(name))
             winner_tags = dict(winner.tags) if winner is not None else {}
-            return None if winner_tags.get("mrc.move_id") == tags["mrc.move_id"] else winner_tags
+            if winner_tags.get("mrc.move_id") == tags["mrc.move_id"]:  # our own create, answered late
+                return winner.experiment_id, None
+            return None, winner_tags
+
+    def _mark_applied(self, experiment_id: str | None) -> None:
+        """The alias write of this entry landed: tells a later reader it is not pending (ABA)."""
+        if experiment_id:
+            self._call("mark move applied", lambda: self.client.set_experiment_tag(experiment_id, "mrc.applied", "true"))
 
     # -- pointers ----------------------------------------------------------------------------
     def _pointers_of(self, rm) -> dict[str, str]:
@@ -422,6 +429,9 @@ class MlflowRegistry:
         if last is not None and _pending(current, last):
             self._set_alias(model, alias, last.get("mrc.to") or None)  # roll a committed move forward
             current = self._current_alias(model, alias)
+            if current == (last.get("mrc.to") or None):
+                self._mark_applied(last.get("mrc.experiment_id"))
+                last = {**last, "mrc.applied": "true"}
         recorded = (last.get("mrc.to") or None) if last else None
         outside = current != recorded and (last is not None or current is not None)
         if current != expected:
@@ -434,7 +444,7 @@ class MlflowRegistry:
                 "mrc.reason": reason[:4000], "mrc.move_id": uuid.uuid4().hex}
         if outside:
             tags["mrc.outside_before"] = json.dumps({"recorded": recorded, "found": current})
-        winner = self._claim(f"{LEDGER}/{model}/{alias}/{seq:0{SEQ_WIDTH}d}", tags)
+        experiment_id, winner = self._claim(f"{LEDGER}/{model}/{alias}/{seq:0{SEQ_WIDTH}d}", tags)
         if winner is not None:
             raise ConflictError(f"{model}: {alias} was moved by {winner.get('mrc.actor', 'someone else')} to "
                                 f"{winner.get('mrc.to') or 'nothing'} first", expected=expected,
@@ -448,6 +458,7 @@ class MlflowRegistry:
         if after != new:
             raise ConflictError(f"{model}: {alias} was changed outside mrc to {after or 'nothing'} right after "
                                 f"move {seq} set it to {new or 'nothing'}", expected=new, actual=after)
+        self._mark_applied(experiment_id)
         return PointerMove(model, alias, current, new, actor, at, reason, seq)
 
     def pointer_history(self, model: str, alias: str | None = None) -> list[PointerMove]:
@@ -493,7 +504,7 @@ class MlflowRegistry:
         tags = {"mrc.status": stored.status, "mrc.by": stored.by, "mrc.at": stored.at, "mrc.reason": stored.reason[:4000],
                 "mrc.gate_report_sha256": stored.gate_report_sha256, "mrc.override": str(stored.override).lower(),
                 "mrc.previous": current.status, "mrc.move_id": uuid.uuid4().hex}
-        winner = self._claim(f"{APPROVALS}/{model}/{version}/{last_seq + 1:0{SEQ_WIDTH}d}", tags)
+        _, winner = self._claim(f"{APPROVALS}/{model}/{version}/{last_seq + 1:0{SEQ_WIDTH}d}", tags)
         if winner is not None:
             raise ConflictError(f"{model} {version}: {winner.get('mrc.by', 'someone else')} recorded "
                                 f"{winner.get('mrc.status')} first", expected=expected_status,
@@ -510,6 +521,8 @@ class MlflowRegistry:
 
 def _pending(current: str | None, last: dict[str, str]) -> bool:
     """The last ledger entry was committed but its alias write has not landed."""
+    if last.get("mrc.applied") == "true":  # landed; a value equal to `from` now is a later move back
+        return False
     to = last.get("mrc.to") or None
     source = last.get("mrc.from") or None
     return to != current and source == current
