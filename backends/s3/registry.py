@@ -125,7 +125,7 @@ class S3Registry:
 
             session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
             config = Config(
-                retries={"max_attempts": 1, "mode": "standard"},  # we retry ourselves, with our own message
+                retries={"total_max_attempts": 1, "mode": "standard"},  # we retry ourselves, with our own message
                 connect_timeout=self.timeout_s, read_timeout=self.timeout_s, max_pool_connections=16,
                 s3={"addressing_style": "path"} if self.endpoint_url else {},
             )

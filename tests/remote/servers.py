@@ -125,7 +125,7 @@ class SeaweedServer:
 
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
                             aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                            config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1},
                                           connect_timeout=2, read_timeout=10))
 
     def create_bucket(self, name: str) -> str:
@@ -140,6 +140,12 @@ class SeaweedServer:
         _stop(self.proc)
         if getattr(self, "log", None):
             self.log.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no graceful shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
 
     def cleanup(self) -> None:
         self.stop()
@@ -238,9 +244,11 @@ class FaultProxy:
     stopped server.
     """
 
-    def __init__(self, upstream: str, rule: Callable[[str, str], str | None] | None = None):
+    def __init__(self, upstream: str, rule: Callable[[str, str], str | None] | None = None,
+                 after: Callable[[str, str, int], None] | None = None):
         self.upstream = upstream.split("//", 1)[-1].rstrip("/")
         self.rule = rule or (lambda method, path: None)
+        self.after = after  # called once the answer is sent: e.g. kill the real server mid-operation
         self.seen: list[tuple[str, str, int]] = []
         proxy = self
 
@@ -256,18 +264,23 @@ class FaultProxy:
                 action = proxy.rule(self.command, self.path)
                 status = 500
                 if action != "500":
-                    conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
-                    conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                    for key, value in self.headers.items():
-                        if key.lower() not in ("connection", "expect"):
-                            conn.putheader(key, value)
-                    conn.endheaders(body)
-                    upstream = conn.getresponse()
-                    data = upstream.read()
-                    status = upstream.status
-                    headers = [(k, v) for k, v in upstream.getheaders()
-                               if k.lower() not in ("transfer-encoding", "connection", "content-length")]
-                    conn.close()
+                    try:
+                        conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
+                        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                        for key, value in self.headers.items():
+                            if key.lower() not in ("connection", "expect"):
+                                conn.putheader(key, value)
+                        conn.endheaders(body)
+                        upstream = conn.getresponse()
+                        data = upstream.read()
+                        status = upstream.status
+                        headers = [(k, v) for k, v in upstream.getheaders()
+                                   if k.lower() not in ("transfer-encoding", "connection", "content-length")]
+                        conn.close()
+                    except OSError:  # the real server is down: hang up, as it would
+                        proxy.seen.append((self.command, self.path, 0))
+                        self.close_connection = True
+                        return
                 if action in ("500", "500-after"):
                     data = b'{"error_code": "INTERNAL_ERROR", "message": "injected by FaultProxy"}'
                     headers = [("Content-Type", "application/json")]
@@ -280,6 +293,9 @@ class FaultProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+                self.wfile.flush()
+                if proxy.after is not None:
+                    proxy.after(self.command, self.path, status)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
