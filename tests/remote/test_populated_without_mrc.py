@@ -127,3 +127,28 @@ def test_bucket_filled_by_plain_boto3_in_the_seed_layout(s3_server, tmp_path, mr
     result = mrc("rollback", "fraud-detector", "--json", "--workspace", str(root), env=env)
     assert result.returncode == 0, result.stderr
     assert result.json()["version"] == "v20260215-a3b4c5d6"
+
+
+def test_a_version_registered_by_mrc_is_a_tracked_mlflow_run(mlflow_server, mlflow_workspace, tmp_path):
+    """Local training registers through the registry: on MLflow that logs the run to tracking."""
+    from mlflow.tracking import MlflowClient
+
+    from backends.base import Lineage
+
+    _, registry = mlflow_workspace
+    artifact = tmp_path / "model.pt"
+    artifact.write_bytes(b"trained weights")
+    lineage = Lineage(code_commit="c" * 40, code_repo="/src/mrc", data_version="breast_cancer@v2",
+                      data_sha256="d" * 64, training_run="job-42", params={"lr": 0.01, "hidden": [32, 16]})
+    model = unique("tracked")
+    mv = registry.register_version(model, str(artifact), metrics={"auc_roc": 0.97, "f1": 0.91}, lineage=lineage)
+    client = MlflowClient(mlflow_server.url)
+    run_id = client.get_model_version(model, mv.version).run_id
+    run = client.get_run(run_id)
+    assert run.data.metrics == {"auc_roc": 0.97, "f1": 0.91}
+    assert run.data.params == {"lr": "0.01", "hidden": "[32, 16]"}
+    assert run.data.tags["mlflow.source.git.commit"] == "c" * 40
+    dataset = run.inputs.dataset_inputs[0].dataset
+    assert (dataset.name, dataset.digest) == ("breast_cancer@v2", "d" * 36)
+    assert run.info.status == "FINISHED"
+    assert registry.get_version(model, mv.version).lineage == lineage
