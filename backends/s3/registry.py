@@ -15,9 +15,10 @@ the next mrc command completes it, and every read through mrc already reports th
 value. Pointer files written outside mrc are detected (the file no longer matches the log) and
 shown in the history as moves "outside mrc". docs/registries.md says exactly what holds.
 
-We do not rely on `If-Match` alone for mutual exclusion: on SeaweedFS 4.x two of twenty racing
-`If-Match` writes sometimes both succeed (check-then-write), while `If-None-Match: *` creation
-showed one winner in every trial.
+Why not `If-Match` on version.txt alone: an ETag is the MD5 of the bytes, so after v1 -> v2 -> v1
+the pointer has its first ETag again and a writer who read it before both moves still wins (ABA);
+it also records nothing. Racing writers with distinct bytes do get exactly one winner on
+SeaweedFS 4.x for both `If-Match` and `If-None-Match: *` (tests/bench/bench_s3_rollback.py).
 """
 
 from __future__ import annotations
