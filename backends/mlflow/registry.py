@@ -390,10 +390,8 @@ class MlflowRegistry:
     def get_pointers(self, model: str) -> dict[str, str]:
         pointers = self._pointers_of(self._registered(model))
         last: dict[str, dict[str, str]] = {}
-        for alias in set(pointers) | {PRODUCTION, CANDIDATE}:
-            entries = self._ledger(f"{LEDGER}/{model}/{alias}/")
-            if entries:
-                last[alias] = entries[-1][1]
+        for _, tags in self._ledger(f"{LEDGER}/{model}/"):  # one search for every alias, in seq order
+            last[tags.get("mrc.alias", "")] = tags
         for alias, tags in last.items():
             if _pending(pointers.get(alias), tags):
                 if tags.get("mrc.to"):
@@ -421,7 +419,8 @@ class MlflowRegistry:
         check_name(alias, "alias")
         if new is not None:
             check_name(new, "version")
-            self.get_version(model, new)
+            self._call("get model version", lambda: self.client.get_model_version(model, new),
+                       missing=f"unknown version {new!r} of model {model!r}")
         # Read the alias before the ledger: a move claimed after our read shows up in the ledger.
         current = self._current_alias(model, alias)
         entries = self._ledger(f"{LEDGER}/{model}/{alias}/")
