@@ -19,6 +19,8 @@ from backends.s3.registry import S3Registry
 from tests.remote.fixtures import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
 from tests.remote.servers import FaultProxy, SeaweedServer
 
+pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
+
 
 def _s3(endpoint: str, prefix: str) -> S3Registry:
     return S3Registry(BUCKET, prefix=prefix, endpoint_url=endpoint, retries=3, retry_base_s=0.05, timeout_s=5)

@@ -16,6 +16,9 @@ HEAVY = ("mlflow", "torch", "pandas", "plotly", "sklearn", "kubernetes", "lightk
 PROBE = """
 import json, sys
 import console.cli
+import pytest
+
+pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 {body}
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})
 print(json.dumps({{"rc": rc, "heavy": sorted({{m.split('.')[0] for m in heavy}}), "boto3": "boto3" in sys.modules}}))

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 
 from tests.remote.fixtures import BUCKET, remote_env, unique
+import pytest
+
+pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 
 
 def _by_version(result):

@@ -14,6 +14,9 @@ from backends.base import PRODUCTION, Approval, Lineage
 from console.audit import AuditLog
 from tests.conftest import REPO, mrc_env
 from tests.remote.fixtures import remote_env, unique
+import pytest
+
+pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 
 RACERS = 20
 

@@ -9,6 +9,8 @@ import pytest
 from backends.s3.registry import S3Registry, _PreconditionFailed
 from tests.remote.fixtures import BUCKET, unique
 
+pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
+
 
 @pytest.fixture
 def registry(s3_server):

@@ -11,6 +11,8 @@ from backends.base import PRODUCTION, Approval, BackendError, Lineage
 from tests.remote import servers
 from tests.remote.fixtures import mlflow_toml, remote_env, s3_toml, unique, write_workspace
 
+pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
+
 SESSION_TOKEN = "SENTINEL-aws-session-token-0c4b7d2e"
 MLFLOW_PASSWORD = "SENTINEL-mlflow-password-5e8a1f3c"
 CONFIG_SECRET = "SENTINEL-config-secret-9d2b6a40"
