@@ -155,3 +155,35 @@ def test_a_version_registered_by_mrc_is_a_tracked_mlflow_run(mlflow_server, mlfl
     assert (dataset.name, dataset.digest) == ("breast_cancer@v2", "d" * 36)
     assert run.info.status == "FINISHED"
     assert registry.get_version(model, mv.version).lineage == lineage
+
+
+def test_mrc_train_on_an_mlflow_workspace_logs_a_tracked_run(mlflow_server, tmp_path, mrc):
+    """Real local torch training, registered in MLflow: the run is in MLflow tracking."""
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from backends.local.datasets import DatasetStore
+    from tests.remote.fixtures import mlflow_toml
+
+    root = tmp_path / "ws"
+    assert mrc("init", "--workspace", str(root)).returncode == 0  # local tables for datasets
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(160, 3))
+    label = (features[:, 0] + 0.5 * features[:, 1] > 0).astype(float)
+    ds = DatasetStore(root).add("toy", "v1", ["a", "b", "c", "y"], np.column_stack([features, label]), label="y")
+    model = unique("trained")
+    (root / "mrc.toml").write_text(mlflow_toml(mlflow_server.url) + f'\n[models.{model}]\ntrain_data = "toy@v1"\n'
+                                   'label = "y"\n')
+    result = mrc("train", model, "--param", "epochs=3", "--json", "--workspace", str(root), env=remote_env())
+    assert result.returncode == 0, result.stderr
+    version = result.json()
+    assert version["aliases"] == ["candidate"]
+    client = MlflowClient(mlflow_server.url)
+    run = client.get_run(client.get_model_version(model, version["version"]).run_id)
+    assert run.data.params["epochs"] == "3"
+    assert version["metrics"] and run.data.metrics == version["metrics"]
+    assert run.data.tags["mlflow.source.git.commit"] == version["lineage"]["code_commit"]
+    assert run.data.tags["mrc.training_run"] == version["lineage"]["training_run"]
+    dataset = run.inputs.dataset_inputs[0].dataset
+    assert (dataset.name, dataset.digest) == ("toy@v1", ds.sha256[:36])
+    assert client.get_registered_model(model).aliases == {"challenger": version["version"]}
