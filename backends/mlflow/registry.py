@@ -1,0 +1,532 @@
+"""Registry on an MLflow tracking server: registered models, versions, aliases, tags, runs.
+
+What the console needs and MLflow lacks, and how it is made up for (docs/registries.md):
+
+- Compare-and-swap on an alias. `set_registered_model_alias` is a plain upsert. mrc serialises
+  its own moves through a ledger: each move *creates* an experiment named
+  `mrc-ledger/<model>/<alias>/<seq>` (tags: from, to, actor, at, reason, move id). Experiment
+  names are unique in MLflow's store, so of any number of racing mrc movers exactly one creates
+  seq N+1; the others get RESOURCE_ALREADY_EXISTS and a ConflictError. The winner then sets the
+  alias and re-reads it. A ledger entry whose alias write never landed is completed by the next
+  mrc move (roll forward); an alias moved outside mrc (UI, plain client) cannot be prevented,
+  only detected: the alias no longer matches the ledger, and the history says so.
+- Actor and alias history: the ledger above.
+- Approvals: version tags `mrc.approval.*`, compare-and-swap through the same kind of ledger
+  (`mrc-approvals/<model>/<version>/<seq>`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from backends.base import (
+    CANDIDATE,
+    PRODUCTION,
+    Approval,
+    Artifact,
+    BackendError,
+    BadInputError,
+    ConflictError,
+    IntegrityError,
+    Lineage,
+    ModelSummary,
+    ModelVersion,
+    NotFoundError,
+    PointerMove,
+    check_name,
+)
+
+OUTSIDE_MRC = "(outside mrc)"
+SEQ_WIDTH = 10
+LEDGER = "mrc-ledger"
+APPROVALS = "mrc-approvals"
+SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_key", "secret")
+
+
+def _now() -> str:
+    from console.timeutil import now_iso
+
+    return now_iso()
+
+
+def _iso_ms(ms: int | None) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _AlreadyExists(Exception):
+    pass
+
+
+class MlflowRegistry:
+    def __init__(self, tracking_uri: str, *, production_alias: str = "champion", candidate_alias: str = "challenger",
+                 retries: int = 4, backoff: int = 1, timeout_s: float = 20.0):
+        self.tracking_uri = tracking_uri
+        self.alias_names = {PRODUCTION: production_alias, CANDIDATE: candidate_alias}
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout_s = timeout_s
+        self._client = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], where: str = "mrc.toml") -> "MlflowRegistry":
+        for key in config:
+            if key.lower() in SECRET_KEYS:
+                raise BadInputError(f"{where}: registry.{key}: secrets do not belong in mrc.toml; "
+                                    "set MLFLOW_TRACKING_TOKEN (or _USERNAME/_PASSWORD) in the environment")
+        uri = config.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+        if not isinstance(uri, str) or not uri:
+            raise BadInputError(f"{where}: registry.tracking_uri: required (or set MLFLOW_TRACKING_URI)")
+        if "@" in uri.split("//", 1)[-1].split("/", 1)[0]:
+            raise BadInputError(f"{where}: registry.tracking_uri: credentials in the URI are refused; "
+                                "use MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN")
+        aliases = {}
+        for key, default in (("production_alias", "champion"), ("candidate_alias", "challenger")):
+            value = config.get(key, default)
+            if not isinstance(value, str):
+                raise BadInputError(f"{where}: registry.{key}: must be a string")
+            aliases[key] = check_name(value, f"{where}: registry.{key}")
+        for key in ("retries", "backoff", "timeout_s"):
+            if key in config and not isinstance(config[key], (int, float)):
+                raise BadInputError(f"{where}: registry.{key}: must be a number")
+        return cls(uri, **aliases, retries=int(config.get("retries", 4)), backoff=int(config.get("backoff", 1)),
+                   timeout_s=float(config.get("timeout_s", 20.0)))
+
+    # -- plumbing --------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            # MLflow's HTTP layer retries 5xx and connection errors with exponential backoff.
+            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.retries)
+            os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(int(self.backoff))
+            os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.2"
+            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(self.timeout_s))
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # stdout is for --json
+            import logging
+
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    def close(self) -> None:
+        self._client = None
+
+    def _call(self, what: str, fn: Callable[[], Any], *, missing: str | None = None) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn()
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            if code == "RESOURCE_DOES_NOT_EXIST" and missing:
+                raise NotFoundError(missing) from None
+            if code == "RESOURCE_ALREADY_EXISTS":
+                raise _AlreadyExists(what) from None
+            if code == "INVALID_PARAMETER_VALUE" and missing and "not found" in str(exc).lower():
+                raise NotFoundError(missing) from None
+            raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({_short(exc)})") from None
+        except OSError as exc:  # requests' ConnectionError and friends
+            raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({type(exc).__name__})") from None
+
+    def _mlflow_alias(self, alias: str) -> str:
+        return self.alias_names.get(alias, alias)
+
+    def _console_alias(self, mlflow_alias: str) -> str:
+        for console_name, name in self.alias_names.items():
+            if name == mlflow_alias:
+                return console_name
+        return mlflow_alias
+
+    def _registered(self, model: str):
+        check_name(model, "model")
+        return self._call("get registered model", lambda: self.client.get_registered_model(model),
+                          missing=f"unknown model {model!r} in MLflow at {self.tracking_uri}")
+
+    # -- models and versions ---------------------------------------------------------------
+    def list_models(self) -> list[ModelSummary]:
+        models = []
+        token = None
+        while True:
+            page = self._call("search registered models",
+                              lambda: self.client.search_registered_models(max_results=1000, page_token=token))
+            models += list(page)
+            token = page.token
+            if not token:
+                break
+        out = []
+        for rm in sorted(models, key=lambda m: m.name):
+            try:
+                check_name(rm.name)
+            except BadInputError:
+                continue  # a name mrc could not address safely: not listed
+            count = len(self._search_versions(rm.name))
+            out.append(ModelSummary(rm.name, count, self._pointers_of(rm), _iso_ms(rm.last_updated_timestamp)))
+        return out
+
+    def _search_versions(self, model: str) -> list:
+        found = []
+        token = None
+        while True:
+            page = self._call("search model versions", lambda: self.client.search_model_versions(
+                f"name='{model}'", max_results=10000, page_token=token))
+            found += list(page)
+            token = page.token
+            if not token:
+                return found
+
+    def list_versions(self, model: str) -> list[ModelVersion]:
+        rm = self._registered(model)
+        pointers = self._pointers_of(rm)  # search results carry no aliases: take them from the model
+        by_version: dict[str, list[str]] = {}
+        for alias, version in pointers.items():
+            by_version.setdefault(version, []).append(alias)
+        runs: dict[str, Any] = {}
+        versions = [self._to_version(mv, runs, by_version) for mv in self._search_versions(model)]
+        return sorted(versions, key=lambda v: int(v.version) if v.version.isdigit() else 0)
+
+    def get_version(self, model: str, version: str) -> ModelVersion:
+        rm = self._registered(model)
+        check_name(version, "version")
+        mv = self._call("get model version", lambda: self.client.get_model_version(model, str(version)),
+                        missing=f"unknown version {version!r} of model {model!r}")
+        by_version: dict[str, list[str]] = {}
+        for alias, v in self._pointers_of(rm).items():
+            by_version.setdefault(v, []).append(alias)
+        return self._to_version(mv, {}, by_version)
+
+    def _to_version(self, mv, runs: dict[str, Any], aliases: dict[str, list[str]]) -> ModelVersion:
+        version = str(mv.version)  # REST answers strings, the Python store ints: one shape
+        tags = dict(mv.tags or {})
+        run = None
+        if mv.run_id:
+            if mv.run_id not in runs:
+                try:
+                    runs[mv.run_id] = self._call("get run", lambda: self.client.get_run(mv.run_id), missing="run")
+                except NotFoundError:
+                    runs[mv.run_id] = None
+            run = runs[mv.run_id]
+        metrics: dict[str, float] = {}
+        if run is not None:
+            metrics.update({k: float(v) for k, v in run.data.metrics.items()})
+        model_id = getattr(mv, "model_id", None)
+        if not model_id and (mv.source or "").startswith("models:/m-"):  # REST answers may omit model_id
+            model_id = mv.source[len("models:/"):].split("/", 1)[0]
+        if model_id:  # MLflow 3: metrics logged on the LoggedModel
+            try:
+                logged = self._call("get logged model", lambda: self.client.get_logged_model(model_id), missing="model")
+                for metric in logged.metrics or []:
+                    metrics[metric.key] = float(metric.value)
+                if run is None and logged.source_run_id:
+                    run = self._call("get run", lambda: self.client.get_run(logged.source_run_id), missing="run")
+            except NotFoundError:
+                pass
+        lineage = self._lineage(tags, run)
+        artifact = Artifact(uri=mv.source or "", sha256=tags.get("mrc.artifact.sha256", ""),
+                            size_bytes=int(tags.get("mrc.artifact.size", "0") or 0),
+                            format=tags.get("mrc.artifact.format", "mlflow-model"))
+        approval = Approval(
+            status=tags.get("mrc.approval.status", "pending"), by=tags.get("mrc.approval.by", ""),
+            at=tags.get("mrc.approval.at", ""), reason=tags.get("mrc.approval.reason", ""),
+            gate_report_sha256=tags.get("mrc.approval.gate_report_sha256", ""),
+            override=tags.get("mrc.approval.override", "false") == "true")
+        return ModelVersion(model=mv.name, version=version, created_at=_iso_ms(mv.creation_timestamp),
+                            artifact=artifact, metrics=metrics, lineage=lineage,
+                            aliases=sorted(aliases.get(version, [])), approval=approval,
+                            description=mv.description or "")
+
+    @staticmethod
+    def _lineage(tags: dict[str, str], run) -> Lineage:
+        if tags.get("mrc.lineage"):
+            try:
+                return Lineage.from_dict(json.loads(tags["mrc.lineage"]))
+            except (ValueError, TypeError):
+                pass
+        lineage = Lineage()
+        if run is None:
+            return lineage
+        run_tags = run.data.tags
+        lineage.params = dict(run.data.params)
+        lineage.code_commit = run_tags.get("mlflow.source.git.commit", "")
+        lineage.code_repo = run_tags.get("mlflow.source.git.repoURL") or run_tags.get("mlflow.source.name", "")
+        lineage.training_run = run.info.run_id
+        inputs = getattr(run, "inputs", None)
+        datasets = list(getattr(inputs, "dataset_inputs", None) or [])
+        training = [d for d in datasets if any(t.key == "mlflow.data.context" and t.value == "training" for t in d.tags)]
+        chosen = (training or datasets)[:1]
+        if chosen:
+            dataset = chosen[0].dataset
+            lineage.data_version = dataset.name
+            lineage.data_sha256 = dataset.digest
+        return lineage
+
+    def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
+                         version: str | None = None, description: str = "", artifact_format: str = "torch-mlp-v1",
+                         ) -> ModelVersion:
+        """Log the run to MLflow tracking (params, metrics, dataset input, git commit) and register it."""
+        check_name(model, "model")
+        if version is not None:
+            raise BadInputError("version: MLflow numbers versions itself; leave it out")
+        path = Path(artifact_path)
+        if not path.is_file():
+            raise BadInputError(f"{artifact_path}: artifact file does not exist")
+        for key, value in metrics.items():
+            if not isinstance(value, (int, float)) or value != value:
+                raise BadInputError(f"metrics.{key}: must be a number, got {value!r}")
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        client = self.client
+        experiment_id = self._experiment_id(f"mrc/{model}")
+        tags = {"mlflow.source.git.commit": lineage.code_commit, "mlflow.source.git.repoURL": lineage.code_repo,
+                "mrc.training_run": lineage.training_run, "mlflow.runName": lineage.training_run or f"{model}-register"}
+        run = self._call("create run", lambda: client.create_run(experiment_id, tags={k: v for k, v in tags.items() if v}))
+        run_id = run.info.run_id
+        now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+        params = [Param(str(k)[:250], json.dumps(v) if not isinstance(v, str) else v)
+                  for k, v in (lineage.params or {}).items()]
+        params = [Param(p.key, p.value[:6000]) for p in params]
+        self._call("log batch", lambda: client.log_batch(
+            run_id, metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items()], params=params))
+        if lineage.data_version:
+            dataset = Dataset(name=lineage.data_version, digest=(lineage.data_sha256 or "")[:36] or "unknown",
+                              source_type="mrc", source=json.dumps({"data_version": lineage.data_version}))
+            self._call("log inputs", lambda: client.log_inputs(
+                run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]))
+        self._call("log artifact", lambda: client.log_artifact(run_id, str(path), "model"))
+        self._call("end run", lambda: client.set_terminated(run_id))
+        try:
+            self._call("create registered model", lambda: client.create_registered_model(model))
+        except _AlreadyExists:
+            pass
+        mv = self._call("create model version", lambda: client.create_model_version(
+            model, source=f"{run.info.artifact_uri}/model", run_id=run_id, description=description, tags={
+                "mrc.artifact.sha256": sha, "mrc.artifact.size": str(path.stat().st_size),
+                "mrc.artifact.format": artifact_format, "mrc.artifact.file": path.name,
+                "mrc.lineage": json.dumps(lineage.to_dict(), sort_keys=True)[:5000],
+                "mrc.approval.status": "pending"}))
+        return self.get_version(model, str(mv.version))
+
+    def _experiment_id(self, name: str) -> str:
+        found = self._call("get experiment", lambda: self.client.get_experiment_by_name(name))
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self._call("create experiment", lambda: self.client.create_experiment(name))
+        except _AlreadyExists:
+            return self._call("get experiment", lambda: self.client.get_experiment_by_name(name)).experiment_id
+
+    def fetch_artifact(self, model: str, version: str, dest_dir: str | None = None) -> str:
+        mv = self.get_version(model, version)
+        from mlflow.artifacts import download_artifacts
+
+        dest = dest_dir or tempfile.mkdtemp(prefix="mrc-artifact-")
+        source = mv.artifact.uri
+        file_name = self._call("get model version", lambda: self.client.get_model_version(model, version)).tags.get(
+            "mrc.artifact.file")
+        uri = f"{source}/{file_name}" if file_name else source
+        local = self._call("download artifact", lambda: download_artifacts(artifact_uri=uri, dst_path=dest,
+                                                                            tracking_uri=self.tracking_uri))
+        if mv.artifact.sha256 and Path(local).is_file():
+            if hashlib.sha256(Path(local).read_bytes()).hexdigest() != mv.artifact.sha256:
+                raise IntegrityError(f"{uri}: bytes do not match the recorded sha256 {mv.artifact.sha256[:12]}…")
+        return local
+
+    def verify_artifact(self, model: str, version: str) -> Artifact:
+        mv = self.get_version(model, version)
+        if mv.artifact.sha256:
+            with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:
+                self.fetch_artifact(model, version, tmp)
+        return mv.artifact
+
+    # -- the ledger: experiments whose unique names serialise mrc's moves -------------------
+    def _ledger(self, prefix: str) -> list[tuple[int, dict[str, str]]]:
+        """(seq, tags) of every ledger entry under prefix; tags carry mrc.experiment_id."""
+        from mlflow.entities import ViewType
+
+        entries = []
+        token = None
+        while True:
+            page = self._call("search ledger", lambda: self.client.search_experiments(
+                view_type=ViewType.ALL, max_results=1000, filter_string=f"name LIKE '{prefix}%'",
+                order_by=["name ASC"], page_token=token))
+            for exp in page:
+                seq = exp.name[len(prefix):].rsplit("/", 1)[-1]
+                if exp.name.startswith(prefix) and seq.isdigit():  # LIKE's '_' matches any character
+                    entries.append((int(seq), {**exp.tags, "mrc.experiment_id": exp.experiment_id}))
+            token = page.token
+            if not token:
+                return sorted(entries, key=lambda e: e[0])
+
+    def _claim(self, name: str, tags: dict[str, str]) -> tuple[str | None, dict[str, str] | None]:
+        """Create the ledger entry: (its experiment id, None) if we did, else (None, the winner's tags)."""
+        try:
+            return self._call("record move", lambda: self.client.create_experiment(name, tags=tags)), None
+        except _AlreadyExists:
+            winner = self._call("read ledger", lambda: self.client.get_experiment_by_name(name))
+            winner_tags = dict(winner.tags) if winner is not None else {}
+            if winner_tags.get("mrc.move_id") == tags["mrc.move_id"]:  # our own create, answered late
+                return winner.experiment_id, None
+            return None, winner_tags
+
+    def _mark_applied(self, experiment_id: str | None) -> None:
+        """The alias write of this entry landed: tells a later reader it is not pending (ABA)."""
+        if experiment_id:
+            self._call("mark move applied", lambda: self.client.set_experiment_tag(experiment_id, "mrc.applied", "true"))
+
+    # -- pointers ----------------------------------------------------------------------------
+    def _pointers_of(self, rm) -> dict[str, str]:
+        return {self._console_alias(alias): str(version) for alias, version in (rm.aliases or {}).items()}
+
+    def get_pointers(self, model: str) -> dict[str, str]:
+        pointers = self._pointers_of(self._registered(model))
+        last: dict[str, dict[str, str]] = {}
+        for _, tags in self._ledger(f"{LEDGER}/{model}/"):  # one search for every alias, in seq order
+            last[tags.get("mrc.alias", "")] = tags
+        for alias, tags in last.items():
+            if _pending(pointers.get(alias), tags):
+                if tags.get("mrc.to"):
+                    pointers[alias] = tags["mrc.to"]
+                else:
+                    pointers.pop(alias, None)
+        return pointers
+
+    def _set_alias(self, model: str, alias: str, version: str | None) -> None:
+        name = self._mlflow_alias(alias)
+        if version is None:
+            try:
+                self._call("delete alias", lambda: self.client.delete_registered_model_alias(model, name),
+                           missing="alias")
+            except NotFoundError:
+                pass
+        else:
+            self._call("set alias", lambda: self.client.set_registered_model_alias(model, name, version))
+
+    def _current_alias(self, model: str, alias: str) -> str | None:
+        return self._pointers_of(self._registered(model)).get(alias)
+
+    def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
+                     reason: str = "") -> PointerMove:
+        check_name(alias, "alias")
+        if new is not None:
+            check_name(new, "version")
+            self._call("get model version", lambda: self.client.get_model_version(model, new),
+                       missing=f"unknown version {new!r} of model {model!r}")
+        # Read the alias before the ledger: a move claimed after our read shows up in the ledger.
+        current = self._current_alias(model, alias)
+        entries = self._ledger(f"{LEDGER}/{model}/{alias}/")
+        last_seq, last = entries[-1] if entries else (0, None)
+        if last is not None and _pending(current, last):
+            self._set_alias(model, alias, last.get("mrc.to") or None)  # roll a committed move forward
+            current = self._current_alias(model, alias)
+            if current == (last.get("mrc.to") or None):
+                self._mark_applied(last.get("mrc.experiment_id"))
+                last = {**last, "mrc.applied": "true"}
+        recorded = (last.get("mrc.to") or None) if last else None
+        outside = current != recorded and (last is not None or current is not None)
+        if current != expected:
+            raise ConflictError(f"{model}: {alias} points at {current or 'nothing'} now, not {expected or 'nothing'}"
+                                " (someone else moved it first)", expected=expected, actual=current)
+        seq = last_seq + 1
+        at = _now()
+        tags = {"mrc.model": model, "mrc.alias": alias, "mrc.mlflow_alias": self._mlflow_alias(alias),
+                "mrc.from": current or "", "mrc.to": new or "", "mrc.actor": actor, "mrc.at": at,
+                "mrc.reason": reason[:4000], "mrc.move_id": uuid.uuid4().hex}
+        if outside:
+            tags["mrc.outside_before"] = json.dumps({"recorded": recorded, "found": current})
+        experiment_id, winner = self._claim(f"{LEDGER}/{model}/{alias}/{seq:0{SEQ_WIDTH}d}", tags)
+        if winner is not None:
+            raise ConflictError(f"{model}: {alias} was moved by {winner.get('mrc.actor', 'someone else')} to "
+                                f"{winner.get('mrc.to') or 'nothing'} first", expected=expected,
+                                actual=winner.get("mrc.to") or None)
+        try:
+            self._set_alias(model, alias, new)
+        except BackendError as exc:
+            raise BackendError(f"{exc}; the move {current or 'none'} -> {new or 'none'} is recorded as ledger "
+                               f"entry {seq} and the next mrc move completes it") from None
+        after = self._current_alias(model, alias)  # re-read: an upsert from outside may have landed after ours
+        if after != new:
+            raise ConflictError(f"{model}: {alias} was changed outside mrc to {after or 'nothing'} right after "
+                                f"move {seq} set it to {new or 'nothing'}", expected=new, actual=after)
+        self._mark_applied(experiment_id)
+        return PointerMove(model, alias, current, new, actor, at, reason, seq)
+
+    def pointer_history(self, model: str, alias: str | None = None) -> list[PointerMove]:
+        rm = self._registered(model)
+        if alias is not None:
+            check_name(alias, "alias")
+        entries = self._ledger(f"{LEDGER}/{model}/" + (f"{alias}/" if alias else ""))
+        moves: list[PointerMove] = []
+        last_by_alias: dict[str, dict[str, str]] = {}
+        for seq, tags in sorted(entries, key=lambda e: (e[1].get("mrc.at", ""), e[0])):
+            name = tags.get("mrc.alias", "")
+            if tags.get("mrc.outside_before"):
+                outside = json.loads(tags["mrc.outside_before"])
+                moves.append(PointerMove(model, name, outside.get("recorded"), outside.get("found"), OUTSIDE_MRC, "",
+                                         "alias changed outside mrc", 0))
+            moves.append(PointerMove(model, name, tags.get("mrc.from") or None, tags.get("mrc.to") or None,
+                                     tags.get("mrc.actor", ""), tags.get("mrc.at", ""), tags.get("mrc.reason", ""), seq))
+            last_by_alias[name] = tags
+        pointers = self._pointers_of(rm)
+        names = [alias] if alias else sorted(set(last_by_alias) | set(pointers))
+        for name in names:
+            last = last_by_alias.get(name)
+            recorded = (last.get("mrc.to") or None) if last else None
+            current = pointers.get(name)
+            if current != recorded and not (last and _pending(current, last)):
+                moves.append(PointerMove(model, name, recorded, current, OUTSIDE_MRC, "", "alias changed outside mrc", 0))
+        return moves
+
+    # -- approvals ---------------------------------------------------------------------------
+    def set_approval(self, model: str, version: str, approval: Approval, *, expected_status: str | None) -> Approval:
+        current = self.get_version(model, version).approval
+        entries = self._ledger(f"{APPROVALS}/{model}/{version}/")
+        last_seq, last = entries[-1] if entries else (0, None)
+        if last is not None and last.get("mrc.status") and last.get("mrc.status") != current.status \
+                and last.get("mrc.previous") == current.status:
+            self._write_approval_tags(model, version, last)  # roll a committed decision forward
+            current = self.get_version(model, version).approval
+        if expected_status is not None and current.status != expected_status:
+            raise ConflictError(f"{model} {version}: approval is {current.status!r} now, not {expected_status!r}",
+                                expected=expected_status, actual=current.status)
+        stored = Approval(approval.status, approval.by, approval.at or _now(), approval.reason,
+                          approval.gate_report_sha256, approval.override)
+        tags = {"mrc.status": stored.status, "mrc.by": stored.by, "mrc.at": stored.at, "mrc.reason": stored.reason[:4000],
+                "mrc.gate_report_sha256": stored.gate_report_sha256, "mrc.override": str(stored.override).lower(),
+                "mrc.previous": current.status, "mrc.move_id": uuid.uuid4().hex}
+        _, winner = self._claim(f"{APPROVALS}/{model}/{version}/{last_seq + 1:0{SEQ_WIDTH}d}", tags)
+        if winner is not None:
+            raise ConflictError(f"{model} {version}: {winner.get('mrc.by', 'someone else')} recorded "
+                                f"{winner.get('mrc.status')} first", expected=expected_status,
+                                actual=winner.get("mrc.status"))
+        self._write_approval_tags(model, version, tags)
+        return stored
+
+    def _write_approval_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
+        for key in ("status", "by", "at", "reason", "gate_report_sha256", "override"):
+            value = tags.get(f"mrc.{key}", "")
+            self._call("set version tag", lambda: self.client.set_model_version_tag(
+                model, version, f"mrc.approval.{key}", value))
+
+
+def _pending(current: str | None, last: dict[str, str]) -> bool:
+    """The last ledger entry was committed but its alias write has not landed."""
+    if last.get("mrc.applied") == "true":  # landed; a value equal to `from` now is a later move back
+        return False
+    to = last.get("mrc.to") or None
+    source = last.get("mrc.from") or None
+    return to != current and source == current
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

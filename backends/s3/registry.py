@@ -1,0 +1,642 @@
+"""Registry on the seed article's bucket layout, with conditional writes and an event log.
+
+    <prefix>models/<name>/versions/<v>/{model.pt, metrics.json, metadata.json, requirements.txt}
+    <prefix>models/<name>/production/{version.txt, metrics.json}
+    <prefix>models/<name>/candidates/latest
+    <prefix>models/<name>/aliases/<alias>                     other pointers (canary, archived …)
+    <prefix>models/<name>/history/<alias>/<seq>.json          one immutable object per move
+    <prefix>models/<name>/versions/<v>/approvals/<seq>.json   one immutable object per decision
+
+A move is committed by *creating* the next history object with `If-None-Match: *`: of any
+number of racing movers exactly one creates seq N+1, the others get 412 and a ConflictError.
+The pointer file is then written with `If-Match` on the ETag read before the claim. The event
+object is the commit record (write-ahead): if the pointer write does not land (crash, 500s),
+the next mrc command completes it, and every read through mrc already reports the committed
+value. Pointer files written outside mrc are detected (the file no longer matches the log) and
+shown in the history as moves "outside mrc". docs/registries.md says exactly what holds.
+
+Why not `If-Match` on version.txt alone: an ETag is the MD5 of the bytes, so after v1 -> v2 -> v1
+the pointer has its first ETag again and a writer who read it before both moves still wins (ABA);
+it also records nothing. Racing writers with distinct bytes do get exactly one winner on
+SeaweedFS 4.x for both `If-Match` and `If-None-Match: *` (tests/bench/bench_s3_rollback.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from backends.base import (
+    CANDIDATE,
+    PRODUCTION,
+    Approval,
+    Artifact,
+    BackendError,
+    BadInputError,
+    ConflictError,
+    IntegrityError,
+    Lineage,
+    ModelSummary,
+    ModelVersion,
+    NotFoundError,
+    PointerMove,
+    check_name,
+)
+
+OUTSIDE_MRC = "(outside mrc)"
+SEQ_WIDTH = 10
+# Config keys that would put a secret in mrc.toml: refused, credentials come from the AWS chain.
+SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_key", "access_key",
+               "password", "token")
+
+
+def _now() -> str:
+    from console.timeutil import now_iso
+
+    return now_iso()
+
+
+class _PreconditionFailed(Exception):
+    """412, or 404 on a conditional write to a missing key: someone else wrote first."""
+
+
+@dataclass
+class _Pointer:
+    value: str | None  # what the pointer file says ("" and missing both mean no pointer)
+    etag: str | None  # None: the file does not exist
+    modified: float  # server-side LastModified, epoch seconds
+
+
+@dataclass
+class _Event:
+    seq: int
+    key: str
+    body: dict[str, Any]
+    modified: float
+
+
+class S3Registry:
+    def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
+                 profile: str | None = None, retries: int = 5, retry_base_s: float = 0.2, timeout_s: float = 10.0):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.profile = profile
+        self.retries = max(1, int(retries))
+        self.retry_base_s = float(retry_base_s)
+        self.timeout_s = float(timeout_s)
+        self._client = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], where: str = "mrc.toml") -> "S3Registry":
+        for key in config:
+            if key.lower() in SECRET_KEYS:
+                # Name the field, never echo its value.
+                raise BadInputError(f"{where}: registry.{key}: secrets do not belong in mrc.toml; "
+                                    "use the AWS credential chain (env, ~/.aws, instance role)")
+        bucket = config.get("bucket")
+        if not isinstance(bucket, str) or not bucket:
+            raise BadInputError(f"{where}: registry.bucket: the S3 bucket name is required")
+        for key in ("prefix", "endpoint_url", "region", "profile"):
+            if key in config and not isinstance(config[key], str):
+                raise BadInputError(f"{where}: registry.{key}: must be a string")
+        for key in ("retries", "retry_base_s", "timeout_s"):
+            if key in config and not isinstance(config[key], (int, float)):
+                raise BadInputError(f"{where}: registry.{key}: must be a number")
+        return cls(bucket, prefix=config.get("prefix", ""), endpoint_url=config.get("endpoint_url") or None,
+                   region=config.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                   or "us-east-1", profile=config.get("profile") or None, retries=config.get("retries", 5),
+                   retry_base_s=config.get("retry_base_s", 0.2), timeout_s=config.get("timeout_s", 10.0))
+
+    # -- plumbing --------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
+            config = Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},  # we retry ourselves, with our own message
+                connect_timeout=self.timeout_s, read_timeout=self.timeout_s, max_pool_connections=16,
+                s3={"addressing_style": "path"} if self.endpoint_url else {},
+            )
+            self._client = session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config)
+        return self._client
+
+    def close(self) -> None:
+        self._client = None
+
+    def _where(self) -> str:
+        return f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+
+    def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
+        """Run one S3 call, retrying network errors and 5xx with exponential backoff.
+
+        4xx answers are returned to the caller as they are (a 404 is an answer, not a failure).
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        last = ""
+        for attempt in range(self.retries):
+            try:
+                return fn()
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                code = exc.response.get("Error", {}).get("Code", "")
+                if status < 500 and code not in ("SlowDown", "RequestTimeout", "InternalError"):
+                    raise
+                last = f"HTTP {status} {code}".strip()
+            except BotoCoreError as exc:
+                if "credential" in type(exc).__name__.lower():
+                    raise BackendError(f"{self._where()}: no AWS credentials found ({type(exc).__name__})") from None
+                last = type(exc).__name__
+            if attempt + 1 < self.retries:
+                time.sleep(self.retry_base_s * (2 ** attempt) * (0.5 + random.random()))
+        raise BackendError(f"{self._where()}: {what} {key} failed after {self.retries} attempts ({last})")
+
+    @staticmethod
+    def _status(exc) -> tuple[int, str]:
+        return (exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0),
+                exc.response.get("Error", {}).get("Code", ""))
+
+    def _get(self, key: str) -> tuple[bytes, str, float] | None:
+        from botocore.exceptions import ClientError
+
+        def call():
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read(), response["ETag"], response["LastModified"].timestamp()
+
+        try:
+            return self._call("GetObject", key, call)
+        except ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404"):
+                return None
+            if code == "NoSuchBucket":
+                raise BackendError(f"{self._where()}: bucket does not exist") from None
+            raise BackendError(f"{self._where()}: GetObject {key}: HTTP {status} {code}") from None
+
+    def _get_json(self, key: str) -> dict[str, Any] | None:
+        found = self._get(key)
+        if found is None:
+            return None
+        try:
+            data = json.loads(found[0])
+        except ValueError:
+            raise BadInputError(f"{self._uri(key)}: not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadInputError(f"{self._uri(key)}: must hold a JSON object")
+        return data
+
+    def _put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        """Write one object; a conditional write that loses raises _PreconditionFailed."""
+        from botocore.exceptions import ClientError
+
+        extra: dict[str, str] = {}
+        if if_match is not None:
+            extra["IfMatch"] = if_match
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+
+        def call():
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)["ETag"]
+
+        try:
+            return self._call("PutObject", key, call)
+        except ClientError as exc:
+            status, code = self._status(exc)
+            # A 404 on an If-Match write to a key that is gone is a failed precondition too.
+            if extra and (status in (404, 409, 412) or code in ("PreconditionFailed", "NoSuchKey",
+                                                                 "ConditionalRequestConflict")):
+                raise _PreconditionFailed(key) from None
+            raise BackendError(f"{self._where()}: PutObject {key}: HTTP {status} {code}") from None
+
+    def _list(self, prefix: str, *, delimiter: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        from botocore.exceptions import ClientError
+
+        objects: list[dict[str, Any]] = []
+        prefixes: list[str] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if delimiter:
+                kwargs["Delimiter"] = delimiter
+            if token:
+                kwargs["ContinuationToken"] = token
+            try:
+                page = self._call("ListObjectsV2", prefix, lambda: self.client.list_objects_v2(**kwargs))
+            except ClientError as exc:
+                status, code = self._status(exc)
+                if code == "NoSuchBucket":
+                    raise BackendError(f"{self._where()}: bucket does not exist") from None
+                raise BackendError(f"{self._where()}: ListObjectsV2 {prefix}: HTTP {status} {code}") from None
+            objects += page.get("Contents", [])
+            prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            if not page.get("IsTruncated"):
+                return objects, prefixes
+            token = page["NextContinuationToken"]
+
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    # -- keys ------------------------------------------------------------------------------
+    def _model_key(self, model: str) -> str:
+        return f"{self.prefix}models/{check_name(model, 'model')}/"
+
+    def _version_key(self, model: str, version: str) -> str:
+        return f"{self._model_key(model)}versions/{check_name(version, 'version')}/"
+
+    def _pointer_key(self, model: str, alias: str) -> str:
+        check_name(alias, "alias")
+        if alias == PRODUCTION:
+            return self._model_key(model) + "production/version.txt"
+        if alias == CANDIDATE:
+            return self._model_key(model) + "candidates/latest"
+        return self._model_key(model) + f"aliases/{alias}"
+
+    def _history_prefix(self, model: str, alias: str | None = None) -> str:
+        return self._model_key(model) + "history/" + (f"{check_name(alias, 'alias')}/" if alias else "")
+
+    def _require_model(self, model: str) -> None:
+        objects, prefixes = self._list(self._model_key(model), delimiter="/")
+        if not objects and not prefixes:
+            raise NotFoundError(f"unknown model {model!r} in {self._where()}")
+
+    def _version_exists(self, model: str, version: str) -> bool:
+        objects, _ = self._list(self._version_key(model, version), delimiter="/")
+        return any(o["Key"].endswith(("/model.pt", "/metadata.json", "/metrics.json")) for o in objects)
+
+    # -- models and versions ---------------------------------------------------------------
+    def list_models(self) -> list[ModelSummary]:
+        _, prefixes = self._list(f"{self.prefix}models/", delimiter="/")
+        names = [p[len(self.prefix) + len("models/"):].rstrip("/") for p in prefixes]
+        summaries = []
+        for name in sorted(n for n in names if _valid(n)):
+            _, versions = self._list(self._model_key(name) + "versions/", delimiter="/")
+            history, _ = self._list(self._history_prefix(name))
+            updated = max((o["LastModified"] for o in history), default=None)
+            summaries.append(ModelSummary(name, len(versions), self.get_pointers(name),
+                                          updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if updated else ""))
+        return summaries
+
+    def list_versions(self, model: str) -> list[ModelVersion]:
+        self._require_model(model)
+        _, prefixes = self._list(self._model_key(model) + "versions/", delimiter="/")
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in prefixes]
+        names = [n for n in names if _valid(n)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            versions = list(pool.map(lambda v: self._read_version(model, v), names))
+        versions = [v for v in versions if v is not None]
+        aliases = self._aliases_by_version(model)
+        for v in versions:
+            v.aliases = aliases.get(v.version, [])
+        return sorted(versions, key=lambda v: (v.created_at, _natural(v.version)))
+
+    def get_version(self, model: str, version: str) -> ModelVersion:
+        self._require_model(model)
+        mv = self._read_version(model, version)
+        if mv is None:
+            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
+        mv.aliases = self._aliases_by_version(model).get(version, [])
+        return mv
+
+    def _aliases_by_version(self, model: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for alias, version in self.get_pointers(model).items():
+            out.setdefault(version, []).append(alias)
+        return out
+
+    def _read_version(self, model: str, version: str) -> ModelVersion | None:
+        base = self._version_key(model, version)
+        objects, _ = self._list(base, delimiter="/")
+        present = {o["Key"][len(base):]: o for o in objects}
+        if not ({"model.pt", "metadata.json", "metrics.json"} & present.keys()):
+            return None
+        metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        metrics_raw = (self._get_json(base + "metrics.json") if "metrics.json" in present else None) or {}
+        metrics = {}
+        for key, value in metrics_raw.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[key] = float(value)
+        artifact_meta = metadata.get("artifact") if isinstance(metadata.get("artifact"), dict) else {}
+        model_obj = present.get("model.pt")
+        artifact = Artifact(
+            uri=self._uri(base + "model.pt"),
+            sha256=str(artifact_meta.get("sha256", "")),
+            size_bytes=int(model_obj["Size"]) if model_obj else int(artifact_meta.get("size_bytes", 0)),
+            format=str(artifact_meta.get("format", "torch")),
+        )
+        created = metadata.get("created_at") or metadata.get("trained_at") or metadata.get("timestamp")
+        if not created and model_obj:
+            created = model_obj["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
+                            metrics=metrics, lineage=_lineage_from_metadata(metadata),
+                            approval=self._read_approval(model, version), description=str(metadata.get("description", "")))
+
+    def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
+                         version: str | None = None, description: str = "", artifact_format: str = "torch-mlp-v1",
+                         requirements: str | None = None) -> ModelVersion:
+        check_name(model, "model")
+        path = Path(artifact_path)
+        if not path.is_file():
+            raise BadInputError(f"{artifact_path}: artifact file does not exist")
+        for key, value in metrics.items():
+            if not isinstance(value, (int, float)) or value != value:
+                raise BadInputError(f"metrics.{key}: must be a number, got {value!r}")
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        now = _now()
+        if version is None:
+            version = f"v{now[:10].replace('-', '')}-{sha[:8]}"  # the seed's naming: date + content
+        check_name(version, "version")
+        base = self._version_key(model, version)
+        try:  # creating model.pt claims the version: versions are immutable
+            self._put(base + "model.pt", data, if_none_match=True)
+        except _PreconditionFailed:
+            raise BadInputError(f"version {version!r} of model {model!r} already exists (versions are immutable)") from None
+        self._put(base + "metrics.json", _dumps({k: float(v) for k, v in metrics.items()}))
+        self._put(base + "requirements.txt", (requirements if requirements is not None else _requirements(lineage)).encode())
+        metadata = {
+            "model": model, "version": version, "created_at": now, "description": description,
+            "artifact": {"sha256": sha, "size_bytes": len(data), "format": artifact_format},
+            "lineage": lineage.to_dict(),
+            "features": lineage.params.get("features", []) if isinstance(lineage.params, dict) else [],
+        }
+        self._put(base + "metadata.json", _dumps(metadata))
+        return self.get_version(model, version)
+
+    def fetch_artifact(self, model: str, version: str, dest_dir: str | None = None) -> str:
+        mv = self.get_version(model, version)
+        data = self._artifact_bytes(mv)
+        dest = Path(dest_dir) if dest_dir else Path(os.environ.get("TMPDIR", "/tmp"))
+        dest.mkdir(parents=True, exist_ok=True)
+        out = dest / f"{model}-{version}.pt"
+        out.write_bytes(data)
+        return str(out)
+
+    def verify_artifact(self, model: str, version: str) -> Artifact:
+        mv = self.get_version(model, version)
+        self._artifact_bytes(mv)
+        return mv.artifact
+
+    def _artifact_bytes(self, mv: ModelVersion) -> bytes:
+        key = self._version_key(mv.model, mv.version) + "model.pt"
+        found = self._get(key)
+        if found is None:
+            raise NotFoundError(f"{self._uri(key)}: artifact is missing")
+        data = found[0]
+        if mv.artifact.sha256 and hashlib.sha256(data).hexdigest() != mv.artifact.sha256:
+            raise IntegrityError(f"{self._uri(key)}: bytes do not match the recorded sha256 {mv.artifact.sha256[:12]}…")
+        return data
+
+    # -- approvals: one immutable object per decision, created If-None-Match -------------------
+    def _approval_events(self, model: str, version: str) -> list[dict[str, Any]]:
+        objects, _ = self._list(self._version_key(model, version) + "approvals/")
+        return objects
+
+    def _read_approval(self, model: str, version: str) -> Approval:
+        objects = self._approval_events(model, version)
+        if not objects:
+            return Approval()
+        latest = max(objects, key=lambda o: o["Key"])
+        data = self._get_json(latest["Key"]) or {}
+        known = {"status", "by", "at", "reason", "gate_report_sha256", "override"}
+        return Approval(**{k: v for k, v in data.items() if k in known})
+
+    def set_approval(self, model: str, version: str, approval: Approval, *, expected_status: str | None) -> Approval:
+        self._require_model(model)
+        if not self._version_exists(model, version):
+            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
+        objects = self._approval_events(model, version)
+        seq = max((_seq_of(o["Key"]) for o in objects), default=0)
+        current = self._read_approval(model, version)
+        if expected_status is not None and current.status != expected_status:
+            raise ConflictError(f"{model} {version}: approval is {current.status!r} now, not {expected_status!r}",
+                                expected=expected_status, actual=current.status)
+        stored = Approval(approval.status, approval.by, approval.at or _now(), approval.reason,
+                          approval.gate_report_sha256, approval.override)
+        key = self._version_key(model, version) + f"approvals/{seq + 1:0{SEQ_WIDTH}d}.json"
+        try:
+            self._put(key, _dumps(stored.to_dict()), if_none_match=True)
+        except _PreconditionFailed:
+            actual = self._read_approval(model, version)
+            raise ConflictError(f"{model} {version}: someone else recorded an approval first ({actual.status})",
+                                expected=expected_status, actual=actual.status) from None
+        return stored
+
+    # -- pointers ----------------------------------------------------------------------------
+    def _read_pointer(self, model: str, alias: str) -> _Pointer:
+        found = self._get(self._pointer_key(model, alias))
+        if found is None:
+            return _Pointer(None, None, 0.0)
+        body, etag, modified = found
+        value = body.decode("utf-8", "replace").strip()
+        return _Pointer(value or None, etag, modified)
+
+    def _events(self, model: str, alias: str | None = None, *, last_only: bool = False) -> list[_Event]:
+        objects, _ = self._list(self._history_prefix(model, alias))
+        objects = [o for o in objects if o["Key"].endswith(".json") and _seq_of(o["Key"]) > 0]
+        if last_only:
+            by_alias: dict[str, dict[str, Any]] = {}
+            for o in objects:
+                name = o["Key"].rsplit("/", 2)[-2]
+                if name not in by_alias or o["Key"] > by_alias[name]["Key"]:
+                    by_alias[name] = o
+            objects = list(by_alias.values())
+
+        def load(o):
+            return _Event(_seq_of(o["Key"]), o["Key"], self._get_json(o["Key"]) or {}, o["LastModified"].timestamp())
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return sorted(pool.map(load, objects), key=lambda e: e.key)
+
+    @staticmethod
+    def _pending(pointer: _Pointer, last: _Event | None) -> bool:
+        """The last recorded move was committed but its pointer write has not landed yet."""
+        if last is None:
+            return False
+        body = last.body
+        return (body.get("to") != pointer.value and body.get("from") == pointer.value
+                and pointer.modified <= last.modified + 1.0)
+
+    def get_pointers(self, model: str) -> dict[str, str]:
+        self._require_model(model)
+        aliases = {PRODUCTION, CANDIDATE}
+        objects, _ = self._list(self._model_key(model) + "aliases/")
+        aliases |= {o["Key"].rsplit("/", 1)[-1] for o in objects}
+        last_by_alias = {e.key.rsplit("/", 2)[-2]: e for e in self._events(model, last_only=True)}
+        aliases |= set(last_by_alias)
+        pointers = {}
+        for alias in sorted(a for a in aliases if _valid(a)):
+            pointer = self._read_pointer(model, alias)
+            last = last_by_alias.get(alias)
+            value = last.body.get("to") if self._pending(pointer, last) else pointer.value
+            if value:
+                pointers[alias] = value
+        return pointers
+
+    def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
+                     reason: str = "") -> PointerMove:
+        check_name(alias, "alias")
+        self._require_model(model)
+        if new is not None:
+            check_name(new, "version")
+            if not self._version_exists(model, new):
+                raise NotFoundError(f"unknown version {new!r} of model {model!r}")
+        key = self._pointer_key(model, alias)
+        # Read the pointer before the log: a claim made after our read shows up in the log.
+        pointer = self._read_pointer(model, alias)
+        history = self._events(model, alias, last_only=True)
+        last = history[-1] if history else None
+        if self._pending(pointer, last):
+            pointer = self._complete(key, pointer, last)
+        outside = None
+        if pointer.value != (last.body.get("to") if last else None) and (last is not None or pointer.value):
+            outside = {"recorded": last.body.get("to") if last else None, "found": pointer.value}
+        if pointer.value != expected:
+            raise ConflictError(
+                f"{model}: {alias} points at {pointer.value or 'nothing'} now, not {expected or 'nothing'}"
+                " (someone else moved it first)", expected=expected, actual=pointer.value)
+        seq = (last.seq if last else 0) + 1
+        at = _now()
+        event = {"seq": seq, "model": model, "alias": alias, "from": pointer.value, "to": new, "actor": actor,
+                 "at": at, "reason": reason, "move_id": uuid.uuid4().hex, "pointer_etag": pointer.etag}
+        if outside:
+            event["outside_mrc_before"] = outside
+        event_key = self._history_prefix(model, alias) + f"{seq:0{SEQ_WIDTH}d}.json"
+        try:
+            self._put(event_key, _dumps(event), if_none_match=True)  # the commit point
+        except _PreconditionFailed:
+            winner = self._get_json(event_key) or {}
+            if winner.get("move_id") != event["move_id"]:  # not our own write answered late
+                raise ConflictError(
+                    f"{model}: {alias} was moved by {winner.get('actor', 'someone else')} to "
+                    f"{winner.get('to') or 'nothing'} first", expected=expected, actual=winner.get("to")) from None
+        try:
+            self._write_pointer(key, pointer, new)
+        except _PreconditionFailed:
+            now = self._read_pointer(model, alias)
+            if now.value != new:  # written outside mrc between our read and our write
+                raise ConflictError(f"{model}: {alias} was changed outside mrc to {now.value or 'nothing'} "
+                                    f"while moving it (move {seq} recorded)", expected=expected, actual=now.value) from None
+        except BackendError as exc:
+            raise BackendError(f"{exc}; the move {pointer.value or 'none'} -> {new or 'none'} is recorded as "
+                               f"event {seq} and the next mrc command completes it") from None
+        if alias == PRODUCTION and new is not None:
+            self._copy_production_metrics(model, new)
+        return PointerMove(model, alias, pointer.value, new, actor, at, reason, seq)
+
+    def _write_pointer(self, key: str, pointer: _Pointer, new: str | None) -> None:
+        body = (new or "").encode()
+        if pointer.etag is None:
+            self._put(key, body, if_none_match=True)
+        else:
+            self._put(key, body, if_match=pointer.etag)
+
+    def _complete(self, key: str, pointer: _Pointer, last: _Event) -> _Pointer:
+        """Finish a committed move whose pointer write never landed (roll forward)."""
+        target = last.body.get("to")
+        try:
+            self._write_pointer(key, pointer, target)
+        except _PreconditionFailed:
+            pass  # someone completed it (or wrote it) meanwhile: re-read below
+        found = self._get(key)
+        if found is None:
+            return _Pointer(None, None, 0.0)
+        return _Pointer(found[0].decode().strip() or None, found[1], found[2])
+
+    def _copy_production_metrics(self, model: str, version: str) -> None:
+        """production/metrics.json: the seed's "current production baseline"."""
+        metrics = self._get(self._version_key(model, version) + "metrics.json")
+        if metrics is not None:
+            self._put(self._model_key(model) + "production/metrics.json", metrics[0])
+
+    def pointer_history(self, model: str, alias: str | None = None) -> list[PointerMove]:
+        self._require_model(model)
+        if alias is not None:
+            check_name(alias, "alias")
+        moves: list[PointerMove] = []
+        events = self._events(model, alias)
+        for event in events:
+            body = event.body
+            outside = body.get("outside_mrc_before")
+            if isinstance(outside, dict):
+                moves.append(PointerMove(model, body.get("alias", ""), outside.get("recorded"), outside.get("found"),
+                                         OUTSIDE_MRC, "", "pointer file changed outside mrc", 0))
+            moves.append(PointerMove(model, body.get("alias", ""), body.get("from"), body.get("to"),
+                                     body.get("actor", ""), body.get("at", ""), body.get("reason", ""), event.seq))
+        # A pointer file that no longer matches the log was written outside mrc after the last move.
+        aliases = [alias] if alias else sorted({e.body.get("alias") for e in events if e.body.get("alias")}
+                                               | {PRODUCTION, CANDIDATE})
+        for name in aliases:
+            mine = [e for e in events if e.body.get("alias") == name]
+            last = mine[-1] if mine else None
+            pointer = self._read_pointer(model, name)
+            recorded = last.body.get("to") if last else None
+            if pointer.value != recorded and not self._pending(pointer, last):
+                at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(pointer.modified)) if pointer.modified else ""
+                moves.append(PointerMove(model, name, recorded, pointer.value, OUTSIDE_MRC, at,
+                                         "pointer file changed outside mrc", 0))
+        return moves
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _valid(name: str) -> bool:
+    try:
+        check_name(name)
+        return True
+    except BadInputError:
+        return False
+
+
+def _natural(version: str) -> tuple:
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
+def _seq_of(key: str) -> int:
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return int(stem) if stem.isdigit() else 0
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+
+
+def _requirements(lineage: Lineage) -> str:
+    return "".join(f"{name}=={version}\n" for name, version in sorted(lineage.environment.frameworks.items()))
+
+
+def _lineage_from_metadata(metadata: dict[str, Any]) -> Lineage:
+    """mrc writes a `lineage` object; a bucket filled by hand or by a pipeline may use flat keys."""
+    if isinstance(metadata.get("lineage"), dict):
+        flat = dict(metadata["lineage"])
+    else:
+        flat = {}
+    def pick(*names):
+        for name in names:
+            for source in (flat, metadata):
+                if source.get(name) not in (None, ""):
+                    return source[name]
+        return ""
+    params = pick("params", "hyperparameters", "training_params")
+    lineage = Lineage.from_dict({k: v for k, v in flat.items() if k != "environment"} | {
+        "environment": flat.get("environment") if isinstance(flat.get("environment"), dict) else {}})
+    lineage.code_commit = str(pick("code_commit", "git_commit", "commit", "git_sha"))
+    lineage.code_repo = str(pick("code_repo", "git_repo", "repo"))
+    lineage.data_version = str(pick("data_version", "dataset_version", "data_hash", "dvc_hash", "dataset"))
+    lineage.data_sha256 = str(pick("data_sha256", "dataset_sha256"))
+    lineage.training_run = str(pick("training_run", "run_id", "training_job"))
+    lineage.params = params if isinstance(params, dict) else {}
+    return lineage

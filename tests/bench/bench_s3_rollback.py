@@ -1,0 +1,177 @@
+"""S3 rollback wall time beside a bare boto3 script doing the same conditional write, same run.
+
+    /work/main/.venv/bin/python tests/bench/bench_s3_rollback.py [--repeat 30] [--processes 5]
+
+Starts its own SeaweedFS (`weed mini`) on 127.0.0.1 and stops it at the end. Prints:
+  1. in-process: mrc's rollback (read pointer + history, claim the event with If-None-Match,
+     write version.txt with If-Match, copy production/metrics.json, audit append) vs bare boto3
+     (GET version.txt, PUT with If-Match);
+  2. as processes (what an engineer waits for at 3 AM): `python -m console.cli rollback` vs
+     `python bare_rollback.py`, interpreter start and imports included;
+  3. what SeaweedFS does with racing conditional writes, and the ABA that content ETags allow
+     (why mrc commits a move by creating a numbered event object with If-None-Match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.remote import servers  # noqa: E402
+from tests.remote.fixtures import BUCKET, remote_env, s3_toml, write_workspace  # noqa: E402
+
+BARE = textwrap.dedent("""
+    import sys, boto3
+    from botocore.config import Config
+    endpoint, bucket, key = sys.argv[1:4]
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      config=Config(s3={"addressing_style": "path"}))
+    current = s3.get_object(Bucket=bucket, Key=key)
+    old = current["Body"].read().decode()
+    new = "v1" if old == "v2" else "v2"
+    s3.put_object(Bucket=bucket, Key=key, Body=new.encode(), IfMatch=current["ETag"])
+    print(old, "->", new)
+""")
+
+
+def stats(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return f"median {statistics.median(samples) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms   (n={len(samples)})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--processes", type=int, default=5)
+    parser.add_argument("--race-trials", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.update(remote_env())
+
+    from backends.base import PRODUCTION, Lineage
+    from backends.s3.registry import S3Registry
+    from console.audit import AuditLog
+    from console.release import rollback
+
+    server = servers.SeaweedServer().start()
+    try:
+        server.create_bucket(BUCKET)
+        work = Path(tempfile.mkdtemp(prefix="mrc-bench-"))
+        prefix = "bench"
+        root = write_workspace(work / "ws", s3_toml(server.endpoint, prefix))
+        registry = S3Registry(BUCKET, prefix=prefix, endpoint_url=server.endpoint)
+        audit = AuditLog(str(root / "mrc.db"))
+        artifact = work / "m.pt"
+        artifact.write_bytes(b"weights" * 1000)
+        for v in ("v1", "v2"):
+            registry.register_version("m", str(artifact), metrics={"auc_roc": 0.9}, lineage=Lineage(), version=v)
+        registry.move_pointer("m", PRODUCTION, expected=None, new="v1", actor="bench")
+        registry.move_pointer("m", PRODUCTION, expected="v1", new="v2", actor="bench")
+        key = f"{prefix}/models/m/production/version.txt"
+        bare_client = server.client()
+
+        def bare_once():
+            current = bare_client.get_object(Bucket=BUCKET, Key=key)
+            old = current["Body"].read().decode()
+            bare_client.put_object(Bucket=BUCKET, Key=key, Body=(b"v1" if old == "v2" else b"v2"),
+                                   IfMatch=current["ETag"])
+
+        mrc_times, bare_times = [], []
+        for _ in range(args.repeat):  # interleaved, so both see the same machine load
+            started = time.perf_counter()
+            rollback(registry, audit, "m", actor="bench")
+            mrc_times.append(time.perf_counter() - started)
+            # put the bucket back where mrc left it after the bare write (two bare writes: net zero)
+            started = time.perf_counter()
+            bare_once()
+            bare_times.append(time.perf_counter() - started)
+            bare_once()
+        # The bare writes above went behind mrc's back (they show as moves outside mrc): fine here.
+        print(f"SeaweedFS {server.endpoint}, {args.repeat} rollbacks each, interleaved")
+        print(f"  in-process  mrc rollback (S3)      {stats(mrc_times)}")
+        print(f"  in-process  bare boto3 GET+PUT     {stats(bare_times)}")
+        print(f"  ratio mrc / bare (median)          {statistics.median(mrc_times) / statistics.median(bare_times):5.1f}x")
+
+        bare_script = work / "bare_rollback.py"
+        bare_script.write_text(BARE)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        cli_times, script_times = [], []
+        for _ in range(args.processes):
+            started = time.perf_counter()
+            cli = subprocess.run([sys.executable, "-m", "console.cli", "rollback", "m", "--workspace", str(root)],
+                                 capture_output=True, text=True, env=env, cwd=str(REPO))
+            cli_times.append(time.perf_counter() - started)
+            assert cli.returncode == 0, cli.stderr
+            started = time.perf_counter()
+            bare = subprocess.run([sys.executable, str(bare_script), server.endpoint, BUCKET, key],
+                                  capture_output=True, text=True, env=env)
+            script_times.append(time.perf_counter() - started)
+            assert bare.returncode == 0, bare.stderr
+            subprocess.run([sys.executable, str(bare_script), server.endpoint, BUCKET, key], capture_output=True, env=env)
+        print(f"  process     mrc rollback           {stats(cli_times)}")
+        print(f"  process     bare boto3 script      {stats(script_times)}")
+        print(f"  ratio mrc / bare (median)          {statistics.median(cli_times) / statistics.median(script_times):5.1f}x")
+
+        print(f"  (production history at the end: {len(registry.pointer_history('m', PRODUCTION))} moves; "
+              "mrc reads every event object of it, 8 at a time, so its cost grows with the history)")
+
+        # What the server does with racing conditional writes: 20 connections, one per writer.
+        import boto3
+        from botocore.config import Config
+
+        race_client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", config=Config(
+            s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, max_pool_connections=32))
+
+        def race(trials: int, conditional: str) -> int:
+            more_than_one = 0
+            for trial in range(trials):
+                race_key = f"race/{conditional}/{trial}"
+                if conditional == "IfMatch":
+                    etag = race_client.put_object(Bucket=BUCKET, Key=race_key, Body=b"start")["ETag"]
+
+                def put(i):
+                    extra = {"IfMatch": etag} if conditional == "IfMatch" else {"IfNoneMatch": "*"}
+                    try:
+                        body = f"{race_key} writer {i}".encode()  # unique bytes: an equal body keeps the ETag
+                        race_client.put_object(Bucket=BUCKET, Key=race_key, Body=body, **extra)
+                        return 1
+                    except race_client.exceptions.ClientError:
+                        return 0
+
+                with cf.ThreadPoolExecutor(20) as pool:
+                    winners = sum(pool.map(put, range(20)))
+                more_than_one += winners > 1
+            return more_than_one
+
+        for conditional in ("IfMatch", "IfNoneMatch"):
+            bad = race(args.race_trials, conditional)
+            print(f"  SeaweedFS {conditional:11s}: {bad}/{args.race_trials} trials of 20 racing writers had "
+                  f"more than one winner")
+        # ETags are MD5s of the bytes: v1 -> v2 -> v1 gives back the first ETag, so If-Match alone
+        # cannot see that the pointer moved twice meanwhile (ABA). The event claim can.
+        first = race_client.put_object(Bucket=BUCKET, Key="aba/version.txt", Body=b"v1")["ETag"]
+        race_client.put_object(Bucket=BUCKET, Key="aba/version.txt", Body=b"v2")
+        race_client.put_object(Bucket=BUCKET, Key="aba/version.txt", Body=b"v1")
+        try:
+            race_client.put_object(Bucket=BUCKET, Key="aba/version.txt", Body=b"v3", IfMatch=first)
+            print("  ABA: If-Match on the ETag read before v1 -> v2 -> v1 still succeeds (ETag = MD5 of the bytes)")
+        except race_client.exceptions.ClientError:
+            print("  ABA: If-Match on the ETag read before v1 -> v2 -> v1 is refused")
+    finally:
+        server.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
