@@ -98,6 +98,7 @@ class AuditLog:
             conn = connect(self.db_path)
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                conn.execute(SCHEMA)  # a workspace whose registry lives elsewhere may not have it yet
                 row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
                 at = now_iso()

@@ -171,5 +171,8 @@ def build(root: str | Path, *, actor: str = "demo", force: bool = False,
     set_alias(registry, audit, MODEL, "archived", "1", actor=actor, reason="superseded by 2")
     set_alias(registry, audit, MODEL, "candidate", "5", actor=actor, reason="retrain with a wider network")
     assert registry.get_pointers(MODEL)[PRODUCTION] == "2"
+    from console.drift import version_drift
+
+    version_drift(ws, MODEL, "5")  # records the candidate's drift status for `mrc models` and home
     say(f"demo workspace ready in {time.monotonic() - started:.0f}s: {root}", 1.0)
     return ws

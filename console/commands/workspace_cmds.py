@@ -25,7 +25,12 @@ def cmd_init(ctx: Context) -> int:
     root = resolve_dir(ctx.args.workspace)
     Workspace.init(root)
     ws = Workspace.open(root)
-    ws.registry().ensure_schema() if hasattr(ws.registry(), "ensure_schema") else None
+    from backends.local.tables import create_all
+
+    create_all(str(ws.db_path))  # datasets, canary state and audit live here whatever the registry
+    registry = ws.registry()
+    if hasattr(registry, "ensure_schema"):
+        registry.ensure_schema()
     ws.audit().ensure_schema()
     ctx.emit({"workspace": str(root)}, f"workspace ready: {root}")
     return 0
