@@ -1,0 +1,350 @@
+"""Home: every model with its production version, candidate, gates, canary, drift, last change;
+below it every version of every model in a virtual list that `/` filters."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from console.presenters import (
+    HOME_COLUMNS,
+    VERSION_COLUMNS,
+    HomeRow,
+    filter_indices,
+    rollback_hint,
+    search_key,
+    version_cells,
+)
+from screens.base import ConsoleScreen
+from screens.virtual_table import VirtualTable
+
+ROLLBACK_DEBOUNCE_S = 1.5  # a held key must not flip production back and forth
+
+
+class HomeScreen(ConsoleScreen):
+    AUTO_FOCUS = "#models"
+    BINDINGS = [
+        Binding("enter", "review", "Review", id="home.review"),
+        Binding("h", "history", "History", id="home.history"),
+        Binding("t", "train", "Train", id="home.train"),
+        Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
+        Binding("c", "canary", "Canary", id="home.canary"),
+        Binding("l", "audit", "Audit", id="home.audit"),
+        Binding("slash", "filter", "Filter", key_display="/", id="home.filter"),
+        Binding("r", "reload", "Refresh", show=False, id="home.refresh"),
+        Binding("tab", "app.focus_next", "Next pane", show=False, id="home.next_pane"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="home.clear_filter"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, rows: list[HomeRow], version_rows: list, version_keys: list, search_keys: list,
+                     error: str = "") -> None:
+            super().__init__()
+            self.rows = rows
+            self.version_rows = version_rows
+            self.version_keys = version_keys
+            self.search_keys = search_keys
+            self.error = error
+
+    class RolledBack(Message):
+        def __init__(self, text: str, ok: bool) -> None:
+            super().__init__()
+            self.text = text
+            self.ok = ok
+
+    def __init__(self) -> None:
+        super().__init__(id="home")
+        self.rows: list[HomeRow] = []
+        self.version_rows: list = []
+        self.version_keys: list = []
+        self.search_keys: list[str] = []
+        self.filter_text = ""
+        self.loads = 0
+        self._poll_timer = None
+        self._last_rollback = 0.0
+        self._rolling_back = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="home-body"):
+            yield Static("loading models…", id="home-status")
+            table = DataTable(id="models", cursor_type="row", zebra_stripes=False)
+            table.loading = True
+            yield table
+            box = Input(placeholder="filter versions: words, e.g. breast approved", id="filter")
+            box.display = False
+            yield box
+            yield Static("versions", id="versions-title", classes="pane-title")
+            versions = VirtualTable([(name, width) for name, width in VERSION_COLUMNS], id="versions")
+            versions.empty_text = "no versions yet — press t to train one, or run `mrc demo`"
+            yield versions
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#models", DataTable)
+        for column in HOME_COLUMNS:
+            table.add_column(column, key=column)
+        table.focus()
+        self.load()
+
+    # -- loading: one poll at a time; the next is scheduled only when this one is done ----
+    def load(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._load_worker()
+
+    @work(thread=True, exclusive=True, group="home-load", exit_on_error=False)
+    def _load_worker(self) -> None:
+        from screens.loaders import load_home
+
+        try:
+            data = load_home(self.app.workspace, self.app.gate_reports)
+        except Exception as exc:  # shown in the status line; the next poll tries again
+            self.post_message(self.Loaded(self.rows, self.version_rows, self.version_keys, self.search_keys,
+                                          f"{type(exc).__name__}: {exc}"))
+            return
+        cells = [version_cells(mv) for mv in data.versions]
+        keys = [(mv.model, mv.version) for mv in data.versions]
+        self.post_message(self.Loaded(data.rows, cells, keys, [search_key(c) for c in cells], data.error))
+
+    def _schedule_poll(self) -> None:
+        if self._poll_timer is None and self.app.poll_s > 0:
+            self._poll_timer = self.set_timer(self.app.poll_s, self._poll)
+
+    def _poll(self) -> None:
+        self._poll_timer = None
+        if self.app.screen is not self:  # a dialog or another view is on top: skip, try later
+            self._schedule_poll()
+            return
+        self._load_worker()
+
+    def on_screen_resume(self) -> None:
+        if self.loads:
+            self.load()
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self.loads += 1
+        self.rows = message.rows
+        self.version_rows = message.version_rows
+        self.version_keys = message.version_keys
+        self.search_keys = message.search_keys
+        table = self.query_one("#models", DataTable)
+        table.loading = False
+        self._fill_models(table)
+        if self.focused is None:
+            table.focus()
+        self._apply_filter()
+        if message.error:
+            self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
+        else:
+            self._update_status()
+        self._schedule_poll()
+
+    def _fill_models(self, table: DataTable) -> None:
+        selected = self.selected_model()
+        visible = self._visible_models()
+        table.clear()
+        for row in visible:
+            table.add_row(*[Text(text, style=style) for text, style in row.cells()], key=row.model)
+        if selected and selected in {r.model for r in visible}:
+            table.move_cursor(row=table.get_row_index(selected))
+
+    def _visible_models(self) -> list[HomeRow]:
+        if not self.filter_text:
+            return self.rows
+        keys = [f"{r.model} {r.production} {r.candidate} {r.candidate_approval}".lower() for r in self.rows]
+        matched = set(filter_indices(keys, self.filter_text))
+        version_models = {self.version_keys[i][0] for i in filter_indices(self.search_keys, self.filter_text)}
+        return [r for i, r in enumerate(self.rows) if i in matched or r.model in version_models]
+
+    def _apply_filter(self) -> None:
+        versions = self.query_one("#versions", VirtualTable)
+        indices = filter_indices(self.search_keys, self.filter_text)
+        versions.set_rows([self.version_rows[i] for i in indices], [self.version_keys[i] for i in indices])
+        total = len(self.version_rows)
+        title = f"versions: {len(indices):,} of {total:,}" + (f" matching “{self.filter_text}”" if self.filter_text else "")
+        self.query_one("#versions-title", Static).update(title)
+
+    # -- selection ------------------------------------------------------------------------
+    def selected_row(self) -> HomeRow | None:
+        table = self.query_one("#models", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return next((r for r in self.rows if r.model == key), None)
+
+    def selected_model(self) -> str | None:
+        row = self.selected_row()
+        return row.model if row else None
+
+    @on(DataTable.RowHighlighted, "#models")
+    def _on_model_highlighted(self) -> None:
+        self._update_status()
+
+    def _update_status(self) -> None:
+        row = self.selected_row()
+        status = self.query_one("#home-status", Static)
+        if not self.rows:
+            status.update(Text("empty registry: no models yet. Run `mrc demo`, or press t to train one.", style="dim"))
+            self._set_rollback_label(None)
+            return
+        if row is None:
+            status.update("")
+            return
+        text = Text()
+        if self.app.read_only:
+            text.append(" 🔒 READ-ONLY ", style="bold black on yellow")
+            text.append("  ")
+            text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
+        else:
+            text.append(rollback_hint(row.model, row.production, row.rollback_to))
+        status.update(text)
+        self._set_rollback_label(row.rollback_to)
+
+    def _set_rollback_label(self, target: str | None) -> None:
+        """The footer names the version the rollback key returns to."""
+        description = f"Rollback → {target}" if target else "Rollback"
+        changed = False
+        for key, bindings in self._bindings.key_to_bindings.items():
+            for i, binding in enumerate(bindings):
+                if binding.id == "home.rollback" and binding.description != description:
+                    bindings[i] = dataclasses.replace(binding, description=description)
+                    changed = True
+        if changed:
+            self.refresh_bindings()
+
+    # -- actions --------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#models")
+    def _on_model_selected(self) -> None:
+        self.action_review()
+
+    @on(VirtualTable.Selected, "#versions")
+    def _on_version_selected(self, message: VirtualTable.Selected) -> None:
+        if message.key:
+            model, version = message.key
+            from screens.review_screen import ReviewScreen
+
+            self.app.push_screen(ReviewScreen(model, version))
+
+    def action_review(self) -> None:
+        versions = self.query_one("#versions", VirtualTable)
+        if versions.has_focus and versions.current_key:
+            versions.action_select()
+            return
+        row = self.selected_row()
+        if row is None:
+            return
+        if not row.candidate:
+            self.notify(f"{row.model}: no candidate to review; opening its history")
+            self.action_history()
+            return
+        from screens.review_screen import ReviewScreen
+
+        self.app.push_screen(ReviewScreen(row.model, row.candidate))
+
+    def action_history(self) -> None:
+        model = self._model_for_action()
+        if model:
+            from screens.history_screen import HistoryScreen
+
+            self.app.push_screen(HistoryScreen(model))
+
+    def _model_for_action(self) -> str | None:
+        versions = self.query_one("#versions", VirtualTable)
+        if versions.has_focus and versions.current_key:
+            return versions.current_key[0]
+        return self.selected_model()
+
+    def action_train(self) -> None:
+        model = self._model_for_action()
+        if not model:
+            self.notify("no model selected: use `:train NAME` to train a new one", severity="warning")
+            return
+        from screens.training_screen import TrainingScreen
+
+        self.app.push_screen(TrainingScreen(model))
+
+    def action_canary(self) -> None:
+        model = self._model_for_action()
+        if model:
+            self.app.open_canary(model)
+
+    def action_audit(self) -> None:
+        from screens.audit_screen import AuditScreen
+
+        self.app.push_screen(AuditScreen())
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.filter_text:
+            box.value = ""
+            box.display = False
+            self.query_one("#models", DataTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _on_filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._apply_filter()
+        self._fill_models(self.query_one("#models", DataTable))
+
+    @on(Input.Submitted, "#filter")
+    def _on_filter_submitted(self) -> None:
+        self.query_one("#versions", VirtualTable).focus()
+
+    def action_rollback(self) -> None:
+        row = self.selected_row()
+        if row is None or not self.app.can_write("rollback"):
+            return
+        now = time.monotonic()
+        if self._rolling_back or now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
+            return  # held key or a double press: one rollback per deliberate press
+        if not row.production or not row.rollback_to:
+            self.notify(rollback_hint(row.model, row.production, None), severity="warning")
+            return
+        self._rolling_back = True
+        self._last_rollback = now
+        self._rollback_worker(row.model, row.production, row.rollback_to)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _rollback_worker(self, model: str, seen_production: str, target: str) -> None:
+        from console.release import rollback
+
+        ws = self.app.workspace
+        try:
+            outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
+                               reason=f"rollback from the console (production was {seen_production})",
+                               expected=seen_production, expected_given=True)
+        except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
+            self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
+            return
+        self.post_message(self.RolledBack(
+            f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+
+    @on(RolledBack)
+    def _on_rolled_back(self, message: RolledBack) -> None:
+        self._rolling_back = False
+        self._last_rollback = time.monotonic()
+        self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
+        self.load()
