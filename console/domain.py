@@ -110,6 +110,12 @@ class CanaryPlan(Record):
     consecutive_failures: int = 3
     alpha: float = 0.05
     judge: str = "sequential"  # sequential | threshold
+    # Below this many requests per variant in a window the threshold judge says "no data".
+    min_requests: int = 20
+    # The sequential judge rolls back once the canary's log-latency mean exceeds stable's by
+    # more than log(latency_margin_ratio), and on any error-rate increase beyond the margin.
+    latency_margin_ratio: float = 1.1
+    error_rate_margin: float = 0.0
 
 
 CANARY_STATUSES = ("progressing", "paused", "promoted", "rolled_back", "aborted")
@@ -128,6 +134,31 @@ class CanaryState(Record):
     analyses: list[dict[str, Any]] = field(default_factory=list)
     updated_at: str = ""
     reason: str = ""
+    # Extensions for the controller (issue 5): all optional, all JSON-able.
+    id: str = ""  # one canary run
+    revision: int = 0  # what a compare-and-swap on the stored state compares
+    started_at: float = 0.0  # epoch seconds
+    step_started_at: float = 0.0
+    pending: dict[str, Any] | None = None  # the intent of a transition under way (kill -9 safety)
+    events: list[dict[str, Any]] = field(default_factory=list)  # event log, newest last
+    sequential: dict[str, Any] = field(default_factory=dict)  # last sequential statistics + bands
+    controller_pid: int = 0
+    finished_at: str = ""
+    override: bool = False  # started on an unapproved candidate, with a reason
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("progressing", "paused")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CanaryState":
+        import dataclasses
+
+        data = dict(data)
+        plan_fields = {f.name for f in dataclasses.fields(CanaryPlan)}
+        plan = CanaryPlan(**{k: v for k, v in (data.pop("plan", None) or {}).items() if k in plan_fields})
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(plan=plan, **{k: v for k, v in data.items() if k in known})
 
 
 @dataclass

@@ -1,0 +1,368 @@
+"""Canary analysis and the canary state machine. PURE: data in, verdict out, no I/O.
+
+The controller (console/canary_controller.py) feeds health windows in and carries the
+decisions out to the traffic backend and the registry; the screen and the CLI read the state.
+
+Two judges look at every interval:
+- the threshold rule of the seed pipeline, against the stable variant: error-rate delta, p99
+  latency ratio, prediction drift (PSI) and online accuracy; N consecutive failing windows
+  (default 3) roll back;
+- the sequential judge (console/sequential.py): an anytime-valid test on the cumulative
+  error-rate and log-latency differences that rolls back as soon as its confidence band clears
+  the margin, with the false-rollback rate held at alpha.
+With judge="sequential" the sequential test decides error rate and latency while the threshold
+rule still guards prediction drift and online accuracy; "threshold" uses the seed rule alone;
+"both" rolls back on either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import BadInputError, HealthWindow
+from console import sequential
+from console.domain import CanaryPlan, CanaryState
+
+MAX_ANALYSES = 40  # kept in the state: enough for the screen's charts
+MAX_EVENTS = 200
+TERMINAL = ("promoted", "rolled_back", "aborted")
+
+# Actions a decision asks the controller to carry out.
+HOLD, STEP, PROMOTE, ROLLBACK, PAUSE, RESUME, ABORT = "hold", "step", "promote", "rollback", "pause", "resume", "abort"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan
+
+
+def parse_plan(text: str, base: CanaryPlan | None = None) -> CanaryPlan:
+    """"5,25,50,100" -> a plan with those steps; one clear error naming --plan otherwise."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    try:
+        steps = [int(p) for p in parts]
+    except ValueError:
+        raise BadInputError(f"--plan {text!r}: steps must be integers (percent of traffic), e.g. 5,25,50,100") from None
+    plan = dataclasses.replace(base or CanaryPlan(), steps=steps)
+    validate_plan(plan, "--plan")
+    return plan
+
+
+def validate_plan(plan: CanaryPlan, where: str = "plan") -> CanaryPlan:
+    steps = list(plan.steps)
+    if not steps:
+        raise BadInputError(f"{where}: at least one step is needed")
+    if any(s <= 0 or s > 100 for s in steps):
+        raise BadInputError(f"{where}: every step must be between 1 and 100 percent (got {steps})")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise BadInputError(f"{where}: steps must increase (got {steps})")
+    if steps[-1] != 100:
+        raise BadInputError(f"{where}: the last step must be 100 (got {steps[-1]})")
+    if plan.hold_s < 0 or plan.interval_s <= 0:
+        raise BadInputError(f"{where}: hold_s must be >= 0 and interval_s > 0")
+    if plan.consecutive_failures < 1:
+        raise BadInputError(f"{where}: consecutive_failures must be >= 1")
+    if not 0 < plan.alpha < 1:
+        raise BadInputError(f"{where}: alpha must be between 0 and 1")
+    if plan.judge not in ("sequential", "threshold", "both"):
+        raise BadInputError(f"{where}: judge must be sequential, threshold or both (got {plan.judge!r})")
+    return plan
+
+
+def new_state(model: str, stable: str, candidate: str, plan: CanaryPlan, now: float, now_iso: str) -> CanaryState:
+    validate_plan(plan)
+    if stable == candidate:
+        raise BadInputError(f"{model}: candidate {candidate} is already the stable version")
+    state = CanaryState(model=model, stable=stable, candidate=candidate, plan=plan, step=-1, weight=0,
+                        status="progressing", id=uuid.uuid4().hex[:12], started_at=now, step_started_at=now,
+                        updated_at=now_iso)
+    state.sequential = {"cumulative": {}, "last_end": now, "min_p_value": 1.0}
+    return log_event(state, now_iso, "start", f"canary {candidate} against stable {stable}, plan "
+                     + " → ".join(f"{s}%" for s in plan.steps))
+
+
+def log_event(state: CanaryState, at: str, kind: str, text: str, actor: str = "controller") -> CanaryState:
+    state.events = (state.events + [{"at": at, "kind": kind, "text": text, "actor": actor}])[-MAX_EVENTS:]
+    return state
+
+
+def split_for(state: CanaryState, weight: int) -> dict[str, int]:
+    """The weights the router gets for a canary weight; the canary first, so its buckets stay put."""
+    if weight >= 100:
+        return {state.candidate: 100}
+    if weight <= 0:
+        return {state.stable: 100}
+    return {state.candidate: weight, state.stable: 100 - weight}
+
+
+def stable_split(state: CanaryState) -> dict[str, int]:
+    return {state.stable: 100}
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis
+
+
+def psi(reference: list[float], current: list[float], bins: int = 10) -> float | None:
+    """Population stability index of two prediction samples on [0, 1]."""
+    if len(reference) < 5 or len(current) < 5:
+        return None
+
+    def shares(values: list[float]) -> list[float]:
+        counts = [0] * bins
+        for v in values:
+            counts[min(bins - 1, max(0, int(v * bins)))] += 1
+        return [(c + 0.5) / (len(values) + 0.5 * bins) for c in counts]
+
+    ref, cur = shares(reference), shares(current)
+    return sum((c - r) * math.log(c / r) for r, c in zip(ref, cur))
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool | None  # None: not enough data to say
+    value: float | None
+    threshold: float | None
+    baseline: float | None
+    detail: str
+    counts: bool = True  # does a failure count toward the consecutive-failure rule?
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Analysis:
+    at: float
+    weight: int
+    canary: dict[str, Any]
+    stable: dict[str, Any]
+    checks: list[Check]
+    window_verdict: str  # pass | fail | no_data
+    sequential_results: list[sequential.SequentialResult]
+    sequential_verdict: str  # reject | safe | continue
+    rollback: bool
+    reason: str
+    cumulative: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at, "weight": self.weight, "canary": self.canary, "stable": self.stable,
+            "checks": [c.to_dict() for c in self.checks], "window_verdict": self.window_verdict,
+            "sequential": [r.to_dict() for r in self.sequential_results],
+            "sequential_verdict": self.sequential_verdict, "rollback": self.rollback, "reason": self.reason,
+        }
+
+
+def _summary(w: HealthWindow) -> dict[str, Any]:
+    return {"version": w.version, "requests": w.requests, "errors": w.errors, "error_rate": w.error_rate,
+            "p50_ms": w.latency_p50_ms, "p99_ms": w.latency_p99_ms, "labelled": w.labelled,
+            "accuracy": w.online_accuracy,
+            "mean_prediction": (sum(w.predictions) / len(w.predictions)) if w.predictions else None}
+
+
+def threshold_checks(plan: CanaryPlan, stable: HealthWindow, canary: HealthWindow) -> list[Check]:
+    """The seed's threshold rule, relative to the stable variant, on one window."""
+    enough = canary.requests >= plan.min_requests and stable.requests >= plan.min_requests
+    seq_counts = plan.judge != "sequential"  # in sequential mode these two are the sequential judge's
+    checks = []
+    if enough:
+        delta = canary.error_rate - stable.error_rate
+        checks.append(Check("error_rate", delta <= plan.max_error_rate_delta, canary.error_rate,
+                            stable.error_rate + plan.max_error_rate_delta, stable.error_rate,
+                            f"error rate {canary.error_rate:.2%} vs stable {stable.error_rate:.2%} "
+                            f"(allowed +{plan.max_error_rate_delta:.2%})", seq_counts))
+        if canary.latency_p99_ms is not None and stable.latency_p99_ms:
+            limit = stable.latency_p99_ms * plan.max_p99_latency_ratio
+            checks.append(Check("p99_latency", canary.latency_p99_ms <= limit, canary.latency_p99_ms, limit,
+                                stable.latency_p99_ms, f"p99 {canary.latency_p99_ms:.1f} ms vs stable "
+                                f"{stable.latency_p99_ms:.1f} ms (allowed ×{plan.max_p99_latency_ratio:g})", seq_counts))
+    else:
+        checks.append(Check("requests", None, canary.requests, plan.min_requests, stable.requests,
+                            f"{canary.requests} canary / {stable.requests} stable requests in the window, "
+                            f"need {plan.min_requests} each", False))
+    drift = psi(stable.predictions, canary.predictions)
+    if enough and drift is not None:
+        checks.append(Check("prediction_psi", drift <= plan.max_prediction_psi, drift, plan.max_prediction_psi,
+                            0.0, f"prediction PSI canary vs stable {drift:.3f} (allowed {plan.max_prediction_psi:g})"))
+    min_labels = max(5, plan.min_requests // 2)
+    if canary.labelled >= min_labels and stable.labelled >= min_labels:
+        delta = canary.online_accuracy - stable.online_accuracy
+        checks.append(Check("online_accuracy", delta >= plan.min_online_accuracy_delta, canary.online_accuracy,
+                            stable.online_accuracy + plan.min_online_accuracy_delta, stable.online_accuracy,
+                            f"online accuracy {canary.online_accuracy:.1%} vs stable {stable.online_accuracy:.1%} "
+                            f"({canary.labelled} labels)"))
+    return checks
+
+
+def accumulate(cumulative: dict[str, Any], variant: str, window: HealthWindow) -> dict[str, Any]:
+    """Add one window to the running totals the sequential judge reads (pure: returns a copy)."""
+    out = {k: dict(v) for k, v in cumulative.items()}
+    entry = out.get(variant, {"requests": 0, "errors": 0, "log_latency": {}})
+    moments = sequential.Moments.from_dict(entry.get("log_latency"))
+    moments = sequential.Moments(moments.n, moments.total, moments.total_sq)
+    moments.extend(math.log1p(max(0.0, x)) for x in window.latencies_ms)
+    out[variant] = {"requests": entry["requests"] + window.requests, "errors": entry["errors"] + window.errors,
+                    "log_latency": moments.to_dict()}
+    return out
+
+
+def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any]) -> list[sequential.SequentialResult]:
+    c = cumulative.get("canary", {"requests": 0, "errors": 0})
+    s = cumulative.get("stable", {"requests": 0, "errors": 0})
+    return [
+        sequential.error_rate_test(c["errors"], c["requests"], s["errors"], s["requests"], alpha=plan.alpha,
+                                   margin=plan.error_rate_margin),
+        sequential.latency_test(sequential.Moments.from_dict(c.get("log_latency")),
+                                sequential.Moments.from_dict(s.get("log_latency")), alpha=plan.alpha,
+                                margin_ratio=plan.latency_margin_ratio),
+    ]
+
+
+def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now: float) -> Analysis:
+    """Judge one interval: the window checks, then the sequential test on everything so far."""
+    plan = state.plan
+    checks = threshold_checks(plan, stable, canary)
+    judged = [c for c in checks if c.passed is not None]
+    if not judged:
+        window_verdict = "no_data"
+    else:
+        window_verdict = "fail" if any(c.passed is False and c.counts for c in judged) else "pass"
+    cumulative = accumulate(accumulate(state.sequential.get("cumulative", {}), "stable", stable), "canary", canary)
+    results = sequential_results(plan, cumulative) if plan.judge != "threshold" else []
+    if any(r.decision == sequential.REJECT for r in results):
+        seq_verdict = sequential.REJECT
+    elif results and all(r.decision == sequential.SAFE for r in results):
+        seq_verdict = sequential.SAFE
+    else:
+        seq_verdict = sequential.CONTINUE
+    failures = state.failures + 1 if window_verdict == "fail" else (0 if window_verdict == "pass" else state.failures)
+    reasons = []
+    if failures >= plan.consecutive_failures:
+        failed = "; ".join(c.detail for c in judged if c.passed is False and c.counts)
+        reasons.append(f"{failures} consecutive failing windows (limit {plan.consecutive_failures}): {failed}")
+    if seq_verdict == sequential.REJECT:
+        reasons += [r.detail for r in results if r.decision == sequential.REJECT]
+    return Analysis(now, state.weight, _summary(canary), _summary(stable), checks, window_verdict, results,
+                    seq_verdict, bool(reasons), " | ".join(reasons), cumulative)
+
+
+def record_analysis(state: CanaryState, analysis: Analysis, now_iso: str) -> CanaryState:
+    """The state after an analysis: failure count, cumulative totals, bounded history."""
+    s = dataclasses.replace(state)
+    if analysis.window_verdict == "fail":
+        s.failures = state.failures + 1
+    elif analysis.window_verdict == "pass":
+        s.failures = 0
+    seq = dict(state.sequential)
+    seq["cumulative"] = analysis.cumulative
+    seq["last_end"] = analysis.at
+    seq["results"] = [r.to_dict() for r in analysis.sequential_results]
+    seq["verdict"] = analysis.sequential_verdict
+    p_values = [r.p_value for r in analysis.sequential_results]
+    seq["min_p_value"] = min([seq.get("min_p_value", 1.0)] + p_values)  # the always-valid p is a running min
+    s.sequential = seq
+    s.analyses = (state.analyses + [analysis.to_dict()])[-MAX_ANALYSES:]
+    s.updated_at = now_iso
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# The state machine
+
+
+@dataclass
+class Decision:
+    action: str  # hold | step | promote | rollback | pause | resume | abort
+    weight: int  # the canary weight after the action
+    reason: str = ""
+    step: int = -1
+
+
+def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> Decision:
+    """What the controller does next, given the state and (maybe) a fresh analysis."""
+    if state.status in TERMINAL:
+        return Decision(HOLD, state.weight, f"canary already {state.status}", state.step)
+    if analysis is not None and analysis.rollback:
+        return Decision(ROLLBACK, 0, analysis.reason, state.step)
+    if state.status == "paused":
+        return Decision(HOLD, state.weight, "paused", state.step)
+    if state.step < 0:
+        return _step_to(state, 0, "first step")
+    held = now - state.step_started_at
+    if held < state.plan.hold_s:
+        return Decision(HOLD, state.weight, f"holding {state.weight}% ({held:.0f}/{state.plan.hold_s:.0f} s)", state.step)
+    judged = [a for a in state.analyses if a.get("weight") == state.weight and a.get("at", 0) >= state.step_started_at
+              and a.get("window_verdict") != "no_data"]
+    if not judged:
+        return Decision(HOLD, state.weight, f"holding {state.weight}%: no analysis with data yet at this step", state.step)
+    if state.failures:
+        return Decision(HOLD, state.weight, f"holding {state.weight}%: {state.failures} failing window(s)", state.step)
+    return _step_to(state, state.step + 1, f"{state.weight}% held {held:.0f} s, healthy")
+
+
+def _step_to(state: CanaryState, step: int, reason: str) -> Decision:
+    steps = state.plan.steps
+    if step >= len(steps) - 1 or steps[min(step, len(steps) - 1)] >= 100:
+        return Decision(PROMOTE, 100, reason, len(steps) - 1)
+    return Decision(STEP, steps[step], reason, step)
+
+
+def command(state: CanaryState, name: str, now: float) -> Decision:
+    """A person's command (CLI or screen key) as a decision; refuses what makes no sense."""
+    if state.status in TERMINAL:
+        raise BadInputError(f"{state.model}: canary {state.candidate} is already {state.status}")
+    if name == "pause":
+        if state.status == "paused":
+            return Decision(HOLD, state.weight, "already paused", state.step)
+        return Decision(PAUSE, state.weight, "paused by operator", state.step)
+    if name == "resume":
+        if state.status != "paused":
+            return Decision(HOLD, state.weight, "not paused", state.step)
+        return Decision(RESUME, state.weight, "resumed by operator", state.step)
+    if name == "next":
+        return _step_to(state, state.step + 1, "next step by operator")
+    if name == "promote":
+        return Decision(PROMOTE, 100, "promoted by operator", len(state.plan.steps) - 1)
+    if name in ("rollback", "abort"):
+        return Decision(ROLLBACK if name == "rollback" else ABORT, 0, f"{name} by operator", state.step)
+    raise BadInputError(f"unknown canary command {name!r}")
+
+
+def apply(state: CanaryState, decision: Decision, now: float, now_iso: str, actor: str = "controller") -> CanaryState:
+    """The state after a decision was carried out (the controller calls this after the side effect)."""
+    s = dataclasses.replace(state)
+    s.pending = None
+    s.updated_at = now_iso
+    a = decision.action
+    if a == HOLD:
+        return s
+    if a == STEP:
+        s.step, s.weight, s.step_started_at, s.failures = decision.step, decision.weight, now, 0
+        text = f"step {decision.step + 1}/{len(s.plan.steps)}: canary {s.candidate} at {decision.weight}% ({decision.reason})"
+    elif a == PROMOTE:
+        s.step, s.weight, s.status, s.finished_at = decision.step, 100, "promoted", now_iso
+        s.reason = decision.reason
+        text = f"promoted {s.candidate} to 100% and production ({decision.reason})"
+    elif a in (ROLLBACK, ABORT):
+        s.weight, s.status, s.finished_at = 0, "rolled_back" if a == ROLLBACK else "aborted", now_iso
+        s.reason = decision.reason
+        text = f"{'rolled back' if a == ROLLBACK else 'aborted'}: stable {s.stable} at 100% ({decision.reason})"
+    elif a == PAUSE:
+        s.status = "paused"
+        text = f"paused at {s.weight}%"
+    elif a == RESUME:
+        s.status = "progressing"
+        s.step_started_at = now  # the hold restarts: the pause was not a healthy hold
+        text = f"resumed at {s.weight}%"
+    else:
+        raise ValueError(a)
+    return log_event(s, now_iso, a, text, actor)
+
+
+def changes_traffic(decision: Decision) -> bool:
+    return decision.action in (STEP, PROMOTE, ROLLBACK, ABORT)

@@ -1,0 +1,397 @@
+"""The canary controller: carries the pure state machine (console/canary.py) out to the world.
+
+Each transition is written in three moves so that a kill -9 anywhere leaves a state that a
+restart can finish: (1) the intent is persisted (`pending`), (2) the traffic / registry side
+effect runs (idempotent), (3) the audit event is appended and the new state committed. A
+rollback skips (1): moving traffic to stable is always safe, so it happens first. On start the
+controller compares the live split with the recorded one: a pending intent is finished, and a
+split the state never recorded is rolled back.
+
+The state lives in the workspace's mrc.db, table `canary_states`, through stdlib sqlite3 only
+(the rollback path reads it). Every write is compare-and-swap on the state's revision, so the
+CLI, the screen and the controller can act on the same canary without overwriting each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from backends.base import CANARY, PRODUCTION, BackendError, BadInputError, ConflictError, check_name
+from console import canary
+from console.canary import Decision
+from console.domain import CanaryPlan, CanaryState
+from console.timeutil import now_iso
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS canary_states (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS canary_states_model ON canary_states (model, created);
+"""
+
+# Tests set MRC_CANARY_CRASH="step:effect" (action:phase) to kill -9 the controller exactly there.
+CRASH_ENV = "MRC_CANARY_CRASH"
+
+
+def _crash_point(action: str, phase: str) -> None:
+    if os.environ.get(CRASH_ENV) == f"{action}:{phase}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CanaryStore:
+    """CanaryState rows in mrc.db; stdlib sqlite3, compare-and-swap on `revision`."""
+
+    def __init__(self, db_path: str | Path):
+        self.db_path = str(db_path)
+
+    def _conn(self) -> sqlite3.Connection:
+        if not Path(self.db_path).exists():
+            raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)")
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.executescript(SCHEMA)
+        return conn
+
+    def latest(self, model: str) -> CanaryState | None:
+        with self._conn() as conn:
+            row = conn.execute("SELECT state FROM canary_states WHERE model = ? ORDER BY created DESC, rowid DESC LIMIT 1",
+                               (model,)).fetchone()
+        return CanaryState.from_dict(json.loads(row[0])) if row else None
+
+    def get(self, canary_id: str) -> CanaryState:
+        with self._conn() as conn:
+            row = conn.execute("SELECT state FROM canary_states WHERE id = ?", (canary_id,)).fetchone()
+        if row is None:
+            raise BadInputError(f"canary {canary_id}: not found")
+        return CanaryState.from_dict(json.loads(row[0]))
+
+    def insert(self, state: CanaryState) -> CanaryState:
+        state = dataclasses.replace(state, revision=1)
+        now = time.time()
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            active = conn.execute("SELECT id, status FROM canary_states WHERE model = ? AND status IN ('progressing', 'paused')",
+                                  (state.model,)).fetchone()
+            if active:
+                conn.execute("ROLLBACK")
+                raise ConflictError(f"{state.model}: canary {active[0]} is already {active[1]}", actual=active[0])
+            conn.execute("INSERT INTO canary_states (id, model, revision, status, state, created, updated) VALUES (?,?,?,?,?,?,?)",
+                         (state.id, state.model, 1, state.status, json.dumps(state.to_dict()), now, now))
+            conn.execute("COMMIT")
+        return state
+
+    def save(self, state: CanaryState) -> CanaryState:
+        """Write `state` if the stored revision is still state.revision; returns it at revision + 1."""
+        new = dataclasses.replace(state, revision=state.revision + 1)
+        with self._conn() as conn:
+            cur = conn.execute("UPDATE canary_states SET revision = ?, status = ?, state = ?, updated = ? WHERE id = ? AND revision = ?",
+                               (new.revision, new.status, json.dumps(new.to_dict()), time.time(), state.id, state.revision))
+            if cur.rowcount != 1:
+                row = conn.execute("SELECT revision FROM canary_states WHERE id = ?", (state.id,)).fetchone()
+                raise ConflictError(f"{state.model}: canary state changed meanwhile (revision {row[0] if row else None}, "
+                                    f"expected {state.revision})", expected=str(state.revision),
+                                    actual=str(row[0]) if row else None)
+        return new
+
+
+def current_state(ws, model: str) -> CanaryState | None:
+    """The persisted state of the model's latest canary (None when it never had one)."""
+    check_name(model, "model")
+    if not Path(ws.db_path).exists():
+        return None
+    return CanaryStore(ws.db_path).latest(model)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a reused pid is not our controller
+        return b"canary" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def _same_split(a: dict[str, int], b: dict[str, int]) -> bool:
+    return {k: v for k, v in a.items() if v} == {k: v for k, v in b.items() if v}
+
+
+class Controller:
+    """One canary of one model. `run()` loops until the canary ends; the CLI and the screen use
+    `act()` for a person's command, which goes through the same intent → effect → commit moves."""
+
+    def __init__(self, ws, model: str, *, actor: str, traffic=None, metrics=None, registry=None, audit=None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 on_change: Callable[[CanaryState], None] | None = None):
+        self.ws = ws
+        self.model = check_name(model, "model")
+        self.actor = actor
+        self.store = CanaryStore(ws.db_path)
+        self._traffic, self._metrics, self._registry, self._audit = traffic, metrics, registry, audit
+        self.clock, self.sleep = clock, sleep
+        self.on_change = on_change
+
+    # Roles resolve lazily: `mrc canary pause` needs neither traffic nor metrics.
+    @property
+    def traffic(self):
+        if self._traffic is None:
+            self._traffic = self.ws.traffic()
+        return self._traffic
+
+    @property
+    def metrics(self):
+        if self._metrics is None:
+            self._metrics = self.ws.metrics()
+        return self._metrics
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            self._registry = self.ws.registry()
+        return self._registry
+
+    @property
+    def audit(self):
+        if self._audit is None:
+            self._audit = self.ws.audit()
+        return self._audit
+
+    # -- starting ----------------------------------------------------------------------------
+    def start(self, candidate: str, plan: CanaryPlan, *, override: bool = False, reason: str = "") -> CanaryState:
+        """A new canary, or the resumption of this candidate's unfinished one (after a crash)."""
+        check_name(candidate, "version")
+        existing = self.store.latest(self.model)
+        if existing is not None and existing.active:
+            if existing.candidate != candidate:
+                raise ConflictError(f"{self.model}: canary of {existing.candidate} is {existing.status}; "
+                                    "abort it first", actual=existing.candidate)
+            if _pid_alive(existing.controller_pid):
+                raise ConflictError(f"{self.model}: canary {existing.id} already has a controller (pid "
+                                    f"{existing.controller_pid})", actual=str(existing.controller_pid))
+            return self.resume(existing)
+        mv = self.registry.get_version(self.model, candidate)
+        if mv.approval.status != "approved" and not override:
+            from console.release import PolicyRefusal
+
+            raise PolicyRefusal(f"{self.model} {candidate}: approval is {mv.approval.status!r}; approve it first "
+                                "or start the canary with --override and a reason")
+        if override and not reason.strip():
+            raise BadInputError("--reason: a reason is required to canary an unapproved version")
+        stable = self.registry.get_pointers(self.model).get(PRODUCTION)
+        if stable is None:
+            raise BadInputError(f"{self.model}: has no production version to compare the canary with")
+        state = canary.new_state(self.model, stable, candidate, plan, self.clock(), now_iso())
+        state.override = bool(override and mv.approval.status != "approved")
+        ensure = getattr(self.traffic, "ensure_serving", None)
+        if ensure is not None:
+            ensure(self.model, [stable, candidate])
+        split = self.traffic.get_split(self.model)
+        if not _same_split(split.weights, {stable: 100}):
+            raise ConflictError(f"{self.model}: live split is {split.weights}, expected {stable} at 100%; "
+                                "roll back or finish the other rollout first")
+        state.controller_pid = os.getpid()
+        state = self.store.insert(state)
+        self.audit.append(self.actor, "canary-start", self.model, candidate,
+                          {"canary": state.id, "stable": stable, "plan": state.plan.to_dict(), "override": state.override,
+                           "reason": reason})
+        self._set_canary_alias(candidate)
+        self._changed(state)
+        return state
+
+    def resume(self, state: CanaryState) -> CanaryState:
+        """After a crash: finish a pending intent, or roll back a split the state did not record."""
+        ensure = getattr(self.traffic, "ensure_serving", None)
+        if ensure is not None:
+            ensure(self.model, [state.stable, state.candidate])
+        state = dataclasses.replace(state, controller_pid=os.getpid())
+        state = self._save(canary.log_event(state, now_iso(), "resume", f"controller {os.getpid()} resumed", self.actor))
+        self.audit.append(self.actor, "canary-resume", self.model, state.candidate,
+                          {"canary": state.id, "pending": state.pending, "weight": state.weight})
+        if state.pending:
+            p = state.pending
+            decision = Decision(p["action"], int(p["weight"]), p.get("reason", "") + " (finished after restart)",
+                                int(p.get("step", state.step)))
+            return self._carry_out(state, decision, p.get("actor", self.actor), intent_saved=True)
+        live = self.traffic.get_split(self.model).weights
+        if not _same_split(live, canary.split_for(state, state.weight)):
+            return self._carry_out(state, Decision(canary.ROLLBACK, 0, f"live split {live} was not recorded by the "
+                                   f"canary state ({state.weight}% canary): rolled back after restart", state.step),
+                                   self.actor)
+        return state
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, state: CanaryState, *, max_seconds: float | None = None) -> CanaryState:
+        """Analyse and step until the canary ends (or max_seconds pass)."""
+        deadline = None if max_seconds is None else self.clock() + max_seconds
+        while True:
+            state = self.store.get(state.id)
+            if not state.active:
+                return state
+            if state.pending:  # someone else is mid-transition: let them finish
+                self.sleep(0.05)
+                continue
+            if deadline is not None and self.clock() >= deadline:
+                return state
+            try:
+                state = self.tick(state)
+            except ConflictError:
+                continue  # a person acted meanwhile: read again
+            if not state.active:
+                return state
+            last_end = state.sequential.get("last_end", state.started_at)
+            self.sleep(max(0.02, min(state.plan.interval_s, last_end + state.plan.interval_s - self.clock())))
+
+    def tick(self, state: CanaryState) -> CanaryState:
+        now = self.clock()
+        analysis = None
+        last_end = state.sequential.get("last_end", state.started_at)
+        if state.step >= 0 and now - last_end >= state.plan.interval_s:
+            stable_w = self.metrics.health(self.model, state.stable, last_end, now)
+            canary_w = self.metrics.health(self.model, state.candidate, last_end, now)
+            analysis = canary.analyze(state, stable_w, canary_w, now)
+            state = self._save(canary.record_analysis(state, analysis, now_iso()))
+            self._changed(state)
+        decision = canary.decide(state, now, analysis)
+        if decision.action == canary.HOLD:
+            return state
+        if decision.action == canary.ROLLBACK:
+            return self._carry_out(state, decision, "controller", analysis=analysis)
+        return self._carry_out(state, decision, "controller")
+
+    # -- a person's command ------------------------------------------------------------------
+    def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
+        """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            state = self.store.latest(self.model)
+            if state is None:
+                raise BadInputError(f"{self.model}: no canary")
+            if state.pending and name not in ("rollback", "abort") and time.monotonic() < deadline:
+                time.sleep(0.02)  # the controller is mid-transition: it takes milliseconds
+                continue
+            decision = canary.command(state, name, self.clock())
+            if reason:
+                decision.reason = f"{decision.reason}: {reason}"
+            try:
+                return self._carry_out(state, decision, self.actor, human=True)
+            except ConflictError:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+
+    # -- the three moves -----------------------------------------------------------------------
+    def _carry_out(self, state: CanaryState, decision: Decision, actor: str, *, intent_saved: bool = False,
+                   analysis: canary.Analysis | None = None, human: bool = False) -> CanaryState:
+        action = decision.action
+        if action == canary.HOLD:
+            return state
+        if action in (canary.ROLLBACK, canary.ABORT):
+            # Toward stable is always safe: traffic first, then the record.
+            self._retry(lambda: self.traffic.rollback(self.model, state.stable))
+            _crash_point(action, "effect")
+        elif canary.changes_traffic(decision):
+            if not intent_saved:
+                intent = {"action": action, "weight": decision.weight, "step": decision.step, "reason": decision.reason,
+                          "actor": actor, "pid": os.getpid(), "at": now_iso()}
+                state = self._save(dataclasses.replace(state, pending=intent))
+                _crash_point(action, "intent")
+            self._effect(state, decision, actor)
+            _crash_point(action, "effect")
+        committed = canary.apply(state, decision, self.clock(), now_iso(), actor)
+        details: dict[str, Any] = {"canary": committed.id, "weight": committed.weight, "stable": state.stable,
+                                   "reason": decision.reason, "status": committed.status}
+        if analysis is not None:
+            details["analysis"] = {"checks": [c.to_dict() for c in analysis.checks],
+                                   "sequential": [r.to_dict() for r in analysis.sequential_results],
+                                   "canary": analysis.canary, "stable": analysis.stable}
+        self.audit.append(actor, f"canary-{action}", self.model, state.candidate, details)
+        committed = self._save_over_rollback(committed) if action in (canary.ROLLBACK, canary.ABORT) else self._save(committed)
+        if not committed.active:
+            self._set_canary_alias(None)
+        self._changed(committed)
+        return committed
+
+    def _effect(self, state: CanaryState, decision: Decision, actor: str) -> None:
+        weights = canary.split_for(state, decision.weight)
+
+        def set_split():
+            live = self.traffic.get_split(self.model)
+            if not _same_split(live.weights, weights):
+                self.traffic.set_split(self.model, weights, expected_revision=live.revision)
+
+        self._retry(set_split)
+        if decision.action == canary.PROMOTE:
+            from console.release import promote
+
+            promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
+                    reason=f"canary {state.id} promoted: {decision.reason}", override=state.override)
+
+    def _save(self, state: CanaryState) -> CanaryState:
+        return self.store.save(state)
+
+    def _save_over_rollback(self, committed: CanaryState) -> CanaryState:
+        """A rollback's record must land even if the state moved meanwhile (traffic already moved)."""
+        for _ in range(20):
+            try:
+                return self.store.save(committed)
+            except ConflictError:
+                latest = self.store.get(committed.id)
+                if not latest.active:
+                    return latest
+                committed = dataclasses.replace(committed, revision=latest.revision, analyses=latest.analyses,
+                                                sequential=latest.sequential)
+        raise ConflictError(f"{self.model}: could not record the rollback")
+
+    def _retry(self, fn: Callable[[], Any], attempts: int = 5, first_delay: float = 0.05) -> Any:
+        delay = first_delay
+        for attempt in range(attempts):
+            try:
+                return fn()
+            except ConflictError:
+                if attempt == attempts - 1:
+                    raise
+            except (BackendError, OSError):
+                if attempt == attempts - 1:
+                    raise
+            self.sleep(delay)
+            delay *= 2
+
+    def _set_canary_alias(self, version: str | None) -> None:
+        """The registry's `canary` alias follows the live canary (best effort, audited)."""
+        try:
+            from console.release import set_alias
+
+            set_alias(self.registry, self.audit, self.model, CANARY, version, actor=self.actor,
+                      reason="canary started" if version else "canary ended")
+        except (ConflictError, BadInputError, BackendError):
+            pass
+
+    def _changed(self, state: CanaryState) -> None:
+        if self.on_change is not None:
+            self.on_change(state)
+
+
+def rollback_live_canary(ws, model: str, *, actor: str, reason: str = "") -> CanaryState | None:
+    """The fast path behind `R` and `mrc rollback`: if a canary is live, stable to 100% now."""
+    state = current_state(ws, model)
+    if state is None or not state.active:
+        return None
+    return Controller(ws, model, actor=actor).act("rollback", reason=reason)

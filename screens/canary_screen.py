@@ -1,0 +1,265 @@
+"""The canary screen: split, step plan, live health of both variants, the sequential band,
+the consecutive-failure count and an event log; `R` rolls back now, naming the stable version.
+
+All I/O runs in thread workers; the poll re-arms itself only after the last one finished, so
+polls cannot pile up. The app provides `workspace`, `read_only` and `actor`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, RichLog, Sparkline, Static
+
+from console.domain import CanaryState
+
+POLL_S = 0.5
+WRITE_ACTIONS = {"rollback", "next_step", "promote", "toggle_pause"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure presenters (tested without a terminal).
+
+
+def split_line(state: CanaryState | None, live: dict[str, int] | None) -> str:
+    if state is None:
+        return "no canary for this model"
+    weights = live if live is not None else ({state.candidate: state.weight, state.stable: 100 - state.weight}
+                                             if state.weight < 100 else {state.candidate: 100})
+    parts = [f"{'canary' if v == state.candidate else 'stable'} {v}: {w}%"
+             for v, w in sorted(weights.items(), key=lambda kv: kv[0] != state.candidate) if w]
+    bar_width = 40
+    filled = round(bar_width * weights.get(state.candidate, 0) / 100)
+    return "split  " + " · ".join(parts) + "\n       [" + "█" * filled + "░" * (bar_width - filled) + "]"
+
+
+def plan_line(state: CanaryState | None) -> str:
+    if state is None:
+        return ""
+    marks = []
+    for i, step in enumerate(state.plan.steps):
+        if i < state.step or (i == state.step and state.status == "promoted"):
+            marks.append(f"✓{step}%")
+        elif i == state.step:
+            marks.append(f"[{step}%]")
+        else:
+            marks.append(f"{step}%")
+    held = max(0.0, time.time() - state.step_started_at) if state.step_started_at else 0.0
+    return (f"plan   {' → '.join(marks)}   hold {state.plan.hold_s:g} s (held {held:.0f} s) · "
+            f"interval {state.plan.interval_s:g} s · judge {state.plan.judge} · α {state.plan.alpha:g}")
+
+
+def title_line(state: CanaryState | None, model: str, read_only: bool) -> str:
+    lock = " 🔒 read-only" if read_only else ""
+    if state is None:
+        return f"canary · {model}{lock}"
+    return f"canary · {model} · {state.candidate} vs stable {state.stable} · {state.status.upper()}{lock}"
+
+
+def sequential_line(state: CanaryState | None) -> str:
+    if state is None:
+        return ""
+    results = state.sequential.get("results") or []
+    if not results:
+        return "sequential  waiting for the first analysis"
+    lines = []
+    for r in results:
+        if r.get("estimate") is None:
+            lines.append(f"sequential  {r['metric']}: {r.get('detail', '')}")
+            continue
+        more = f" · ~{r['more_requests']} more canary requests" if r.get("more_requests") else ""
+        lines.append(f"sequential  {r['metric']}: Δ {r['estimate']:+.4f}  band [{r['lower']:+.4f}, {r['upper']:+.4f}]"
+                     f"  margin {r['margin']:+.4f}  p {r['p_value']:.3f} → {r['decision']}{more}")
+    return "\n".join(lines) + f"\nalways-valid p (min so far) {state.sequential.get('min_p_value', 1.0):.4f}"
+
+
+def failures_line(state: CanaryState | None) -> str:
+    if state is None:
+        return ""
+    last = state.analyses[-1] if state.analyses else None
+    verdict = last.get("window_verdict", "-") if last else "-"
+    return (f"consecutive failing windows {state.failures}/{state.plan.consecutive_failures} · last window {verdict}"
+            + (f" · reason: {state.reason}" if state.reason else ""))
+
+
+def series(state: CanaryState | None, variant: str, key: str) -> list[float]:
+    if state is None:
+        return []
+    return [float(a.get(variant, {}).get(key) or 0.0) for a in state.analyses]
+
+
+def event_lines(state: CanaryState | None) -> list[str]:
+    if state is None:
+        return []
+    return [f"{e['at'][11:19]} {e['actor']:<10} {e['kind']:<9} {e['text']}" for e in state.events]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class CanaryScreen(Screen):
+    """One model's canary. Construct as CanaryScreen(model)."""
+
+    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "canary.tcss")
+
+    BINDINGS = [
+        Binding("R", "rollback", "Roll back", id="canary.rollback", priority=True),
+        Binding("p", "next_step", "Next step", id="canary.next_step"),
+        Binding("P", "promote", "Promote", id="canary.promote"),
+        Binding("space", "toggle_pause", "Pause/resume", id="canary.pause"),
+        Binding("escape", "back", "Back", id="canary.back"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, state: CanaryState | None, live: dict[str, int] | None) -> None:
+            super().__init__()
+            self.state = state
+            self.live = live
+
+    class Acted(Message):
+        def __init__(self, action: str, state: CanaryState | None, error: str = "", seconds: float = 0.0) -> None:
+            super().__init__()
+            self.action = action
+            self.state = state
+            self.error = error
+            self.seconds = seconds
+
+    def __init__(self, model: str, *, name: str | None = None, id: str | None = None, classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.model = model
+        self.state: CanaryState | None = None
+        self.live_split: dict[str, int] | None = None
+        self.last_action: dict[str, Any] = {}
+        self._shown_events = 0
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(title_line(None, self.model, self._read_only), id="canary-title")
+        yield Static("loading…", id="canary-split")
+        yield Static("", id="canary-plan")
+        yield Static("", id="canary-rollback-hint")
+        for key, label in (("error_rate", "error rate"), ("p99_ms", "p99 latency ms")):
+            for variant in ("canary", "stable"):
+                with Horizontal(classes="chart-row"):
+                    yield Static(f"{label} · {variant}", classes="chart-label")
+                    yield Sparkline([], id=f"chart-{key.replace('_', '-')}-{variant}", classes=variant)
+        yield Static("", id="canary-sequential")
+        yield Static("", id="canary-failures")
+        yield RichLog(id="canary-events", max_lines=500, wrap=False)
+        yield Footer()
+
+    @property
+    def _read_only(self) -> bool:
+        return bool(getattr(self.app, "read_only", False))
+
+    def on_mount(self) -> None:
+        if self._read_only:
+            self.add_class("read-only")
+        self.load_state()
+
+    # -- keys --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITE_ACTIONS:
+            if self._read_only:
+                return False  # read-only: the write keys are absent
+            if self.state is None or not self.state.active:
+                return None  # shown, greyed: nothing to act on
+        return True
+
+    def action_rollback(self) -> None:
+        self.act("rollback")
+
+    def action_next_step(self) -> None:
+        self.act("next")
+
+    def action_promote(self) -> None:
+        self.act("promote")
+
+    def action_toggle_pause(self) -> None:
+        self.act("resume" if self.state is not None and self.state.status == "paused" else "pause")
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    # -- workers -----------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="canary-poll", exit_on_error=False)
+    def load_state(self) -> None:
+        from console.canary_controller import current_state
+
+        ws = self.app.workspace
+        state = current_state(ws, self.model)
+        live = None
+        if state is not None and state.active:
+            try:
+                live = ws.traffic().get_split(self.model).weights
+            except Exception:  # noqa: BLE001  (the screen shows the recorded split instead)
+                live = None
+        self.post_message(self.Loaded(state, live))
+
+    @work(thread=True, exclusive=True, group="canary-write", exit_on_error=False)
+    def act(self, action: str) -> None:
+        from console.canary_controller import Controller
+
+        started = time.perf_counter()
+        try:
+            state = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console")).act(action)
+            self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
+        except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
+            self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
+
+    # -- results -----------------------------------------------------------------------------
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self.live_split = message.live
+        self._show(message.state)
+        # Re-arm only now: one poll at a time.
+        if self.is_attached:
+            self.set_timer(POLL_S, self.load_state)
+
+    @on(Acted)
+    def _on_acted(self, message: Acted) -> None:
+        self.last_action = {"action": message.action, "error": message.error, "seconds": message.seconds}
+        if message.error:
+            self.notify(message.error, title=f"canary {message.action} failed", severity="error")
+            return
+        state = message.state
+        if state is not None:
+            if message.action == "rollback":
+                self.live_split = {state.stable: 100}
+                self.notify(f"rolled back: stable {state.stable} at 100%", title="canary")
+            self._show(state)
+
+    def _show(self, state: CanaryState | None) -> None:
+        self.state = state
+        for status in ("progressing", "paused", "promoted", "rolled_back", "aborted"):
+            self.set_class(state is not None and state.status == status, f"status-{status}")
+        self.query_one("#canary-title", Static).update(title_line(state, self.model, self._read_only))
+        self.query_one("#canary-split", Static).update(split_line(state, self.live_split))
+        self.query_one("#canary-plan", Static).update(plan_line(state))
+        hint = ""
+        if state is not None and state.active and not self._read_only:
+            hint = f"R rolls back now to stable {state.stable} · p next step · P promote {state.candidate} · space pause/resume"
+        self.query_one("#canary-rollback-hint", Static).update(hint)
+        for key in ("error_rate", "p99_ms"):
+            for variant in ("canary", "stable"):
+                self.query_one(f"#chart-{key.replace('_', '-')}-{variant}", Sparkline).data = series(state, variant, key)
+        self.query_one("#canary-sequential", Static).update(sequential_line(state))
+        self.query_one("#canary-failures", Static).update(failures_line(state))
+        lines = event_lines(state)
+        log = self.query_one("#canary-events", RichLog)
+        if len(lines) < self._shown_events:
+            log.clear()
+            self._shown_events = 0
+        for line in lines[self._shown_events:]:
+            log.write(line)
+        self._shown_events = len(lines)
+        self.refresh_bindings()
