@@ -10,6 +10,7 @@ import getpass
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,15 @@ class ReleaseConsole(App):
     ]
 
     def __init__(self, workspace, *, read_only: bool = False, actor: str = "", poll_s: float = 5.0,
-                 keymap: dict[str, str] | None = None) -> None:
+                 keymap: dict[str, str] | None = None, clock=None) -> None:
         super().__init__()
         self.workspace = workspace
         self.read_only = bool(read_only)
         self.actor = actor or default_actor()
         self.poll_s = poll_s
         self.gate_reports: dict[tuple[str, str], Any] = {}  # (model, version) -> GateReport seen here
+        self.drift_reports: dict[tuple[str, str], Any] = {}  # (model, version) -> DriftReport seen here
+        self.clock = clock or (lambda: datetime.now(timezone.utc))  # "4m ago" is relative to this
         self.startup_s: float | None = None
         self._keymap = dict(keymap or {})
         self.sub_title = self._sub_title()

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "console.commands.workspace_cmds",
     "console.commands.audit_cmds",
     "console.commands.train_cmds",
+    "console.commands.serve_cmds",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_BACKEND = 0, 1, 2, 3, 4

@@ -156,7 +156,7 @@ class HomeScreen(ConsoleScreen):
         visible = self._visible_models()
         table.clear()
         for row in visible:
-            table.add_row(*[Text(text, style=style) for text, style in row.cells()], key=row.model)
+            table.add_row(*[Text(text, style=style) for text, style in row.cells(self.app.clock())], key=row.model)
         if selected and selected in {r.model for r in visible}:
             table.move_cursor(row=table.get_row_index(selected))
 

@@ -159,9 +159,16 @@ class ReviewScreen(ConsoleScreen):
         self._render_header()
         self._render_deltas()
         self._render_lineage()
-        if first:
-            self._gates(self.version)
-            self._drift(self.version)
+        if first:  # the last report seen in this session paints first; `g` re-runs the gates
+            key = (self.model, self.version)
+            if key in self.app.gate_reports:
+                self.post_message(self.GatesDone(self.app.gate_reports[key]))
+            else:
+                self._gates(self.version)
+            if key in self.app.drift_reports:
+                self.post_message(self.DriftDone(self.app.drift_reports[key]))
+            else:
+                self._drift(self.version)
 
     def _render_header(self) -> None:
         cand, prod = self.data.candidate, self.data.production
@@ -252,6 +259,7 @@ class ReviewScreen(ConsoleScreen):
             status.update(Text("drift engine unavailable in this build", style="yellow"))
             return
         report = self.drift_report = message.report
+        self.app.drift_reports[(self.model, self.version)] = report
         worst = "critical" if any(f.severity == "critical" for f in report.features) else (
             "warning" if any(f.severity == "warning" for f in report.features) else "none")
         label, style = drift_label(worst)
