@@ -21,6 +21,13 @@ def screen_keys(screen: Screen) -> list[tuple[str, str, str]]:
         seen.add(binding.id or key)
         display = screen.app.get_key_display(binding)
         rows.append((display, binding.description, binding.id or ""))
+    # the screen's own keys even where a focused widget shadows them (enter on a table opens too)
+    for key, bindings in screen._bindings.key_to_bindings.items():
+        for binding in bindings:
+            if not binding.description or binding.id in seen or screen.check_action(binding.action, ()) is False:
+                continue
+            seen.add(binding.id or key)
+            rows.append((screen.app.get_key_display(binding), binding.description, binding.id or ""))
     return rows
 
 
