@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "console.commands.workspace_cmds",
     "console.commands.audit_cmds",
     "console.commands.train_cmds",
+    "console.commands.gate_cmds",
     "console.commands.serve_cmds",
 ]
 

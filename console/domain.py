@@ -96,6 +96,15 @@ class DriftReport(Record):
     dataset_drift: bool = False
     reference_rows: int = 0
     current_rows: int = 0
+    severity: str = "none"  # critical when a column is critical or the dataset drifts
+    alpha: float = 0.05  # false-discovery rate across columns
+    share_threshold: float = 0.5  # drift_share at which the dataset drifts
+    reference: str = ""  # what was compared: file names or dataset refs
+    current: str = ""
+    model: str = ""
+    version: str = ""
+    baseline_version: str = ""
+    new_columns: list[str] = field(default_factory=list)  # in current, not in reference
 
 
 @dataclass

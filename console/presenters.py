@@ -311,6 +311,17 @@ def interval_plot(low: float, high: float, point: float | None, span: float, wid
     return "".join(cells)
 
 
+def check_metric(check: Any) -> str:
+    """The metric a gate check is about: extra["metric"], else its name less the kind prefix
+    ("significance_auc_roc" -> "auc_roc", "relative:f1" -> "f1")."""
+    metric = (getattr(check, "extra", None) or {}).get("metric")
+    if metric:
+        return str(metric)
+    name = check.name.split(":")[-1]
+    prefix = f"{check.kind}_"
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
 @dataclass
 class MetricDelta:
     metric: str
@@ -330,8 +341,7 @@ def metric_deltas(candidate_metrics: dict[str, float], production_metrics: dict[
         ci = confidence_interval(getattr(check, "extra", None))
         if ci is None:
             continue
-        metric = (check.extra or {}).get("metric") or check.name.split(":")[-1].split(" ")[0]
-        intervals.setdefault(metric, ci)
+        intervals.setdefault(check_metric(check), ci)
     out = []
     for metric in sorted(set(candidate_metrics) | set(production_metrics)):
         cand, prod = candidate_metrics.get(metric), production_metrics.get(metric)

@@ -105,11 +105,12 @@ def evaluate_gates(ws, model: str, version: str):
     return evaluate(ws, model, version)
 
 
-def evaluate_drift(ws, model: str, version: str):
+def evaluate_drift(ws, model: str, version: str, *, record: bool = True):
+    """The drift report; `record` keeps the verdict for the home screen (never in read-only)."""
     version_drift = optional("console.drift", "version_drift")
     if version_drift is None:
         return None
-    return version_drift(ws, model, version)
+    return version_drift(ws, model, version, record=record)
 
 
 @dataclass

@@ -137,7 +137,7 @@ class ReviewScreen(ConsoleScreen):
         from screens.loaders import evaluate_drift
 
         try:
-            report = evaluate_drift(self.app.workspace, self.model, version)
+            report = evaluate_drift(self.app.workspace, self.model, version, record=not self.app.read_only)
         except Exception as exc:
             self.post_message(self.DriftDone(None, f"{type(exc).__name__}: {exc}"))
             return
@@ -260,7 +260,8 @@ class ReviewScreen(ConsoleScreen):
             return
         report = self.drift_report = message.report
         self.app.drift_reports[(self.model, self.version)] = report
-        worst = "critical" if any(f.severity == "critical" for f in report.features) else (
+        worst = getattr(report, "severity", None) or (
+            "critical" if any(f.severity == "critical" for f in report.features) else
             "warning" if any(f.severity == "warning" for f in report.features) else "none")
         label, style = drift_label(worst)
         status.update(Text.assemble((f"drift {label}", style),

@@ -77,6 +77,9 @@ def test_metric_deltas_pick_up_intervals_from_gate_checks():
     assert deltas["auc_roc"].ci == (0.01, 0.08)
     assert deltas["auc_roc"].delta == pytest.approx(0.05)
     assert p.confidence_interval({"ci_low": -1, "ci_high": 2}) == (-1.0, 2.0)
+    named = GateCheck("significance_auc_roc", "significance", True, extra={"ci": [-0.01, 0.02]})
+    assert p.check_metric(named) == "auc_roc"
+    assert p.metric_deltas({"auc_roc": 1.0}, {"auc_roc": 0.99}, [named])[0].ci == (-0.01, 0.02)
     assert p.confidence_interval({"nothing": 1}) is None
 
 

@@ -1,0 +1,471 @@
+"""Data drift: every column at once, the reference side cached, severity that means something.
+
+Method by column kind and sample size (the DriftFeature's ``method`` says which decided):
+
+- numeric, both sides ≥ 1,000 valid rows -> ``psi``: PSI on reference-quantile bins (10 bins,
+  fewer for a small reference: one per 20 rows, at least 2; bins are right-closed) plus one
+  bin for missing values. Its p-value is its own null law: with no drift
+  PSI / (1/N + 1/M) ≈ χ²(B − 1). KS and the Wasserstein distance (divided by the reference's
+  standard deviation) are reported beside it.
+- numeric, smaller samples -> ``ks``: the two-sample Kolmogorov–Smirnov test (the statistic is
+  exactly scipy's ks_2samp on the non-missing values), PSI still the effect size.
+- categorical (text, booleans, or numbers with ≤ 10 distinct reference values) -> ``chi2``:
+  the two-sample contingency χ² of reference vs current counts (scipy's chi2_contingency,
+  missing values a category of their own, categories unseen in the reference a column of
+  their own), PSI over the categories as the effect size, Jensen–Shannon distance reported.
+  Not a goodness-of-fit χ² against the reference's proportions: that treats the reference as
+  exact and flags undrifted columns on large samples.
+- a change in the missing-value rate is drift in itself: the missing bin is part of PSI, and
+  when either side has missing values a two-proportion test joins the column's test
+  (Bonferroni over the two).
+
+Severity needs an effect and evidence: the tier comes from PSI (warning ≥ 0.1, critical ≥ 0.25,
+the usual cuts), and a tier counts only when the column's p-value, adjusted across all columns
+by Benjamini–Hochberg, is below alpha (0.05). At 200,000 rows the null PSI is ≈ 9·1e-5, so the
+cut is then a pure effect-size cut; at 200 rows the null PSI is ≈ 0.09 and noise alone would
+otherwise read as "warning". The dataset drifts when the share of drifted columns reaches
+``share_threshold`` (0.5); the report's severity is critical when a column is critical or the
+dataset drifts, warning when any column warns.
+
+`drift_report(reference, current)` takes mappings of column -> 1-D array (or DataFrames), or a
+`ReferenceProfile` built once by `profile(reference)` for repeated comparisons against the same
+reference (sorted values, bin edges and counts cached). Numeric work is vectorised over
+columns in blocks run on `threads` threads (numpy releases the GIL while sorting).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from backends.base import BadInputError
+from console.domain import DriftFeature, DriftReport
+
+PSI_WARNING, PSI_CRITICAL = 0.1, 0.25
+MAX_BINS = 10
+ROWS_PER_BIN = 20
+LARGE_SAMPLE = 1000
+MAX_DISCRETE = 10
+BLOCK_COLUMNS = 8
+MISSING = "<missing>"
+
+
+# -- the reference profile --------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceProfile:
+    rows: int
+    numeric: list[str]
+    sorted_values: np.ndarray  # (k, n) each row sorted, NaN last
+    valid: np.ndarray  # (k,) non-missing count
+    edges: np.ndarray  # (k, B-1) reference-quantile bin edges
+    bin_counts: np.ndarray  # (k, B) reference rows per bin
+    std: np.ndarray  # (k,)
+    categorical: list[str]
+    categories: list[list[Any]]  # per categorical column: its labels (MISSING for missing)
+    category_counts: list[np.ndarray]
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def _as_columns(data: Any, source: str) -> dict[str, np.ndarray]:
+    if isinstance(data, Mapping):
+        cols = {str(k): np.asarray(v) for k, v in data.items()}
+    elif hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a DataFrame
+        cols = {str(c): data[c].to_numpy() for c in data.columns}
+    else:
+        raise BadInputError(f"{source}: expected columns (a mapping or a DataFrame), not {type(data).__name__}")
+    lengths = {v.shape[0] if v.ndim else 0 for v in cols.values()}
+    if len(lengths) > 1:
+        raise BadInputError(f"{source}: columns have different lengths {sorted(lengths)}")
+    return cols
+
+
+def _to_float(values: np.ndarray, name: str, source: str) -> np.ndarray:
+    if values.dtype.kind in "fiu":
+        return values.astype(np.float64, copy=False)
+    if values.dtype.kind == "b":
+        return values.astype(np.float64)
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        sample = next((v for v in values if isinstance(v, str)), values[0] if len(values) else "")
+        raise BadInputError(f"{source}: column {name!r}: declared numeric but holds text ({sample!r})") from None
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+    return values.dtype.kind in "fiu"
+
+
+def _row_sorted(matrix: np.ndarray, threads: int) -> np.ndarray:
+    """Sort each row (NaN last), in column blocks across threads."""
+    if matrix.shape[0] == 0:
+        return matrix.copy()
+    out = np.empty_like(matrix)
+    blocks = [slice(i, i + BLOCK_COLUMNS) for i in range(0, matrix.shape[0], BLOCK_COLUMNS)]
+
+    def work(block):
+        out[block] = np.sort(matrix[block], axis=1)
+
+    _run(work, blocks, threads)
+    return out
+
+
+def _run(fn, items, threads: int):
+    if threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(fn, items))
+
+
+def _count_le(sorted_rows: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(k, E): how many values of each row are <= each of its edges (NaN counts as larger)."""
+    if edges.shape[1] == 0:
+        return np.zeros(edges.shape, dtype=np.int64)
+    return np.count_nonzero(sorted_rows[:, :, None] <= edges[:, None, :], axis=1)
+
+
+def _bin_counts(sorted_rows: np.ndarray, valid: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(k, B) counts per right-closed bin (−inf, e1], (e1, e2], …, (e_{B−1}, +inf) of the valid values."""
+    k = edges.shape[0]
+    if k == 0:
+        return np.zeros((0, edges.shape[1] + 1), dtype=np.int64)
+    le = np.concatenate([_count_le(sorted_rows[b], edges[b]) for b in _blocks(k)], axis=0)
+    cumulative = np.concatenate([np.zeros((k, 1), dtype=np.int64), le, valid[:, None].astype(np.int64)], axis=1)
+    return np.diff(cumulative, axis=1)
+
+
+def _blocks(k: int) -> list[slice]:
+    return [slice(i, i + BLOCK_COLUMNS) for i in range(0, k, BLOCK_COLUMNS)]
+
+
+def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: int = 2,
+            source: str = "reference") -> ReferenceProfile:
+    """Everything about the reference that does not depend on the current data."""
+    cols = _as_columns(reference, source)
+    kinds = dict(kinds or {})
+    for name, kind in kinds.items():
+        if kind not in ("numeric", "categorical"):
+            raise BadInputError(f"{source}: column {name!r}: kind must be numeric or categorical, not {kind!r}")
+    rows = next(iter(cols.values())).shape[0] if cols else 0
+    numeric = [c for c in cols if kinds.get(c) == "numeric" or (c not in kinds and _is_numeric(cols[c]))]
+    categorical = [c for c in cols if c not in numeric]
+    matrix = (np.stack([_to_float(cols[c], c, source) for c in numeric]) if numeric else np.empty((0, rows)))
+    sorted_values = _row_sorted(matrix, threads)
+    valid = rows - np.count_nonzero(np.isnan(sorted_values), axis=1) if numeric else np.zeros(0, dtype=np.int64)
+    # numbers with few distinct values are categories (a label, a count of children …)
+    if numeric:
+        steps = np.diff(sorted_values, axis=1) > 0
+        distinct = np.where(valid > 0, 1 + np.count_nonzero(steps, axis=1), 0)
+        discrete = (distinct <= MAX_DISCRETE) & np.array([kinds.get(c) != "numeric" for c in numeric])
+        if discrete.any():
+            categorical = [c for c, d in zip(numeric, discrete) if d] + categorical
+            keep = ~discrete
+            numeric = [c for c, k in zip(numeric, keep) if k]
+            sorted_values, valid = sorted_values[keep], valid[keep]
+    bins = int(min(MAX_BINS, max(2, rows // ROWS_PER_BIN)))
+    k = len(numeric)
+    if k:
+        b = np.arange(1, bins)[None, :]
+        idx = np.clip((b * valid[:, None]) // bins, 0, np.maximum(valid[:, None] - 1, 0))
+        edges = np.take_along_axis(sorted_values, idx, axis=1)
+        edges[valid == 0] = np.nan
+        counts = _bin_counts(sorted_values, valid, edges)
+        with np.errstate(invalid="ignore"):
+            std = np.nanstd(np.where(np.isnan(sorted_values), np.nan, sorted_values), axis=1) if rows else np.zeros(k)
+    else:
+        edges, counts, std = np.empty((0, bins - 1)), np.empty((0, bins), dtype=np.int64), np.empty(0)
+    labels, cat_counts = _category_counts([cols[c] for c in categorical])
+    out_kinds = {**{c: "numeric" for c in numeric}, **{c: "categorical" for c in categorical}}
+    return ReferenceProfile(rows, numeric, sorted_values, valid, edges, counts, std, categorical, labels, cat_counts, out_kinds)
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """codes (−1 = missing) and labels of one 1-D array, by hashing when pandas is present."""
+    if values.dtype.kind in "fiub":
+        vals = values.astype(float) if values.dtype.kind != "b" else values.astype(np.int8)
+        missing = np.isnan(vals) if vals.dtype.kind == "f" else np.zeros(vals.shape, bool)
+        labels, codes = np.unique(np.where(missing, 0, vals), return_inverse=True)
+        codes = np.where(missing, -1, codes)
+        if missing.any():  # the 0 placeholder may not be a real label
+            used = np.unique(codes[codes >= 0])
+            remap = np.full(labels.size, -1)
+            remap[used] = np.arange(used.size)
+            labels, codes = labels[used], np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+        return codes, labels
+    try:
+        import pandas as pd
+    except ImportError:  # slower, but still one call for all columns
+        text = values.astype(str)
+        missing = np.isin(text, ["None", "nan", "NaN", ""])
+        labels, codes = np.unique(np.where(missing, "", text), return_inverse=True)
+        return np.where(missing, -1, codes), labels
+    codes, labels = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes), np.asarray(labels, dtype=object)
+
+
+def _category_counts(columns: list[np.ndarray]) -> tuple[list[list[Any]], list[np.ndarray]]:
+    """Labels and counts of every categorical column, from one factorisation of them all."""
+    if not columns:
+        return [], []
+    lengths = [len(c) for c in columns]
+    all_values = np.concatenate([np.asarray(c, dtype=object) if c.dtype.kind not in "fiub" else c.astype(object)
+                                 for c in columns]) if any(c.dtype.kind not in "fiub" for c in columns) \
+        else np.concatenate([c.astype(float) for c in columns])
+    codes, labels = _factorize(all_values)
+    n_labels = len(labels) + 1  # the last slot is "missing"
+    codes = np.where(codes < 0, n_labels - 1, codes)
+    column_of = np.repeat(np.arange(len(columns)), lengths)
+    counts = np.bincount(column_of * n_labels + codes, minlength=len(columns) * n_labels).reshape(len(columns), n_labels)
+    names = [_plain(v) for v in labels] + [MISSING]
+    out_labels, out_counts = [], []
+    for row in counts:  # keep only the labels each column has (small: categories, not rows)
+        present = np.nonzero(row)[0]
+        out_labels.append([names[i] for i in present])
+        out_counts.append(row[present])
+    return out_labels, out_counts
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+# -- the numeric engine ------------------------------------------------------------------------
+
+
+def _numeric_block(ref_sorted: np.ndarray, ref_valid: np.ndarray, edges: np.ndarray, ref_bins: np.ndarray,
+                   current: np.ndarray) -> dict[str, np.ndarray]:
+    """KS, Wasserstein and PSI bin counts for a block of columns, without a loop over them."""
+    k, n = ref_sorted.shape
+    cur_sorted = np.sort(current, axis=1)
+    m = cur_sorted.shape[1]
+    cur_valid = m - np.count_nonzero(np.isnan(cur_sorted), axis=1)
+    merged = np.concatenate([ref_sorted, cur_sorted], axis=1)
+    # two sorted runs: the stable sort (timsort) merges them in linear time, reference first on ties
+    order = np.argsort(merged, axis=1, kind="stable")
+    values = np.take_along_axis(merged, order, axis=1)
+    del merged
+    from_ref = order < n
+    del order
+    valid = ~np.isnan(values)
+    cum_ref = np.cumsum(from_ref & valid, axis=1)
+    cum_cur = np.cumsum(~from_ref & valid, axis=1)
+    del from_ref
+    # evaluate the CDFs where a run of equal values ends (as searchsorted(..., 'right') does)
+    run_end = valid.copy()
+    run_end[:, :-1] &= values[:, :-1] != values[:, 1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cdf_ref = cum_ref / ref_valid[:, None]
+        cdf_cur = cum_cur / cur_valid[:, None]
+        gap = cdf_ref - cdf_cur
+        ks = np.max(np.where(run_end, np.abs(gap), 0.0), axis=1)
+        step = np.diff(values, axis=1)
+        wasserstein = np.sum(np.where(valid[:, 1:], np.abs(gap[:, :-1]) * step, 0.0), axis=1)
+    empty = (ref_valid == 0) | (cur_valid == 0)
+    ks[empty] = np.nan
+    wasserstein[empty] = np.nan
+    cur_bins = _bin_counts(cur_sorted, cur_valid, edges)
+    return {"ks": ks, "wasserstein": wasserstein, "cur_valid": cur_valid, "cur_bins": cur_bins,
+            "cur_missing": m - cur_valid}
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | None = None, alpha: float = 0.05,
+                 share_threshold: float = 0.5, threads: int = 2, source_reference: str = "reference",
+                 source_current: str = "current") -> DriftReport:
+    """Drift of `current` against `reference` (columns, a DataFrame, or a ReferenceProfile)."""
+    from console import stats
+
+    prof = reference if isinstance(reference, ReferenceProfile) else profile(reference, kinds=kinds, threads=threads,
+                                                                               source=source_reference)
+    cur = _as_columns(current, source_current)
+    m_rows = next(iter(cur.values())).shape[0] if cur else 0
+    missing_cols = [c for c in prof.numeric + prof.categorical if c not in cur]
+    features: list[DriftFeature] = []
+    p_values: list[float] = []
+    effects: list[float] = []
+
+    # numeric columns, in blocks over threads
+    num = [c for c in prof.numeric if c in cur]
+    if num:
+        idx = np.array([prof.numeric.index(c) for c in num])
+        current_matrix = np.stack([_to_float(cur[c], c, source_current) for c in num])
+        blocks = _blocks(len(num))
+        parts = _run(lambda b: _numeric_block(prof.sorted_values[idx[b]], prof.valid[idx[b]], prof.edges[idx[b]],
+                                              prof.bin_counts[idx[b]], current_matrix[b]), blocks, threads)
+        res = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        ref_valid = prof.valid[idx]
+        ref_missing = prof.rows - ref_valid
+        ref_counts = np.column_stack([prof.bin_counts[idx], ref_missing])
+        cur_counts = np.column_stack([res["cur_bins"], res["cur_missing"]])
+        psi = stats.psi_from_counts(ref_counts, cur_counts)
+        used_bins = np.count_nonzero((ref_counts + cur_counts) > 0, axis=1)
+        p_psi = stats.psi_null_pvalue(psi, prof.rows, m_rows, used_bins)
+        p_ks = stats.ks_pvalue(res["ks"], ref_valid, res["cur_valid"])
+        large = np.minimum(ref_valid, res["cur_valid"]) >= LARGE_SAMPLE
+        p_test = np.where(large, p_psi, p_ks)
+        any_missing = (ref_missing + res["cur_missing"]) > 0
+        p_miss = stats.two_proportion_pvalue(ref_missing, prof.rows, res["cur_missing"], m_rows)
+        p_col = np.where(any_missing, np.minimum(1.0, 2 * np.fmin(p_test, p_miss)), p_test)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w_norm = res["wasserstein"] / np.where(prof.std[idx] > 0, prof.std[idx], np.nan)
+        for i, name in enumerate(num):
+            method = "psi" if large[i] else "ks"
+            statistic = float(psi[i]) if large[i] else float(res["ks"][i])
+            features.append(DriftFeature(name, "numeric", method, _num(statistic), _num(p_col[i]), "none", {
+                "psi": _num(psi[i]), "psi_p_value": _num(p_psi[i]), "ks": _num(res["ks"][i]), "ks_p_value": _num(p_ks[i]),
+                "wasserstein": _num(res["wasserstein"][i]), "wasserstein_norm": _num(w_norm[i]), "bins": int(used_bins[i]),
+                "missing_rate_reference": float(ref_missing[i] / prof.rows) if prof.rows else 0.0,
+                "missing_rate_current": float(res["cur_missing"][i] / m_rows) if m_rows else 0.0,
+                "missing_p_value": _num(p_miss[i]) if any_missing[i] else None,
+                "edges": [_num(e) for e in prof.edges[idx[i]]],
+                "reference_bins": [int(x) for x in ref_counts[i]], "current_bins": [int(x) for x in cur_counts[i]]}))
+            p_values.append(p_col[i])
+            effects.append(psi[i])
+
+    # categorical columns: one factorisation of the current side, aligned to the reference labels
+    cat = [c for c in prof.categorical if c in cur]
+    if cat:
+        ci = [prof.categorical.index(c) for c in cat]
+        cur_labels, cur_counts_list = _category_counts([np.asarray(cur[c]) for c in cat])
+        ref_rows, cur_rows, label_rows = [], [], []
+        for j, i in enumerate(ci):  # align label lists (categories, not rows)
+            ref_map = {lab: cnt for lab, cnt in zip(prof.categories[i], prof.category_counts[i])}
+            cur_map = {lab: cnt for lab, cnt in zip(cur_labels[j], cur_counts_list[j])}
+            labels = list(prof.categories[i]) + [lab for lab in cur_labels[j] if lab not in ref_map]
+            label_rows.append(labels)
+            ref_rows.append([ref_map.get(lab, 0) for lab in labels])
+            cur_rows.append([cur_map.get(lab, 0) for lab in labels])
+        width = max(len(r) for r in ref_rows)
+        ref_m = np.array([r + [0] * (width - len(r)) for r in ref_rows], dtype=float)
+        cur_m = np.array([r + [0] * (width - len(r)) for r in cur_rows], dtype=float)
+        chi2, p_chi2, dof = stats.chi2_two_sample(ref_m, cur_m)
+        psi = stats.psi_from_counts(ref_m, cur_m)
+        js = stats.jensen_shannon(ref_m, cur_m)
+        for j, name in enumerate(cat):
+            labels = label_rows[j]
+            unseen = [lab for lab in labels[len(prof.categories[ci[j]]):]]
+            n_ref_missing = int(ref_m[j][labels.index(MISSING)]) if MISSING in labels else 0
+            n_cur_missing = int(cur_m[j][labels.index(MISSING)]) if MISSING in labels else 0
+            features.append(DriftFeature(name, "categorical", "chi2", _num(chi2[j]), _num(p_chi2[j]), "none", {
+                "psi": _num(psi[j]), "jensen_shannon": _num(js[j]), "dof": int(dof[j]),
+                "categories": [_jsonable(x) for x in labels[:50]],
+                "reference_counts": [int(x) for x in ref_m[j][:len(labels)][:50]],
+                "current_counts": [int(x) for x in cur_m[j][:len(labels)][:50]],
+                "unseen_categories": [_jsonable(x) for x in unseen[:20]],
+                "unseen_share": float(cur_m[j][len(prof.categories[ci[j]]):len(labels)].sum() / max(m_rows, 1)),
+                "missing_rate_reference": n_ref_missing / prof.rows if prof.rows else 0.0,
+                "missing_rate_current": n_cur_missing / m_rows if m_rows else 0.0}))
+            p_values.append(p_chi2[j])
+            effects.append(psi[j])
+
+    # severity: an effect tier that counts only when significant after BH across columns
+    adjusted = stats.benjamini_hochberg(p_values) if p_values else np.empty(0)
+    tiers = stats.severity_tier(np.nan_to_num(np.asarray(effects, float), nan=0.0), PSI_WARNING, PSI_CRITICAL)
+    for f, tier, q in zip(features, tiers, adjusted):
+        significant = bool(np.isfinite(q) and q < alpha)
+        f.severity = ("none", "warning", "critical")[int(tier)] if significant else "none"
+        f.extra["p_adjusted"] = _num(q)
+        f.extra["significant"] = significant
+    for name in missing_cols:
+        features.append(DriftFeature(name, prof.kinds.get(name, "numeric"), "missing-column", float("nan"), None,
+                                     "critical", {"reason": "column absent from the current data"}))
+    order = {n: i for i, n in enumerate(list(prof.kinds))}
+    features.sort(key=lambda f: order.get(f.name, 0))
+    drifted = sum(f.severity != "none" for f in features)
+    share = drifted / len(features) if features else 0.0
+    report = DriftReport(features, share, share >= share_threshold and drifted > 0, prof.rows, m_rows,
+                         alpha=alpha, share_threshold=share_threshold)
+    report.severity = ("critical" if report.dataset_drift or any(f.severity == "critical" for f in features)
+                       else "warning" if any(f.severity == "warning" for f in features) else "none")
+    report.new_columns = [c for c in cur if c not in prof.kinds]
+    return report
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(x):
+    return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
+
+
+# -- the workspace: a version's training data against production's -------------------------------
+
+
+def _reports_dir(ws, model: str) -> Path:
+    return Path(ws.root) / "reports" / model
+
+
+def _dataset_columns(ws, ref: str) -> dict[str, np.ndarray]:
+    from backends.local.datasets import DatasetStore
+
+    _, columns, data = DatasetStore(ws.root).load(ref)
+    return {c: data[:, i] for i, c in enumerate(columns)}
+
+
+def version_drift(ws, model: str, version: str, *, record: bool = True) -> DriftReport:
+    """Drift of the version's training data against the production version's training data."""
+    from backends.base import PRODUCTION, check_name
+
+    check_name(model, "model")
+    check_name(version, "version")
+    registry = ws.registry()
+    mv = registry.get_version(model, version)
+    production = registry.get_pointers(model).get(PRODUCTION)
+    if not production:
+        raise BadInputError(f"{model}: no production version to compare the training data with")
+    base = registry.get_version(model, production)
+    if not mv.lineage.data_version or not base.lineage.data_version:
+        raise BadInputError(f"{model}: version {version if not mv.lineage.data_version else production} "
+                            "has no data_version in its lineage")
+    report = drift_report(_dataset_columns(ws, base.lineage.data_version), _dataset_columns(ws, mv.lineage.data_version),
+                          source_reference=base.lineage.data_version, source_current=mv.lineage.data_version)
+    report.reference = base.lineage.data_version
+    report.current = mv.lineage.data_version
+    report.model = model
+    report.version = version
+    report.baseline_version = production
+    if record:
+        record_status(ws, model, report, version=version, baseline=production)
+    return report
+
+
+def record_status(ws, model: str, report: DriftReport, *, version: str = "", baseline: str = "") -> Path:
+    """Keep the last drift verdict of a model under reports/<model>/drift.json (atomic replace)."""
+    from console.timeutil import now_iso
+
+    folder = _reports_dir(ws, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "drift.json"
+    data = {"model": model, "version": version, "baseline_version": baseline, "severity": report.severity,
+            "drift_share": report.drift_share, "at": now_iso(),
+            "drifted": [f.name for f in report.features if f.severity != "none"]}
+    tmp = folder / ".drift.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def recorded_status(ws, model: str) -> str | None:
+    """The last drift severity recorded for the model ("none"/"warning"/"critical"), or None."""
+    try:
+        data = json.loads((_reports_dir(ws, model) / "drift.json").read_text())
+    except (OSError, ValueError):
+        return None
+    severity = data.get("severity") if isinstance(data, dict) else None
+    return severity if severity in ("none", "warning", "critical") else None

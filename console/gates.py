@@ -1,0 +1,761 @@
+"""Evaluation gates: one engine behind `mrc gate`, `mrc approve` and the console.
+
+Policy format. The seed's gate_config.json is accepted exactly as written, with its semantics:
+
+- ``metric_directions``: metric -> "higher" | "lower" (every gated metric needs one);
+- ``hard_gates``: metric -> threshold; higher passes when value >= threshold, lower when <=;
+- ``relative_gates``: metric -> tolerance; regression = (baseline − candidate)/baseline for
+  higher (candidate − baseline)/baseline for lower, 0 when the baseline is 0; passes when
+  regression < tolerance (strictly);
+- ``max_p99_latency_ms`` / ``max_model_size_mb``: pass when candidate value <= max; checked
+  only when the candidate has ``p99_latency_ms`` / ``model_size_mb`` (as the seed does);
+- the verdict is the AND of all checks.
+
+Extensions (all optional; see assets/gate_policy_full.json):
+
+- ``threshold``: the score cut-off for class predictions (0.5);
+- ``slices``: {column, metrics, tolerance, k, bins, min_rows}: a slice may not drop more than
+  k × tolerance (absolute) below the baseline's value on the same slice (004);
+- ``fairness``: {sensitive_column, bins, max_demographic_parity_diff,
+  max_equal_opportunity_diff}: differences between the best and worst group;
+- ``significance``: {alpha, margin, n_boot, seed, metrics, require}: paired tests of candidate
+  vs baseline on the same rows; accuracy by McNemar plus a paired-bootstrap CI, other metrics
+  by a paired-bootstrap CI of the difference. ``require``:
+  "non_inferior" passes when the CI's lower end > −margin (002), "superior" when it is > 0
+  (and McNemar p < alpha for accuracy), "not_worse" fails only when the candidate is
+  significantly worse by more than the margin (CI's upper end < −margin);
+- ``robustness``: {extreme_value, nan_policy, require_all_classes}: runs the model (003);
+- ``sanity``: {max_mean_abs_score_diff, reference}: mean |Δ score| against the previous model
+  on a fixed reference set (002).
+
+When a registry version is evaluated and the policy leaves out significance, robustness or
+sanity, the defaults in DEFAULT_VERSION_CHECKS apply (they need predictions, which only that
+mode has); metrics files are judged by exactly what the policy says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from backends.base import BadInputError
+from console.domain import GateCheck, GateReport
+
+SEED_KEYS = ("metric_directions", "hard_gates", "relative_gates", "max_p99_latency_ms", "max_model_size_mb")
+EXTENSION_KEYS = ("threshold", "slices", "fairness", "significance", "robustness", "sanity", "description")
+DIRECTIONS = ("higher", "lower")
+
+DEFAULT_VERSION_CHECKS: dict[str, dict[str, Any]] = {
+    # "not_worse": training is noisy and test sets are small; fail only on a significant loss
+    "significance": {"alpha": 0.05, "margin": 0.01, "n_boot": 2000, "seed": 0,
+                     "metrics": ["accuracy", "auc_roc", "f1"], "require": "not_worse"},
+    "robustness": {"extreme_value": 1e6, "nan_policy": "isolate", "require_all_classes": True},
+    "sanity": {"max_mean_abs_score_diff": 0.1, "reference": "golden"},
+}
+
+
+@dataclass
+class GatePolicy:
+    source: str
+    metric_directions: dict[str, str]
+    hard_gates: dict[str, float]
+    relative_gates: dict[str, float]
+    max_p99_latency_ms: float | None = None
+    max_model_size_mb: float | None = None
+    threshold: float = 0.5
+    slices: dict[str, Any] | None = None
+    fairness: dict[str, Any] | None = None
+    significance: dict[str, Any] | None = None
+    robustness: dict[str, Any] | None = None
+    sanity: dict[str, Any] | None = None
+    sha256: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def with_version_defaults(self) -> "GatePolicy":
+        out = GatePolicy(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        for key, default in DEFAULT_VERSION_CHECKS.items():
+            if key not in self.raw:
+                setattr(out, key, _validate_section(key, dict(default), "built-in defaults"))
+        return out
+
+
+# -- loading and validating ---------------------------------------------------------------------
+
+
+def _number(value: Any, where: str, *, minimum: float | None = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError(f"{where}: must be a number, not {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise BadInputError(f"{where}: must be a finite number, not {value!r}")
+    if minimum is not None and v < minimum:
+        raise BadInputError(f"{where}: must be >= {minimum}, not {value!r}")
+    if positive and v <= 0:
+        raise BadInputError(f"{where}: must be > 0, not {value!r}")
+    return v
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadInputError(f"{where}: must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise BadInputError(f"{p}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{p}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    if not text.strip():
+        raise BadInputError(f"{p}: empty file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def default_policy_path() -> Path:
+    from console.assets import asset_path
+
+    return asset_path("gate_policy.json")
+
+
+def load_policy(path: str | os.PathLike | None = None) -> GatePolicy:
+    p = Path(path) if path else default_policy_path()
+    data = read_json(p, "gate policy")
+    policy = parse_policy(data, str(p))
+    policy.sha256 = hashlib.sha256(p.read_bytes()).hexdigest()
+    return policy
+
+
+def parse_policy(data: Any, source: str = "policy") -> GatePolicy:
+    data = _table(data, source)
+    unknown = sorted(set(data) - set(SEED_KEYS) - set(EXTENSION_KEYS))
+    if unknown:
+        raise BadInputError(f"{source}: {unknown[0]}: unknown key (known: {', '.join(SEED_KEYS + EXTENSION_KEYS)})")
+    directions = _table(data.get("metric_directions", {}), f"{source}: metric_directions")
+    for metric, direction in directions.items():
+        if direction not in DIRECTIONS:
+            raise BadInputError(f"{source}: metric_directions.{metric}: unknown direction {direction!r} (higher or lower)")
+    hard = {m: _number(v, f"{source}: hard_gates.{m}")
+            for m, v in _table(data.get("hard_gates", {}), f"{source}: hard_gates").items()}
+    relative = {m: _number(v, f"{source}: relative_gates.{m}", minimum=0.0)
+                for m, v in _table(data.get("relative_gates", {}), f"{source}: relative_gates").items()}
+    for section, gates in (("hard_gates", hard), ("relative_gates", relative)):
+        for metric in gates:
+            if metric not in directions:
+                raise BadInputError(f"{source}: {section}.{metric}: no direction in metric_directions")
+    policy = GatePolicy(source, dict(directions), hard, relative)
+    for key in ("max_p99_latency_ms", "max_model_size_mb"):
+        if key in data:
+            setattr(policy, key, _number(data[key], f"{source}: {key}", minimum=0.0))
+    if "threshold" in data:
+        policy.threshold = _number(data["threshold"], f"{source}: threshold", minimum=0.0)
+        if policy.threshold > 1:
+            raise BadInputError(f"{source}: threshold: must be within [0, 1], not {data['threshold']!r}")
+    for key in ("slices", "fairness", "significance", "robustness", "sanity"):
+        if key in data and data[key] is not False and data[key] is not None:
+            setattr(policy, key, _validate_section(key, _table(data[key], f"{source}: {key}"), source))
+    policy.raw = data
+    policy.sha256 = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return policy
+
+
+def _validate_section(key: str, section: dict[str, Any], source: str) -> dict[str, Any]:
+    where = f"{source}: {key}"
+    out = dict(section)
+
+    def num(name, default, **kw):
+        if name in section:
+            out[name] = _number(section[name], f"{where}.{name}", **kw)
+        else:
+            out[name] = default
+
+    def metrics_list(default):
+        value = section.get("metrics", default)
+        if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+            raise BadInputError(f"{where}.metrics: must be a list of metric names")
+        out["metrics"] = value
+
+    def column(name, required=True):
+        value = section.get(name)
+        if value is None and not required:
+            return
+        if not isinstance(value, str) or not value:
+            raise BadInputError(f"{where}.{name}: must name a column")
+
+    if key == "slices":
+        column("column")
+        metrics_list(["accuracy"])
+        num("tolerance", 0.02, minimum=0.0)
+        num("k", 2.0, minimum=0.0)
+        num("min_rows", 20, minimum=1)
+        num("bins", 4, minimum=2)
+    elif key == "fairness":
+        column("sensitive_column")
+        num("bins", 2, minimum=2)
+        num("max_demographic_parity_diff", 0.2, minimum=0.0)
+        num("max_equal_opportunity_diff", 0.2, minimum=0.0)
+    elif key == "significance":
+        num("alpha", 0.05, positive=True)
+        num("margin", 0.01, minimum=0.0)
+        num("n_boot", 2000, minimum=100)
+        num("seed", 0, minimum=0)
+        metrics_list(["accuracy", "auc_roc", "f1"])
+        from console.stats import BOOTSTRAP_METRICS
+
+        for m in out["metrics"]:
+            if m not in BOOTSTRAP_METRICS:
+                raise BadInputError(f"{where}.metrics: no paired test for {m!r} (known: {', '.join(BOOTSTRAP_METRICS)})")
+        require = section.get("require", "non_inferior")
+        if require not in ("non_inferior", "superior", "not_worse"):
+            raise BadInputError(f"{where}.require: {require!r} is not one of non_inferior, superior, not_worse")
+        out["require"] = require
+        if out["alpha"] >= 1:
+            raise BadInputError(f"{where}.alpha: must be within (0, 1)")
+    elif key == "robustness":
+        num("extreme_value", 1e6, positive=True)
+        policy = section.get("nan_policy", "isolate")
+        if policy not in ("isolate", "finite"):
+            raise BadInputError(f"{where}.nan_policy: {policy!r} is not one of isolate, finite")
+        out["nan_policy"] = policy
+        out["require_all_classes"] = bool(section.get("require_all_classes", True))
+    elif key == "sanity":
+        num("max_mean_abs_score_diff", 0.1, minimum=0.0)
+        ref = section.get("reference", "golden")
+        if ref not in ("golden", "test"):
+            raise BadInputError(f"{where}.reference: {ref!r} is not one of golden, test")
+        out["reference"] = ref
+    return out
+
+
+# -- the seed's checks on metrics --------------------------------------------------------------
+
+
+def _metric(metrics: Mapping[str, Any], metric: str, source: str, needed_by: str) -> float:
+    if metric not in metrics:
+        raise BadInputError(f"{source}: {metric}: missing (needed by {needed_by})")
+    value = metrics[metric]
+    if value is None:
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError(f"{source}: {metric}: must be a number, not {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and math.isnan(x):
+        return "NaN"
+    return f"{x:.4g}"
+
+
+def seed_checks(policy: GatePolicy, candidate: Mapping[str, Any], baseline: Mapping[str, Any] | None, *,
+                candidate_source: str = "candidate metrics", baseline_source: str = "baseline metrics") -> list[GateCheck]:
+    """Hard, relative, latency and size gates: the seed's algorithm, each check explained."""
+    checks: list[GateCheck] = []
+    for metric, threshold in policy.hard_gates.items():
+        direction = policy.metric_directions[metric]
+        value = _metric(candidate, metric, candidate_source, f"hard_gates.{metric} in {policy.source}")
+        passed = value >= threshold if direction == "higher" else value <= threshold
+        op = ">=" if direction == "higher" else "<="
+        checks.append(GateCheck(
+            f"hard_gate_{metric}", "hard", bool(passed), value, threshold, None,
+            f"{metric} {_fmt(value)} {'meets' if passed else 'misses'} the hard gate {op} {_fmt(threshold)}",
+            {"direction": direction}))
+    for metric, tolerance in policy.relative_gates.items():
+        direction = policy.metric_directions[metric]
+        value = _metric(candidate, metric, candidate_source, f"relative_gates.{metric} in {policy.source}")
+        if baseline is None:
+            checks.append(GateCheck(f"relative_gate_{metric}", "relative", True, value, tolerance, None,
+                                    f"{metric}: no production baseline to compare with: skipped",
+                                    {"skipped": True, "direction": direction}))
+            continue
+        base = _metric(baseline, metric, baseline_source, f"relative_gates.{metric} in {policy.source}")
+        if direction == "higher":
+            regression = (base - value) / base if base != 0 else 0.0
+        else:
+            regression = (value - base) / base if base != 0 else 0.0
+        passed = regression < tolerance
+        checks.append(GateCheck(
+            f"relative_gate_{metric}", "relative", bool(passed), value, tolerance, base,
+            f"{metric} {_fmt(value)} vs production {_fmt(base)}: {'regression' if regression > 0 else 'change'} "
+            f"{regression * 100:+.2f}% {'within' if passed else 'beyond'} tolerance {tolerance * 100:.2f}%",
+            {"direction": direction, "regression": regression,
+             "regression_pct": round(regression * 100, 2), "tolerance_pct": round(tolerance * 100, 2)}))
+    for key, metric, kind, unit in (("max_p99_latency_ms", "p99_latency_ms", "latency", "ms"),
+                                    ("max_model_size_mb", "model_size_mb", "size", "MB")):
+        limit = getattr(policy, key)
+        if limit is None:
+            continue
+        name = "latency_gate" if kind == "latency" else "size_gate"
+        if metric not in candidate:
+            checks.append(GateCheck(name, kind, True, None, limit, None,
+                                    f"candidate has no {metric}: not checked (as in the seed policy)", {"skipped": True}))
+            continue
+        value = _metric(candidate, metric, candidate_source, f"{key} in {policy.source}")
+        base = None
+        if baseline is not None and metric in baseline:
+            base = _metric(baseline, metric, baseline_source, key)
+        passed = value <= limit
+        checks.append(GateCheck(name, kind, bool(passed), value, limit, base,
+                                f"{metric} {_fmt(value)} {unit} {'within' if passed else 'over'} the limit {_fmt(limit)} {unit}"))
+    return checks
+
+
+# -- checks on paired predictions ----------------------------------------------------------------
+
+
+@dataclass
+class PairedPredictions:
+    """Labels and both models' scores on the same rows, plus any slice/sensitive columns."""
+
+    y_true: np.ndarray
+    candidate: np.ndarray
+    baseline: np.ndarray | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = "predictions"
+
+
+def _groups(values: np.ndarray, bins: int) -> tuple[np.ndarray, list[str]]:
+    """Group labels of a slice column: categories as they are, numbers in quantile bins."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiu":
+        uniq = np.unique(arr[~np.isnan(arr.astype(float))]) if arr.size else arr
+        if uniq.size > bins:
+            edges = np.unique(np.quantile(arr.astype(float), np.linspace(0, 1, bins + 1)[1:-1]))
+            codes = np.searchsorted(edges, arr.astype(float), side="right")
+            lows = np.concatenate([[-np.inf], edges])
+            highs = np.concatenate([edges, [np.inf]])
+            names = [f"[{_fmt(lo)}, {_fmt(hi)})" for lo, hi in zip(lows, highs)]
+            return codes, names
+    labels, codes = np.unique(arr.astype(str), return_inverse=True)
+    return codes, [str(x) for x in labels]
+
+
+def slice_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]:
+    cfg = policy.slices
+    if not cfg:
+        return []
+    from console.stats import metric_value
+
+    column = cfg["column"]
+    if column not in data.columns:
+        raise BadInputError(f"{data.source}: {column}: no such column (named by slices.column in {policy.source})")
+    codes, names = _groups(data.columns[column], int(cfg["bins"]))
+    max_drop = cfg["k"] * cfg["tolerance"]
+    checks = []
+    for metric in cfg["metrics"]:
+        for g, name in enumerate(names):
+            rows = codes == g
+            n = int(rows.sum())
+            if n < cfg["min_rows"]:
+                continue
+            value = metric_value(metric, data.y_true[rows], data.candidate[rows], policy.threshold)
+            base = None if data.baseline is None else metric_value(metric, data.y_true[rows], data.baseline[rows], policy.threshold)
+            if base is None or not math.isfinite(base):
+                passed = True
+                detail = f"slice {column}={name} ({n} rows): {metric} {_fmt(value)}, no baseline on this slice"
+            else:
+                passed = bool(value >= base - max_drop) if math.isfinite(value) else False
+                detail = (f"slice {column}={name} ({n} rows): {metric} {_fmt(value)} vs production {_fmt(base)}; "
+                          f"drop {_fmt(base - value)} {'within' if passed else 'beyond'} {cfg['k']:g}×{cfg['tolerance']:g}")
+            checks.append(GateCheck(f"slice_{column}={name}_{metric}", "slice", passed, value,
+                                    None if base is None else base - max_drop, base, detail,
+                                    {"slice": name, "column": column, "rows": n, "metric": metric, "max_drop": max_drop}))
+    return checks
+
+
+def group_rates(y: np.ndarray, pred: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positive-prediction rate and true-positive rate per group (NaN where undefined)."""
+    size = np.bincount(codes, minlength=n_groups).astype(float)
+    positive = np.bincount(codes, weights=pred.astype(float), minlength=n_groups)
+    actual = np.bincount(codes, weights=y.astype(float), minlength=n_groups)
+    hits = np.bincount(codes, weights=(pred & y).astype(float), minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(size > 0, positive / size, np.nan), np.where(actual > 0, hits / actual, np.nan)
+
+
+def fairness_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]:
+    cfg = policy.fairness
+    if not cfg:
+        return []
+    column = cfg["sensitive_column"]
+    if column not in data.columns:
+        raise BadInputError(f"{data.source}: {column}: no such column (named by fairness.sensitive_column in {policy.source})")
+    codes, names = _groups(data.columns[column], int(cfg["bins"]))
+    y = data.y_true.astype(bool)
+
+    def gaps(scores):
+        pred = scores >= policy.threshold
+        sel, tpr = group_rates(y, pred, codes, len(names))
+        return float(np.nanmax(sel) - np.nanmin(sel)), float(np.nanmax(tpr) - np.nanmin(tpr)), sel, tpr
+
+    dpd, eod, sel, tpr = gaps(data.candidate)
+    base = gaps(data.baseline) if data.baseline is not None else None
+    out = []
+    for name, value, limit, rates, b in (
+            ("demographic_parity_diff", dpd, cfg["max_demographic_parity_diff"], sel, base and base[0]),
+            ("equal_opportunity_diff", eod, cfg["max_equal_opportunity_diff"], tpr, base and base[1])):
+        passed = bool(value <= limit) if math.isfinite(value) else False
+        what = "positive-prediction rate" if name.startswith("demographic") else "true-positive rate"
+        out.append(GateCheck(f"fairness_{name}", "fairness", passed, value, limit, b,
+                             f"{what} differs by {_fmt(value)} across {column} groups "
+                             f"({'within' if passed else 'over'} {_fmt(limit)})",
+                             {"groups": dict(zip(names, [None if not math.isfinite(r) else float(r) for r in rates]))}))
+    return out
+
+
+def fairness_from_metrics(policy: GatePolicy, candidate: Mapping[str, Any], source: str) -> list[GateCheck]:
+    """Fairness figures already in a metrics file (004's demographic_parity_diff)."""
+    cfg = policy.fairness
+    if not cfg:
+        return []
+    out = []
+    for name, limit in (("demographic_parity_diff", cfg["max_demographic_parity_diff"]),
+                        ("equal_opportunity_diff", cfg["max_equal_opportunity_diff"])):
+        if name not in candidate:
+            continue
+        value = abs(_metric(candidate, name, source, f"fairness in {policy.source}"))
+        passed = bool(value <= limit)
+        out.append(GateCheck(f"fairness_{name}", "fairness", passed, value, limit, None,
+                             f"{name} {_fmt(value)} {'within' if passed else 'over'} {_fmt(limit)}"))
+    return out
+
+
+def slices_from_metrics(policy: GatePolicy, candidate: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[GateCheck]:
+    """Slice figures already in metrics files: "slices": {name: value or {metric: value}} (004)."""
+    cfg = policy.slices
+    if not cfg or not isinstance(candidate.get("slices"), dict):
+        return []
+    max_drop = cfg["k"] * cfg["tolerance"]
+    base_slices = (baseline or {}).get("slices") or {}
+    out = []
+    for metric in cfg["metrics"]:
+        for name, entry in candidate["slices"].items():
+            value = entry.get(metric) if isinstance(entry, dict) else entry
+            if value is None:
+                continue
+            b_entry = base_slices.get(name)
+            base = b_entry.get(metric) if isinstance(b_entry, dict) else b_entry
+            if base is None and baseline is not None:
+                base = baseline.get(metric)  # 004: a slice new to the baseline compares with its overall value
+            value = float(value)
+            passed = True if base is None else bool(value >= float(base) - max_drop)
+            out.append(GateCheck(f"slice_{name}_{metric}", "slice", passed, value,
+                                 None if base is None else float(base) - max_drop, None if base is None else float(base),
+                                 f"slice {name}: {metric} {_fmt(value)} vs production {_fmt(base)} "
+                                 f"(max drop {_fmt(max_drop)})", {"slice": name, "metric": metric}))
+    return out
+
+
+def significance_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]:
+    cfg = policy.significance
+    if not cfg or data.baseline is None:
+        return []
+    from console.stats import mcnemar, paired_bootstrap
+
+    y, cand, base = data.y_true, data.candidate, data.baseline
+    alpha, margin, require = cfg["alpha"], cfg["margin"], cfg["require"]
+    out = []
+    for metric in cfg["metrics"]:
+        lower_is_better = metric in ("rmse", "mae")
+        boot = paired_bootstrap(metric, y, cand, base, n_boot=int(cfg["n_boot"]), alpha=alpha,
+                                seed=int(cfg["seed"]), threshold=policy.threshold)
+        # work with the improvement: positive = candidate better, whatever the metric's direction
+        sign = -1.0 if lower_is_better else 1.0
+        delta = sign * boot["delta"]
+        lo, hi = sorted((sign * boot["ci_low"], sign * boot["ci_high"]))
+        extra: dict[str, Any] = {"ci": [boot["ci_low"], boot["ci_high"]], "improvement_ci": [lo, hi], "alpha": alpha,
+                                 "margin": margin, "require": require, "n": int(y.size), "method": "paired-bootstrap",
+                                 "n_boot": boot["n_boot"]}
+        p_value = None
+        if metric == "accuracy":
+            pred_c, pred_b, truth = cand >= policy.threshold, base >= policy.threshold, y.astype(bool)
+            test = mcnemar(pred_c == truth, pred_b == truth)
+            p_value = test["p_value"]
+            extra.update({"method": "mcnemar+paired-bootstrap", "p_value": p_value, "b": test["b"], "c": test["c"],
+                          "mcnemar": test["method"]})
+        if not math.isfinite(delta):
+            out.append(GateCheck(f"significance_{metric}", "significance", True, None, -margin, boot["baseline"],
+                                 f"{metric}: undefined on these rows (one class only): not tested", {**extra, "skipped": True}))
+            continue
+        if require == "superior":
+            passed = lo > 0 and (p_value is None or p_value < alpha)
+            why = f"needs the CI above 0{' and McNemar p < alpha' if p_value is not None else ''}"
+        elif require == "non_inferior":
+            passed = lo > -margin
+            why = f"non-inferiority needs the CI's lower end above −{margin:g}"
+        else:
+            passed = hi >= -margin
+            why = f"fails only if the CI lies wholly below −{margin:g}"
+        ci_text = f"{(1 - alpha) * 100:.0f}% CI [{lo:+.4f}, {hi:+.4f}]"
+        p_text = f", McNemar p={p_value:.3g} (b={extra['b']}, c={extra['c']})" if p_value is not None else ""
+        if not passed:
+            why = {"superior": "no significant improvement",
+                   "non_inferior": f"non-inferiority within −{margin:g} not shown",
+                   "not_worse": f"significantly worse: the CI lies wholly below −{margin:g}"}[require]
+        extra["candidate_value"] = boot["candidate"]
+        out.append(GateCheck(f"significance_{metric}", "significance", bool(passed), delta, -margin,
+                             boot["baseline"],
+                             f"{metric} {'gain' if delta >= 0 else 'loss'} {delta:+.4f} on {y.size} paired rows, "
+                             f"{ci_text}{p_text}: {why}", extra))
+    return out
+
+
+def sanity_check(policy: GatePolicy, candidate_scores: np.ndarray, baseline_scores: np.ndarray | None,
+                 reference_name: str) -> list[GateCheck]:
+    cfg = policy.sanity
+    if not cfg or baseline_scores is None:
+        return []
+    diff = np.abs(np.asarray(candidate_scores, float) - np.asarray(baseline_scores, float))
+    mean = float(np.mean(diff)) if diff.size else 0.0
+    limit = cfg["max_mean_abs_score_diff"]
+    passed = bool(mean <= limit) if math.isfinite(mean) else False
+    return [GateCheck("sanity_prediction_shift", "sanity", passed, mean, limit, 0.0,
+                      f"mean |Δ score| vs production on the {reference_name} set ({diff.size} rows) is {_fmt(mean)} "
+                      f"({'within' if passed else 'over'} {_fmt(limit)})",
+                      {"max_abs_diff": float(diff.max()) if diff.size else 0.0, "rows": int(diff.size)})]
+
+
+def robustness_checks(policy: GatePolicy, predict: Callable[[np.ndarray], np.ndarray], reference_rows: np.ndarray,
+                      y_true: np.ndarray | None = None) -> list[GateCheck]:
+    """Run the model on NaN, empty, zero and extreme inputs, twice on the same rows, and look for collapse."""
+    cfg = policy.robustness
+    if not cfg:
+        return []
+    rows = np.asarray(reference_rows, dtype=float)
+    n_features = rows.shape[1]
+    sample = rows[: min(len(rows), 64)]
+    out: list[GateCheck] = []
+
+    def attempt(fn):
+        try:
+            return np.asarray(fn(), dtype=float), None
+        except Exception as exc:  # the check reports the model's failure, it does not crash the gate
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def add(name, passed, detail, value=None, extra=None):
+        out.append(GateCheck(f"robustness_{name}", "robustness", bool(passed), value, None, None, detail, extra or {}))
+
+    clean, err = attempt(lambda: predict(sample))
+    if clean is None:
+        add("inference", False, f"the model fails on {len(sample)} reference rows: {err}")
+        return out
+    # NaN: one row with a missing feature must not change the others' scores
+    poisoned = sample.copy()
+    poisoned[0, 0] = np.nan
+    scores, err = attempt(lambda: predict(poisoned))
+    if scores is None:
+        add("nan_input", cfg["nan_policy"] == "isolate", f"a NaN feature raises {err}")
+    else:
+        others_same = bool(np.array_equal(scores[1:], clean[1:]))
+        nan_row_finite = bool(np.isfinite(scores[0]))
+        passed = others_same and (nan_row_finite or cfg["nan_policy"] == "isolate")
+        add("nan_input", passed,
+            ("other rows unchanged" if others_same else "a NaN in one row changed other rows' scores")
+            + ("; the NaN row scores finite" if nan_row_finite else "; the NaN row scores NaN (the server must reject missing features)")
+            + f" [nan_policy={cfg['nan_policy']}]", extra={"nan_row_finite": nan_row_finite, "others_unchanged": others_same})
+    empty, err = attempt(lambda: predict(np.empty((0, n_features))))
+    add("empty_batch", empty is not None and empty.size == 0,
+        "an empty batch returns no scores" if empty is not None and empty.size == 0
+        else f"an empty batch {'returns ' + str(empty.size) + ' scores' if empty is not None else 'raises ' + str(err)}")
+    zeros, err = attempt(lambda: predict(np.zeros((1, n_features))))
+    ok = zeros is not None and bool(np.all(np.isfinite(zeros)))
+    add("zero_input", ok, "an all-zero row scores finite" if ok else f"an all-zero row gives {err or zeros}")
+    big = cfg["extreme_value"]
+    extreme, err = attempt(lambda: predict(np.vstack([np.full(n_features, big), np.full(n_features, -big)])))
+    ok = extreme is not None and bool(np.all(np.isfinite(extreme)) and np.all((extreme >= 0) & (extreme <= 1)))
+    add("extreme_input", ok, f"rows of ±{big:g} score finite, within [0, 1]" if ok else f"rows of ±{big:g} give {err or extreme}")
+    again, err = attempt(lambda: predict(sample))
+    same = again is not None and bool(np.array_equal(again, clean))
+    add("deterministic", same, "the same rows twice give identical scores" if same
+        else f"the same rows twice differ (max |Δ| {float(np.max(np.abs(again - clean))) if again is not None else err})")
+    if cfg["require_all_classes"] and y_true is not None:
+        full, err = attempt(lambda: predict(rows))
+        if full is not None:
+            predicted = set(np.unique(full >= policy.threshold).tolist())
+            expected = set(np.unique(np.asarray(y_true).astype(bool)).tolist())
+            missing = expected - predicted
+            share = float(np.mean(full >= policy.threshold))
+            add("class_collapse", not missing,
+                f"predicts every class on {len(rows)} rows ({share:.1%} positive)" if not missing
+                else f"never predicts class {sorted(int(m) for m in missing)} on {len(rows)} rows ({share:.1%} positive)",
+                value=share)
+    return out
+
+
+# -- the three ways in ------------------------------------------------------------------------
+
+
+def classification_summary(y: np.ndarray, scores: np.ndarray, threshold: float, prefix: str = "") -> dict[str, float]:
+    from console.evaluation import classification_metrics
+
+    metrics = classification_metrics(y, scores, threshold=threshold, prefix=prefix)
+    err = scores - y.astype(float)
+    metrics[f"{prefix}rmse"] = float(np.sqrt(np.mean(err * err))) if err.size else float("nan")
+    metrics[f"{prefix}mae"] = float(np.mean(np.abs(err))) if err.size else float("nan")
+    return metrics
+
+
+def evaluate_metrics(policy: GatePolicy, candidate: Mapping[str, Any], baseline: Mapping[str, Any] | None, *,
+                     model: str = "", candidate_name: str = "candidate", baseline_name: str | None = "baseline",
+                     candidate_source: str = "candidate metrics", baseline_source: str = "baseline metrics") -> GateReport:
+    """Metrics files in the seed's format: the seed's gates, plus slices/fairness figures they carry."""
+    report = GateReport(model, candidate_name, baseline_name if baseline is not None else None, policy.sha256)
+    report.checks = seed_checks(policy, candidate, baseline, candidate_source=candidate_source, baseline_source=baseline_source)
+    report.checks += slices_from_metrics(policy, candidate, baseline)
+    report.checks += fairness_from_metrics(policy, candidate, candidate_source)
+    return report
+
+
+def evaluate_predictions(policy: GatePolicy, data: PairedPredictions, *, model: str = "", candidate_name: str = "candidate",
+                         baseline_name: str | None = "baseline", extra_candidate: Mapping[str, Any] | None = None,
+                         extra_baseline: Mapping[str, Any] | None = None) -> GateReport:
+    """A prediction file: metrics computed from the scores, then every gate that predictions allow."""
+    cand_metrics = {**(extra_candidate or {}), **classification_summary(data.y_true, data.candidate, policy.threshold)}
+    base_metrics = None
+    if data.baseline is not None:
+        base_metrics = {**(extra_baseline or {}), **classification_summary(data.y_true, data.baseline, policy.threshold)}
+    report = GateReport(model, candidate_name, baseline_name if data.baseline is not None else None, policy.sha256)
+    report.checks = seed_checks(policy, cand_metrics, base_metrics, candidate_source=f"{data.source} (candidate)",
+                                baseline_source=f"{data.source} (baseline)")
+    report.checks += slice_checks(policy, data)
+    report.checks += fairness_checks(policy, data)
+    report.checks += significance_checks(policy, data)
+    return report
+
+
+def load_metrics_file(path: str | os.PathLike) -> dict[str, Any]:
+    data = read_json(path, "metrics file")
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: must be a JSON object of metric -> value")
+    return data
+
+
+def evaluate_files(candidate_path: str, baseline_path: str | None, policy_path: str | None) -> GateReport:
+    policy = load_policy(policy_path)
+    candidate = load_metrics_file(candidate_path)
+    baseline = load_metrics_file(baseline_path) if baseline_path else None
+    return evaluate_metrics(policy, candidate, baseline, candidate_name=str(candidate_path),
+                            baseline_name=str(baseline_path) if baseline_path else None,
+                            candidate_source=str(candidate_path), baseline_source=str(baseline_path))
+
+
+# -- a registry version against production ---------------------------------------------------
+
+
+@dataclass
+class VersionEvaluation:
+    """Everything evaluate_version computed, for the report (scores, data, the gate report)."""
+
+    report: GateReport
+    features: list[str]
+    test_rows: np.ndarray
+    test_y: np.ndarray
+    candidate_scores: np.ndarray
+    baseline_scores: np.ndarray | None
+    golden_candidate: np.ndarray | None = None
+    golden_baseline: np.ndarray | None = None
+    candidate_metrics: dict[str, float] = field(default_factory=dict)
+    baseline_metrics: dict[str, float] | None = None
+
+
+def _load_split(ws, ref: str, label: str, features: list[str], what: str):
+    from backends.local.datasets import DatasetStore
+
+    _, columns, data = DatasetStore(ws.root).load(ref)
+    if label not in columns:
+        raise BadInputError(f"dataset {ref}: no label column {label!r} (models.*.label in {ws.config_path})")
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise BadInputError(f"dataset {ref}: {missing[0]}: feature of the model missing from the {what} set")
+    X = data[:, [columns.index(f) for f in features]]
+    y = data[:, columns.index(label)]
+    return X, y, {c: data[:, i] for i, c in enumerate(columns)}
+
+
+def policy_for(ws, model: str, policy_path: str | None) -> GatePolicy:
+    if policy_path:
+        return load_policy(policy_path)
+    configured = ws.model_config(model).get("gate_policy")
+    if configured:
+        path = Path(configured)
+        return load_policy(path if path.is_absolute() else ws.root / path)
+    return load_policy(None)
+
+
+def evaluate_version_full(ws, model: str, version: str, policy_path: str | None = None) -> VersionEvaluation:
+    import tempfile
+
+    from backends.base import PRODUCTION, check_name
+    from backends.local import model as mlp
+
+    check_name(model, "model")
+    check_name(version, "version")
+    policy = policy_for(ws, model, policy_path).with_version_defaults()
+    cfg = ws.model_config(model)
+    if not cfg.get("test_data"):
+        raise BadInputError(f"{ws.config_path}: models.{model}.test_data: not set (the gate needs a test set)")
+    label = cfg.get("label") or "label"
+    registry = ws.registry()
+    candidate_mv = registry.get_version(model, version)
+    production = registry.get_pointers(model).get(PRODUCTION)
+    baseline_version = production if production and production != version else None
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="mrc-gate-") as tmp:
+        cand_path = registry.fetch_artifact(model, version, tmp)
+        features = list(torch.load(cand_path, map_location="cpu", weights_only=True)["arch"]["features"])
+        cand_model = mlp.load(cand_path)
+        base_model = mlp.load(registry.fetch_artifact(model, baseline_version, tmp)) if baseline_version else None
+    baseline_mv = registry.get_version(model, baseline_version) if baseline_version else None
+    X, y, columns = _load_split(ws, cfg["test_data"], label, features, "test")
+
+    def predict(net, rows):
+        return mlp.predict_proba(net, np.asarray(rows, dtype=np.float32)).astype(float).reshape(-1)
+
+    cand_scores = predict(cand_model, X)
+    base_scores = predict(base_model, X) if base_model is not None else None
+    cand_metrics = {**candidate_mv.metrics, **classification_summary(y, cand_scores, policy.threshold)}
+    base_metrics = None
+    if base_scores is not None:
+        base_metrics = {**baseline_mv.metrics, **classification_summary(y, base_scores, policy.threshold)}
+    golden_c = golden_b = None
+    golden_X = None
+    if cfg.get("golden_data"):
+        golden_X, golden_y, _ = _load_split(ws, cfg["golden_data"], label, features, "golden")
+        golden_c = predict(cand_model, golden_X)
+        cand_metrics.update(classification_summary(golden_y, golden_c, policy.threshold, prefix="golden_"))
+        if base_model is not None:
+            golden_b = predict(base_model, golden_X)
+            base_metrics.update(classification_summary(golden_y, golden_b, policy.threshold, prefix="golden_"))
+    data = PairedPredictions(y, cand_scores, base_scores, columns, source=f"dataset {cfg['test_data']}")
+    report = GateReport(model, version, baseline_version, policy.sha256)
+    report.checks = seed_checks(policy, cand_metrics, base_metrics, candidate_source=f"{model} version {version} metrics",
+                                baseline_source=f"{model} version {baseline_version} metrics")
+    report.checks += slice_checks(policy, data)
+    report.checks += fairness_checks(policy, data)
+    report.checks += significance_checks(policy, data)
+    if golden_X is not None and policy.sanity and policy.sanity["reference"] == "golden":
+        report.checks += sanity_check(policy, golden_c, golden_b, f"golden ({cfg['golden_data']})")
+    else:
+        report.checks += sanity_check(policy, cand_scores, base_scores, f"test ({cfg['test_data']})")
+    report.checks += robustness_checks(policy, lambda rows: predict(cand_model, rows), X, y)
+    return VersionEvaluation(report, features, X, y, cand_scores, base_scores, golden_c, golden_b, cand_metrics, base_metrics)
+
+
+def evaluate_version(ws, model: str, version: str, policy_path: str | None = None) -> GateReport:
+    """The candidate version against the current production version on the test and golden sets."""
+    return evaluate_version_full(ws, model, version, policy_path).report
