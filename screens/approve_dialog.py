@@ -1,7 +1,7 @@
 """The approval dialog: states exactly what will be approved, asks why, confirms with ctrl+y.
 
-`a` opens it; a different key confirms, so a held or doubled `a` cannot approve. The reason
-box takes focus only after a short pause, so an auto-repeated `a` is not typed into it.
+`a` opens it; a different key confirms, so a held or doubled `a` cannot approve, and the
+reason box drops the opening key while it keeps auto-repeating, so it is not typed into it.
 Refused while gates fail unless "override" is ticked (ctrl+o) — and an override needs a reason
 like any approval.
 """
@@ -21,8 +21,26 @@ from textual.widgets import Checkbox, Footer, Input, Static
 
 from console.presenters import approval_statement
 
-FOCUS_DELAY_S = 0.4  # keys still arriving from the opening key land nowhere
 CONFIRM_GUARD_S = 0.5  # a confirm this soon after opening is a held key, not a decision
+REPEAT_GAP_S = 0.5  # the opening key arriving again within this gap is auto-repeat: dropped
+
+
+class ReasonInput(Input):
+    """An Input that swallows the key that opened its dialog while that key is still held."""
+
+    def __init__(self, guard_key: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.guard_key = guard_key
+        self._last_guarded = time.monotonic()
+
+    async def _on_key(self, event) -> None:
+        if self.guard_key and event.key == self.guard_key and time.monotonic() - self._last_guarded < REPEAT_GAP_S:
+            self._last_guarded = time.monotonic()
+            event.stop()
+            event.prevent_default()
+            return
+        self.guard_key = ""  # another key, or a pause: the user is typing now
+        await super()._on_key(event)
 
 
 @dataclass
@@ -32,6 +50,7 @@ class Decision:
 
 
 class ApproveDialog(ModalScreen[Decision | None]):
+    AUTO_FOCUS = "#reason"
     BINDINGS = [
         Binding("ctrl+y", "confirm", "Confirm approval", key_display="ctrl+y", id="approve.confirm"),
         Binding("ctrl+o", "toggle_override", "Override failed gates", key_display="ctrl+o", id="approve.override"),
@@ -39,7 +58,7 @@ class ApproveDialog(ModalScreen[Decision | None]):
     ]
 
     def __init__(self, model: str, version: str, artifact_sha256: str, gate_digest: str | None,
-                 gate_passed: bool | None, failed_checks: list[str] | None = None) -> None:
+                 gate_passed: bool | None, failed_checks: list[str] | None = None, opened_by: str = "a") -> None:
         super().__init__(id="approve-dialog")
         self.model = model
         self.version = version
@@ -48,6 +67,7 @@ class ApproveDialog(ModalScreen[Decision | None]):
         self.gate_passed = gate_passed
         self.failed_checks = list(failed_checks or [])
         self.opened_at = time.monotonic()
+        self.opened_by = opened_by
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box", classes="dialog"):
@@ -58,15 +78,11 @@ class ApproveDialog(ModalScreen[Decision | None]):
             if self.gate_passed is False:
                 statement.highlight_words(["FAILED"], style="bold red")
             yield Static(statement, id="approve-statement")
-            yield Input(placeholder="reason (required): why is this safe to ship?", id="reason")
+            yield ReasonInput(self.opened_by, placeholder="reason (required): why is this safe to ship?", id="reason")
             if self.gate_passed is False:
                 yield Checkbox("override the failed gates (recorded as an override in the audit log)", id="override")
             yield Static("", id="dialog-error")
             yield Footer()
-
-    def on_mount(self) -> None:
-        self.set_focus(None)
-        self.set_timer(FOCUS_DELAY_S, lambda: self.query_one("#reason", Input).focus())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_override":

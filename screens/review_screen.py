@@ -196,8 +196,8 @@ class ReviewScreen(ConsoleScreen):
         cand, prod = self.data.candidate, self.data.production
         checks = self.gate_report.checks if self.gate_report is not None else []
         deltas = metric_deltas(cand.metrics, prod.metrics if prod else None, checks)
-        span = max([abs(v) for d in deltas if d.ci for v in d.ci] + [abs(d.delta) for d in deltas if d.delta is not None]
-                   + [1e-9])
+        # one axis for every interval, scaled to the intervals only (a latency delta in ms must not flatten them)
+        span = max([abs(v) for d in deltas if d.ci for v in (*d.ci, d.delta or 0.0)] + [1e-9])
         for d in deltas:
             ci_text = f"[{d.ci[0]:+.4f}, {d.ci[1]:+.4f}]" if d.ci else "—"
             plot = interval_plot(d.ci[0], d.ci[1], d.delta, span) if d.ci else ""
