@@ -35,7 +35,7 @@ class HistoryScreen(ConsoleScreen):
     BINDINGS = [
         Binding("space", "mark", "Mark for diff", key_display="space", id="history.mark"),
         Binding("d", "diff", "Diff with mark", id="history.diff"),
-        Binding("enter", "review", "Review version", id="history.review"),
+        Binding("enter", "review", "Review version", id="history.review", priority=True),
         Binding("escape", "back", "Back", id="history.back"),
     ]
 

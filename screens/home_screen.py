@@ -33,7 +33,8 @@ ROLLBACK_DEBOUNCE_S = 1.5  # a held key must not flip production back and forth
 class HomeScreen(ConsoleScreen):
     AUTO_FOCUS = "#models"
     BINDINGS = [
-        Binding("enter", "review", "Review", id="home.review"),
+        # priority: the focused table's own enter would otherwise hide "Review" from the footer
+        Binding("enter", "review", "Review", id="home.review", priority=True),
         Binding("h", "history", "History", id="home.history"),
         Binding("t", "train", "Train", id="home.train"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
@@ -241,6 +242,9 @@ class HomeScreen(ConsoleScreen):
             self.app.push_screen(ReviewScreen(model, version))
 
     def action_review(self) -> None:
+        if self.focused is self.query_one("#filter", Input):
+            self._on_filter_submitted()
+            return
         versions = self.query_one("#versions", VirtualTable)
         if versions.has_focus and versions.current_key:
             versions.action_select()

@@ -260,9 +260,9 @@ class ReviewScreen(ConsoleScreen):
             return
         report = self.drift_report = message.report
         self.app.drift_reports[(self.model, self.version)] = report
-        worst = getattr(report, "severity", None) or (
-            "critical" if any(f.severity == "critical" for f in report.features) else
-            "warning" if any(f.severity == "warning" for f in report.features) else "none")
+        order = ("none", "warning", "critical")
+        severities = [getattr(report, "severity", None) or "none"] + [f.severity for f in report.features]
+        worst = max((s for s in severities if s in order), key=order.index, default="none")
         label, style = drift_label(worst)
         status.update(Text.assemble((f"drift {label}", style),
                                     (f"   {report.drift_share:.0%} of features drifted · "
