@@ -16,15 +16,16 @@ def screen_keys(screen: Screen) -> list[tuple[str, str, str]]:
     seen: set[str] = set()
     for key, active in screen.active_bindings.items():
         binding = active.binding
-        if not active.enabled or not binding.description or binding.id in seen:
-            continue
+        if not active.enabled or not binding.description or not binding.id or binding.id in seen:
+            continue  # only the console's own keys (they all carry an id); navigation is one line below
         seen.add(binding.id or key)
         display = screen.app.get_key_display(binding)
         rows.append((display, binding.description, binding.id or ""))
     # the screen's own keys even where a focused widget shadows them (enter on a table opens too)
     for key, bindings in screen._bindings.key_to_bindings.items():
         for binding in bindings:
-            if not binding.description or binding.id in seen or screen.check_action(binding.action, ()) is False:
+            if (not binding.description or not binding.id or binding.id in seen
+                    or screen.check_action(binding.action, ()) is False):
                 continue
             seen.add(binding.id or key)
             rows.append((screen.app.get_key_display(binding), binding.description, binding.id or ""))
@@ -48,10 +49,11 @@ class HelpScreen(ModalScreen[None]):
                       expand=True, show_edge=False)
         table.add_column("key", style="bold cyan", no_wrap=True)
         table.add_column("does")
-        table.add_column("binding id (remap in mrc.toml [console.keys])", style="dim")
+        table.add_column("binding id (remap in mrc.toml \\[console.keys])", style="dim")
         for key, description, binding_id in self.keys:
             table.add_row(key, description, binding_id)
         with VerticalScroll(id="help-box"):
             yield Static(table)
+            yield Static("move: ↑ ↓ j k pgup pgdn home end · tab: next pane · mouse works too", classes="dim")
             yield Static("`:` command mode: review MODEL [VERSION] · history MODEL · train MODEL · audit · canary MODEL"
                          " · home · quit        esc closes", classes="dim")

@@ -64,6 +64,7 @@ class HomeScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__(id="home")
+        self.title = "home"
         self.rows: list[HomeRow] = []
         self.version_rows: list = []
         self.version_keys: list = []
