@@ -67,7 +67,16 @@ class ReleaseConsole(App):
 
     def on_ready(self) -> None:
         self.startup_s = time.perf_counter() - STARTED
-        self.log.info(f"mrc console ready in {self.startup_s * 1000:.0f} ms")
+        self.trace(f"ready in {self.startup_s * 1000:.0f} ms")
+
+    def trace(self, line: str) -> None:
+        """Start-up and load times to Textual's log, and to $MRC_CONSOLE_LOG when set (a file:
+        what a browser session under `mrc serve` did, which no terminal shows)."""
+        self.log.info(f"mrc console: {line}")
+        path = os.environ.get("MRC_CONSOLE_LOG")
+        if path:
+            with open(path, "a") as fh:
+                fh.write(f"{time.time():.3f} pid {os.getpid()} {line}\n")
 
     # -- shared helpers for the screens --------------------------------------------------
     def can_write(self, what: str) -> bool:

@@ -137,6 +137,9 @@ class HomeScreen(ConsoleScreen):
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
         self.loads += 1
+        if self.loads == 1:
+            self.app.trace(f"home loaded: {len(message.rows)} models, {len(message.version_rows)} versions"
+                           + (f", error {message.error}" if message.error else ""))
         self.rows = message.rows
         self.version_rows = message.version_rows
         self.version_keys = message.version_keys
