@@ -256,12 +256,16 @@ def search_key(cells: Sequence[tuple[str, str]]) -> str:
     return " ".join(text for text, _ in cells).lower()
 
 
-def filter_indices(keys: Sequence[str], query: str) -> list[int]:
-    """Rows whose text holds every word of the query (case-insensitive), in order."""
+def filter_indices(keys: Sequence[str], query: str, within: Sequence[int] | None = None) -> list[int]:
+    """Rows whose text holds every word of the query (case-insensitive), in order.
+
+    `within`: the matches of a query this one extends (typing one more letter can only narrow
+    the matches), so each keystroke scans the survivors, not every row."""
     words = query.lower().split()
-    if not words:
-        return list(range(len(keys)))
-    return [i for i, key in enumerate(keys) if all(w in key for w in words)]
+    indices: Sequence[int] = range(len(keys)) if within is None else within
+    for word in words:
+        indices = [i for i in indices if word in keys[i]]
+    return list(indices)
 
 
 def check_cells(check: Any) -> list[tuple[str, str]]:

@@ -102,6 +102,9 @@ class ApproveDialog(ModalScreen[Decision | None]):
     def _error(self, text: str) -> None:
         self.query_one("#dialog-error", Static).update(Text(text, style="bold red"))
 
+    def on_mount(self) -> None:
+        self.query_one("#reason").focus()  # before the first paint: keys typed at once land in the reason
+
     def action_confirm(self) -> None:
         if time.monotonic() - self.opened_at < CONFIRM_GUARD_S:
             return

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from console.presenters import (
     HOME_COLUMNS,
@@ -25,9 +25,11 @@ from console.presenters import (
     version_cells,
 )
 from screens.base import ConsoleScreen
+from screens.filter_line import FilterLine
 from screens.virtual_table import VirtualTable
 
-ROLLBACK_DEBOUNCE_S = 1.5  # a held key must not flip production back and forth
+ROLLBACK_DEBOUNCE_S = 1.5
+MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
 
 
 class HomeScreen(ConsoleScreen):
@@ -74,6 +76,10 @@ class HomeScreen(ConsoleScreen):
         self._poll_timer = None
         self._last_rollback = 0.0
         self._rolling_back = False
+        self._shown_models: list[str] = []
+        self._matches: list[int] | None = None  # indices of versions matching filter_text
+        self._matched_text = ""
+        self._models_timer = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -82,7 +88,7 @@ class HomeScreen(ConsoleScreen):
             table = DataTable(id="models", cursor_type="row", zebra_stripes=False)
             table.loading = True
             yield table
-            box = Input(placeholder="filter versions: words, e.g. breast approved", id="filter")
+            box = FilterLine("filter: words, e.g. breast approved  (enter: to the list, esc: clear)", id="filter")
             box.display = False
             yield box
             yield Static("versions", id="versions-title", classes="pane-title")
@@ -96,7 +102,8 @@ class HomeScreen(ConsoleScreen):
         for column in HOME_COLUMNS:
             table.add_column(column, key=column)
         table.focus()
-        self.load()
+        # paint first, load second: the loader's imports would otherwise hold the GIL over the first frame
+        self.call_after_refresh(self.load)
 
     # -- loading: one poll at a time; the next is scheduled only when this one is done ----
     def load(self) -> None:
@@ -144,21 +151,25 @@ class HomeScreen(ConsoleScreen):
         self.version_rows = message.version_rows
         self.version_keys = message.version_keys
         self.search_keys = message.search_keys
+        self._matches = None  # new rows: the next filter scans them all
         table = self.query_one("#models", DataTable)
         table.loading = False
+        self._apply_filter()
         self._fill_models(table)
         if self.focused is None:
             table.focus()
-        self._apply_filter()
         if message.error:
             self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
         else:
             self._update_status()
         self._schedule_poll()
 
-    def _fill_models(self, table: DataTable) -> None:
+    def _fill_models(self, table: DataTable, *, only_if_changed: bool = False) -> None:
         selected = self.selected_model()
         visible = self._visible_models()
+        if only_if_changed and [r.model for r in visible] == self._shown_models:
+            return  # a keystroke that keeps the same models must not re-lay out the table
+        self._shown_models = [r.model for r in visible]
         table.clear()
         for row in visible:
             table.add_row(*[Text(text, style=style) for text, style in row.cells(self.app.clock())], key=row.model)
@@ -170,16 +181,19 @@ class HomeScreen(ConsoleScreen):
             return self.rows
         keys = [f"{r.model} {r.production} {r.candidate} {r.candidate_approval}".lower() for r in self.rows]
         matched = set(filter_indices(keys, self.filter_text))
-        version_models = {self.version_keys[i][0] for i in filter_indices(self.search_keys, self.filter_text)}
+        version_models = {self.version_keys[i][0] for i in (self._matches or [])}
         return [r for i, r in enumerate(self.rows) if i in matched or r.model in version_models]
 
     def _apply_filter(self) -> None:
         versions = self.query_one("#versions", VirtualTable)
-        indices = filter_indices(self.search_keys, self.filter_text)
+        narrowing = self._matches is not None and self._matched_text and self.filter_text.startswith(self._matched_text)
+        indices = self._matches = filter_indices(self.search_keys, self.filter_text,
+                                                 self._matches if narrowing else None)
+        self._matched_text = self.filter_text
         versions.set_rows([self.version_rows[i] for i in indices], [self.version_keys[i] for i in indices])
         total = len(self.version_rows)
         title = f"versions: {len(indices):,} of {total:,}" + (f" matching “{self.filter_text}”" if self.filter_text else "")
-        self.query_one("#versions-title", Static).update(title)
+        self.query_one("#versions-title", Static).update(title, layout=False)  # one line, fixed height
 
     # -- selection ------------------------------------------------------------------------
     def selected_row(self) -> HomeRow | None:
@@ -217,7 +231,7 @@ class HomeScreen(ConsoleScreen):
             text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
         else:
             text.append(rollback_hint(row.model, row.production, row.rollback_to))
-        status.update(text)
+        status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
 
     def _set_rollback_label(self, target: str | None) -> None:
@@ -246,7 +260,7 @@ class HomeScreen(ConsoleScreen):
             self.app.push_screen(ReviewScreen(model, version))
 
     def action_review(self) -> None:
-        if self.focused is self.query_one("#filter", Input):
+        if self.focused is self.query_one("#filter", FilterLine):
             self._on_filter_submitted()
             return
         versions = self.query_one("#versions", VirtualTable)
@@ -300,24 +314,30 @@ class HomeScreen(ConsoleScreen):
         self.load()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.query_one("#filter", FilterLine)
         box.display = True
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.query_one("#filter", FilterLine)
         if box.display or self.filter_text:
             box.value = ""
             box.display = False
             self.query_one("#models", DataTable).focus()
 
-    @on(Input.Changed, "#filter")
-    def _on_filter_changed(self, event: Input.Changed) -> None:
+    @on(FilterLine.Changed, "#filter")
+    def _on_filter_changed(self, event: FilterLine.Changed) -> None:
+        if isinstance(event, FilterLine.Submitted):
+            self._on_filter_submitted()
+            return
         self.filter_text = event.value.strip()
         self._apply_filter()
-        self._fill_models(self.query_one("#models", DataTable))
+        # the model table follows once typing pauses: re-laying it out per key would cost the list its 50 ms
+        if self._models_timer is not None:
+            self._models_timer.stop()
+        self._models_timer = self.set_timer(
+            MODEL_FILTER_DELAY_S, lambda: self._fill_models(self.query_one("#models", DataTable), only_if_changed=True))
 
-    @on(Input.Submitted, "#filter")
     def _on_filter_submitted(self) -> None:
         self.query_one("#versions", VirtualTable).focus()
 

@@ -38,6 +38,9 @@ class RejectDialog(ModalScreen[Decision | None]):
             yield Static("", id="dialog-error")
             yield Footer()
 
+    def on_mount(self) -> None:
+        self.query_one("#reason").focus()  # before the first paint: keys typed at once land in the reason
+
     def action_confirm(self) -> None:
         if time.monotonic() - self.opened_at < CONFIRM_GUARD_S:
             return

@@ -154,7 +154,7 @@ def test_filter_narrows_the_version_list(release_ws):
             versions = app.screen.query_one("#versions")
             assert versions.row_count == 6
             await pilot.press("slash", *keys("breast rejected"))
-            await pilot.pause(0.05)
+            await pilot.pause(0.4)  # the model table follows the list once typing pauses
             assert [k for k in versions.keys] == [("breast-cancer", "3"), ("breast-cancer", "4")]
             assert "2 of 6" in str(app.screen.query_one("#versions-title").render())
             models = app.screen.query_one("#models")

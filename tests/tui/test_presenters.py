@@ -54,6 +54,8 @@ def test_filter_matches_every_word_case_insensitively():
     assert p.filter_indices(keys, "PRODUCTION breast") == [1]
     assert p.filter_indices(keys, "") == [0, 1, 2]
     assert p.filter_indices(keys, "nothing") == []
+    narrowed = p.filter_indices(keys, "production")
+    assert p.filter_indices(keys, "production ch", within=narrowed) == [2]
 
 
 def test_relative_time():

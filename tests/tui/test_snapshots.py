@@ -96,7 +96,7 @@ def test_home_filtered(snap_compare, release_ws):
     async def run_before(pilot) -> None:
         await settle(pilot.app, pilot)
         await pilot.press("slash", "r", "e", "j")
-        await pilot.pause(0.05)
+        await pilot.pause(0.4)  # the model table follows once typing pauses
     assert snap_compare(make_app(release_ws), terminal_size=SIZE, run_before=still(run_before))
 
 

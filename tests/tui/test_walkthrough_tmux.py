@@ -101,6 +101,7 @@ def test_new_user_approves_rolls_back_and_quits(demo_template, tmp_path):
         term.press("a")  # footer: a Approve
         dialog = term.wait_for("Confirm approval")
         assert "artifact   sha256" in dialog and "gate digest sha256" in dialog
+        time.sleep(0.5)  # a person reads the dialog before typing
         term.type("gates pass; auc within noise of production")
         term.press("C-y")  # the dialog's footer: ctrl+y Confirm approval
         term.wait_for("approved by walker")
