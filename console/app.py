@@ -10,6 +10,7 @@ import getpass
 import os
 import sys
 import time
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class ReleaseConsole(App):
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("colon", "command", "Command", key_display=":", id="app.command"),
+        Binding("at", "action_log", "Action log", key_display="@", show=False, id="app.action_log"),
     ]
 
     def __init__(self, workspace, *, read_only: bool = False, actor: str = "", poll_s: float = 5.0,
@@ -48,6 +50,7 @@ class ReleaseConsole(App):
         self.drift_reports: dict[tuple[str, str], Any] = {}  # (model, version) -> DriftReport seen here
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # "4m ago" is relative to this
         self.startup_s: float | None = None
+        self.calls: deque[tuple[str, str]] = deque(maxlen=500)  # (at, backend call): the `@` log
         self._keymap = dict(keymap or {})
         self.sub_title = self._sub_title()
 
@@ -79,6 +82,16 @@ class ReleaseConsole(App):
                 fh.write(f"{time.time():.3f} pid {os.getpid()} {line}\n")
 
     # -- shared helpers for the screens --------------------------------------------------
+    def record_call(self, call: str) -> None:
+        """The exact backend call behind a key (lazygit's command log); thread-safe."""
+        self.calls.append((datetime.now(timezone.utc).strftime("%H:%M:%S"), call))
+
+    def action_action_log(self) -> None:
+        from screens.action_log_screen import ActionLogScreen
+
+        if not isinstance(self.screen, ActionLogScreen):
+            self.push_screen(ActionLogScreen())
+
     def can_write(self, what: str) -> bool:
         if self.read_only:
             self.notify(f"read-only: {what} is disabled", severity="warning")

@@ -116,6 +116,8 @@ class HomeScreen(ConsoleScreen):
     def _load_worker(self) -> None:
         from screens.loaders import load_home
 
+        self.app.record_call("registry.list_models(); per model: list_versions, pointer_history"
+                             " · drift.recorded_status · canary_controller.current_state")
         try:
             data = load_home(self.app.workspace, self.app.gate_reports)
         except Exception as exc:  # shown in the status line; the next poll tries again
@@ -360,6 +362,8 @@ class HomeScreen(ConsoleScreen):
         from console.release import rollback
 
         ws = self.app.workspace
+        self.app.record_call(f"console.release.rollback(registry, audit, {model!r}, to={target!r}, "
+                             f"expected={seen_production!r}, actor={self.app.actor!r})")
         try:
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",

@@ -56,6 +56,8 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             report = gate_cache.get((summary.name, candidate))
             if report is not None:
                 gate = "passed" if report.passed else "failed"
+            elif mv.approval.gate_report_sha256:  # evaluated at approval: passed, or overridden on failure
+                gate = "failed" if mv.approval.override else "passed"
         drift = None
         if drift_status is not None:
             try:

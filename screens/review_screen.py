@@ -125,6 +125,7 @@ class ReviewScreen(ConsoleScreen):
     def _gates(self, version: str) -> None:
         from screens.loaders import evaluate_gates
 
+        self.app.record_call(f"console.gates.evaluate_version(ws, {self.model!r}, {version!r})")
         try:
             report = evaluate_gates(self.app.workspace, self.model, version)
         except Exception as exc:
@@ -136,6 +137,8 @@ class ReviewScreen(ConsoleScreen):
     def _drift(self, version: str) -> None:
         from screens.loaders import evaluate_drift
 
+        self.app.record_call(f"console.drift.version_drift(ws, {self.model!r}, {version!r}, "
+                             f"record={not self.app.read_only})")
         try:
             report = evaluate_drift(self.app.workspace, self.model, version, record=not self.app.read_only)
         except Exception as exc:
@@ -337,6 +340,9 @@ class ReviewScreen(ConsoleScreen):
         from console.release import decide
 
         ws = self.app.workspace
+        self.app.record_call(f"console.release.decide(registry, audit, {self.model!r}, {self.version!r}, "
+                             f"status={status!r}, reason={reason!r}, override={override}, "
+                             f"expected_status={seen_status!r}, actor={self.app.actor!r})")
         try:
             outcome = decide(ws.registry(), ws.audit(), self.model, self.version, status=status, actor=self.app.actor,
                              reason=reason, gate_report=self.gate_report, override=override,

@@ -116,6 +116,8 @@ class TrainingScreen(ConsoleScreen):
         from console.training import train_and_register
 
         ws = self.app.workspace
+        self.app.record_call(f"console.training.train_and_register(ws, TrainingSpec({spec.model!r}, "
+                             f"{spec.data_version!r}, {spec.params!r}, gpu={spec.gpu}), actor={self.app.actor!r})")
         try:
             try:
                 spec.parent_version = ws.registry().get_pointers(self.model).get("production")

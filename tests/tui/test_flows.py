@@ -138,6 +138,13 @@ def test_rollback_from_home_names_the_target_and_moves_production(release_ws):
             await pilot.press("R", "R", "R")  # a held key rolls back once
             await settle(app, pilot)
             assert home.rows[0].production == "1"
+            calls = [call for _, call in app.calls if "rollback" in call]
+            assert calls == ["console.release.rollback(registry, audit, 'breast-cancer', to='1', expected='2', "
+                             "actor='tester')"]
+            await pilot.press("at")  # the action log shows it
+            from screens.action_log_screen import ActionLogScreen
+
+            assert isinstance(app.screen, ActionLogScreen)
 
     run(scenario())
     registry, audit = registry_and_audit(demo_ws)
@@ -349,5 +356,20 @@ def test_polls_never_pile_up_and_skip_while_a_dialog_is_open(release_ws):
             await pilot.press("escape")
             await pilot.pause(0.4)
             assert home.loads > frozen
+
+    run(scenario())
+
+
+def test_canary_key_opens_the_canary_view_of_the_selected_model(release_ws):
+    async def scenario():
+        app = make_app(release_ws)
+        async with app.run_test(size=(150, 50)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("down", "c")  # churn
+            await settle(app, pilot)
+            from screens.canary_screen import CanaryScreen
+
+            assert isinstance(app.screen, CanaryScreen)
+            assert app.screen.model == "churn"
 
     run(scenario())
