@@ -29,6 +29,7 @@ from console.domain import CanaryPlan, CanaryState
 
 MAX_ANALYSES = 40  # kept in the state: enough for the screen's charts
 MAX_EVENTS = 200
+PSI_MIN_SAMPLE = 100
 TERMINAL = ("promoted", "rolled_back", "aborted")
 
 # Actions a decision asks the controller to carry out.
@@ -185,7 +186,9 @@ def threshold_checks(plan: CanaryPlan, stable: HealthWindow, canary: HealthWindo
         checks.append(Check("requests", None, canary.requests, plan.min_requests, stable.requests,
                             f"{canary.requests} canary / {stable.requests} stable requests in the window, "
                             f"need {plan.min_requests} each", False))
-    drift = psi(stable.predictions, canary.predictions)
+    # PSI on a few dozen predictions is noise: judge drift only on a sample that can carry it.
+    drift = psi(stable.predictions, canary.predictions) if min(len(stable.predictions), len(canary.predictions)) >= max(
+        PSI_MIN_SAMPLE, plan.min_requests) else None
     if enough and drift is not None:
         checks.append(Check("prediction_psi", drift <= plan.max_prediction_psi, drift, plan.max_prediction_psi,
                             0.0, f"prediction PSI canary vs stable {drift:.3f} (allowed {plan.max_prediction_psi:g})"))

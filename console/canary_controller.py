@@ -338,6 +338,7 @@ class Controller:
                 self.traffic.set_split(self.model, weights, expected_revision=live.revision)
 
         self._retry(set_split)
+        _crash_point(decision.action, "split")
         if decision.action == canary.PROMOTE:
             from console.release import promote
 

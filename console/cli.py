@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 
 from backends.base import BackendError, BadInputError, ConflictError
@@ -23,6 +24,7 @@ COMMAND_MODULES = [
     "console.commands.audit_cmds",
     "console.commands.train_cmds",
     "console.commands.gate_cmds",
+    "console.commands.canary_cmds",
     "console.commands.serve_cmds",
 ]
 
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except BackendError as exc:
         print(f"mrc: backend error: {exc}", file=sys.stderr)
         return EXIT_BACKEND
+    except sqlite3.DatabaseError as exc:  # a damaged or foreign mrc.db: bad input, not a traceback
+        print(f"mrc: error: {ctx.db_path_hint()}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BrokenPipeError:  # `mrc audit | head`: the reader left, nothing is wrong
         sys.stdout = None  # type: ignore[assignment]
         return EXIT_OK

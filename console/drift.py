@@ -53,7 +53,7 @@ MAX_BINS = 10
 ROWS_PER_BIN = 20
 LARGE_SAMPLE = 1000
 MAX_DISCRETE = 10
-BLOCK_COLUMNS = 8
+BLOCK_COLUMNS = int(os.environ.get("MRC_DRIFT_BLOCK", 8))  # columns per task: small blocks stay in cache
 MISSING = "<missing>"
 
 
@@ -64,7 +64,7 @@ MISSING = "<missing>"
 class ReferenceProfile:
     rows: int
     numeric: list[str]
-    sorted_values: np.ndarray  # (k, n) each row sorted, NaN last
+    sorted_values: np.ndarray  # (k, n) each row sorted, trailing NaNs replaced by the row maximum
     valid: np.ndarray  # (k,) non-missing count
     edges: np.ndarray  # (k, B-1) reference-quantile bin edges
     bin_counts: np.ndarray  # (k, B) reference rows per bin
@@ -118,26 +118,47 @@ def _row_sorted(matrix: np.ndarray, threads: int) -> np.ndarray:
     return out
 
 
-def _run(fn, items, threads: int):
-    if threads <= 1 or len(items) <= 1:
+def _run(fn, items, threads: int, also=None):
+    """fn over items on `threads` threads; `also` (a side task) runs beside them."""
+    if threads <= 1 or len(items) + (also is not None) <= 1:
+        if also is not None:
+            also()
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(fn, items))
+        side = pool.submit(also) if also is not None else None
+        results = list(pool.map(fn, items))
+        if side is not None:
+            side.result()
+        return results
 
 
-def _count_le(sorted_rows: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(k, E): how many values of each row are <= each of its edges (NaN counts as larger)."""
-    if edges.shape[1] == 0:
-        return np.zeros(edges.shape, dtype=np.int64)
-    return np.count_nonzero(sorted_rows[:, :, None] <= edges[:, None, :], axis=1)
+def count_le(sorted_rows: np.ndarray, valid: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """(k, Q): how many of the first valid[j] values of sorted row j are <= each of its queries.
+
+    A binary search run on all rows and queries at once (about log2(n) small vectorised steps)
+    instead of one np.searchsorted per column.
+    """
+    k, q = queries.shape
+    if k == 0 or q == 0:
+        return np.zeros((k, q), dtype=np.int64)
+    rows = np.arange(k)[:, None]
+    lo = np.zeros((k, q), dtype=np.int64)
+    hi = np.broadcast_to(valid[:, None], (k, q)).astype(np.int64)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = sorted_rows[rows, np.minimum(mid, sorted_rows.shape[1] - 1)]
+        right = active & (probe <= queries)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
 
 
 def _bin_counts(sorted_rows: np.ndarray, valid: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """(k, B) counts per right-closed bin (−inf, e1], (e1, e2], …, (e_{B−1}, +inf) of the valid values."""
     k = edges.shape[0]
-    if k == 0:
-        return np.zeros((0, edges.shape[1] + 1), dtype=np.int64)
-    le = np.concatenate([_count_le(sorted_rows[b], edges[b]) for b in _blocks(k)], axis=0)
+    le = count_le(sorted_rows, valid, edges)
     cumulative = np.concatenate([np.zeros((k, 1), dtype=np.int64), le, valid[:, None].astype(np.int64)], axis=1)
     return np.diff(cumulative, axis=1)
 
@@ -178,8 +199,12 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
         edges = np.take_along_axis(sorted_values, idx, axis=1)
         edges[valid == 0] = np.nan
         counts = _bin_counts(sorted_values, valid, edges)
-        with np.errstate(invalid="ignore"):
-            std = np.nanstd(np.where(np.isnan(sorted_values), np.nan, sorted_values), axis=1) if rows else np.zeros(k)
+        import warnings
+
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column has no spread
+            std = np.nanstd(sorted_values, axis=1) if rows else np.zeros(k)
+        _fill_missing_tail(sorted_values, valid)  # cached filled: the merge needs no NaN mask
     else:
         edges, counts, std = np.empty((0, bins - 1)), np.empty((0, bins), dtype=np.int64), np.empty(0)
     labels, cat_counts = _category_counts([cols[c] for c in categorical])
@@ -244,38 +269,63 @@ def _plain(v: Any) -> Any:
 # -- the numeric engine ------------------------------------------------------------------------
 
 
-def _numeric_block(ref_sorted: np.ndarray, ref_valid: np.ndarray, edges: np.ndarray, ref_bins: np.ndarray,
-                   current: np.ndarray) -> dict[str, np.ndarray]:
-    """KS, Wasserstein and PSI bin counts for a block of columns, without a loop over them."""
-    k, n = ref_sorted.shape
+def _fill_missing_tail(sorted_rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Replace each row's trailing NaNs by its largest value, in place (an all-NaN row becomes 0).
+
+    With the missing values moved onto the maximum, the merged CDFs clipped at the valid counts
+    are exact everywhere, so the KS and Wasserstein passes need no NaN mask.
+    """
+    k, n = sorted_rows.shape
+    if k == 0 or bool((valid == n).all()):
+        return sorted_rows
+    last = np.take_along_axis(sorted_rows, np.maximum(valid - 1, 0)[:, None], axis=1)
+    last[valid == 0] = 0.0
+    tail = np.arange(n)[None, :] >= valid[:, None]
+    np.copyto(sorted_rows, np.broadcast_to(last, sorted_rows.shape), where=tail)
+    return sorted_rows
+
+
+def _numeric_block(ref_filled: np.ndarray, ref_valid: np.ndarray, edges: np.ndarray, current: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    """KS, Wasserstein and PSI bin counts for a block of columns, without a loop over them.
+
+    ref_filled: the reference rows sorted, trailing NaNs replaced by the row maximum (cached).
+    """
+    k, n = ref_filled.shape
     cur_sorted = np.sort(current, axis=1)
     m = cur_sorted.shape[1]
     cur_valid = m - np.count_nonzero(np.isnan(cur_sorted), axis=1)
-    merged = np.concatenate([ref_sorted, cur_sorted], axis=1)
+    cur_bins = _bin_counts(cur_sorted, cur_valid, edges)
+    _fill_missing_tail(cur_sorted, cur_valid)
+    merged = np.concatenate([ref_filled, cur_sorted], axis=1)
     # two sorted runs: the stable sort (timsort) merges them in linear time, reference first on ties
     order = np.argsort(merged, axis=1, kind="stable")
     values = np.take_along_axis(merged, order, axis=1)
     del merged
-    from_ref = order < n
+    cum_ref = np.cumsum(order < n, axis=1, dtype=np.int32)
     del order
-    valid = ~np.isnan(values)
-    cum_ref = np.cumsum(from_ref & valid, axis=1)
-    cum_cur = np.cumsum(~from_ref & valid, axis=1)
-    del from_ref
-    # evaluate the CDFs where a run of equal values ends (as searchsorted(..., 'right') does)
-    run_end = valid.copy()
-    run_end[:, :-1] &= values[:, :-1] != values[:, 1:]
+    position = np.arange(1, n + m + 1, dtype=np.int32)[None, :]
+    # clipped at the valid counts, the filled tails add nothing (both CDFs are 1 there)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cdf_ref = cum_ref / ref_valid[:, None]
-        cdf_cur = cum_cur / cur_valid[:, None]
-        gap = cdf_ref - cdf_cur
-        ks = np.max(np.where(run_end, np.abs(gap), 0.0), axis=1)
+        if bool((ref_valid == n).all() and (cur_valid == m).all()):  # nothing missing: no clipping
+            cdf_ref = cum_ref / ref_valid[:, None]
+            cdf_cur = np.subtract(position, cum_ref, out=cum_ref) / cur_valid[:, None]
+        else:
+            cdf_ref = np.minimum(cum_ref, ref_valid[:, None].astype(np.int32)) / ref_valid[:, None]
+            cdf_cur = np.minimum(position - cum_ref, cur_valid[:, None].astype(np.int32)) / cur_valid[:, None]
+        del cum_ref
+        gap = np.abs(cdf_ref - cdf_cur, out=cdf_ref)
+        del cdf_cur
         step = np.diff(values, axis=1)
-        wasserstein = np.sum(np.where(valid[:, 1:], np.abs(gap[:, :-1]) * step, 0.0), axis=1)
+        # CDFs are compared where a run of equal values ends (as searchsorted(..., 'right') does)
+        run_end = values[:, :-1] != values[:, 1:]  # not step != 0: inf − inf is NaN
+        ks = np.max(np.where(run_end, gap[:, :-1], 0.0), axis=1) if n + m > 1 else np.zeros(k)
+        del run_end
+        ks = np.maximum(ks, gap[:, -1])
+        wasserstein = np.einsum("ij,ij->i", gap[:, :-1], step)
     empty = (ref_valid == 0) | (cur_valid == 0)
     ks[empty] = np.nan
     wasserstein[empty] = np.nan
-    cur_bins = _bin_counts(cur_sorted, cur_valid, edges)
     return {"ks": ks, "wasserstein": wasserstein, "cur_valid": cur_valid, "cur_bins": cur_bins,
             "cur_missing": m - cur_valid}
 
@@ -286,7 +336,19 @@ def _numeric_block(ref_sorted: np.ndarray, ref_valid: np.ndarray, edges: np.ndar
 def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | None = None, alpha: float = 0.05,
                  share_threshold: float = 0.5, threads: int = 2, source_reference: str = "reference",
                  source_current: str = "current") -> DriftReport:
-    """Drift of `current` against `reference` (columns, a DataFrame, or a ReferenceProfile)."""
+    """Drift of `current` against `reference`, every column at once.
+
+    reference: a mapping column -> 1-D array, a DataFrame, or a ReferenceProfile from
+        `profile(reference)` (build it once to compare many current batches with one reference).
+    current: a mapping column -> 1-D array or a DataFrame; columns missing here are critical,
+        extra ones are listed in `new_columns`.
+    kinds: column -> "numeric" | "categorical" to override the inference (numbers are numeric
+        unless they have ≤ 10 distinct reference values; everything else is categorical).
+        A column declared numeric that holds text raises BadInputError naming it.
+    alpha: false-discovery rate across columns (Benjamini–Hochberg).
+    share_threshold: the share of drifted columns at which the dataset drifts.
+    threads: numpy work is split in blocks of columns over this many threads.
+    """
     from console import stats
 
     prof = reference if isinstance(reference, ReferenceProfile) else profile(reference, kinds=kinds, threads=threads,
@@ -298,6 +360,13 @@ def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | Non
     p_values: list[float] = []
     effects: list[float] = []
 
+    # the categorical counting (hashing, holds the GIL) overlaps the numeric blocks (sorting, releases it)
+    cat = [c for c in prof.categorical if c in cur]
+    counted: dict[str, Any] = {}
+
+    def counting():
+        counted["labels"], counted["counts"] = _category_counts([np.asarray(cur[c]) for c in cat])
+
     # numeric columns, in blocks over threads
     num = [c for c in prof.numeric if c in cur]
     if num:
@@ -305,7 +374,7 @@ def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | Non
         current_matrix = np.stack([_to_float(cur[c], c, source_current) for c in num])
         blocks = _blocks(len(num))
         parts = _run(lambda b: _numeric_block(prof.sorted_values[idx[b]], prof.valid[idx[b]], prof.edges[idx[b]],
-                                              prof.bin_counts[idx[b]], current_matrix[b]), blocks, threads)
+                                              current_matrix[b]), blocks, threads, also=counting)
         res = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         ref_valid = prof.valid[idx]
         ref_missing = prof.rows - ref_valid
@@ -337,10 +406,11 @@ def drift_report(reference: Any, current: Any, *, kinds: Mapping[str, str] | Non
             effects.append(psi[i])
 
     # categorical columns: one factorisation of the current side, aligned to the reference labels
-    cat = [c for c in prof.categorical if c in cur]
     if cat:
         ci = [prof.categorical.index(c) for c in cat]
-        cur_labels, cur_counts_list = _category_counts([np.asarray(cur[c]) for c in cat])
+        if "labels" not in counted:
+            counting()
+        cur_labels, cur_counts_list = counted["labels"], counted["counts"]
         ref_rows, cur_rows, label_rows = [], [], []
         for j, i in enumerate(ci):  # align label lists (categories, not rows)
             ref_map = {lab: cnt for lab, cnt in zip(prof.categories[i], prof.category_counts[i])}
@@ -401,6 +471,8 @@ def _num(x) -> float | None:
 
 
 def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)  # "inf": JSON has no infinities
     return x if isinstance(x, (str, int, float, bool)) or x is None else str(x)
 
 

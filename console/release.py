@@ -119,8 +119,11 @@ def rollback_target(history: list[PointerMove], current: str | None) -> str | No
 
 
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
-             expected: str | None = None, expected_given: bool = False) -> Outcome:
-    """Production back to a known-good version: one conditional write, then the audit event."""
+             expected: str | None = None, expected_given: bool = False, traffic=None) -> Outcome:
+    """Production back to a known-good version: one conditional write, then the audit event.
+
+    With `traffic` (a Traffic backend with a live split) the traffic follows the pointer: the
+    target version takes 100% through the backend's fast rollback path."""
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
@@ -131,11 +134,31 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     if target is None:
         raise BadInputError(f"{model}: no earlier production version to roll back to (pass --to VERSION)")
     if target == current and expected == current:
-        return Outcome("rollback", model, target, False, {"from": current, "to": target, "note": "already production"})
+        moved = _traffic_to(traffic, model, target)
+        if moved is not None:
+            audit.append(actor, "rollback-traffic", model, target, {"to": target, "split": moved, "reason": reason or "rollback"})
+        return Outcome("rollback", model, target, moved is not None,
+                       {"from": current, "to": target, "note": "already production", "traffic": moved})
     move = registry.move_pointer(model, PRODUCTION, expected=expected, new=target, actor=actor,
                                  reason=reason or "rollback")
-    audit.append(actor, "rollback", model, target, {"from": move.from_version, "to": target, "reason": reason or "rollback"})
-    return Outcome("rollback", model, target, True, {"from": move.from_version, "to": target, "move": move.to_dict()})
+    moved = _traffic_to(traffic, model, target)
+    audit.append(actor, "rollback", model, target, {"from": move.from_version, "to": target, "reason": reason or "rollback",
+                                                    "traffic": moved})
+    return Outcome("rollback", model, target, True, {"from": move.from_version, "to": target, "move": move.to_dict(),
+                                                     "traffic": moved})
+
+
+def _traffic_to(traffic, model: str, target: str) -> dict[str, int] | None:
+    """Send all traffic to `target` if a live split exists and differs; the new weights, else None."""
+    if traffic is None:
+        return None
+    split = traffic.get_split(model)
+    if {v: w for v, w in split.weights.items() if w} == {target: 100}:
+        return None
+    ensure = getattr(traffic, "ensure_serving", None)
+    if ensure is not None and target not in split.weights:
+        ensure(model, [target])  # local serving: the target needs a server before it takes traffic
+    return traffic.rollback(model, target).weights
 
 
 def set_alias(registry, audit, model: str, alias: str, version: str | None, *, actor: str, reason: str = "",

@@ -136,8 +136,10 @@ def _fig_drift(drift: DriftReport):
         marker_color=[SEVERITY_COLOURS.get(f.severity, "#888") for f in feats],
         customdata=[[f.method, f.severity, f.p_value if f.p_value is not None else float("nan")] for f in feats],
         hovertemplate="%{x}<br>PSI %{y:.4f}<br>method %{customdata[0]}, p %{customdata[2]:.3g}<br>%{customdata[1]}<extra></extra>"))
-    fig.add_hline(y=0.1, line_dash="dot", line_color=SEVERITY_COLOURS["warning"], annotation_text="warning 0.1")
-    fig.add_hline(y=0.25, line_dash="dot", line_color=SEVERITY_COLOURS["critical"], annotation_text="critical 0.25")
+    fig.add_hline(y=0.1, line_dash="dot", line_color=SEVERITY_COLOURS["warning"], annotation_text="warning 0.1",
+                  annotation_position="top left")
+    fig.add_hline(y=0.25, line_dash="dot", line_color=SEVERITY_COLOURS["critical"], annotation_text="critical 0.25",
+                  annotation_position="top right")
     fig.update_layout(title=f"Drift per feature (PSI; severity needs significance after BH) — {drift.severity}",
                       yaxis_title="PSI", height=380, margin={"l": 60, "r": 20, "t": 60, "b": 120})
     return fig

@@ -208,7 +208,7 @@ def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> np.ndarray
 def ks_pvalue(d, n_ref, n_cur) -> np.ndarray:
     """Two-sided p-value of the two-sample KS statistic.
 
-    Small samples (effective size round(NM/(N+M)) ≤ 1000) use the exact one-sample law with
+    Small samples (effective size round(NM/(N+M)) ≤ 10,000) use the exact one-sample law with
     that size, as scipy's ks_2samp does in its asymptotic mode; larger ones use the limiting
     Kolmogorov law, ~10⁴× cheaper and within 1e-3 of it at those sizes.
     """
@@ -220,9 +220,9 @@ def ks_pvalue(d, n_ref, n_cur) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         en = n_ref * n_cur / (n_ref + n_cur)
         p = special.kolmogorov(np.sqrt(en) * d)
-    small = np.isfinite(d) & (en > 0) & (np.round(en) <= 1000)
+    small = np.isfinite(d) & (en > 0) & (np.round(en) <= 10_000)
     if small.any():
-        p[small] = stats.kstwo.sf(d[small], np.round(en[small]))
+        p[small] = stats.kstwo.sf(d[small], np.maximum(np.round(en[small]), 1))
     p[~np.isfinite(d) | ~(en > 0)] = np.nan
     return np.clip(p, 0.0, 1.0)
 

@@ -20,3 +20,13 @@ class LocalBackend:
         from backends.local.training import LocalTraining
 
         return LocalTraining(self.workspace.root, config)
+
+    def traffic(self, config: dict[str, Any]):
+        from backends.local.traffic import LocalTraffic
+
+        return LocalTraffic(self.workspace.root, config)
+
+    def metrics(self, config: dict[str, Any]):
+        from backends.local.metrics import LocalMetrics
+
+        return LocalMetrics(self.workspace.root, config)

@@ -43,6 +43,7 @@ class LocalRegistry:
         self.config = config or {}
         self._read_engine = None
         self._write_engine = None
+        self._checked = False
 
     # -- plumbing --------------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -51,8 +52,19 @@ class LocalRegistry:
         create_all(self.db_path)
 
     def _require_db(self) -> None:
+        if self._checked:
+            return
         if not Path(self.db_path).exists():
             raise NotFoundError(f"{self.db_path}: no registry here yet (run `mrc demo` or `mrc init`)")
+        try:  # read-only probe: a garbage or unreadable file is bad input, not a traceback
+            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+            try:
+                conn.execute("SELECT 1 FROM versions LIMIT 1").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(f"{self.db_path}: not a readable mrc registry ({exc})") from None
+        self._checked = True
 
     def _sqlite(self) -> sqlite3.Connection:
         self._require_db()
@@ -143,13 +155,14 @@ class LocalRegistry:
             out.setdefault(version, []).append(alias)
         return out
 
-    @staticmethod
-    def _to_version(row) -> ModelVersion:
+    def _to_version(self, row) -> ModelVersion:
+        # stored relative to the workspace, so a copied or moved workspace still finds its bytes
+        uri = (self.root / row.artifact_uri).as_uri() if not row.artifact_uri.startswith("file:") else row.artifact_uri
         return ModelVersion(
             model=row.model,
             version=row.version,
             created_at=row.created_at,
-            artifact=Artifact(row.artifact_uri, row.artifact_sha256, row.artifact_size, row.artifact_format),
+            artifact=Artifact(uri, row.artifact_sha256, row.artifact_size, row.artifact_format),
             metrics=json.loads(row.metrics_json),
             lineage=Lineage.from_dict(json.loads(row.lineage_json)),
             approval=Approval(
@@ -199,7 +212,7 @@ class LocalRegistry:
                 raise BadInputError(f"version {version!r} of model {model!r} already exists (versions are immutable)")
             row = VersionRow(
                 model=model, version=version, created_at=now,
-                artifact_uri=stored.as_uri(), artifact_sha256=sha, artifact_size=size, artifact_format=artifact_format,
+                artifact_uri=str(stored.relative_to(self.root)), artifact_sha256=sha, artifact_size=size, artifact_format=artifact_format,
                 metrics_json=json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True),
                 lineage_json=json.dumps(lineage.to_dict(), sort_keys=True), description=description,
             )

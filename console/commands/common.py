@@ -69,6 +69,9 @@ class Context:
         sys.stderr.write(f"\x1b[2K{bar}{message}{end}" if sys.stderr.isatty() else f"{bar}{message}{end}")
         sys.stderr.flush()
 
+    def db_path_hint(self) -> str:
+        return str(self._ws.db_path) if self._ws is not None else "workspace database"
+
     def close(self) -> None:
         close = getattr(self._registry, "close", None)
         if close:

@@ -76,7 +76,8 @@ def cmd_gate(ctx: Context) -> int:
     from console import gates
 
     a = ctx.args
-    modes = sum(bool(x) for x in (a.model, a.candidate, a.predictions))
+    # --predictions may come with --candidate/--baseline metrics files (latency, size figures)
+    modes = sum(bool(x) for x in (a.model, a.candidate and not a.predictions, a.predictions))
     if modes != 1:
         raise BadInputError("gate: give MODEL VERSION, or --candidate F [--baseline F], or --predictions F")
     if a.model:
@@ -118,9 +119,10 @@ def gate_predictions(a):
             raise BadInputError(f"{src}: {name}: has missing values (row {int(np.argmax(np.isnan(arr))) + 1})")
     columns = {str(c): df[c].to_numpy() for c in df.columns}
     extra_c = gates.load_metrics_file(a.candidate) if a.candidate else None
+    extra_b = gates.load_metrics_file(a.baseline) if a.baseline else None
     data = gates.PairedPredictions(y, cand, base, columns, source=src)
     return gates.evaluate_predictions(policy, data, candidate_name=a.candidate_column, baseline_name=baseline_col,
-                                      extra_candidate=extra_c)
+                                      extra_candidate=extra_c, extra_baseline=extra_b)
 
 
 # -- drift ------------------------------------------------------------------------------------------

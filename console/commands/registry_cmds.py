@@ -123,11 +123,41 @@ def cmd_rollback(ctx: Context) -> int:
     expected, given = _expect(ctx.args)
     if ctx.args.to is not None:
         check_name(ctx.args.to, "--to version")
+    if ctx.args.to is None and not given:
+        live = _rollback_live_canary(ctx)
+        if live is not None:  # a canary is live: its stable is production already; traffic goes back to it
+            ctx.emit({"action": "rollback", "model": live.model, "version": live.stable, "changed": True,
+                      "canary": live.id, "status": live.status, "traffic": {live.stable: 100}},
+                     f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
+            return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
-                       reason=ctx.args.reason, expected=expected, expected_given=given)
+                       reason=ctx.args.reason, expected=expected, expected_given=given, traffic=_live_traffic(ctx))
+    traffic = outcome.detail.get("traffic")
     ctx.emit(outcome.to_dict(), f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}"
-             + ("" if outcome.changed else " (no change)"))
+             + (f" · traffic {traffic}" if traffic else "") + ("" if outcome.changed else " (no change)"))
     return 0
+
+
+def _rollback_live_canary(ctx: Context):
+    """The live canary of the model rolled back (stdlib only), or None when there is none."""
+    try:
+        from console.canary_controller import current_state, rollback_live_canary
+    except ImportError:
+        return None
+    state = current_state(ctx.workspace, ctx.args.model)
+    if state is None or not state.active:
+        return None
+    return rollback_live_canary(ctx.workspace, ctx.args.model, actor=ctx.actor, reason=ctx.args.reason or "mrc rollback")
+
+
+def _live_traffic(ctx: Context):
+    """The traffic backend when the model has a live split to move, else None (never fails the rollback)."""
+    try:
+        traffic = ctx.workspace.traffic()
+        traffic.get_split(ctx.args.model)
+    except Exception:  # noqa: BLE001  (no serving, or a backend not installed: the pointer still moves)
+        return None
+    return traffic
 
 
 def cmd_decide(ctx: Context) -> int:

@@ -1,0 +1,194 @@
+"""canary start|status|promote|pause|resume|next|abort · drill · serve-models"""
+
+from __future__ import annotations
+
+from backends.base import BadInputError, check_name
+from console.commands.common import Context
+
+EXIT_ROLLED_BACK = 1
+
+
+def register(sub, common) -> None:
+    canary = common(sub.add_parser("canary", help="canary rollouts: start, status, promote, pause, abort"))
+    csub = canary.add_subparsers(dest="canary_command", metavar="ACTION")
+
+    p = common(csub.add_parser("start", help="start (or resume) a canary and run it headless until it ends"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--plan", default="5,25,50,100", help="canary weights in percent, the last one 100")
+    p.add_argument("--hold", type=float, metavar="S", help="seconds each step is held (default 60)")
+    p.add_argument("--interval", type=float, metavar="S", help="analysis interval in seconds (default 10)")
+    p.add_argument("--judge", choices=["sequential", "threshold", "both"], help="which judge rolls back (default sequential)")
+    p.add_argument("--alpha", type=float, help="false-rollback rate of the sequential judge (default 0.05)")
+    p.add_argument("--failures", type=int, metavar="N", help="consecutive failing windows before rollback (default 3)")
+    p.add_argument("--min-requests", type=int, metavar="N", help="requests per variant a window needs to be judged")
+    p.add_argument("--max-error-delta", type=float, metavar="D", help="threshold rule: allowed error-rate increase")
+    p.add_argument("--override", action="store_true", help="canary a version that is not approved (needs --reason)")
+    p.add_argument("--reason", default="")
+    p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
+    p.set_defaults(handler=cmd_start)
+
+    p = common(csub.add_parser("status", help="the model's latest canary state (--json: CanaryState)"))
+    p.add_argument("model")
+    p.set_defaults(handler=cmd_status)
+
+    for name, text in (("promote", "send all traffic to the canary and make it production"),
+                       ("pause", "stop stepping (analysis and automatic rollback continue)"),
+                       ("resume", "resume a paused canary"),
+                       ("next", "go to the next step now"),
+                       ("abort", "end the canary: stable back to 100%")):
+        p = common(csub.add_parser(name, help=text))
+        p.add_argument("model")
+        p.add_argument("--reason", default="")
+        p.set_defaults(handler=cmd_act, action=name)
+
+    p = common(sub.add_parser("drill", help="inject a fault into a locally served version (rehearsals, tests)"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--error-rate", type=float, default=0.0, metavar="R")
+    p.add_argument("--latency-ms", type=float, default=0.0, metavar="N")
+    p.add_argument("--shift", type=float, default=0.0, metavar="S", help="added to every predicted probability")
+    p.add_argument("--off", action="store_true", help="remove the fault")
+    p.set_defaults(handler=cmd_drill)
+
+    p = common(sub.add_parser("serve-models", help="start (or stop) local model servers and the router for a model"))
+    p.add_argument("model")
+    p.add_argument("--versions", help="comma-separated versions (default: production and candidate)")
+    p.add_argument("--stop", action="store_true", help="stop the model's servers and router")
+    p.set_defaults(handler=cmd_serve_models)
+
+
+def _state_text(state) -> str:
+    lines = [f"{state.model}: canary {state.candidate} vs stable {state.stable} · {state.status} · "
+             f"weight {state.weight}% · step {state.step + 1}/{len(state.plan.steps)} · "
+             f"failures {state.failures}/{state.plan.consecutive_failures}"]
+    if state.reason:
+        lines.append(f"  reason: {state.reason}")
+    for r in state.sequential.get("results") or []:
+        lines.append(f"  {r.get('detail', '')}")
+    return "\n".join(lines)
+
+
+def _plan(args):
+    import dataclasses
+
+    from console.canary import parse_plan, validate_plan
+    from console.domain import CanaryPlan
+
+    plan = parse_plan(args.plan)
+    overrides = {"hold_s": args.hold, "interval_s": args.interval, "judge": args.judge, "alpha": args.alpha,
+                 "consecutive_failures": args.failures, "min_requests": args.min_requests,
+                 "max_error_rate_delta": args.max_error_delta}
+    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    names = {"hold_s": "--hold", "interval_s": "--interval", "alpha": "--alpha", "consecutive_failures": "--failures"}
+    try:
+        return validate_plan(plan, "canary plan")
+    except BadInputError as exc:
+        for field, flag in names.items():
+            if field in str(exc):
+                raise BadInputError(f"{flag}: {exc}") from None
+        raise
+
+
+def cmd_start(ctx: Context) -> int:
+    from console.canary_controller import Controller
+
+    args = ctx.args
+    ctx.require_write("canary start")
+    check_name(args.model, "model")
+    check_name(args.version, "version")
+    plan = _plan(args)
+
+    shown = {"events": 0}
+
+    def on_change(state) -> None:
+        for event in state.events[shown["events"]:] if len(state.events) >= shown["events"] else state.events[-1:]:
+            ctx.progress(f"{event['kind']}: {event['text']}")
+        shown["events"] = len(state.events)
+
+    controller = Controller(ctx.workspace, args.model, actor=ctx.actor, registry=ctx.registry, on_change=on_change)
+    state = controller.start(args.version, plan, override=args.override, reason=args.reason)
+    try:
+        state = controller.run(state, max_seconds=args.max_seconds)
+    except KeyboardInterrupt:
+        ctx.progress(f"controller stopped; the canary stays {state.status} (rerun `mrc canary start` to resume)")
+        raise
+    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    return EXIT_ROLLED_BACK if state.status in ("rolled_back", "aborted") else 0
+
+
+def cmd_status(ctx: Context) -> int:
+    from console.canary_controller import current_state
+
+    state = current_state(ctx.workspace, check_name(ctx.args.model, "model"))
+    if state is None:
+        raise BadInputError(f"{ctx.args.model}: no canary yet")
+    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    return 0
+
+
+def cmd_act(ctx: Context) -> int:
+    from console.canary_controller import Controller
+
+    ctx.require_write(f"canary {ctx.args.action}")
+    check_name(ctx.args.model, "model")
+    state = Controller(ctx.workspace, ctx.args.model, actor=ctx.actor, registry=ctx.registry).act(
+        ctx.args.action, reason=ctx.args.reason)
+    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    return 0
+
+
+def cmd_drill(ctx: Context) -> int:
+    args = ctx.args
+    ctx.require_write("drill")
+    check_name(args.model, "model")
+    check_name(args.version, "version")
+    if not 0.0 <= args.error_rate <= 1.0:
+        raise BadInputError(f"--error-rate {args.error_rate}: must be between 0 and 1")
+    if args.latency_ms < 0:
+        raise BadInputError(f"--latency-ms {args.latency_ms}: must be >= 0")
+    if args.off:
+        error_rate = latency_ms = shift = 0.0
+    else:
+        error_rate, latency_ms, shift = args.error_rate, args.latency_ms, args.shift
+    traffic = ctx.workspace.traffic()
+    fault = getattr(traffic, "fault", None)
+    if fault is None:
+        raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot inject faults (local only)")
+    result = fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
+    ctx.workspace.audit().append(ctx.actor, "drill", args.model, args.version, result.get("fault", {}))
+    ctx.emit({"model": args.model, **result},
+             f"{args.model} {args.version}: fault " + ("off" if args.off else
+                                                      f"error rate {error_rate:g}, +{latency_ms:g} ms, shift {shift:+g}"))
+    return 0
+
+
+def cmd_serve_models(ctx: Context) -> int:
+    from backends.base import CANDIDATE, PRODUCTION
+
+    args = ctx.args
+    check_name(args.model, "model")
+    traffic = ctx.workspace.traffic()
+    if not hasattr(traffic, "ensure_serving"):
+        raise BadInputError(f"{ctx.workspace.config_path}: traffic backend is not local: nothing to serve here")
+    if args.stop:
+        stopped = traffic.stop_serving(args.model)
+        ctx.emit({"model": args.model, "stopped": stopped}, f"{args.model}: stopped {', '.join(stopped) or 'nothing'}")
+        return 0
+    if args.versions:
+        versions = [check_name(v.strip(), "--versions version") for v in args.versions.split(",") if v.strip()]
+    else:
+        pointers = ctx.registry.get_pointers(args.model)
+        versions = [v for v in (pointers.get(PRODUCTION), pointers.get(CANDIDATE)) if v]
+    if not versions:
+        raise BadInputError(f"{args.model}: no versions to serve (pass --versions)")
+    for v in versions:
+        ctx.registry.get_version(args.model, v)  # NotFoundError before any process starts
+    info = traffic.ensure_serving(args.model, versions)
+    split = traffic.get_split(args.model)
+    data = {"model": args.model, "router": f"http://127.0.0.1:{info['router']['port']}",
+            "servers": {v: f"http://127.0.0.1:{s['port']}" for v, s in info["servers"].items()},
+            "split": split.to_dict()}
+    ctx.emit(data, lambda: f"{args.model}: router {data['router']} · split {split.weights}\n"
+             + "\n".join(f"  {v}: {u}" for v, u in data["servers"].items()))
+    return 0

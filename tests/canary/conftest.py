@@ -1,0 +1,106 @@
+"""Fixtures for the canary area: real model servers and router on 127.0.0.1, a load
+generator, and controller processes — each stopped afterwards, also when a test fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, mrc_env, run_mrc
+
+MODEL = "breast-cancer"
+STABLE, CANDIDATE = "2", "5"
+# Short canaries: the whole area stays within a few minutes on 2 shared cores.
+FAST_PLAN = ["--plan", "25,50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10"]
+
+
+def _kill_group(pid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def stop_everything(ws: Path) -> None:
+    """Every process the serving folder knows of, by its recorded pid (process groups)."""
+    for procs in (ws / "serving").glob("*/processes.json"):
+        data = json.loads(procs.read_text())
+        pids = [s["pid"] for s in data.get("servers", {}).values()]
+        if data.get("router"):
+            pids.append(data["router"]["pid"])
+        for pid in pids:
+            _kill_group(pid)
+
+
+@pytest.fixture
+def served_ws(demo_ws):
+    """The demo workspace with candidate 5 approved and versions 2 and 5 served (router at 2: 100%)."""
+    from backends.local.traffic import LocalTraffic
+
+    result = run_mrc("approve", MODEL, CANDIDATE, "--reason", "canary tests", "--no-gates", "--workspace", str(demo_ws))
+    assert result.returncode == 0, result.stderr
+    traffic = LocalTraffic(demo_ws)
+    try:
+        traffic.ensure_serving(MODEL, [STABLE, CANDIDATE])
+        yield demo_ws
+    finally:
+        stop_everything(demo_ws)
+
+
+@pytest.fixture
+def load(served_ws):
+    """Holdout rows replayed at 80 requests/s with labels 0.3 s later, for the whole test."""
+    from backends.local.loadgen import LoadGenerator, holdout
+    from backends.local.traffic import LocalTraffic
+
+    rows, labels = holdout(str(served_ws), MODEL)
+    gen = LoadGenerator(LocalTraffic(served_ws).router_port(MODEL), rows, labels, rate=80, label_delay_s=0.3).start()
+    try:
+        yield gen
+    finally:
+        gen.stop()
+
+
+class Controllers:
+    """`mrc canary start` as real processes in their own session; all killed at teardown."""
+
+    def __init__(self, ws: Path):
+        self.ws = ws
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "console.cli", "canary", "start", MODEL, CANDIDATE, *FAST_PLAN,
+                                 "--workspace", str(self.ws), "--json", *extra], cwd=str(REPO), env=mrc_env(env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                _kill_group(proc.pid)
+            proc.communicate(timeout=10)
+
+
+@pytest.fixture
+def controllers(served_ws):
+    c = Controllers(served_ws)
+    try:
+        yield c
+    finally:
+        c.close()
