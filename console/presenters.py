@@ -215,6 +215,7 @@ class HomeRow:
     last_change: str = ""
     versions: int = 0
     rollback_to: str | None = None
+    canary_candidate: str | None = None  # set while a canary is live: rollback aborts it
 
     def cells(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """(text, style) for each home column."""
@@ -459,7 +460,9 @@ def approval_statement(model: str, version: str, artifact_sha256: str, gate_dige
     ]
 
 
-def rollback_hint(model: str, production: str | None, target: str | None) -> str:
+def rollback_hint(model: str, production: str | None, target: str | None, canary: str | None = None) -> str:
+    if canary and target:
+        return f"{model}: R rolls the canary {canary} back: stable {target} takes 100% of traffic"
     if not production:
         return f"{model}: no production version"
     if not target:

@@ -232,7 +232,7 @@ class HomeScreen(ConsoleScreen):
             text.append("  ")
             text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
         else:
-            text.append(rollback_hint(row.model, row.production, row.rollback_to))
+            text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
         status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
 
@@ -350,24 +350,38 @@ class HomeScreen(ConsoleScreen):
         now = time.monotonic()
         if self._rolling_back or now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
             return  # held key or a double press: one rollback per deliberate press
-        if not row.production or not row.rollback_to:
+        if not row.rollback_to:
             self.notify(rollback_hint(row.model, row.production, None), severity="warning")
             return
         self._rolling_back = True
         self._last_rollback = now
-        self._rollback_worker(row.model, row.production, row.rollback_to)
+        self._rollback_worker(row.model, row.production, row.rollback_to, row.canary_candidate)
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
-    def _rollback_worker(self, model: str, seen_production: str, target: str) -> None:
+    def _rollback_worker(self, model: str, seen_production: str, target: str, canary: str | None) -> None:
         from console.release import rollback
 
         ws = self.app.workspace
+        if canary:  # a live canary: the fast path sends all traffic back to its stable version
+            from console.canary_controller import rollback_live_canary
+
+            self.app.record_call(f"console.canary_controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
+            try:
+                state = rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+            except Exception as exc:
+                self.post_message(self.RolledBack(f"canary rollback of {model} failed: {exc}", False))
+                return
+            if state is not None:
+                self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
+                return
+        from screens.loaders import live_traffic
+
         self.app.record_call(f"console.release.rollback(registry, audit, {model!r}, to={target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
         try:
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
-                               expected=seen_production, expected_given=True)
+                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model))
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return

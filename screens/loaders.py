@@ -70,11 +70,16 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
                 canary = canary_state(ws, summary.name)
             except Exception:
                 canary = None
-        target = rollback_target(registry.pointer_history(summary.name, "production"), production) if production else None
+        live_canary = canary is not None and bool(getattr(canary, "active", False))
+        if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
+            target = canary.stable
+        else:
+            target = rollback_target(registry.pointer_history(summary.name, "production"), production) if production else None
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
             gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
+            canary_candidate=canary.candidate if live_canary else None,
         ))
     return HomeData(rows, versions)
 
@@ -140,3 +145,14 @@ def load_audit(ws, limit: int | None = None):
         events = []
 
     return events[-limit:] if limit else events, verify_chain(events)
+
+
+def live_traffic(ws, model: str):
+    """The traffic backend when the model has a live split to move, else None: the pointer moves
+    either way, and the traffic follows it when there is any (as `mrc rollback` does)."""
+    try:
+        traffic = ws.traffic()
+        traffic.get_split(model)
+    except Exception:  # no serving, or a backend not installed
+        return None
+    return traffic
