@@ -54,20 +54,3 @@ def empty_ws(tmp_path, mrc) -> Path:
     assert result.returncode == 0, result.stderr
     return root
 
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    """The demo workspace built once per session; MRC_DEMO_TEMPLATE names a prebuilt one to reuse
-    (a developer's loop: `mrc demo --no-tui --workspace /tmp/demo` once, then point at it)."""
-    import os
-
-    from tests.conftest import run_mrc
-
-    prebuilt = os.environ.get("MRC_DEMO_TEMPLATE")
-    root = tmp_path_factory.mktemp("demo-template") / "ws"
-    if prebuilt and Path(prebuilt, "mrc.db").exists():
-        shutil.copytree(prebuilt, root)
-        return root
-    result = run_mrc("demo", "--no-tui", "--workspace", str(root), timeout=600)
-    assert result.returncode == 0, result.stderr
-    return root
