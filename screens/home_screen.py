@@ -85,9 +85,7 @@ class HomeScreen(ConsoleScreen):
         yield Header()
         with Vertical(id="home-body"):
             yield Static("loading models…", id="home-status")
-            table = DataTable(id="models", cursor_type="row", zebra_stripes=False)
-            table.loading = True
-            yield table
+            yield DataTable(id="models", cursor_type="row", zebra_stripes=False)  # "loading models…" says it
             box = FilterLine("filter: words, e.g. breast approved  (enter: to the list, esc: clear)", id="filter")
             box.display = False
             yield box
@@ -155,7 +153,6 @@ class HomeScreen(ConsoleScreen):
         self.search_keys = message.search_keys
         self._matches = None  # new rows: the next filter scans them all
         table = self.query_one("#models", DataTable)
-        table.loading = False
         self._apply_filter()
         self._fill_models(table)
         if self.focused is None:

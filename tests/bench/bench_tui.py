@@ -144,7 +144,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--versions", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=5, help="cold starts of each app (median reported)")
+    parser.add_argument("--runs", type=int, default=7, help="cold starts of each app, interleaved")
     args = parser.parse_args()
 
     from tests.tui.synth import big_workspace
@@ -165,9 +165,15 @@ def main() -> int:
         mrc_ready = statistics.median(r["ready"] for r in mrc)
         mrc_loaded = statistics.median(r["loaded"] for r in mrc)
         rss = max(r["rss_mb"] for r in mrc)
-        print(f"cold start, bare Textual app → first screen: {bare_ready * 1000:7.0f} ms (median of {args.runs})")
-        print(f"cold start, mrc console → first screen:      {mrc_ready * 1000:7.0f} ms  "
-              f"ratio {mrc_ready / bare_ready:.2f}× (target ≤ 1.30×)")
+        # each mrc start is paired with the bare start just before it (same machine load): the
+        # median of the pair ratios is the figure; best-of-N of each is printed beside it
+        ratio = statistics.median(m["ready"] / b["ready"] for b, m in zip(bare, mrc))
+        best_ratio = min(r["ready"] for r in mrc) / min(r["ready"] for r in bare)
+        print(f"cold start, bare Textual app → first screen: {bare_ready * 1000:7.0f} ms (median of {args.runs}; "
+              f"best {min(r['ready'] for r in bare) * 1000:.0f} ms)")
+        print(f"cold start, mrc console → first screen:      {mrc_ready * 1000:7.0f} ms (best "
+              f"{min(r['ready'] for r in mrc) * 1000:.0f} ms)  ratio {ratio:.2f}× median of pairs, "
+              f"{best_ratio:.2f}× best-of-{args.runs} (target ≤ 1.30×)")
         print(f"cold start, mrc console → home filled:       {mrc_loaded * 1000:7.0f} ms  ({mrc[0]['line']})")
         print(f"peak RSS, mrc console with home loaded:      {rss:7.0f} MB  (target ≤ 200 MB; "
               f"bare app {max(r['rss_mb'] for r in bare):.0f} MB)")
@@ -180,7 +186,7 @@ def main() -> int:
               f"max {latencies[-1]:.1f} ms over {len(latencies)} keystrokes (target ≤ 50 ms)")
         fill_ms = asyncio.run(datatable_fill(total))
         print(f"for scale: Textual DataTable taking the same {total:,} rows: {fill_ms:.0f} ms")
-        ok = mrc_ready / bare_ready <= 1.3 and p95 <= 50 and rss <= 200
+        ok = ratio <= 1.3 and p95 <= 50 and rss <= 200
         print("all targets met" if ok else "TARGET MISSED")
     return 0
 
