@@ -231,7 +231,8 @@ class HomeRow:
         ]
 
 
-HOME_COLUMNS = ("model", "production", "candidate", "approval", "gates", "canary", "drift", "last change")
+HOME_COLUMNS = (("model", 20), ("production", 10), ("candidate", 9), ("approval", 22), ("gates", 10),
+                ("canary", 16), ("drift", 11), ("last change", 11))
 
 VERSION_COLUMNS = (("model", 18), ("version", 8), ("aliases", 22), ("approval", 14), ("auc_roc", 8),
                    ("data", 24), ("created", 20))

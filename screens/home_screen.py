@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from console.presenters import (
     HOME_COLUMNS,
@@ -85,7 +85,10 @@ class HomeScreen(ConsoleScreen):
         yield Header()
         with Vertical(id="home-body"):
             yield Static("loading models…", id="home-status")
-            yield DataTable(id="models", cursor_type="row", zebra_stripes=False)  # "loading models…" says it
+            # virtual too: cheaper to start than a VirtualTable, and no re-layout when the filter narrows it
+            models = VirtualTable(list(HOME_COLUMNS), id="models")
+            models.empty_text = "no models"
+            yield models
             box = FilterLine("filter: words, e.g. breast approved  (enter: to the list, esc: clear)", id="filter")
             box.display = False
             yield box
@@ -96,10 +99,7 @@ class HomeScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#models", DataTable)
-        for column in HOME_COLUMNS:
-            table.add_column(column, key=column)
-        table.focus()
+        self.query_one("#models", VirtualTable).focus()
         # paint first, load second: the loader's imports would otherwise hold the GIL over the first frame
         self.call_after_refresh(self.load)
 
@@ -152,7 +152,7 @@ class HomeScreen(ConsoleScreen):
         self.version_keys = message.version_keys
         self.search_keys = message.search_keys
         self._matches = None  # new rows: the next filter scans them all
-        table = self.query_one("#models", DataTable)
+        table = self.query_one("#models", VirtualTable)
         self._apply_filter()
         self._fill_models(table)
         if self.focused is None:
@@ -163,17 +163,13 @@ class HomeScreen(ConsoleScreen):
             self._update_status()
         self._schedule_poll()
 
-    def _fill_models(self, table: DataTable, *, only_if_changed: bool = False) -> None:
-        selected = self.selected_model()
+    def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
         visible = self._visible_models()
         if only_if_changed and [r.model for r in visible] == self._shown_models:
-            return  # a keystroke that keeps the same models must not re-lay out the table
+            return  # same models: nothing to repaint
         self._shown_models = [r.model for r in visible]
-        table.clear()
-        for row in visible:
-            table.add_row(*[Text(text, style=style) for text, style in row.cells(self.app.clock())], key=row.model)
-        if selected and selected in {r.model for r in visible}:
-            table.move_cursor(row=table.get_row_index(selected))
+        now = self.app.clock()
+        table.set_rows([row.cells(now) for row in visible], [row.model for row in visible])
 
     def _visible_models(self) -> list[HomeRow]:
         if not self.filter_text:
@@ -196,20 +192,14 @@ class HomeScreen(ConsoleScreen):
 
     # -- selection ------------------------------------------------------------------------
     def selected_row(self) -> HomeRow | None:
-        table = self.query_one("#models", DataTable)
-        if not table.row_count:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
-        return next((r for r in self.rows if r.model == key), None)
+        key = self.query_one("#models", VirtualTable).current_key
+        return next((r for r in self.rows if r.model == key), None) if key else None
 
     def selected_model(self) -> str | None:
         row = self.selected_row()
         return row.model if row else None
 
-    @on(DataTable.RowHighlighted, "#models")
+    @on(VirtualTable.Highlighted, "#models")
     def _on_model_highlighted(self) -> None:
         self._update_status()
 
@@ -246,7 +236,7 @@ class HomeScreen(ConsoleScreen):
             self.refresh_bindings()
 
     # -- actions --------------------------------------------------------------------------
-    @on(DataTable.RowSelected, "#models")
+    @on(VirtualTable.Selected, "#models")
     def _on_model_selected(self) -> None:
         self.action_review()
 
@@ -322,7 +312,7 @@ class HomeScreen(ConsoleScreen):
         if box.display or self.filter_text:
             box.value = ""
             box.display = False
-            self.query_one("#models", DataTable).focus()
+            self.query_one("#models", VirtualTable).focus()
 
     @on(FilterLine.Changed, "#filter")
     def _on_filter_changed(self, event: FilterLine.Changed) -> None:
@@ -335,7 +325,7 @@ class HomeScreen(ConsoleScreen):
         if self._models_timer is not None:
             self._models_timer.stop()
         self._models_timer = self.set_timer(
-            MODEL_FILTER_DELAY_S, lambda: self._fill_models(self.query_one("#models", DataTable), only_if_changed=True))
+            MODEL_FILTER_DELAY_S, lambda: self._fill_models(self.query_one("#models", VirtualTable), only_if_changed=True))
 
     def _on_filter_submitted(self) -> None:
         self.query_one("#versions", VirtualTable).focus()
