@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "console.commands.train_cmds",
     "console.commands.gate_cmds",
     "console.commands.canary_cmds",
+    "console.commands.serve_cmds",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_BACKEND = 0, 1, 2, 3, 4

@@ -1,0 +1,126 @@
+"""The approval dialog: states exactly what will be approved, asks why, confirms with ctrl+y.
+
+`a` opens it; a different key confirms, so a held or doubled `a` cannot approve, and the
+reason box drops the opening key while it keeps auto-repeating, so it is not typed into it.
+Refused while gates fail unless "override" is ticked (ctrl+o) — and an override needs a reason
+like any approval.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Checkbox, Footer, Input, Static
+
+from console.presenters import approval_statement
+
+CONFIRM_GUARD_S = 0.5  # a confirm this soon after opening is a held key, not a decision
+REPEAT_GAP_S = 0.5  # the opening key arriving again within this gap is auto-repeat: dropped
+
+
+class ReasonInput(Input):
+    """An Input that swallows the key that opened its dialog while that key is still held."""
+
+    def __init__(self, guard_key: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.guard_key = guard_key
+        self._last_guarded = time.monotonic()
+
+    async def _on_key(self, event) -> None:
+        if self.guard_key and event.key == self.guard_key and time.monotonic() - self._last_guarded < REPEAT_GAP_S:
+            self._last_guarded = time.monotonic()
+            event.stop()
+            event.prevent_default()
+            return
+        self.guard_key = ""  # another key, or a pause: the user is typing now
+        await super()._on_key(event)
+
+
+@dataclass
+class Decision:
+    reason: str
+    override: bool = False
+
+
+class ApproveDialog(ModalScreen[Decision | None]):
+    AUTO_FOCUS = "#reason"
+    BINDINGS = [
+        Binding("ctrl+y", "confirm", "Confirm approval", key_display="ctrl+y", id="approve.confirm"),
+        Binding("ctrl+o", "toggle_override", "Override failed gates", key_display="ctrl+o", id="approve.override"),
+        Binding("escape", "cancel", "Cancel", id="approve.cancel"),
+    ]
+
+    def __init__(self, model: str, version: str, artifact_sha256: str, gate_digest: str | None,
+                 gate_passed: bool | None, failed_checks: list[str] | None = None, opened_by: str = "a") -> None:
+        super().__init__(id="approve-dialog")
+        self.model = model
+        self.version = version
+        self.artifact_sha256 = artifact_sha256
+        self.gate_digest = gate_digest
+        self.gate_passed = gate_passed
+        self.failed_checks = list(failed_checks or [])
+        self.opened_at = time.monotonic()
+        self.opened_by = opened_by
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog-box", classes="dialog"):
+            yield Static(Text(f"Approve {self.model} version {self.version}?", style="bold"), classes="dialog-title")
+            lines = approval_statement(self.model, self.version, self.artifact_sha256, self.gate_digest,
+                                       self.gate_passed, self.failed_checks)
+            statement = Text("\n".join(lines))
+            if self.gate_passed is False:
+                statement.highlight_words(["FAILED"], style="bold red")
+            yield Static(statement, id="approve-statement")
+            yield ReasonInput(self.opened_by, placeholder="reason (required): why is this safe to ship?", id="reason")
+            if self.gate_passed is False:
+                yield Checkbox("override the failed gates (recorded as an override in the audit log)", id="override")
+            yield Static("", id="dialog-error")
+            yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_override":
+            return self.gate_passed is False
+        return True
+
+    def action_toggle_override(self) -> None:
+        if self.gate_passed is False:
+            box = self.query_one("#override", Checkbox)
+            box.value = not box.value
+
+    @property
+    def override(self) -> bool:
+        boxes = self.query("#override")
+        return bool(boxes and boxes.first(Checkbox).value)
+
+    def _error(self, text: str) -> None:
+        self.query_one("#dialog-error", Static).update(Text(text, style="bold red"))
+
+    def on_mount(self) -> None:
+        self.query_one("#reason").focus()  # before the first paint: keys typed at once land in the reason
+
+    def action_confirm(self) -> None:
+        if time.monotonic() - self.opened_at < CONFIRM_GUARD_S:
+            return
+        reason = self.query_one("#reason", Input).value.strip()
+        if self.gate_passed is False and not self.override:
+            self._error("refused: gates failed (" + ", ".join(self.failed_checks)
+                        + "). Tick override (ctrl+o) and give a reason to approve anyway.")
+            return
+        if not reason:
+            self._error("a reason is required")
+            return
+        self.dismiss(Decision(reason, self.override))
+
+    @on(Input.Submitted, "#reason")
+    def _enter_does_not_confirm(self) -> None:
+        self._error("press ctrl+y to confirm (enter does not approve)")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,383 @@
+"""Home: every model with its production version, candidate, gates, canary, drift, last change;
+below it every version of every model in a virtual list that `/` filters."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Footer, Header, Static
+
+from console.presenters import (
+    HOME_COLUMNS,
+    VERSION_COLUMNS,
+    HomeRow,
+    filter_indices,
+    rollback_hint,
+    search_key,
+    version_cells,
+)
+from screens.base import ConsoleScreen
+from screens.filter_line import FilterLine
+from screens.virtual_table import VirtualTable
+
+ROLLBACK_DEBOUNCE_S = 1.5
+MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
+
+
+class HomeScreen(ConsoleScreen):
+    AUTO_FOCUS = "#models"
+    BINDINGS = [
+        # priority: the focused table's own enter would otherwise hide "Review" from the footer
+        Binding("enter", "review", "Review", id="home.review", priority=True),
+        Binding("h", "history", "History", id="home.history"),
+        Binding("t", "train", "Train", id="home.train"),
+        Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
+        Binding("c", "canary", "Canary", id="home.canary"),
+        Binding("l", "audit", "Audit", id="home.audit"),
+        Binding("slash", "filter", "Filter", key_display="/", id="home.filter"),
+        Binding("r", "reload", "Refresh", show=False, id="home.refresh"),
+        Binding("tab", "app.focus_next", "Next pane", show=False, id="home.next_pane"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="home.clear_filter"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, rows: list[HomeRow], version_rows: list, version_keys: list, search_keys: list,
+                     error: str = "") -> None:
+            super().__init__()
+            self.rows = rows
+            self.version_rows = version_rows
+            self.version_keys = version_keys
+            self.search_keys = search_keys
+            self.error = error
+
+    class RolledBack(Message):
+        def __init__(self, text: str, ok: bool) -> None:
+            super().__init__()
+            self.text = text
+            self.ok = ok
+
+    def __init__(self) -> None:
+        super().__init__(id="home")
+        self.title = "home"
+        self.rows: list[HomeRow] = []
+        self.version_rows: list = []
+        self.version_keys: list = []
+        self.search_keys: list[str] = []
+        self.filter_text = ""
+        self.loads = 0
+        self._poll_timer = None
+        self._last_rollback = 0.0
+        self._rolling_back = False
+        self._shown_models: list[str] = []
+        self._matches: list[int] | None = None  # indices of versions matching filter_text
+        self._matched_text = ""
+        self._models_timer = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="home-body"):
+            yield Static("loading models…", id="home-status")
+            # virtual too: cheaper to start than a VirtualTable, and no re-layout when the filter narrows it
+            models = VirtualTable(list(HOME_COLUMNS), id="models")
+            models.empty_text = "no models"
+            yield models
+            box = FilterLine("filter: words, e.g. breast approved  (enter: to the list, esc: clear)", id="filter")
+            box.display = False
+            yield box
+            yield Static("versions", id="versions-title", classes="pane-title")
+            versions = VirtualTable([(name, width) for name, width in VERSION_COLUMNS], id="versions")
+            versions.empty_text = "no versions yet — press t to train one, or run `mrc demo`"
+            yield versions
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#models", VirtualTable).focus()
+        # paint first, load second: the loader's imports would otherwise hold the GIL over the first frame
+        self.call_after_refresh(self.load)
+
+    # -- loading: one poll at a time; the next is scheduled only when this one is done ----
+    def load(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._load_worker()
+
+    @work(thread=True, exclusive=True, group="home-load", exit_on_error=False)
+    def _load_worker(self) -> None:
+        from screens.loaders import load_home
+
+        self.app.record_call("registry.list_models(); per model: list_versions, pointer_history"
+                             " · drift.recorded_status · canary_controller.current_state")
+        try:
+            data = load_home(self.app.workspace, self.app.gate_reports)
+        except Exception as exc:  # shown in the status line; the next poll tries again
+            self.post_message(self.Loaded(self.rows, self.version_rows, self.version_keys, self.search_keys,
+                                          f"{type(exc).__name__}: {exc}"))
+            return
+        cells = [version_cells(mv) for mv in data.versions]
+        keys = [(mv.model, mv.version) for mv in data.versions]
+        self.post_message(self.Loaded(data.rows, cells, keys, [search_key(c) for c in cells], data.error))
+
+    def _schedule_poll(self) -> None:
+        if self._poll_timer is None and self.app.poll_s > 0:
+            self._poll_timer = self.set_timer(self.app.poll_s, self._poll)
+
+    def _poll(self) -> None:
+        self._poll_timer = None
+        if self.app.screen is not self:  # a dialog or another view is on top: skip, try later
+            self._schedule_poll()
+            return
+        self._load_worker()
+
+    def on_screen_resume(self) -> None:
+        if self.loads:
+            self.load()
+
+    @on(Loaded)
+    def _on_loaded(self, message: Loaded) -> None:
+        self.loads += 1
+        if self.loads == 1:
+            self.app.trace(f"home loaded: {len(message.rows)} models, {len(message.version_rows)} versions"
+                           + (f", error {message.error}" if message.error else ""))
+        self.rows = message.rows
+        self.version_rows = message.version_rows
+        self.version_keys = message.version_keys
+        self.search_keys = message.search_keys
+        self._matches = None  # new rows: the next filter scans them all
+        table = self.query_one("#models", VirtualTable)
+        self._apply_filter()
+        self._fill_models(table)
+        if self.focused is None:
+            table.focus()
+        if message.error:
+            self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
+        else:
+            self._update_status()
+        self._schedule_poll()
+
+    def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
+        visible = self._visible_models()
+        if only_if_changed and [r.model for r in visible] == self._shown_models:
+            return  # same models: nothing to repaint
+        self._shown_models = [r.model for r in visible]
+        now = self.app.clock()
+        table.set_rows([row.cells(now) for row in visible], [row.model for row in visible])
+
+    def _visible_models(self) -> list[HomeRow]:
+        if not self.filter_text:
+            return self.rows
+        keys = [f"{r.model} {r.production} {r.candidate} {r.candidate_approval}".lower() for r in self.rows]
+        matched = set(filter_indices(keys, self.filter_text))
+        version_models = {self.version_keys[i][0] for i in (self._matches or [])}
+        return [r for i, r in enumerate(self.rows) if i in matched or r.model in version_models]
+
+    def _apply_filter(self) -> None:
+        versions = self.query_one("#versions", VirtualTable)
+        narrowing = self._matches is not None and self._matched_text and self.filter_text.startswith(self._matched_text)
+        indices = self._matches = filter_indices(self.search_keys, self.filter_text,
+                                                 self._matches if narrowing else None)
+        self._matched_text = self.filter_text
+        versions.set_rows([self.version_rows[i] for i in indices], [self.version_keys[i] for i in indices])
+        total = len(self.version_rows)
+        title = f"versions: {len(indices):,} of {total:,}" + (f" matching “{self.filter_text}”" if self.filter_text else "")
+        self.query_one("#versions-title", Static).update(title, layout=False)  # one line, fixed height
+
+    # -- selection ------------------------------------------------------------------------
+    def selected_row(self) -> HomeRow | None:
+        key = self.query_one("#models", VirtualTable).current_key
+        return next((r for r in self.rows if r.model == key), None) if key else None
+
+    def selected_model(self) -> str | None:
+        row = self.selected_row()
+        return row.model if row else None
+
+    @on(VirtualTable.Highlighted, "#models")
+    def _on_model_highlighted(self) -> None:
+        self._update_status()
+
+    def _update_status(self) -> None:
+        row = self.selected_row()
+        status = self.query_one("#home-status", Static)
+        if not self.rows:
+            status.update(Text("empty registry: no models yet. Run `mrc demo`, or press t to train one.", style="dim"))
+            self._set_rollback_label(None)
+            return
+        if row is None:
+            status.update("")
+            return
+        text = Text()
+        if self.app.read_only:
+            text.append(" 🔒 READ-ONLY ", style="bold black on yellow")
+            text.append("  ")
+            text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
+        else:
+            text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
+        status.update(text, layout=False)  # one line, fixed height
+        self._set_rollback_label(row.rollback_to)
+
+    def _set_rollback_label(self, target: str | None) -> None:
+        """The footer names the version the rollback key returns to."""
+        description = f"Rollback → {target}" if target else "Rollback"
+        changed = False
+        for key, bindings in self._bindings.key_to_bindings.items():
+            for i, binding in enumerate(bindings):
+                if binding.id == "home.rollback" and binding.description != description:
+                    bindings[i] = dataclasses.replace(binding, description=description)
+                    changed = True
+        if changed:
+            self.refresh_bindings()
+
+    # -- actions --------------------------------------------------------------------------
+    @on(VirtualTable.Selected, "#models")
+    def _on_model_selected(self) -> None:
+        self.action_review()
+
+    @on(VirtualTable.Selected, "#versions")
+    def _on_version_selected(self, message: VirtualTable.Selected) -> None:
+        if message.key:
+            model, version = message.key
+            from screens.review_screen import ReviewScreen
+
+            self.app.push_screen(ReviewScreen(model, version))
+
+    def action_review(self) -> None:
+        if self.focused is self.query_one("#filter", FilterLine):
+            self._on_filter_submitted()
+            return
+        versions = self.query_one("#versions", VirtualTable)
+        if versions.has_focus and versions.current_key:
+            versions.action_select()
+            return
+        row = self.selected_row()
+        if row is None:
+            return
+        if not row.candidate:
+            self.notify(f"{row.model}: no candidate to review; opening its history")
+            self.action_history()
+            return
+        from screens.review_screen import ReviewScreen
+
+        self.app.push_screen(ReviewScreen(row.model, row.candidate))
+
+    def action_history(self) -> None:
+        model = self._model_for_action()
+        if model:
+            from screens.history_screen import HistoryScreen
+
+            self.app.push_screen(HistoryScreen(model))
+
+    def _model_for_action(self) -> str | None:
+        versions = self.query_one("#versions", VirtualTable)
+        if versions.has_focus and versions.current_key:
+            return versions.current_key[0]
+        return self.selected_model()
+
+    def action_train(self) -> None:
+        model = self._model_for_action()
+        if not model:
+            self.notify("no model selected: use `:train NAME` to train a new one", severity="warning")
+            return
+        from screens.training_screen import TrainingScreen
+
+        self.app.push_screen(TrainingScreen(model))
+
+    def action_canary(self) -> None:
+        model = self._model_for_action()
+        if model:
+            self.app.open_canary(model)
+
+    def action_audit(self) -> None:
+        from screens.audit_screen import AuditScreen
+
+        self.app.push_screen(AuditScreen())
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", FilterLine)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", FilterLine)
+        if box.display or self.filter_text:
+            box.value = ""
+            box.display = False
+            self.query_one("#models", VirtualTable).focus()
+
+    @on(FilterLine.Changed, "#filter")
+    def _on_filter_changed(self, event: FilterLine.Changed) -> None:
+        if isinstance(event, FilterLine.Submitted):
+            self._on_filter_submitted()
+            return
+        self.filter_text = event.value.strip()
+        self._apply_filter()
+        # the model table follows once typing pauses: re-laying it out per key would cost the list its 50 ms
+        if self._models_timer is not None:
+            self._models_timer.stop()
+        self._models_timer = self.set_timer(
+            MODEL_FILTER_DELAY_S, lambda: self._fill_models(self.query_one("#models", VirtualTable), only_if_changed=True))
+
+    def _on_filter_submitted(self) -> None:
+        self.query_one("#versions", VirtualTable).focus()
+
+    def action_rollback(self) -> None:
+        row = self.selected_row()
+        if row is None or not self.app.can_write("rollback"):
+            return
+        now = time.monotonic()
+        if self._rolling_back or now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
+            return  # held key or a double press: one rollback per deliberate press
+        if not row.rollback_to:
+            self.notify(rollback_hint(row.model, row.production, None), severity="warning")
+            return
+        self._rolling_back = True
+        self._last_rollback = now
+        self._rollback_worker(row.model, row.production, row.rollback_to, row.canary_candidate)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _rollback_worker(self, model: str, seen_production: str, target: str, canary: str | None) -> None:
+        from console.release import rollback
+
+        ws = self.app.workspace
+        if canary:  # a live canary: the fast path sends all traffic back to its stable version
+            from console.canary_controller import rollback_live_canary
+
+            self.app.record_call(f"console.canary_controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
+            try:
+                state = rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+            except Exception as exc:
+                self.post_message(self.RolledBack(f"canary rollback of {model} failed: {exc}", False))
+                return
+            if state is not None:
+                self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
+                return
+        from screens.loaders import live_traffic
+
+        self.app.record_call(f"console.release.rollback(registry, audit, {model!r}, to={target!r}, "
+                             f"expected={seen_production!r}, actor={self.app.actor!r})")
+        try:
+            outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
+                               reason=f"rollback from the console (production was {seen_production})",
+                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model))
+        except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
+            self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
+            return
+        self.post_message(self.RolledBack(
+            f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+
+    @on(RolledBack)
+    def _on_rolled_back(self, message: RolledBack) -> None:
+        self._rolling_back = False
+        self._last_rollback = time.monotonic()
+        self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
+        self.load()

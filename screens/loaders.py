@@ -1,0 +1,158 @@
+"""What the screens' workers call: backend reads shaped for one screen. Runs in threads only.
+
+Nothing here is imported by the event loop for its side effects; the heavy engines (gates,
+drift: torch, scipy) are imported inside the functions that need them, and their absence is
+reported as "unavailable" rather than breaking the console.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.presenters import HomeRow
+
+
+def optional(module: str, attr: str):
+    """A function from an engine that may not be installed or built yet; None when absent."""
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+@dataclass
+class HomeData:
+    rows: list[HomeRow]
+    versions: list[Any] = field(default_factory=list)  # every ModelVersion of every model
+    error: str = ""
+
+
+def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool = True) -> HomeData:
+    from backends.base import NotFoundError
+    from console.release import rollback_target
+
+    registry = ws.registry()
+    try:
+        summaries = registry.list_models()
+    except NotFoundError:
+        return HomeData([], [], "")  # an empty registry: nothing registered yet
+    drift_status = optional("console.drift", "recorded_status")
+    canary_state = optional("console.canary_controller", "current_state")
+    rows: list[HomeRow] = []
+    versions: list[Any] = []
+    for summary in summaries:
+        pointers = summary.pointers
+        production, candidate = pointers.get("production"), pointers.get("candidate")
+        model_versions = registry.list_versions(summary.name) if with_versions else []
+        versions.extend(model_versions)
+        by_version = {mv.version: mv for mv in model_versions}
+        approval = None
+        gate = None
+        if candidate:
+            mv = by_version.get(candidate) or registry.get_version(summary.name, candidate)
+            approval = mv.approval.status
+            report = gate_cache.get((summary.name, candidate))
+            if report is not None:
+                gate = "passed" if report.passed else "failed"
+            elif mv.approval.gate_report_sha256:  # evaluated at approval: passed, or overridden on failure
+                gate = "failed" if mv.approval.override else "passed"
+        drift = None
+        if drift_status is not None:
+            try:
+                drift = drift_status(ws, summary.name)
+            except Exception:  # a broken drift record must not hide the model list
+                drift = None
+        canary = None
+        if canary_state is not None:
+            try:
+                canary = canary_state(ws, summary.name)
+            except Exception:
+                canary = None
+        live_canary = canary is not None and bool(getattr(canary, "active", False))
+        if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
+            target = canary.stable
+        else:
+            target = rollback_target(registry.pointer_history(summary.name, "production"), production) if production else None
+        rows.append(HomeRow(
+            model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
+            gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
+            drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
+            canary_candidate=canary.candidate if live_canary else None,
+        ))
+    return HomeData(rows, versions)
+
+
+@dataclass
+class ReviewData:
+    candidate: Any
+    production: Any | None
+
+
+def load_review(ws, model: str, version: str | None) -> ReviewData:
+    registry = ws.registry()
+    pointers = registry.get_pointers(model)
+    version = version or pointers.get("candidate")
+    if not version:
+        from backends.base import NotFoundError
+
+        raise NotFoundError(f"{model}: no candidate to review")
+    candidate = registry.get_version(model, version)
+    production_version = pointers.get("production")
+    production = registry.get_version(model, production_version) if production_version else None
+    return ReviewData(candidate, production)
+
+
+def evaluate_gates(ws, model: str, version: str):
+    """The gate report, or None when the gate engine is not available."""
+    evaluate = optional("console.gates", "evaluate_version")
+    if evaluate is None:
+        return None
+    return evaluate(ws, model, version)
+
+
+def evaluate_drift(ws, model: str, version: str, *, record: bool = True):
+    """The drift report; `record` keeps the verdict for the home screen (never in read-only)."""
+    version_drift = optional("console.drift", "version_drift")
+    if version_drift is None:
+        return None
+    return version_drift(ws, model, version, record=record)
+
+
+@dataclass
+class HistoryData:
+    versions: list[Any]
+    pointer_moves: list[Any]
+    pointers: dict[str, str]
+
+
+def load_history(ws, model: str) -> HistoryData:
+    registry = ws.registry()
+    return HistoryData(registry.list_versions(model), registry.pointer_history(model), registry.get_pointers(model))
+
+
+def load_audit(ws, limit: int | None = None):
+    import sqlite3
+
+    from console.audit import verify_chain
+
+    if not ws.db_path.exists():  # never create a database just to read it
+        return [], verify_chain([])
+    try:
+        events = ws.audit().events()
+    except sqlite3.OperationalError:  # no audit table yet: nothing was ever audited
+        events = []
+
+    return events[-limit:] if limit else events, verify_chain(events)
+
+
+def live_traffic(ws, model: str):
+    """The traffic backend when the model has a live split to move, else None: the pointer moves
+    either way, and the traffic follows it when there is any (as `mrc rollback` does)."""
+    try:
+        traffic = ws.traffic()
+        traffic.get_split(model)
+    except Exception:  # no serving, or a backend not installed
+        return None
+    return traffic

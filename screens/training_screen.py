@@ -1,0 +1,163 @@
+"""Training: launch a run through the workspace's training backend (data version, params,
+GPU or not), follow its log and progress live, and see the new version land as the candidate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static
+
+from console.presenters import fmt_number, parse_params, training_progress_text
+from screens.base import ConsoleScreen
+
+LOG_LINES = 500  # a bounded buffer: a long run must not grow the console without end
+
+
+class TrainingScreen(ConsoleScreen):
+    BINDINGS = [
+        Binding("ctrl+t", "launch", "Launch training", key_display="ctrl+t", id="training.launch"),
+        Binding("v", "review", "Review new version", id="training.review"),
+        Binding("escape", "back", "Back", id="training.back"),
+    ]
+
+    class Event(Message):
+        """One training event; a newer progress event replaces one not yet handled."""
+
+        def __init__(self, event: dict[str, Any]) -> None:
+            super().__init__()
+            self.event = event
+
+        def can_replace(self, message: Message) -> bool:
+            return (isinstance(message, TrainingScreen.Event) and message.event.get("event") == "progress"
+                    and self.event.get("event") == "progress")
+
+    class Finished(Message):
+        def __init__(self, version: Any, error: str = "") -> None:
+            super().__init__()
+            self.version = version
+            self.error = error
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+        self.title = f"train {model}"
+        self.running = False
+        self.new_version: Any = None
+
+    def selected_model(self) -> str:
+        return self.model
+
+    def compose(self) -> ComposeResult:
+        cfg = self.app.workspace.model_config(self.model)
+        yield Header()
+        with Vertical(id="training-body"):
+            yield Static(f"launch a training run of {self.model} through the "
+                         f"`{self.app.workspace.backend_name('training')}` training backend", classes="pane-title")
+            with Horizontal(classes="form-row"):
+                yield Label("data version ", classes="form-label")
+                yield Input(cfg.get("train_data", ""), placeholder="dataset@version", id="data")
+            with Horizontal(classes="form-row"):
+                yield Label("params       ", classes="form-label")
+                yield Input("epochs=20 hidden=16", placeholder="key=value …", id="params")
+            yield Checkbox("train on a GPU (CUDA) when one is there", id="gpu")
+            yield Static("enter or ctrl+t launches", id="training-status")
+            yield ProgressBar(total=1.0, show_eta=False, id="progress")
+            yield RichLog(id="training-log", max_lines=LOG_LINES, wrap=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#data", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "review":
+            return self.new_version is not None
+        if action == "launch" and self.running:
+            return None  # shown greyed while a run is going
+        return super().check_action(action, parameters)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        if self.running or not self.app.can_write("training"):
+            return
+        from backends.base import TrainingSpec
+
+        data = self.query_one("#data", Input).value.strip()
+        try:
+            params = parse_params(self.query_one("#params", Input).value)
+        except ValueError as exc:
+            self._status(f"params: {exc}", "bold red")
+            return
+        if not data:
+            self._status("data version: required (dataset@version)", "bold red")
+            return
+        cfg = self.app.workspace.model_config(self.model)
+        spec = TrainingSpec(self.model, data, params, gpu=self.query_one("#gpu", Checkbox).value,
+                            label=cfg.get("label", ""), test_data=cfg.get("test_data", ""),
+                            golden_data=cfg.get("golden_data", ""))
+        self.running = True
+        self.new_version = None
+        self.refresh_bindings()
+        self.query_one("#progress", ProgressBar).update(progress=0)
+        self._status(f"launching: {data} {params} gpu={spec.gpu}", "yellow")
+        self._train(spec)
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _train(self, spec) -> None:
+        from backends.base import BadInputError
+        from console.training import train_and_register
+
+        ws = self.app.workspace
+        self.app.record_call(f"console.training.train_and_register(ws, TrainingSpec({spec.model!r}, "
+                             f"{spec.data_version!r}, {spec.params!r}, gpu={spec.gpu}), actor={self.app.actor!r})")
+        try:
+            try:
+                spec.parent_version = ws.registry().get_pointers(self.model).get("production")
+            except BadInputError:
+                spec.parent_version = None  # a new model has no production yet
+            version = train_and_register(ws, spec, actor=self.app.actor,
+                                         on_event=lambda event: self.post_message(self.Event(event)))
+        except Exception as exc:
+            self.post_message(self.Finished(None, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.Finished(version))
+
+    @on(Event)
+    def _on_event(self, message: Event) -> None:
+        event = message.event
+        if event.get("event") == "progress":
+            self.query_one("#progress", ProgressBar).update(progress=float(event.get("progress", 0.0)))
+        text = training_progress_text(event)
+        if text:
+            self.query_one("#training-log", RichLog).write(text)
+            self._status(text, "yellow")
+
+    @on(Finished)
+    def _on_finished(self, message: Finished) -> None:
+        self.running = False
+        if message.error:
+            self._status(f"training failed: {message.error}", "bold red")
+        else:
+            mv = self.new_version = message.version
+            self.query_one("#progress", ProgressBar).update(progress=1.0)
+            self._status(f"✔ version {mv.version} registered as {', '.join(mv.aliases) or 'a version'} of {self.model}"
+                         f" (auc_roc {fmt_number(mv.metrics.get('auc_roc'))}) — press v to review it", "bold green")
+            self.notify(f"{self.model}: version {mv.version} landed as candidate")
+        self.refresh_bindings()
+
+    def _status(self, text: str, style: str = "") -> None:
+        self.query_one("#training-status", Static).update(Text(text, style=style))
+
+    def action_review(self) -> None:
+        if self.new_version is not None:
+            from screens.review_screen import ReviewScreen
+
+            self.app.push_screen(ReviewScreen(self.model, self.new_version.version))
