@@ -51,6 +51,14 @@ def register(sub, common) -> None:
     p.add_argument("--off", action="store_true", help="remove the fault")
     p.set_defaults(handler=cmd_drill)
 
+    p = common(sub.add_parser("load", help="replay the model's holdout rows through the local router at a rate"))
+    p.add_argument("model")
+    p.add_argument("--rate", type=float, default=50.0, help="requests per second (default 50)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--data", metavar="DATASET@VERSION", help="rows to replay (default: the model's test_data)")
+    p.add_argument("--label-delay", type=float, default=0.5, help="seconds before each label arrives")
+    p.set_defaults(handler=cmd_load)
+
     p = common(sub.add_parser("serve-models", help="start (or stop) local model servers and the router for a model"))
     p.add_argument("model")
     p.add_argument("--versions", help="comma-separated versions (default: production and candidate)")
@@ -191,4 +199,24 @@ def cmd_serve_models(ctx: Context) -> int:
             "split": split.to_dict()}
     ctx.emit(data, lambda: f"{args.model}: router {data['router']} · split {split.weights}\n"
              + "\n".join(f"  {v}: {u}" for v, u in data["servers"].items()))
+    return 0
+
+
+def cmd_load(ctx: Context) -> int:
+    from backends.local.loadgen import LoadGenerator, holdout
+    from backends.local.traffic import LocalTraffic
+
+    args = ctx.args
+    check_name(args.model, "model")
+    if not (0 < args.rate <= 2000) or not (0 < args.duration <= 3600):
+        raise BadInputError("--rate must be in (0, 2000] and --duration in (0, 3600] (load tests stay bounded)")
+    port = LocalTraffic(ctx.workspace.root).router_port(args.model)
+    if port is None:
+        raise BadInputError(f"{args.model}: not served (run `mrc serve-models {args.model}` first)")
+    rows, labels = holdout(str(ctx.workspace.root), args.model, args.data)
+    gen = LoadGenerator(port, rows, labels, rate=args.rate, label_delay_s=args.label_delay).start(args.duration)
+    ctx.progress(f"{args.model}: {args.rate:g} req/s for {args.duration:g} s through 127.0.0.1:{port}")
+    gen._thread.join()
+    summary = gen.stop()
+    ctx.emit({"model": args.model, **summary}, lambda: f"{args.model}: {summary}")
     return 0
