@@ -22,7 +22,9 @@ from textual.widgets import Checkbox, Footer, Input, Static
 from console.presenters import approval_statement
 
 CONFIRM_GUARD_S = 0.5  # a confirm this soon after opening is a held key, not a decision
-REPEAT_GAP_S = 0.5  # the opening key arriving again within this gap is auto-repeat: dropped
+# The opening key arriving again within this gap is auto-repeat: dropped. Keyboards wait
+# 250-600 ms before the first repeat, so the gap must exceed that.
+REPEAT_GAP_S = 0.8
 
 
 class ReasonInput(Input):
@@ -31,6 +33,10 @@ class ReasonInput(Input):
     def __init__(self, guard_key: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.guard_key = guard_key
+        self._last_guarded = time.monotonic()
+
+    def on_mount(self) -> None:
+        # count from when the box can receive keys, not from when it was built (slow machines)
         self._last_guarded = time.monotonic()
 
     async def _on_key(self, event) -> None:
