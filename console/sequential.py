@@ -203,6 +203,10 @@ def update_error_evidence(evidence: dict[str, Any] | None, canary_errors: int, c
     keeps the guarantee; recomputing from cumulative totals would not."""
     ev = new_error_evidence() if not evidence else evidence
     log_e = list(ev["log_e"])
+    # Counts from a metrics backend (Prometheus rounds increase()) are kept within their totals.
+    canary_n, stable_n = max(0, int(canary_n)), max(0, int(stable_n))
+    canary_errors = min(canary_n, max(0, int(canary_errors)))
+    stable_errors = min(stable_n, max(0, int(stable_errors)))
     errors = canary_errors + stable_errors
     if canary_n > 0 and stable_n > 0 and errors > 0:  # otherwise the window says nothing about the difference
         share = canary_n / (canary_n + stable_n)
