@@ -20,9 +20,9 @@ any tau keeps the guarantee, and so does an average over several taus (used here
 question is one-sided, so the decisions use the half-normal mixture over regressions only; each
 side of the reported band is a one-sided bound at alpha.
 
-Error rates get an exact test on top (`ErrorEvidence`, used whenever the margin is 0): the
-normal approximation above is poor with a handful of errors and plugs the canary's own, inflated
-rate into the variance, so it is slow exactly when a canary fails hard. Conditional on how many
+Error rates get an exact test on top (`update_error_evidence`; it decides when the margin is
+0): the normal approximation above is poor with a handful of errors and plugs the canary's own,
+inflated rate into the variance, so it is slow exactly when a canary fails hard. Conditional on how many
 errors a window had in total (k) and on its traffic split (canary share pi), under H0 "the canary
 fails no more often than stable" each error is the canary's with probability at most pi.
 Exponentially tilting that by an odds ratio psi > 1 gives, per window,
