@@ -7,9 +7,11 @@ Two judges look at every interval:
 - the threshold rule of the seed pipeline, against the stable variant: error-rate delta, p99
   latency ratio, prediction drift (PSI) and online accuracy; N consecutive failing windows
   (default 3) roll back;
-- the sequential judge (console/sequential.py): an anytime-valid test on the cumulative
-  error-rate and log-latency differences that rolls back as soon as its confidence band clears
-  the margin, with the false-rollback rate held at alpha.
+- the sequential judge (console/sequential.py): anytime-valid tests that roll back, with the
+  false-rollback rate held at alpha, as soon as the evidence is in: an exact e-process on each
+  window's error counts (canary vs stable, conditional on the window's errors and split), and a
+  confidence sequence on the cumulative log-latency difference (and on the error-rate
+  difference when a margin above 0 is configured).
 With judge="sequential" the sequential test decides error rate and latency while the threshold
 rule still guards prediction drift and online accuracy; "threshold" uses the seed rule alone;
 "both" rolls back on either.
@@ -217,11 +219,15 @@ def accumulate(cumulative: dict[str, Any], variant: str, window: HealthWindow) -
 def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bool = True) -> list[sequential.SequentialResult]:
     c = cumulative.get("canary", {"requests": 0, "errors": 0})
     s = cumulative.get("stable", {"requests": 0, "errors": 0})
+    # Either test can roll back, so each gets half of alpha: the judge's false-rollback rate is
+    # then <= alpha by the union bound, not up to 2 alpha.
+    each = plan.alpha / 2
     return [
-        sequential.error_rate_test(c["errors"], c["requests"], s["errors"], s["requests"], alpha=plan.alpha,
-                                   margin=plan.error_rate_margin, explain=explain),
+        sequential.error_rate_test(c["errors"], c["requests"], s["errors"], s["requests"], alpha=each,
+                                   margin=plan.error_rate_margin, explain=explain,
+                                   evidence=cumulative.get("error_evidence")),
         sequential.latency_test(sequential.Moments.from_dict(c.get("log_latency")),
-                                sequential.Moments.from_dict(s.get("log_latency")), alpha=plan.alpha,
+                                sequential.Moments.from_dict(s.get("log_latency")), alpha=each,
                                 margin_ratio=plan.latency_margin_ratio, explain=explain),
     ]
 
@@ -235,7 +241,11 @@ def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now:
         window_verdict = "no_data"
     else:
         window_verdict = "fail" if any(c.passed is False and c.counts for c in judged) else "pass"
-    cumulative = accumulate(accumulate(state.sequential.get("cumulative", {}), "stable", stable), "canary", canary)
+    previous = state.sequential.get("cumulative", {})
+    cumulative = accumulate(accumulate(previous, "stable", stable), "canary", canary)
+    # The exact error-rate test is a product over windows: fold in this window's counts alone.
+    cumulative["error_evidence"] = sequential.update_error_evidence(
+        previous.get("error_evidence"), canary.errors, canary.requests, stable.errors, stable.requests)
     results = sequential_results(plan, cumulative, explain) if plan.judge != "threshold" else []
     if any(r.decision == sequential.REJECT for r in results):
         seq_verdict = sequential.REJECT

@@ -19,6 +19,24 @@ valid at every sample size at once. `tau` is the effect size the test is tuned t
 any tau keeps the guarantee, and so does an average over several taus (used here). The rollback
 question is one-sided, so the decisions use the half-normal mixture over regressions only; each
 side of the reported band is a one-sided bound at alpha.
+
+Error rates get an exact test on top (`update_error_evidence`; it decides when the margin is
+0): the normal approximation above is poor with a handful of errors and plugs the canary's own,
+inflated rate into the variance, so it is slow exactly when a canary fails hard. Conditional on how many
+errors a window had in total (k) and on its traffic split (canary share pi), under H0 "the canary
+fails no more often than stable" each error is the canary's with probability at most pi.
+Exponentially tilting that by an odds ratio psi > 1 gives, per window,
+
+    psi^x / (1 - pi + pi psi)^k        (x = the canary's errors)
+
+whose H0 mean is <= 1: the exact null law of x is hypergeometric, which sits below the binomial
+in convex order (Hoeffding 1963), and a canary that fails less makes x smaller still. The product
+over windows is a test supermartingale for each psi and so is a fixed-weight average over a grid
+of psi (`ODDS_RATIOS`, weighted toward large regressions, which cost the most per second). By
+Ville's inequality it ever reaches 1/alpha with probability <= alpha, whatever the look schedule:
+the controller may check every second, or every request. The only assumption is the one every
+test here makes: requests fail independently, at a rate that may drift over time but is the same
+for both variants under H0 (and constant within a window when the split changes inside it).
 """
 
 from __future__ import annotations
@@ -37,6 +55,12 @@ CONTINUE = "continue"  # not enough evidence either way yet
 ERROR_TAUS = (0.01, 0.04, 0.16)
 LATENCY_TAUS = (0.05, 0.2, 0.8)
 
+# Odds ratios (canary error odds over stable's) the exact error-rate test mixes over, and their
+# prior weights (summing to 1). A big regression hurts the most users per second, so it gets the
+# larger share of the prior: it is then caught after few errors; a small one still gets weight.
+ODDS_RATIOS = (1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
+ODDS_WEIGHTS = (0.1, 0.15, 0.15, 0.2, 0.2, 0.2)
+
 
 @dataclass
 class SequentialResult:
@@ -52,6 +76,7 @@ class SequentialResult:
     stable_n: int
     more_requests: int | None = None  # canary requests still needed at the current trend
     detail: str = ""
+    e_value: float | None = None  # the exact test's evidence against H0 (rejects at >= 1/alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,24 +156,73 @@ def _more_requests(estimate: float, margin: float, variance: float, canary_n: in
 
 
 def _judge(metric: str, estimate: float, variance: float, margin: float, alpha: float, tau,
-           canary_n: int, stable_n: int, unit: str, explain: bool = True) -> SequentialResult:
+           canary_n: int, stable_n: int, unit: str, explain: bool = True,
+           e_value: float | None = None) -> SequentialResult:
+    """The band's verdict; with an exact test's e_value, that test alone decides "worse" (so the
+    two never add up to more than alpha) and the band only says "safe" and how far off a call is."""
     # Each side is a one-sided bound at alpha: "worse than stable" and "no worse" are separate questions.
     half = radius(variance, alpha, tau, one_sided=True)
     lower, upper = estimate - half, estimate + half
-    if lower > margin:
+    worse = lower > margin if e_value is None else e_value >= 1.0 / alpha
+    if worse:
         decision = REJECT
     elif upper < margin:
         decision = SAFE
     else:
         decision = CONTINUE
-    p_value = mixture_p_value(estimate, margin, variance, tau)
+    if e_value is None:
+        p_value = mixture_p_value(estimate, margin, variance, tau)
+    else:
+        p_value = min(1.0, 1.0 / e_value) if e_value > 0 else 1.0
     more = None if decision != CONTINUE or not explain else _more_requests(estimate, margin, variance, canary_n, alpha, tau)
-    detail = (f"{metric}: canary - stable = {estimate:+.4g}{unit}, {100 * (1 - alpha):.0f}% bounds "
-              f"[{lower:+.4g}, {upper:+.4g}], margin {margin:+.4g} -> {decision}")
+    detail = (f"{metric}: canary - stable = {estimate:+.4g}{unit}, {100 * (1 - alpha):g}% bounds "
+              f"[{lower:+.4g}, {upper:+.4g}], margin {margin:+.4g}")
+    if e_value is not None:
+        detail += f", exact test e = {e_value:.3g} (rolls back at {1.0 / alpha:.3g})"
+    detail += f" -> {decision}"
     if more:
         detail += f" (about {more} more canary requests to decide)"
     return SequentialResult(metric, estimate, lower, upper, margin, alpha, decision, p_value,
-                            canary_n, stable_n, more, detail)
+                            canary_n, stable_n, more, detail, e_value)
+
+
+def new_error_evidence(odds_ratios: tuple[float, ...] = ODDS_RATIOS,
+                       weights: tuple[float, ...] = ODDS_WEIGHTS) -> dict[str, Any]:
+    """The exact error-rate test's running state (JSON-friendly: it is persisted with the canary)."""
+    if len(odds_ratios) != len(weights) or any(r <= 1 for r in odds_ratios) or abs(sum(weights) - 1) > 1e-9:
+        raise ValueError("odds ratios must be > 1, one weight each, weights summing to 1")
+    return {"odds_ratios": list(odds_ratios), "weights": list(weights), "log_e": [0.0] * len(odds_ratios),
+            "windows": 0}
+
+
+def update_error_evidence(evidence: dict[str, Any] | None, canary_errors: int, canary_n: int,
+                          stable_errors: int, stable_n: int) -> dict[str, Any]:
+    """Fold one window's counts into the exact test (pure: returns a new dict).
+
+    Call it once per window, with that window's counts only: the product over windows is what
+    keeps the guarantee; recomputing from cumulative totals would not."""
+    ev = new_error_evidence() if not evidence else evidence
+    log_e = list(ev["log_e"])
+    # Counts from a metrics backend (Prometheus rounds increase()) are kept within their totals.
+    canary_n, stable_n = max(0, int(canary_n)), max(0, int(stable_n))
+    canary_errors = min(canary_n, max(0, int(canary_errors)))
+    stable_errors = min(stable_n, max(0, int(stable_errors)))
+    errors = canary_errors + stable_errors
+    if canary_n > 0 and stable_n > 0 and errors > 0:  # otherwise the window says nothing about the difference
+        share = canary_n / (canary_n + stable_n)
+        for i, ratio in enumerate(ev["odds_ratios"]):
+            log_e[i] += canary_errors * math.log(ratio) - errors * math.log1p(share * (ratio - 1.0))
+    return {"odds_ratios": list(ev["odds_ratios"]), "weights": list(ev["weights"]), "log_e": log_e,
+            "windows": int(ev.get("windows", 0)) + 1}
+
+
+def error_e_value(evidence: dict[str, Any] | None) -> float:
+    """The mixture's e-value: the weighted average of the per-odds-ratio products."""
+    if not evidence:
+        return 1.0
+    top = max(evidence["log_e"])
+    total = sum(w * math.exp(x - top) for w, x in zip(evidence["weights"], evidence["log_e"]))
+    return math.exp(min(700.0, top + math.log(total)))
 
 
 def _no_data(metric: str, margin: float, alpha: float, canary_n: int, stable_n: int, min_n: int) -> SequentialResult:
@@ -159,16 +233,28 @@ def _no_data(metric: str, margin: float, alpha: float, canary_n: int, stable_n: 
 
 def error_rate_test(canary_errors: int, canary_n: int, stable_errors: int, stable_n: int, *,
                     alpha: float = 0.05, margin: float = 0.0, tau: float | tuple[float, ...] = ERROR_TAUS, min_n: int = 30,
-                    explain: bool = True) -> SequentialResult:
-    """Is the canary's error rate above stable's + margin? Anytime-valid at level alpha."""
+                    explain: bool = True, evidence: dict[str, Any] | None = None) -> SequentialResult:
+    """Is the canary's error rate above stable's + margin? Anytime-valid at level alpha.
+
+    With `evidence` (from update_error_evidence, window by window) and margin 0, the exact test
+    decides a rollback, from the first request on; the normal band is reported and says "safe".
+    A margin above 0 is not an odds-ratio question: then the normal band decides alone."""
+    e_value = error_e_value(evidence) if evidence is not None and margin == 0 else None
     if canary_n < min_n or stable_n < min_n:
-        return _no_data("error_rate", margin, alpha, canary_n, stable_n, min_n)
+        if e_value is not None and e_value >= 1.0 / alpha and canary_n > 0 and stable_n > 0:
+            pass  # exact: needs no minimum sample, and this is already a decision
+        else:
+            result = _no_data("error_rate", margin, alpha, canary_n, stable_n, min_n)
+            if e_value is not None:
+                result.e_value = e_value
+                result.p_value = min(1.0, 1.0 / e_value)
+            return result
     estimate = canary_errors / canary_n - stable_errors / stable_n
     # Smoothed rates in the variance: zero observed errors must not mean zero uncertainty.
     pc = (canary_errors + 0.5) / (canary_n + 1.0)
     ps = (stable_errors + 0.5) / (stable_n + 1.0)
     variance = pc * (1 - pc) / canary_n + ps * (1 - ps) / stable_n
-    return _judge("error_rate", estimate, variance, margin, alpha, tau, canary_n, stable_n, "", explain)
+    return _judge("error_rate", estimate, variance, margin, alpha, tau, canary_n, stable_n, "", explain, e_value)
 
 
 @dataclass

@@ -83,8 +83,12 @@ def test_threshold_rule_rolls_back_after_n_consecutive_failing_windows_only():
 def test_too_few_requests_is_no_data_not_healthy():
     state = fresh(CanaryPlan(min_requests=20))
     state.step, state.weight = 0, 5
-    a = canary.analyze(state, window("1", 100), window("2", 3, errors=3), 1001)
+    a = canary.analyze(state, window("1", 100), window("2", 3, errors=1), 1001)
     assert a.window_verdict == "no_data" and not a.rollback
+    # The exact error test needs no minimum sample: 3 of 3 canary requests failing while stable's
+    # 100 all succeed is already far past 1/alpha (H0 chance ~ (3/103)^3).
+    blatant = canary.analyze(state, window("1", 100), window("2", 3, errors=3), 1001)
+    assert blatant.window_verdict == "no_data" and blatant.rollback and "exact test" in blatant.reason
     state = canary.record_analysis(state, a, "t")
     # Hold elapsed but no window with data at this step: the canary does not step up.
     assert canary.decide(state, 1000 + 60, None).action == canary.HOLD
