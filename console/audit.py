@@ -120,8 +120,14 @@ class AuditLog:
         raise RuntimeError("unreachable")
 
     def events(self, *, model: str | None = None, limit: int | None = None) -> list[AuditEvent]:
-        conn = connect(self.db_path)
+        import os
+
+        if not os.path.exists(self.db_path):
+            return []  # no audit log yet; a read must not create the database
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
         try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_events'").fetchone() is None:
+                return []
             sql = "SELECT seq, at, actor, action, model, version, details, prev_hash, hash FROM audit_events"
             args: list[Any] = []
             if model:

@@ -64,8 +64,17 @@ def validate_plan(plan: CanaryPlan, where: str = "plan") -> CanaryPlan:
         raise BadInputError(f"{where}: steps must increase (got {steps})")
     if steps[-1] != 100:
         raise BadInputError(f"{where}: the last step must be 100 (got {steps[-1]})")
-    if plan.hold_s < 0 or plan.interval_s <= 0:
-        raise BadInputError(f"{where}: hold_s must be >= 0 and interval_s > 0")
+    import math
+
+    if not (math.isfinite(plan.hold_s) and math.isfinite(plan.interval_s)) or plan.hold_s < 0 or plan.interval_s <= 0:
+        # a NaN or infinite interval would never analyse, so never roll back by itself
+        raise BadInputError(f"{where}: hold_s must be a finite number >= 0 and interval_s a finite number > 0")
+    min_requests = getattr(plan, "min_requests", 1)
+    if not isinstance(min_requests, int) or min_requests < 1:
+        raise BadInputError(f"{where}: min_requests must be a whole number >= 1")
+    delta = plan.max_error_rate_delta
+    if not math.isfinite(delta) or delta < 0:
+        raise BadInputError(f"{where}: max_error_rate_delta must be a finite number >= 0")
     if plan.consecutive_failures < 1:
         raise BadInputError(f"{where}: consecutive_failures must be >= 1")
     if not 0 < plan.alpha < 1:

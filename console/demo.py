@@ -108,6 +108,10 @@ def build(root: str | Path, *, actor: str = "demo", force: bool = False,
 
     say = progress or (lambda message, fraction: None)
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        from backends.base import BadInputError
+
+        raise BadInputError(f"workspace {root}: is not a folder")
     if root.exists() and any(root.iterdir()):
         if not force:
             from backends.base import BadInputError

@@ -67,7 +67,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     digest = report_digest(gate_report) if gate_report is not None else ""
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
-    approval = Approval(status, actor, now_iso(), reason, digest, bool(override and gate_passed is False))
+    approval = Approval(status, actor, now_iso(), reason, digest, bool(override and gate_passed is not True))
     stored = registry.set_approval(model, version, approval, expected_status=seen)
     audit.append(actor, "approve" if status == "approved" else "reject", model, version,
                  {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
@@ -141,11 +141,19 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                        {"from": current, "to": target, "note": "already production", "traffic": moved})
     move = registry.move_pointer(model, PRODUCTION, expected=expected, new=target, actor=actor,
                                  reason=reason or "rollback")
-    moved = _traffic_to(traffic, model, target)
-    audit.append(actor, "rollback", model, target, {"from": move.from_version, "to": target, "reason": reason or "rollback",
-                                                    "traffic": moved})
-    return Outcome("rollback", model, target, True, {"from": move.from_version, "to": target, "move": move.to_dict(),
-                                                     "traffic": moved})
+    # the pointer moved: record it before anything else can fail
+    audit.append(actor, "rollback", model, target, {"from": move.from_version, "to": target, "reason": reason or "rollback"})
+    detail: dict[str, Any] = {"from": move.from_version, "to": target, "move": move.to_dict(), "traffic": None}
+    try:
+        moved = _traffic_to(traffic, model, target)
+    except Exception as exc:  # noqa: BLE001  (the pointer is back; say loudly that traffic is not)
+        detail["traffic_error"] = f"{type(exc).__name__}: {exc}"
+        audit.append(actor, "rollback-traffic-failed", model, target, {"error": detail["traffic_error"]})
+    else:
+        detail["traffic"] = moved
+        if moved is not None:
+            audit.append(actor, "rollback-traffic", model, target, {"to": target, "split": moved})
+    return Outcome("rollback", model, target, True, detail)
 
 
 def _traffic_to(traffic, model: str, target: str) -> dict[str, int] | None:
@@ -155,9 +163,8 @@ def _traffic_to(traffic, model: str, target: str) -> dict[str, int] | None:
     split = traffic.get_split(model)
     if {v: w for v, w in split.weights.items() if w} == {target: 100}:
         return None
-    ensure = getattr(traffic, "ensure_serving", None)
-    if ensure is not None and target not in split.weights:
-        ensure(model, [target])  # local serving: the target needs a server before it takes traffic
+    # A target with no server yet still gets its split written: the rollback path never waits on
+    # starting a model server (torch); the router answers 503 for it until `serve-models` runs.
     return traffic.rollback(model, target).weights
 
 

@@ -116,6 +116,8 @@ class Workspace:
 
     @classmethod
     def init(cls, root: Path) -> None:
+        if root.exists() and not root.is_dir():
+            raise BadInputError(f"workspace {root}: is not a folder")
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("artifacts", "data", "runs"):
             (root / sub).mkdir(exist_ok=True)
@@ -137,7 +139,15 @@ class Workspace:
 
     def model_config(self, model: str) -> dict[str, Any]:
         models = self.config.get("models", {})
-        return dict(models.get(model, {})) if isinstance(models, dict) else {}
+        if not isinstance(models, dict):
+            raise BadInputError(f"{self.config_path}: [models] must be a table of tables")
+        table = models.get(model, {})
+        if not isinstance(table, dict):
+            raise BadInputError(f"{self.config_path}: [models.{model}] must be a table")
+        for key in ("train_data", "test_data", "golden_data", "label", "gate_policy"):
+            if key in table and not isinstance(table[key], str):
+                raise BadInputError(f"{self.config_path}: models.{model}.{key} must be a string")
+        return dict(table)
 
     # -- backends --------------------------------------------------------------------------
     def _backend(self, name: str) -> Any:

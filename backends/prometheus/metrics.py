@@ -64,6 +64,11 @@ class PrometheusMetrics:
                  timeout_s: float = 5.0, retries: int = 3, where: str = "mrc.toml"):
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadInputError(f"{where}: metrics.url must be an http(s) URL of a Prometheus server, got {url!r}")
+        from urllib.parse import urlsplit
+
+        if urlsplit(url).username is not None or urlsplit(url).password is not None:
+            raise BadInputError(f"{where}: metrics.url must not carry credentials (user:password@); "
+                                "put Prometheus behind a proxy that authenticates")
         self.url = url.rstrip("/")
         self.where = where
         merged = dict(DEFAULT_QUERIES)
@@ -94,10 +99,14 @@ class PrometheusMetrics:
             timeout_s = float(config.get("timeout_s", 5.0))
         except (TypeError, ValueError):
             raise BadInputError(f"{where}: metrics.timeout_s must be a number of seconds") from None
+        try:
+            retries = int(config.get("retries", 3))
+        except (TypeError, ValueError):
+            raise BadInputError(f"{where}: metrics.retries must be a whole number") from None
         return cls(config.get("url", "http://127.0.0.1:9090"), queries=config.get("queries"),
                    selector=config.get("selector", DEFAULT_SELECTOR), revision=config.get("revision", DEFAULT_REVISION),
                    revisions=config.get("revisions"), namespace=str(config.get("namespace", "")),
-                   timeout_s=timeout_s, retries=config.get("retries", 3), where=where)
+                   timeout_s=timeout_s, retries=retries, where=where)
 
     # -- HTTP -------------------------------------------------------------------------------
     def _client(self):

@@ -114,7 +114,10 @@ def cmd_start(ctx: Context) -> int:
             ctx.progress(f"{event['kind']}: {event['text']}")
         shown["events"] = len(state.events)
 
-    controller = Controller(ctx.workspace, args.model, actor=ctx.actor, registry=ctx.registry, on_change=on_change)
+    # Resolve every backend before the first write: a bad [traffic] or [metrics] setting must
+    # stop the start with one line, not half-way through a canary that already moved traffic.
+    controller = Controller(ctx.workspace, args.model, actor=ctx.actor, registry=ctx.registry, on_change=on_change,
+                            traffic=ctx.workspace.traffic(), metrics=ctx.workspace.metrics())
     state = controller.start(args.version, plan, override=args.override, reason=args.reason)
     try:
         state = controller.run(state, max_seconds=args.max_seconds)
@@ -175,12 +178,14 @@ def cmd_serve_models(ctx: Context) -> int:
     from backends.base import CANDIDATE, PRODUCTION
 
     args = ctx.args
+    ctx.require_write("serve-models")  # it sets the split and starts or stops processes
     check_name(args.model, "model")
     traffic = ctx.workspace.traffic()
     if not hasattr(traffic, "ensure_serving"):
         raise BadInputError(f"{ctx.workspace.config_path}: traffic backend is not local: nothing to serve here")
     if args.stop:
         stopped = traffic.stop_serving(args.model)
+        ctx.workspace.audit().append(ctx.actor, "serve-stop", args.model, "", {"stopped": stopped})
         ctx.emit({"model": args.model, "stopped": stopped}, f"{args.model}: stopped {', '.join(stopped) or 'nothing'}")
         return 0
     if args.versions:
@@ -194,6 +199,8 @@ def cmd_serve_models(ctx: Context) -> int:
         ctx.registry.get_version(args.model, v)  # NotFoundError before any process starts
     info = traffic.ensure_serving(args.model, versions)
     split = traffic.get_split(args.model)
+    ctx.workspace.audit().append(ctx.actor, "serve-start", args.model, ",".join(versions),
+                                 {"versions": versions, "split": split.weights, "revision": split.revision})
     data = {"model": args.model, "router": f"http://127.0.0.1:{info['router']['port']}",
             "servers": {v: f"http://127.0.0.1:{s['port']}" for v, s in info["servers"].items()},
             "split": split.to_dict()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.base import CANARY, CANDIDATE, PRODUCTION, check_name
+from backends.base import CANARY, CANDIDATE, PRODUCTION, BadInputError, check_name
 from console.commands.common import Context, table
 
 
@@ -80,10 +80,8 @@ def cmd_models(ctx: Context) -> int:
 
 def drift_status(ctx: Context, model: str) -> str | None:
     """The last recorded drift severity of the model's data, if the drift engine recorded one."""
-    try:
-        from console.drift import recorded_status
-    except ImportError:
-        return None
+    from console.drift import recorded_status
+
     return recorded_status(ctx.workspace, model)
 
 
@@ -168,6 +166,8 @@ def cmd_decide(ctx: Context) -> int:
     check_name(args.model, "model")
     check_name(args.version, "version")
     report = None
+    if args.status == "approved" and args.no_gates and not args.override:
+        raise BadInputError("--no-gates: approving without a gate verdict needs --override (and the reason says why)")
     if args.status == "approved" and not args.no_gates:
         report = gate_report_for(ctx, args.model, args.version, args.policy)
     outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
@@ -180,10 +180,8 @@ def cmd_decide(ctx: Context) -> int:
 
 def gate_report_for(ctx: Context, model: str, version: str, policy: str | None):
     """The gate report of a registry version, from the gate engine when it is installed."""
-    try:
-        from console.gates import evaluate_version
-    except ImportError:
-        return None
+    from console.gates import evaluate_version
+
     return evaluate_version(ctx.workspace, model, version, policy_path=policy)
 
 
@@ -191,6 +189,9 @@ def cmd_alias(ctx: Context) -> int:
     from console.release import set_alias
 
     ctx.require_write("alias")
+    if ctx.args.alias in (PRODUCTION, CANARY):
+        # these carry policy (approval, artifact check, live traffic): no side door around it
+        raise BadInputError(f"alias {ctx.args.alias!r}: use `mrc promote`, `mrc rollback` or `mrc canary` to move it")
     expected, given = _expect(ctx.args)
     version = None if ctx.args.version.lower() == "none" else check_name(ctx.args.version, "version")
     outcome = set_alias(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.alias, version, actor=ctx.actor,

@@ -47,7 +47,7 @@ def prepare(workspace: str | None) -> tuple[Path, Path | None]:
         print("building the demo workspace (mrc demo --no-tui)…", flush=True)
         subprocess.run([sys.executable, "-m", "console.cli", "demo", "--no-tui", "--workspace", str(root)], cwd=str(REPO),
                        check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "console.cli", "approve", MODEL, CANDIDATE, "--reason", "bench", "--no-gates",
+    subprocess.run([sys.executable, "-m", "console.cli", "approve", MODEL, CANDIDATE, "--reason", "bench", "--no-gates", "--override",
                     "--workspace", str(root)], cwd=str(REPO), check=True, capture_output=True)
     return root, tmp
 

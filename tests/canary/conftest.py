@@ -62,7 +62,7 @@ def served_ws(demo_ws):
     """The demo workspace with candidate 5 approved and versions 2 and 5 served (router at 2: 100%)."""
     from backends.local.traffic import LocalTraffic
 
-    result = run_mrc("approve", MODEL, CANDIDATE, "--reason", "canary tests", "--no-gates", "--workspace", str(demo_ws))
+    result = run_mrc("approve", MODEL, CANDIDATE, "--reason", "canary tests", "--no-gates", "--override", "--workspace", str(demo_ws))
     assert result.returncode == 0, result.stderr
     traffic = LocalTraffic(demo_ws)
     try:

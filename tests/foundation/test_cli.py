@@ -59,7 +59,7 @@ def test_promote_rollback_and_history_are_audited(demo_ws, mrc):
     ws = ["--workspace", str(demo_ws), "--actor", "alice"]
     refused = mrc("promote", "breast-cancer", "5", *ws)
     assert refused.returncode == 1 and "approve it first" in refused.stderr
-    assert mrc("approve", "breast-cancer", "5", "--reason", "looks good", "--no-gates", *ws).returncode == 0
+    assert mrc("approve", "breast-cancer", "5", "--reason", "looks good", "--no-gates", "--override", *ws).returncode == 0
     assert mrc("promote", "breast-cancer", "5", "--reason", "ship it", *ws).returncode == 0
     models = mrc("models", "--json", *ws).json()["models"][0]
     assert models["production"] == "5" and models["candidate"] is None  # a promoted candidate is no longer one
@@ -162,7 +162,7 @@ BAD_INPUTS = [
     (["promote", "breast-cancer", "a/b"], "not valid"),
     (["versions", ".."], "not valid"),
     (["rollback", "breast-cancer", "--to", "x/../y"], "not valid"),
-    (["approve", "breast-cancer", "5", "--reason", "  ", "--no-gates"], "reason"),
+    (["approve", "breast-cancer", "5", "--reason", "  ", "--no-gates", "--override"], "reason"),
     (["promote", "breast-cancer", "5", "--expect", "../2"], "not valid"),
     (["train", "breast-cancer", "--param", "oops"], "KEY=VALUE"),
 ]
