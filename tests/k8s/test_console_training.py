@@ -103,3 +103,44 @@ def test_training_screen_runs_a_gpu_job_on_kubernetes_and_registers_the_candidat
     assert mv.metrics["auc_roc"] > 0.5
     assert any(e.action == "register" and e.version == mv.version and e.details["training_run"] == run_id
                for e in ws.audit().events())
+
+
+def test_cancel_from_the_training_screen_deletes_the_job_and_registers_nothing(apiserver, k8s_ws):
+    from textual.widgets import Input, ProgressBar
+
+    from console.app import ReleaseConsole
+    from console.workspace import Workspace
+    from tests.k8s.apiserver import PODS
+
+    apiserver.server.volumes["mrc-data"] = str(k8s_ws / "data")
+
+    async def scenario():
+        app = ReleaseConsole(Workspace.open(k8s_ws), actor="tester", poll_s=0)
+        async with app.run_test(size=(150, 50)) as pilot:
+            await app.workers.wait_for_complete()
+            app.run_command("train breast-cancer")
+            await pilot.pause(0.1)
+            screen = app.screen
+            screen.query_one("#params", Input).value = "epochs=3000"  # long enough to be cancelled mid-way
+            await pilot.press("ctrl+t")
+            bar = screen.query_one("#progress", ProgressBar)
+            async with asyncio.timeout(60):
+                while not bar.progress:  # the pod is training: its progress has reached the screen
+                    await pilot.pause(0.05)
+            assert screen.job_id and apiserver.server.items(JOBS, NS)
+            assert "cancel_run" in {b.binding.action for b in screen.active_bindings.values() if b.enabled}
+            await pilot.press("ctrl+g")  # from inside the form: ctrl+x would be the Input's cut
+            async with asyncio.timeout(60):
+                while screen.running:
+                    await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            return str(screen.query_one("#training-status").render()), screen.new_version
+
+    status, new_version = asyncio.run(scenario())
+    assert "training failed" in status and "cancelled" in status, status
+    assert new_version is None
+    assert apiserver.server.items(JOBS, NS) == [] and apiserver.server.items(PODS, NS) == []  # cancel deleted the Job
+    (run_dir,) = (k8s_ws / "runs").iterdir()
+    assert json.loads((run_dir / "job.json").read_text())["state"] == "cancelled"
+    registry = Workspace.open(k8s_ws).registry()
+    assert [m.name for m in registry.list_models()] == []  # nothing registered
