@@ -14,6 +14,7 @@ CLI, the screen and the controller can act on the same canary without overwritin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,7 +22,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from backends.base import CANARY, PRODUCTION, BackendError, BadInputError, ConflictError, check_name
 from console import canary
@@ -51,7 +52,7 @@ def _crash_point(action: str, phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-_SCHEMA_READY: set[str] = set()
+_SCHEMA_READY: set[tuple[str, int]] = set()
 
 
 class CanaryStore:
@@ -60,15 +61,23 @@ class CanaryStore:
     def __init__(self, db_path: str | Path):
         self.db_path = str(db_path)
 
-    def _conn(self, *, create: bool = True) -> sqlite3.Connection:
-        if not Path(self.db_path).exists():
-            raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)")
+    @contextlib.contextmanager
+    def _conn(self, *, create: bool = True) -> Iterator[sqlite3.Connection]:
+        """An autocommit connection, closed on exit: `with sqlite3.connect()` alone does not close, and an
+        open connection keeps mrc.db-wal / mrc.db-shm beside the database until it is collected."""
+        try:  # keyed by inode too: a database deleted and made again at the same path needs the schema again
+            db_key = (self.db_path, os.stat(self.db_path).st_ino)
+        except FileNotFoundError:
+            raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)") from None
         conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if create and self.db_path not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock
-            conn.executescript(SCHEMA)
-            _SCHEMA_READY.add(self.db_path)
-        return conn
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if create and db_key not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock
+                conn.executescript(SCHEMA)
+                _SCHEMA_READY.add(db_key)
+            yield conn
+        finally:
+            conn.close()
 
     @staticmethod
     def _has_table(conn: sqlite3.Connection) -> bool:
@@ -83,8 +92,9 @@ class CanaryStore:
         return CanaryState.from_dict(json.loads(row[0])) if row else None
 
     def get(self, canary_id: str) -> CanaryState:
-        with self._conn() as conn:
-            row = conn.execute("SELECT state FROM canary_states WHERE id = ?", (canary_id,)).fetchone()
+        with self._conn(create=False) as conn:
+            row = conn.execute("SELECT state FROM canary_states WHERE id = ?", (canary_id,)).fetchone() \
+                if self._has_table(conn) else None
         if row is None:
             raise BadInputError(f"canary {canary_id}: not found")
         return CanaryState.from_dict(json.loads(row[0]))

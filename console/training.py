@@ -79,13 +79,19 @@ def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, 
 
 def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, make_candidate: bool = True):
     training = ws.training()
-    job = training.launch(spec)
-    if on_event:
-        on_event({"event": "launched", "job": job.id})
-    status = follow(training, job.id, on_event)
-    while status.state in ("pending", "running"):  # log ended before the status file settled
-        time.sleep(0.05)
-        status = training.status(job.id)
-    if status.state != "succeeded":
-        raise BackendError(f"training job {job.id} {status.state}: {status.message}")
-    return register_result(ws.registry(), ws.audit(), training, job.id, spec, actor=actor, make_candidate=make_candidate)
+    try:
+        job = training.launch(spec)
+        if on_event:
+            on_event({"event": "launched", "job": job.id})
+        status = follow(training, job.id, on_event)
+        while status.state in ("pending", "running"):  # log ended before the status file settled
+            time.sleep(0.05)
+            status = training.status(job.id)
+        if status.state != "succeeded":
+            raise BackendError(f"training job {job.id} {status.state}: {status.message}")
+        return register_result(ws.registry(), ws.audit(), training, job.id, spec, actor=actor,
+                               make_candidate=make_candidate)
+    finally:  # a remote backend holds a client and its event-loop thread: one per run, not one per run leaked
+        close = getattr(training, "close", None)
+        if close is not None:
+            close()

@@ -23,6 +23,7 @@ class TrainingScreen(ConsoleScreen):
     BINDINGS = [
         Binding("ctrl+t", "launch", "Launch training", key_display="ctrl+t", id="training.launch"),
         Binding("v", "review", "Review new version", id="training.review"),
+        Binding("ctrl+g", "cancel_run", "Cancel run", key_display="ctrl+g", id="training.cancel"),
         Binding("escape", "back", "Back", id="training.back"),
     ]
 
@@ -48,6 +49,7 @@ class TrainingScreen(ConsoleScreen):
         self.model = model
         self.title = f"train {model}"
         self.running = False
+        self.job_id: str | None = None  # the run under way, once the backend has launched it
         self.new_version: Any = None
 
     def selected_model(self) -> str:
@@ -77,6 +79,8 @@ class TrainingScreen(ConsoleScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "review":
             return self.new_version is not None
+        if action == "cancel_run":
+            return bool(self.running and self.job_id)  # hidden unless there is a launched run to cancel
         if action == "launch" and self.running:
             return None  # shown greyed while a run is going
         return super().check_action(action, parameters)
@@ -104,6 +108,7 @@ class TrainingScreen(ConsoleScreen):
                             label=cfg.get("label", ""), test_data=cfg.get("test_data", ""),
                             golden_data=cfg.get("golden_data", ""))
         self.running = True
+        self.job_id = None
         self.new_version = None
         self.refresh_bindings()
         self.query_one("#progress", ProgressBar).update(progress=0)
@@ -133,6 +138,9 @@ class TrainingScreen(ConsoleScreen):
     @on(Event)
     def _on_event(self, message: Event) -> None:
         event = message.event
+        if event.get("event") == "launched" and self.running:
+            self.job_id = str(event.get("job"))
+            self.refresh_bindings()
         if event.get("event") == "progress":
             self.query_one("#progress", ProgressBar).update(progress=float(event.get("progress", 0.0)))
         text = training_progress_text(event)
@@ -140,9 +148,31 @@ class TrainingScreen(ConsoleScreen):
             self.query_one("#training-log", RichLog).write(text)
             self._status(text, "yellow")
 
+    def action_cancel_run(self) -> None:
+        if not (self.running and self.job_id) or not self.app.can_write("training"):
+            return
+        self._status(f"cancelling {self.job_id} …", "yellow")
+        self._cancel(self.job_id)
+
+    @work(thread=True, group="training-cancel", exit_on_error=False)
+    def _cancel(self, job_id: str) -> None:
+        """Cancel through the backend (local: the trainer is killed; Kubernetes: the Job is deleted). The
+        run's own worker then sees the end of the log and reports the run cancelled."""
+        self.app.record_call(f"ws.training().cancel({job_id!r})")
+        training = self.app.workspace.training()
+        try:
+            training.cancel(job_id)
+        except Exception as exc:
+            self.post_message(self.Event({"event": "error", "message": f"cancel failed: {type(exc).__name__}: {exc}"}))
+        finally:
+            close = getattr(training, "close", None)
+            if close is not None:
+                close()
+
     @on(Finished)
     def _on_finished(self, message: Finished) -> None:
         self.running = False
+        self.job_id = None
         if message.error:
             self._status(f"training failed: {message.error}", "bold red")
         else:

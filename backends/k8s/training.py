@@ -81,7 +81,9 @@ class K8sTraining:
         self.node_selector = config.get("node_selector", {})
         if not isinstance(self.node_selector, dict):
             raise BadInputError(f"{here}: node_selector must be a table of label = value")
-        self.tolerations = config.get("tolerations", DEFAULT_TOLERATIONS if self.gpus else [])
+        # Applied only to a pod that asks for a GPU, and one can ask per run (--gpu, the screen's checkbox)
+        # with gpus = 0 in mrc.toml: the default toleration must not hang on that setting.
+        self.tolerations = config.get("tolerations", DEFAULT_TOLERATIONS)
         if not isinstance(self.tolerations, list) or not all(isinstance(t, dict) for t in self.tolerations):
             raise BadInputError(f"{here}: tolerations must be a list of tables (key, operator, value, effect)")
         self.backoff_limit = check_int(config, "backoff_limit", 1, here)

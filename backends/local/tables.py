@@ -81,7 +81,13 @@ class DatasetRow(SQLModel, table=True):
 
 
 def make_engine(db_path: str, *, immediate: bool):
-    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False})
+    from sqlalchemy.pool import NullPool
+
+    # NullPool: a session's connection closes with the session. A pooled idle connection would keep
+    # mrc.db-wal / mrc.db-shm beside the database (a read-only session leaving files behind) until
+    # the engine happens to be collected; opening a SQLite file costs microseconds.
+    engine = create_engine(f"sqlite:///{db_path}", poolclass=NullPool,
+                           connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
+from backends.local.procs import alive
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0
@@ -39,19 +40,6 @@ def _request(port: int, method: str, path: str, body: Any = None, timeout: float
         return resp.status, (json.loads(raw) if raw else {})
     finally:
         conn.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not serving
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class LocalTraffic:
@@ -89,7 +77,7 @@ class LocalTraffic:
 
     def router_port(self, model: str) -> int | None:
         router = self._processes(model).get("router")
-        if router and _alive(router["pid"]):
+        if router and alive(router["pid"]):
             return int(router["port"])
         return None
 
@@ -100,7 +88,7 @@ class LocalTraffic:
         return f"http://127.0.0.1:{port}"
 
     def served_versions(self, model: str) -> dict[str, int]:
-        return {v: int(s["port"]) for v, s in self._processes(model).get("servers", {}).items() if _alive(s["pid"])}
+        return {v: int(s["port"]) for v, s in self._processes(model).get("servers", {}).items() if alive(s["pid"])}
 
     # -- starting and stopping ---------------------------------------------------------------
     def _spawn(self, folder: Path, name: str, args: list[str]) -> tuple[int, int]:
@@ -123,7 +111,7 @@ class LocalTraffic:
                 ready = folder / f"{name}.ready"
                 if ready.exists():
                     ports[name] = int(json.loads(ready.read_text())["port"])
-                elif not _alive(pids[name]):
+                elif not alive(pids[name]):
                     tail = (folder / f"{name}.log").read_text(errors="replace")[-400:]
                     raise BackendError(f"{name} exited before it listened: {tail.strip()}")
             if time.monotonic() > deadline:
@@ -141,8 +129,8 @@ class LocalTraffic:
         with self._lock(model):
             folder = self.serving_dir(model)
             procs = self._processes(model)
-            servers = {v: s for v, s in procs.get("servers", {}).items() if _alive(s["pid"])}
-            router = procs.get("router") if procs.get("router") and _alive(procs["router"]["pid"]) else None
+            servers = {v: s for v, s in procs.get("servers", {}).items() if alive(s["pid"])}
+            router = procs.get("router") if procs.get("router") and alive(procs["router"]["pid"]) else None
             registry = LocalRegistry(self.root)
             try:
                 to_start = [v for v in versions if v not in servers]
@@ -186,7 +174,7 @@ class LocalTraffic:
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
         try:
             os.killpg(pid, signal.SIGKILL)

@@ -20,27 +20,13 @@ from typing import Any, Iterator
 
 from backends.base import BadInputError, NotFoundError, TrainingJob, TrainingSpec, check_name
 from backends.local.datasets import DatasetStore
+from backends.local.procs import alive
 
 
 def _now() -> str:
     from console.timeutil import now_iso
 
     return now_iso()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers kill(0); /proc tells the truth on Linux
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 class LocalTraining:
@@ -129,7 +115,7 @@ class LocalTraining:
             job.message = result.get("message", job.message)
             if job.state == "succeeded":
                 job.progress = 1.0
-        elif not _alive(meta["pid"]):
+        elif not alive(meta["pid"]):
             job.state = "failed"
             job.message = "the training process exited without a result (see stderr.log)"
         else:

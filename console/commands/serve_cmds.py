@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+from backends.local.procs import alive
 from console.commands.common import Context
 
 
@@ -58,8 +59,8 @@ def stop_tree(pid: int, grace_s: float = 3.0) -> None:
             pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        alive = [p for p in victims if _alive(p)]
-        if not alive:
+        running = [p for p in victims if alive(p)]
+        if not running:
             return
         time.sleep(0.05)
     for child in victims + descendants(pid):
@@ -67,14 +68,6 @@ def stop_tree(pid: int, grace_s: float = 3.0) -> None:
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def cmd_serve(ctx: Context) -> int:
