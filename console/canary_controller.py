@@ -270,8 +270,10 @@ class Controller:
                 return state
             if state.pending:
                 owner = int(state.pending.get("pid", 0))
-                if owner != os.getpid() and not _pid_alive(owner, controller=False):
-                    state = self.resume(state)  # its owner died mid-transition: finish it here
+                if owner == os.getpid() or not _pid_alive(owner, controller=False):
+                    # its owner died mid-transition, or it is ours and its effect failed: finish it
+                    # (resume rolls back a split the state did not record) instead of waiting forever
+                    state = self.resume(state)
                     continue
                 self.sleep(0.05)  # someone else is mid-transition: let them finish
                 continue
@@ -330,6 +332,10 @@ class Controller:
         action = decision.action
         if action == canary.HOLD:
             return state
+        if action == canary.PROMOTE and not state.override and not self._still_approved(state):
+            # approval withdrawn mid-canary: never put a rejected version at 100%
+            decision = Decision(canary.ROLLBACK, 0, f"{state.candidate} is no longer approved", state.step)
+            action = decision.action
         if action in (canary.ROLLBACK, canary.ABORT):
             # Toward stable is always safe: traffic first, then the record.
             self._retry(lambda: self.traffic.rollback(self.model, state.stable))
@@ -349,20 +355,34 @@ class Controller:
             details["analysis"] = {"checks": [c.to_dict() for c in analysis.checks],
                                    "sequential": [r.to_dict() for r in analysis.sequential_results],
                                    "canary": analysis.canary, "stable": analysis.stable}
-        self.audit.append(actor, f"canary-{action}", self.model, state.candidate, details)
         committed = self._save_over_rollback(committed) if action in (canary.ROLLBACK, canary.ABORT) else self._save(committed)
+        # audited once committed: a step that lost its compare-and-swap leaves no event behind
+        self.audit.append(actor, f"canary-{action}", self.model, state.candidate, details)
         if not committed.active:
             self._set_canary_alias(None)
         self._changed(committed)
         return committed
 
+    def _still_approved(self, state: CanaryState) -> bool:
+        try:
+            return self.registry.get_version(self.model, state.candidate).approval.status == "approved"
+        except Exception:  # noqa: BLE001  (registry unreachable: do not promote blind)
+            return False
+
     def _effect(self, state: CanaryState, decision: Decision, actor: str) -> None:
         weights = canary.split_for(state, decision.weight)
 
+        seen = canary.split_for(state, state.weight)
+
         def set_split():
             live = self.traffic.get_split(self.model)
-            if not _same_split(live.weights, weights):
-                self.traffic.set_split(self.model, weights, expected_revision=live.revision)
+            if _same_split(live.weights, weights):
+                return  # already done (a resumed transition)
+            if not _same_split(live.weights, seen):
+                # someone moved traffic since this decision (a rollback, say): never overwrite it
+                raise ConflictError(f"{self.model}: live split {live.weights} is not the canary's {seen}",
+                                    expected=str(seen), actual=str(live.weights))
+            self.traffic.set_split(self.model, weights, expected_revision=live.revision)
 
         self._retry(set_split)
         _crash_point(decision.action, "split")
@@ -370,7 +390,8 @@ class Controller:
             from console.release import promote
 
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
-                    reason=f"canary {state.id} promoted: {decision.reason}", override=state.override)
+                    reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
+                    expected=state.stable, expected_given=True)  # production must still be what the canary ran against
 
     def _save(self, state: CanaryState) -> CanaryState:
         return self.store.save(state)

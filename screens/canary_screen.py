@@ -213,9 +213,7 @@ class CanaryScreen(Screen):
         started = time.perf_counter()
         try:
             controller = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
-            if stable is not None:
-                # Traffic first, one call: toward stable is always safe; the record follows.
-                controller.traffic.rollback(self.model, stable)
+            # act("rollback") moves traffic first, against the stored state, then records it
             state = controller.act(action)
             self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)

@@ -121,13 +121,13 @@ def cmd_rollback(ctx: Context) -> int:
     expected, given = _expect(ctx.args)
     if ctx.args.to is not None:
         check_name(ctx.args.to, "--to version")
-    if ctx.args.to is None and not given:
-        live = _rollback_live_canary(ctx)
-        if live is not None:  # a canary is live: its stable is production already; traffic goes back to it
-            ctx.emit({"action": "rollback", "model": live.model, "version": live.stable, "changed": True,
-                      "canary": live.id, "status": live.status, "traffic": {live.stable: 100}},
-                     f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
-            return 0
+    live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
+    if live is not None and ctx.args.to is None and not given:
+        # its stable is production already: traffic back to it is the whole rollback
+        ctx.emit({"action": "rollback", "model": live.model, "version": live.stable, "changed": True,
+                  "canary": live.id, "status": live.status, "traffic": {live.stable: 100}},
+                 f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
+        return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
                        reason=ctx.args.reason, expected=expected, expected_given=given, traffic=_live_traffic(ctx))
     traffic = outcome.detail.get("traffic")
