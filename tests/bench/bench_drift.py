@@ -236,8 +236,10 @@ def run_worker(python: str, path: Path, *args: str, timeout: float = 1800) -> di
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--scipy-repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of fresh worker processes, methods interleaved (the machine's load drifts)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per mrc worker and round")
+    ap.add_argument("--scipy-repeats", type=int, default=1, help="timed runs per scipy worker and round")
     ap.add_argument("--evidently-python", default="/work/bench-venv/bin/python")
     ap.add_argument("--evidently-repeats", type=int, default=1)
     ap.add_argument("--worker")
@@ -257,21 +259,32 @@ def main() -> int:
 
     print(f"data: {args.rows:,} rows × {N_NUMERIC + N_CATEGORICAL} columns ({N_NUMERIC} numeric, {N_CATEGORICAL} "
           f"categorical), reference and current; drift injected in: {', '.join(DRIFTED)}")
-    print(f"machine: {os.cpu_count()} CPUs; medians of {args.repeats} (scipy {args.scipy_repeats}, Evidently "
-          f"{args.evidently_repeats}); each method in its own process")
+    load_before = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} / {load_before[1]:.1f} / "
+          f"{load_before[2]:.1f} (1/5/15 min) at start; medians of {args.rounds} rounds × {args.repeats} runs "
+          f"(scipy {args.rounds} × {args.scipy_repeats}, Evidently {args.evidently_repeats}); each method in its own "
+          f"process per round, the methods interleaved round by round")
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         path = Path(tmp) / "data.npz"
         reference, current = make_data(args.rows)
         save(path, reference, current)
         del reference, current
-        results = {}
-        for label, worker, threads in (("mrc warm, 2 threads (profile cached)", "warm", 2),
-                                       ("mrc warm, 1 thread", "warm", 1),
-                                       ("mrc cold, 2 threads", "cold", 2),
-                                       ("mrc cold, 1 thread", "cold", 1)):
-            results[label] = run_worker(sys.executable, path, worker, "--repeats", str(args.repeats),
-                                        "--threads", str(threads))
-        results["scipy loop"] = run_worker(sys.executable, path, "scipy", "--repeats", str(args.scipy_repeats))
+        results: dict[str, dict] = {}
+
+        def collect(label: str, res: dict) -> None:  # times pooled over rounds, peak memory the worst round
+            if label in results:
+                res = {**res, "times": results[label]["times"] + res["times"],
+                       "peak_bytes": max(results[label]["peak_bytes"], res["peak_bytes"])}
+            results[label] = res
+
+        for _ in range(args.rounds):
+            for label, worker, threads in (("mrc warm, 2 threads (profile cached)", "warm", 2),
+                                           ("mrc warm, 1 thread", "warm", 1),
+                                           ("mrc cold, 2 threads", "cold", 2),
+                                           ("mrc cold, 1 thread", "cold", 1)):
+                collect(label, run_worker(sys.executable, path, worker, "--repeats", str(args.repeats),
+                                          "--threads", str(threads)))
+            collect("scipy loop", run_worker(sys.executable, path, "scipy", "--repeats", str(args.scipy_repeats)))
         evidently_python = args.evidently_python
         if evidently_python and Path(evidently_python).exists():
             results["Evidently DataDriftPreset"] = run_worker(evidently_python, path, "evidently", "--repeats",
@@ -281,6 +294,8 @@ def main() -> int:
     medians = {k: statistics.median(v["times"]) for k, v in results.items()}
     scipy_t = medians["scipy loop"]
     evid_t = medians.get("Evidently DataDriftPreset")
+    load_after = os.getloadavg()
+    print(f"\nload average at the end {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}")
     print(f"\n{'method':42s} {'median s':>9s} {'min s':>7s} {'vs scipy':>9s} {'vs Evidently':>13s} {'peak MB':>8s}")
     for label, res in results.items():
         med = medians[label]
