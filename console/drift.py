@@ -29,8 +29,15 @@ dataset drifts, warning when any column warns.
 
 `drift_report(reference, current)` takes mappings of column -> 1-D array (or DataFrames), or a
 `ReferenceProfile` built once by `profile(reference)` for repeated comparisons against the same
-reference (sorted values, bin edges and counts cached). Numeric work is vectorised over
-columns in blocks run on `threads` threads (numpy releases the GIL while sorting).
+reference (sorted values, runs of ties, bin edges and counts cached). Numeric columns are
+split in blocks run on `threads` threads (numpy releases the GIL in sort and searchsorted);
+inside a block each column costs a fixed handful of whole-sample numpy calls (sort the
+current values, search the cached reference in them, two passes for Wasserstein), never
+Python work per row. That is deliberate: the fully batched form (a stable argsort merging
+the (k, n + m) concatenation, gathers and cumulative sums over it) reads and writes far more
+memory and measured 2× slower warm at 200,000 rows × 40 columns. The KS statistic searches
+only near its peak (see `_ks_against_reference`) and is still exactly scipy's; its p-value
+uses the limiting Kolmogorov law above an effective size of 10,000 (`stats.ks_pvalue`).
 """
 
 from __future__ import annotations
