@@ -112,20 +112,6 @@ def _is_numeric(values: np.ndarray) -> bool:
     return values.dtype.kind in "fiu"
 
 
-def _row_sorted(matrix: np.ndarray, threads: int) -> np.ndarray:
-    """Sort each row (NaN last), in column blocks across threads."""
-    if matrix.shape[0] == 0:
-        return matrix.copy()
-    out = np.empty_like(matrix)
-    blocks = [slice(i, i + BLOCK_COLUMNS) for i in range(0, matrix.shape[0], BLOCK_COLUMNS)]
-
-    def work(block):
-        out[block] = np.sort(matrix[block], axis=1)
-
-    _run(work, blocks, threads)
-    return out
-
-
 def _run(fn, items, threads: int, also=None):
     """fn over items on `threads` threads; `also` (a side task) runs beside them."""
     if threads <= 1 or len(items) + (also is not None) <= 1:
@@ -164,18 +150,36 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
     rows = next(iter(cols.values())).shape[0] if cols else 0
     numeric = [c for c in cols if kinds.get(c) == "numeric" or (c not in kinds and _is_numeric(cols[c]))]
     categorical = [c for c in cols if c not in numeric]
-    matrix = (np.stack([_to_float(cols[c], c, source) for c in numeric]) if numeric else np.empty((0, rows)))
-    sorted_values = _row_sorted(matrix, threads)
-    valid = rows - np.count_nonzero(np.isnan(sorted_values), axis=1) if numeric else np.zeros(0, dtype=np.int64)
+    columns = [_to_float(cols[c], c, source) for c in numeric]
+    sorted_values = np.empty((len(numeric), rows))
+    valid = np.zeros(len(numeric), dtype=np.int64)
+    runs: list = [None] * len(numeric)
+    counted: dict[str, Any] = {}
+
+    def sort_block(block: slice) -> None:  # per column: sort in place in the cache, find the runs of ties
+        for j in range(block.start, min(block.stop, len(numeric))):
+            row = sorted_values[j]
+            row[:] = columns[j]
+            row.sort()  # NaN last
+            valid[j] = np.searchsorted(row, np.nan, side="left") if rows and np.isnan(row[-1]) else rows
+            runs[j] = _ref_runs(row[:valid[j]]) if valid[j] else None
+
+    def counting() -> None:  # hashing holds the GIL: it runs beside the sorting, which releases it
+        counted["labels"], counted["counts"] = _category_counts([cols[c] for c in categorical])
+
+    _run(sort_block, _blocks(len(numeric)), threads, also=counting)
+    labels, cat_counts = counted.get("labels", []), counted.get("counts", [])
     # numbers with few distinct values are categories (a label, a count of children …)
     if numeric:
-        steps = np.diff(sorted_values, axis=1) > 0
-        distinct = np.where(valid > 0, 1 + np.count_nonzero(steps, axis=1), 0)
+        distinct = np.array([0 if v == 0 else v if r is None else r.size for v, r in zip(valid, runs)])
         discrete = (distinct <= MAX_DISCRETE) & np.array([kinds.get(c) != "numeric" for c in numeric])
         if discrete.any():
-            categorical = [c for c, d in zip(numeric, discrete) if d] + categorical
+            moved = [c for c, d in zip(numeric, discrete) if d]
+            moved_labels, moved_counts = _category_counts([cols[c] for c in moved])
+            categorical, labels, cat_counts = moved + categorical, moved_labels + labels, moved_counts + cat_counts
             keep = ~discrete
             numeric = [c for c, k in zip(numeric, keep) if k]
+            runs = [r for r, k in zip(runs, keep) if k]
             sorted_values, valid = sorted_values[keep], valid[keep]
     bins = int(min(MAX_BINS, max(2, rows // ROWS_PER_BIN)))
     k = len(numeric)
@@ -185,15 +189,9 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
         edges = np.take_along_axis(sorted_values, idx, axis=1)
         edges[valid == 0] = np.nan
         counts = np.stack([_bin_counts(sorted_values[j, :valid[j]], edges[j]) for j in range(k)])
-        runs = [_ref_runs(sorted_values[j, :valid[j]]) for j in range(k)]
-        import warnings
-
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column has no spread
-            std = np.nanstd(sorted_values, axis=1) if rows else np.zeros(k)
+        std = np.array([sorted_values[j, :valid[j]].std() if valid[j] else np.nan for j in range(k)])
     else:
-        edges, counts, std, runs = np.empty((0, bins - 1)), np.empty((0, bins), dtype=np.int64), np.empty(0), []
-    labels, cat_counts = _category_counts([cols[c] for c in categorical])
+        edges, counts, std = np.empty((0, bins - 1)), np.empty((0, bins), dtype=np.int64), np.empty(0)
     out_kinds = {**{c: "numeric" for c in numeric}, **{c: "categorical" for c in categorical}}
     return ReferenceProfile(rows, numeric, sorted_values, valid, edges, counts, std, categorical, labels, cat_counts, out_kinds, runs)
 
