@@ -10,12 +10,15 @@ Compares, on the same data in the same run, each in its own process (so peak mem
 Prints medians, ratios against the scipy loop and Evidently, peak memory above the loaded data,
 and checks that the KS and χ² statistics equal scipy's.
 
-Measured on the shared 2-core build machine (load average 2–5 from other work, so absolute
-times are noisy; ratios are within one run), 2026-11-23: mrc warm 2 threads 0.99 s (min 0.79),
-cold 1.24 s, scipy loop 3.09 s, Evidently 52.6 s; KS identical to ks_2samp, χ² within 2e-16.
-In-process, on a quieter moment, warm 2 threads reached 0.45–0.58 s (5× the scipy loop).
+Measured on the shared 2-core build machine, 2026-11-23, load average 2.9 at the start and 1.5
+at the end (other work running; absolute times are noisy, the methods are interleaved over
+rounds so the ratios are fair): mrc warm 2 threads 0.219 s (min 0.201), 1 thread 0.261 s,
+cold 2 threads 0.433 s; scipy loop 2.28 s (10.4× warm, 5.3× cold); Evidently 41.2 s (188× warm);
+peak memory 91 MB warm, 187 MB cold, Evidently 877 MB. KS identical to ks_2samp, χ² within 2e-16.
+Evidently runs once per bench (≈ 40–57 s across runs here). Before the KS search was pruned and
+the merge dropped (an earlier run, load 2–5): 0.99 s warm, 1.24 s cold, scipy loop 3.09 s.
 
-Run: /work/main/.venv/bin/python tests/bench/bench_drift.py [--rows 200000] [--repeats 5]
+Run: /work/main/.venv/bin/python tests/bench/bench_drift.py [--rows 200000] [--rounds 3] [--repeats 3]
      [--evidently-python /work/bench-venv/bin/python] [--evidently-repeats 1]
 """
 
