@@ -189,7 +189,8 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
         edges = np.take_along_axis(sorted_values, idx, axis=1)
         edges[valid == 0] = np.nan
         counts = np.stack([_bin_counts(sorted_values[j, :valid[j]], edges[j]) for j in range(k)])
-        std = np.array([sorted_values[j, :valid[j]].std() if valid[j] else np.nan for j in range(k)])
+        with np.errstate(invalid="ignore"):  # an infinite value has no spread
+            std = np.array([sorted_values[j, :valid[j]].std() if valid[j] else np.nan for j in range(k)])
     else:
         edges, counts, std = np.empty((0, bins - 1)), np.empty((0, bins), dtype=np.int64), np.empty(0)
     out_kinds = {**{c: "numeric" for c in numeric}, **{c: "categorical" for c in categorical}}
@@ -325,7 +326,8 @@ def _wasserstein_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
     """
     n, m = ref.size, cur.size
     if n == m:
-        return float(np.mean(np.abs(ref - cur)))
+        with np.errstate(invalid="ignore"):
+            return float(np.mean(np.abs(ref - cur)))
     grid_ref = np.arange(1, n + 1, dtype=np.int64) * m
     grid_cur = np.arange(1, m + 1, dtype=np.int64) * n
     merged = np.empty(n + m, dtype=np.int64)
@@ -333,8 +335,8 @@ def _wasserstein_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
     merged[np.arange(n) + (grid_ref - 1) // n] = grid_ref
     merged[np.arange(m) + grid_cur // m] = grid_cur
     widths = np.diff(merged, prepend=0)
-    gap = np.abs(ref[(merged - 1) // m] - cur[(merged - 1) // n])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # ±inf on both sides: NaN, as scipy gives
+        gap = np.abs(ref[(merged - 1) // m] - cur[(merged - 1) // n])
         area = np.dot(np.where(widths > 0, gap, 0.0), widths.astype(np.float64))
     return float(area / (n * m))
 
