@@ -225,3 +225,42 @@ def test_missing_column_is_critical_and_text_in_a_numeric_column_is_bad_input():
     with pytest.raises(BadInputError, match=r"cur\.csv: column 'a': declared numeric but holds text"):
         drift.drift_report({"a": rng.normal(size=3)}, {"a": np.array(["1", "x", "2"], dtype=object)},
                            kinds={"a": "numeric"}, source_current="cur.csv")
+
+
+def test_ks_pruned_search_equals_scipy_on_large_samples_with_ties_and_nan():
+    # above 4 × KS_STRIDE distinct reference values the KS search is pruned: it must stay exact
+    rng = np.random.default_rng(11)
+    shapes = {
+        "continuous": lambda n, s: rng.normal(s, 1, n),
+        "ties": lambda n, s: np.round(rng.normal(50 + 3 * s, 10, n)),
+        "few ties": lambda n, s: np.round(rng.normal(0, 1, n) * 300) / 300 + s,
+        "heavy tail": lambda n, s: rng.standard_t(2, n) * (1 + s),
+        "nan": lambda n, s: np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 1 + s, n)),
+    }
+    for shift in (0.0, 0.02, 0.3):
+        for n, m in ((5000, 5000), (3000, 7000), (8000, 1500)):
+            ref = {name: make(n, 0.0) for name, make in shapes.items()}
+            cur = {name: make(m, shift) for name, make in shapes.items()}
+            report = drift.drift_report(ref, cur, kinds={c: "numeric" for c in ref}, threads=2)
+            for f in report.features:
+                x, y = ref[f.name][~np.isnan(ref[f.name])], cur[f.name][~np.isnan(cur[f.name])]
+                assert f.extra["ks"] == sps.ks_2samp(x, y, method="asymp").statistic, (f.name, shift, n, m)
+                assert f.extra["wasserstein"] == pytest.approx(sps.wasserstein_distance(x, y), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp:RuntimeWarning")  # scipy's own exact-method fallback
+@settings(max_examples=100, deadline=None)
+@given(numeric_tables(), st.integers(1, 3))
+def test_ks_pruned_search_equals_scipy_at_any_stride(tables, stride):
+    # a stride of 1–3 sends the small hypothesis samples through the pruned search too
+    ref, cur = tables
+    saved = drift.KS_STRIDE
+    drift.KS_STRIDE = stride
+    try:
+        report = drift.drift_report(ref, cur, kinds={c: "numeric" for c in ref}, threads=1)
+    finally:
+        drift.KS_STRIDE = saved
+    for f in report.features:
+        x, y = ref[f.name][~np.isnan(ref[f.name])], cur[f.name][~np.isnan(cur[f.name])]
+        if x.size and y.size:
+            assert f.extra["ks"] == pytest.approx(sps.ks_2samp(x, y).statistic, abs=1e-12)
