@@ -124,7 +124,8 @@ class AuditLog:
 
         if not os.path.exists(self.db_path):
             return []  # no audit log yet; a read must not create the database
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        # not mode=ro: a read-only connection cannot clean up the WAL files when it closes
+        conn = connect(self.db_path)
         try:
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_events'").fetchone() is None:
                 return []

@@ -57,7 +57,8 @@ class LocalRegistry:
         if not Path(self.db_path).exists():
             raise NotFoundError(f"{self.db_path}: no registry here yet (run `mrc demo` or `mrc init`)")
         try:  # read-only probe: a garbage or unreadable file is bad input, not a traceback
-            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+            # a plain connection, not mode=ro: only a writable one removes the WAL files on close
+            conn = sqlite3.connect(self.db_path, timeout=30)
             try:
                 conn.execute("SELECT 1 FROM versions LIMIT 1").fetchall()
             finally:
