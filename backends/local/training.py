@@ -29,6 +29,21 @@ def _now() -> str:
     return now_iso()
 
 
+# The trainer's parameters and the type each must have (bool is refused where a number is asked).
+PARAM_TYPES = {"hidden": int, "layers": int, "epochs": int, "batch_size": int, "seed": int,
+               "lr": float, "weight_decay": float, "dropout": float}
+
+
+def check_params(params: dict[str, Any]) -> None:
+    for key, value in params.items():
+        kind = PARAM_TYPES.get(key)
+        if kind is None:
+            raise BadInputError(f"--param {key}: unknown (known: {', '.join(sorted(PARAM_TYPES))})")
+        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool) or value < 0 or (kind is int and key != "seed" and value < 1):
+            raise BadInputError(f"--param {key}={value!r}: must be a {'whole number >= 1' if kind is int else 'number >= 0'}")
+
+
 class LocalTraining:
     def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
         self.root = Path(root)
@@ -51,6 +66,9 @@ class LocalTraining:
         label = spec.label or dataset.label
         if not label:
             raise BadInputError(f"dataset {spec.data_version}: no label column recorded; pass a label")
+        if label not in dataset.columns:
+            raise BadInputError(f"dataset {spec.data_version}: label {label!r} is not one of its columns")
+        check_params(spec.params)  # before any run folder or process exists
         eval_paths = {}
         for key, ref in (("test_csv", spec.test_data), ("golden_csv", spec.golden_data)):
             if ref:

@@ -48,3 +48,17 @@ def test_a_dataset_changed_on_disk_is_refused(demo_ws, mrc):
     path.write_text(path.read_text().replace("1", "2", 1))
     result = mrc("train", "breast-cancer", "--workspace", str(demo_ws))
     assert result.returncode == 2 and "v2.csv" in result.stderr and "sha256" in result.stderr
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("param,needle", [("epochs=ten", "epochs"), ("hidden=0", "hidden"), ("lr=-1", "lr"),
+                                          ("colour=blue", "unknown")])
+def test_bad_params_are_refused_before_any_run_starts(demo_ws, mrc, param, needle):
+    from tests.conftest import tree_digest
+
+    before = tree_digest(demo_ws)
+    result = mrc("train", "breast-cancer", "--param", param, "--workspace", str(demo_ws))
+    assert result.returncode == 2 and needle in result.stderr and result.stderr.count("\n") == 1
+    assert tree_digest(demo_ws) == before
