@@ -485,20 +485,9 @@ def training_progress_text(event: dict[str, Any]) -> str | None:
 
 def parse_params(text: str) -> dict[str, Any]:
     """"epochs=5 hidden=8" -> {"epochs": 5, "hidden": 8}; raises ValueError on a bad pair."""
-    params: dict[str, Any] = {}
-    for pair in text.replace(",", " ").split():
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{pair!r}: expected KEY=VALUE")
-        for cast in (int, float):
-            try:
-                params[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            params[key] = raw
-    return params
+    from console.training import parse_param_pairs
+
+    return parse_param_pairs(text.replace(",", " ").split())
 
 
 @dataclass

@@ -18,6 +18,26 @@ from backends.base import CANDIDATE, BackendError, Environment, Lineage, ModelVe
 TRAINER_SOURCES = ("backends/local/trainer.py", "backends/local/model.py")
 
 
+def parse_param_pairs(pairs, *, where: str = "") -> dict[str, Any]:
+    """["epochs=5", "lr=0.1", "opt=adam"] -> {"epochs": 5, "lr": 0.1, "opt": "adam"}."""
+    from backends.base import BadInputError
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise BadInputError(f"{where}{pair!r}: expected KEY=VALUE")
+        for cast in (int, float):
+            try:
+                params[key] = cast(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            params[key] = raw
+    return params
+
+
 def code_identity() -> tuple[str, str]:
     """(code_commit, code_repo) of the training code: git when we run from a checkout,
     else a digest of the trainer's source, so the lineage never says "unknown"."""

@@ -24,9 +24,11 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from backends.local.jsonhttp import JsonHandler
 
 BUCKETS = 10_000
 
@@ -128,19 +130,7 @@ def _forward(url: str, body: bytes) -> tuple[int, bytes]:
 
 
 def make_handler(state: RouterState):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def _reply(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def _raw(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))

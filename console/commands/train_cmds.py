@@ -19,20 +19,9 @@ def register(sub, common) -> None:
 
 
 def parse_params(pairs: list[str]) -> dict:
-    params = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise BadInputError(f"--param {pair!r}: expected KEY=VALUE")
-        for cast in (int, float):
-            try:
-                params[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            params[key] = raw
-    return params
+    from console.training import parse_param_pairs
+
+    return parse_param_pairs(pairs, where="--param ")
 
 
 def cmd_train(ctx: Context) -> int:
