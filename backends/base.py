@@ -99,6 +99,9 @@ class Lineage(Record):
     code_repo: str = ""
     data_version: str = ""
     data_sha256: str = ""
+    # Where the training data can be read (a path, s3://…, name@version), when the registry
+    # knows: an MLflow run's dataset input source, an S3 metadata.json "data_uri"/"data_path".
+    data_uri: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     environment: Environment = field(default_factory=Environment)
     training_run: str = ""
@@ -337,3 +340,72 @@ class HealthWindow(Record):
 @runtime_checkable
 class Metrics(Protocol):
     def health(self, model: str, version: str, start: float, end: float) -> HealthWindow: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The two other seams (DESIGN.md): model formats and data sources. Each is found by name —
+# the built-in ones listed in console/plugins.py, any other through the entry-point groups
+# `mrc.formats` and `mrc.data` — so the domain never imports a concrete one.
+
+
+class LoadedModel(Protocol):
+    """A version's model, loaded and ready to predict a batch of rows."""
+
+    # Input columns in the order the model wants them, when the artifact says (an MLflow
+    # signature, the torch MLP's arch, an ONNX input named per column); None when it does not,
+    # and then the caller passes every non-label column of the data in file order.
+    features: list[str] | None
+
+    def predict(self, rows: Any, columns: list[str]) -> Any:
+        """rows: 2-D float numpy array, one column per name in `columns`.
+
+        Returns a 1-D float numpy array: P(label = 1) for a binary classifier, the value for a
+        regressor. A model that returns two columns (P(0), P(1)) is reduced to P(1) here.
+        """
+        ...
+
+
+class ModelFormat(Protocol):
+    """How a version's artifact is recognised, loaded and served (one module per format)."""
+
+    name: str  # as written in mrc.toml `[models.X] format = ...` and in Artifact.format
+    # "mrc": served by mrc's own model server (backends/local/serving.py) through load();
+    # "mlflow-invocations": by the argv of serve_argv, which speaks MLflow's /invocations.
+    serve_protocol: str
+
+    def sniff(self, path: str) -> bool:
+        """True when the file or folder at `path` is in this format, judged by its own bytes."""
+        ...
+
+    def load(self, path: str, options: dict[str, Any]) -> LoadedModel:
+        """Load the artifact; options is the model's `[models.X]` table from mrc.toml.
+
+        Raises BadInputError with one line naming the file and what is wrong.
+        """
+        ...
+
+    def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
+        """The command line of a server for this artifact, or None for mrc's own model server."""
+        ...
+
+
+@dataclass
+class Table(Record):
+    """Rows of a data set, column by column: float arrays for numbers, object arrays for text."""
+
+    columns: list[str]
+    data: dict[str, Any]  # column name -> 1-D numpy array
+    source: str = ""  # what was read, for "drift used …" and error lines
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.data.values()))) if self.data else 0
+
+
+class DataSource(Protocol):
+    """Reads a data set named by a reference (a path, a URI, a registry's dataset)."""
+
+    def load(self, ref: str, options: dict[str, Any]) -> Table:
+        """options: the workspace's `[data]` table (endpoint_url for s3:// …) plus the
+        `workspace` root under "workspace". Raises BadInputError naming the reference."""
+        ...

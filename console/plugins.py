@@ -1,0 +1,87 @@
+"""Model formats and data sources, found by name (the built-in ones here, others through the
+entry-point groups `mrc.formats` and `mrc.data`), so that the domain never imports a concrete one.
+
+Nothing here imports a format or a data source until it is asked for: the rollback path and
+start-up never load torch, onnxruntime, mlflow or boto3 through this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+from backends.base import BadInputError, DataSource, ModelFormat
+
+# format name -> "module:Class" (a class with no arguments implementing backends.base.ModelFormat)
+BUILTIN_FORMATS = {
+    "torch-mlp-v1": "backends.formats.torch_mlp:TorchMlpFormat",
+    "torchscript": "backends.formats.torchscript:TorchScriptFormat",
+    "onnx": "backends.formats.onnx:OnnxFormat",
+    "mlflow-pyfunc": "backends.formats.mlflow_pyfunc:MlflowPyfuncFormat",
+    "torch-pickle": "backends.formats.torch_pickle:TorchPickleFormat",
+}
+
+# Names registries write in Artifact.format that mean one of the formats above.
+FORMAT_ALIASES = {
+    "mlflow-model": "mlflow-pyfunc",
+    "mlflow": "mlflow-pyfunc",
+    "pyfunc": "mlflow-pyfunc",
+    "torch-jit": "torchscript",
+    "jit": "torchscript",
+    "onnxruntime": "onnx",
+}
+
+# Sniffing order when neither mrc.toml nor the registry names a known format: the cheapest and
+# most specific first; torch-pickle last, since it only claims what nothing else did.
+SNIFF_ORDER = ("mlflow-pyfunc", "onnx", "torchscript", "torch-mlp-v1", "torch-pickle")
+
+# reference scheme -> "module:Class" (a class with no arguments implementing backends.base.DataSource)
+BUILTIN_DATA = {
+    "mrc": "backends.data.store:DatasetStoreSource",  # name@version in the workspace's data/
+    "file": "backends.data.files:FileSource",  # a CSV or Parquet path
+    "s3": "backends.data.s3:S3Source",  # s3://bucket/key.csv|parquet on the configured endpoint
+}
+
+
+def _load(kind: str, name: str, builtin: dict[str, str], group: str, where: str):
+    target = builtin.get(name)
+    if target is None:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=group):
+            if ep.name == name:
+                return ep.load()()
+        known = ", ".join(sorted(builtin))
+        raise BadInputError(f"{where}: unknown {kind} {name!r} (known: {known}, or an `{group}` entry point)")
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)()
+    except ImportError as exc:
+        raise BadInputError(f"{where}: {kind} {name!r} needs {exc.name or exc}, which is not installed") from None
+
+
+def model_format(name: str, where: str = "mrc.toml") -> ModelFormat:
+    name = FORMAT_ALIASES.get(name, name)
+    return _load("model format", name, BUILTIN_FORMATS, "mrc.formats", where)
+
+
+def known_format(name: str) -> str | None:
+    """The canonical name of a format the registry wrote, or None when it names no known one."""
+    name = FORMAT_ALIASES.get(name, name)
+    return name if name in BUILTIN_FORMATS else None
+
+
+def data_source(scheme: str, where: str = "mrc.toml") -> DataSource:
+    return _load("data source", scheme, BUILTIN_DATA, "mrc.data", where)
+
+
+def scheme_of(ref: str) -> str:
+    """Which data source reads a reference: s3://… → s3, name@version → mrc, else a file path."""
+    if "://" in ref:
+        scheme = ref.split("://", 1)[0].lower()
+        return "file" if scheme == "file" else scheme
+    if "@" in ref and "/" not in ref and not ref.lower().endswith((".csv", ".parquet", ".pq", ".tsv")):
+        return "mrc"
+    return "file"
+
+
