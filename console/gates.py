@@ -5,8 +5,10 @@ Policy format. The seed's gate_config.json is accepted exactly as written, with 
 - ``metric_directions``: metric -> "higher" | "lower" (every gated metric needs one);
 - ``hard_gates``: metric -> threshold; higher passes when value >= threshold, lower when <=;
 - ``relative_gates``: metric -> tolerance; regression = (baseline − candidate)/baseline for
-  higher (candidate − baseline)/baseline for lower, 0 when the baseline is 0; passes when
-  regression < tolerance (strictly);
+  higher (candidate − baseline)/baseline for lower; passes when regression < tolerance
+  (strictly). Where the baseline is ≤ 0 (or ~0) the regression is the absolute difference and
+  the tolerance an absolute amount (the seed divided anyway, or returned 0 for a 0 baseline);
+  the check's detail and ``extra.mode`` say which;
 - ``max_p99_latency_ms`` / ``max_model_size_mb``: pass when candidate value <= max; checked
   only when the candidate has ``p99_latency_ms`` / ``model_size_mb`` (as the seed does);
 - the verdict is the AND of all checks.
@@ -261,6 +263,23 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4g}"
 
 
+RELATIVE_FLOOR = 1e-9  # a baseline at or below this has no scale to be relative to
+
+
+def relative_regression(value: float, base: float, direction: str) -> tuple[float, str]:
+    """How much worse the candidate is, positive = worse: (regression, "relative" | "absolute").
+
+    Relative to the baseline when it is positive (the seed's formula); a baseline ≤ 0 or ~0
+    (R², a log-likelihood, a zero error rate) has no scale, and dividing by it flips the sign
+    or blows up (R² −0.1 → −0.9 read as a 800 % *gain*; the seed returned 0 for a 0 baseline
+    and passed anything), so the regression is then the absolute difference.
+    """
+    worse = base - value if direction == "higher" else value - base
+    if math.isfinite(base) and base > RELATIVE_FLOOR:
+        return worse / base, "relative"
+    return worse, "absolute"
+
+
 def seed_checks(policy: GatePolicy, candidate: Mapping[str, Any], baseline: Mapping[str, Any] | None, *,
                 candidate_source: str = "candidate metrics", baseline_source: str = "baseline metrics") -> list[GateCheck]:
     """Hard, relative, latency and size gates: the seed's algorithm, each check explained."""
@@ -283,17 +302,20 @@ def seed_checks(policy: GatePolicy, candidate: Mapping[str, Any], baseline: Mapp
                                     {"skipped": True, "direction": direction}))
             continue
         base = _metric(baseline, metric, baseline_source, f"relative_gates.{metric} in {policy.source}")
-        if direction == "higher":
-            regression = (base - value) / base if base != 0 else 0.0
+        regression, mode = relative_regression(value, base, direction)
+        passed = regression < tolerance  # NaN fails
+        if mode == "relative":
+            change = (f"{'regression' if regression > 0 else 'change'} {regression * 100:+.2f}% "
+                      f"{'within' if passed else 'beyond'} tolerance {tolerance * 100:.2f}%")
         else:
-            regression = (value - base) / base if base != 0 else 0.0
-        passed = regression < tolerance
+            change = (f"{'regression' if regression > 0 else 'change'} {regression:+.4g} (absolute: a baseline ≤ 0 "
+                      f"has no relative scale) {'within' if passed else 'beyond'} tolerance {tolerance:g}")
         checks.append(GateCheck(
             f"relative_gate_{metric}", "relative", bool(passed), value, tolerance, base,
-            f"{metric} {_fmt(value)} vs production {_fmt(base)}: {'regression' if regression > 0 else 'change'} "
-            f"{regression * 100:+.2f}% {'within' if passed else 'beyond'} tolerance {tolerance * 100:.2f}%",
-            {"direction": direction, "regression": regression,
-             "regression_pct": round(regression * 100, 2), "tolerance_pct": round(tolerance * 100, 2)}))
+            f"{metric} {_fmt(value)} vs production {_fmt(base)}: {change}",
+            {"direction": direction, "regression": regression, "mode": mode,
+             "regression_pct": round(regression * 100, 2) if math.isfinite(regression) else None,
+             "tolerance_pct": round(tolerance * 100, 2)}))
     for key, metric, kind, unit in (("max_p99_latency_ms", "p99_latency_ms", "latency", "ms"),
                                     ("max_model_size_mb", "model_size_mb", "size", "MB")):
         limit = getattr(policy, key)
