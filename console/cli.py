@@ -180,9 +180,13 @@ def wait_for_write_lock(ctx, *, poll_s: float = 0.1, say_every_s: float = 2.0) -
     """
     import time
 
+    from backends.dbfile import writable_folder
+
     db = ctx.workspace.db_path
     if not db.is_file():
         return
+    if not writable_folder(db):
+        raise BadInputError(f"{db.parent}: the workspace folder is not writable, and `mrc {ctx.args.command}` writes")
     timeout = lock_timeout_s(ctx)
     deadline = time.monotonic() + timeout
     next_say = 0.0
