@@ -36,11 +36,9 @@ class ReportBundle:
     slice_column: str = ""
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write through a temporary file in the target's own folder, then replace: a reader never sees
-    half a file, and a refusal leaves nothing behind anywhere."""
-    import tempfile
-
+def check_output_path(path: str | os.PathLike) -> Path:
+    """The path of a file to write, refused (one line) when it is a folder or its folder is missing:
+    called before the work, so a refusal costs nothing and prints nothing else."""
     from backends.base import BadInputError
 
     p = Path(path)
@@ -48,6 +46,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         raise BadInputError(f"{p}: is a folder; give a file name")
     if not p.parent.is_dir():
         raise BadInputError(f"{p}: folder {p.parent} does not exist")
+    return p
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary file in the target's own folder, then replace: a reader never sees
+    half a file, and a refusal leaves nothing behind anywhere."""
+    import tempfile
+
+    from backends.base import BadInputError
+
+    p = check_output_path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     except OSError as exc:
