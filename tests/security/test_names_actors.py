@@ -35,7 +35,7 @@ def test_trailing_newline_name_creates_nothing(demo_ws, mrc):
 def test_forged_actor_and_reason_are_stored_as_given_and_printed_escaped(demo_ws, mrc):
     ws = ["--workspace", str(demo_ws)]
     before = mrc("audit", "--json", *ws).json()["events"]
-    moved = mrc("alias", "breast-cancer", "archived", "1", "--reason", "tidy\nup\x1b]0;pwned\x07", "--actor", FORGED, *ws)
+    moved = mrc("reject", "breast-cancer", "5", "--reason", "tidy\nup\x1b]0;pwned\x07", "--actor", FORGED, *ws)
     assert moved.returncode == 0, moved.stderr
     events = mrc("audit", "--json", *ws).json()["events"]
     assert len(events) == len(before) + 1
