@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
+    if getattr(args, "workspace", None) == "":
+        parser.error("--workspace: empty path (leave the option out for the default workspace)")
     if handler is None:
         if args.command is None:
             return _open_console(args)
@@ -103,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(args)
     # Every line below goes through safe_line: one line, credentials masked, controls escaped.
     try:
-        if getattr(args, "workspace", None) == "":
-            raise BadInputError("--workspace: empty path (leave the option out for the default workspace)")
         how = writes(args)
         if how and getattr(args, "read_only", False):
             raise BadInputError(f"--read-only: `{how}` writes, refused")

@@ -176,7 +176,9 @@ def cmd_serve(ctx: Context) -> int:
     server = guarded_server(command, host=host, port=port, token=token, title="mrc — Model Release Console")
     shown = f"[{host}]" if ":" in host else host
     # printed once, like Jupyter: whoever holds this URL acts as you in the console
-    print(f"mrc: serving the console for {root} as {ctx.actor} via mrc serve; open\n"
+    from console.redact import escape_control
+
+    print(f"mrc: serving the console for {escape_control(root)} as {escape_control(ctx.actor)} via mrc serve; open\n"
           f"    http://{shown}:{port}/?token={token}", file=sys.stderr, flush=True)
     if host not in LOOPBACK:
         print(f"mrc: warning: listening on {host}, not only this machine; the token travels in clear HTTP",
