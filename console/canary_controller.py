@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from backends.base import CANARY, PRODUCTION, BackendError, BadInputError, ConflictError, check_name
+from backends.dbfile import connect_db
 from console import canary
 from console.canary import Decision
 from console.domain import CanaryPlan, CanaryState
@@ -69,7 +70,7 @@ class CanaryStore:
             db_key = (self.db_path, os.stat(self.db_path).st_ino)
         except FileNotFoundError:
             raise BadInputError(f"{self.db_path}: no workspace database here (run `mrc demo` or `mrc init`)") from None
-        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn = connect_db(self.db_path, timeout=30, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             if create and db_key not in _SCHEMA_READY:  # once per process: CREATE IF NOT EXISTS still takes a write lock

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from console.redact import escape_control, redact
+
 # Actions that write; --read-only removes their keys (check_action hides them from the footer).
 WRITE_ACTIONS = frozenset({"approve", "reject", "rollback", "train", "launch", "override", "confirm"})
 
@@ -386,7 +388,7 @@ def diff_versions(left: Any, right: Any) -> list[DiffRow]:
     sections = {
         "params": lambda mv: mv.lineage.params,
         "data": lambda mv: {"version": mv.lineage.data_version, "sha256": short_sha(mv.lineage.data_sha256, 16)},
-        "code": lambda mv: {"commit": mv.lineage.code_commit[:16], "repo": mv.lineage.code_repo,
+        "code": lambda mv: {"commit": mv.lineage.code_commit[:16], "repo": redact(mv.lineage.code_repo),
                             "parent": mv.lineage.parent_version},
         "metrics": lambda mv: mv.metrics,
         "artifact": lambda mv: {"sha256": short_sha(mv.artifact.sha256, 16), "size_bytes": mv.artifact.size_bytes},
@@ -413,7 +415,7 @@ def lineage_outline(mv: Any) -> list[tuple[str, list[str]]]:
     env = lin.environment
     frameworks = ", ".join(f"{k} {v}" for k, v in sorted((env.frameworks or {}).items())) or "—"
     return [
-        ("code", [f"commit {lin.code_commit or '—'}", f"repo {lin.code_repo or '—'}"]),
+        ("code", [f"commit {lin.code_commit or '—'}", f"repo {redact(lin.code_repo) or '—'}"]),
         ("data", [f"version {lin.data_version or '—'}", f"sha256 {lin.data_sha256 or '—'}"]),
         ("params", [f"{k} = {v}" for k, v in sorted(lin.params.items())] or ["—"]),
         ("environment", [f"python {env.python or '—'}", f"frameworks {frameworks}",
@@ -425,17 +427,19 @@ def lineage_outline(mv: Any) -> list[tuple[str, list[str]]]:
 
 
 def audit_cells(event: Any) -> list[tuple[str, str]]:
+    """One audit row's cells; actor, reason and names are stored as given and shown escaped."""
     details = event.details or {}
-    summary = details.get("reason") or ", ".join(f"{k}={v}" for k, v in sorted(details.items()))[:80]
+    summary = escape_control(redact(str(details.get("reason") or ", ".join(
+        f"{k}={v}" for k, v in sorted(details.items())))))[:80]
     style = "bold red" if event.action in ("rollback", "reject") or details.get("override") else (
         "green" if event.action in ("approve", "promote") else "")
     return [
         (str(event.seq), "dim"),
         ((event.at or "")[:19], "dim"),
-        (event.actor, ""),
-        (event.action, style),
-        (event.model or "—", ""),
-        (event.version or "—", ""),
+        (escape_control(event.actor), ""),
+        (escape_control(event.action), style),
+        (escape_control(event.model) or "—", ""),
+        (escape_control(event.version) or "—", ""),
         (summary, ""),
     ]
 
@@ -553,8 +557,8 @@ def pointer_move_cells(move: Any) -> list[tuple[str, str]]:
         ((move.at or "")[:19], "dim"),
         (move.alias, style),
         (f"{move.from_version or '∅'} → {move.to_version or '∅'}", style),
-        (move.actor, ""),
-        (move.reason or "", "dim"),
+        (escape_control(move.actor), ""),
+        (escape_control(move.reason or ""), "dim"),
     ]
 
 
