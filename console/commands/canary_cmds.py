@@ -36,7 +36,7 @@ def register(sub, common) -> None:
                        ("pause", "stop stepping (analysis and automatic rollback continue)"),
                        ("resume", "resume a paused canary"),
                        ("next", "go to the next step now"),
-                       ("abort", "end the canary: stable back to 100%")):
+                       ("abort", "end the canary: stable back to 100%%")):
         p = common(csub.add_parser(name, help=text))
         p.add_argument("model")
         p.add_argument("--reason", default="")
