@@ -520,3 +520,52 @@ def rollback_live_canary(ws, model: str, *, actor: str, reason: str = "") -> Can
     if state is None or not state.active:
         return None
     return Controller(ws, model, actor=actor).act("rollback", reason=reason)
+
+
+def launch_controller(ws, model: str, candidate: str, *, actor: str, plan: str = "5,25,50,100", reason: str = "",
+                      override: bool = False, wait_s: float = 120.0, poll: Callable[[float], None] = time.sleep,
+                      extra: list[str] | None = None) -> tuple[CanaryState, int]:
+    """Start a canary the way `mrc canary start` does, from a screen: that very command, as a
+    detached process (the canary keeps its controller when the console closes). Returns the live
+    state and the controller's pid once it is recorded; raises what the command reported if it
+    exited first (bad input, conflict, an unreachable metrics backend …)."""
+    import subprocess
+    import sys
+
+    check_name(model, "model")
+    check_name(candidate, "version")
+    root = Path(ws.root)
+    logs = root / "runs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"canary-{model}-{candidate}.log"
+    argv = [sys.executable, "-m", "console.cli", "canary", "start", model, candidate, "--plan", plan,
+            "--workspace", str(root), "--actor", actor, *(extra or [])]
+    if override:
+        argv += ["--override"]
+    if reason:
+        argv += ["--reason", reason]
+    repo = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    before = current_state(ws, model)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        state = current_state(ws, model)
+        if state is not None and state.candidate == candidate and state.controller_pid == proc.pid and \
+                (before is None or state.id != before.id or state.revision != before.revision):
+            return state, proc.pid
+        code = proc.poll()
+        if code is not None:
+            lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.startswith("mrc:")]
+            message = lines[-1].split(": ", 2)[-1] if lines else f"`mrc canary start` exited {code} (log: {log_path})"
+            if code == 2:
+                raise BadInputError(message)
+            if code == 3:
+                raise ConflictError(message)
+            raise BackendError(message)
+        poll(0.1)
+    proc.kill()
+    raise BackendError(f"{model}: the canary controller did not record a state within {wait_s:g} s (log: {log_path})")
