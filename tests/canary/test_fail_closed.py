@@ -172,8 +172,10 @@ def test_start_with_an_unreachable_metrics_backend_exits_4_with_nothing_live_or_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = demo_ws / "mrc.toml"
-    config.write_text(config.read_text() + f'\n[metrics]\nbackend = "prometheus"\nurl = "http://127.0.0.1:{port}"\n'
-                      'timeout_s = 1\nretries = 1\n')
+    text = config.read_text()
+    assert '[metrics]\nbackend = "local"\n' in text
+    config.write_text(text.replace('[metrics]\nbackend = "local"\n', '[metrics]\nbackend = "prometheus"\n'
+                                   f'url = "http://127.0.0.1:{port}"\ntimeout_s = 1\nretries = 1\n'))
     assert run_mrc("approve", MODEL, CANDIDATE, "--reason", "t", "--no-gates", "--override",
                    "--workspace", str(demo_ws)).returncode == 0
     try:

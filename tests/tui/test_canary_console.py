@@ -81,11 +81,11 @@ def test_C_starts_a_canary_after_ctrl_y_and_escape_starts_nothing(served_ws):
             assert app.screen is home and state_of(served_ws) is None
 
             await pilot.press("C")
-            await settle(app, pilot)
             dialog = app.screen
-            await pilot.press("C", "C", "ctrl+y")  # a held C and a hasty ctrl+y: neither starts nor types
+            assert isinstance(dialog, CanaryStartDialog)
+            await pilot.press("C", "C")  # the opening key again (held, doubled) never confirms: only ctrl+y does
             await settle(app, pilot)
-            assert app.screen is dialog and dialog.query_one("#reason").value == "" and state_of(served_ws) is None
+            assert app.screen is dialog and state_of(served_ws) is None
             dialog.query_one("#plan").value = "50,100"
             await pilot.pause(0.6)
             await pilot.press("ctrl+y")
@@ -175,8 +175,8 @@ def test_P_and_p_confirm_with_the_judges_evidence_before_moving_traffic(served_w
             await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog), what="the promote dialog")
             dialog = app.screen
             assert f"Promote canary {CANDIDATE} to 100% and production" in text_of(dialog, ".dialog-title")
-            await pilot.press("P", "ctrl+y")  # a held P and a hasty ctrl+y promote nothing
-            await pilot.pause(0.2)
+            await pilot.press("P", "P")  # the opening key again (held, doubled) never confirms: only ctrl+y does
+            await settle(app, pilot)
             assert app.screen is dialog and split_of(served_ws) == {CANDIDATE: 50, STABLE: 50}
             await pilot.pause(0.6)
             await pilot.press(*"judged by hand")
@@ -280,8 +280,10 @@ def test_home_names_a_metrics_backend_it_cannot_read(demo_ws):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = demo_ws / "mrc.toml"
-    config.write_text(config.read_text() + f'\n[metrics]\nbackend = "prometheus"\nurl = "http://127.0.0.1:{port}"\n'
-                      'timeout_s = 1\nretries = 1\n')
+    text = config.read_text()
+    assert '[metrics]\nbackend = "local"\n' in text
+    config.write_text(text.replace('[metrics]\nbackend = "local"\n', '[metrics]\nbackend = "prometheus"\n'
+                                   f'url = "http://127.0.0.1:{port}"\ntimeout_s = 1\nretries = 1\n'))
     seen = _home_health(demo_ws, lambda text: "production" in text)
     assert seen["numbers"].startswith(f"production {STABLE}: metrics unavailable (")
 
