@@ -179,7 +179,7 @@ def test_P_and_p_confirm_with_the_judges_evidence_before_moving_traffic(served_w
             await settle(app, pilot)
             assert app.screen is dialog and split_of(served_ws) == {CANDIDATE: 50, STABLE: 50}
             await pilot.pause(0.6)
-            await pilot.press(*"judged by hand")
+            await pilot.press(*["space" if c == " " else c for c in "judged by hand"])
             await pilot.press("ctrl+y")
             await wait_for(pilot, lambda: screen.state is not None and screen.state.status == "promoted",
                            what="the promotion")
