@@ -62,9 +62,7 @@ CRASH_POINTS = (
 
 
 def _crash_point(action: str, phase: str) -> None:
-    point = f"{action}:{phase}"
-    assert point in CRASH_POINTS, point
-    if os.environ.get(CRASH_ENV) == point:
+    if os.environ.get(CRASH_ENV) == f"{action}:{phase}":
         os.kill(os.getpid(), signal.SIGKILL)
 
 
