@@ -120,6 +120,7 @@ def test_pause_stops_stepping_and_abort_restores_stable(served_ws, load, control
     (["canary", "start", MODEL, CANDIDATE, "--plan", "5,abc"], "--plan"),
     (["canary", "start", MODEL, CANDIDATE, "--plan", "50,25,100"], "--plan"),
     (["canary", "start", "../etc", CANDIDATE], "model '../etc'"),
+    (["canary", "start", MODEL, CANDIDATE, "--no-data-timeout", "0"], "--no-data-timeout"),
     (["canary", "status", MODEL], "no canary yet"),
     (["drill", MODEL, CANDIDATE, "--error-rate", "2"], "--error-rate"),
     (["canary", "pause", MODEL], "no canary"),
