@@ -51,6 +51,8 @@ class MlflowModel:
             for name, dtype in self.dtypes.items():
                 if name in frame:
                     frame[name] = frame[name].astype(dtype)
+        if self.proba and not hasattr(self.model, "feature_names_in_") and hasattr(frame, "to_numpy"):
+            frame = frame.to_numpy()  # an estimator fitted on an array: names would only warn
         try:
             out = self.model.predict_proba(frame) if self.proba else self.model.predict(frame)
         except Exception as exc:  # a schema mismatch, the model's own error
