@@ -102,7 +102,11 @@ class MlflowPyfuncFormat:
         return MlflowModel(model, False, features, dtypes, options, folder, tuple(meta.flavors or ()))
 
     def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
-        return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder(path),
+        # `mlflow models serve` execs `uvicorn` found on PATH: put this interpreter's bin first,
+        # so a venv that is not activated still serves with its own uvicorn.
+        bin_dir = os.path.dirname(sys.executable)
+        search = os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])
+        return ["env", f"PATH={search}", sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder(path),
                 "--env-manager", "local", "-h", host, "-p", str(port)]
 
 

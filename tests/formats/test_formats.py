@@ -167,10 +167,53 @@ def test_mlflow_sklearn_model_scores_with_predict_proba(cancer, tmp_path):
     assert loaded.features == columns  # from the signature
     np.testing.assert_allclose(scores, clf.predict_proba(X)[:, 1], rtol=1e-9)
     np.testing.assert_allclose(loaded.predict(X[:, ::-1], columns[::-1]), clf.predict_proba(X)[:, 1], rtol=1e-9)
-    argv = fmt.serve_argv(str(path), "127.0.0.1", 5123, {})
-    assert argv[1:5] == ["-m", "mlflow", "models", "serve"]
-    assert argv[argv.index("-m", 2) + 1] == str(path) and argv[argv.index("--env-manager") + 1] == "local"
-    assert (argv[argv.index("-h") + 1], argv[argv.index("-p") + 1]) == ("127.0.0.1", "5123")
+
+
+def test_mlflow_serve_argv_starts_the_scoring_server_and_writes_nothing_in_its_cwd(cancer, tmp_path):
+    """The argv runs as given (no activated venv, no MLFLOW_* in the environment) and answers
+    /invocations with what the model's pyfunc predicts."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    import mlflow.sklearn
+
+    X, _, columns, clf = cancer
+    path = tmp_path / "sk"
+    mlflow.sklearn.save_model(clf, str(path), pip_requirements=["scikit-learn"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = model_format("mlflow-pyfunc").serve_argv(str(path), "127.0.0.1", port, {})
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # generous: a loaded 2-core machine
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the MLflow scoring server did not answer /ping"
+                time.sleep(0.5)
+        body = json.dumps({"dataframe_split": {"columns": list(range(X.shape[1])), "data": X[:20].tolist()}})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        np.testing.assert_array_equal(np.asarray(answer["predictions"]), clf.predict(X[:20]))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+    assert sorted(os.listdir(cwd)) == []
 
 
 def test_mlflow_python_model_scores_through_pyfunc(cancer, tmp_path):
