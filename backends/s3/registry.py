@@ -276,9 +276,10 @@ class S3Registry:
             raise NotFoundError(f"unknown model {model!r} in {self._where()}")
 
     def _version_exists(self, model: str, version: str) -> bool:
-        objects, _ = self._list(self._version_key(model, version), delimiter="/")
-        return any(o["Key"].endswith(("/metadata.json", "/metrics.json", "/MLmodel") + tuple(f"/{n}" for n in MODEL_FILES))
-                   for o in objects)
+        base = self._version_key(model, version)
+        objects, _ = self._list(base)  # recursive: an MLflow model may sit in a sub-folder
+        present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
+        return bool({"metadata.json", "metrics.json"} & present.keys()) or _locate_artifact(present, {}) is not None
 
     # -- models and versions ---------------------------------------------------------------
     def list_models(self) -> list[ModelSummary]:

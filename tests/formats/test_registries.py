@@ -268,7 +268,13 @@ def test_seed_bucket_with_an_mlflow_model_folder(s3_server, cancer, tmp_path):
     for file in sorted(p for p in local.rglob("*") if p.is_file()):
         _put(client, base + "model/" + file.relative_to(local).as_posix(), file.read_bytes())
     _put(client, base + "metrics.json", json.dumps({"auc_roc": 0.99}))
+    only_folder = f"{prefix}/models/cancer/versions/v2/mlflow_model/"  # no metrics.json, no metadata.json
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        _put(client, only_folder + file.relative_to(local).as_posix(), file.read_bytes())
     registry = _s3_registry(tmp_path, s3_server, prefix)
+    assert sorted(v.version for v in registry.list_versions("cancer")) == ["v1", "v2"]
+    move = registry.move_pointer("cancer", "candidate", expected=None, new="v2", actor="tester")
+    assert move.to_version == "v2" and registry.get_version("cancer", "v2").artifact.format == "mlflow-pyfunc"
     mv = registry.get_version("cancer", "v1")
     assert mv.artifact.format == "mlflow-pyfunc"
     assert mv.artifact.size_bytes == sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
