@@ -286,6 +286,8 @@ def test_a_pickled_torch_module_is_refused_by_default_and_loads_when_trusted(can
     assert "trust_pickle = true" in message
     with pytest.raises(BadInputError, match="arbitrary code"):
         fmt.load(str(path), {"trust_pickle": "yes"})  # only a real boolean true trusts
+    with pytest.raises(BadInputError, match=r"^mrc.toml: models.m.trust_pickle: must be true or false$"):
+        resolve_format(None, str(path), {"trust_pickle": "yes"}, model="m")
     loaded = fmt.load(str(path), {"trust_pickle": True})
     np.testing.assert_allclose(loaded.predict(X, columns), torch_probabilities(net, X), rtol=1e-5, atol=1e-6)
 
@@ -362,6 +364,10 @@ def test_resolution_order_mrc_toml_then_registry_then_bytes(cancer, torch_net, t
     assert resolve_format("onnx", str(path), {"format": "torch-pickle"}).name == "torch-pickle"  # mrc.toml wins
     with pytest.raises(BadInputError, match=r"models\.churn\.format: unknown model format 'keras'"):
         resolve_format(None, str(path), {"format": "keras"}, model="churn")
+    for bad, field in (({"features": "a,b"}, "features"), ({"task": "multiclass"}, "task"),
+                       ({"output": "logit"}, "output")):
+        with pytest.raises(BadInputError, match=rf"^mrc.toml: models.churn.{field}: must be"):
+            resolve_format(None, str(path), bad, model="churn")
 
 
 def test_unknown_and_broken_files_fail_with_one_line_naming_the_file(cancer, torch_net, tmp_path):
