@@ -330,6 +330,33 @@ def test_the_refusal_does_not_run_the_pickle(tmp_path):
     assert not marker.exists()
 
 
+def test_the_digest_of_a_model_folder_depends_on_its_names_and_bytes_only(cancer, tmp_path):
+    import hashlib
+    import shutil
+
+    import mlflow.sklearn
+
+    from console.plugins import artifact_sha256
+
+    X, _, _, clf = cancer
+    first = tmp_path / "first"
+    mlflow.sklearn.save_model(clf, str(first), pip_requirements=["scikit-learn"])
+    second = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(first, second)
+    os.utime(second / "MLmodel", (1, 1))  # timestamps are not content
+    digest, size = artifact_sha256(str(first))
+    assert (digest, size) == artifact_sha256(str(second))
+    assert size == sum(p.stat().st_size for p in first.rglob("*") if p.is_file())
+    (second / "MLmodel").write_text((second / "MLmodel").read_text() + " ")
+    assert artifact_sha256(str(second))[0] != digest
+    shutil.rmtree(second)
+    shutil.copytree(first, second)
+    (second / "conda.yaml").rename(second / "conda2.yaml")
+    assert artifact_sha256(str(second))[0] != digest
+    single = first / "MLmodel"
+    assert artifact_sha256(str(single)) == (hashlib.sha256(single.read_bytes()).hexdigest(), single.stat().st_size)
+
+
 # -- sniffing and resolution -------------------------------------------------------------------------
 
 def test_each_file_is_claimed_by_exactly_its_own_format(cancer, torch_net, tmp_path):
