@@ -169,6 +169,23 @@ def test_mlflow_sklearn_model_scores_with_predict_proba(cancer, tmp_path):
     np.testing.assert_allclose(loaded.predict(X[:, ::-1], columns[::-1]), clf.predict_proba(X)[:, 1], rtol=1e-9)
 
 
+def test_mlflow_sklearn_model_without_signature_takes_the_names_it_was_fitted_on(cancer, tmp_path):
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, columns, _ = cancer
+    frame = pd.DataFrame(X[:, :5], columns=columns[:5])
+    clf = LogisticRegression(max_iter=5000).fit(frame, y)
+    path = tmp_path / "nosig"
+    mlflow.sklearn.save_model(clf, str(path), pip_requirements=["scikit-learn"])
+    _, loaded, _ = _scores(path, X[:1, :5], columns[:5])
+    assert loaded.features == columns[:5]
+    with_label = np.column_stack([y, X])  # every column of a test file, the label first
+    scores = loaded.predict(with_label, ["target", *columns])
+    np.testing.assert_allclose(scores, clf.predict_proba(frame)[:, 1], rtol=1e-9)
+
+
 def test_mlflow_serve_argv_starts_the_scoring_server_and_writes_nothing_in_its_cwd(cancer, tmp_path):
     """The argv runs as given (no activated venv, no MLFLOW_* in the environment) and answers
     /invocations with what the model's pyfunc predicts."""
