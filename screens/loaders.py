@@ -61,7 +61,7 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
         drift = None
         if drift_status is not None:
             try:
-                drift = drift_status(ws, summary.name)
+                drift = drift_status(ws, summary.name, candidate) if candidate else None
             except Exception:  # a broken drift record must not hide the model list
                 drift = None
         canary = None
