@@ -129,7 +129,7 @@ def plugin_env(format_plugin: Path, extra: dict[str, str] | None = None) -> dict
 def policy_file(path: Path, **extra) -> Path:
     """The seed article's gate_config.json, plus any extension sections."""
     policy = {"metric_directions": {"auc_roc": "higher", "precision": "higher"},
-              "hard_gates": {"auc_roc": 0.85}, "relative_gates": {"auc_roc": 0.02}}
+              "hard_gates": {"auc_roc": 0.85, "precision": 0.80}, "relative_gates": {"auc_roc": 0.02}}
     policy.update(extra)
     path.write_text(json.dumps(policy))
     return path
