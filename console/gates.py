@@ -749,12 +749,11 @@ def _load_version_model(ws, registry, model: str, mv, cfg: dict[str, Any], dest:
 
     dest.mkdir(parents=True, exist_ok=True)
     path = registry.fetch_artifact(model, mv.version, str(dest))
-    declared = cfg.get("format") or mv.artifact.format
     resolve = getattr(plugins, "resolve_format", None)
-    if resolve is not None:
-        fmt = resolve(declared, path, cfg)
-    else:  # until plugins.resolve_format (sniffing) exists: the declared format only
-        fmt = plugins.model_format(declared, f"{model} version {mv.version}")
+    if resolve is not None:  # mrc.toml's `format` first, then the registry's, then the bytes
+        fmt = resolve(mv.artifact.format, path, cfg)
+    else:  # until plugins.resolve_format (sniffing) exists: the configured or declared format
+        fmt = plugins.model_format(cfg.get("format") or mv.artifact.format, f"{model} version {mv.version}")
     return fmt.load(path, cfg)
 
 
