@@ -59,7 +59,7 @@ class ApproveDialog(ModalScreen[Decision | None]):
     AUTO_FOCUS = "#reason"
     BINDINGS = [
         Binding("ctrl+y", "confirm", "Confirm approval", key_display="ctrl+y", id="approve.confirm"),
-        Binding("ctrl+o", "toggle_override", "Override the gates", key_display="ctrl+o", id="approve.override"),
+        Binding("ctrl+o", "toggle_override", "Override failed gates", key_display="ctrl+o", id="approve.override"),
         Binding("escape", "cancel", "Cancel", id="approve.cancel"),
     ]
 
@@ -92,17 +92,16 @@ class ApproveDialog(ModalScreen[Decision | None]):
             yield Static(statement, id="approve-statement")
             yield ReasonInput(self.opened_by, placeholder="reason (required): why is this safe to ship?", id="reason")
             if self.needs_override:
-                yield Checkbox(f"override: {self._override_what()} (recorded as an override in the audit log)",
-                               id="override")
+                yield Checkbox(f"{self._override_what()} (recorded as an override in the audit log)", id="override")
             yield Static("", id="dialog-error")
             yield Footer()
 
     def _override_what(self) -> str:
         if self.gate_error or self.gate_passed is None:
-            return "approve without a gate verdict"
+            return "override: approve without a gate verdict"
         if self.gate_passed is False:
-            return "approve although gates failed"
-        return f"approve with {len(self.not_run)} checks not run"
+            return "override the failed gates"
+        return f"override: approve with {len(self.not_run)} checks not run"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_override":
