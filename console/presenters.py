@@ -23,6 +23,7 @@ BAR_PARTIAL = " ▏▎▍▌▋▊▉"
 GATE_LABELS = {
     "passed": ("✔ pass", "green"),
     "failed": ("✘ FAIL", "bold red"),
+    "incomplete": ("◐ partial", "yellow"),  # what ran passed; checks needing data did not run
     "running": ("… running", "yellow"),
     "unavailable": ("? n/a", "dim"),
     None: ("· not run", "dim"),

@@ -55,7 +55,8 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             approval = mv.approval.status
             report = gate_cache.get((summary.name, candidate))
             if report is not None:
-                gate = "passed" if report.passed else "failed"
+                gate = ("failed" if not report.passed else
+                        "passed" if getattr(report, "complete", True) else "incomplete")
             elif mv.approval.gate_report_sha256:  # evaluated at approval: passed, or overridden on failure
                 gate = "failed" if mv.approval.override else "passed"
         drift = None
