@@ -876,11 +876,8 @@ def _load_version_model(ws, registry, model: str, mv, cfg: dict[str, Any], dest:
 
     dest.mkdir(parents=True, exist_ok=True)
     path = registry.fetch_artifact(model, mv.version, str(dest))
-    resolve = getattr(plugins, "resolve_format", None)
-    if resolve is not None:  # mrc.toml's `format` first, then the registry's, then the bytes
-        fmt = resolve(mv.artifact.format, path, cfg)
-    else:  # until plugins.resolve_format (sniffing) exists: the configured or declared format
-        fmt = plugins.model_format(cfg.get("format") or mv.artifact.format, f"{model} version {mv.version}")
+    # mrc.toml's `format` first, then the format the registry declared, then the file's bytes
+    fmt = plugins.resolve_format(mv.artifact.format, path, cfg, model=model)
     return fmt.load(path, cfg)
 
 
