@@ -126,9 +126,35 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     if not text.strip():
         raise BadInputError(f"{p}: empty file")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
         raise BadInputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except _JsonNumberError as exc:
+        raise BadInputError(f"{p}: {exc}") from None
+    except RecursionError:
+        raise BadInputError(f"{p}: {what} nested too deeply") from None
+
+
+class _JsonNumberError(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    # a float holds at most ~309 digits; longer integers only overflow later, as a traceback
+    if len(text.lstrip("-")) > 300:
+        raise _JsonNumberError(f"an integer of {len(text)} digits is out of range")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JsonNumberError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _json_constant(name: str) -> float:
+    raise _JsonNumberError(f"{name} is not a number JSON allows (give a finite number)")
 
 
 def default_policy_path() -> Path:
@@ -768,6 +794,9 @@ def load_metrics_file(path: str | os.PathLike) -> dict[str, Any]:
     data = read_json(path, "metrics file")
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: must be a JSON object of metric -> value")
+    for key in ("p99_latency_ms", "model_size_mb"):  # a negative latency or size would pass any ceiling
+        if key in data:
+            _number(data[key], f"{path}: {key}", minimum=0.0)
     return data
 
 
