@@ -135,9 +135,12 @@ class LocalTraffic:
     def _spawn(self, folder: Path, name: str, argv: list[str], *, cwd: Path = REPO) -> int:
         """Start argv in its own session, output to <name>.log; the pid."""
         log = open(folder / f"{name}.log", "ab")
+        # the interpreter's bin folder first: MLflow's server execs `uvicorn` from it by name
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
         proc = subprocess.Popen(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+                                env={**os.environ, "PATH": path,
+                                     "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
         log.close()
         return proc.pid
 
