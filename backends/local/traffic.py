@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
+from backends.local.artifacts import sha256_file
 from backends.local.procs import alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,8 +197,10 @@ class LocalTraffic:
         entry: dict[str, Any] = {"format": fmt.name, "protocol": fmt.serve_protocol, "artifact": path}
         if fmt.serve_protocol == MRC:
             cls = type(fmt)
+            # a registry that records no sha256 (a seed bucket): the copy fetched now is the reference
+            sha256 = mv.artifact.sha256 or (sha256_file(path)[0] if os.path.isfile(path) else "")
             entry["pid"] = self._spawn_ours(folder, name, [
-                "backends.local.serving", "--artifact", path, "--sha256", mv.artifact.sha256, "--version", version,
+                "backends.local.serving", "--artifact", path, "--sha256", sha256, "--version", version,
                 "--format", fmt.name, "--format-class", f"{cls.__module__}:{cls.__qualname__}",
                 "--options", json.dumps(options, default=str)])
         elif fmt.serve_protocol == MLFLOW:
