@@ -48,6 +48,8 @@ def load_rows(ws, model: str, ref: str | None, traffic=None) -> tuple[list[str],
     `ref`) through the data seam, in the model's feature order when mrc.toml names it
     (`features`), else every column but the label in file order; the columns go with each
     request so a server picks its features by name."""
+    import numpy as np
+
     cfg = ws.model_config(model)
     ref = ref or cfg.get("test_data")
     if not ref:
