@@ -88,6 +88,7 @@ class LocalTraffic:
     def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
         self.root = Path(root)
         self.config = config or {}
+        self._children: dict[int, subprocess.Popen] = {}  # started here: their exit codes
 
     # -- folders -----------------------------------------------------------------------------
     def serving_dir(self, model: str) -> Path:
@@ -143,6 +144,7 @@ class LocalTraffic:
                                 env={**os.environ, "PATH": path,
                                      "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
         log.close()
+        self._children[proc.pid] = proc
         return proc.pid
 
     def _spawn_ours(self, folder: Path, name: str, args: list[str]) -> int:
@@ -176,7 +178,11 @@ class LocalTraffic:
                 elif entry.get("port") is not None and alive(entry["pid"]) and self._probe(entry["port"]):
                     ports[name] = entry["port"]
                 elif not alive(entry["pid"]):
-                    raise BackendError(f"{name} exited before it listened: {last_line(folder / f'{name}.log')}")
+                    child = self._children.get(entry["pid"])
+                    code = child.wait() if child is not None else None
+                    message = f"{name} exited before it listened: {last_line(folder / f'{name}.log')}"
+                    # our model server exits 2 on an artifact it cannot load: the caller's input
+                    raise (BadInputError if code == 2 and entry.get("port") is None else BackendError)(message)
             if time.monotonic() > deadline:
                 late = [n for n in starting if n not in ports]
                 raise BackendError(f"{', '.join(late)}: not ready in {START_TIMEOUT_S:.0f} s "
