@@ -133,3 +133,65 @@ def write_csv(path: Path, names: list[str], X, y, label: str = "label") -> Path:
 
 
 PYTHON = sys.executable
+
+
+def add_model_table(root: Path, model: str, **values) -> None:
+    lines = [f"\n[models.{model}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    with open(root / "mrc.toml", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def scripted_classifier(X):
+    """A small torch classifier that standardises inside, scripted as a team's export would be."""
+    import torch
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, mean, std):
+            super().__init__()
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+            self.net = torch.nn.Sequential(torch.nn.Linear(len(mean), 8), torch.nn.ReLU(), torch.nn.Linear(8, 1),
+                                           torch.nn.Sigmoid())
+
+        def forward(self, x):
+            return self.net((x - self.mean) / self.std).squeeze(-1)
+
+    torch.manual_seed(7)
+    return torch.jit.script(Scaled(torch.tensor(X.mean(0), dtype=torch.float32),
+                                   torch.tensor(X.std(0), dtype=torch.float32)).eval())
+
+
+def seed_bucket(s3_server, registry, root: Path, tmp_path: Path, cancer):
+    """A model in the seed's bucket layout, written with plain boto3: v1-ts (TorchScript
+    model.pt) in production, v2-onnx (skl2onnx model.onnx) the candidate, a CSV test set in
+    mrc.toml. (model name, the scripted module, the ONNX file)."""
+    import numpy as np
+    import torch
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tests.remote.fixtures import BUCKET, unique
+
+    names, X, y = cancer
+    model = "fraud-" + unique("m")[2:]
+    scripted = scripted_classifier(X)
+    ts_path = tmp_path / "model.pt"
+    torch.jit.save(scripted, str(ts_path))
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X.astype(np.float32), y)
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(to_onnx(pipe, X[:1].astype(np.float32), options={"zipmap": False}).SerializeToString())
+    client = s3_server.client()
+    base = f"{registry.prefix}models/{model}/"
+    versions = {"v1-ts": ("model.pt", ts_path, "torchscript"), "v2-onnx": ("model.onnx", onnx_path, "onnx")}
+    for version, (key, path, fmt) in versions.items():
+        client.put_object(Bucket=BUCKET, Key=f"{base}versions/{version}/{key}", Body=path.read_bytes())
+        client.put_object(Bucket=BUCKET, Key=f"{base}versions/{version}/metrics.json", Body=b'{"auc_roc": 0.95}')
+        client.put_object(Bucket=BUCKET, Key=f"{base}versions/{version}/metadata.json", Body=json.dumps(
+            {"format": fmt, "features": names, "git_commit": "ab" * 20, "run_id": version}).encode())
+    client.put_object(Bucket=BUCKET, Key=f"{base}production/version.txt", Body=b"v1-ts")
+    client.put_object(Bucket=BUCKET, Key=f"{base}candidates/latest", Body=b"v2-onnx\n")
+    test_csv = write_csv(tmp_path / "test.csv", names, X[:100], y[:100])
+    add_model_table(root, model, test_data=str(test_csv), label="label")
+    return model, scripted, onnx_path

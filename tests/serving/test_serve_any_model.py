@@ -21,20 +21,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_mrc
-from tests.remote.fixtures import BUCKET, remote_env, unique
-from tests.serving.conftest import http_json, running, served_pids, write_csv
+from tests.remote.fixtures import remote_env, unique
+from tests.serving.conftest import add_model_table, http_json, running, seed_bucket, served_pids, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def mrc(*args, root: Path):
     return run_mrc(*args, "--workspace", str(root), env=remote_env(), timeout=600)
-
-
-def add_model_table(root: Path, model: str, **values) -> None:
-    lines = [f"\n[models.{model}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    with open(root / "mrc.toml", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
 
 
 def group_alive(pgid: int) -> bool:
@@ -141,60 +135,14 @@ def test_mlflow_sklearn_model_served_by_mlflow_behind_the_router(mlflow_server, 
     stop_and_check(root, name)
 
 
-def scripted_classifier(X):
-    """A small torch classifier that standardises inside, scripted as a team's export would be."""
-    import torch
-
-    class Scaled(torch.nn.Module):
-        def __init__(self, mean, std):
-            super().__init__()
-            self.register_buffer("mean", mean)
-            self.register_buffer("std", std)
-            self.net = torch.nn.Sequential(torch.nn.Linear(len(mean), 8), torch.nn.ReLU(), torch.nn.Linear(8, 1),
-                                           torch.nn.Sigmoid())
-
-        def forward(self, x):
-            return self.net((x - self.mean) / self.std).squeeze(-1)
-
-    torch.manual_seed(7)
-    return torch.jit.script(Scaled(torch.tensor(X.mean(0), dtype=torch.float32),
-                                   torch.tensor(X.std(0), dtype=torch.float32)).eval())
-
-
 def test_seed_bucket_torchscript_and_onnx_served_by_mrc(s3_server, s3_workspace, cancer, tmp_path, cleanup_serving):
     import onnxruntime
     import torch
-    from skl2onnx import to_onnx
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     root, registry = s3_workspace
     cleanup_serving(root)
     names, X, y = cancer
-    model = "fraud-" + unique("m")[2:]
-
-    # v1: TorchScript, scripted with plain torch
-    scripted = scripted_classifier(X)
-    ts_path = tmp_path / "model.pt"
-    torch.jit.save(scripted, str(ts_path))
-    # v2: ONNX from skl2onnx (probabilities as a tensor)
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X.astype(np.float32), y)
-    onnx_path = tmp_path / "model.onnx"
-    onnx_path.write_bytes(to_onnx(pipe, X[:1].astype(np.float32), options={"zipmap": False}).SerializeToString())
-
-    client = s3_server.client()
-    base = f"{registry.prefix}models/{model}/"
-    versions = {"v1-ts": ("model.pt", ts_path, "torchscript"), "v2-onnx": ("model.onnx", onnx_path, "onnx")}
-    for version, (key, path, fmt) in versions.items():
-        client.put_object(Bucket=BUCKET, Key=f"{base}versions/{version}/{key}", Body=path.read_bytes())
-        client.put_object(Bucket=BUCKET, Key=f"{base}versions/{version}/metrics.json", Body=b'{"auc_roc": 0.95}')
-        client.put_object(Bucket=BUCKET, Key=f"{base}versions/{version}/metadata.json", Body=json.dumps(
-            {"format": fmt, "features": names, "git_commit": "ab" * 20, "run_id": version}).encode())
-    client.put_object(Bucket=BUCKET, Key=f"{base}production/version.txt", Body=b"v1-ts")
-    client.put_object(Bucket=BUCKET, Key=f"{base}candidates/latest", Body=b"v2-onnx\n")
-    test_csv = write_csv(tmp_path / "test.csv", names, X[:100], y[:100])
-    add_model_table(root, model, test_data=str(test_csv), label="label")
+    model, scripted, onnx_path = seed_bucket(s3_server, registry, root, tmp_path, cancer)
 
     result = mrc("serve-models", model, "--json", root=root)  # production and candidate
     assert result.returncode == 0, result.stderr
