@@ -218,6 +218,7 @@ def cmd_load(ctx: Context) -> int:
     from console.serving import load_rows
 
     args = ctx.args
+    ctx.require_write("load")  # the router logs every request it sends, and the labels
     check_name(args.model, "model")
     if not (0 < args.rate <= 2000) or not (0 < args.duration <= 3600):
         raise BadInputError("--rate must be in (0, 2000] and --duration in (0, 3600] (load tests stay bounded)")

@@ -44,6 +44,9 @@ def test_a_refused_artifact_is_reported_by_its_server(s3_server, s3_workspace, t
     (["drill", "m", "1", "--error-rate", "1.5"], "--error-rate"),
     (["load", "m", "--label-delay", "-1"], "--label-delay"),
     (["serve-models", "m", "--versions", "../x"], "version"),
+    (["--read-only", "load", "m"], "--read-only"),  # the router would log its requests
+    (["--read-only", "drill", "m", "1"], "--read-only"),
+    (["--read-only", "serve-models", "m"], "--read-only"),
 ])
 def test_bad_flags_stop_before_anything_runs(tmp_path, args, needle):
     root = tmp_path / "ws"
