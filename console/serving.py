@@ -56,15 +56,17 @@ def load_rows(ws, model: str, ref: str | None, traffic=None) -> tuple[list[str],
         raise BadInputError(f"{ws.config_path}: models.{model}.test_data: not set (pass --data)")
     try:
         table = _read_table(ws, model, ref)
-    except BadInputError:
-        # mrc's demo keeps its data in its own store: the local traffic backend reads it there
+    except BadInputError as exc:
+        # mrc's demo keeps its data in its own store: the local traffic backend can read it there
+        from console.plugins import scheme_of
+
         holdout = getattr(traffic, "holdout", None)
-        if holdout is None or "@" not in ref or "/" in ref:
+        if holdout is None or scheme_of(ref) != "mrc":
             raise
         try:
             return holdout(model, ref, cfg.get("label"))
         except (KeyError, ValueError, OSError):
-            raise BadInputError(f"{ref}: not a dataset of this workspace") from None
+            raise exc from None
     label = cfg.get("label") or "label"
     if label not in table.columns:
         raise BadInputError(f"{table.source or ref}: no label column {label!r} (models.{model}.label)")
