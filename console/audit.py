@@ -83,6 +83,22 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+WAIT_ENV, WAIT_FILE_ENV = "MRC_WAIT_AT", "MRC_WAIT_FILE"
+
+
+def wait_point(name: str) -> None:
+    """Tests set MRC_WAIT_AT=<name> and MRC_WAIT_FILE=<path>: this process waits there until the
+    file exists, so that racing processes all read before any of them writes."""
+    if os.environ.get(WAIT_ENV) != name:
+        return
+    path = os.environ.get(WAIT_FILE_ENV, "")
+    with open(f"{path}.{os.getpid()}.waiting", "w"):  # tells the test this process has arrived
+        pass
+    deadline = time.monotonic() + 300
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def connect(db_path: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     conn = sqlite3.connect(db_path, timeout=timeout, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 30000")

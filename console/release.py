@@ -341,6 +341,9 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
         return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
     server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
+    from console.audit import wait_point
+
+    wait_point("rollback:before-move")
     try:
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,

@@ -19,6 +19,7 @@ from backends.base import (
     Artifact,
     BadInputError,
     ConflictError,
+    IntegrityError,
     Lineage,
     ModelSummary,
     ModelVersion,
@@ -284,8 +285,23 @@ class LocalRegistry:
         return str(dest)
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
+        """The bytes where the version records them still hash to its sha256 (IntegrityError if not)."""
+        from backends.local.artifacts import sha256_file
+
         mv = self.get_version(model, version)
-        self.store.verified_path(mv.artifact.sha256)
+        uri = mv.artifact.uri
+        if not uri.startswith("file:"):
+            self.store.verified_path(mv.artifact.sha256)
+            return mv.artifact
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(uri).path))
+        if not path.is_file():
+            raise IntegrityError(f"{model} {version}: artifact {path} is missing")
+        actual, _ = sha256_file(path)
+        if actual != mv.artifact.sha256:
+            raise IntegrityError(f"{model} {version}: artifact {path} hashes to {actual[:12]}…, "
+                                 f"recorded {mv.artifact.sha256[:12]}… (corrupted)")
         return mv.artifact
 
     # -- pointers: stdlib sqlite3 only (the rollback path) ---------------------------------
