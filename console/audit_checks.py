@@ -194,3 +194,44 @@ def check_checkpoints(checkpoints: list[dict[str, Any]], events: list[AuditEvent
             problems.append(f"checkpoint {n}: event {seq} is not the event checkpointed at {cp.get('at')}: "
                             "the log was rewritten")
     return problems
+
+
+# -- checkpoints in a write-once place: s3://bucket/prefix ---------------------------------------
+
+def _s3(uri: str, endpoint_url: str | None):
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        from backends.base import BadInputError
+
+        raise BadInputError(f"{uri}: checkpoints go to s3://BUCKET/PREFIX")
+    import boto3
+    from botocore.config import Config
+
+    config = Config(s3={"addressing_style": "path"}) if endpoint_url else None
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+    return client, parsed.netloc, parsed.path.strip("/")
+
+
+def put_remote_checkpoint(uri: str, checkpoint: dict[str, Any], endpoint_url: str | None) -> str:
+    """One object per checkpoint, written with If-None-Match: * so nothing is ever overwritten
+    (pair it with S3 Object Lock on the bucket so nothing is deleted either)."""
+    client, bucket, prefix = _s3(uri, endpoint_url)
+    key = f"{prefix}/checkpoint-{int(checkpoint['n']):08d}.json".lstrip("/")
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(checkpoint, sort_keys=True).encode(), IfNoneMatch="*")
+    return f"s3://{bucket}/{key}"
+
+
+def read_remote_checkpoints(uri: str, endpoint_url: str | None) -> list[dict[str, Any]]:
+    client, bucket, prefix = _s3(uri, endpoint_url)
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/checkpoint-".lstrip("/")):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    out = []
+    for key in sorted(keys):
+        try:
+            out.append(json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        except ValueError:
+            out.append({"n": key, "unparseable": key})
+    return out

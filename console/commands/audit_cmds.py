@@ -15,6 +15,8 @@ def register(sub, common) -> None:
                    help="verify: hash chain, checkpoints, and every pointer move and approval has its event "
                         "(exit 1 naming what does not fit); checkpoint: sign the head (seq, hash) with the "
                         "workspace key into audit-checkpoints.jsonl")
+    p.add_argument("--to", metavar="s3://BUCKET/PREFIX",
+                   help="checkpoint: also write it there, write-once (If-None-Match); verify: check those too")
     p.add_argument("--model", help="only events of this model")
     p.add_argument("--limit", type=int, help="only the last N events")
     p.set_defaults(handler=cmd_audit)
@@ -46,7 +48,15 @@ def _verify(ctx: Context, log) -> int:
     check = log.verify()
     events = log.events()
     checkpoints = read_checkpoints(ws.root)
-    problems = check_checkpoints(checkpoints, events, workspace_key(ws.root, create=False))
+    key = workspace_key(ws.root, create=False)
+    problems = check_checkpoints(checkpoints, events, key)
+    if ctx.args.to:
+        from console.audit_checks import read_remote_checkpoints
+
+        remote = read_remote_checkpoints(ctx.args.to, _endpoint(ws))
+        if not remote:
+            problems.append(f"{ctx.args.to}: no checkpoints there")
+        problems += [f"{ctx.args.to}: {p}" for p in check_checkpoints(remote, events, key)]
     problems += cross_check(ctx.registry, events)
     still_open = [i.id for i in intents(log, state="open")]
     ok = check.ok and not problems
@@ -77,5 +87,16 @@ def _checkpoint(ctx: Context, log) -> int:
                  f"refused: the log does not verify ({check.reason or problems[0]})")
         return 1
     cp = write_checkpoint(ws.root, events, key)
-    ctx.emit({"ok": True, "checkpoint": cp}, f"checkpoint {cp['n']}: event {cp['seq']} {cp['hash'][:16]}… signed")
+    where = None
+    if ctx.args.to:
+        from console.audit_checks import put_remote_checkpoint
+
+        where = put_remote_checkpoint(ctx.args.to, cp, _endpoint(ws))
+    ctx.emit({"ok": True, "checkpoint": cp, "remote": where},
+             f"checkpoint {cp['n']}: event {cp['seq']} {cp['hash'][:16]}… signed" + (f", written once to {where}" if where else ""))
     return 0
+
+
+def _endpoint(ws) -> str | None:
+    """[audit] endpoint_url, else the S3 registry's; None means AWS."""
+    return ws.section("audit").get("endpoint_url") or ws.section("registry").get("endpoint_url")
