@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from backends.dbfile import connect_db
 from console.domain import AuditEvent
 from console.timeutil import now_iso
 
@@ -100,7 +101,7 @@ def wait_point(name: str) -> None:
 
 
 def connect(db_path: str, *, timeout: float = 30.0) -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path, timeout=timeout, isolation_level=None)
+    conn = connect_db(db_path, timeout=timeout, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
 
@@ -138,8 +139,11 @@ class AuditLog:
                   details: dict[str, Any] | None = None) -> AuditEvent:
         """Append inside the caller's open write transaction on this database (no BEGIN, no COMMIT):
         the event commits with whatever else that transaction wrote, or not at all."""
-        # Round-trip through JSON so the hashed form is the stored form.
-        details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
+        from console.redact import redact_obj
+
+        # Round-trip through JSON so the hashed form is the stored form; a URL credential in a
+        # detail (an endpoint in an error, a git remote) is masked before it is stored for good.
+        details = redact_obj(json.loads(json.dumps(details or {}, sort_keys=True, default=str)))
         conn.execute(SCHEMA)  # a workspace whose registry lives elsewhere may not have it yet
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)

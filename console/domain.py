@@ -125,6 +125,9 @@ class CanaryPlan(Record):
     # more than log(latency_margin_ratio), and on any error-rate increase beyond the margin.
     latency_margin_ratio: float = 1.1
     error_rate_margin: float = 0.0
+    # Fail closed on silence: this long with no window carrying data from both variants rolls
+    # back (None: NO_DATA_INTERVALS analysis intervals).
+    no_data_timeout_s: float | None = None
 
 
 CANARY_STATUSES = ("progressing", "paused", "promoted", "rolled_back", "aborted")

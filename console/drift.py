@@ -15,6 +15,7 @@ Method by column kind and sample size (the DriftFeature's ``method`` says which 
   their own), PSI over the categories as the effect size, Jensen–Shannon distance reported.
   Not a goodness-of-fit χ² against the reference's proportions: that treats the reference as
   exact and flags undrifted columns on large samples.
+- ±inf is missing, like NaN (a broken value, not a very large one), in every kind of column.
 - a change in the missing-value rate is drift in itself: the missing bin is part of PSI, and
   when either side has missing values a two-proportion test joins the column's test
   (Bonferroni over the two).
@@ -37,7 +38,8 @@ Python work per row. That is deliberate: the fully batched form (a stable argsor
 the (k, n + m) concatenation, gathers and cumulative sums over it) reads and writes far more
 memory and measured 2× slower warm at 200,000 rows × 40 columns. The KS statistic searches
 only near its peak (see `_ks_against_reference`) and is still exactly scipy's; its p-value
-uses the limiting Kolmogorov law above an effective size of 10,000 (`stats.ks_pvalue`).
+is exact (the permutation law) for small samples and uses the limiting Kolmogorov law above an
+effective size of 10,000 (`stats.ks_pvalue`).
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
         for j in range(block.start, min(block.stop, len(numeric))):
             row = sorted_values[j]
             row[:] = columns[j]
+            row[np.isinf(row)] = np.nan  # ±inf is a broken value, not a very large one: missing
             row.sort()  # NaN last
             valid[j] = np.searchsorted(row, np.nan, side="left") if rows and np.isnan(row[-1]) else rows
             runs[j] = _ref_runs(row[:valid[j]]) if valid[j] else None
@@ -201,7 +204,7 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """codes (−1 = missing) and labels of one 1-D array, by hashing when pandas is present."""
     if values.dtype.kind in "fiub":
         vals = values.astype(float) if values.dtype.kind != "b" else values.astype(np.int8)
-        missing = np.isnan(vals) if vals.dtype.kind == "f" else np.zeros(vals.shape, bool)
+        missing = ~np.isfinite(vals) if vals.dtype.kind == "f" else np.zeros(vals.shape, bool)  # ±inf too
         labels, codes = np.unique(np.where(missing, 0, vals), return_inverse=True)
         codes = np.where(missing, -1, codes)
         if missing.any():  # the 0 placeholder may not be a real label
@@ -226,7 +229,7 @@ def _category_counts(columns: list[np.ndarray]) -> tuple[list[list[Any]], list[n
     if not columns:
         return [], []
     lengths = [len(c) for c in columns]
-    all_values = np.concatenate([np.asarray(c, dtype=object) if c.dtype.kind not in "fiub" else c.astype(object)
+    all_values = np.concatenate([np.asarray(c, dtype=object) if c.dtype.kind not in "fiub" else _inf_as_nan(c).astype(object)
                                  for c in columns]) if any(c.dtype.kind not in "fiub" for c in columns) \
         else np.concatenate([c.astype(float) for c in columns])
     codes, labels = _factorize(all_values)
@@ -241,6 +244,11 @@ def _category_counts(columns: list[np.ndarray]) -> tuple[list[list[Any]], list[n
         out_labels.append([names[i] for i in present])
         out_counts.append(row[present])
     return out_labels, out_counts
+
+
+def _inf_as_nan(values: np.ndarray) -> np.ndarray:
+    """±inf as missing before numbers meet text in one object array (hashing would keep inf a label)."""
+    return np.where(np.isinf(values), np.nan, values) if values.dtype.kind == "f" else values
 
 
 def _plain(v: Any) -> Any:
@@ -355,10 +363,12 @@ def _numeric_block(prof: ReferenceProfile, columns: np.ndarray, current: list[np
     cur_bins = np.zeros((k, edges.shape[1] + 1), dtype=np.int64)
     m_rows = np.zeros(k, dtype=np.int64)
     for j in range(k):
-        cur = np.sort(current[j])  # NaN sorts last
+        cur = np.sort(current[j])  # −inf first, then +inf, NaN last
         m_rows[j] = cur.size
-        m = int(np.searchsorted(cur, np.nan, side="left")) if cur.size and np.isnan(cur[-1]) else cur.size
-        cur = cur[:m]
+        # ±inf counts as missing, as in the reference profile
+        lo, m = int(np.searchsorted(cur, -np.inf, side="right")), int(np.searchsorted(cur, np.inf, side="left"))
+        cur = cur[lo:m]
+        m = cur.size
         ref = prof.sorted_values[columns[j], :prof.valid[columns[j]]]  # a view: the cache is not copied
         cur_valid[j] = m
         cur_bins[j] = _bin_counts(cur, edges[j])

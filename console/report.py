@@ -36,15 +36,40 @@ class ReportBundle:
     slice_column: str = ""
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        from backends.base import BadInputError
+def check_output_path(path: str | os.PathLike) -> Path:
+    """The path of a file to write, refused (one line) when it is a folder or its folder is missing:
+    called before the work, so a refusal costs nothing and prints nothing else."""
+    from backends.base import BadInputError
 
+    p = Path(path)
+    if not p.name or p.is_dir():
+        raise BadInputError(f"{p}: is a folder; give a file name")
+    if not p.parent.is_dir():
         raise BadInputError(f"{p}: folder {p.parent} does not exist")
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+    return p
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary file in the target's own folder, then replace: a reader never sees
+    half a file, and a refusal leaves nothing behind anywhere."""
+    import tempfile
+
+    from backends.base import BadInputError
+
+    p = check_output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise BadInputError(f"{p}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException as exc:
+        os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise BadInputError(f"{p}: cannot write ({exc.strerror or exc})") from None
+        raise
 
 
 def collect(ws, model: str, version: str, policy_path: str | None = None,

@@ -45,6 +45,56 @@ backend = "local"
 """
 
 
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+
+# keys whose value must be an http(s) URL with a host (S3 endpoint_url, Prometheus url …)
+HTTP_URL_KEYS = ("url", "endpoint_url")
+
+
+def check_config_urls(config: Any, where: Path | str, path: str = "") -> None:
+    """Refuse credentials in any URL of mrc.toml (they belong in the environment or a credential
+    chain, not in a file that gets copied and committed), and URLs that are not URLs.
+
+    The message names the field and the kind of secret, never the secret itself.
+    """
+    from console.redact import credential_in_url, redact
+
+    if isinstance(config, dict):
+        for key, value in config.items():
+            dotted = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str):
+                secret = credential_in_url(value)
+                if secret:
+                    raise BadInputError(f"{where}: {dotted}: the URL carries credentials ({secret}); "
+                                        "put them in the environment or the backend's credential chain, not mrc.toml")
+                if str(key) in HTTP_URL_KEYS and path and not _is_http_url(value):
+                    raise BadInputError(f"{where}: {dotted}: must be an http(s) URL with a host "
+                                        f"(like http://127.0.0.1:8333), not {redact(value)[:80]!r}")
+            else:
+                check_config_urls(value, where, dotted)
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            dotted = f"{path}[{i}]"
+            if isinstance(value, str):
+                secret = credential_in_url(value)
+                if secret:
+                    raise BadInputError(f"{where}: {dotted}: the URL carries credentials ({secret}); "
+                                        "put them in the environment or the backend's credential chain, not mrc.toml")
+            else:
+                check_config_urls(value, where, dotted)
+
+
+def _is_http_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def default_workspace_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "mrc" / "default"
@@ -88,6 +138,8 @@ class Workspace:
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> "Workspace":
         """Open an existing workspace; with create=True make an empty one first."""
+        if path is not None and not str(path).strip():
+            raise BadInputError("--workspace: empty path (leave the option out for the default workspace)")
         root = resolve_dir(path)
         if create:
             cls.init(root)
@@ -100,18 +152,24 @@ class Workspace:
         config_path = root / "mrc.toml"
         config: dict[str, Any] = {}
         if config_path.exists():
+            if not config_path.is_file():
+                raise BadInputError(f"{config_path}: is not a file")
             try:
                 config = tomllib.loads(config_path.read_text())
             except PermissionError:
                 raise BadInputError(f"{config_path}: is not readable") from None
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise BadInputError(f"{config_path}: not valid TOML ({exc})") from None
+            except (OSError, RecursionError) as exc:
+                raise BadInputError(f"{config_path}: cannot read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+            check_config_urls(config, config_path)
         db = root / "mrc.db"
         if db.exists() and not os.access(db, os.R_OK):
             raise BadInputError(f"{db}: is not readable")
         ws = cls(root, config)
         for role in ROLES:
             ws.backend_name(role)  # validate names early: one clear line, before any write
+        ws.lock_timeout_s()
         return ws
 
     @classmethod
@@ -136,6 +194,17 @@ class Workspace:
         if not isinstance(name, str) or not name:
             raise BadInputError(f"{self.config_path}: {role}.backend must be a backend name")
         return name
+
+    def lock_timeout_s(self) -> float:
+        """How long a write waits for another process's lock: [workspace] lock_timeout_s, default 10."""
+        section = self.config.get("workspace", {})
+        if not isinstance(section, dict):
+            raise BadInputError(f"{self.config_path}: [workspace] must be a table")
+        value = section.get("lock_timeout_s", DEFAULT_LOCK_TIMEOUT_S)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+            raise BadInputError(f"{self.config_path}: workspace.lock_timeout_s: must be a number of seconds "
+                                "within [0, 86400]")
+        return float(value)
 
     def model_config(self, model: str) -> dict[str, Any]:
         models = self.config.get("models", {})

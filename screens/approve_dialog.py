@@ -27,21 +27,26 @@ CONFIRM_GUARD_S = 0.5  # a confirm this soon after opening is a held key, not a 
 REPEAT_GAP_S = 0.8
 
 
+def clock() -> float:
+    """The guards' clock: module-level so a test can step time instead of sleeping on a loaded machine."""
+    return time.monotonic()
+
+
 class ReasonInput(Input):
     """An Input that swallows the key that opened its dialog while that key is still held."""
 
     def __init__(self, guard_key: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.guard_key = guard_key
-        self._last_guarded = time.monotonic()
+        self._last_guarded = clock()
 
     def on_mount(self) -> None:
         # count from when the box can receive keys, not from when it was built (slow machines)
-        self._last_guarded = time.monotonic()
+        self._last_guarded = clock()
 
     async def _on_key(self, event) -> None:
-        if self.guard_key and event.key == self.guard_key and time.monotonic() - self._last_guarded < REPEAT_GAP_S:
-            self._last_guarded = time.monotonic()
+        if self.guard_key and event.key == self.guard_key and clock() - self._last_guarded < REPEAT_GAP_S:
+            self._last_guarded = clock()
             event.stop()
             event.prevent_default()
             return
@@ -72,7 +77,7 @@ class ApproveDialog(ModalScreen[Decision | None]):
         self.gate_digest = gate_digest
         self.gate_passed = gate_passed
         self.failed_checks = list(failed_checks or [])
-        self.opened_at = time.monotonic()
+        self.opened_at = clock()
         self.opened_by = opened_by
 
     def compose(self) -> ComposeResult:
@@ -112,7 +117,7 @@ class ApproveDialog(ModalScreen[Decision | None]):
         self.query_one("#reason").focus()  # before the first paint: keys typed at once land in the reason
 
     def action_confirm(self) -> None:
-        if time.monotonic() - self.opened_at < CONFIRM_GUARD_S:
+        if clock() - self.opened_at < CONFIRM_GUARD_S:
             return
         reason = self.query_one("#reason", Input).value.strip()
         if self.gate_passed is False and not self.override:

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
+from console.redact import escape_control
 from console.presenters import (
     approval_label,
     bar,
@@ -182,7 +183,7 @@ class ReviewScreen(ConsoleScreen):
         text.append(f"  [{', '.join(cand.aliases) or 'no alias'}]  ")
         text.append(label, style=style)
         if cand.approval.by:
-            text.append(f" by {cand.approval.by}: {cand.approval.reason}", style="dim")
+            text.append(f" by {escape_control(cand.approval.by)}: {escape_control(cand.approval.reason)}", style="dim")
         text.append("\n")
         text.append("production ", style="dim")
         text.append(f" {prod.version} " if prod else " none ", style="bold reverse green")

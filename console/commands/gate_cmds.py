@@ -163,6 +163,10 @@ def cmd_drift(ctx: Context) -> int:
         raise BadInputError(f"--alpha: must be within (0, 1), not {a.alpha}")
     if a.threads < 1:
         raise BadInputError("--threads: must be at least 1")
+    if a.html:
+        from console.report import check_output_path
+
+        check_output_path(a.html)
     if a.model:
         if a.reference or a.current:
             raise BadInputError("drift: give --model, or --reference and --current, not both")
@@ -212,6 +216,9 @@ def cmd_validate(ctx: Context) -> int:
         if not value >= 0 or value != value:
             raise BadInputError(f"{flag}: must be a non-negative number")
     if a.write_baseline:
+        from console.report import check_output_path
+
+        check_output_path(a.write_baseline)
         schema = validation.parse_schema(validation.load_json(a.schema, "schema"), str(a.schema))
         df = validation.read_table(a.data)
         stats = validation.baseline_stats(df, schema, data_source=str(a.data), schema_source=str(a.schema))
@@ -237,6 +244,9 @@ def cmd_report(ctx: Context) -> int:
         raise BadInputError("report: give --html FILE and/or --md FILE")
     check_name(a.model, "model")
     check_name(a.version, "version")
+    for target in (a.html, a.md):
+        if target:
+            reports.check_output_path(target)
     ctx.progress("evaluating gates", 0.1)
     bundle = reports.collect(ctx.workspace, a.model, a.version, a.policy, progress=ctx.progress)
     written = []
