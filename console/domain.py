@@ -125,6 +125,13 @@ class CanaryPlan(Record):
     # more than log(latency_margin_ratio), and on any error-rate increase beyond the margin.
     latency_margin_ratio: float = 1.1
     error_rate_margin: float = 0.0
+    # The power-aware plan (sequential judge, console/canary.py evidence_gap): the last step
+    # promotes only once the sample could detect these odds ratios (errors; requests above
+    # stable's p99) with 80 % power; None turns that wait off. Waiting longer than
+    # evidence_timeout_s (None: 30 holds) rolls back.
+    min_detectable_error_ratio: float | None = 2.0
+    min_detectable_tail_ratio: float | None = 3.0
+    evidence_timeout_s: float | None = None
 
 
 CANARY_STATUSES = ("progressing", "paused", "promoted", "rolled_back", "aborted")
