@@ -77,6 +77,8 @@ class PromHealthWindow(HealthWindow):
     queries: dict[str, str] = field(default_factory=dict)  # measure -> the PromQL that ran
     # requests/errors -> "raw-samples" (exact) or "promql" (an aggregate query's rounded value)
     count_method: dict[str, str] = field(default_factory=dict)
+    # latency_buckets from raw bucket samples ("raw-samples", exact) or an aggregate ("promql"); "" when absent
+    bucket_method: str = ""
 
 
 def _template(text: Any, where: str) -> Template:
@@ -279,7 +281,7 @@ class PrometheusMetrics:
         """[(le, requests at or below it)] over (start, end], exact per bucket series; [] without data."""
         window.queries["latency_buckets"] = promql
         kind, result = self.query_any(promql, end)
-        window.count_method["latency_buckets"] = "promql" if kind == "vector" else "raw-samples"
+        window.bucket_method = "promql" if kind == "vector" else "raw-samples"
         by_le: dict[float, float] = {}
         for labels, samples in result:
             try:

@@ -23,6 +23,8 @@ def register(sub, common) -> None:
     p.add_argument("--failures", type=int, metavar="N", help="consecutive failing windows before rollback (default 3)")
     p.add_argument("--min-requests", type=int, metavar="N", help="requests per variant a window needs to be judged")
     p.add_argument("--max-error-delta", type=float, metavar="D", help="threshold rule: allowed error-rate increase")
+    p.add_argument("--min-detectable", metavar="RATIO|off", help="the last step waits until an error odds ratio "
+                   "this large would have been caught (80 %% power; default 2); off: promote when the hold ends")
     p.add_argument("--override", action="store_true", help="canary a version that is not approved (needs --reason)")
     p.add_argument("--reason", default="")
     p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
@@ -88,7 +90,16 @@ def _plan(args):
                  "consecutive_failures": args.failures, "min_requests": args.min_requests,
                  "max_error_rate_delta": args.max_error_delta}
     plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    names = {"hold_s": "--hold", "interval_s": "--interval", "alpha": "--alpha", "consecutive_failures": "--failures"}
+    if args.min_detectable is not None:  # "off", or the error odds ratio the last step must be able to detect
+        off = args.min_detectable.strip().lower() == "off"
+        try:
+            ratio = None if off else float(args.min_detectable)
+        except ValueError:
+            raise BadInputError(f"--min-detectable {args.min_detectable!r}: an odds ratio > 1 (e.g. 2) or off") from None
+        plan = dataclasses.replace(plan, min_detectable_error_ratio=ratio,
+                                   **({"min_detectable_tail_ratio": None} if off else {}))
+    names = {"hold_s": "--hold", "interval_s": "--interval", "alpha": "--alpha", "consecutive_failures": "--failures",
+             "min_detectable_error_ratio": "--min-detectable"}
     try:
         return validate_plan(plan, "canary plan")
     except BadInputError as exc:
