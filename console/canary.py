@@ -276,7 +276,11 @@ def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bo
     results.append(sequential.stratified_shift_test(cumulative.get("drift_strata"), "prediction_over_median",
                                                     alpha=share["prediction_drift"],
                                                     margin=getattr(plan, "max_prediction_shift", 0.1), explain=explain))
-    results.append(_ratio_result(cumulative.get("sample_ratio") or {}, share["sample_ratio"]))
+    ratio = _ratio_result(cumulative.get("sample_ratio") or {}, share["sample_ratio"])
+    if not getattr(plan, "check_sample_ratio", True) and ratio.decision == sequential.REJECT:
+        ratio.decision = sequential.CONTINUE  # shown, never acted on: the plan says routing is sticky
+        ratio.detail = ratio.detail.rsplit(" -> ", 1)[0] + " -> advisory (check_sample_ratio off)"
+    results.append(ratio)
     return results
 
 

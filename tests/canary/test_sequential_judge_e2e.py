@@ -160,6 +160,11 @@ def test_a_sample_ratio_mismatch_halts_the_canary_and_says_so():
             state = canary.apply(state, decision, now, "t")
     assert state.status == "aborted" and "sample-ratio mismatch" in state.reason
     assert state.weight == 0
+    # with sticky per-user routing the request share is no test of the split: the plan turns it off
+    off = dataclasses.replace(plan, check_sample_ratio=False)
+    results = canary.sequential_results(off, state.sequential["cumulative"], explain=False)
+    ratio = {r.metric: r for r in results}["sample_ratio"]
+    assert ratio.decision == sequential.CONTINUE and "advisory" in ratio.detail and ratio.e_value >= 1 / ratio.alpha
 
 
 def test_in_sequential_mode_threshold_checks_are_advisory_and_alpha_is_spent_across_all_tests():
