@@ -37,6 +37,24 @@ Ville's inequality it ever reaches 1/alpha with probability <= alpha, whatever t
 the controller may check every second, or every request. The only assumption is the one every
 test here makes: requests fail independently, at a rate that may drift over time but is the same
 for both variants under H0 (and constant within a window when the split changes inside it).
+
+The same exact machinery judges every per-request event with a count: requests slower than a
+bound fixed before the window (stable's p99 or median in earlier windows; from raw latencies or
+from histogram buckets, the canary's bound rounded up a bucket and stable's down, so H0 only gets
+safer), and wrong predictions among the labelled ones (the share is then the labelled counts').
+The grid of odds ratios is dense (1.05 … 30, uniform on the log scale), so any regression is
+found with probability -> 1; `events_needed` plans how many events a step must see to find a given
+one with a given power. `update_ratio_evidence` is the sample-ratio check: each request goes to
+the canary with the configured probability under H0, two-sided grid.
+
+Means (log latency, the share of predictions above stable's median) are compared within windows
+(`add_stratum`: one difference per window, weighted n_c n_s / (n_c + n_s), variances pooled from
+within-window deviations), so a trend both variants share cancels however the split moves.
+
+Per-user clustering (sticky routing): the exact error test conditions on each window's errors, so
+a few users who fail often inflate it only mildly (0.5 % of users failing 30 % of their requests:
+5.1 % false alarms at alpha 5 %, bench_canary.py); the sample-ratio check counts requests and does
+not hold under sticky routing with heavy users (80 %), hence the plan's check_sample_ratio switch.
 """
 
 from __future__ import annotations
