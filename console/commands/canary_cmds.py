@@ -76,6 +76,9 @@ def _state_text(state) -> str:
         lines.append(f"  reason: {state.reason}")
     for r in state.sequential.get("results") or []:
         lines.append(f"  {r.get('detail', '')}")
+    needs = state.sequential.get("needs_more")
+    if needs and state.active:  # the power-aware plan: what the last step still waits for
+        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote")
     return "\n".join(lines)
 
 

@@ -136,6 +136,11 @@ def test_the_state_says_how_many_more_requests_the_last_step_needs():
         if needs[-1] is None:
             break
     assert held_reason and "error_rate" in held_reason
+    from console.commands.canary_cmds import _state_text
+
+    waiting = dataclasses.replace(state, sequential={**state.sequential, "needs_more": {"test": "error_rate",
+                                                                                      "requests": 1234}})
+    assert "needs ~1234 more canary requests (error_rate)" in _state_text(waiting)
     assert needs[0]["requests"] > 3000 and needs[-1] is None  # ~190 errors in all: ~19,000 requests at 1 %
     assert 60 < now < 600
     assert canary.decide(state, now).action == canary.PROMOTE
