@@ -103,6 +103,8 @@ def validate_plan(plan: CanaryPlan, where: str = "plan") -> CanaryPlan:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value <= 1):
             raise BadInputError(f"{where}: {name} must be an odds ratio > 1 (or None to promote without waiting)")
+    if not isinstance(getattr(plan, "check_sample_ratio", True), bool):
+        raise BadInputError(f"{where}: check_sample_ratio must be true or false")
     value = getattr(plan, "evidence_timeout_s", None)
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value) or value <= 0):

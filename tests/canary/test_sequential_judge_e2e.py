@@ -82,7 +82,7 @@ PLAN = CanaryPlan(interval_s=10.0, hold_s=60.0)
 def test_a_over_a_false_rollbacks_stay_below_five_percent_with_labels_predictions_and_a_trend(source):
     # 200 req/s in 20 s windows; raw latencies cost more to simulate, so fewer of those runs
     rng = np.random.default_rng(71 if source == "raw" else 72)
-    runs = 40 if source == "raw" else 100
+    runs = 30 if source == "raw" else 80
     plan = dataclasses.replace(PLAN, interval_s=20.0)
     outcomes = [run_canary(plan, Scenario(trend=0.5), rng, source, rate=200.0) for _ in range(runs)]
     statuses = [o[0] for o in outcomes]
@@ -192,3 +192,14 @@ def test_in_sequential_mode_threshold_checks_are_advisory_and_alpha_is_spent_acr
                            "prediction_over_median", "sample_ratio"}
     assert all(isinstance(r.to_dict()["decision"], str) for r in analysis.sequential_results)
     assert sequential.REJECT not in {r.decision for r in analysis.sequential_results}
+
+
+@pytest.mark.parametrize("field, value, words", [("min_detectable_error_ratio", 1.0, "odds ratio > 1"),
+                                                 ("min_detectable_tail_ratio", float("nan"), "odds ratio > 1"),
+                                                 ("evidence_timeout_s", 0, "evidence_timeout_s"),
+                                                 ("check_sample_ratio", "yes", "check_sample_ratio")])
+def test_power_plan_settings_are_validated_with_one_clear_line(field, value, words):
+    from backends.base import BadInputError
+
+    with pytest.raises(BadInputError, match=words):
+        canary.validate_plan(dataclasses.replace(PLAN, **{field: value}))
