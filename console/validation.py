@@ -59,7 +59,22 @@ def read_table(path: str | os.PathLike):
         raise BadInputError(f"{p}: cannot read as {suffix[1:] or 'data'} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if len(df.columns) == 0:
         raise BadInputError(f"{p}: no columns")
+    if suffix != ".parquet" and suffix != ".pq":
+        _refuse_duplicate_columns(p, "\t" if suffix == ".tsv" else ",")
     return df
+
+
+def _refuse_duplicate_columns(p: Path, sep: str) -> None:
+    """pandas renames a repeated header (`a`, `a.1`): which column is meant is then a guess."""
+    import csv
+
+    with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+        header = next(csv.reader(fh, delimiter=sep), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise BadInputError(f"{p}: column {name[:80]!r} appears twice in the header")
+        seen.add(name)
 
 
 def _string_list(schema: dict, key: str, source: str) -> list[str]:
@@ -237,7 +252,6 @@ def validate_files(data_path: str, schema_path: str, baseline_path: str | None =
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, p)
+    from console.report import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

@@ -127,7 +127,9 @@ def test_the_state_says_how_many_more_requests_the_last_step_needs():
             assert decision.action == canary.HOLD and f"~{needs[-1]['requests']} more canary requests" in decision.reason
             held_reason = decision.reason
             # past the evidence timeout the canary rolls back rather than promote on too little data
-            late = canary.decide(state, state.step_started_at + canary.evidence_timeout(plan) + 1)
+            later = state.step_started_at + canary.evidence_timeout(plan) + 1  # data kept coming (no silence)
+            late = canary.decide(dataclasses.replace(state, sequential={**state.sequential, "last_data_at": later}),
+                                 later)
             assert late.action == canary.ROLLBACK and "not enough evidence" in late.reason
             # turned off, the plan promotes when the hold ends, as the seed's did
             off = dataclasses.replace(state, plan=dataclasses.replace(plan, min_detectable_error_ratio=None,
