@@ -336,11 +336,10 @@ def _over(window: HealthWindow, threshold: float, canary_side: bool) -> tuple[in
         return None
     total = buckets[-1][1]
     if canary_side:
-        at = [n for le, n in buckets if le >= threshold * (1 - 1e-9)]
-        le_found = [le for le, n in buckets if le >= threshold * (1 - 1e-9)][0]
-        if math.isinf(le_found):
+        le, at = next((le, n) for le, n in buckets if le >= threshold * (1 - 1e-9))
+        if math.isinf(le):
             return None  # no finite bucket above the canary's bound: nothing to count
-        return total - at[0], total
+        return total - at, total
     below = [n for le, n in buckets if le <= threshold * (1 + 1e-9)]
     return total - (below[-1] if below else 0), total
 
@@ -361,10 +360,6 @@ def _bound(window: HealthWindow, quantile: float, min_n: int) -> float | None:
     return None
 
 
-def _log_moments(values: list[float]) -> sequential.Moments:
-    return sequential.log_latency_moments(values)
-
-
 def fold_window(state: CanaryState, previous: dict[str, Any], cumulative: dict[str, Any], stable: HealthWindow,
                 canary: HealthWindow) -> dict[str, Any]:
     """Fold one window into every sequential test's running evidence (pure: returns a copy).
@@ -375,8 +370,9 @@ def fold_window(state: CanaryState, previous: dict[str, Any], cumulative: dict[s
     plan = state.plan
     out = dict(cumulative)
     if canary.latencies_ms or stable.latencies_ms:
-        out["latency_strata"] = sequential.add_stratum(previous.get("latency_strata"), _log_moments(canary.latencies_ms),
-                                                       _log_moments(stable.latencies_ms))
+        out["latency_strata"] = sequential.add_stratum(previous.get("latency_strata"),
+                                                       sequential.log_latency_moments(canary.latencies_ms),
+                                                       sequential.log_latency_moments(stable.latencies_ms))
     for key, quantile, min_n in LATENCY_BOUNDS:
         entry = dict(previous.get(key) or {"bound_ms": None, "counts": [0, 0, 0, 0], "events": 0.0, "info": 0.0})
         bound = entry.get("bound_ms")

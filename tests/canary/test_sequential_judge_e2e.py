@@ -205,3 +205,19 @@ def test_power_plan_settings_are_validated_with_one_clear_line(field, value, wor
 
     with pytest.raises(BadInputError, match=words):
         canary.validate_plan(dataclasses.replace(PLAN, **{field: value}))
+
+
+@pytest.mark.parametrize("value, expected", [("off", (None, None)), ("3", (3.0, 3.0)), ("abc", "--min-detectable"),
+                                             ("1", "--min-detectable")])
+def test_min_detectable_flag(value, expected):
+    from backends.base import BadInputError
+    from console.cli import build_parser
+    from console.commands.canary_cmds import _plan
+
+    args = build_parser().parse_args(["canary", "start", "m", "2", "--min-detectable", value])
+    if isinstance(expected, str):
+        with pytest.raises(BadInputError, match=expected):
+            _plan(args)
+    else:
+        plan = _plan(args)
+        assert (plan.min_detectable_error_ratio, plan.min_detectable_tail_ratio) == expected
