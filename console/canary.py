@@ -284,7 +284,7 @@ def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bo
                                           margin=plan.error_rate_margin, explain=explain,
                                           evidence=cumulative.get("error_evidence"))]
     strata = cumulative.get("latency_strata")
-    if strata and strata.get("w", 0) > 0 or not cumulative.get("latency_p50"):
+    if strata is not None or not cumulative.get("latency_p50"):  # raw latencies seen (or nothing yet)
         results.append(sequential.stratified_latency_test(strata, alpha=share["latency"],
                                                           margin_ratio=plan.latency_margin_ratio, explain=explain))
     else:  # a histogram source: the share of requests above stable's median, counted exactly
