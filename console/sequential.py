@@ -38,6 +38,12 @@ the controller may check every second, or every request. The only assumption is 
 test here makes: requests fail independently, at a rate that may drift over time but is the same
 for both variants under H0 (and constant within a window when the split changes inside it).
 
+This is the construction of Lindon et al. (KDD 2022, "Rapid regression detection in software
+deployments through sequential testing"): given a window's total count, the canary's share is
+binomial in the traffic share under H0; they mix over a conjugate Beta prior on it, this mixes
+over a grid of odds ratios (same guarantee, one-sided, and a grid that can put its weight where
+regressions cost the most).
+
 The same exact machinery judges every per-request event with a count: requests slower than a
 bound fixed before the window (stable's p99 or median in earlier windows; from raw latencies or
 from histogram buckets, the canary's bound rounded up a bucket and stable's down, so H0 only gets
