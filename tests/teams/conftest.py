@@ -38,9 +38,9 @@ from tests.remote.fixtures import (  # noqa: F401  (fixtures)
     write_workspace,
 )
 
+from tests.teams import teamdata
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import teamdata  # noqa: E402
 
 TS_MODEL, ONNX_MODEL = "bc-torchscript", "bc-onnx"
 
