@@ -191,7 +191,7 @@ def models_toml(models: dict[str, dict[str, str]]) -> str:
 
 
 @pytest.fixture
-def mlflow_ws(tmp_path, mlflow_server, s3_server):
+def mlflow_ws(tmp_path, mlflow_server, s3_server):  # noqa: F811
     """make(models={name: {test_data: …}}) -> a workspace on the MLflow registry; [data] names the
     S3 endpoint for s3:// references."""
     def make(models: dict | None = None, name: str = "ws-mlflow") -> Path:

@@ -65,8 +65,9 @@ class Team:
 
 
 @pytest.fixture(params=["mlflow", "s3-torchscript", "s3-onnx"])
-def team(request, mlflow_ws, s3_ws, team_data) -> Team:
+def team(request, team_data) -> Team:
     if request.param == "mlflow":
+        mlflow_ws = request.getfixturevalue("mlflow_ws")
         built = request.getfixturevalue("mlflow_team")
         v = built["versions"]
         by_kind = {kind: v[kind] for kind in v}
@@ -78,6 +79,7 @@ def team(request, mlflow_ws, s3_ws, team_data) -> Team:
             formats={version: "mlflow-pyfunc" for version in v.values()},
             test_data=built["data"]["test"], make_ws=mlflow_ws, extra={"sources": built["sources"]})
     s3 = request.getfixturevalue("s3_team")
+    s3_ws = request.getfixturevalue("s3_ws")
     model = TS_MODEL if request.param == "s3-torchscript" else ONNX_MODEL
     info = s3["models"][model]
     v = info["versions"]
