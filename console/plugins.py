@@ -71,6 +71,34 @@ def known_format(name: str) -> str | None:
     return name if name in BUILTIN_FORMATS else None
 
 
+def resolve_format(declared: str | None, path: str, options: dict | None = None,
+                   model: str | None = None) -> ModelFormat:
+    """Which format loads the artifact at `path`: `format` under [models.X] in mrc.toml first,
+    then the format the registry declared (when it is a known one and the bytes agree), then
+    the file's own bytes; a declared format nothing else claims is kept, so its load says why."""
+    options = options or {}
+    configured = options.get("format")
+    if configured:
+        if not isinstance(configured, str):
+            raise BadInputError(f"mrc.toml: models.{model or '<model>'}.format: must be a string")
+        return model_format(configured, f"mrc.toml: models.{model or '<model>'}.format")
+    name = known_format(declared) if declared else None
+    declared_format = model_format(name, path) if name else None
+    if declared_format is not None and declared_format.sniff(path):
+        return declared_format
+    for name in SNIFF_ORDER:
+        try:
+            candidate = model_format(name, path)
+        except BadInputError:  # its library is not installed: it cannot claim the file
+            continue
+        if candidate.sniff(path):
+            return candidate
+    if declared_format is not None:
+        return declared_format
+    raise BadInputError(f"{path}: no known model format (tried {', '.join(SNIFF_ORDER)}); "
+                        f"set `format = \"…\"` under [models.{model or '<model>'}] in mrc.toml")
+
+
 def data_source(scheme: str, where: str = "mrc.toml") -> DataSource:
     return _load("data source", scheme, BUILTIN_DATA, "mrc.data", where)
 

@@ -41,12 +41,17 @@ def save(model: TabularMLP, arch: dict[str, Any], path: str) -> None:
 
 
 def load(path: str, device: str = "cpu") -> TabularMLP:
+    return load_with_arch(path, device)[0]
+
+
+def load_with_arch(path: str, device: str = "cpu") -> tuple[TabularMLP, dict[str, Any]]:
+    """The model and its arch (n_features, hidden, …, and the "features" it was trained on)."""
     blob = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} artifact")
     model = build(blob["arch"])
     model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval()
+    return model.to(device).eval(), dict(blob["arch"])
 
 
 @torch.inference_mode()

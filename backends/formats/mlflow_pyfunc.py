@@ -1,0 +1,132 @@
+"""Any MLflow model folder (one holding an `MLmodel` file), through mlflow.pyfunc.
+
+sklearn classifiers are loaded through their own flavor so that the score is predict_proba's
+P(y=1), not pyfunc's predicted label. Served by MLflow's scoring server (`/invocations`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from backends.base import BadInputError
+from backends.formats._inspect import option_features
+from backends.formats.torch_mlp import _first_line
+
+
+def model_folder(path: str) -> str:
+    return os.path.dirname(path) if os.path.basename(path) == "MLmodel" else path
+
+
+class MlflowModel:
+    def __init__(self, model, proba: bool, features: list[str] | None, dtypes: dict[str, Any],
+                 options: dict[str, Any], where: str, flavors: tuple[str, ...] = ()):
+        self.model = model
+        self.proba = proba  # an sklearn estimator's predict_proba, else pyfunc predict
+        self.features = features
+        self.dtypes = dtypes
+        self.tensor_dtype = dtypes.get("")  # "" -> the numpy dtype of a tensor-based signature
+        self.options = options
+        self.where = where
+        self.output = None  # logits or probabilities, when the flavor lets us look (pytorch)
+        if "pytorch" in flavors:
+            from backends.formats._scores import torch_output_kind
+
+            try:
+                self.output = torch_output_kind(model.get_raw_model())
+            except Exception:  # no raw model to look at: the batch decides
+                self.output = None
+
+    def predict(self, rows, columns):
+        import pandas as pd
+
+        from backends.formats._scores import ordered, to_scores
+
+        data = ordered(rows, columns, self.features, self.where, dtype="float64")
+        if self.tensor_dtype is not None:  # a tensor signature: the model takes an array, not a frame
+            frame = data.astype(self.tensor_dtype)
+        else:
+            frame = pd.DataFrame(data, columns=self.features or list(columns))
+            for name, dtype in self.dtypes.items():
+                if name in frame:
+                    frame[name] = frame[name].astype(dtype)
+        try:
+            out = self.model.predict_proba(frame) if self.proba else self.model.predict(frame)
+        except Exception as exc:  # a schema mismatch, the model's own error
+            raise BadInputError(f"{self.where}: the MLflow model refused the batch ({_first_line(exc)})") from None
+        if hasattr(out, "to_numpy"):
+            out = out.to_numpy()
+        return to_scores(out, self.options, self.where, self.output)
+
+
+class MlflowPyfuncFormat:
+    name = "mlflow-pyfunc"
+    serve_protocol = "mlflow-invocations"
+
+    def sniff(self, path: str) -> bool:
+        folder = model_folder(path)
+        return os.path.isdir(folder) and os.path.isfile(os.path.join(folder, "MLmodel"))
+
+    def load(self, path: str, options: dict[str, Any]) -> MlflowModel:
+        from backends.formats._scores import task_of
+
+        folder = model_folder(path)
+        if not self.sniff(folder):
+            raise BadInputError(f"{path}: not an MLflow model folder (no MLmodel file)")
+        _quiet_mlflow()
+        try:
+            from mlflow.models import Model
+
+            meta = Model.load(os.path.join(folder, "MLmodel"))
+        except Exception as exc:  # a broken YAML file
+            raise BadInputError(f"{folder}/MLmodel: not a readable MLflow model ({_first_line(exc)})") from None
+        features, dtypes = _signature_columns(meta)
+        features = option_features(options) or features
+        try:
+            if "sklearn" in (meta.flavors or {}) and task_of(options) == "binary":
+                import mlflow.sklearn
+
+                estimator = mlflow.sklearn.load_model(folder)
+                if hasattr(estimator, "predict_proba"):
+                    return MlflowModel(estimator, True, features, dtypes, options, folder)
+            import mlflow.pyfunc
+
+            model = mlflow.pyfunc.load_model(folder)
+        except BadInputError:
+            raise
+        except Exception as exc:  # a missing flavor library, unpickling errors …
+            raise BadInputError(f"{folder}: the MLflow model does not load ({_first_line(exc)})") from None
+        return MlflowModel(model, False, features, dtypes, options, folder, tuple(meta.flavors or ()))
+
+    def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
+        return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder(path),
+                "--env-manager", "local", "-h", host, "-p", str(port)]
+
+
+def _signature_columns(meta) -> tuple[list[str] | None, dict[str, Any]]:
+    """Column names and their numpy dtypes from a column-based signature; for a tensor-based one
+    (None, {"": dtype}); (None, {}) when there is no signature."""
+    signature = getattr(meta, "signature", None)
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None:
+        return None, {}
+    if inputs.is_tensor_spec():
+        types = inputs.numpy_types()
+        return None, ({"": types[0]} if len(types) == 1 else {})
+    if not inputs.has_input_names():
+        return None, {}
+    names, dtypes = [], {}
+    for spec in inputs.inputs:
+        names.append(spec.name)
+        try:
+            dtypes[spec.name] = spec.type.to_numpy()
+        except (AttributeError, TypeError, ValueError):
+            pass
+    return names, dtypes
+
+
+def _quiet_mlflow() -> None:
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
