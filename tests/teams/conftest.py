@@ -42,7 +42,7 @@ from tests.teams import teamdata
 
 HERE = Path(__file__).resolve().parent
 
-TS_MODEL, ONNX_MODEL = "bc-torchscript", "bc-onnx"
+TS_MODEL, ONNX_MODEL, PICKLE_MODEL = "bc-torchscript", "bc-onnx", "bc-pickled"
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +177,33 @@ def s3_team(s3_server, team_data) -> dict:
         _put(client, base + "production/metrics.json", json.dumps(info["metrics"]["good"]))
         _put(client, base + "candidates/latest", info["versions"]["candidate"] + "\n")
         models[model] = info
+    models[PICKLE_MODEL] = _pickled_model(client, prefix, train, cols, data_uris["train"])
     return {"prefix": prefix, "endpoint": s3_server.endpoint, "models": models, "data": data_uris}
+
+
+def _pickled_model(client, prefix: str, train, cols, data_uri: str) -> dict:
+    """A team that saved whole torch modules (torch.save(module)): production and a candidate."""
+    import hashlib
+
+    import torch
+
+    base = f"{prefix}/models/{PICKLE_MODEL}/"
+    versions = {}
+    for day, kind in ((1, "good"), (8, "candidate")):
+        net = teamdata.torch_mlp(train[cols].to_numpy(), train[teamdata.LABEL].to_numpy(), seed=day, epochs=150)
+        buffer = io.BytesIO()
+        torch.save(net, buffer)
+        commit = hashlib.sha1(f"{PICKLE_MODEL}-{kind}".encode()).hexdigest()
+        version = f"v202603{day:02d}-{commit[:8]}"
+        v = f"{base}versions/{version}/"
+        _put(client, v + "model.pt", buffer.getvalue())
+        _put(client, v + "metrics.json", json.dumps({"auc_roc": 0.99, "precision": 0.95, "f1": 0.95}))
+        _put(client, v + "metadata.json", json.dumps({"features": cols, "git_commit": commit, "data_path": data_uri}))
+        versions[kind] = version
+    _put(client, base + "production/version.txt", versions["good"])
+    _put(client, base + "production/metrics.json", json.dumps({"auc_roc": 0.99, "precision": 0.95, "f1": 0.95}))
+    _put(client, base + "candidates/latest", versions["candidate"])
+    return {"versions": versions}
 
 
 # -- workspaces ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import REPO, mrc_env, run_mrc, tree_digest
 from tests.remote.fixtures import remote_env
 from tests.teams import teamdata
-from tests.teams.conftest import ONNX_MODEL, TS_MODEL, alive, kill_recorded, recorded_pids
+from tests.teams.conftest import ONNX_MODEL, PICKLE_MODEL, TS_MODEL, alive, kill_recorded, recorded_pids
 
 pytestmark = pytest.mark.integration
 
@@ -216,6 +216,12 @@ def test_gate_with_a_test_set_scores_the_models_themselves(team):
             assert result.returncode == 1 and not checks["hard_gate_auc_roc"]["passed"]
         else:
             assert result.returncode == 0, [c for c in report["checks"] if not c["passed"]]
+    if team.key == "mlflow":  # the test set the candidate's run logged as its "testing" input
+        ws = team.make_ws({team.model: {"test_data": "mlflow:testing", "label": teamdata.LABEL}}, name="ws-logged")
+        result = mrc_in(ws, "gate", team.model, team.candidate, "--json")
+        assert result.returncode == 0, result.stderr
+        checks = {c["name"]: c for c in result.json()["checks"]}
+        assert checks["hard_gate_auc_roc"]["value"] == pytest.approx(team.metrics[team.candidate]["auc_roc"], abs=1e-3)
 
 
 def test_a_wrong_test_set_is_one_line_exit_2(team, tmp_path):
@@ -228,6 +234,22 @@ def test_a_wrong_test_set_is_one_line_exit_2(team, tmp_path):
         assert result.returncode == 2, result.stderr
         assert words in one_line(result.stderr)
         assert tree_digest(ws) == before
+
+
+def test_a_pickled_torch_model_is_refused_unless_trusted(s3_team, s3_ws):
+    """torch.save(module) runs arbitrary code on load: refused with one line saying how to allow it."""
+    versions = s3_team["models"][PICKLE_MODEL]["versions"]
+    keys = {"test_data": s3_team["data"]["test"], "label": teamdata.LABEL}
+    ws = s3_ws({PICKLE_MODEL: keys}, name="ws-pickle")
+    before = tree_digest(ws)
+    refused = mrc_in(ws, "gate", PICKLE_MODEL, versions["candidate"])
+    assert refused.returncode == 2, refused.stderr
+    assert "trust_pickle" in one_line(refused.stderr)
+    assert tree_digest(ws) == before
+    trusted = s3_ws({PICKLE_MODEL: {**keys, "trust_pickle": True}}, name="ws-pickle-trusted")
+    result = mrc_in(trusted, "gate", PICKLE_MODEL, versions["candidate"], "--json")
+    assert result.returncode in (0, 1), result.stderr
+    assert {c["name"]: c for c in result.json()["checks"]}["hard_gate_auc_roc"]["value"] > 0.9
 
 
 # -- approval and report ------------------------------------------------------------------------
