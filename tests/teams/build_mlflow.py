@@ -47,6 +47,7 @@ def lap(what: str, started: list[float]) -> None:
 def main() -> int:
     tracking_uri, name, data_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     os.chdir(tempfile.mkdtemp(prefix="mrc-teams-build-"))  # nothing lands in the caller's folder
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # stdout carries the JSON
     import logging
     import warnings
 

@@ -73,7 +73,7 @@ def mlflow_team(_mlflow_build, s3_team) -> dict:
     proc, log = _mlflow_build
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, f"build_mlflow.py failed:\n{log.read_text()[-4000:]}"
-    return json.loads(out)
+    return json.loads(out.strip().splitlines()[-1])  # the JSON is the last line
 
 
 # -- S3, the seed layout ---------------------------------------------------------------------
