@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -26,6 +27,7 @@ from console.presenters import (
 )
 from screens.base import ConsoleScreen
 from screens.filter_line import FilterLine
+from screens.health_panel import HealthPanel
 from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
@@ -33,6 +35,7 @@ MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and fort
 
 
 class HomeScreen(ConsoleScreen):
+    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "health.tcss")
     AUTO_FOCUS = "#models"
     BINDINGS = [
         # priority: the focused table's own enter would otherwise hide "Review" from the footer
@@ -40,7 +43,10 @@ class HomeScreen(ConsoleScreen):
         Binding("h", "history", "History", id="home.history"),
         Binding("t", "train", "Train", id="home.train"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
+        # not R: undoing a rollback sends traffic back to what was bad, so it asks first
+        Binding("F", "roll_forward", "Roll forward", key_display="F", show=False, id="home.roll_forward"),
         Binding("c", "canary", "Canary", id="home.canary"),
+        Binding("C", "start_canary", "Start canary", key_display="C", id="home.start_canary"),
         Binding("l", "audit", "Audit", id="home.audit"),
         Binding("slash", "filter", "Filter", key_display="/", id="home.filter"),
         Binding("r", "reload", "Refresh", show=False, id="home.refresh"),
@@ -80,11 +86,13 @@ class HomeScreen(ConsoleScreen):
         self._matches: list[int] | None = None  # indices of versions matching filter_text
         self._matched_text = ""
         self._models_timer = None
+        self.last_canary_start: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="home-body"):
             yield Static("loading models…", id="home-status")
+            yield HealthPanel(id="health")
             # virtual too: cheaper to start than a VirtualTable, and no re-layout when the filter narrows it
             models = VirtualTable(list(HOME_COLUMNS), id="models")
             models.empty_text = "no models"
@@ -222,6 +230,7 @@ class HomeScreen(ConsoleScreen):
             text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
         status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
+        self.query_one("#health", HealthPanel).show_model(row.model, row.production)
 
     def _set_rollback_label(self, target: str | None) -> None:
         """The footer names the version the rollback key returns to."""
@@ -293,6 +302,52 @@ class HomeScreen(ConsoleScreen):
         model = self._model_for_action()
         if model:
             self.app.open_canary(model)
+
+    # -- starting a canary: C, confirmed in a dialog with ctrl+y ----------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_canary" and self.app.read_only:
+            return False  # a write: absent in read-only, like the others
+        return super().check_action(action, parameters)
+
+    def action_start_canary(self) -> None:
+        row = self.selected_row()
+        if row is None or not self.app.can_write("canary start"):
+            return
+        if row.canary_candidate:
+            self.notify(f"{row.model}: canary {row.canary_candidate} is live; c opens it", severity="warning")
+            return
+        if not row.candidate or not row.production:
+            self.notify(f"{row.model}: a canary needs a candidate and a production version", severity="warning")
+            return
+        from screens.canary_start_dialog import CanaryStartDialog
+
+        def started(choice) -> None:
+            if choice is not None:
+                self.notify(f"{row.model}: starting a canary of {row.candidate} ({choice.plan}) …")
+                self._start_canary_worker(row.model, row.candidate, choice)
+
+        self.app.push_screen(CanaryStartDialog(row.model, row.candidate, row.production, row.candidate_approval), started)
+
+    @work(thread=True, exclusive=True, group="home-canary-start", exit_on_error=False)
+    def _start_canary_worker(self, model: str, candidate: str, choice) -> None:
+        from console.canary_controller import launch_controller
+
+        self.app.record_call(f"mrc canary start {model} {candidate} --plan {choice.plan} (console.canary_controller"
+                             f".launch_controller, actor={self.app.actor!r})")
+        try:
+            state, pid = launch_controller(self.app.workspace, model, candidate, actor=self.app.actor, plan=choice.plan,
+                                           reason=choice.reason, override=choice.override)
+        except Exception as exc:  # noqa: BLE001  (shown; nothing went live when the start failed)
+            self.app.call_from_thread(self.notify, f"canary of {model} {candidate} not started: {exc}",
+                                      severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self._canary_started, model, candidate, state, pid)
+
+    def _canary_started(self, model: str, candidate: str, state, pid: int) -> None:
+        self.last_canary_start = {"model": model, "candidate": candidate, "id": state.id, "pid": pid}
+        self.notify(f"{model}: canary {candidate} started against stable {state.stable} (controller pid {pid})")
+        self.load()
+        self.app.open_canary(model)
 
     def action_audit(self) -> None:
         from screens.audit_screen import AuditScreen
@@ -368,12 +423,64 @@ class HomeScreen(ConsoleScreen):
         try:
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
-                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model))
+                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
+                               options=_model_options(ws, model))
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
-        self.post_message(self.RolledBack(
+        self.post_message(self.RolledBack(outcome.detail.get("message") or
             f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+
+    # -- roll forward: a different, confirmed action ---------------------------------------
+    def action_roll_forward(self) -> None:
+        row = self.selected_row()
+        if row is None or not row.production or not self.app.can_write("roll forward"):
+            return
+        self._roll_forward_lookup(row.model, row.production)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _roll_forward_lookup(self, model: str, production: str) -> None:
+        from console.release import rolled_back_from
+
+        self.app.record_call(f"registry.pointer_history({model!r}, 'production')")
+        try:
+            last = rolled_back_from(self.app.workspace.registry().pointer_history(model, "production"))
+        except Exception as exc:
+            self.post_message(self.RolledBack(f"{model}: {exc}", False))
+            return
+        if last is None or last.to_version != production:
+            self.post_message(self.RolledBack(f"{model}: production {production} was not reached by a rollback; "
+                                              "nothing to roll forward to", False))
+            return
+        self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version)
+
+    def _confirm_roll_forward(self, model: str, production: str, target: str) -> None:
+        from screens.roll_forward_dialog import RollForwardDialog
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self._roll_forward_worker(model, production, target)
+
+        self.app.push_screen(RollForwardDialog(model, production, target), done)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _roll_forward_worker(self, model: str, seen_production: str, target: str) -> None:
+        from console.release import promote
+        from screens.loaders import live_traffic
+
+        ws = self.app.workspace
+        self.app.record_call(f"console.release.promote(registry, audit, {model!r}, {target!r}, "
+                             f"expected={seen_production!r}, actor={self.app.actor!r})")
+        try:
+            outcome = promote(ws.registry(), ws.audit(), model, target, actor=self.app.actor,
+                              reason=f"roll forward from the console (production was {seen_production})",
+                              expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
+                              options=_model_options(ws, model))
+        except Exception as exc:
+            self.post_message(self.RolledBack(f"roll forward of {model} refused: {exc}", False))
+            return
+        self.post_message(self.RolledBack(outcome.detail.get("message") or
+                                          f"{model}: production {seen_production} → {target} (rolled forward)", True))
 
     @on(RolledBack)
     def _on_rolled_back(self, message: RolledBack) -> None:
@@ -381,3 +488,10 @@ class HomeScreen(ConsoleScreen):
         self._last_rollback = time.monotonic()
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self.load()
+
+
+def _model_options(ws, model: str) -> dict:
+    try:
+        return ws.model_config(model)
+    except Exception:  # a broken [models] table must not stop a rollback
+        return {}

@@ -27,7 +27,10 @@ def register(sub, common) -> None:
     p.add_argument("model")
     p.add_argument("--to", metavar="VERSION")
     p.add_argument("--reason", default="")
-    p.add_argument("--expect", metavar="VERSION", help="the production version you saw")
+    p.add_argument("--expect", metavar="VERSION", help="the production version you saw: roll back away from it "
+                   "(a bare rollback right after another one moves nothing; this rolls back further)")
+    p.add_argument("--override", action="store_true",
+                   help="--to a rejected, pending or corrupt version (needs --reason)")
     p.set_defaults(handler=cmd_rollback)
 
     for name, status in (("approve", "approved"), ("reject", "rejected")):
@@ -66,7 +69,7 @@ def cmd_models(ctx: Context) -> int:
             "production": m.pointers.get(PRODUCTION),
             "candidate": m.pointers.get(CANDIDATE),
             "canary": m.pointers.get(CANARY),
-            "drift": drift_status(ctx, m.name),
+            "drift": drift_status(ctx, m.name, m.pointers.get(CANDIDATE)),
             "versions": m.versions,
             "pointers": m.pointers,
             "updated_at": m.updated_at,
@@ -78,11 +81,13 @@ def cmd_models(ctx: Context) -> int:
     return 0
 
 
-def drift_status(ctx: Context, model: str) -> str | None:
-    """The last recorded drift severity of the model's data, if the drift engine recorded one."""
+def drift_status(ctx: Context, model: str, candidate: str | None) -> str | None:
+    """The drift severity last recorded for the model's candidate, if the drift engine recorded one."""
+    if not candidate:
+        return None
     from console.drift import recorded_status
 
-    return recorded_status(ctx.workspace, model)
+    return recorded_status(ctx.workspace, model, candidate)
 
 
 def cmd_versions(ctx: Context) -> int:
@@ -108,8 +113,10 @@ def cmd_promote(ctx: Context) -> int:
     ctx.require_write("promote")
     expected, given = _expect(ctx.args)
     outcome = promote(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
-                      reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override)
-    ctx.emit(outcome.to_dict(), f"{outcome.model}: production {outcome.detail.get('from') or 'none'} -> {outcome.version}"
+                      reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
+                      traffic=_live_traffic(ctx), options=_model_options(ctx))
+    ctx.emit(outcome.to_dict(), outcome.detail.get("message")
+             or f"{outcome.model}: production {outcome.detail.get('from') or 'none'} -> {outcome.version}"
              + ("" if outcome.changed else " (no change)"))
     return 0
 
@@ -121,6 +128,8 @@ def cmd_rollback(ctx: Context) -> int:
     expected, given = _expect(ctx.args)
     if ctx.args.to is not None:
         check_name(ctx.args.to, "--to version")
+    if ctx.args.override and not (ctx.args.reason or "").strip():
+        raise BadInputError("--override: a --reason is required")
     live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
     if live is not None and ctx.args.to is None and not given:
         # its stable is production already: traffic back to it is the whole rollback
@@ -129,11 +138,19 @@ def cmd_rollback(ctx: Context) -> int:
                  f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
         return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
-                       reason=ctx.args.reason, expected=expected, expected_given=given, traffic=_live_traffic(ctx))
-    traffic = outcome.detail.get("traffic")
-    ctx.emit(outcome.to_dict(), f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}"
-             + (f" · traffic {traffic}" if traffic else "") + ("" if outcome.changed else " (no change)"))
+                       reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
+                       traffic=_live_traffic(ctx), options=_model_options(ctx))
+    ctx.emit(outcome.to_dict(), outcome.detail.get("message")
+             or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0
+
+
+def _model_options(ctx: Context) -> dict:
+    """The model's [models.<name>] table: how its server loads and serves it."""
+    try:
+        return ctx.workspace.model_config(ctx.args.model)
+    except BadInputError:
+        return {}
 
 
 def _rollback_live_canary(ctx: Context):
@@ -172,14 +189,17 @@ def cmd_decide(ctx: Context) -> int:
         report = gate_report_for(ctx, args.model, args.version, args.policy)
     outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
                      actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override)
-    ctx.emit(outcome.to_dict(), f"{args.model} {args.version}: {args.status}"
+    not_run = [c.name for c in report.not_run] if report is not None else []
+    ctx.emit({**outcome.to_dict(), "checks_not_run": not_run}, f"{args.model} {args.version}: {args.status}"
              + (" (override)" if outcome.detail["approval"].get("override") else "")
+             + (f"; {len(not_run)} checks not run: {', '.join(not_run)}" if not_run else "")
              + ("" if outcome.changed else " (no change)"))
     return 0
 
 
 def gate_report_for(ctx: Context, model: str, version: str, policy: str | None):
-    """The gate report of a registry version, from the gate engine when it is installed."""
+    """The gate report of a registry version: from recorded metrics, and from the test set when
+    the model has one (checks that need data are listed as not run without it)."""
     from console.gates import evaluate_version
 
     return evaluate_version(ctx.workspace, model, version, policy_path=policy)
