@@ -95,6 +95,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # the figures are the output
     work = Path(tempfile.mkdtemp(prefix="mrc-bench-gate-"))
     (work / "mlflow").mkdir()
     server = servers.MlflowServer(work / "mlflow")
