@@ -269,16 +269,24 @@ def rolled_back_from(history: list[PointerMove]) -> PointerMove | None:
     return moves[-1] if moves and is_rollback(moves[-1]) else None
 
 
-def unfit_reason(registry, model: str, version: str) -> str | None:
+def unfit_reason(registry, model: str, version: str, *, pending_ok: bool = False) -> str | None:
     """Why a version must not take production without an override; None when it may."""
     mv = registry.get_version(model, version)
-    if mv.approval.status != "approved":
+    if mv.approval.status != "approved" and not (pending_ok and mv.approval.status == "pending"):
         return mv.approval.status  # "rejected" or "pending"
     try:
         verify_artifact(registry, mv)
     except (BadInputError, OSError) as exc:
         return f"corrupt (artifact does not verify: {exc})"
     return None
+
+
+def never_reviewed(registry, model: str) -> bool:
+    """True when no version of the model was ever approved or rejected through mrc: a registry
+    a team fills and reviews with its own tools. Then an earlier production version that is
+    "pending" here is a fit rollback target (it served production); once the team reviews in
+    mrc, only approved versions are."""
+    return not any(mv.approval.status in ("approved", "rejected") for mv in registry.list_versions(model))
 
 
 def verify_artifact(registry, mv) -> None:
@@ -327,6 +335,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         raise ConflictError(f"{model}: production is {current or 'nothing'} now, not {seen or 'nothing'}"
                             " (someone else moved it first)", expected=seen, actual=current)
     skipped: list[dict[str, str]] = []
+    taken_unreviewed = False  # a pending target taken because the model has no mrc reviews at all
     if to is not None:
         target = to
         problem = unfit_reason(registry, model, to)
@@ -337,8 +346,15 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
             reason = _reason(reason, f"roll back to a {problem.split(' ')[0]} version")
     else:
         target = None
+        unreviewed: bool | None = None  # read only when a candidate is pending
         for version in rollback_candidates(history, current):
             problem = unfit_reason(registry, model, version)
+            if problem == "pending":
+                if unreviewed is None:
+                    unreviewed = never_reviewed(registry, model)
+                if unreviewed:  # a team that reviews outside mrc: having served production is its approval
+                    problem = unfit_reason(registry, model, version, pending_ok=True)
+                    taken_unreviewed = problem is None
             if problem is None:
                 target = version
                 break
@@ -362,15 +378,19 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,
                             details={"reason": why, "override": bool(override and to is not None and problem),
-                                     "skipped": skipped})
+                                     "skipped": skipped, "unreviewed_target": taken_unreviewed})
     except ConflictError:
         history = registry.pointer_history(model, PRODUCTION)
         done = _already_rolled_back(model, history, registry.get_pointers(model).get(PRODUCTION), seen, True, to)
         if done is not None:
             return done
         raise
-    detail = {"from": move.from_version, "to": target, "move": move.to_dict(), "traffic": None, "skipped": skipped}
+    detail = {"from": move.from_version, "to": target, "move": move.to_dict(), "traffic": None, "skipped": skipped,
+              "unreviewed_target": taken_unreviewed}
     _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
+    if taken_unreviewed:
+        detail["message"] = (detail.get("message") or f"{model}: rolled back production {move.from_version} -> "
+                             f"{target}") + f" ({target} served production before; {model} has no mrc reviews)"
     return Outcome("rollback", model, target, True, detail)
 
 

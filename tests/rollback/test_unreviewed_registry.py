@@ -1,0 +1,41 @@
+"""A registry whose team reviews outside mrc (every version "pending" here, as in an MLflow or S3
+registry filled by plain tools): the one-key rollback still returns to the earlier production
+version, and says why it took a pending one. Once anything is reviewed in mrc, it does not."""
+
+from __future__ import annotations
+
+from backends.base import Lineage, PRODUCTION
+from console.workspace import Workspace
+
+
+def _registry_without_reviews(root):
+    ws = Workspace.open(root, create=True)
+    ws.local().create_tables()
+    registry = ws.registry()
+    for n in (1, 2, 3):
+        artifact = root / f"weights-{n}.bin"
+        artifact.write_bytes(f"weights of version {n}".encode())
+        registry.register_version("fraud", str(artifact), metrics={"auc": 0.9}, lineage=Lineage(code_commit=f"{n:040x}"))
+    previous = None
+    for v in ("1", "2", "3"):  # production moved by the team's own pipeline: 1 -> 2 -> 3
+        registry.move_pointer("fraud", PRODUCTION, expected=previous, new=v, actor="pipeline")
+        previous = v
+    return ws
+
+
+def test_rollback_takes_the_earlier_production_when_the_model_has_no_mrc_reviews(tmp_path, mrc):
+    _registry_without_reviews(tmp_path)
+    result = mrc("rollback", "fraud", "--json", "--workspace", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.json()
+    assert (out["from"], out["to"], out["unreviewed_target"]) == ("3", "2", True)
+    text = mrc("rollback", "fraud", "--expect", "2", "--workspace", str(tmp_path))
+    assert text.returncode == 0 and "has no mrc reviews" in text.stdout, text.stderr
+
+
+def test_once_a_version_is_reviewed_in_mrc_pending_targets_need_an_override(tmp_path, mrc):
+    _registry_without_reviews(tmp_path)
+    assert mrc("reject", "fraud", "1", "--reason", "leaks labels", "--workspace", str(tmp_path)).returncode == 0
+    result = mrc("rollback", "fraud", "--workspace", str(tmp_path))
+    assert result.returncode == 2 and "2 is pending" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
