@@ -25,6 +25,7 @@ BAR_PARTIAL = " ▏▎▍▌▋▊▉"
 GATE_LABELS = {
     "passed": ("✔ pass", "green"),
     "failed": ("✘ FAIL", "bold red"),
+    "incomplete": ("◐ partial", "yellow"),  # what ran passed; checks needing data did not run
     "running": ("… running", "yellow"),
     "unavailable": ("? n/a", "dim"),
     None: ("· not run", "dim"),
@@ -273,10 +274,11 @@ def filter_indices(keys: Sequence[str], query: str, within: Sequence[int] | None
 
 
 def check_cells(check: Any) -> list[tuple[str, str]]:
-    verdict = ("✔ pass", "green") if check.passed else ("✘ FAIL", "bold red")
+    not_run = getattr(check, "status", "") == "not_run"
+    verdict = ("· not run", "yellow") if not_run else ("✔ pass", "green") if check.passed else ("✘ FAIL", "bold red")
     return [
         verdict,
-        (check.name, "bold" if not check.passed else ""),
+        (check.name, "" if not_run or check.passed else "bold"),
         (check.kind, "dim"),
         (fmt_number(check.value), ""),
         (fmt_number(check.threshold), ""),
@@ -448,21 +450,32 @@ AUDIT_COLUMNS = (("seq", 5), ("at", 20), ("actor", 12), ("action", 16), ("model"
 
 
 def approval_statement(model: str, version: str, artifact_sha256: str, gate_digest: str | None,
-                       gate_passed: bool | None, failed_checks: Sequence[str] = ()) -> list[str]:
+                       gate_passed: bool | None, failed_checks: Sequence[str] = (), not_run: Sequence[str] = (),
+                       not_run_why: str = "", gate_error: str = "") -> list[str]:
     """The lines an approver reads before confirming: exactly what will be approved."""
-    if gate_passed is None:
+    if gate_error:
+        gates = f"gates: NOT EVALUATED — {gate_error}"
+    elif gate_passed is None:
         gates = "gate report: not available (approval records no gate digest)"
     elif gate_passed:
-        gates = "gates: all passed"
+        gates = "gates: all that ran passed" if not_run else "gates: all passed"
     else:
         gates = "gates: FAILED — " + ", ".join(failed_checks)
-    return [
+    lines = [
         f"model      {model}",
         f"version    {version}",
         f"artifact   sha256 {artifact_sha256}",
         f"gate digest sha256 {gate_digest or '—'}",
         gates,
     ]
+    if not_run and not gate_error:
+        lines.append(f"{len(not_run)} checks not run: {not_run_why or 'no test set'} ({', '.join(not_run)})")
+    return lines
+
+
+def approval_needs_override(gate_passed: bool | None, not_run: Sequence[str] = (), gate_error: str = "") -> bool:
+    """Only a complete, passing gate report approves without an override."""
+    return bool(gate_error) or gate_passed is not True or bool(not_run)
 
 
 def rollback_hint(model: str, production: str | None, target: str | None, canary: str | None = None) -> str:
