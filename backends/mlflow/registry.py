@@ -48,6 +48,7 @@ OUTSIDE_MRC = "(outside mrc)"
 SEQ_WIDTH = 10
 LEDGER = "mrc-ledger"
 APPROVALS = "mrc-approvals"
+VIEW_ALL = 3  # mlflow.entities.ViewType.ALL, without importing mlflow
 SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_key", "secret")
 
 
@@ -385,13 +386,11 @@ class MlflowRegistry:
     # -- the ledger: experiments whose unique names serialise mrc's moves -------------------
     def _ledger(self, prefix: str) -> list[tuple[int, dict[str, str]]]:
         """(seq, tags) of every ledger entry under prefix; tags carry mrc.experiment_id."""
-        from mlflow.entities import ViewType
-
         entries = []
         token = None
         while True:
             page = self._call("search ledger", lambda: self.client.search_experiments(
-                view_type=ViewType.ALL, max_results=1000, filter_string=f"name LIKE '{prefix}%'",
+                view_type=VIEW_ALL, max_results=1000, filter_string=f"name LIKE '{prefix}%'",
                 order_by=["name ASC"], page_token=token))
             for exp in page:
                 seq = exp.name[len(prefix):].rsplit("/", 1)[-1]
