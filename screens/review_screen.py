@@ -41,7 +41,7 @@ class ReviewScreen(ConsoleScreen):
         Binding("x", "reject", "Reject", id="review.reject"),
         Binding("h", "history", "History", id="review.history"),
         Binding("g", "rerun_gates", "Re-run gates", id="review.gates"),
-        Binding("enter", "check_detail", "Check detail", id="review.check"),
+        Binding("enter", "check_detail", "Check detail", show=False, id="review.check"),  # footer unchanged; ? lists it
         Binding("escape", "back", "Back", id="review.back"),
     ]
 
