@@ -38,7 +38,7 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
         summaries = registry.list_models()
     except NotFoundError:
         return HomeData([], [], "")  # an empty registry: nothing registered yet
-    drift_status = optional("console.drift", "recorded_status")
+    drift_status = optional("console.drift_record", "recorded_status")  # stdlib only: no numpy before the first paint
     canary_state = optional("console.canary_controller", "current_state")
     rows: list[HomeRow] = []
     versions: list[Any] = []
