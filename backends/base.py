@@ -43,14 +43,15 @@ class IntegrityError(BadInputError):
 # ---------------------------------------------------------------------------------------------
 # Names that reach a path or a key are validated here, once, for every backend.
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: `$` would let a trailing newline in
 
 
 def check_name(value: str, what: str = "name") -> str:
     """Refuse names that could escape a folder or a bucket prefix."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else f"{value[:60]!r}… ({len(value)} characters)"
         raise BadInputError(
-            f"{what} {value!r} is not valid: use letters, digits, '.', '_' and '-' "
+            f"{what} {shown} is not valid: use letters, digits, '.', '_' and '-' "
             "(no '/', no '..', at most 128 characters)"
         )
     return value

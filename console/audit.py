@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from backends.dbfile import connect_db
 from console.domain import AuditEvent
 from console.timeutil import now_iso
 
@@ -73,7 +74,7 @@ def verify_chain(events: Iterable[AuditEvent]) -> ChainCheck:
 
 
 def connect(db_path: str, *, timeout: float = 30.0) -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path, timeout=timeout, isolation_level=None)
+    conn = connect_db(db_path, timeout=timeout, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
 
@@ -91,9 +92,12 @@ class AuditLog:
 
     def append(self, actor: str, action: str, model: str = "", version: str = "",
                details: dict[str, Any] | None = None) -> AuditEvent:
+        from console.redact import redact_obj
+
         details = details or {}
-        # Round-trip through JSON so the hashed form is the stored form.
-        details = json.loads(json.dumps(details, sort_keys=True, default=str))
+        # Round-trip through JSON so the hashed form is the stored form; a URL credential in a
+        # detail (an endpoint in an error, a git remote) is masked before it is stored for good.
+        details = redact_obj(json.loads(json.dumps(details, sort_keys=True, default=str)))
         for attempt in range(8):
             conn = connect(self.db_path)
             try:

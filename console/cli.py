@@ -16,6 +16,7 @@ import sqlite3
 import sys
 
 from backends.base import BackendError, BadInputError, ConflictError
+from console.redact import safe_line
 
 # Order is the order of `mrc --help`.
 COMMAND_MODULES = [
@@ -35,7 +36,33 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage errors are one clear line and exit code 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"mrc: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_BAD_INPUT, f"mrc: error: {safe_line(message)} (see `{self.prog} --help`)\n")
+
+
+# What writes, for the one --read-only rule and the lock wait: a command, a (command, action)
+# pair, or (command, option) where only that option writes (a file outside the workspace).
+WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
+                  "serve-models", "canary"}
+READ_ACTIONS = {("canary", "status")}
+WRITE_OPTIONS = {("validate", "write_baseline"), ("drift", "html"), ("report", "html"), ("report", "md")}
+# writes that need the workspace database's write lock (init and demo create it)
+LOCKING_COMMANDS = WRITE_COMMANDS - {"init", "demo"}
+
+
+def writes(args) -> str | None:
+    """How this invocation writes (`mrc promote`, `mrc validate --write-baseline`), or None."""
+    command = getattr(args, "command", None)
+    action = getattr(args, "canary_command", None)
+    if command in WRITE_COMMANDS and (command, action) not in READ_ACTIONS:
+        return f"mrc {command}" + (f" {action}" if action else "")
+    for cmd, option in WRITE_OPTIONS:
+        if command == cmd and getattr(args, option, None):
+            return f"mrc {command} --{option.replace('_', '-')}"
+    return None
+
+
+class LockTimeout(BackendError):
+    """The workspace's write lock stayed held past the configured wait (exit 4)."""
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -69,28 +96,50 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
+    if getattr(args, "workspace", None) == "":
+        parser.error("--workspace: empty path (leave the option out for the default workspace)")
     if handler is None:
         if args.command is None:
             return _open_console(args)
         parser.error(f"{args.command}: missing subcommand")
     ctx = Context(args)
+    # Every line below goes through safe_line: one line, credentials masked, controls escaped.
     try:
+        how = writes(args)
+        if how and getattr(args, "read_only", False):
+            raise BadInputError(f"--read-only: `{how}` writes, refused")
+        if how and args.command in LOCKING_COMMANDS:
+            wait_for_write_lock(ctx)
         return int(handler(ctx) or 0)
     except BadInputError as exc:
-        print(f"mrc: error: {exc}", file=sys.stderr)
+        print(f"mrc: error: {safe_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ConflictError as exc:
-        print(f"mrc: conflict: {exc}", file=sys.stderr)
+        print(f"mrc: conflict: {safe_line(exc)}", file=sys.stderr)
         return EXIT_CONFLICT
     except PolicyRefusal as exc:
-        print(f"mrc: refused: {exc}", file=sys.stderr)
+        print(f"mrc: refused: {safe_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except BackendError as exc:
-        print(f"mrc: backend error: {exc}", file=sys.stderr)
+    except LockTimeout as exc:
+        print(f"mrc: busy: {safe_line(exc)}", file=sys.stderr)
         return EXIT_BACKEND
-    except sqlite3.DatabaseError as exc:  # a damaged or foreign mrc.db: bad input, not a traceback
-        print(f"mrc: error: {ctx.db_path_hint()}: {exc}", file=sys.stderr)
+    except BackendError as exc:
+        print(f"mrc: backend error: {safe_line(exc)}", file=sys.stderr)
+        return EXIT_BACKEND
+    except sqlite3.OperationalError as exc:
+        if _locked(exc):  # another process kept the write lock past every busy timeout
+            print(f"mrc: busy: {ctx.db_path_hint()}: {safe_line(exc)} (held by another process)", file=sys.stderr)
+            return EXIT_BACKEND
+        print(f"mrc: error: {ctx.db_path_hint()}: {safe_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except sqlite3.DatabaseError as exc:  # a damaged or foreign mrc.db: bad input, not a traceback
+        print(f"mrc: error: {ctx.db_path_hint()}: {safe_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if type(exc).__name__ == "OperationalError" and _locked(exc):  # the same, through SQLAlchemy
+            print(f"mrc: busy: {ctx.db_path_hint()}: database is locked (held by another process)", file=sys.stderr)
+            return EXIT_BACKEND
+        raise
     except BrokenPipeError:  # `mrc audit | head`: the reader left, nothing is wrong
         sys.stdout = None  # type: ignore[assignment]
         return EXIT_OK
@@ -99,6 +148,111 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         ctx.close()
+
+
+def _locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def lock_timeout_s(ctx) -> float:
+    """MRC_LOCK_TIMEOUT, else [workspace] lock_timeout_s of mrc.toml, else 10 s."""
+    import os
+
+    raw = os.environ.get("MRC_LOCK_TIMEOUT")
+    if raw is not None and raw.strip():
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= 86400:
+            raise BadInputError(f"MRC_LOCK_TIMEOUT: must be a number of seconds within [0, 86400], not {raw!r}")
+        return value
+    return ctx.workspace.lock_timeout_s()
+
+
+def wait_for_write_lock(ctx, *, poll_s: float = 0.1, say_every_s: float = 2.0) -> None:
+    """Wait, saying so on stderr, until the workspace database's write lock is free.
+
+    SQLite's own busy timeout waits in silence; this takes the lock and lets it go at once
+    (BEGIN IMMEDIATE, ROLLBACK: nothing is written), so a held lock is met here, with progress
+    and a bounded wait, rather than deep inside a write. Exit 4 when the wait runs out.
+    """
+    import time
+
+    from backends.dbfile import writable_folder
+
+    db = ctx.workspace.db_path
+    if not db.is_file():
+        return
+    if not writable_folder(db):
+        raise BadInputError(f"{db.parent}: the workspace folder is not writable, and `mrc {ctx.args.command}` writes")
+    timeout = lock_timeout_s(ctx)
+    deadline = time.monotonic() + timeout
+    next_say = 0.0
+    conn = sqlite3.connect(str(db), timeout=0, isolation_level=None)
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+            now = time.monotonic()
+            if now >= deadline:
+                raise LockTimeout(f"{db}: the workspace lock is held by {lock_holder(db)}; gave up after {timeout:g} s "
+                                  "(MRC_LOCK_TIMEOUT or [workspace] lock_timeout_s sets the wait)")
+            if now >= next_say:
+                ctx.progress(f"waiting for the workspace lock held by {lock_holder(db)} "
+                             f"({max(deadline - now, 0):.0f} s left)")
+                next_say = now + say_every_s
+            time.sleep(min(poll_s, max(deadline - now, 0.001)))
+    finally:
+        conn.close()
+
+
+def lock_holder(db) -> str:
+    """'pid 123 (python -m …)' of the process holding a write lock on the database, when Linux says."""
+    import os
+
+    inodes = set()
+    for path in (str(db), f"{db}-shm", f"{db}-wal"):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        inodes.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+    pids = []
+    try:
+        with open("/proc/locks") as fh:
+            for line in fh:
+                parts = line.split()
+                # "1: POSIX  ADVISORY  WRITE 4242 08:01:1234 0 EOF"
+                if len(parts) < 6 or parts[1] != "POSIX" or parts[3] != "WRITE":
+                    continue
+                try:
+                    major, minor, inode = parts[5].split(":")
+                    key = (int(major, 16), int(minor, 16), int(inode))
+                    pid = int(parts[4])
+                except ValueError:
+                    continue
+                if key in inodes and pid != os.getpid() and pid not in pids:
+                    pids.append(pid)
+    except OSError:
+        pass
+    if not pids:
+        return "another process"
+    described = []
+    for pid in pids[:3]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        described.append(f"pid {pid}" + (f" ({cmd[:60]})" if cmd else ""))
+    return ", ".join(described)
 
 
 def _open_console(args) -> int:

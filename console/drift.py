@@ -15,6 +15,7 @@ Method by column kind and sample size (the DriftFeature's ``method`` says which 
   their own), PSI over the categories as the effect size, Jensen–Shannon distance reported.
   Not a goodness-of-fit χ² against the reference's proportions: that treats the reference as
   exact and flags undrifted columns on large samples.
+- ±inf is missing, like NaN (a broken value, not a very large one), in every kind of column.
 - a change in the missing-value rate is drift in itself: the missing bin is part of PSI, and
   when either side has missing values a two-proportion test joins the column's test
   (Bonferroni over the two).
@@ -37,7 +38,8 @@ Python work per row. That is deliberate: the fully batched form (a stable argsor
 the (k, n + m) concatenation, gathers and cumulative sums over it) reads and writes far more
 memory and measured 2× slower warm at 200,000 rows × 40 columns. The KS statistic searches
 only near its peak (see `_ks_against_reference`) and is still exactly scipy's; its p-value
-uses the limiting Kolmogorov law above an effective size of 10,000 (`stats.ks_pvalue`).
+is exact (the permutation law) for small samples and uses the limiting Kolmogorov law above an
+effective size of 10,000 (`stats.ks_pvalue`).
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ def profile(reference: Any, *, kinds: Mapping[str, str] | None = None, threads: 
         for j in range(block.start, min(block.stop, len(numeric))):
             row = sorted_values[j]
             row[:] = columns[j]
+            row[np.isinf(row)] = np.nan  # ±inf is a broken value, not a very large one: missing
             row.sort()  # NaN last
             valid[j] = np.searchsorted(row, np.nan, side="left") if rows and np.isnan(row[-1]) else rows
             runs[j] = _ref_runs(row[:valid[j]]) if valid[j] else None
@@ -201,7 +204,7 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """codes (−1 = missing) and labels of one 1-D array, by hashing when pandas is present."""
     if values.dtype.kind in "fiub":
         vals = values.astype(float) if values.dtype.kind != "b" else values.astype(np.int8)
-        missing = np.isnan(vals) if vals.dtype.kind == "f" else np.zeros(vals.shape, bool)
+        missing = ~np.isfinite(vals) if vals.dtype.kind == "f" else np.zeros(vals.shape, bool)  # ±inf too
         labels, codes = np.unique(np.where(missing, 0, vals), return_inverse=True)
         codes = np.where(missing, -1, codes)
         if missing.any():  # the 0 placeholder may not be a real label
@@ -226,7 +229,7 @@ def _category_counts(columns: list[np.ndarray]) -> tuple[list[list[Any]], list[n
     if not columns:
         return [], []
     lengths = [len(c) for c in columns]
-    all_values = np.concatenate([np.asarray(c, dtype=object) if c.dtype.kind not in "fiub" else c.astype(object)
+    all_values = np.concatenate([np.asarray(c, dtype=object) if c.dtype.kind not in "fiub" else _inf_as_nan(c).astype(object)
                                  for c in columns]) if any(c.dtype.kind not in "fiub" for c in columns) \
         else np.concatenate([c.astype(float) for c in columns])
     codes, labels = _factorize(all_values)
@@ -241,6 +244,11 @@ def _category_counts(columns: list[np.ndarray]) -> tuple[list[list[Any]], list[n
         out_labels.append([names[i] for i in present])
         out_counts.append(row[present])
     return out_labels, out_counts
+
+
+def _inf_as_nan(values: np.ndarray) -> np.ndarray:
+    """±inf as missing before numbers meet text in one object array (hashing would keep inf a label)."""
+    return np.where(np.isinf(values), np.nan, values) if values.dtype.kind == "f" else values
 
 
 def _plain(v: Any) -> Any:
@@ -355,10 +363,12 @@ def _numeric_block(prof: ReferenceProfile, columns: np.ndarray, current: list[np
     cur_bins = np.zeros((k, edges.shape[1] + 1), dtype=np.int64)
     m_rows = np.zeros(k, dtype=np.int64)
     for j in range(k):
-        cur = np.sort(current[j])  # NaN sorts last
+        cur = np.sort(current[j])  # −inf first, then +inf, NaN last
         m_rows[j] = cur.size
-        m = int(np.searchsorted(cur, np.nan, side="left")) if cur.size and np.isnan(cur[-1]) else cur.size
-        cur = cur[:m]
+        # ±inf counts as missing, as in the reference profile
+        lo, m = int(np.searchsorted(cur, -np.inf, side="right")), int(np.searchsorted(cur, np.inf, side="left"))
+        cur = cur[lo:m]
+        m = cur.size
         ref = prof.sorted_values[columns[j], :prof.valid[columns[j]]]  # a view: the cache is not copied
         cur_valid[j] = m
         cur_bins[j] = _bin_counts(cur, edges[j])
@@ -521,15 +531,31 @@ def _reports_dir(ws, model: str) -> Path:
     return Path(ws.root) / "reports" / model
 
 
-def _dataset_columns(ws, ref: str) -> dict[str, np.ndarray]:
-    from backends.local.datasets import DatasetStore
+def _dataset_columns(ws, ref: str, model: str = "", version: str = "") -> dict[str, np.ndarray]:
+    """A data set's columns through the data-source seam (path, s3://, name@version, mlflow:…)."""
+    table = ws.load_table(ref, model=model or None, version=version or None)
+    if table.rows == 0:
+        raise BadInputError(f"{table.source}: no rows")
+    return dict(table.data)
 
-    _, columns, data = DatasetStore(ws.root).load(ref)
-    return {c: data[:, i] for i, c in enumerate(columns)}
+
+def training_data_ref(mv) -> str:
+    """Where a version's training data can be read, from its lineage: data_uri, else a
+    data_version that is mrc's name@version; "" when the lineage names nothing readable."""
+    from console.plugins import scheme_of
+
+    lineage = mv.lineage
+    if lineage.data_uri:
+        return lineage.data_uri
+    if lineage.data_version and scheme_of(lineage.data_version) == "mrc":
+        return lineage.data_version
+    return ""
 
 
 def version_drift(ws, model: str, version: str, *, record: bool = True) -> DriftReport:
-    """Drift of the version's training data against the production version's training data."""
+    """Drift of the version's training data against production's (else models.X.reference_data).
+
+    The report's `reference` and `current` name the data that was read."""
     from backends.base import PRODUCTION, check_name
 
     check_name(model, "model")
@@ -537,44 +563,72 @@ def version_drift(ws, model: str, version: str, *, record: bool = True) -> Drift
     registry = ws.registry()
     mv = registry.get_version(model, version)
     production = registry.get_pointers(model).get(PRODUCTION)
-    if not production:
-        raise BadInputError(f"{model}: no production version to compare the training data with")
-    base = registry.get_version(model, production)
-    if not mv.lineage.data_version or not base.lineage.data_version:
-        raise BadInputError(f"{model}: version {version if not mv.lineage.data_version else production} "
-                            "has no data_version in its lineage")
-    report = drift_report(_dataset_columns(ws, base.lineage.data_version), _dataset_columns(ws, mv.lineage.data_version),
-                          source_reference=base.lineage.data_version, source_current=mv.lineage.data_version)
-    report.reference = base.lineage.data_version
-    report.current = mv.lineage.data_version
+    base = registry.get_version(model, production) if production else None
+    current = training_data_ref(mv)
+    reference = training_data_ref(base) if base is not None else ""
+    configured = ws.model_config(model).get("reference_data") or ""
+    reference_from = production if reference else ""
+    if not reference and configured:
+        reference = configured
+    if not current and not reference:
+        raise BadInputError(
+            f"{model}: no training data to compare: neither version {version} nor "
+            f"{'production ' + production if production else 'a production version'} names readable data in its "
+            f"lineage (data_uri, or data_version as name@version), and models.{model}.reference_data is not set")
+    if not current:
+        raise BadInputError(f"{model} version {version}: its lineage names no readable training data "
+                            f"(data_uri, or data_version as name@version{', is ' + repr(mv.lineage.data_version) if mv.lineage.data_version else ''})")
+    if not reference:
+        raise BadInputError(f"{model}: no reference data for drift: production {production or '(none)'} names no "
+                            f"readable training data and models.{model}.reference_data is not set")
+    report = drift_report(_dataset_columns(ws, reference, model, reference_from or version),
+                          _dataset_columns(ws, current, model, version),
+                          source_reference=reference, source_current=current)
+    report.reference = reference
+    report.current = current
     report.model = model
     report.version = version
-    report.baseline_version = production
+    report.baseline_version = reference_from
     if record:
-        record_status(ws, model, report, version=version, baseline=production)
+        record_status(ws, model, report, version=version, baseline=reference_from)
     return report
 
 
+def _status_path(ws, model: str, version: str) -> Path:
+    from backends.base import check_name
+
+    return _reports_dir(ws, model) / f"drift-{check_name(version, 'version')}.json"
+
+
 def record_status(ws, model: str, report: DriftReport, *, version: str = "", baseline: str = "") -> Path:
-    """Keep the last drift verdict of a model under reports/<model>/drift.json (atomic replace)."""
+    """Keep a version's last drift verdict under reports/<model>/drift-<version>.json (atomic
+    replace): reviewing an old version never changes what the candidate shows."""
     from console.timeutil import now_iso
 
+    version = version or report.version
     folder = _reports_dir(ws, model)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "drift.json"
+    path = _status_path(ws, model, version)
     data = {"model": model, "version": version, "baseline_version": baseline, "severity": report.severity,
-            "drift_share": report.drift_share, "at": now_iso(),
-            "drifted": [f.name for f in report.features if f.severity != "none"]}
-    tmp = folder / ".drift.json.tmp"
+            "drift_share": report.drift_share, "at": now_iso(), "reference": report.reference,
+            "current": report.current, "drifted": [f.name for f in report.features if f.severity != "none"]}
+    tmp = folder / f".{path.name}.tmp"
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
     return path
 
 
-def recorded_status(ws, model: str) -> str | None:
-    """The last drift severity recorded for the model ("none"/"warning"/"critical"), or None."""
+def recorded_status(ws, model: str, version: str | None = None) -> str | None:
+    """The last drift severity recorded for a version ("none"/"warning"/"critical"), or None;
+    without a version, the candidate's."""
+    if version is None:
+        from backends.base import CANDIDATE
+
+        version = ws.registry().get_pointers(model).get(CANDIDATE)
+        if not version:
+            return None
     try:
-        data = json.loads((_reports_dir(ws, model) / "drift.json").read_text())
+        data = json.loads(_status_path(ws, model, version).read_text())
     except (OSError, ValueError):
         return None
     severity = data.get("severity") if isinstance(data, dict) else None

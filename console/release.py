@@ -53,25 +53,39 @@ def _reason(reason: str | None, what: str) -> str:
 
 
 def decide(registry, audit, model: str, version: str, *, status: str, actor: str, reason: str,
-           gate_report: Any = None, override: bool = False, expected_status: str | None = None) -> Outcome:
-    """Approve or reject a version. Approval is refused while gates fail, unless overridden."""
+           gate_report: Any = None, override: bool = False, expected_status: str | None = None,
+           gate_error: str = "") -> Outcome:
+    """Approve or reject a version. Approval is refused while gates fail, while checks were not
+    run (no test set) and when the gates could not be evaluated (`gate_error`), unless overridden."""
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "approve" if status == "approved" else "reject")
     mv = registry.get_version(model, version)
     seen = expected_status if expected_status is not None else mv.approval.status
-    gate_passed = None if gate_report is None else bool(gate_report.passed)
-    if status == "approved" and gate_passed is False and not override:
-        failed = ", ".join(c.name for c in gate_report.failed_checks)
-        raise PolicyRefusal(f"{model} {version}: gates failed ({failed}); approve with --override and a reason")
-    digest = report_digest(gate_report) if gate_report is not None else ""
+    gate_passed = None if gate_report is None or gate_error else bool(gate_report.passed)
+    not_run = [c.name for c in getattr(gate_report, "not_run", [])] if gate_report is not None else []
+    if status == "approved" and not override:
+        if gate_error:
+            raise PolicyRefusal(f"{model} {version}: the gates could not be evaluated ({gate_error}); "
+                                "approve with --override and a reason")
+        if gate_passed is False:
+            failed = ", ".join(c.name for c in gate_report.failed_checks)
+            raise PolicyRefusal(f"{model} {version}: gates failed ({failed}); approve with --override and a reason")
+        if not_run:
+            raise PolicyRefusal(f"{model} {version}: {len(not_run)} checks not run ({', '.join(not_run)}): the gate "
+                                "report is incomplete; approve with --override and a reason")
+    digest = report_digest(gate_report) if gate_report is not None and not gate_error else ""
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
-    approval = Approval(status, actor, now_iso(), reason, digest, bool(override and gate_passed is not True))
+    overridden = bool(override and (gate_passed is not True or not_run))
+    approval = Approval(status, actor, now_iso(), reason, digest, overridden)
     stored = registry.set_approval(model, version, approval, expected_status=seen)
-    audit.append(actor, "approve" if status == "approved" else "reject", model, version,
-                 {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
-                  "override": approval.override, "previous_status": seen})
+    details = {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
+               "gate_complete": gate_report is not None and not gate_error and not not_run,
+               "checks_not_run": not_run, "override": approval.override, "previous_status": seen}
+    if gate_error:
+        details["gate_error"] = gate_error
+    audit.append(actor, "approve" if status == "approved" else "reject", model, version, details)
     return Outcome(status, model, version, True, {"approval": stored.to_dict()})
 
 

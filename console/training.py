@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ def parse_param_pairs(pairs, *, where: str = "") -> dict[str, Any]:
                 continue
         else:
             params[key] = raw
+        if isinstance(params[key], float) and not math.isfinite(params[key]):
+            raise BadInputError(f"{where}{key}={raw[:40]!r}: must be a finite number")
     return params
 
 
@@ -50,7 +53,10 @@ def code_identity() -> tuple[str, str]:
                                    capture_output=True, text=True, timeout=5).stdout.strip()
             remote = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
                                     capture_output=True, text=True, timeout=5).stdout.strip()
-            return commit + ("-dirty" if dirty else ""), remote or str(root)
+            from console.redact import redact
+
+            # a remote may carry an access token (https://TOKEN@host/…): lineage keeps it masked
+            return commit + ("-dirty" if dirty else ""), redact(remote) or str(root)
     except (OSError, subprocess.SubprocessError):
         pass
     digest = hashlib.sha256()

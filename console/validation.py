@@ -6,8 +6,8 @@ baseline.json: {"row_count": N, "distributions": {col: {"bins": [edges], "counts
 
 Checks, as the seed runs them: schema_valid (required columns present), null_rates_ok (every
 column's null fraction <= max_null_fraction), row_count_ok (0.5 < rows / baseline rows < 2),
-drift_<col> (PSI on the baseline's bins < max_drift_threshold, values outside the bins ignored
-and shares floored at 1e-6, as the seed computes it), label_diversity (distinct labels >=
+drift_<col> (PSI on the baseline's bins < max_drift_threshold, shares floored at 1e-6 as the
+seed computes it; values outside the bins count in the edge bins, where the seed dropped them), label_diversity (distinct labels >=
 min_classes). A column declared numeric that holds text is bad input (exit 2), not a failed check.
 """
 
@@ -59,7 +59,22 @@ def read_table(path: str | os.PathLike):
         raise BadInputError(f"{p}: cannot read as {suffix[1:] or 'data'} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if len(df.columns) == 0:
         raise BadInputError(f"{p}: no columns")
+    if suffix != ".parquet" and suffix != ".pq":
+        _refuse_duplicate_columns(p, "\t" if suffix == ".tsv" else ",")
     return df
+
+
+def _refuse_duplicate_columns(p: Path, sep: str) -> None:
+    """pandas renames a repeated header (`a`, `a.1`): which column is meant is then a guess."""
+    import csv
+
+    with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+        header = next(csv.reader(fh, delimiter=sep), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise BadInputError(f"{p}: column {name[:80]!r} appears twice in the header")
+        seen.add(name)
 
 
 def _string_list(schema: dict, key: str, source: str) -> list[str]:
@@ -126,8 +141,16 @@ def _finite(x: Any) -> bool:
 
 
 def seed_psi(bins: list[float], counts: list[float], values: np.ndarray) -> float:
-    """PSI on the baseline's own bins, exactly as the seed computes it (shares floored at 1e-6)."""
-    actual, _ = np.histogram(values, bins=bins)
+    """PSI on the baseline's own bins, shares floored at 1e-6 as the seed does.
+
+    Values outside the baseline's range count in the edge bins (the first and last bins are
+    open-ended, the usual PSI convention): np.histogram alone drops them, so a column that
+    moved wholly outside the baseline's range read as no drift at all, the opposite of what
+    the seed's check is for ("something changed upstream").
+    """
+    edges = np.asarray(bins, dtype=float)
+    values = np.asarray(values, dtype=float)
+    actual, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     ref = np.asarray(counts, dtype=float)
     act = actual.astype(float)
     ref = np.clip(ref / ref.sum(), 1e-6, None)
@@ -229,7 +252,6 @@ def validate_files(data_path: str, schema_path: str, baseline_path: str | None =
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, p)
+    from console.report import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

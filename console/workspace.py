@@ -45,6 +45,56 @@ backend = "local"
 """
 
 
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+
+# keys whose value must be an http(s) URL with a host (S3 endpoint_url, Prometheus url …)
+HTTP_URL_KEYS = ("url", "endpoint_url")
+
+
+def check_config_urls(config: Any, where: Path | str, path: str = "") -> None:
+    """Refuse credentials in any URL of mrc.toml (they belong in the environment or a credential
+    chain, not in a file that gets copied and committed), and URLs that are not URLs.
+
+    The message names the field and the kind of secret, never the secret itself.
+    """
+    from console.redact import credential_in_url, redact
+
+    if isinstance(config, dict):
+        for key, value in config.items():
+            dotted = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str):
+                secret = credential_in_url(value)
+                if secret:
+                    raise BadInputError(f"{where}: {dotted}: the URL carries credentials ({secret}); "
+                                        "put them in the environment or the backend's credential chain, not mrc.toml")
+                if str(key) in HTTP_URL_KEYS and path and not _is_http_url(value):
+                    raise BadInputError(f"{where}: {dotted}: must be an http(s) URL with a host "
+                                        f"(like http://127.0.0.1:8333), not {redact(value)[:80]!r}")
+            else:
+                check_config_urls(value, where, dotted)
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            dotted = f"{path}[{i}]"
+            if isinstance(value, str):
+                secret = credential_in_url(value)
+                if secret:
+                    raise BadInputError(f"{where}: {dotted}: the URL carries credentials ({secret}); "
+                                        "put them in the environment or the backend's credential chain, not mrc.toml")
+            else:
+                check_config_urls(value, where, dotted)
+
+
+def _is_http_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def default_workspace_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "mrc" / "default"
@@ -88,6 +138,8 @@ class Workspace:
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> "Workspace":
         """Open an existing workspace; with create=True make an empty one first."""
+        if path is not None and not str(path).strip():
+            raise BadInputError("--workspace: empty path (leave the option out for the default workspace)")
         root = resolve_dir(path)
         if create:
             cls.init(root)
@@ -100,18 +152,24 @@ class Workspace:
         config_path = root / "mrc.toml"
         config: dict[str, Any] = {}
         if config_path.exists():
+            if not config_path.is_file():
+                raise BadInputError(f"{config_path}: is not a file")
             try:
                 config = tomllib.loads(config_path.read_text())
             except PermissionError:
                 raise BadInputError(f"{config_path}: is not readable") from None
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise BadInputError(f"{config_path}: not valid TOML ({exc})") from None
+            except (OSError, RecursionError) as exc:
+                raise BadInputError(f"{config_path}: cannot read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+            check_config_urls(config, config_path)
         db = root / "mrc.db"
         if db.exists() and not os.access(db, os.R_OK):
             raise BadInputError(f"{db}: is not readable")
         ws = cls(root, config)
         for role in ROLES:
             ws.backend_name(role)  # validate names early: one clear line, before any write
+        ws.lock_timeout_s()
         return ws
 
     @classmethod
@@ -137,6 +195,17 @@ class Workspace:
             raise BadInputError(f"{self.config_path}: {role}.backend must be a backend name")
         return name
 
+    def lock_timeout_s(self) -> float:
+        """How long a write waits for another process's lock: [workspace] lock_timeout_s, default 10."""
+        section = self.config.get("workspace", {})
+        if not isinstance(section, dict):
+            raise BadInputError(f"{self.config_path}: [workspace] must be a table")
+        value = section.get("lock_timeout_s", DEFAULT_LOCK_TIMEOUT_S)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+            raise BadInputError(f"{self.config_path}: workspace.lock_timeout_s: must be a number of seconds "
+                                "within [0, 86400]")
+        return float(value)
+
     def model_config(self, model: str) -> dict[str, Any]:
         models = self.config.get("models", {})
         if not isinstance(models, dict):
@@ -144,7 +213,7 @@ class Workspace:
         table = models.get(model, {})
         if not isinstance(table, dict):
             raise BadInputError(f"{self.config_path}: [models.{model}] must be a table")
-        for key in ("train_data", "test_data", "golden_data", "label", "gate_policy"):
+        for key in ("train_data", "test_data", "golden_data", "reference_data", "label", "gate_policy", "format", "task"):
             if key in table and not isinstance(table[key], str):
                 raise BadInputError(f"{self.config_path}: models.{model}.{key} must be a string")
         return dict(table)
@@ -180,6 +249,64 @@ class Workspace:
 
         log = AuditLog(str(self.db_path))
         return log
+
+    def local(self):
+        """The embedded backend, whatever the roles say: mrc.db's tables and the dataset store
+        live in every workspace."""
+        return self._backend("local")
+
+    def datasets(self):
+        """mrc's own versioned datasets (data/ in the workspace)."""
+        return self.local().datasets()
+
+    # -- data --------------------------------------------------------------------------------
+    def data_options(self, scheme: str) -> dict[str, Any]:
+        """What a data source gets: the [data] table, the workspace root, and for s3 the
+        registry's endpoint when [data] names none."""
+        options: dict[str, Any] = dict(self.section("data"))
+        options["workspace"] = str(self.root)
+        if scheme == "s3":
+            registry = self.section("registry")
+            for key in ("endpoint_url", "region"):
+                if not options.get(key) and isinstance(registry.get(key), str) and registry.get(key):
+                    options[key] = registry[key]
+        return options
+
+    def load_table(self, ref: str, *, model: str | None = None, version: str | None = None):
+        """A data set by reference: a CSV/Parquet path or file:// URI, s3://bucket/key, mrc's
+        name@version, or mlflow:<context> (the dataset the version's run logged with that context)."""
+        from console.plugins import data_source, scheme_of
+
+        if not isinstance(ref, str) or not ref.strip():
+            raise BadInputError(f"{self.config_path}: empty data reference")
+        ref = ref.strip()
+        if ref.lower().startswith("mlflow:") and "://" not in ref:
+            ref = self.logged_dataset_uri(ref.split(":", 1)[1], model, version)
+        scheme = scheme_of(ref)
+        return data_source(scheme, str(self.config_path)).load(ref, self.data_options(scheme))
+
+    def logged_dataset_uri(self, context: str, model: str | None, version: str | None) -> str:
+        """Where the dataset a version's run logged under `context` can be read."""
+        where = f"mlflow:{context}"
+        if not context:
+            raise BadInputError(f"{where}: name a dataset context (mlflow:training, mlflow:testing …)")
+        if not model or not version:
+            raise BadInputError(f"{where}: needs a model version to resolve (the run's logged dataset)")
+        registry = self.registry()
+        resolve = getattr(registry, "dataset_uri", None)
+        uri = ""
+        if resolve is not None:
+            uri = resolve(model, version, context) or ""
+        elif context == "training":
+            uri = registry.get_version(model, version).lineage.data_uri
+        else:
+            raise BadInputError(f"{where}: the {self.backend_name('registry')} registry cannot name a run's "
+                                f"{context} dataset ({model} version {version})")
+        if not uri:
+            raise BadInputError(f"{where}: {model} version {version} logged no {context} dataset that can be read")
+        if uri.lower().startswith("mlflow:"):
+            raise BadInputError(f"{where}: {model} version {version}: the registry answered {uri!r}")
+        return uri
 
 
 def load_backend_class(name: str, where: Path | str = "mrc.toml"):

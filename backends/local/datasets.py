@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.base import BadInputError, NotFoundError, Record, check_name
+from backends.dbfile import connect_db
 from backends.local.artifacts import sha256_file
 
 
@@ -74,7 +75,7 @@ class DatasetStore:
     def _conn(self) -> sqlite3.Connection:
         if not self.db_path.exists():
             raise NotFoundError(f"{self.db_path}: no workspace database")
-        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn = connect_db(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         return conn
 

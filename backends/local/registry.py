@@ -26,6 +26,7 @@ from backends.base import (
     PointerMove,
     check_name,
 )
+from backends.dbfile import connect_db
 from backends.local.artifacts import ArtifactStore
 
 
@@ -58,7 +59,7 @@ class LocalRegistry:
             raise NotFoundError(f"{self.db_path}: no registry here yet (run `mrc demo` or `mrc init`)")
         try:  # read-only probe: a garbage or unreadable file is bad input, not a traceback
             # a plain connection, not mode=ro: only a writable one removes the WAL files on close
-            conn = sqlite3.connect(self.db_path, timeout=30)
+            conn = connect_db(self.db_path, timeout=30)
             try:
                 conn.execute("SELECT 1 FROM versions LIMIT 1").fetchall()
             finally:
@@ -69,7 +70,7 @@ class LocalRegistry:
 
     def _sqlite(self) -> sqlite3.Connection:
         self._require_db()
-        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn = connect_db(self.db_path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         return conn
 

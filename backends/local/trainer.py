@@ -8,6 +8,7 @@ folder. The parent registers the result; this process never touches the registry
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -121,7 +122,10 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # the parent reads result.json; the traceback goes to the log
         traceback.print_exc()
         result = {"state": "failed", "message": f"{type(exc).__name__}: {exc}"}
-    (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    # Readers poll for result.json while this process runs: it appears whole or not at all.
+    partial = out / ".result.json.tmp"
+    partial.write_text(json.dumps(result, indent=2, sort_keys=True))
+    os.replace(partial, out / "result.json")
     emit("done", state=result["state"], message=result.get("message", ""))
     return 0 if result["state"] == "succeeded" else 1
 

@@ -9,6 +9,7 @@ and a restarted console all see the same run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import signal
@@ -34,14 +35,23 @@ PARAM_TYPES = {"hidden": int, "layers": int, "epochs": int, "batch_size": int, "
                "lr": float, "weight_decay": float, "dropout": float}
 
 
+# open intervals a value must lie in (dropout is a probability; a zero learning rate learns nothing)
+PARAM_RANGES = {"dropout": (None, 1.0), "lr": (0.0, None)}
+
+
 def check_params(params: dict[str, Any]) -> None:
     for key, value in params.items():
         kind = PARAM_TYPES.get(key)
         if kind is None:
             raise BadInputError(f"--param {key}: unknown (known: {', '.join(sorted(PARAM_TYPES))})")
         ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool) or value < 0 or (kind is int and key != "seed" and value < 1):
-            raise BadInputError(f"--param {key}={value!r}: must be a {'whole number >= 1' if kind is int else 'number >= 0'}")
+        if not ok or isinstance(value, bool) or not math.isfinite(value) or value < 0 \
+                or (kind is int and key != "seed" and value < 1):
+            raise BadInputError(f"--param {key}={str(value)[:40]!r}: must be a "
+                                f"{'whole number >= 1' if kind is int else 'finite number >= 0'}")
+        low, high = PARAM_RANGES.get(key, (None, None))
+        if (low is not None and value <= low) or (high is not None and value >= high):
+            raise BadInputError(f"--param {key}={value!r}: must be within ({low}, {high})")
 
 
 class LocalTraining:

@@ -8,6 +8,17 @@ so a team serving through something else overrides them in `[metrics.queries]`.
 
 "No data" (an empty vector) and NaN are reported as None with the reason in `missing`: a
 window with nothing in it is never healthy.
+
+Requests and errors are exact counts: their queries are range-vector selectors of the raw
+counter series (`metric{...}[$range]`, $range = the window plus `counter_lookback_s`), and the
+count is the sum over series of the increments between consecutive raw samples from the last
+sample at or before the window's start to the last one at its end, a drop read as a counter
+reset (the new value is the increment). `increase()` extrapolates to the window's edges and
+returns fractions, which rounded made the "exact" error test anything but: with a window of two
+scrape intervals the false-alarm rate reached 13.9 % at α = 2.5 %. Consecutive windows
+partition the increments, so their counts add up. A series with no sample before the window
+(a new pod, a first 5xx) counts from 0. A query overridden with an aggregate (an instant
+vector, e.g. `sum(increase(...))`) is still accepted and rounded; `count_method` says which.
 """
 
 from __future__ import annotations
@@ -21,15 +32,38 @@ from typing import Any
 from backends.base import BackendError, BadInputError, HealthWindow, check_name
 
 DEFAULT_QUERIES = {
-    "requests": "sum(increase(revision_app_request_count{$selector}[$window]))",
-    "errors": 'sum(increase(revision_app_request_count{$selector, response_code_class="5xx"}[$window]))',
+    # raw counter samples, counted exactly here (see counter_increase), not increase()'s extrapolation
+    "requests": "revision_app_request_count{$selector}[$range]",
+    "errors": 'revision_app_request_count{$selector, response_code_class="5xx"}[$range]',
     "latency": "histogram_quantile($quantile, sum by (le) (rate(revision_app_request_latencies_bucket{$selector}[$window])))",
 }
 DEFAULT_SELECTOR = 'revision_name="$revision"'
 # Knative numbers revisions itself (NAME-predictor-00003); map versions explicitly in
 # [metrics.revisions] ("model@version" = "revision") or label pods with the version and relabel.
 DEFAULT_REVISION = "$model-predictor-$version"
-PLACEHOLDERS = ("selector", "window", "quantile", "model", "version", "revision", "namespace")
+PLACEHOLDERS = ("selector", "window", "range", "quantile", "model", "version", "revision", "namespace")
+COUNTER_LOOKBACK_S = 300.0  # Prometheus' own staleness: a scrape older than this belongs to a gone series
+
+
+def counter_increase(samples: list[tuple[float, float]], start: float, end: float) -> tuple[float, bool]:
+    """Exact increase of one counter series over (start, end] from its raw samples.
+
+    (increase, seen): seen is False when no sample lies in (start, end]. From the last sample
+    at or before `start` (the anchor) to the last at or before `end`, each step adds the
+    difference, or the new value after a drop (a counter reset starts again from 0). With no
+    anchor the series was born in the window and counts from 0.
+    """
+    ordered = sorted((t, v) for t, v in samples if t <= end and math.isfinite(v))
+    before = [v for t, v in ordered if t <= start]
+    inside = [v for t, v in ordered if t > start]
+    if not inside:
+        return 0.0, False
+    previous = before[-1] if before else 0.0
+    total = 0.0
+    for value in inside:
+        total += value - previous if value >= previous else value
+        previous = value
+    return total, True
 
 
 @dataclass
@@ -38,6 +72,8 @@ class PromHealthWindow(HealthWindow):
 
     missing: dict[str, str] = field(default_factory=dict)  # measure -> why it is None
     queries: dict[str, str] = field(default_factory=dict)  # measure -> the PromQL that ran
+    # requests/errors -> "raw-samples" (exact) or "promql" (an aggregate query's rounded value)
+    count_method: dict[str, str] = field(default_factory=dict)
 
 
 def _template(text: Any, where: str) -> Template:
@@ -61,7 +97,8 @@ class PrometheusMetrics:
 
     def __init__(self, url: str, *, queries: dict[str, str] | None = None, selector: str = DEFAULT_SELECTOR,
                  revision: str = DEFAULT_REVISION, revisions: dict[str, str] | None = None, namespace: str = "",
-                 timeout_s: float = 5.0, retries: int = 3, where: str = "mrc.toml"):
+                 timeout_s: float = 5.0, retries: int = 3, counter_lookback_s: float = COUNTER_LOOKBACK_S,
+                 where: str = "mrc.toml"):
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadInputError(f"{where}: metrics.url must be an http(s) URL of a Prometheus server, got {url!r}")
         from urllib.parse import urlsplit
@@ -84,11 +121,16 @@ class PrometheusMetrics:
         self.namespace = namespace
         self.timeout_s = float(timeout_s)
         self.retries = max(1, int(retries))
+        if not (isinstance(counter_lookback_s, (int, float)) and math.isfinite(counter_lookback_s) and counter_lookback_s > 0):
+            raise BadInputError(f"{where}: metrics.counter_lookback_s must be a positive number of seconds, "
+                                f"not {counter_lookback_s!r}")
+        self.counter_lookback_s = float(counter_lookback_s)
         self._http = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, where: str = "mrc.toml") -> "PrometheusMetrics":
-        known = {"backend", "url", "queries", "selector", "revision", "revisions", "namespace", "timeout_s", "retries"}
+        known = {"backend", "url", "queries", "selector", "revision", "revisions", "namespace", "timeout_s", "retries",
+                 "counter_lookback_s"}
         for key in config:
             if key not in known:
                 raise BadInputError(f"{where}: metrics.{key} is not a known setting (known: {', '.join(sorted(known))})")
@@ -103,10 +145,13 @@ class PrometheusMetrics:
             retries = int(config.get("retries", 3))
         except (TypeError, ValueError):
             raise BadInputError(f"{where}: metrics.retries must be a whole number") from None
+        lookback = config.get("counter_lookback_s", COUNTER_LOOKBACK_S)
+        if isinstance(lookback, bool) or not isinstance(lookback, (int, float)):
+            raise BadInputError(f"{where}: metrics.counter_lookback_s must be a number of seconds, not {lookback!r}")
         return cls(config.get("url", "http://127.0.0.1:9090"), queries=config.get("queries"),
                    selector=config.get("selector", DEFAULT_SELECTOR), revision=config.get("revision", DEFAULT_REVISION),
                    revisions=config.get("revisions"), namespace=str(config.get("namespace", "")),
-                   timeout_s=timeout_s, retries=retries, where=where)
+                   timeout_s=timeout_s, retries=retries, counter_lookback_s=float(lookback), where=where)
 
     # -- HTTP -------------------------------------------------------------------------------
     def _client(self):
@@ -123,6 +168,16 @@ class PrometheusMetrics:
 
     def query(self, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
         """One instant query: [(labels, value)] (NaN kept as NaN). Retries network errors and 5xx."""
+        kind, result = self._query(promql, at)
+        if kind == "matrix":
+            raise BadInputError(f"{self.where}: [metrics] query {promql!r} must return an instant vector, got matrix")
+        return result
+
+    def query_any(self, promql: str, at: float):
+        """("vector", [(labels, value)]) or ("matrix", [(labels, [(t, value), …])]): a range selector's raw samples."""
+        return self._query(promql, at)
+
+    def _query(self, promql: str, at: float):
         import httpx
 
         delay = 0.2
@@ -141,7 +196,7 @@ class PrometheusMetrics:
                 delay *= 2
         raise BackendError(f"prometheus {self.url}: {last_error} (after {self.retries} attempts)")
 
-    def _parse(self, promql: str, response) -> list[tuple[dict[str, str], float]]:
+    def _parse(self, promql: str, response) -> tuple[str, list]:
         try:
             body = response.json()
         except ValueError:
@@ -154,10 +209,13 @@ class PrometheusMetrics:
         data = body.get("data", {})
         kind, result = data.get("resultType"), data.get("result")
         if kind == "scalar":
-            return [({}, float(result[1]))]
+            return "vector", [({}, float(result[1]))]
+        if kind == "matrix":
+            return "matrix", [(series.get("metric", {}), [(float(t), float(v)) for t, v in series.get("values", [])])
+                              for series in result]
         if kind != "vector":
             raise BadInputError(f"{self.where}: [metrics] query {promql!r} must return an instant vector, got {kind}")
-        return [(sample.get("metric", {}), float(sample["value"][1])) for sample in result]
+        return "vector", [(sample.get("metric", {}), float(sample["value"][1])) for sample in result]
 
     # -- the Metrics protocol -----------------------------------------------------------------
     def revision_of(self, model: str, version: str) -> str:
@@ -170,11 +228,14 @@ class PrometheusMetrics:
         selector = self.selector.substitute(names)
         return self.queries[measure].substitute(
             names, selector=selector, window=f"{max(1, int(round(window_s)))}s",
+            range=f"{max(1, math.ceil(window_s + self.counter_lookback_s))}s",
             quantile="" if quantile is None else repr(quantile))
 
     def _one_value(self, measure: str, promql: str, at: float, window: PromHealthWindow, key: str) -> float | None:
         window.queries[key] = promql
-        samples = self.query(promql, at)
+        return self._one_value_of(measure, self.query(promql, at), window, key)
+
+    def _one_value_of(self, measure: str, samples, window: PromHealthWindow, key: str) -> float | None:
         if not samples:
             window.missing[key] = f"no data: {measure} query returned an empty vector"
             return None
@@ -188,6 +249,29 @@ class PrometheusMetrics:
             return None
         return value
 
+    def _count(self, measure: str, promql: str, start: float, end: float, window: PromHealthWindow,
+               key: str) -> int | None:
+        """A request/error count over (start, end]: exact from raw samples, or a rounded aggregate."""
+        window.queries[key] = promql
+        kind, result = self.query_any(promql, end)
+        if kind == "vector":  # an overridden aggregate query (increase() and friends)
+            window.count_method[key] = "promql"
+            value = self._one_value_of(measure, result, window, key)
+            return None if value is None else int(round(value))
+        window.count_method[key] = "raw-samples"
+        if not result:
+            window.missing[key] = f"no data: {measure} query returned no series"
+            return None
+        total, seen = 0.0, False
+        for _, samples in result:
+            increase, has = counter_increase(samples, start, end)
+            total += increase
+            seen = seen or has
+        if not seen:
+            window.missing[key] = f"no data: no {measure} counter samples in the window"
+            return None
+        return int(round(total))  # sums of integer counter steps: rounding only clears float noise
+
     def health(self, model: str, version: str, start: float, end: float) -> PromHealthWindow:
         check_name(model, "model")
         check_name(version, "version")
@@ -195,19 +279,20 @@ class PrometheusMetrics:
             raise BadInputError(f"health window: end ({end}) must be after start ({start})")
         window_s = end - start
         window = PromHealthWindow(model, version, start, end)
-        requests = self._one_value("requests", self.promql("requests", model, version, window_s), end, window, "requests")
+        requests = self._count("requests", self.promql("requests", model, version, window_s), start, end, window,
+                               "requests")
         if requests is not None:
-            window.requests = int(round(requests))
+            window.requests = requests
             if window.requests == 0:
                 window.missing["requests"] = "no requests in the window"
-        errors = self._one_value("errors", self.promql("errors", model, version, window_s), end, window, "errors")
+        errors = self._count("errors", self.promql("errors", model, version, window_s), start, end, window, "errors")
         if errors is None:
             # no 5xx series while requests exist means none failed; with no requests it stays unknown
             if requests:
                 window.missing.pop("errors", None)
             window.errors = 0
         else:
-            window.errors = int(round(errors))
+            window.errors = errors
         for quantile, attr, key in ((0.5, "latency_p50_ms", "latency_p50"), (0.99, "latency_p99_ms", "latency_p99")):
             promql = self.promql("latency", model, version, window_s, quantile)
             setattr(window, attr, self._one_value(f"latency p{int(quantile * 100)}", promql, end, window, key))

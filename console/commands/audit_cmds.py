@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from backends.base import BadInputError
 from console.commands.common import Context, table
 
 
@@ -22,6 +23,8 @@ def cmd_audit(ctx: Context) -> int:
         ctx.emit(check.to_dict(), f"audit chain intact: {check.events} events" if check.ok
                  else f"audit chain BROKEN at event {check.first_broken}: {check.reason}")
         return 0 if check.ok else 1
+    if ctx.args.limit is not None and ctx.args.limit < 1:
+        raise BadInputError(f"--limit {ctx.args.limit}: must be at least 1")
     events = log.events(model=ctx.args.model, limit=ctx.args.limit)
     ctx.emit({"events": [e.to_dict() for e in events]}, lambda: table(
         ["seq", "at", "actor", "action", "model", "version", "details"],

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Callable
 
 from backends.base import BadInputError
+from console.redact import escape_control, redact, redact_obj
 from console.release import PolicyRefusal  # noqa: F401  (re-exported for cli.py)
 
 
@@ -51,13 +52,16 @@ class Context:
             raise BadInputError(f"--read-only: `mrc {what}` writes, refused")
 
     def emit(self, data: Any, human: str | Callable[[], str] | None = None) -> None:
+        """Output on stdout, with every URL credential masked (a git remote's token in lineage …)."""
         if self.json:
-            json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
+            # default=str first, so that values json cannot write are strings redact_obj sees
+            data = redact_obj(json.loads(json.dumps(data, default=str)))
+            json.dump(data, sys.stdout, indent=2, sort_keys=False)
             sys.stdout.write("\n")
         elif human is not None:
             text = human() if callable(human) else human
             if text:
-                print(text)
+                print(redact(text))
 
     def progress(self, message: str, fraction: float | None = None) -> None:
         """Progress goes to stderr so --json output stays clean."""
@@ -65,6 +69,7 @@ class Context:
         if fraction is not None:
             filled = int(round(fraction * 20))
             bar = "[" + "#" * filled + "." * (20 - filled) + f"] {fraction * 100:3.0f}% "
+        message = escape_control(redact(message))
         end = "\n" if not sys.stderr.isatty() or (fraction is not None and fraction >= 1) else "\r"
         sys.stderr.write(f"\x1b[2K{bar}{message}{end}" if sys.stderr.isatty() else f"{bar}{message}{end}")
         sys.stderr.flush()
@@ -79,7 +84,9 @@ class Context:
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    """Aligned columns; a cell's control characters are escaped, so a stored actor or reason
+    holding an ESC or a newline cannot repaint the terminal or print a forged row."""
+    cells = [[escape_control("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]

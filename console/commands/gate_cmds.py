@@ -64,11 +64,14 @@ def _check_rows(report) -> str:
     def f(x):
         return "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
 
+    not_run = report.not_run
+    ran = len(report.checks) - len(not_run)
     head = (f"{report.model + ' ' if report.model else ''}{report.candidate} vs "
             f"{report.baseline or 'no baseline'}: {'PASSED' if report.passed else 'FAILED'} "
-            f"({len(report.checks) - len(report.failed_checks)}/{len(report.checks)} checks pass)")
-    rows = [["ok" if c.passed else "FAIL", c.name, f(c.value), f(c.threshold), f(c.baseline_value), c.detail]
-            for c in report.checks]
+            f"({ran - len(report.failed_checks)}/{ran} checks pass"
+            + (f"; {len(not_run)} not run: {not_run[0].detail.removeprefix('not run: ')}" if not_run else "") + ")")
+    rows = [["not run" if c.status == "not_run" else "ok" if c.passed else "FAIL", c.name, f(c.value), f(c.threshold),
+             f(c.baseline_value), c.detail] for c in report.checks]
     return head + "\n" + table(["", "check", "value", "threshold", "baseline", "why"], rows)
 
 
@@ -163,6 +166,10 @@ def cmd_drift(ctx: Context) -> int:
         raise BadInputError(f"--alpha: must be within (0, 1), not {a.alpha}")
     if a.threads < 1:
         raise BadInputError("--threads: must be at least 1")
+    if a.html:
+        from console.report import check_output_path
+
+        check_output_path(a.html)
     if a.model:
         if a.reference or a.current:
             raise BadInputError("drift: give --model, or --reference and --current, not both")
@@ -212,6 +219,9 @@ def cmd_validate(ctx: Context) -> int:
         if not value >= 0 or value != value:
             raise BadInputError(f"{flag}: must be a non-negative number")
     if a.write_baseline:
+        from console.report import check_output_path
+
+        check_output_path(a.write_baseline)
         schema = validation.parse_schema(validation.load_json(a.schema, "schema"), str(a.schema))
         df = validation.read_table(a.data)
         stats = validation.baseline_stats(df, schema, data_source=str(a.data), schema_source=str(a.schema))
@@ -237,6 +247,9 @@ def cmd_report(ctx: Context) -> int:
         raise BadInputError("report: give --html FILE and/or --md FILE")
     check_name(a.model, "model")
     check_name(a.version, "version")
+    for target in (a.html, a.md):
+        if target:
+            reports.check_output_path(target)
     ctx.progress("evaluating gates", 0.1)
     bundle = reports.collect(ctx.workspace, a.model, a.version, a.policy, progress=ctx.progress)
     written = []

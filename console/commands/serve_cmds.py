@@ -1,32 +1,117 @@
-"""serve: the console in a browser through textual-serve, on 127.0.0.1 by default."""
+"""serve: the console in a browser through textual-serve, on 127.0.0.1 by default.
+
+Whoever reaches the WebSocket drives the console as the engineer who started it, so every
+request needs the serve token (random, printed once in the URL like Jupyter's, or
+MRC_SERVE_TOKEN): `?token=` on the first page load, then an HttpOnly SameSite=Strict cookie. The
+WebSocket also needs an `Origin` of this server itself, and every request a `Host` of it, so a
+web page the engineer happens to open cannot connect (cross-site WebSocket hijacking) nor
+reach it through a rebinding DNS name. Other addresses than loopback need --host and
+--i-understand-remote-access together.
+"""
 
 from __future__ import annotations
 
+import hmac
 import os
+import secrets
 import shlex
 import signal
 import sys
 import time
 
-from backends.local.procs import alive
 from console.commands.common import Context
+from console.processes import alive
 
 
 def register(sub, common) -> None:
     p = common(sub.add_parser("serve", help="serve the console in a browser (textual-serve)"))
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                   "any other needs --i-understand-remote-access)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--i-understand-remote-access", dest="remote_ack", action="store_true",
+                   help="allow --host other than loopback: anyone who can reach it and holds the token acts as you, "
+                        "over plain HTTP")
     p.set_defaults(handler=cmd_serve)
 
 
-def console_command(args, workspace_root: str) -> str:
-    """The shell command textual-serve runs for each browser session: this console, same options."""
-    parts = [sys.executable, "-m", "console.cli", "--workspace", workspace_root]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_ENV = "MRC_SERVE_TOKEN"
+
+
+def console_command(args, workspace_root: str, actor: str) -> str:
+    """The shell command textual-serve runs for each browser session: this console, same options,
+    acting as "<actor> via mrc serve" so the audit says through which door the act came."""
+    parts = [sys.executable, "-m", "console.cli", "--workspace", workspace_root, "--actor", f"{actor} via mrc serve"]
     if getattr(args, "read_only", False):
         parts.append("--read-only")
-    if getattr(args, "actor", None):
-        parts += ["--actor", args.actor]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def serve_token() -> str:
+    """MRC_SERVE_TOKEN when set (at least 16 characters), else a fresh random one."""
+    from backends.base import BadInputError
+
+    given = os.environ.get(TOKEN_ENV)
+    if given is None or given == "":
+        return secrets.token_urlsafe(32)
+    if len(given) < 16 or not given.isprintable() or any(c in given for c in " &#?/%+"):
+        raise BadInputError(f"{TOKEN_ENV}: must be at least 16 printable characters without spaces, '&', '#', '?', "
+                            "'/', '%' or '+'")
+    return given
+
+
+def allowed_hosts(host: str, port: int) -> set[str]:
+    """The Host headers this server answers to: its own address and loopback names, with the port."""
+    names = set(LOOPBACK) | {host}
+    out = set()
+    for name in names:
+        shown = f"[{name}]" if ":" in name else name
+        out.add(f"{shown}:{port}".lower())
+        if port == 80:
+            out.add(shown.lower())
+    return out
+
+
+def make_guard(token: str, hosts: set[str], cookie: str):
+    """aiohttp middleware: token (query or cookie), Host, and the WebSocket's Origin."""
+    from aiohttp import web
+
+    origins = {f"http://{h}" for h in hosts}
+
+    @web.middleware
+    async def guard(request, handler):
+        if request.path.startswith("/static/"):  # textual-serve's own JS, CSS and fonts: nothing secret
+            return await handler(request)
+        if (request.host or "").lower() not in hosts:
+            return web.Response(status=403, text="mrc serve: wrong Host\n")
+        given = request.query.get("token") or request.cookies.get(cookie) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return web.Response(status=403, text="mrc serve: a token is required: open the URL `mrc serve` printed\n")
+        if request.path == "/ws" and (request.headers.get("Origin") or "").lower() not in origins:
+            return web.Response(status=403, text="mrc serve: WebSocket from a foreign Origin refused\n")
+        response = await handler(request)
+        if request.path == "/" and "token" in request.query:
+            response.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
+        return response
+
+    return guard
+
+
+def guarded_server(command: str, *, host: str, port: int, token: str, title: str):
+    """textual-serve's Server with the guard in front of every route."""
+    from textual_serve.server import Server
+
+    class GuardedServer(Server):
+        async def _make_app(self):
+            app = await super()._make_app()
+            app.middlewares.append(make_guard(token, allowed_hosts(host, port), f"mrc_serve_token_{port}"))
+            return app
+
+        async def on_startup(self, app) -> None:  # textual-serve prints the command and a URL without the token
+            pass
+
+    public = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    return GuardedServer(command, host=host, port=port, title=title, public_url=public)
 
 
 def descendants(pid: int) -> list[int]:
@@ -73,14 +158,31 @@ def stop_tree(pid: int, grace_s: float = 3.0) -> None:
 def cmd_serve(ctx: Context) -> int:
     from backends.base import BadInputError
 
+    host, port = ctx.args.host, ctx.args.port
+    if not host:
+        raise BadInputError("--host: empty address")
+    if host not in LOOPBACK and not ctx.args.remote_ack:
+        raise BadInputError(f"--host {host[:80]}: serving beyond this machine lets anyone who reaches it and holds the "
+                            "token act as you, over plain HTTP; add --i-understand-remote-access to mean it")
+    if not 0 < port < 65536:
+        raise BadInputError(f"--port {port}: must be within 1..65535")
     try:
-        from textual_serve.server import Server
+        import textual_serve.server  # noqa: F401
     except ImportError:
         raise BadInputError("mrc serve needs textual-serve: pip install 'model-release-console[serve]'") from None
+    token = serve_token()
     root = str(ctx.workspace.root)  # validate the workspace before serving it
-    command = console_command(ctx.args, root)
-    server = Server(command, host=ctx.args.host, port=ctx.args.port, title="mrc — Model Release Console")
-    print(f"mrc: serving the console for {root} on http://{ctx.args.host}:{ctx.args.port}", file=sys.stderr, flush=True)
+    command = console_command(ctx.args, root, ctx.actor)
+    server = guarded_server(command, host=host, port=port, token=token, title="mrc — Model Release Console")
+    shown = f"[{host}]" if ":" in host else host
+    # printed once, like Jupyter: whoever holds this URL acts as you in the console
+    from console.redact import escape_control
+
+    print(f"mrc: serving the console for {escape_control(root)} as {escape_control(ctx.actor)} via mrc serve; open\n"
+          f"    http://{shown}:{port}/?token={token}", file=sys.stderr, flush=True)
+    if host not in LOOPBACK:
+        print(f"mrc: warning: listening on {host}, not only this machine; the token travels in clear HTTP",
+              file=sys.stderr, flush=True)
     try:
         server.serve()
     finally:

@@ -33,10 +33,9 @@ def reference_verdict(policy: dict, candidate: dict, baseline: dict) -> tuple[bo
     for metric, tolerance in policy.get("relative_gates", {}).items():
         higher = policy["metric_directions"][metric] == "higher"
         c, b = candidate[metric], baseline[metric]
-        if b == 0:
-            loss = 0.0
-        else:
-            loss = (b - c) / b if higher else (c - b) / b
+        loss = (b - c) if higher else (c - b)
+        if b > 1e-9:  # the seed's relative rule needs a positive baseline; otherwise the absolute change
+            loss /= b
         verdicts[f"relative_gate_{metric}"] = loss < tolerance
     if "max_p99_latency_ms" in policy and "p99_latency_ms" in candidate:
         verdicts["latency_gate"] = candidate["p99_latency_ms"] <= policy["max_p99_latency_ms"]
@@ -107,7 +106,7 @@ def policies_and_metrics(draw):
         policy["max_p99_latency_ms"] = draw(st.floats(min_value=0, max_value=100))
     if draw(st.booleans()):
         policy["max_model_size_mb"] = draw(st.floats(min_value=0, max_value=1000))
-    # baselines of exactly 0 exercise the seed's "no regression when the baseline is 0" rule
+    # baselines of exactly 0 and below exercise the absolute rule (the seed passed anything against 0)
     candidate = {m: draw(st.one_of(values, st.just(0.0))) for m in names}
     baseline = {m: draw(st.one_of(values, st.just(0.0))) for m in names}
     for key in ("p99_latency_ms", "model_size_mb"):
@@ -121,6 +120,25 @@ def policies_and_metrics(draw):
 def test_agrees_with_the_seed_rules_on_random_policies(case):
     policy, candidate, baseline = case
     assert run_engine(policy, candidate, baseline) == reference_verdict(policy, candidate, baseline)
+
+
+@pytest.mark.parametrize("direction, base, value, passed", [
+    ("higher", -0.1, -0.9, False),  # R² collapsing below a negative baseline (the seed: an 800 % "gain")
+    ("higher", -0.5, -0.48, True),
+    ("higher", 0.0, -0.3, False),   # the seed: regression 0 against a 0 baseline, whatever the value
+    ("lower", 0.0, 0.5, False),     # an error rate of 0 in production, 0.5 in the candidate
+    ("lower", 0.0, 0.01, True),
+    ("higher", 0.8, 0.79, True),    # positive baselines keep the seed's relative rule
+    ("higher", 0.8, 0.7, False),
+])
+def test_relative_gate_is_absolute_when_the_baseline_is_not_positive(direction, base, value, passed):
+    policy = gates.parse_policy({"metric_directions": {"r2": direction}, "relative_gates": {"r2": 0.05}}, "p.json")
+    [check] = gates.seed_checks(policy, {"r2": value}, {"r2": base})
+    assert check.passed is passed, check.detail
+    assert check.extra["mode"] == ("relative" if base > 0 else "absolute")
+    if base <= 0:
+        assert "absolute" in check.detail
+        assert check.extra["regression"] == pytest.approx((base - value) if direction == "higher" else (value - base))
 
 
 # -- bad policies: one line naming the file and the field ---------------------------------------

@@ -104,7 +104,10 @@ def test_live_scrape_sees_a_drilled_regression_on_the_canary_revision(scraping_p
         while True:  # wait until a few scrapes landed; each health() is a real query
             now = time.time()
             stable, canary = metrics.health("m", "1", now - 5, now), metrics.health("m", "2", now - 5, now)
-            if stable.requests > 500 and canary.requests > 250:
+            # counts are exact from the first scrape after the window's start (an anchor before it);
+            # the p99 needs two scrapes inside the 5 s window for rate()
+            if (stable.requests > 500 and canary.requests > 250 and stable.latency_p99_ms is not None
+                    and canary.latency_p99_ms is not None):
                 break
             assert time.monotonic() < deadline, (stable.missing, canary.missing)
             time.sleep(0.5)

@@ -115,16 +115,36 @@ def test_s3_500_after_the_event_landed_is_recognised_as_our_own(s3_server, tmp_p
 
 def test_s3_server_killed_mid_move_then_restarted(tmp_path, mrc):
     """A real SeaweedFS dies right after the move's event is written; mrc fails cleanly, and after
-    the restart the pointer, its history and the bucket agree."""
-    server = SeaweedServer(tmp_path / "weed").start()
-    armed = {"on": False}
+    the restart the pointer, its history and the bucket agree.
+
+    Deterministic under load: the proxy answers the event's PUT before its `after` hook kills the
+    server, so the client's next request could otherwise reach the still-living server first. Every
+    request that arrives once the event's PUT was seen waits (an Event, no clock) until the kill is
+    done, so the pointer write always meets a dead server.
+    """
+    import threading
+
+    server = SeaweedServer(tmp_path / "weed").start(timeout=600)
+    armed = {"on": False, "event_seen": False}
+    killed = threading.Event()
+
+    def is_event_put(method, path):
+        return method == "PUT" and "/history/production/" in path
+
+    def rule(method, path):
+        if armed["event_seen"]:
+            killed.wait()  # the kill below happens before anything after the event is forwarded
+        elif armed["on"] and is_event_put(method, path):
+            armed["event_seen"] = True
+        return None
 
     def after(method, path, status):
-        if armed["on"] and method == "PUT" and "/history/production/" in path and status == 200:
+        if armed["on"] and is_event_put(method, path):
             armed["on"] = False
             server.kill()
+            killed.set()
 
-    proxy = FaultProxy(server.endpoint, after=after)
+    proxy = FaultProxy(server.endpoint, rule=rule, after=after)
     try:
         server.create_bucket(BUCKET)
         prefix, model = unique("fkill"), "m"
@@ -133,13 +153,16 @@ def test_s3_server_killed_mid_move_then_restarted(tmp_path, mrc):
         armed["on"] = True
         with pytest.raises(BackendError) as err:
             registry.move_pointer(model, PRODUCTION, expected="v1", new="v2", actor="a")
-        assert "failed after 3 attempts" in str(err.value)
+        assert killed.is_set() and "failed after 3 attempts" in str(err.value)
         # While it is down: the CLI says so in one line and exits 4.
         root = write_workspace(tmp_path / "ws", s3_toml(proxy.url, prefix))
         result = mrc("rollback", model, "--to", "v1", "--workspace", str(root), env=remote_env())
         assert result.returncode == 4, result.stderr
         assert result.stderr.count("\n") == 1 and "failed after 3 attempts" in result.stderr
-        server.start()
+        server.start(timeout=600)
+        # `start` returns once the S3 gateway lists buckets; the volume holding the objects may
+        # register a little later on a loaded machine: wait for the data itself to be served.
+        _wait_for(lambda: _bucket_pointer(server.client(), prefix, model))
         assert registry.get_pointers(model)[PRODUCTION] == "v2"
         assert _moves(registry, model) == [(None, "v1"), ("v1", "v2")]
         assert _bucket_pointer(server.client(), prefix, model) == "v1"  # the write the crash cut off
@@ -149,8 +172,21 @@ def test_s3_server_killed_mid_move_then_restarted(tmp_path, mrc):
         assert _moves(registry, model) == [(None, "v1"), ("v1", "v2"), ("v2", "v1")]
         assert _bucket_pointer(server.client(), prefix, model) == "v1"
     finally:
+        killed.set()
         proxy.stop()
         server.cleanup()
+
+
+def _wait_for(read, timeout: float = 600.0):
+    """read() once it stops raising: a condition polled with a generous bound, not a timing guard."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return read()
+        except Exception:  # noqa: BLE001  (not served yet)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _mlflow_model(url: str, versions: int = 2) -> str:

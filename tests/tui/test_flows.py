@@ -39,8 +39,14 @@ def keys(text: str) -> list[str]:
     return ["space" if c == " " else c for c in text]
 
 
-def test_approve_with_a_reason_records_approval_audit_and_gate_digest(demo_ws):
+def test_approve_with_a_reason_records_approval_audit_and_gate_digest(demo_ws, monkeypatch):
+    """The held-key guard is about human timing, so the test steps the dialog's clock itself: on a
+    loaded machine real time between two presses is anything, and must not decide the outcome."""
     from console.release import report_digest
+    from screens import approve_dialog
+
+    now = [1000.0]
+    monkeypatch.setattr(approve_dialog, "clock", lambda: now[0])
 
     async def scenario():
         app = make_app(demo_ws)
@@ -50,12 +56,18 @@ def test_approve_with_a_reason_records_approval_audit_and_gate_digest(demo_ws):
             await pilot.press("a")
             from screens.approve_dialog import ApproveDialog
 
-            assert isinstance(app.screen, ApproveDialog)
+            dialog = app.screen
+            assert isinstance(dialog, ApproveDialog)
+            now[0] += 0.05
             await pilot.press("a", "a")  # a held `a`: must neither confirm nor land in the reason
-            await pilot.pause(0.6)
+            await pilot.press("ctrl+y")  # 50 ms after opening: a held key, not a decision
+            await settle(app, pilot)
+            assert app.screen is dialog and dialog.query_one("#reason").value == ""
+            now[0] += 2.0  # the engineer reads the statement, then types
             await pilot.press(*keys("gates pass and auc is within noise"))
             await pilot.press("ctrl+y")
             await settle(app, pilot)
+            assert app.screen is not dialog
             return report_digest(review.gate_report)
 
     digest = run(scenario())

@@ -105,7 +105,8 @@ def test_mrc_serve_shows_the_home_screen_in_chromium_and_stops_its_tree(release_
         pytest.fail("chromium is not installed (apt-get install chromium)")
     port = free_port()
     log = tmp_path / "console.log"
-    env = mrc_env({"MRC_CONSOLE_LOG": str(log), "MRC_ACTOR": "browser"})
+    token = "browser-test-serve-token-0123456789"
+    env = mrc_env({"MRC_CONSOLE_LOG": str(log), "MRC_ACTOR": "browser", "MRC_SERVE_TOKEN": token})
     server = subprocess.Popen([sys.executable, "-m", "console.cli", "serve", "--workspace", str(release_ws),
                                "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -119,11 +120,11 @@ def test_mrc_serve_shows_the_home_screen_in_chromium_and_stops_its_tree(release_
         server.wait(timeout=30)
 
     try:
-        page = wait_http(f"http://127.0.0.1:{port}/")
+        page = wait_http(f"http://127.0.0.1:{port}/?token={token}")
         assert "xterm" in page  # the textual-serve page, served on loopback
         profile = tmp_path / "chromium-profile"
         profile.mkdir()
-        asyncio.run(screenshot_over_cdp(chromium, f"http://127.0.0.1:{port}/", shot, profile,
+        asyncio.run(screenshot_over_cdp(chromium, f"http://127.0.0.1:{port}/?token={token}", shot, profile,
                                         lambda: log.exists() and "home loaded: 2 models" in log.read_text(),
                                         stop_server_while_the_page_is_open))
         text = wait_file_line(log, "home loaded", 1)
