@@ -29,6 +29,7 @@ from backends.dbfile import connect_db
 from console import canary
 from console.canary import Decision
 from console.domain import CanaryPlan, CanaryState
+from console.serving import ensure_served
 from console.timeutil import now_iso
 
 SCHEMA = """
@@ -244,9 +245,7 @@ class Controller:
         # metrics backend the judge could not read (a canary nobody can judge must not start).
         self._check_split(stable, served_only=True)
         self._probe_metrics(stable)
-        ensure = getattr(self.traffic, "ensure_serving", None)
-        if ensure is not None:
-            ensure(self.model, [stable, candidate])
+        ensure_served(self.ws, self.model, [stable, candidate], traffic=self.traffic, registry=self.registry)
         _crash_point("start", "serving")
         self._check_split(stable, served_only=False)  # again: ensure_serving may have set the first split
         state.controller_pid = os.getpid()
@@ -285,9 +284,7 @@ class Controller:
 
     def resume(self, state: CanaryState) -> CanaryState:
         """After a crash: finish a pending intent, or roll back a split the state did not record."""
-        ensure = getattr(self.traffic, "ensure_serving", None)
-        if ensure is not None:
-            ensure(self.model, [state.stable, state.candidate])
+        ensure_served(self.ws, self.model, [state.stable, state.candidate], traffic=self.traffic, registry=self.registry)
         state = dataclasses.replace(state, controller_pid=os.getpid())
         state = self._save(canary.log_event(state, now_iso(), "resume", f"controller {os.getpid()} resumed", self.actor))
         self.audit.append(self.actor, "canary-resume", self.model, state.candidate,

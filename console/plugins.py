@@ -100,6 +100,12 @@ def resolve_format(declared: str | None, path: str, options: dict | None = None,
                         f"set `format = \"…\"` under [models.{model or '<model>'}] in mrc.toml")
 
 
+def artifact_sha256(path: str) -> tuple[str, int]:
+    """(sha256, bytes) of a fetched artifact, a file or a folder such as an MLflow model (the
+    tree's sorted relative paths and bytes), for reports and servers that name what they ran."""
+    return importlib.import_module("backends.formats.digest").artifact_sha256(path)
+
+
 def _check_format_options(options: dict, model: str) -> None:
     """The [models.X] keys the formats read, checked once here: one line naming the field."""
     where = f"mrc.toml: models.{model}"

@@ -91,7 +91,8 @@ class MlflowPyfuncFormat:
 
                 estimator = mlflow.sklearn.load_model(folder)
                 if hasattr(estimator, "predict_proba"):
-                    return MlflowModel(estimator, True, features, dtypes, options, folder)
+                    fitted_on = [str(n) for n in getattr(estimator, "feature_names_in_", [])]
+                    return MlflowModel(estimator, True, features or fitted_on or None, dtypes, options, folder)
             import mlflow.pyfunc
 
             model = mlflow.pyfunc.load_model(folder)

@@ -169,6 +169,23 @@ def test_mlflow_sklearn_model_scores_with_predict_proba(cancer, tmp_path):
     np.testing.assert_allclose(loaded.predict(X[:, ::-1], columns[::-1]), clf.predict_proba(X)[:, 1], rtol=1e-9)
 
 
+def test_mlflow_sklearn_model_without_signature_takes_the_names_it_was_fitted_on(cancer, tmp_path):
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, columns, _ = cancer
+    frame = pd.DataFrame(X[:, :5], columns=columns[:5])
+    clf = LogisticRegression(max_iter=5000).fit(frame, y)
+    path = tmp_path / "nosig"
+    mlflow.sklearn.save_model(clf, str(path), pip_requirements=["scikit-learn"])
+    _, loaded, _ = _scores(path, X[:1, :5], columns[:5])
+    assert loaded.features == columns[:5]
+    with_label = np.column_stack([y, X])  # every column of a test file, the label first
+    scores = loaded.predict(with_label, ["target", *columns])
+    np.testing.assert_allclose(scores, clf.predict_proba(frame)[:, 1], rtol=1e-9)
+
+
 def test_mlflow_serve_argv_starts_the_scoring_server_and_writes_nothing_in_its_cwd(cancer, tmp_path):
     """The argv runs as given (no activated venv, no MLFLOW_* in the environment) and answers
     /invocations with what the model's pyfunc predicts."""
@@ -328,6 +345,33 @@ def test_the_refusal_does_not_run_the_pickle(tmp_path):
     with pytest.raises(BadInputError, match="arbitrary code"):
         fmt.load(str(path), {})
     assert not marker.exists()
+
+
+def test_the_digest_of_a_model_folder_depends_on_its_names_and_bytes_only(cancer, tmp_path):
+    import hashlib
+    import shutil
+
+    import mlflow.sklearn
+
+    from console.plugins import artifact_sha256
+
+    X, _, _, clf = cancer
+    first = tmp_path / "first"
+    mlflow.sklearn.save_model(clf, str(first), pip_requirements=["scikit-learn"])
+    second = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(first, second)
+    os.utime(second / "MLmodel", (1, 1))  # timestamps are not content
+    digest, size = artifact_sha256(str(first))
+    assert (digest, size) == artifact_sha256(str(second))
+    assert size == sum(p.stat().st_size for p in first.rglob("*") if p.is_file())
+    (second / "MLmodel").write_text((second / "MLmodel").read_text() + " ")
+    assert artifact_sha256(str(second))[0] != digest
+    shutil.rmtree(second)
+    shutil.copytree(first, second)
+    (second / "conda.yaml").rename(second / "conda2.yaml")
+    assert artifact_sha256(str(second))[0] != digest
+    single = first / "MLmodel"
+    assert artifact_sha256(str(single)) == (hashlib.sha256(single.read_bytes()).hexdigest(), single.stat().st_size)
 
 
 # -- sniffing and resolution -------------------------------------------------------------------------
