@@ -8,7 +8,9 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ALLOWED = {"backends", "backends.base"}
+# The protocols and the shared stdlib helpers that live beside them (DESIGN.md: "shared helpers
+# such as timestamps live beside the protocols"): modules, never a backend's package.
+ALLOWED = {"backends", "backends.base", "backends.dbfile"}
 
 
 def side_doors(source: str, filename: str = "<module>") -> list[tuple[int, str]]:
@@ -42,6 +44,13 @@ def test_the_checker_finds_lazy_and_plain_imports():
         "        from backends import s3\n"
     )
     assert side_doors(source) == [(4, "backends.local.datasets"), (6, "backends.mlflow.registry"), (9, "backends.s3")]
+
+
+def test_allowed_modules_are_helpers_not_backends():
+    for name in ALLOWED - {"backends"}:
+        path = REPO / (name.replace(".", "/") + ".py")
+        assert path.is_file(), f"{name}: allowed as a shared helper, so it must be a module file"
+        assert not side_doors(path.read_text(), str(path)) or name == "backends.base"
 
 
 def test_console_and_screens_import_no_concrete_backend():
