@@ -55,6 +55,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from backends.base import BadInputError
+from console.drift_record import _reports_dir, _status_path, recorded_status  # noqa: F401  (stdlib only: home reads it)
 from console.domain import DriftFeature, DriftReport
 
 PSI_WARNING, PSI_CRITICAL = 0.1, 0.25
@@ -527,10 +528,6 @@ def _jsonable(x):
 # -- the workspace: a version's training data against production's -------------------------------
 
 
-def _reports_dir(ws, model: str) -> Path:
-    return Path(ws.root) / "reports" / model
-
-
 def _dataset_columns(ws, ref: str, model: str = "", version: str = "") -> dict[str, np.ndarray]:
     """A data set's columns through the data-source seam (path, s3://, name@version, mlflow:…)."""
     table = ws.load_table(ref, model=model or None, version=version or None)
@@ -594,12 +591,6 @@ def version_drift(ws, model: str, version: str, *, record: bool = True) -> Drift
     return report
 
 
-def _status_path(ws, model: str, version: str) -> Path:
-    from backends.base import check_name
-
-    return _reports_dir(ws, model) / f"drift-{check_name(version, 'version')}.json"
-
-
 def record_status(ws, model: str, report: DriftReport, *, version: str = "", baseline: str = "") -> Path:
     """Keep a version's last drift verdict under reports/<model>/drift-<version>.json (atomic
     replace): reviewing an old version never changes what the candidate shows."""
@@ -616,20 +607,3 @@ def record_status(ws, model: str, report: DriftReport, *, version: str = "", bas
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
     return path
-
-
-def recorded_status(ws, model: str, version: str | None = None) -> str | None:
-    """The last drift severity recorded for a version ("none"/"warning"/"critical"), or None;
-    without a version, the candidate's."""
-    if version is None:
-        from backends.base import CANDIDATE
-
-        version = ws.registry().get_pointers(model).get(CANDIDATE)
-        if not version:
-            return None
-    try:
-        data = json.loads(_status_path(ws, model, version).read_text())
-    except (OSError, ValueError):
-        return None
-    severity = data.get("severity") if isinstance(data, dict) else None
-    return severity if severity in ("none", "warning", "critical") else None

@@ -31,6 +31,7 @@ from screens.health_panel import HealthPanel
 from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
+FIRST_PAGE_VERSIONS = 200  # versions in the first paint of a big registry: more than a screenful
 MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
 
 
@@ -56,13 +57,14 @@ class HomeScreen(ConsoleScreen):
 
     class Loaded(Message):
         def __init__(self, rows: list[HomeRow], version_rows: list, version_keys: list, search_keys: list,
-                     error: str = "") -> None:
+                     error: str = "", *, total_versions: int | None = None) -> None:
             super().__init__()
             self.rows = rows
             self.version_rows = version_rows
             self.version_keys = version_keys
             self.search_keys = search_keys
             self.error = error
+            self.total_versions = total_versions  # set on a first page: the rest of the versions follow
 
     class RolledBack(Message):
         def __init__(self, text: str, ok: bool) -> None:
@@ -79,6 +81,7 @@ class HomeScreen(ConsoleScreen):
         self.search_keys: list[str] = []
         self.filter_text = ""
         self.loads = 0
+        self._first_page = False  # the last Loaded was a first page; the rest of the versions follow
         self._poll_timer = None
         self._last_rollback = 0.0
         self._rolling_back = False
@@ -125,14 +128,29 @@ class HomeScreen(ConsoleScreen):
         self.app.record_call("registry.list_models(); per model: list_versions, pointer_history"
                              " · drift.recorded_status · canary_controller.current_state")
         try:
-            data = load_home(self.app.workspace, self.app.gate_reports)
+            if self.loads:
+                data = load_home(self.app.workspace, self.app.gate_reports)
+            else:  # first paint: every model row and a screenful of versions, then the rest
+                data = load_home(self.app.workspace, self.app.gate_reports, with_versions=False)
+                registry = self.app.workspace.registry()
+                pending = [row.model for row in data.rows]
+                while pending and len(data.versions) < FIRST_PAGE_VERSIONS:
+                    data.versions.extend(registry.list_versions(pending.pop(0)))
+                if pending:
+                    self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
+                    for model in pending:
+                        data.versions.extend(registry.list_versions(model))
         except Exception as exc:  # shown in the status line; the next poll tries again
             self.post_message(self.Loaded(self.rows, self.version_rows, self.version_keys, self.search_keys,
                                           f"{type(exc).__name__}: {exc}"))
             return
+        self._post_versions(data)
+
+    def _post_versions(self, data, *, total_versions: int | None = None) -> None:
         cells = [version_cells(mv) for mv in data.versions]
         keys = [(mv.model, mv.version) for mv in data.versions]
-        self.post_message(self.Loaded(data.rows, cells, keys, [search_key(c) for c in cells], data.error))
+        self.post_message(self.Loaded(data.rows, cells, keys, [search_key(c) for c in cells], data.error,
+                                      total_versions=total_versions))
 
     def _schedule_poll(self) -> None:
         if self._poll_timer is None and self.app.poll_s > 0:
@@ -151,10 +169,18 @@ class HomeScreen(ConsoleScreen):
 
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
-        self.loads += 1
-        if self.loads == 1:
+        first_page = message.total_versions is not None
+        if first_page:
+            self.app.trace(f"home loaded: {len(message.rows)} models, first page of {len(message.version_rows)} "
+                           f"of {message.total_versions} versions")
+        elif self._first_page:
+            self.app.trace(f"home all versions: {len(message.version_rows)}")
+        elif self.loads == 0:
             self.app.trace(f"home loaded: {len(message.rows)} models, {len(message.version_rows)} versions"
                            + (f", error {message.error}" if message.error else ""))
+        self._first_page = first_page
+        if not first_page:
+            self.loads += 1
         self.rows = message.rows
         self.version_rows = message.version_rows
         self.version_keys = message.version_keys
@@ -169,7 +195,8 @@ class HomeScreen(ConsoleScreen):
             self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
         else:
             self._update_status()
-        self._schedule_poll()
+        if not first_page:
+            self._schedule_poll()
 
     def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
         visible = self._visible_models()

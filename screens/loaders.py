@@ -38,8 +38,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
         summaries = registry.list_models()
     except NotFoundError:
         return HomeData([], [], "")  # an empty registry: nothing registered yet
-    drift_status = optional("console.drift", "recorded_status")
-    canary_state = optional("console.canary_controller", "current_state")
+    drift_status = optional("console.drift_record", "recorded_status")  # stdlib only: no numpy before the first paint
+    # the controller (and its statistics) is imported only when mrc.db holds a canary at all
+    canary_state = optional("console.canary_controller", "current_state") if _has_canaries(ws.db_path) else None
     rows: list[HomeRow] = []
     versions: list[Any] = []
     for summary in summaries:
@@ -85,6 +86,27 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             canary_candidate=canary.candidate if live_canary else None,
         ))
     return HomeData(rows, versions)
+
+
+def _has_canaries(db_path) -> bool:
+    """False only when mrc.db surely holds no canary record; any doubt says True."""
+    import os
+    import sqlite3
+
+    from backends.dbfile import connect_db
+
+    if not os.path.exists(db_path):
+        return False
+    try:
+        conn = connect_db(db_path, timeout=30)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is None:
+                return False
+            return conn.execute("SELECT 1 FROM canary_states LIMIT 1").fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
 
 
 @dataclass

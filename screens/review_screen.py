@@ -41,6 +41,7 @@ class ReviewScreen(ConsoleScreen):
         Binding("x", "reject", "Reject", id="review.reject"),
         Binding("h", "history", "History", id="review.history"),
         Binding("g", "rerun_gates", "Re-run gates", id="review.gates"),
+        Binding("enter", "check_detail", "Check detail", show=False, id="review.check"),  # footer unchanged; ? lists it
         Binding("escape", "back", "Back", id="review.back"),
     ]
 
@@ -300,6 +301,16 @@ class ReviewScreen(ConsoleScreen):
                           plot)
 
     # -- actions --------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#gates")
+    def action_check_detail(self) -> None:
+        """The gate check under the cursor, in full (screens/check_detail_screen.py)."""
+        checks = self.gate_report.checks if self.gate_report is not None else []
+        row = self.query_one("#gates", DataTable).cursor_row
+        if 0 <= row < len(checks):
+            from screens.check_detail_screen import CheckDetailScreen
+
+            self.app.push_screen(CheckDetailScreen(checks[row], f"{self.model} {self.version or 'candidate'}"))
+
     def action_history(self) -> None:
         from screens.history_screen import HistoryScreen
 

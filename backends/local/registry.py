@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from backends.base import (
@@ -30,25 +31,14 @@ from backends.base import (
 from backends.dbfile import connect_db
 from backends.local.artifacts import ArtifactStore
 
+VERSION_COLUMNS = ("model", "version", "created_at", "artifact_uri", "artifact_sha256", "artifact_size",
+                   "artifact_format", "metrics_json", "lineage_json", "description", "approval_status", "approval_by",
+                   "approval_at", "approval_reason", "approval_gate_sha256", "approval_override")
+
 
 # Called inside the write transaction with (connection, PointerMove | Approval): the caller's
 # audit append shares the commit. The registry knows nothing of the audit log's format.
 AuditHook = Callable[[sqlite3.Connection, Any], None]
-
-_VERSION_COLUMNS = ("model, version, created_at, artifact_uri, artifact_sha256, artifact_size, artifact_format,"
-                    " metrics_json, lineage_json, description, approval_status, approval_by, approval_at,"
-                    " approval_reason, approval_gate_sha256, approval_override")
-
-
-class _Row:
-    """A sqlite3.Row read by attribute, like the SQLModel row `_to_version` also takes."""
-
-    def __init__(self, row: sqlite3.Row):
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return self._row[name]
-
 
 def _now() -> str:
     from console.timeutil import now_iso
@@ -141,37 +131,39 @@ class LocalRegistry:
 
     def list_versions(self, model: str) -> list[ModelVersion]:
         check_name(model, "model")
-        from sqlmodel import select
-
-        from backends.local.tables import ModelRow, VersionRow
-
-        with self._session(write=False) as session:
-            if session.get(ModelRow, model) is None:
-                raise NotFoundError(f"unknown model {model!r}")
-            rows = session.exec(select(VersionRow).where(VersionRow.model == model).order_by(VersionRow.id)).all()
-            versions = [self._to_version(r) for r in rows]
-        aliases = self._aliases_by_version(model)
-        for v in versions:
-            v.aliases = aliases.get(v.version, [])
-        return versions
+        return self._read_versions(model, None)
 
     def get_version(self, model: str, version: str) -> ModelVersion:
         """One row through stdlib sqlite3: the rollback path checks approvals and artifacts with it."""
         check_name(model, "model")
         check_name(version, "version")
+        found = self._read_versions(model, version)
+        if not found:
+            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
+        return found[0]
+
+    def _read_versions(self, model: str, version: str | None) -> list[ModelVersion]:
+        """Plain sqlite3, as the other reads: the console's home and review never import the ORM."""
         conn = self._sqlite()
         try:
             self._require_model(conn, model)
-            conn.row_factory = sqlite3.Row
-            row = conn.execute(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?",
-                               (model, version)).fetchone()
+            sql = f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE model = ?"
+            args: list[Any] = [model]
+            if version is not None:
+                sql += " AND version = ?"
+                args.append(version)
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+            pointers = conn.execute("SELECT alias, version FROM pointers WHERE model = ?", (model,)).fetchall()
         finally:
             conn.close()
-        if row is None:
-            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-        mv = self._to_version(_Row(row))
-        mv.aliases = self._aliases_by_version(model).get(version, [])
-        return mv
+        aliases: dict[str, list[str]] = {}
+        for alias, pointed in pointers:
+            if pointed is not None:
+                aliases.setdefault(pointed, []).append(alias)
+        versions = [self._to_version(SimpleNamespace(**dict(zip(VERSION_COLUMNS, row)))) for row in rows]
+        for v in versions:
+            v.aliases = aliases.get(v.version, [])
+        return versions
 
     def _aliases_by_version(self, model: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

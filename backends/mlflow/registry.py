@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import uuid
 from datetime import datetime, timezone
@@ -47,6 +48,7 @@ OUTSIDE_MRC = "(outside mrc)"
 SEQ_WIDTH = 10
 LEDGER = "mrc-ledger"
 APPROVALS = "mrc-approvals"
+VIEW_ALL = 3  # mlflow.entities.ViewType.ALL, without importing mlflow
 SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_key", "secret")
 
 
@@ -103,30 +105,41 @@ class MlflowRegistry:
     # -- plumbing --------------------------------------------------------------------------
     @property
     def client(self):
+        """The pointer, ledger and approval calls go over REST (backends/mlflow/rest.py: no mlflow
+        import on the rollback path); every other call reaches a real MlflowClient made on first use."""
         if self._client is None:
-            # MLflow's HTTP layer retries 5xx and connection errors with exponential backoff.
-            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.retries)
-            os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(int(self.backoff))
-            os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.2"
-            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(self.timeout_s))
-            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # stdout is for --json
-            import logging
+            if self.tracking_uri.startswith(("http://", "https://")):
+                from backends.mlflow.rest import RestClient
 
-            logging.getLogger("mlflow").setLevel(logging.WARNING)
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                self._client = RestClient(self.tracking_uri, retries=self.retries, backoff=self.backoff,
+                                          timeout_s=self.timeout_s, fallback=self._mlflow_client)
+            else:
+                self._client = self._mlflow_client()
         return self._client
 
+    def _mlflow_client(self):
+        # MLflow's HTTP layer retries 5xx and connection errors with exponential backoff.
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(int(self.backoff))
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.2"
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(self.timeout_s))
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # stdout is for --json
+        import logging
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
     def close(self) -> None:
+        if self._client is not None and hasattr(type(self._client), "close"):
+            self._client.close()
         self._client = None
 
     def _call(self, what: str, fn: Callable[[], Any], *, missing: str | None = None) -> Any:
-        from mlflow.exceptions import MlflowException
-
         try:
             return fn()
-        except MlflowException as exc:
+        except _mlflow_errors() as exc:
             code = getattr(exc, "error_code", "")
             if code == "RESOURCE_DOES_NOT_EXIST" and missing:
                 raise NotFoundError(missing) from None
@@ -395,13 +408,11 @@ class MlflowRegistry:
     # -- the ledger: experiments whose unique names serialise mrc's moves -------------------
     def _ledger(self, prefix: str) -> list[tuple[int, dict[str, str]]]:
         """(seq, tags) of every ledger entry under prefix; tags carry mrc.experiment_id."""
-        from mlflow.entities import ViewType
-
         entries = []
         token = None
         while True:
             page = self._call("search ledger", lambda: self.client.search_experiments(
-                view_type=ViewType.ALL, max_results=1000, filter_string=f"name LIKE '{prefix}%'",
+                view_type=VIEW_ALL, max_results=1000, filter_string=f"name LIKE '{prefix}%'",
                 order_by=["name ASC"], page_token=token))
             for exp in page:
                 seq = exp.name[len(prefix):].rsplit("/", 1)[-1]
@@ -560,6 +571,15 @@ class MlflowRegistry:
             value = tags.get(f"mrc.{key}", "")
             self._call("set version tag", lambda: self.client.set_model_version_tag(
                 model, version, f"mrc.approval.{key}", value))
+
+
+def _mlflow_errors() -> tuple[type[BaseException], ...]:
+    """The REST client's errors, and MlflowException only if mlflow is loaded (never import it here)."""
+    from backends.mlflow.rest import RestError
+
+    if "mlflow.exceptions" in sys.modules:
+        return (RestError, sys.modules["mlflow.exceptions"].MlflowException)
+    return (RestError,)
 
 
 def _pending(current: str | None, last: dict[str, str]) -> bool:

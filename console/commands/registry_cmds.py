@@ -155,6 +155,8 @@ def _model_options(ctx: Context) -> dict:
 
 def _rollback_live_canary(ctx: Context):
     """The live canary of the model rolled back (stdlib only), or None when there is none."""
+    if not _may_have_live_canary(ctx.workspace.db_path, ctx.args.model):
+        return None  # the common case: the controller (and its statistics) is not even imported
     try:
         from console.canary_controller import current_state, rollback_live_canary
     except ImportError:
@@ -163,6 +165,28 @@ def _rollback_live_canary(ctx: Context):
     if state is None or not state.active:
         return None
     return rollback_live_canary(ctx.workspace, ctx.args.model, actor=ctx.actor, reason=ctx.args.reason or "mrc rollback")
+
+
+def _may_have_live_canary(db_path, model: str) -> bool:
+    """False only when mrc.db surely holds no progressing/paused canary of the model; any doubt says True."""
+    import os
+    import sqlite3
+
+    from backends.dbfile import connect_db
+
+    if not os.path.exists(db_path):
+        return False
+    try:
+        conn = connect_db(db_path, timeout=30)
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is None:
+                return False
+            return conn.execute("SELECT 1 FROM canary_states WHERE model = ? AND status IN ('progressing', 'paused') "
+                                "LIMIT 1", (model,)).fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True
 
 
 def _live_traffic(ctx: Context):

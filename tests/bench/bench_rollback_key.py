@@ -1,11 +1,13 @@
 """Benchmark: keypress-to-split-changed latency of `R` on the canary screen, over real processes.
 
-    python tests/bench/bench_rollback_key.py [--workspace DEMO_WS] [--trials 100]
+    python tests/bench/bench_rollback_key.py [--workspace DEMO_WS] [--trials 100] [--load N]
 
 Each trial starts a canary at 50 % (servers and router stay up), waits until the screen shows it,
 presses `R` through Pilot and times until the router's persisted split (split.json, written
 before the router answers) says stable 100 %. Baseline in the same run: the backend's own
 rollback call (LocalTraffic.rollback) with no UI. Target: p99 <= 100 ms.
+`--load N` runs N busy-loop processes during the baseline and the trials (load N on this box);
+the load average is printed before and after, since a shared box is never idle.
 """
 
 from __future__ import annotations
@@ -130,20 +132,40 @@ def baseline(root: Path, trials: int) -> list[float]:
     return out
 
 
+def busy_loops(count: int) -> list[subprocess.Popen]:
+    """`count` processes spinning on a CPU each, until killed."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def loadavg() -> str:
+    import os
+
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", help="a demo workspace to copy (default: build one, ~20-60 s)")
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--load", type=int, default=0, help="busy-loop processes to run during the trials")
     args = parser.parse_args(argv)
     from backends.local.traffic import LocalTraffic
 
     root, tmp = prepare(args.workspace)
     traffic = LocalTraffic(root)
+    load: list[subprocess.Popen] = []
     try:
         traffic.ensure_serving(MODEL, [STABLE, CANDIDATE])
+        print(f"before: {loadavg()}; adding {args.load} busy loops", flush=True)
+        load = busy_loops(args.load)
         base = baseline(root, args.trials)
         key_ms, worker_ms = asyncio.run(run_trials(root, args.trials))
+        print(f"after:  {loadavg()}")
     finally:
+        for proc in load:
+            proc.kill()
+            proc.wait()
         traffic.stop_serving(MODEL)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,8 @@
 On a synthetic registry of 50 models × 200 versions (10,000 versions):
 - cold start: process start → first screen painted (on_ready), and → the home screen filled
   with every model and version, beside a bare Textual app (Header, Static, Footer) started the
-  same way in the same run; target ≤ 1.3× the bare app to the first screen;
+  same way in the same run; target ≤ 1.3× the bare app to the first screen, and home filled
+  (every model row and the first page of versions painted) ≤ 2× the bare app's first paint;
 - filter: keystroke → the version list repainted, over the 10,000 versions; target ≤ 50 ms;
 - peak RSS of the console process once home is loaded; target ≤ 200 MB;
 - for scale, the time Textual's DataTable takes to take the same 10,000 rows.
@@ -60,16 +61,23 @@ class Timed(ReleaseConsole):
         super().on_ready()
         self.ready = time.time() - t0
 
+    everything = None
+
     def trace(self, line):
         super().trace(line)
         if line.startswith("home loaded"):
             self.loaded = time.time() - t0
             self.line = line
+            if "first page" not in line:
+                self.everything = self.loaded
+                self.call_after_refresh(self.exit)
+        elif line.startswith("home all versions"):
+            self.everything = time.time() - t0
             self.call_after_refresh(self.exit)
 
 app = Timed(Workspace.open(os.environ["BENCH_WS"]), actor="bench", poll_s=0)
 app.run(headless=True, size=(160, 50))
-print(json.dumps({"ready": app.ready, "loaded": app.loaded, "line": app.line,
+print(json.dumps({"ready": app.ready, "loaded": app.loaded, "line": app.line, "everything": app.everything,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -174,7 +182,12 @@ def main() -> int:
         print(f"cold start, mrc console → first screen:      {mrc_ready * 1000:7.0f} ms (best "
               f"{min(r['ready'] for r in mrc) * 1000:.0f} ms)  ratio {ratio:.2f}× median of pairs, "
               f"{best_ratio:.2f}× best-of-{args.runs} (target ≤ 1.30×)")
-        print(f"cold start, mrc console → home filled:       {mrc_loaded * 1000:7.0f} ms  ({mrc[0]['line']})")
+        filled_ratio = statistics.median(m["loaded"] / b["ready"] for b, m in zip(bare, mrc))
+        print(f"cold start, mrc console → home filled:       {mrc_loaded * 1000:7.0f} ms  ({mrc[0]['line']})  "
+              f"ratio {filled_ratio:.2f}× the bare app's first paint, median of pairs (target ≤ 2×)")
+        print(f"cold start, mrc console → every version in:  "
+              f"{statistics.median(r['everything'] for r in mrc) * 1000:7.0f} ms")
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
         print(f"peak RSS, mrc console with home loaded:      {rss:7.0f} MB  (target ≤ 200 MB; "
               f"bare app {max(r['rss_mb'] for r in bare):.0f} MB)")
 
@@ -186,7 +199,7 @@ def main() -> int:
               f"max {latencies[-1]:.1f} ms over {len(latencies)} keystrokes (target ≤ 50 ms)")
         fill_ms = asyncio.run(datatable_fill(total))
         print(f"for scale: Textual DataTable taking the same {total:,} rows: {fill_ms:.0f} ms")
-        ok = ratio <= 1.3 and p95 <= 50 and rss <= 200
+        ok = ratio <= 1.3 and filled_ratio <= 2 and p95 <= 50 and rss <= 200
         print("all targets met" if ok else "TARGET MISSED")
     return 0
 
