@@ -33,8 +33,9 @@ def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None 
     task = task_of(options)
     declared = str(options.get("output") or output or "").lower()
     if out.ndim == 2 and out.shape[1] == 2 and task == "binary":
+        finite = out[np.isfinite(out).all(axis=1)]  # a NaN row says nothing about the others
         is_prob = declared.startswith("prob") or (
-            declared == "" and np.all((out >= 0) & (out <= 1)) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
+            declared == "" and np.all((finite >= 0) & (finite <= 1)) and np.allclose(finite.sum(axis=1), 1.0, atol=1e-4))
         if is_prob:
             return out[:, 1]
         shifted = out - out.max(axis=1, keepdims=True)
@@ -45,7 +46,8 @@ def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None 
                             "mrc needs one score per row (or two class columns)")
     if task == "regression":
         return out
-    if declared.startswith("logit") or (declared == "" and np.any((out < 0) | (out > 1))):
+    finite = out[np.isfinite(out)]
+    if declared.startswith("logit") or (declared == "" and np.any((finite < 0) | (finite > 1))):
         return 1.0 / (1.0 + np.exp(-out))
     return out
 

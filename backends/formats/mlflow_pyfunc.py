@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
+
 from backends.base import BadInputError
 from backends.formats._inspect import option_features
 from backends.formats.torch_mlp import _first_line
@@ -44,6 +46,8 @@ class MlflowModel:
         from backends.formats._scores import ordered, to_scores
 
         data = ordered(rows, columns, self.features, self.where, dtype="float64")
+        if len(data) == 0:  # sklearn refuses 0 rows; no rows means no scores, not a broken model
+            return np.empty(0, dtype=np.float64)
         if self.tensor_dtype is not None:  # a tensor signature: the model takes an array, not a frame
             frame = data.astype(self.tensor_dtype)
         else:
