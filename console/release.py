@@ -53,8 +53,13 @@ def _reason(reason: str | None, what: str) -> str:
 
 
 def decide(registry, audit, model: str, version: str, *, status: str, actor: str, reason: str,
-           gate_report: Any = None, override: bool = False, expected_status: str | None = None) -> Outcome:
-    """Approve or reject a version. Approval is refused while gates fail, unless overridden."""
+           gate_report: Any = None, override: bool = False, expected_status: str | None = None,
+           custom_policy: str | None = None) -> Outcome:
+    """Approve or reject a version. Approval is refused while gates fail, unless overridden.
+
+    `custom_policy` (the source of a policy other than the workspace's configured one): the
+    gates were judged by a policy of the caller's choosing, so an approval is an override.
+    """
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "approve" if status == "approved" else "reject")
@@ -67,11 +72,17 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     digest = report_digest(gate_report) if gate_report is not None else ""
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
-    approval = Approval(status, actor, now_iso(), reason, digest, bool(override and gate_passed is not True))
+    policy_override = bool(custom_policy) and status == "approved"
+    approval = Approval(status, actor, now_iso(), reason, digest,
+                        bool(override and gate_passed is not True) or policy_override)
     stored = registry.set_approval(model, version, approval, expected_status=seen)
-    audit.append(actor, "approve" if status == "approved" else "reject", model, version,
-                 {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
-                  "override": approval.override, "previous_status": seen})
+    details = {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
+               "override": approval.override, "previous_status": seen}
+    if gate_report is not None:
+        details["policy_sha256"] = getattr(gate_report, "policy_sha256", "")
+    if policy_override:
+        details["custom_policy"] = custom_policy
+    audit.append(actor, "approve" if status == "approved" else "reject", model, version, details)
     return Outcome(status, model, version, True, {"approval": stored.to_dict()})
 
 
@@ -93,9 +104,15 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
         expected = current
     if current == version and expected == current:
         return Outcome("promote", model, version, False, {"from": current, "to": version, "note": "already production"})
-    move = registry.move_pointer(model, PRODUCTION, expected=expected, new=version, actor=actor, reason=reason)
+    from backends.stall import stall_point
+
+    stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
+    # the approval we judged travels with the move: the registry moves only if it is still the same
+    move = registry.move_pointer(model, PRODUCTION, expected=expected, new=version, actor=actor, reason=reason,
+                                 approval=mv.approval)
     audit.append(actor, "promote", model, version,
-                 {"from": move.from_version, "to": move.to_version, "reason": reason, "override": override})
+                 {"from": move.from_version, "to": move.to_version, "reason": reason, "override": override,
+                  "approval": {"status": mv.approval.status, "by": mv.approval.by, "at": mv.approval.at}})
     _clear_candidate(registry, audit, model, version, actor)
     return Outcome("promote", model, version, True, {"from": move.from_version, "to": version, "move": move.to_dict()})
 
