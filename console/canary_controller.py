@@ -29,6 +29,7 @@ from backends.dbfile import connect_db
 from console import canary
 from console.canary import Decision
 from console.domain import CanaryPlan, CanaryState
+from console.serving import ensure_served
 from console.timeutil import now_iso
 
 SCHEMA = """
@@ -224,9 +225,7 @@ class Controller:
             raise BadInputError(f"{self.model}: has no production version to compare the canary with")
         state = canary.new_state(self.model, stable, candidate, plan, self.clock(), now_iso())
         state.override = bool(override and mv.approval.status != "approved")
-        ensure = getattr(self.traffic, "ensure_serving", None)
-        if ensure is not None:
-            ensure(self.model, [stable, candidate])
+        ensure_served(self.ws, self.model, [stable, candidate], traffic=self.traffic, registry=self.registry)
         split = self.traffic.get_split(self.model)
         if not _same_split(split.weights, {stable: 100}):
             raise ConflictError(f"{self.model}: live split is {split.weights}, expected {stable} at 100%; "
@@ -242,9 +241,7 @@ class Controller:
 
     def resume(self, state: CanaryState) -> CanaryState:
         """After a crash: finish a pending intent, or roll back a split the state did not record."""
-        ensure = getattr(self.traffic, "ensure_serving", None)
-        if ensure is not None:
-            ensure(self.model, [state.stable, state.candidate])
+        ensure_served(self.ws, self.model, [state.stable, state.candidate], traffic=self.traffic, registry=self.registry)
         state = dataclasses.replace(state, controller_pid=os.getpid())
         state = self._save(canary.log_event(state, now_iso(), "resume", f"controller {os.getpid()} resumed", self.actor))
         self.audit.append(self.actor, "canary-resume", self.model, state.candidate,

@@ -6,11 +6,16 @@
 - GET /control/split -> {"weights", "revision"}; PUT /control/split {"weights",
   "expected_revision"} is compare-and-swap (409 when the revision moved); POST
   /control/rollback {"stable"} sends everything to stable whatever the revision.
-- PUT /control/backends {"version": "http://127.0.0.1:PORT"}: where each version is served.
+- PUT /control/backends {"version": "http://127.0.0.1:PORT" | {"url", "protocol", "columns"?,
+  "task"?}}: where each version is served and which protocol its server speaks: "mrc" (our
+  model server: POST /predict {"rows", "columns"}) or "mlflow-invocations" (MLflow's scoring
+  server: the router translates to POST /invocations {"dataframe_split": …} and back).
+- POST /control/fault {"version", "error_rate", "latency_ms", "shift"}: a rehearsal fault applied
+  here, for versions whose server is not ours (ours take faults themselves).
 - POST /label {"id", "label"}: a label that arrived later, for online accuracy.
-Every request and label is appended to requests.jsonl (the metrics backend reads it), and the
-split is saved in split.json (atomic rename) before it is answered, so a restart routes the same.
-stdlib only.
+Every request (503 "no backend" and upstream failures included) and every label is appended to
+requests.jsonl (the metrics backend reads it), and the split is saved in split.json (atomic
+rename) before it is answered, so a restart routes the same. stdlib only.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import argparse
 import hashlib
 import http.client
 import json
+import math
 import os
+import random
 import sys
 import threading
 import time
@@ -69,6 +76,71 @@ def validate_weights(weights) -> list[tuple[str, int]]:
     return out
 
 
+MRC, MLFLOW = "mrc", "mlflow-invocations"
+PROTOCOLS = (MRC, MLFLOW)
+
+
+def backend_entry(value) -> dict:
+    """A backend as the router keeps it: {"url", "protocol", "columns", "task"}."""
+    if isinstance(value, str):
+        value = {"url": value}
+    if not isinstance(value, dict) or not isinstance(value.get("url"), str):
+        raise ValueError(f"backend {value!r}: a URL or {{'url', 'protocol'}} is required")
+    protocol = value.get("protocol", MRC)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"backend protocol {protocol!r}: one of {', '.join(PROTOCOLS)}")
+    columns = value.get("columns")
+    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
+        raise ValueError("backend columns: a list of column names")
+    return {"url": value["url"], "protocol": protocol, "columns": columns, "task": str(value.get("task") or "binary")}
+
+
+def p_one(prediction) -> float:
+    """One MLflow prediction as a number: P(1) of a [p0, p1] pair, the value of [v], or of a
+    dict (a DataFrame row) its probability-like column, else its only or last column."""
+    if isinstance(prediction, bool):
+        return float(prediction)
+    if isinstance(prediction, (int, float)):
+        return float(prediction)
+    if isinstance(prediction, list):
+        if len(prediction) in (1, 2):
+            return p_one(prediction[-1])
+        raise ValueError(f"prediction with {len(prediction)} values: expected 1 or 2")
+    if isinstance(prediction, dict):
+        for key in ("1", "1.0", "probability", "probabilities", "proba", "score", "prediction", "predictions"):
+            if key in prediction:
+                return p_one(prediction[key])
+        if prediction:
+            return p_one(list(prediction.values())[-1])
+    raise ValueError(f"prediction {prediction!r}: not a number, a [p0, p1] pair or a row")
+
+
+def predictions_from_mlflow(reply) -> list[float]:
+    """{"predictions": [...]} (MLflow 2 and 3), or a bare list (older servers), as numbers."""
+    preds = reply.get("predictions") if isinstance(reply, dict) else reply
+    if isinstance(preds, dict):  # a DataFrame in "columns" orient: {column: {row: value}}
+        preds = [dict(zip(preds, values)) for values in zip(*(v.values() if isinstance(v, dict) else v
+                                                               for v in preds.values()))]
+    if not isinstance(preds, list):
+        raise ValueError(f"answer without predictions: {str(reply)[:200]}")
+    return [p_one(p) for p in preds]
+
+
+class Fault:
+    """A rehearsal fault the router applies to one version (error rate, latency, shift)."""
+
+    def __init__(self, error_rate: float = 0.0, latency_ms: float = 0.0, shift: float = 0.0):
+        values = [float(error_rate), float(latency_ms), float(shift)]
+        if not all(math.isfinite(x) for x in values):
+            raise ValueError("fault values must be finite numbers")
+        self.error_rate = min(1.0, max(0.0, values[0]))
+        self.latency_ms = max(0.0, values[1])
+        self.shift = values[2]
+
+    def to_dict(self) -> dict[str, float]:
+        return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "shift": self.shift}
+
+
 class RouterState:
     def __init__(self, state_dir: Path, model: str):
         self.dir = state_dir
@@ -78,7 +150,9 @@ class RouterState:
         self.split_path = state_dir / "split.json"
         self.weights: list[tuple[str, int]] = []
         self.revision = 0
-        self.backends: dict[str, str] = {}
+        self.backends: dict[str, dict] = {}
+        self.faults: dict[str, Fault] = {}
+        self.random = random.Random()
         if self.split_path.exists():
             data = json.loads(self.split_path.read_text())
             self.weights = [tuple(x) for x in data.get("weights", [])]
@@ -107,7 +181,7 @@ class RouterState:
 _local = threading.local()
 
 
-def _forward(url: str, body: bytes) -> tuple[int, bytes]:
+def _forward(url: str, body: bytes, path: str = "/predict") -> tuple[int, bytes]:
     """POST to a model server over a per-thread keep-alive connection."""
     conns = getattr(_local, "conns", None)
     if conns is None:
@@ -118,7 +192,7 @@ def _forward(url: str, body: bytes) -> tuple[int, bytes]:
             parts = urlsplit(url)
             conn = conns[url] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         try:
-            conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            conn.request("POST", path, body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
             return resp.status, resp.read()
         except (OSError, http.client.HTTPException):
@@ -127,6 +201,28 @@ def _forward(url: str, body: bytes) -> tuple[int, bytes]:
             if attempt:
                 raise
     raise OSError("unreachable")
+
+
+def call_backend(backend: dict, rows, columns) -> tuple[int, dict]:
+    """One batch to one backend in its own protocol; (status, {"predictions"} or {"error"})."""
+    if backend["protocol"] == MRC:
+        body = {"rows": rows} if columns is None else {"rows": rows, "columns": columns}
+        status, payload = _forward(backend["url"], json.dumps(body).encode())
+        return status, json.loads(payload)
+    columns = columns or backend.get("columns")
+    frame = {"data": rows} if columns is None else {"columns": columns, "data": rows}
+    status, payload = _forward(backend["url"], json.dumps({"dataframe_split": frame}).encode(), "/invocations")
+    try:
+        reply = json.loads(payload)
+    except ValueError:
+        reply = {"error": payload[:300].decode(errors="replace")}
+    if status != 200:
+        message = reply.get("message") or reply.get("error") if isinstance(reply, dict) else None
+        return status, {"error": str(message or reply)[:500]}
+    try:
+        return 200, {"predictions": predictions_from_mlflow(reply)}
+    except (ValueError, TypeError) as exc:
+        return 502, {"error": f"unreadable MLflow answer: {exc}"}
 
 
 def make_handler(state: RouterState):
@@ -140,7 +236,8 @@ def make_handler(state: RouterState):
                 with state.lock:
                     self._reply(200, state.split())
             elif self.path == "/health":
-                self._reply(200, {"model": state.model, "pid": os.getpid(), "backends": state.backends})
+                self._reply(200, {"model": state.model, "pid": os.getpid(), "backends": state.backends,
+                                  "faults": {v: f.to_dict() for v, f in state.faults.items()}})
             else:
                 self._reply(404, {"error": f"no route {self.path}"})
 
@@ -167,8 +264,13 @@ def make_handler(state: RouterState):
                         return
                     self._reply(200, state.set(weights))
             elif self.path == "/control/backends":
+                try:
+                    entries = {str(k): backend_entry(v) for k, v in body.items()}
+                except (ValueError, AttributeError) as exc:
+                    self._reply(400, {"error": str(exc)})
+                    return
                 with state.lock:
-                    state.backends.update({str(k): str(v) for k, v in body.items()})
+                    state.backends.update(entries)
                     self._reply(200, {"backends": state.backends})
             else:
                 self._reply(404, {"error": f"no route {self.path}"})
@@ -192,6 +294,17 @@ def make_handler(state: RouterState):
                     current = dict(state.weights)
                     result = state.split() if current == {stable: 100} else state.set([(stable, 100)])
                 self._reply(200, result)
+            elif self.path == "/control/fault":
+                version = body.get("version")
+                try:
+                    if not isinstance(version, str) or version not in state.backends:
+                        raise ValueError(f"version {version!r}: not a backend of this router")
+                    fault = Fault(body.get("error_rate", 0.0), body.get("latency_ms", 0.0), body.get("shift", 0.0))
+                except (TypeError, ValueError) as exc:
+                    self._reply(400, {"error": str(exc)})
+                    return
+                state.faults[version] = fault
+                self._reply(200, {"version": version, "fault": fault.to_dict(), "at": "router"})
             elif self.path == "/label":
                 state.write_log({"type": "label", "t": time.time(), "id": str(body.get("id")), "label": body.get("label")})
                 self._reply(200, {"ok": True})
@@ -204,22 +317,33 @@ def make_handler(state: RouterState):
                 body = json.loads(raw or b"{}")
                 key = str(body.get("key") or uuid.uuid4().hex)
                 request_id = str(body.get("id") or uuid.uuid4().hex)
+                columns = body.get("columns")
             except (json.JSONDecodeError, AttributeError) as exc:
                 self._reply(400, {"error": f"bad JSON: {exc}"})
                 return
             weights = state.weights  # one read: a split swap is atomic for this request
             version = choose(weights, key)
-            url = state.backends.get(version) if version else None
-            if url is None:
-                self._reply(503, {"error": f"no backend for {version}"})
-                return
-            try:
-                status, payload = _forward(url, json.dumps({"rows": body.get("rows")}).encode())
-                reply = json.loads(payload)
-            except (OSError, ValueError) as exc:
-                status, reply = 502, {"error": f"{version} unreachable: {exc}"}
-            latency_ms = (time.perf_counter() - started) * 1000.0
+            backend = state.backends.get(version) if version else None
+            fault = state.faults.get(version) if version else None
+            if fault is not None and fault.latency_ms:
+                time.sleep(fault.latency_ms / 1000.0)
+            if backend is None:
+                status, reply = 503, {"error": f"no backend for {version}"}
+            elif fault is not None and fault.error_rate and state.random.random() < fault.error_rate:
+                status, reply = 500, {"error": "injected fault (at the router)"}
+            else:
+                try:
+                    status, reply = call_backend(backend, body.get("rows"), columns)
+                except (OSError, ValueError, http.client.HTTPException) as exc:
+                    status, reply = 502, {"error": f"{version} unreachable: {exc}"}
+                if not isinstance(reply, dict):
+                    status, reply = 502, {"error": f"{version}: answer is not a JSON object"}
             preds = reply.get("predictions") if status == 200 else None
+            if preds is not None and fault is not None and fault.shift:
+                shifted = [float(p) + fault.shift for p in preds]
+                preds = shifted if backend["task"] == "regression" else [min(1.0, max(0.0, p)) for p in shifted]
+                reply["predictions"] = preds
+            latency_ms = (time.perf_counter() - started) * 1000.0
             state.write_log({"type": "request", "t": time.time(), "id": request_id, "key": key, "v": version,
                              "status": status, "ms": round(latency_ms, 3), "p": preds[0] if preds else None})
             reply.update({"id": request_id, "version": version})

@@ -1,15 +1,20 @@
 """A model server for one registered version: `python -m backends.local.serving ...`.
 
-Loads the torch artifact after checking its sha256, answers POST /predict {"rows": [[...]]}
-with {"version", "predictions"} on 127.0.0.1, and takes faults for rehearsals on
-POST /control/fault {"error_rate", "latency_ms", "shift"} (all 0 = healthy again).
-Writes {"pid", "port"} to --ready-file once it listens, so its starter needs no port guessing.
+Loads the artifact through its model format (`--format NAME --format-class module:Class`, the
+class its starter resolved: a backend does not look formats up in console/) after checking its
+sha256, answers POST /predict {"rows": [[...]], "columns": [...]?} with {"version",
+"predictions"} on 127.0.0.1 (rows in the model's feature order when columns are left out), and
+takes faults for rehearsals on POST /control/fault {"error_rate", "latency_ms", "shift"} (all 0 =
+healthy again). Writes {"pid", "port"} to --ready-file once it listens, so its starter needs no
+port guessing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import math
 import os
 import random
 import sys
@@ -38,7 +43,38 @@ class Fault:
         return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "shift": self.shift}
 
 
-def make_handler(version: str, model, predict_proba, fault: Fault, lock: threading.Lock):
+def load_format(target: str):
+    """An instance of the ModelFormat class at "module:Class"."""
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj()
+
+
+def predictor(loaded, task: str):
+    """predict(rows, columns) -> list of floats: columns default to the model's features."""
+    import numpy as np
+
+    def predict(rows, columns):
+        matrix = np.asarray(rows, dtype=float)
+        if matrix.ndim != 2:
+            raise ValueError("rows: a list of rows of numbers")
+        if columns is None:
+            columns = list(loaded.features) if loaded.features else [f"x{i}" for i in range(matrix.shape[1])]
+        if not isinstance(columns, list) or len(columns) != matrix.shape[1]:
+            raise ValueError(f"columns: {matrix.shape[1]} names expected, one per value of a row")
+        values = [float(p) for p in np.asarray(loaded.predict(matrix, [str(c) for c in columns]), dtype=float).ravel()]
+        if len(values) != matrix.shape[0] or not all(math.isfinite(p) for p in values):
+            raise ValueError(f"the model answered {len(values)} values (finite expected) for {matrix.shape[0]} rows")
+        return values
+
+    predict.task = task
+    predict.features = list(loaded.features) if loaded.features else None
+    return predict
+
+
+def make_handler(version: str, predict, fault: Fault, lock: threading.Lock):
     class Handler(JsonHandler):
 
         def _body(self) -> dict:
@@ -47,7 +83,8 @@ def make_handler(version: str, model, predict_proba, fault: Fault, lock: threadi
 
         def do_GET(self):
             if self.path == "/health":
-                self._reply(200, {"version": version, "fault": fault.to_dict(), "pid": os.getpid()})
+                self._reply(200, {"version": version, "fault": fault.to_dict(), "pid": os.getpid(),
+                                  "features": predict.features})
             else:
                 self._reply(404, {"error": f"no route {self.path}"})
 
@@ -78,11 +115,13 @@ def make_handler(version: str, model, predict_proba, fault: Fault, lock: threadi
             try:
                 rows = body["rows"]
                 with lock:  # torch on 2 shared cores: one forward pass at a time is fastest
-                    probs = predict_proba(model, rows)
+                    probs = predict(rows, body.get("columns"))
             except Exception as exc:  # noqa: BLE001  (a bad row is the caller's problem: 400)
                 self._reply(400, {"error": f"{type(exc).__name__}: {exc}", "version": version})
                 return
-            preds = [min(1.0, max(0.0, float(p) + fault.shift)) for p in probs]
+            preds = [float(p) + fault.shift for p in probs]
+            if predict.task != "regression":
+                preds = [min(1.0, max(0.0, p)) for p in preds]
             self._reply(200, {"version": version, "predictions": preds})
 
     return Handler
@@ -93,22 +132,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", required=True)
     parser.add_argument("--sha256", required=True)
     parser.add_argument("--version", required=True)
+    parser.add_argument("--format", required=True, help="the format's name (for messages)")
+    parser.add_argument("--format-class", required=True, help="module:Class of its ModelFormat")
+    parser.add_argument("--options", default="{}", help="the model's [models.X] table as JSON")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)
 
-    actual = sha256_of(args.artifact)
-    if actual != args.sha256:
-        print(f"{args.artifact}: sha256 {actual} does not match the registry's {args.sha256}", file=sys.stderr)
+    if os.path.isfile(args.artifact):  # a folder (an MLflow model) was verified by fetch_artifact
+        actual = sha256_of(args.artifact)
+        if actual != args.sha256:
+            print(f"{args.artifact}: sha256 {actual} does not match the registry's {args.sha256}", file=sys.stderr)
+            return 2
+    options = json.loads(args.options)
+    try:
+        fmt = load_format(args.format_class)
+        loaded = fmt.load(args.artifact, options)
+    except Exception as exc:  # noqa: BLE001  (the starter reports this last line)
+        print(f"{args.artifact}: format {args.format} could not load it: {exc}", file=sys.stderr)
         return 2
-    import torch
-
-    torch.set_num_threads(1)
-    from backends.local import model as torch_model
-
-    model = torch_model.load(args.artifact)
+    if "torch" in sys.modules:  # torch on 2 shared cores: one thread per server
+        sys.modules["torch"].set_num_threads(1)
     server = ThreadingHTTPServer(("127.0.0.1", args.port),
-                                 make_handler(args.version, model, torch_model.predict_proba, Fault(), threading.Lock()))
+                                 make_handler(args.version, predictor(loaded, str(options.get("task") or "binary")),
+                                              Fault(), threading.Lock()))
     server.daemon_threads = True
     tmp = args.ready_file + ".tmp"
     with open(tmp, "w") as fh:

@@ -1,9 +1,16 @@
 """LocalTraffic: the Traffic protocol over real processes on 127.0.0.1.
 
 Per model, the folder <workspace>/serving/<model>/ holds processes.json (router and model
-server pids and ports), split.json (written by the router) and requests.jsonl (the request
-log). Servers run in their own sessions so that they outlive the controller that started
-them (a kill -9 of the controller must not take the traffic down); `stop_serving` ends them.
+server pids and ports), split.json (written by the router), requests.jsonl (the request
+log) and artifacts/<version>/ (the verified copy each server loaded). Servers run in their own
+sessions so that they outlive the controller that started them (a kill -9 of the controller
+must not take the traffic down); `stop_serving` ends them.
+
+A version is served by its model format's server: serve_protocol "mrc" by our model server
+(backends/local/serving.py, which loads any format through ModelFormat.load), and
+"mlflow-invocations" by the format's own serve_argv (MLflow's scoring server) behind the
+router, which speaks its protocol. The caller resolves formats (`resolve_format`, from
+console/plugins.py): a backend never looks in console/.
 
 The rollback path here is stdlib only: one POST to the router, retried with backoff; if the
 router is down, split.json is rewritten so that a restarted router routes to stable.
@@ -15,29 +22,64 @@ import fcntl
 import http.client
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
+from backends.local.artifacts import sha256_file
 from backends.local.procs import alive
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 90.0
+START_TIMEOUT_S = 180.0  # MLflow's scoring server imports mlflow and pandas: slow on 2 loaded cores
+MRC, MLFLOW = "mrc", "mlflow-invocations"
 
 
-def _request(port: int, method: str, path: str, body: Any = None, timeout: float = 5.0) -> tuple[int, dict]:
+def free_port() -> int:
+    """A port free on 127.0.0.1 now, for a server that cannot report the one it bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log: a failed server's own reason."""
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1][:500] if lines else "(its log is empty)"
+
+
+def _format_by_entry_point(declared: str, path: str, options: dict[str, Any]):
+    """For callers that pass no resolver (tests, benches on mrc's own workspace): the format the
+    registry declared, through the `mrc.formats` entry points of the installed distribution."""
+    from importlib.metadata import entry_points
+
+    name = options.get("format") or declared
+    for ep in entry_points(group="mrc.formats"):
+        if ep.name == name:
+            return ep.load()()
+    raise BadInputError(f"{path}: format {name!r} is not an installed `mrc.formats` entry point")
+
+
+def _request(port: int, method: str, path: str, body: Any = None, timeout: float = 5.0,
+             raw: bool = False) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body).encode()
         conn.request(method, path, data, {"Content-Type": "application/json"} if data else {})
         resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, (json.loads(raw) if raw else {})
+        payload = resp.read()
+        if raw:
+            return resp.status, payload
+        return resp.status, (json.loads(payload) if payload else {})
     finally:
         conn.close()
 
@@ -46,6 +88,7 @@ class LocalTraffic:
     def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
         self.root = Path(root)
         self.config = config or {}
+        self._children: dict[int, subprocess.Popen] = {}  # started here: their exit codes
 
     # -- folders -----------------------------------------------------------------------------
     def serving_dir(self, model: str) -> Path:
@@ -91,81 +134,155 @@ class LocalTraffic:
         return {v: int(s["port"]) for v, s in self._processes(model).get("servers", {}).items() if alive(s["pid"])}
 
     # -- starting and stopping ---------------------------------------------------------------
-    def _spawn(self, folder: Path, name: str, args: list[str]) -> tuple[int, int]:
-        ready = folder / f"{name}.ready"
-        ready.unlink(missing_ok=True)
+    def _spawn(self, folder: Path, name: str, argv: list[str], *, cwd: Path = REPO) -> int:
+        """Start argv in its own session, output to <name>.log; the pid."""
         log = open(folder / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", *args, "--ready-file", str(ready)], cwd=str(REPO),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        # the interpreter's bin folder first: MLflow's server execs `uvicorn` from it by name
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
+        proc = subprocess.Popen(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True,
+                                env={**os.environ, "PATH": path,
+                                     "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
         log.close()
-        return proc.pid, 0
+        self._children[proc.pid] = proc
+        return proc.pid
 
-    def _wait_ready(self, folder: Path, names: list[str], pids: dict[str, int]) -> dict[str, int]:
+    def _spawn_ours(self, folder: Path, name: str, args: list[str]) -> int:
+        (folder / f"{name}.ready").unlink(missing_ok=True)
+        return self._spawn(folder, name, [sys.executable, "-m", *args, "--ready-file", str(folder / f"{name}.ready")])
+
+    @staticmethod
+    def _probe(port: int) -> bool:
+        """A foreign server is ready when its /ping (MLflow) or /health answers 200."""
+        for path in ("/ping", "/health"):
+            try:
+                status, _ = _request(port, "GET", path, timeout=2.0, raw=True)
+            except (OSError, http.client.HTTPException):
+                return False
+            if status == 200:
+                return True
+        return False
+
+    def _wait_ready(self, folder: Path, starting: dict[str, dict[str, Any]]) -> dict[str, int]:
+        """name -> port once each is ready. starting: name -> {"pid", "port"?} (a port means a
+        foreign server probed over HTTP; none means ours, which writes <name>.ready)."""
         ports: dict[str, int] = {}
         deadline = time.monotonic() + START_TIMEOUT_S
-        while len(ports) < len(names):
-            for name in names:
+        while len(ports) < len(starting):
+            for name, entry in starting.items():
                 if name in ports:
                     continue
                 ready = folder / f"{name}.ready"
-                if ready.exists():
+                if entry.get("port") is None and ready.exists():
                     ports[name] = int(json.loads(ready.read_text())["port"])
-                elif not alive(pids[name]):
-                    tail = (folder / f"{name}.log").read_text(errors="replace")[-400:]
-                    raise BackendError(f"{name} exited before it listened: {tail.strip()}")
+                elif entry.get("port") is not None and alive(entry["pid"]) and self._probe(entry["port"]):
+                    ports[name] = entry["port"]
+                elif not alive(entry["pid"]):
+                    child = self._children.get(entry["pid"])
+                    code = child.wait() if child is not None else None
+                    message = f"{name} exited before it listened: {last_line(folder / f'{name}.log')}"
+                    # our model server exits 2 on an artifact it cannot load: the caller's input
+                    raise (BadInputError if code == 2 and entry.get("port") is None else BackendError)(message)
             if time.monotonic() > deadline:
-                raise BackendError(f"{', '.join(n for n in names if n not in ports)}: not ready in {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.05)
+                late = [n for n in starting if n not in ports]
+                raise BackendError(f"{', '.join(late)}: not ready in {START_TIMEOUT_S:.0f} s "
+                                   f"({'; '.join(last_line(folder / f'{n}.log') for n in late)})")
+            time.sleep(0.1)
         return ports
 
-    def ensure_serving(self, model: str, versions: list[str]) -> dict[str, Any]:
-        """Start the router and a server per version unless already up; the first version
-        takes 100% when the router has no split yet."""
-        from backends.local.registry import LocalRegistry
+    def _start_version(self, folder: Path, model: str, version: str, registry, options: dict[str, Any],
+                       resolve_format: Callable) -> dict[str, Any]:
+        """Fetch the verified artifact and start its server; the server entry (pid, protocol …)."""
+        dest = folder / "artifacts" / version
+        shutil.rmtree(dest, ignore_errors=True)  # a stale copy of a server that is gone
+        dest.mkdir(parents=True)
+        mv = registry.get_version(model, version)
+        path = registry.fetch_artifact(model, version, str(dest))  # verified against the registry's sha256
+        fmt = resolve_format(mv.artifact.format, path, options)
+        name = f"server-{version}"
+        entry: dict[str, Any] = {"format": fmt.name, "protocol": fmt.serve_protocol, "artifact": path}
+        if fmt.serve_protocol == MRC:
+            cls = type(fmt)
+            # a registry that records no sha256 (a seed bucket): the copy fetched now is the reference
+            sha256 = mv.artifact.sha256 or (sha256_file(path)[0] if os.path.isfile(path) else "")
+            entry["pid"] = self._spawn_ours(folder, name, [
+                "backends.local.serving", "--artifact", path, "--sha256", sha256, "--version", version,
+                "--format", fmt.name, "--format-class", f"{cls.__module__}:{cls.__qualname__}",
+                "--options", json.dumps(options, default=str)])
+        elif fmt.serve_protocol == MLFLOW:
+            entry["port"] = free_port()
+            argv = fmt.serve_argv(path, "127.0.0.1", entry["port"], options)
+            if not argv:
+                raise BadInputError(f"{model} {version}: format {fmt.name} serves over {MLFLOW} but gave no command")
+            (folder / f"{name}.log").write_bytes(b"")
+            # cwd: the serving folder, so whatever the server writes stays in the workspace
+            entry["pid"] = self._spawn(folder, name, argv, cwd=folder)
+        else:
+            raise BadInputError(f"{model} {version}: format {fmt.name} has serve_protocol "
+                                f"{fmt.serve_protocol!r} (expected {MRC!r} or {MLFLOW!r})")
+        return entry
 
+    def ensure_serving(self, model: str, versions: list[str], *, registry=None, options: dict[str, Any] | None = None,
+                       resolve_format: Callable | None = None) -> dict[str, Any]:
+        """Start the router and a server per version unless already up; the first version
+        takes 100% when the router has no split yet.
+
+        registry: the workspace's registry (any backend); options: the model's [models.X]
+        table; resolve_format(declared, path, options) -> ModelFormat. Without them (tests and
+        benches on mrc's own workspace) the local registry and the declared format are used.
+        """
         for v in versions:
             check_name(v, "version")
+        options = dict(options or {})
+        own_registry = registry is None
+        if own_registry:
+            from backends.local.registry import LocalRegistry
+
+            registry = LocalRegistry(self.root)
+        resolve_format = resolve_format or _format_by_entry_point
         with self._lock(model):
             folder = self.serving_dir(model)
             procs = self._processes(model)
             servers = {v: s for v, s in procs.get("servers", {}).items() if alive(s["pid"])}
             router = procs.get("router") if procs.get("router") and alive(procs["router"]["pid"]) else None
-            registry = LocalRegistry(self.root)
+            starting: dict[str, dict[str, Any]] = {}
             try:
-                to_start = [v for v in versions if v not in servers]
-                pids: dict[str, int] = {}
-                artifacts = folder / "artifacts"
-                artifacts.mkdir(exist_ok=True)
-                for v in to_start:
-                    mv = registry.get_version(model, v)
-                    path = registry.fetch_artifact(model, v, str(artifacts))  # verified copy
-                    pids[f"server-{v}"], _ = self._spawn(folder, f"server-{v}", [
-                        "backends.local.serving", "--artifact", path, "--sha256", mv.artifact.sha256, "--version", v])
-            finally:
-                registry.close()
-            if router is None:
-                pids["router"], _ = self._spawn(folder, "router", ["backends.local.router", "--dir", str(folder),
-                                                                    "--model", model])
-            try:
-                ports = self._wait_ready(folder, list(pids), pids)
-            except BackendError:
-                for pid in pids.values():
-                    self._kill(pid)
+                for v in versions:
+                    if v not in servers:
+                        starting[f"server-{v}"] = self._start_version(folder, model, v, registry, options, resolve_format)
+                if router is None:
+                    starting["router"] = {"pid": self._spawn_ours(folder, "router", [
+                        "backends.local.router", "--dir", str(folder), "--model", model])}
+                ports = self._wait_ready(folder, starting)
+            except BaseException:
+                for entry in starting.values():
+                    self._kill(entry["pid"])
                 raise
-            for v in to_start:
-                servers[v] = {"pid": pids[f"server-{v}"], "port": ports[f"server-{v}"]}
-            if router is None:
-                router = {"pid": pids["router"], "port": ports["router"]}
+            finally:
+                if own_registry:
+                    registry.close()
+            for name, entry in starting.items():
+                entry["port"] = ports[name]
+                if name == "router":
+                    router = {"pid": entry["pid"], "port": entry["port"]}
+                else:
+                    servers[name.removeprefix("server-")] = entry
             self._save_processes(model, {"router": router, "servers": servers})
             status, body = _request(router["port"], "PUT", "/control/backends",
-                                    {v: f"http://127.0.0.1:{s['port']}" for v, s in servers.items()})
+                                    {v: self._backend_entry(s, options) for v, s in servers.items()})
             if status != 200:
                 raise BackendError(f"{model}: router refused the backends: {body}")
             split = self.get_split(model)
             if not split.weights and versions:
                 self.set_split(model, {versions[0]: 100}, expected_revision=split.revision)
         return {"router": router, "servers": servers}
+
+    @staticmethod
+    def _backend_entry(server: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        features = options.get("features")
+        return {"url": f"http://127.0.0.1:{server['port']}", "protocol": server.get("protocol", MRC),
+                "columns": list(features) if isinstance(features, list) else None,
+                "task": str(options.get("task") or "binary")}
 
     @staticmethod
     def _kill(pid: int) -> None:
@@ -280,11 +397,42 @@ class LocalTraffic:
     # -- rehearsals --------------------------------------------------------------------------
     def fault(self, model: str, version: str, *, error_rate: float = 0.0, latency_ms: float = 0.0,
               shift: float = 0.0) -> dict[str, Any]:
-        port = self.served_versions(model).get(check_name(version, "version"))
-        if port is None:
+        """A rehearsal fault: our model server takes it itself; for a server that is not ours
+        (MLflow's) the router applies it to that version's requests."""
+        check_name(version, "version")
+        server = {v: s for v, s in self._processes(model).get("servers", {}).items() if alive(s["pid"])}.get(version)
+        if server is None:
             raise BadInputError(f"{model} {version}: not served here (run `mrc serve-models {model} --versions {version}`)")
-        status, body = _request(port, "POST", "/control/fault",
-                                {"error_rate": error_rate, "latency_ms": latency_ms, "shift": shift})
+        values = {"error_rate": error_rate, "latency_ms": latency_ms, "shift": shift}
+        if server.get("protocol", MRC) == MRC:
+            status, body = _request(int(server["port"]), "POST", "/control/fault", values)
+        else:
+            port = self.router_port(model)
+            if port is None:
+                raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
+            status, body = _request(port, "POST", "/control/fault", {"version": version, **values})
         if status != 200:
             raise BackendError(f"{model} {version}: server refused the fault: {body}")
         return body
+
+    # -- load ---------------------------------------------------------------------------------
+    def load(self, model: str, rows: list[list[float]], labels: list[int] | None, *, columns: list[str] | None = None,
+             rate: float = 50.0, duration: float = 60.0, label_delay_s: float = 0.5,
+             on_start: Callable[[str], None] | None = None) -> dict[str, int]:
+        """Replay rows through the model's router at `rate` for `duration` s, each label posted
+        `label_delay_s` after its answer; the counts (sent, ok, errors, failed)."""
+        from backends.local.loadgen import LoadGenerator
+
+        port = self.router_port(model)
+        if port is None:
+            raise BadInputError(f"{model}: not served (run `mrc serve-models {model}` first)")
+        gen = LoadGenerator(port, rows, labels, columns=columns, rate=rate, label_delay_s=label_delay_s)
+        if on_start is not None:
+            on_start(f"{model}: {rate:g} req/s for {duration:g} s through 127.0.0.1:{port}")
+        return gen.run(duration)
+
+    def holdout(self, model: str, ref: str, label: str | None = None) -> tuple[list[str], list[list[float]], list[int]]:
+        """mrc's own dataset store (name@version): (feature columns, rows, labels)."""
+        from backends.local.loadgen import holdout_rows
+
+        return holdout_rows(self.root, ref, label)

@@ -51,11 +51,12 @@ def register(sub, common) -> None:
     p.add_argument("--off", action="store_true", help="remove the fault")
     p.set_defaults(handler=cmd_drill)
 
-    p = common(sub.add_parser("load", help="replay the model's holdout rows through the local router at a rate"))
+    p = common(sub.add_parser("load", help="replay the model's test rows through the local router at a rate"))
     p.add_argument("model")
     p.add_argument("--rate", type=float, default=50.0, help="requests per second (default 50)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
-    p.add_argument("--data", metavar="DATASET@VERSION", help="rows to replay (default: the model's test_data)")
+    p.add_argument("--data", metavar="REF", help="rows to replay: a CSV/Parquet path, s3://…, or name@version "
+                   "(default: the model's test_data)")
     p.add_argument("--label-delay", type=float, default=0.5, help="seconds before each label arrives")
     p.set_defaults(handler=cmd_load)
 
@@ -176,6 +177,7 @@ def cmd_drill(ctx: Context) -> int:
 
 def cmd_serve_models(ctx: Context) -> int:
     from backends.base import CANDIDATE, PRODUCTION
+    from console.serving import ensure_served
 
     args = ctx.args
     ctx.require_write("serve-models")  # it sets the split and starts or stops processes
@@ -197,33 +199,38 @@ def cmd_serve_models(ctx: Context) -> int:
         raise BadInputError(f"{args.model}: no versions to serve (pass --versions)")
     for v in versions:
         ctx.registry.get_version(args.model, v)  # NotFoundError before any process starts
-    info = traffic.ensure_serving(args.model, versions)
+    info = ensure_served(ctx.workspace, args.model, versions, traffic=traffic, registry=ctx.registry)
     split = traffic.get_split(args.model)
     ctx.workspace.audit().append(ctx.actor, "serve-start", args.model, ",".join(versions),
-                                 {"versions": versions, "split": split.weights, "revision": split.revision})
+                                 {"versions": versions, "split": split.weights, "revision": split.revision,
+                                  "formats": {v: s.get("format") for v, s in info["servers"].items()}})
     data = {"model": args.model, "router": f"http://127.0.0.1:{info['router']['port']}",
             "servers": {v: f"http://127.0.0.1:{s['port']}" for v, s in info["servers"].items()},
+            "formats": {v: {"format": s.get("format"), "protocol": s.get("protocol")} for v, s in info["servers"].items()},
             "split": split.to_dict()}
     ctx.emit(data, lambda: f"{args.model}: router {data['router']} · split {split.weights}\n"
-             + "\n".join(f"  {v}: {u}" for v, u in data["servers"].items()))
+             + "\n".join(f"  {v}: {u} ({data['formats'][v]['format']}, {data['formats'][v]['protocol']})"
+                         for v, u in data["servers"].items()))
     return 0
 
 
 def cmd_load(ctx: Context) -> int:
-    from backends.local.loadgen import LoadGenerator, holdout
-    from backends.local.traffic import LocalTraffic
+    from console.serving import load_rows
 
     args = ctx.args
+    ctx.require_write("load")  # the router logs every request it sends, and the labels
     check_name(args.model, "model")
     if not (0 < args.rate <= 2000) or not (0 < args.duration <= 3600):
         raise BadInputError("--rate must be in (0, 2000] and --duration in (0, 3600] (load tests stay bounded)")
-    port = LocalTraffic(ctx.workspace.root).router_port(args.model)
-    if port is None:
+    if not (0 <= args.label_delay <= 600):
+        raise BadInputError("--label-delay must be in [0, 600] seconds")
+    traffic = ctx.workspace.traffic()
+    if not hasattr(traffic, "load"):
+        raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot replay load (local only)")
+    if traffic.router_port(args.model) is None:
         raise BadInputError(f"{args.model}: not served (run `mrc serve-models {args.model}` first)")
-    rows, labels = holdout(str(ctx.workspace.root), args.model, args.data)
-    gen = LoadGenerator(port, rows, labels, rate=args.rate, label_delay_s=args.label_delay).start(args.duration)
-    ctx.progress(f"{args.model}: {args.rate:g} req/s for {args.duration:g} s through 127.0.0.1:{port}")
-    gen._thread.join()
-    summary = gen.stop()
+    columns, rows, labels = load_rows(ctx.workspace, args.model, args.data, traffic)
+    summary = traffic.load(args.model, rows, labels, columns=columns, rate=args.rate, duration=args.duration,
+                           label_delay_s=args.label_delay, on_start=ctx.progress)
     ctx.emit({"model": args.model, **summary}, lambda: f"{args.model}: {summary}")
     return 0

@@ -19,8 +19,8 @@ import signal
 import sys
 import time
 
-from backends.local.procs import alive
 from console.commands.common import Context
+from console.processes import alive
 
 
 def register(sub, common) -> None:
