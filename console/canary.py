@@ -15,6 +15,11 @@ Two judges look at every interval:
 With judge="sequential" the sequential test decides error rate and latency while the threshold
 rule still guards prediction drift and online accuracy; "threshold" uses the seed rule alone;
 "both" rolls back on either.
+
+The judge fails closed: a metrics-backend error, a NaN or infinite value in a window, and a
+window in which a variant that carries traffic got no request at all are FAILED checks (they
+count toward the consecutive-failure rule like any other), and no data for longer than the
+plan's no-data timeout rolls back by itself.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ MAX_ANALYSES = 40  # kept in the state: enough for the screen's charts
 MAX_EVENTS = 200
 PSI_MIN_SAMPLE = 100
 TERMINAL = ("promoted", "rolled_back", "aborted")
+NO_DATA_INTERVALS = 5  # the default no-data timeout, in analysis intervals
 
 # Actions a decision asks the controller to carry out.
 HOLD, STEP, PROMOTE, ROLLBACK, PAUSE, RESUME, ABORT = "hold", "step", "promote", "rollback", "pause", "resume", "abort"
@@ -79,6 +85,9 @@ def validate_plan(plan: CanaryPlan, where: str = "plan") -> CanaryPlan:
         raise BadInputError(f"{where}: consecutive_failures must be >= 1")
     if not 0 < plan.alpha < 1:
         raise BadInputError(f"{where}: alpha must be between 0 and 1")
+    timeout = getattr(plan, "no_data_timeout_s", None)
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise BadInputError(f"{where}: no_data_timeout_s must be a finite number > 0")
     if plan.judge not in ("sequential", "threshold", "both"):
         raise BadInputError(f"{where}: judge must be sequential, threshold or both (got {plan.judge!r})")
     return plan
@@ -160,14 +169,21 @@ class Analysis:
     rollback: bool
     reason: str
     cumulative: dict[str, Any] = field(default_factory=dict)
+    has_data: bool = True  # did both variants report finite numbers (what the no-data timeout waits for)?
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "at": self.at, "weight": self.weight, "canary": self.canary, "stable": self.stable,
+            "at": self.at, "has_data": self.has_data, "weight": self.weight, "canary": self.canary, "stable": self.stable,
             "checks": [c.to_dict() for c in self.checks], "window_verdict": self.window_verdict,
             "sequential": [r.to_dict() for r in self.sequential_results],
             "sequential_verdict": self.sequential_verdict, "rollback": self.rollback, "reason": self.reason,
         }
+
+
+def _safe_summary(w: HealthWindow) -> dict[str, Any]:
+    """The summary of a window that failed the finite check: non-finite numbers become None (JSON-safe)."""
+    out = _summary(dataclasses.replace(w, predictions=[p for p in w.predictions if math.isfinite(p)]))
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 
 def _summary(w: HealthWindow) -> dict[str, Any]:
@@ -241,21 +257,42 @@ def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bo
     ]
 
 
-def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now: float, *, explain: bool = True) -> Analysis:
-    """Judge one interval: the window checks, then the sequential test on everything so far."""
+def window_problems(w: HealthWindow) -> list[str]:
+    """What makes a window unusable as evidence: NaN/inf values, impossible counts."""
+    problems = []
+    numbers = {"requests": w.requests, "errors": w.errors, "labelled": w.labelled, "correct": w.correct,
+               "p50 latency": w.latency_p50_ms, "p99 latency": w.latency_p99_ms}
+    for name, value in numbers.items():
+        if value is not None and not math.isfinite(value):
+            problems.append(f"{name} is {value}")
+    if not problems and (w.requests < 0 or w.errors < 0 or w.errors > w.requests):
+        problems.append(f"{w.errors} errors in {w.requests} requests")
+    for name, values in (("prediction", w.predictions), ("latency", w.latencies_ms)):
+        bad = sum(1 for v in values if not math.isfinite(v))
+        if bad:
+            problems.append(f"{bad} NaN/inf {name}(s) of {len(values)}")
+    return problems
+
+
+def _silence(state: CanaryState, stable: HealthWindow, canary: HealthWindow) -> list[str]:
+    """Variants that carry traffic at this weight but got no request in the window."""
+    silent = []
+    if 0 < state.weight < 100 and stable.requests == 0:
+        silent.append(f"stable {stable.version}")
+    if state.weight > 0 and canary.requests == 0:
+        silent.append(f"canary {canary.version}")
+    return silent
+
+
+def _verdict(state: CanaryState, checks: list[Check], results: list[sequential.SequentialResult],
+             now: float, summaries: tuple[dict[str, Any], dict[str, Any]], cumulative: dict[str, Any],
+             has_data: bool) -> Analysis:
     plan = state.plan
-    checks = threshold_checks(plan, stable, canary)
     judged = [c for c in checks if c.passed is not None]
     if not judged:
         window_verdict = "no_data"
     else:
         window_verdict = "fail" if any(c.passed is False and c.counts for c in judged) else "pass"
-    previous = state.sequential.get("cumulative", {})
-    cumulative = accumulate(accumulate(previous, "stable", stable), "canary", canary)
-    # The exact error-rate test is a product over windows: fold in this window's counts alone.
-    cumulative["error_evidence"] = sequential.update_error_evidence(
-        previous.get("error_evidence"), canary.errors, canary.requests, stable.errors, stable.requests)
-    results = sequential_results(plan, cumulative, explain) if plan.judge != "threshold" else []
     if any(r.decision == sequential.REJECT for r in results):
         seq_verdict = sequential.REJECT
     elif results and all(r.decision == sequential.SAFE for r in results):
@@ -269,8 +306,59 @@ def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now:
         reasons.append(f"{failures} consecutive failing windows (limit {plan.consecutive_failures}): {failed}")
     if seq_verdict == sequential.REJECT:
         reasons += [r.detail for r in results if r.decision == sequential.REJECT]
-    return Analysis(now, state.weight, _summary(canary), _summary(stable), checks, window_verdict, results,
-                    seq_verdict, bool(reasons), " | ".join(reasons), cumulative)
+    return Analysis(now, state.weight, summaries[0], summaries[1], checks, window_verdict, results,
+                    seq_verdict, bool(reasons), " | ".join(reasons), cumulative, has_data)
+
+
+def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now: float, *, explain: bool = True) -> Analysis:
+    """Judge one interval: the window checks, then the sequential test on everything so far.
+
+    Fails closed: a window with NaN/inf values or a silent variant is a failed check, and it
+    is kept out of the sequential totals (a NaN there would poison every later verdict)."""
+    plan = state.plan
+    previous = state.sequential.get("cumulative", {})
+    problems = [f"canary {canary.version}: {p}" for p in window_problems(canary)] + \
+               [f"stable {stable.version}: {p}" for p in window_problems(stable)]
+    silent = _silence(state, stable, canary)
+    if problems or silent:
+        checks = []
+        if problems:
+            checks.append(Check("finite", False, None, None, None, "non-finite or impossible values in the window: "
+                                + "; ".join(problems) + " (counted as a failed check)"))
+        if silent:
+            checks.append(Check("no_data", False, 0, plan.min_requests, None, f"no requests reached {' and '.join(silent)} "
+                                f"in the window at {state.weight}% (counted as a failed check)"))
+        results = sequential_results(plan, previous, explain) if plan.judge != "threshold" and previous else []
+        summaries = (_safe_summary(canary), _safe_summary(stable))
+        return _verdict(state, checks, results, now, summaries, previous, False)
+    checks = threshold_checks(plan, stable, canary)
+    cumulative = accumulate(accumulate(previous, "stable", stable), "canary", canary)
+    # The exact error-rate test is a product over windows: fold in this window's counts alone.
+    cumulative["error_evidence"] = sequential.update_error_evidence(
+        previous.get("error_evidence"), canary.errors, canary.requests, stable.errors, stable.requests)
+    results = sequential_results(plan, cumulative, explain) if plan.judge != "threshold" else []
+    return _verdict(state, checks, results, now, (_summary(canary), _summary(stable)), cumulative, True)
+
+
+def failed_window(state: CanaryState, now: float, name: str, detail: str) -> Analysis:
+    """A window that could not be measured at all (the metrics backend failed): a failed check."""
+    previous = state.sequential.get("cumulative", {})
+    empty = {"version": None, "requests": None, "errors": None, "error_rate": None, "p50_ms": None, "p99_ms": None,
+             "labelled": None, "accuracy": None, "mean_prediction": None}
+    check = Check(name, False, None, None, None, f"{detail} (counted as a failed check)")
+    results = sequential_results(state.plan, previous, False) if state.plan.judge != "threshold" and previous else []
+    return _verdict(state, [check], results, now, ({**empty, "version": state.candidate},
+                                                   {**empty, "version": state.stable}), previous, False)
+
+
+def no_data_timeout(plan: CanaryPlan) -> float:
+    timeout = getattr(plan, "no_data_timeout_s", None)
+    return float(timeout) if timeout else NO_DATA_INTERVALS * plan.interval_s
+
+
+def silent_for(state: CanaryState, now: float) -> float:
+    """Seconds since the last window that carried data from both variants (or since the start)."""
+    return now - max(state.sequential.get("last_data_at", 0.0), state.started_at)
 
 
 def record_analysis(state: CanaryState, analysis: Analysis, now_iso: str) -> CanaryState:
@@ -283,9 +371,11 @@ def record_analysis(state: CanaryState, analysis: Analysis, now_iso: str) -> Can
     seq = dict(state.sequential)
     seq["cumulative"] = analysis.cumulative
     seq["last_end"] = analysis.at
+    if analysis.has_data:
+        seq["last_data_at"] = analysis.at
     seq["results"] = [r.to_dict() for r in analysis.sequential_results]
     seq["verdict"] = analysis.sequential_verdict
-    p_values = [r.p_value for r in analysis.sequential_results]
+    p_values = [r.p_value for r in analysis.sequential_results if math.isfinite(r.p_value)]
     seq["min_p_value"] = min([seq.get("min_p_value", 1.0)] + p_values)  # the always-valid p is a running min
     s.sequential = seq
     s.analyses = (state.analyses + [analysis.to_dict()])[-MAX_ANALYSES:]
@@ -311,6 +401,9 @@ def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> 
         return Decision(HOLD, state.weight, f"canary already {state.status}", state.step)
     if analysis is not None and analysis.rollback:
         return Decision(ROLLBACK, 0, analysis.reason, state.step)
+    if state.step >= 0 and silent_for(state, now) > no_data_timeout(state.plan):
+        return Decision(ROLLBACK, 0, f"no data from both variants for {silent_for(state, now):.0f} s (no-data timeout "
+                        f"{no_data_timeout(state.plan):g} s): failing closed", state.step)
     if state.status == "paused":
         return Decision(HOLD, state.weight, "paused", state.step)
     if state.step < 0:

@@ -47,12 +47,28 @@ CREATE INDEX IF NOT EXISTS canary_states_model ON canary_states (model, created)
 
 # Tests set MRC_CANARY_CRASH="step:effect" (action:phase) to kill -9 the controller exactly there.
 CRASH_ENV = "MRC_CANARY_CRASH"
+# Every hook, in the order a canary meets them; tests/canary/test_fail_closed.py kills at each one
+# and checks that a restart ends with registry, router and canary state agreeing.
+CRASH_POINTS = (
+    "start:serving",   # servers up, no canary state yet
+    "start:state",     # state inserted, nothing audited, no traffic moved
+    "step:intent",     # step intent saved, split not moved
+    "step:split",      # split moved, production untouched, intent still pending
+    "step:effect",     # effect done, state not committed
+    "promote:intent",  # promote intent saved, nothing moved
+    "promote:split",   # 100% to the canary, production pointer not moved
+    "promote:effect",  # pointer moved too, state still "progressing" with the intent pending
+    "rollback:effect",  # stable at 100%, the rollback not recorded
+    "abort:effect",    # the same for a person's abort
+)
 
 
 def _crash_point(action: str, phase: str) -> None:
     if os.environ.get(CRASH_ENV) == f"{action}:{phase}":
         os.kill(os.getpid(), signal.SIGKILL)
 
+
+MAX_CONFLICTS = 10  # conflicts in a row before the loop treats them as an error (and fails closed)
 
 _SCHEMA_READY: set[tuple[str, int]] = set()
 
@@ -225,19 +241,46 @@ class Controller:
             raise BadInputError(f"{self.model}: has no production version to compare the canary with")
         state = canary.new_state(self.model, stable, candidate, plan, self.clock(), now_iso())
         state.override = bool(override and mv.approval.status != "approved")
+        # Every check before anything goes live or starts: a split someone else set, and a
+        # metrics backend the judge could not read (a canary nobody can judge must not start).
+        self._check_split(stable, served_only=True)
+        self._probe_metrics(stable)
         ensure_served(self.ws, self.model, [stable, candidate], traffic=self.traffic, registry=self.registry)
-        split = self.traffic.get_split(self.model)
-        if not _same_split(split.weights, {stable: 100}):
-            raise ConflictError(f"{self.model}: live split is {split.weights}, expected {stable} at 100%; "
-                                "roll back or finish the other rollout first")
+        _crash_point("start", "serving")
+        self._check_split(stable, served_only=False)  # again: ensure_serving may have set the first split
         state.controller_pid = os.getpid()
         state = self.store.insert(state)
+        _crash_point("start", "state")
         self.audit.append(self.actor, "canary-start", self.model, candidate,
                           {"canary": state.id, "stable": stable, "plan": state.plan.to_dict(), "override": state.override,
                            "reason": reason})
         self._set_canary_alias(candidate)
         self._changed(state)
         return state
+
+    def _check_split(self, stable: str, *, served_only: bool) -> None:
+        try:
+            split = self.traffic.get_split(self.model)
+        except BackendError:
+            if served_only:
+                return  # not served yet: ensure_serving starts it with stable at 100%
+            raise
+        if split.weights and not _same_split(split.weights, {stable: 100}):
+            raise ConflictError(f"{self.model}: live split is {split.weights}, expected {stable} at 100%; "
+                                "roll back or finish the other rollout first")
+        if not served_only and not split.weights:
+            raise ConflictError(f"{self.model}: the router has no split; expected {stable} at 100%")
+
+    def _probe_metrics(self, stable: str) -> None:
+        """One health() call: the canary starts only if its judge can read the metrics backend."""
+        now = self.clock()
+        try:
+            self.metrics.health(self.model, stable, now - 60.0, now)
+        except BadInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (any failure to read means: do not start)
+            raise BackendError(f"{self.model}: metrics backend unreachable, canary not started (nothing went live): "
+                               f"{type(exc).__name__}: {exc}") from None
 
     def resume(self, state: CanaryState) -> CanaryState:
         """After a crash: finish a pending intent, or roll back a split the state did not record."""
@@ -260,40 +303,69 @@ class Controller:
 
     # -- running -----------------------------------------------------------------------------
     def run(self, state: CanaryState, *, max_seconds: float | None = None) -> CanaryState:
-        """Analyse and step until the canary ends (or max_seconds pass)."""
+        """Analyse and step until the canary ends (or max_seconds pass). Fails closed: an error
+        that escapes a step rolls the canary back and records why; it never leaves it live
+        without a controller."""
         deadline = None if max_seconds is None else self.clock() + max_seconds
+        conflicts = 0
         while True:
-            state = self.store.get(state.id)
-            if not state.active:
-                return state
-            if state.pending:
-                owner = int(state.pending.get("pid", 0))
-                if owner == os.getpid() or not _pid_alive(owner, controller=False):
-                    # its owner died mid-transition, or it is ours and its effect failed: finish it
-                    # (resume rolls back a split the state did not record) instead of waiting forever
-                    state = self.resume(state)
-                    continue
-                self.sleep(0.05)  # someone else is mid-transition: let them finish
-                continue
-            if deadline is not None and self.clock() >= deadline:
-                return state
             try:
-                state = self.tick(state)
-            except ConflictError:
-                continue  # a person acted meanwhile: read again
-            if not state.active:
+                state, done = self._run_once(state, deadline)
+                conflicts = 0
+            except ConflictError as exc:
+                conflicts += 1  # a person acted meanwhile: read again, but a conflict that never clears is an error
+                if conflicts < MAX_CONFLICTS:
+                    continue
+                return self._fail_closed(state, exc)
+            except Exception as exc:  # noqa: BLE001
+                return self._fail_closed(state, exc)
+            if done:
                 return state
-            last_end = state.sequential.get("last_end", state.started_at)
-            self.sleep(max(0.02, min(state.plan.interval_s, last_end + state.plan.interval_s - self.clock())))
+
+    def _run_once(self, state: CanaryState, deadline: float | None) -> tuple[CanaryState, bool]:
+        state = self.store.get(state.id)
+        if not state.active:
+            return state, True
+        if state.pending:
+            owner = int(state.pending.get("pid", 0))
+            if owner == os.getpid() or not _pid_alive(owner, controller=False):
+                # its owner died mid-transition, or it is ours and its effect failed: finish it
+                # (resume rolls back a split the state did not record) instead of waiting forever
+                return self.resume(state), False
+            self.sleep(0.05)  # someone else is mid-transition: let them finish
+            return state, False
+        if deadline is not None and self.clock() >= deadline:
+            return state, True
+        state = self.tick(state)
+        if not state.active:
+            return state, True
+        last_end = state.sequential.get("last_end", state.started_at)
+        self.sleep(max(0.02, min(state.plan.interval_s, last_end + state.plan.interval_s - self.clock())))
+        return state, False
+
+    def _fail_closed(self, state: CanaryState, exc: Exception) -> CanaryState:
+        """Stable to 100% and the reason recorded (state and audit); re-raise only if even that fails."""
+        reason = f"controller error, failing closed: {type(exc).__name__}: {exc}"
+        try:
+            latest = self.store.get(state.id)
+            if not latest.active:
+                return latest
+            return self._carry_out(latest, Decision(canary.ROLLBACK, 0, reason, latest.step), "controller")
+        except Exception as inner:  # noqa: BLE001
+            raise inner from exc
 
     def tick(self, state: CanaryState) -> CanaryState:
         now = self.clock()
         analysis = None
         last_end = state.sequential.get("last_end", state.started_at)
         if state.step >= 0 and now - last_end >= state.plan.interval_s:
-            stable_w = self.metrics.health(self.model, state.stable, last_end, now)
-            canary_w = self.metrics.health(self.model, state.candidate, last_end, now)
-            analysis = canary.analyze(state, stable_w, canary_w, now)
+            try:
+                stable_w = self.metrics.health(self.model, state.stable, last_end, now)
+                canary_w = self.metrics.health(self.model, state.candidate, last_end, now)
+            except Exception as exc:  # noqa: BLE001  (an unreadable window is a failed check, never a pass)
+                analysis = canary.failed_window(state, now, "metrics", f"metrics backend: {type(exc).__name__}: {exc}")
+            else:
+                analysis = canary.analyze(state, stable_w, canary_w, now)
             state = self._save(canary.record_analysis(state, analysis, now_iso()))
             self._changed(state)
         decision = canary.decide(state, now, analysis)
@@ -387,6 +459,8 @@ class Controller:
         if decision.action == canary.PROMOTE:
             from console.release import promote
 
+            if self.registry.get_pointers(self.model).get(PRODUCTION) == state.candidate:
+                return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
                     reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
                     expected=state.stable, expected_given=True)  # production must still be what the canary ran against
@@ -442,3 +516,52 @@ def rollback_live_canary(ws, model: str, *, actor: str, reason: str = "") -> Can
     if state is None or not state.active:
         return None
     return Controller(ws, model, actor=actor).act("rollback", reason=reason)
+
+
+def launch_controller(ws, model: str, candidate: str, *, actor: str, plan: str = "5,25,50,100", reason: str = "",
+                      override: bool = False, wait_s: float = 120.0, poll: Callable[[float], None] = time.sleep,
+                      extra: list[str] | None = None) -> tuple[CanaryState, int]:
+    """Start a canary the way `mrc canary start` does, from a screen: that very command, as a
+    detached process (the canary keeps its controller when the console closes). Returns the live
+    state and the controller's pid once it is recorded; raises what the command reported if it
+    exited first (bad input, conflict, an unreachable metrics backend …)."""
+    import subprocess
+    import sys
+
+    check_name(model, "model")
+    check_name(candidate, "version")
+    root = Path(ws.root)
+    logs = root / "runs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"canary-{model}-{candidate}.log"
+    argv = [sys.executable, "-m", "console.cli", "canary", "start", model, candidate, "--plan", plan,
+            "--workspace", str(root), "--actor", actor, *(extra or [])]
+    if override:
+        argv += ["--override"]
+    if reason:
+        argv += ["--reason", reason]
+    repo = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    before = current_state(ws, model)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        state = current_state(ws, model)
+        if state is not None and state.candidate == candidate and state.controller_pid == proc.pid and \
+                (before is None or state.id != before.id or state.revision != before.revision):
+            return state, proc.pid
+        code = proc.poll()
+        if code is not None:
+            lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.startswith("mrc:")]
+            message = lines[-1].split(": ", 2)[-1] if lines else f"`mrc canary start` exited {code} (log: {log_path})"
+            if code == 2:
+                raise BadInputError(message)
+            if code == 3:
+                raise ConflictError(message)
+            raise BackendError(message)
+        poll(0.1)
+    proc.kill()
+    raise BackendError(f"{model}: the canary controller did not record a state within {wait_s:g} s (log: {log_path})")

@@ -67,8 +67,6 @@ def _clean_name(name: str) -> str:
 def build_datasets(ws) -> None:
     from sklearn.datasets import load_breast_cancer
 
-    from backends.local.datasets import DatasetStore
-
     raw = load_breast_cancer()
     names = list(raw.feature_names)
     keep = [names.index(n) for n in names if any(k in n for k in FEATURE_KINDS)] + [names.index(n) for n in EXTRA_FEATURES]
@@ -79,7 +77,7 @@ def build_datasets(ws) -> None:
     order = rng.permutation(len(X))
     n_test, n_golden = 142, 85
     test, golden, pool = order[:n_test], order[n_test:n_test + n_golden], order[n_test + n_golden:]
-    store = DatasetStore(ws.root)
+    store = ws.datasets()
 
     def table(idx, Xs=None, ys=None):
         return np.column_stack([X[idx] if Xs is None else Xs, y[idx] if ys is None else ys])

@@ -41,16 +41,26 @@ CHECK_KINDS = (
 )
 
 
+CHECK_STATUSES = ("passed", "failed", "not_run")
+
+
 @dataclass
 class GateCheck(Record):
     name: str
     kind: str
-    passed: bool
+    passed: bool | None  # None: not run (no data to run it on); neither a pass nor a failure
     value: float | None = None
     threshold: float | None = None
     baseline_value: float | None = None
     detail: str = ""  # one line: why it passed or failed
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. confidence interval
+    status: str = ""  # passed | failed | not_run; derived from `passed` when left out
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            self.status = "not_run" if self.passed is None else ("passed" if self.passed else "failed")
+        if self.status == "not_run":
+            self.passed = None
 
 
 @dataclass
@@ -63,15 +73,27 @@ class GateReport(Record):
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        """Every check that ran passed (checks not run neither pass nor fail: see `complete`)."""
+        return all(c.passed for c in self.checks if c.status != "not_run")
 
     @property
     def failed_checks(self) -> list[GateCheck]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.status != "not_run" and not c.passed]
+
+    @property
+    def not_run(self) -> list[GateCheck]:
+        return [c for c in self.checks if c.status == "not_run"]
+
+    @property
+    def complete(self) -> bool:
+        """Every check of the policy ran: an incomplete report is not enough to approve on."""
+        return not self.not_run
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data["passed"] = self.passed
+        data["complete"] = self.complete
+        data["not_run"] = [c.name for c in self.not_run]
         return data
 
 
@@ -125,6 +147,9 @@ class CanaryPlan(Record):
     # more than log(latency_margin_ratio), and on any error-rate increase beyond the margin.
     latency_margin_ratio: float = 1.1
     error_rate_margin: float = 0.0
+    # Fail closed on silence: this long with no window carrying data from both variants rolls
+    # back (None: NO_DATA_INTERVALS analysis intervals).
+    no_data_timeout_s: float | None = None
 
 
 CANARY_STATUSES = ("progressing", "paused", "promoted", "rolled_back", "aborted")

@@ -531,15 +531,31 @@ def _reports_dir(ws, model: str) -> Path:
     return Path(ws.root) / "reports" / model
 
 
-def _dataset_columns(ws, ref: str) -> dict[str, np.ndarray]:
-    from backends.local.datasets import DatasetStore
+def _dataset_columns(ws, ref: str, model: str = "", version: str = "") -> dict[str, np.ndarray]:
+    """A data set's columns through the data-source seam (path, s3://, name@version, mlflow:…)."""
+    table = ws.load_table(ref, model=model or None, version=version or None)
+    if table.rows == 0:
+        raise BadInputError(f"{table.source}: no rows")
+    return dict(table.data)
 
-    _, columns, data = DatasetStore(ws.root).load(ref)
-    return {c: data[:, i] for i, c in enumerate(columns)}
+
+def training_data_ref(mv) -> str:
+    """Where a version's training data can be read, from its lineage: data_uri, else a
+    data_version that is mrc's name@version; "" when the lineage names nothing readable."""
+    from console.plugins import scheme_of
+
+    lineage = mv.lineage
+    if lineage.data_uri:
+        return lineage.data_uri
+    if lineage.data_version and scheme_of(lineage.data_version) == "mrc":
+        return lineage.data_version
+    return ""
 
 
 def version_drift(ws, model: str, version: str, *, record: bool = True) -> DriftReport:
-    """Drift of the version's training data against the production version's training data."""
+    """Drift of the version's training data against production's (else models.X.reference_data).
+
+    The report's `reference` and `current` name the data that was read."""
     from backends.base import PRODUCTION, check_name
 
     check_name(model, "model")
@@ -547,44 +563,72 @@ def version_drift(ws, model: str, version: str, *, record: bool = True) -> Drift
     registry = ws.registry()
     mv = registry.get_version(model, version)
     production = registry.get_pointers(model).get(PRODUCTION)
-    if not production:
-        raise BadInputError(f"{model}: no production version to compare the training data with")
-    base = registry.get_version(model, production)
-    if not mv.lineage.data_version or not base.lineage.data_version:
-        raise BadInputError(f"{model}: version {version if not mv.lineage.data_version else production} "
-                            "has no data_version in its lineage")
-    report = drift_report(_dataset_columns(ws, base.lineage.data_version), _dataset_columns(ws, mv.lineage.data_version),
-                          source_reference=base.lineage.data_version, source_current=mv.lineage.data_version)
-    report.reference = base.lineage.data_version
-    report.current = mv.lineage.data_version
+    base = registry.get_version(model, production) if production else None
+    current = training_data_ref(mv)
+    reference = training_data_ref(base) if base is not None else ""
+    configured = ws.model_config(model).get("reference_data") or ""
+    reference_from = production if reference else ""
+    if not reference and configured:
+        reference = configured
+    if not current and not reference:
+        raise BadInputError(
+            f"{model}: no training data to compare: neither version {version} nor "
+            f"{'production ' + production if production else 'a production version'} names readable data in its "
+            f"lineage (data_uri, or data_version as name@version), and models.{model}.reference_data is not set")
+    if not current:
+        raise BadInputError(f"{model} version {version}: its lineage names no readable training data "
+                            f"(data_uri, or data_version as name@version{', is ' + repr(mv.lineage.data_version) if mv.lineage.data_version else ''})")
+    if not reference:
+        raise BadInputError(f"{model}: no reference data for drift: production {production or '(none)'} names no "
+                            f"readable training data and models.{model}.reference_data is not set")
+    report = drift_report(_dataset_columns(ws, reference, model, reference_from or version),
+                          _dataset_columns(ws, current, model, version),
+                          source_reference=reference, source_current=current)
+    report.reference = reference
+    report.current = current
     report.model = model
     report.version = version
-    report.baseline_version = production
+    report.baseline_version = reference_from
     if record:
-        record_status(ws, model, report, version=version, baseline=production)
+        record_status(ws, model, report, version=version, baseline=reference_from)
     return report
 
 
+def _status_path(ws, model: str, version: str) -> Path:
+    from backends.base import check_name
+
+    return _reports_dir(ws, model) / f"drift-{check_name(version, 'version')}.json"
+
+
 def record_status(ws, model: str, report: DriftReport, *, version: str = "", baseline: str = "") -> Path:
-    """Keep the last drift verdict of a model under reports/<model>/drift.json (atomic replace)."""
+    """Keep a version's last drift verdict under reports/<model>/drift-<version>.json (atomic
+    replace): reviewing an old version never changes what the candidate shows."""
     from console.timeutil import now_iso
 
+    version = version or report.version
     folder = _reports_dir(ws, model)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "drift.json"
+    path = _status_path(ws, model, version)
     data = {"model": model, "version": version, "baseline_version": baseline, "severity": report.severity,
-            "drift_share": report.drift_share, "at": now_iso(),
-            "drifted": [f.name for f in report.features if f.severity != "none"]}
-    tmp = folder / ".drift.json.tmp"
+            "drift_share": report.drift_share, "at": now_iso(), "reference": report.reference,
+            "current": report.current, "drifted": [f.name for f in report.features if f.severity != "none"]}
+    tmp = folder / f".{path.name}.tmp"
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
     return path
 
 
-def recorded_status(ws, model: str) -> str | None:
-    """The last drift severity recorded for the model ("none"/"warning"/"critical"), or None."""
+def recorded_status(ws, model: str, version: str | None = None) -> str | None:
+    """The last drift severity recorded for a version ("none"/"warning"/"critical"), or None;
+    without a version, the candidate's."""
+    if version is None:
+        from backends.base import CANDIDATE
+
+        version = ws.registry().get_pointers(model).get(CANDIDATE)
+        if not version:
+            return None
     try:
-        data = json.loads((_reports_dir(ws, model) / "drift.json").read_text())
+        data = json.loads(_status_path(ws, model, version).read_text())
     except (OSError, ValueError):
         return None
     severity = data.get("severity") if isinstance(data, dict) else None

@@ -814,32 +814,24 @@ def evaluate_files(candidate_path: str, baseline_path: str | None, policy_path: 
 
 @dataclass
 class VersionEvaluation:
-    """Everything evaluate_version computed, for the report (scores, data, the gate report)."""
+    """Everything evaluate_version computed, for the report. Without a test set only the
+    recorded metrics were gated: the data fields are None and `data_source` is empty."""
 
     report: GateReport
-    features: list[str]
-    test_rows: np.ndarray
-    test_y: np.ndarray
-    candidate_scores: np.ndarray
-    baseline_scores: np.ndarray | None
+    features: list[str] = field(default_factory=list)
+    test_rows: np.ndarray | None = None
+    test_y: np.ndarray | None = None
+    candidate_scores: np.ndarray | None = None
+    baseline_scores: np.ndarray | None = None
     golden_candidate: np.ndarray | None = None
     golden_baseline: np.ndarray | None = None
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, float] | None = None
+    data_source: str = ""  # the test set read, as its reference
 
-
-def _load_split(ws, ref: str, label: str, features: list[str], what: str):
-    from backends.local.datasets import DatasetStore
-
-    _, columns, data = DatasetStore(ws.root).load(ref)
-    if label not in columns:
-        raise BadInputError(f"dataset {ref}: no label column {label!r} (models.*.label in {ws.config_path})")
-    missing = [f for f in features if f not in columns]
-    if missing:
-        raise BadInputError(f"dataset {ref}: {missing[0]}: feature of the model missing from the {what} set")
-    X = data[:, [columns.index(f) for f in features]]
-    y = data[:, columns.index(label)]
-    return X, y, {c: data[:, i] for i, c in enumerate(columns)}
+    @property
+    def has_data(self) -> bool:
+        return self.candidate_scores is not None
 
 
 def policy_for(ws, model: str, policy_path: str | None) -> GatePolicy:
@@ -853,65 +845,167 @@ def policy_for(ws, model: str, policy_path: str | None) -> GatePolicy:
 
 
 def evaluate_version_full(ws, model: str, version: str, policy_path: str | None = None) -> VersionEvaluation:
-    import tempfile
-
+    """The version against production: the seed's gates on the recorded metrics (MLflow run
+    metrics, S3 metrics.json …) always; with `[models.X] test_data` every other check too, on
+    both models' predictions through the model-format seam. Without a test set the checks that
+    need data are listed as not run, which is not a failure (the report is just not complete)."""
     from backends.base import PRODUCTION, check_name
-    from backends.local import model as mlp
 
     check_name(model, "model")
     check_name(version, "version")
     policy = policy_for(ws, model, policy_path).with_version_defaults()
     cfg = ws.model_config(model)
-    if not cfg.get("test_data"):
-        raise BadInputError(f"{ws.config_path}: models.{model}.test_data: not set (the gate needs a test set)")
-    label = cfg.get("label") or "label"
     registry = ws.registry()
     candidate_mv = registry.get_version(model, version)
     production = registry.get_pointers(model).get(PRODUCTION)
     baseline_version = production if production and production != version else None
-    import torch
+    baseline_mv = registry.get_version(model, baseline_version) if baseline_version else None
+    if not cfg.get("test_data"):
+        return _evaluate_recorded(policy, model, candidate_mv, baseline_mv,
+                                  f"no test set (models.{model}.test_data in {ws.config_path})")
+    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mrc-gate-") as tmp:
-        cand_path = registry.fetch_artifact(model, version, tmp)
-        features = list(torch.load(cand_path, map_location="cpu", weights_only=True)["arch"]["features"])
-        cand_model = mlp.load(cand_path)
-        base_model = mlp.load(registry.fetch_artifact(model, baseline_version, tmp)) if baseline_version else None
-    baseline_mv = registry.get_version(model, baseline_version) if baseline_version else None
-    X, y, columns = _load_split(ws, cfg["test_data"], label, features, "test")
+        # every prediction happens in here: a loaded model may read its folder lazily
+        return _evaluate_on_data(ws, policy, cfg, model, candidate_mv, baseline_mv, registry, Path(tmp))
 
-    def predict(net, rows):
-        return mlp.predict_proba(net, np.asarray(rows, dtype=np.float32)).astype(float).reshape(-1)
 
-    cand_scores = predict(cand_model, X)
-    base_scores = predict(base_model, X) if base_model is not None else None
+def evaluate_version(ws, model: str, version: str, policy_path: str | None = None) -> GateReport:
+    """The candidate version against the current production version (see evaluate_version_full)."""
+    return evaluate_version_full(ws, model, version, policy_path).report
+
+
+# Checks that need predictions on data, by policy section, as they are named when not run.
+DATA_CHECKS = (("slices", "slice"), ("fairness", "fairness"), ("significance", "significance"),
+               ("robustness", "robustness"), ("sanity", "sanity"))
+
+
+def not_run_checks(policy: GatePolicy, why: str) -> list[GateCheck]:
+    """One "not run" check per data check the policy asks for."""
+    return [GateCheck(key, kind, None, detail=f"not run: {why}", status="not_run")
+            for key, kind in DATA_CHECKS if getattr(policy, key)]
+
+
+def _evaluate_recorded(policy: GatePolicy, model: str, candidate_mv, baseline_mv, why: str) -> VersionEvaluation:
+    """The seed's evaluate_promotion: the candidate's recorded metrics vs production's."""
+    cand_metrics = dict(candidate_mv.metrics)
+    base_metrics = dict(baseline_mv.metrics) if baseline_mv is not None else None
+    report = GateReport(model, candidate_mv.version, baseline_mv.version if baseline_mv else None, policy.sha256)
+    report.checks = seed_checks(
+        policy, cand_metrics, base_metrics,
+        candidate_source=f"{model} version {candidate_mv.version} recorded metrics",
+        baseline_source=f"{model} version {baseline_mv.version if baseline_mv else '-'} (production) recorded metrics")
+    report.checks += not_run_checks(policy, why)
+    return VersionEvaluation(report, candidate_metrics=cand_metrics, baseline_metrics=base_metrics)
+
+
+def _load_version_model(ws, registry, model: str, mv, cfg: dict[str, Any], dest: Path):
+    """A version's artifact, loaded through the model-format seam (console/plugins)."""
+    from console import plugins
+
+    dest.mkdir(parents=True, exist_ok=True)
+    path = registry.fetch_artifact(model, mv.version, str(dest))
+    # mrc.toml's `format` first, then the format the registry declared, then the file's bytes
+    fmt = plugins.resolve_format(mv.artifact.format, path, cfg, model=model)
+    return fmt.load(path, cfg)
+
+
+def _numeric(table, column: str, what: str) -> np.ndarray:
+    values = table.data[column]
+    if getattr(values, "dtype", None) is None or values.dtype.kind not in "fiub":
+        raise BadInputError(f"{table.source}: {column}: {what} is not numeric")
+    return np.asarray(values, dtype=float)
+
+
+def _load_split(ws, ref: str, label: str, model: str, version: str, what: str):
+    """A test/golden set through the data-source seam: (table, labels) with the label checked."""
+    table = ws.load_table(ref, model=model, version=version)
+    if table.rows == 0:
+        raise BadInputError(f"{table.source}: no rows in the {what} set")
+    if label not in table.columns:
+        raise BadInputError(f"{table.source}: {label}: no label column in the {what} set "
+                            f"(models.{model}.label in {ws.config_path})")
+    y = _numeric(table, label, "the label")
+    if np.isnan(y).any():
+        raise BadInputError(f"{table.source}: {label}: missing label (row {int(np.argmax(np.isnan(y))) + 1})")
+    return table, y
+
+
+def _features_of(loaded, table, label: str, model: str, version: str) -> list[str]:
+    """The model's own input columns when it names them, else every non-label column in file order."""
+    named = getattr(loaded, "features", None)
+    features = list(named) if named else [c for c in table.columns if c != label]
+    for f in features:
+        if f not in table.columns:
+            raise BadInputError(f"{model} version {version}: feature {f!r} is missing from {table.source}")
+    return features
+
+
+def _predictor(loaded, features: list[str], model: str, version: str):
+    def predict(rows: np.ndarray) -> np.ndarray:
+        scores = np.asarray(loaded.predict(np.asarray(rows, dtype=float), list(features)), dtype=float).reshape(-1)
+        if scores.size != len(rows):
+            raise BadInputError(f"{model} version {version}: {scores.size} predictions for {len(rows)} rows")
+        return scores
+    return predict
+
+
+def _scores(predict, table, features: list[str], model: str, version: str) -> np.ndarray:
+    rows = np.column_stack([_numeric(table, f, "a feature") for f in features]) if features else np.empty((table.rows, 0))
+    try:
+        return predict(rows)
+    except BadInputError:
+        raise
+    except Exception as exc:  # the model's own failure, named, as bad input (exit 2)
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise BadInputError(f"{model} version {version}: prediction on {table.source} failed "
+                            f"({type(exc).__name__}: {text[:200]})") from None
+
+
+def _evaluate_on_data(ws, policy: GatePolicy, cfg: dict[str, Any], model: str, candidate_mv, baseline_mv,
+                      registry, tmp: Path) -> VersionEvaluation:
+    version = candidate_mv.version
+    baseline_version = baseline_mv.version if baseline_mv is not None else None
+    label = cfg.get("label") or "label"
+    test_ref = cfg["test_data"]
+    test, y = _load_split(ws, test_ref, label, model, version, "test")
+    cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, tmp / "candidate")
+    features = _features_of(cand_model, test, label, model, version)
+    cand_predict = _predictor(cand_model, features, model, version)
+    base_predict = base_features = None
+    if baseline_mv is not None:
+        base_model = _load_version_model(ws, registry, model, baseline_mv, cfg, tmp / "baseline")
+        base_features = _features_of(base_model, test, label, model, baseline_version)
+        base_predict = _predictor(base_model, base_features, model, baseline_version)
+    X = np.column_stack([_numeric(test, f, "a feature") for f in features])
+    cand_scores = _scores(cand_predict, test, features, model, version)
+    base_scores = _scores(base_predict, test, base_features, model, baseline_version) if base_predict else None
     cand_metrics = {**candidate_mv.metrics, **classification_summary(y, cand_scores, policy.threshold)}
     base_metrics = None
     if base_scores is not None:
         base_metrics = {**baseline_mv.metrics, **classification_summary(y, base_scores, policy.threshold)}
     golden_c = golden_b = None
-    golden_X = None
-    if cfg.get("golden_data"):
-        golden_X, golden_y, _ = _load_split(ws, cfg["golden_data"], label, features, "golden")
-        golden_c = predict(cand_model, golden_X)
+    golden_ref = cfg.get("golden_data")
+    if golden_ref:
+        golden, golden_y = _load_split(ws, golden_ref, label, model, version, "golden")
+        _features_of(cand_model, golden, label, model, version)
+        golden_c = _scores(cand_predict, golden, features, model, version)
         cand_metrics.update(classification_summary(golden_y, golden_c, policy.threshold, prefix="golden_"))
-        if base_model is not None:
-            golden_b = predict(base_model, golden_X)
+        if base_predict is not None:
+            _features_of(base_model, golden, label, model, baseline_version)
+            golden_b = _scores(base_predict, golden, base_features, model, baseline_version)
             base_metrics.update(classification_summary(golden_y, golden_b, policy.threshold, prefix="golden_"))
-    data = PairedPredictions(y, cand_scores, base_scores, columns, source=f"dataset {cfg['test_data']}")
+    data = PairedPredictions(y, cand_scores, base_scores, dict(test.data), source=test.source)
     report = GateReport(model, version, baseline_version, policy.sha256)
     report.checks = seed_checks(policy, cand_metrics, base_metrics, candidate_source=f"{model} version {version} metrics",
                                 baseline_source=f"{model} version {baseline_version} metrics")
     report.checks += slice_checks(policy, data)
     report.checks += fairness_checks(policy, data)
     report.checks += significance_checks(policy, data)
-    if golden_X is not None and policy.sanity and policy.sanity["reference"] == "golden":
-        report.checks += sanity_check(policy, golden_c, golden_b, f"golden ({cfg['golden_data']})")
+    if golden_c is not None and policy.sanity and policy.sanity["reference"] == "golden":
+        report.checks += sanity_check(policy, golden_c, golden_b, f"golden ({golden_ref})")
     else:
-        report.checks += sanity_check(policy, cand_scores, base_scores, f"test ({cfg['test_data']})")
-    report.checks += robustness_checks(policy, lambda rows: predict(cand_model, rows), X, y)
-    return VersionEvaluation(report, features, X, y, cand_scores, base_scores, golden_c, golden_b, cand_metrics, base_metrics)
-
-
-def evaluate_version(ws, model: str, version: str, policy_path: str | None = None) -> GateReport:
-    """The candidate version against the current production version on the test and golden sets."""
-    return evaluate_version_full(ws, model, version, policy_path).report
+        report.checks += sanity_check(policy, cand_scores, base_scores, f"test ({test_ref})")
+    report.checks += robustness_checks(policy, cand_predict, X, y)
+    return VersionEvaluation(report, features, X, y, cand_scores, base_scores, golden_c, golden_b, cand_metrics,
+                             base_metrics, test.source)

@@ -77,6 +77,7 @@ def resolve_format(declared: str | None, path: str, options: dict | None = None,
     then the format the registry declared (when it is a known one and the bytes agree), then
     the file's own bytes; a declared format nothing else claims is kept, so its load says why."""
     options = options or {}
+    _check_format_options(options, model or "<model>")
     configured = options.get("format")
     if configured:
         if not isinstance(configured, str):
@@ -97,6 +98,26 @@ def resolve_format(declared: str | None, path: str, options: dict | None = None,
         return declared_format
     raise BadInputError(f"{path}: no known model format (tried {', '.join(SNIFF_ORDER)}); "
                         f"set `format = \"…\"` under [models.{model or '<model>'}] in mrc.toml")
+
+
+def artifact_sha256(path: str) -> tuple[str, int]:
+    """(sha256, bytes) of a fetched artifact, a file or a folder such as an MLflow model (the
+    tree's sorted relative paths and bytes), for reports and servers that name what they ran."""
+    return importlib.import_module("backends.formats.digest").artifact_sha256(path)
+
+
+def _check_format_options(options: dict, model: str) -> None:
+    """The [models.X] keys the formats read, checked once here: one line naming the field."""
+    where = f"mrc.toml: models.{model}"
+    features = options.get("features")
+    if features is not None and not (isinstance(features, list) and features
+                                     and all(isinstance(f, str) and f for f in features)):
+        raise BadInputError(f"{where}.features: must be a list of column names")
+    for key, allowed in (("task", ("binary", "regression")), ("output", ("logits", "probabilities"))):
+        if key in options and options[key] not in allowed:
+            raise BadInputError(f"{where}.{key}: must be one of {', '.join(allowed)}, not {options[key]!r}")
+    if "trust_pickle" in options and not isinstance(options["trust_pickle"], bool):
+        raise BadInputError(f"{where}.trust_pickle: must be true or false")
 
 
 def data_source(scheme: str, where: str = "mrc.toml") -> DataSource:

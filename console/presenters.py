@@ -25,6 +25,7 @@ BAR_PARTIAL = " ▏▎▍▌▋▊▉"
 GATE_LABELS = {
     "passed": ("✔ pass", "green"),
     "failed": ("✘ FAIL", "bold red"),
+    "incomplete": ("◐ partial", "yellow"),  # what ran passed; checks needing data did not run
     "running": ("… running", "yellow"),
     "unavailable": ("? n/a", "dim"),
     None: ("· not run", "dim"),
@@ -273,10 +274,11 @@ def filter_indices(keys: Sequence[str], query: str, within: Sequence[int] | None
 
 
 def check_cells(check: Any) -> list[tuple[str, str]]:
-    verdict = ("✔ pass", "green") if check.passed else ("✘ FAIL", "bold red")
+    not_run = getattr(check, "status", "") == "not_run"
+    verdict = ("· not run", "yellow") if not_run else ("✔ pass", "green") if check.passed else ("✘ FAIL", "bold red")
     return [
         verdict,
-        (check.name, "bold" if not check.passed else ""),
+        (check.name, "" if not_run or check.passed else "bold"),
         (check.kind, "dim"),
         (fmt_number(check.value), ""),
         (fmt_number(check.threshold), ""),
@@ -448,21 +450,32 @@ AUDIT_COLUMNS = (("seq", 5), ("at", 20), ("actor", 12), ("action", 16), ("model"
 
 
 def approval_statement(model: str, version: str, artifact_sha256: str, gate_digest: str | None,
-                       gate_passed: bool | None, failed_checks: Sequence[str] = ()) -> list[str]:
+                       gate_passed: bool | None, failed_checks: Sequence[str] = (), not_run: Sequence[str] = (),
+                       not_run_why: str = "", gate_error: str = "") -> list[str]:
     """The lines an approver reads before confirming: exactly what will be approved."""
-    if gate_passed is None:
+    if gate_error:
+        gates = f"gates: NOT EVALUATED — {gate_error}"
+    elif gate_passed is None:
         gates = "gate report: not available (approval records no gate digest)"
     elif gate_passed:
-        gates = "gates: all passed"
+        gates = "gates: all that ran passed" if not_run else "gates: all passed"
     else:
         gates = "gates: FAILED — " + ", ".join(failed_checks)
-    return [
+    lines = [
         f"model      {model}",
         f"version    {version}",
         f"artifact   sha256 {artifact_sha256}",
         f"gate digest sha256 {gate_digest or '—'}",
         gates,
     ]
+    if not_run and not gate_error:
+        lines.append(f"{len(not_run)} checks not run: {not_run_why or 'no test set'} ({', '.join(not_run)})")
+    return lines
+
+
+def approval_needs_override(gate_passed: bool | None, not_run: Sequence[str] = (), gate_error: str = "") -> bool:
+    """Only a complete, passing gate report approves without an override."""
+    return bool(gate_error) or gate_passed is not True or bool(not_run)
 
 
 def rollback_hint(model: str, production: str | None, target: str | None, canary: str | None = None) -> str:
@@ -575,3 +588,96 @@ def delta_style(metric: str, delta: float | None) -> str:
         return ""
     better = delta < 0 if lower_is_better(metric) else delta > 0
     return "green" if better else "red"
+
+
+# ---------------------------------------------------------------------------------------------
+# Canary start / promote confirmations and production's live health (home).
+
+
+def canary_start_statement(model: str, candidate: str, stable: str | None, steps: Sequence[int],
+                           approval: str | None, hold_s: float, interval_s: float, failures: int = 3) -> list[str]:
+    """What a canary start will do, read before confirming."""
+    lines = [
+        f"model      {model}",
+        f"candidate  {candidate}  (approval {approval or 'unknown'})",
+        f"stable     {stable or '— none: nothing to compare against'}  (production, keeps the rest of the traffic)",
+        "plan       " + " → ".join(f"{s}%" for s in steps) + f"  · hold {hold_s:g} s · analysis every {interval_s:g} s",
+        f"judge      {failures} failing windows in a row (errors, NaN, silence count as failing) roll back to stable",
+    ]
+    if approval != "approved":
+        lines.append("NOT APPROVED: starting needs a reason and is recorded as an override")
+    return lines
+
+
+def canary_evidence_lines(state: Any) -> list[str]:
+    """The judge's current evidence on a canary: what a person overrides when they step or promote."""
+    if state is None:
+        return ["no canary state"]
+    lines = [f"canary {state.candidate} at {state.weight}% vs stable {state.stable} · {state.status}"
+             f" · step {state.step + 1}/{len(state.plan.steps)}"]
+    results = state.sequential.get("results") or []
+    if not results:
+        lines.append("sequential judge: no analysis yet (no evidence either way)")
+    for r in results:
+        metric = r.get("metric", "?")
+        decision = r.get("decision", "continue")
+        if r.get("estimate") is None:
+            lines.append(f"sequential {metric}: {decision} · {r.get('detail', '')}".rstrip(" ·"))
+            continue
+        stat = f"Δ {r['estimate']:+.4f} band [{r.get('lower', 0):+.4f}, {r.get('upper', 0):+.4f}]"
+        if r.get("e_value") is not None:
+            stat += f" · e-value {r['e_value']:.3g}"
+        if r.get("p_value") is not None:
+            stat += f" · p {r['p_value']:.3f}"
+        more = f" · needs ~{r['more_requests']:,} more requests" if r.get("more_requests") else ""
+        lines.append(f"sequential {metric}: {decision} · {stat}{more}")
+    last = state.analyses[-1] if state.analyses else None
+    verdict = last.get("window_verdict", "-") if last else "-"
+    lines.append(f"failures so far: {state.failures}/{state.plan.consecutive_failures} consecutive · "
+                 f"last window {verdict} · {len(state.analyses)} windows analysed")
+    failed = [c.get("detail", "") for c in (last or {}).get("checks", []) if c.get("passed") is False]
+    if failed:
+        lines.append("last window failed: " + "; ".join(failed))
+    return lines
+
+
+@dataclass
+class HealthPoint:
+    """Production's health over one window, as the home panel plots it."""
+
+    at: float
+    requests: int
+    errors: int
+    p99_ms: float | None
+    seconds: float
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint], error: str = "") -> str:
+    """One line: production's latest error rate, p99 latency and request rate, or why there is none."""
+    if not version:
+        return f"{model}: no production version: no live health"
+    if error:
+        return f"production {version}: metrics unavailable ({error})"
+    last = points[-1] if points else None
+    if last is None or not last.requests:
+        return f"production {version}: no data (no requests in the last window)"
+    p99 = f"{last.p99_ms:.1f} ms" if last.p99_ms is not None else "—"
+    return (f"production {version}: error rate {last.error_rate:.2%} · p99 {p99} · "
+            f"{last.rate:.1f} req/s  ({last.requests} requests in {last.seconds:.0f} s)")
+
+
+def health_series(points: Sequence[HealthPoint], key: str) -> list[float | None]:
+    """A series for a sparkline: None for a window with no data (drawn as a gap, never as healthy 0)."""
+    if key == "error_rate":
+        return [p.error_rate for p in points]
+    if key == "p99_ms":
+        return [p.p99_ms if p.requests else None for p in points]
+    return [p.rate for p in points]

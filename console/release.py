@@ -54,8 +54,9 @@ def _reason(reason: str | None, what: str) -> str:
 
 def decide(registry, audit, model: str, version: str, *, status: str, actor: str, reason: str,
            gate_report: Any = None, override: bool = False, expected_status: str | None = None,
-           custom_policy: str | None = None) -> Outcome:
-    """Approve or reject a version. Approval is refused while gates fail, unless overridden.
+           gate_error: str = "", custom_policy: str | None = None) -> Outcome:
+    """Approve or reject a version. Approval is refused while gates fail, while checks were not
+    run (no test set) and when the gates could not be evaluated (`gate_error`), unless overridden.
 
     `custom_policy` (the source of a policy other than the workspace's configured one): the
     gates were judged by a policy of the caller's choosing, so an approval is an override.
@@ -65,20 +66,31 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     reason = _reason(reason, "approve" if status == "approved" else "reject")
     mv = registry.get_version(model, version)
     seen = expected_status if expected_status is not None else mv.approval.status
-    gate_passed = None if gate_report is None else bool(gate_report.passed)
-    if status == "approved" and gate_passed is False and not override:
-        failed = ", ".join(c.name for c in gate_report.failed_checks)
-        raise PolicyRefusal(f"{model} {version}: gates failed ({failed}); approve with --override and a reason")
-    digest = report_digest(gate_report) if gate_report is not None else ""
+    gate_passed = None if gate_report is None or gate_error else bool(gate_report.passed)
+    not_run = [c.name for c in getattr(gate_report, "not_run", [])] if gate_report is not None else []
+    if status == "approved" and not override:
+        if gate_error:
+            raise PolicyRefusal(f"{model} {version}: the gates could not be evaluated ({gate_error}); "
+                                "approve with --override and a reason")
+        if gate_passed is False:
+            failed = ", ".join(c.name for c in gate_report.failed_checks)
+            raise PolicyRefusal(f"{model} {version}: gates failed ({failed}); approve with --override and a reason")
+        if not_run:
+            raise PolicyRefusal(f"{model} {version}: {len(not_run)} checks not run ({', '.join(not_run)}): the gate "
+                                "report is incomplete; approve with --override and a reason")
+    digest = report_digest(gate_report) if gate_report is not None and not gate_error else ""
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
     policy_override = bool(custom_policy) and status == "approved"
-    approval = Approval(status, actor, now_iso(), reason, digest,
-                        bool(override and gate_passed is not True) or policy_override)
+    overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
+    approval = Approval(status, actor, now_iso(), reason, digest, overridden)
     stored = registry.set_approval(model, version, approval, expected_status=seen)
     details = {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
-               "override": approval.override, "previous_status": seen}
-    if gate_report is not None:
+               "gate_complete": gate_report is not None and not gate_error and not not_run,
+               "checks_not_run": not_run, "override": approval.override, "previous_status": seen}
+    if gate_error:
+        details["gate_error"] = gate_error
+    if gate_report is not None and not gate_error:
         details["policy_sha256"] = getattr(gate_report, "policy_sha256", "")
     if policy_override:
         details["custom_policy"] = custom_policy

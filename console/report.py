@@ -34,6 +34,7 @@ class ReportBundle:
     metric_diffs: list[dict[str, Any]] = field(default_factory=list)
     slices: list[dict[str, Any]] = field(default_factory=list)
     slice_column: str = ""
+    drift_note: str = ""  # why there is no drift section, in one line
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
@@ -85,13 +86,21 @@ def collect(ws, model: str, version: str, policy_path: str | None = None,
     baseline = registry.get_version(model, gate.baseline) if gate.baseline else None
     say("drift of the training data", 0.5)
     drift_report = None
-    if gate.baseline:
-        try:
-            drift_report = drift.version_drift(ws, model, version, record=False)
-        except BadInputError:
-            drift_report = None
-    bundle = ReportBundle(model, version, evaluation, drift_report, candidate, baseline)
+    drift_note = ""
+    try:
+        drift_report = drift.version_drift(ws, model, version, record=False)
+    except BadInputError as exc:
+        drift_note = str(exc)
+    bundle = ReportBundle(model, version, evaluation, drift_report, candidate, baseline, drift_note=drift_note)
     say("confidence intervals", 0.7)
+    if not evaluation.has_data:  # no test set: the recorded metrics, side by side, no intervals
+        cand, base = evaluation.candidate_metrics, evaluation.baseline_metrics or {}
+        for metric in sorted(set(cand) | set(base)):
+            c, b = cand.get(metric), base.get(metric)
+            bundle.metric_diffs.append({"metric": metric, "candidate": c, "baseline": b,
+                                        "delta": c - b if c is not None and b is not None else None,
+                                        "ci_low": None, "ci_high": None})
+        return bundle
     if evaluation.baseline_scores is not None:
         for metric in DIFF_METRICS:
             boot = stats.paired_bootstrap(metric, evaluation.test_y, evaluation.candidate_scores,
@@ -111,6 +120,8 @@ def _slice_table(bundle: ReportBundle) -> None:
     from console import gates, stats
 
     ev = bundle.evaluation
+    if not ev.features:
+        return
     column = ev.features[0]
     if bundle.drift:
         numeric = [f for f in bundle.drift.features if f.kind == "numeric" and f.name in ev.features]
@@ -135,8 +146,11 @@ def _slice_table(bundle: ReportBundle) -> None:
 def _fig_metric_diffs(bundle: ReportBundle):
     import plotly.graph_objects as go
 
-    diffs = [d for d in bundle.metric_diffs if d.get("delta") is not None and _finite(d["delta"])]
+    diffs = [d for d in bundle.metric_diffs if d.get("delta") is not None and _finite(d["delta"])
+             and _finite(d.get("ci_low")) and _finite(d.get("ci_high"))]
     fig = go.Figure()
+    if not diffs and not bundle.evaluation.has_data:
+        return None  # recorded metrics only: the table says it, there is no interval to draw
     if diffs:
         fig.add_trace(go.Scatter(
             x=[d["delta"] for d in diffs], y=[d["metric"] for d in diffs], mode="markers",
@@ -229,14 +243,28 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dde;padding-bottom:4px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #dde;padding:4px 8px;text-align:left}
 th{background:#eef1f6}.pass{color:#2e7d4f;font-weight:600}.fail{color:#c0392b;font-weight:600}
-.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff}.ok{background:#2e7d4f}.bad{background:#c0392b}
+.notrun{color:#8a6d1a;font-style:italic}.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff}.ok{background:#2e7d4f}.bad{background:#c0392b}
 .figure{background:#fff;border:1px solid #e3e6ee;margin:12px 0;padding:4px}
 """
 
 
+def _verdict_word(check) -> tuple[str, str]:
+    if check.status == "not_run":
+        return "notrun", "not run"
+    return ("pass", "pass") if check.passed else ("fail", "FAIL")
+
+
+def _count_line(gate: GateReport) -> str:
+    ran = len(gate.checks) - len(gate.not_run)
+    text = f"{ran - len(gate.failed_checks)} of {ran} checks pass"
+    if gate.not_run:
+        text += f", {len(gate.not_run)} not run ({gate.not_run[0].detail.removeprefix('not run: ')})"
+    return text
+
+
 def _checks_table(report: GateReport) -> str:
     rows = "".join(
-        f"<tr><td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}</td><td>{html.escape(c.name)}</td>"
+        f"<tr><td class='{_verdict_word(c)[0]}'>{_verdict_word(c)[1]}</td><td>{html.escape(c.name)}</td>"
         f"<td>{html.escape(c.kind)}</td><td>{_f(c.value)}</td><td>{_f(c.threshold)}</td><td>{_f(c.baseline_value)}</td>"
         f"<td>{html.escape(c.detail)}</td></tr>" for c in report.checks)
     return ("<table><tr><th></th><th>check</th><th>kind</th><th>value</th><th>threshold</th><th>baseline</th>"
@@ -266,24 +294,39 @@ def render_html(bundle: ReportBundle) -> str:
     verdict = f"<span class='verdict {'ok' if gate.passed else 'bad'}'>{'PASSED' if gate.passed else 'FAILED'}</span>"
     body = [f"<h1>{html.escape(bundle.model)} version {html.escape(bundle.version)} vs production "
             f"{html.escape(gate.baseline or '(none)')} {verdict}</h1>",
-            f"<p>{len(gate.checks) - len(gate.failed_checks)} of {len(gate.checks)} checks pass · policy sha256 "
+            f"<p>{html.escape(_count_line(gate))} · policy sha256 "
             f"<code>{gate.policy_sha256[:16]}</code></p>",
             "<h2>Gate checks</h2>", _checks_table(gate),
             "<h2>Metric differences</h2>"]
     figures = [_fig_metric_diffs(bundle)]
-    body.append(_figures_html(figures))
+    # the first figure inlines plotly.js: with no interval figure, the drift figures carry it
+    inline = _figures_html if figures[0] is not None else (lambda figs: "")
+    body.append(inline(figures))
+    if not bundle.evaluation.has_data:
+        body.append("<p>No test set: the recorded metrics of both versions (no intervals).</p>" + _recorded_table(bundle))
     if bundle.drift:
         body.append(f"<h2>Drift of the training data ({html.escape(bundle.drift.current)} vs "
                     f"{html.escape(bundle.drift.reference)})</h2>")
-        body.append(_figures_html_noinline([_fig_drift(bundle.drift), _fig_overlays(bundle.drift)]))
-    body.append("<h2>Scores</h2>" + _figures_html_noinline([_fig_scores(bundle)]))
-    body.append(f"<h2>Slices (accuracy by quartile of {html.escape(bundle.slice_column)})</h2>")
-    body.append("<table><tr><th>slice</th><th>rows</th><th>candidate</th><th>production</th><th>Δ</th></tr>" + "".join(
-        f"<tr><td>{html.escape(s['slice'])}</td><td>{s['rows']}</td><td>{_f(s['candidate'])}</td><td>{_f(s['baseline'])}</td>"
-        f"<td>{_f(s['candidate'] - s['baseline']) if s['baseline'] is not None else '–'}</td></tr>" for s in bundle.slices)
-        + "</table>")
+        draw = _figures_html_noinline if figures[0] is not None else _figures_html
+        body.append(draw([_fig_drift(bundle.drift), _fig_overlays(bundle.drift)]))
+    elif bundle.drift_note:
+        body.append(f"<h2>Drift of the training data</h2><p>not computed: {html.escape(bundle.drift_note)}</p>")
+    if bundle.evaluation.has_data:
+        body.append("<h2>Scores</h2>" + _figures_html_noinline([_fig_scores(bundle)]))
+    if bundle.slices:
+        body.append(f"<h2>Slices (accuracy by quartile of {html.escape(bundle.slice_column)})</h2>")
+        body.append("<table><tr><th>slice</th><th>rows</th><th>candidate</th><th>production</th><th>Δ</th></tr>" + "".join(
+            f"<tr><td>{html.escape(s['slice'])}</td><td>{s['rows']}</td><td>{_f(s['candidate'])}</td><td>{_f(s['baseline'])}</td>"
+            f"<td>{_f(s['candidate'] - s['baseline']) if s['baseline'] is not None else '–'}</td></tr>" for s in bundle.slices)
+            + "</table>")
     body.append("<h2>Lineage</h2>" + _lineage_table(bundle))
     return _page(f"mrc report {bundle.model} {bundle.version}", "\n".join(body))
+
+
+def _recorded_table(bundle: ReportBundle) -> str:
+    return ("<table><tr><th>metric</th><th>candidate</th><th>production</th><th>Δ</th></tr>" + "".join(
+        f"<tr><td>{html.escape(d['metric'])}</td><td>{_f(d['candidate'])}</td><td>{_f(d['baseline'])}</td>"
+        f"<td>{_f(d['delta'])}</td></tr>" for d in bundle.metric_diffs) + "</table>")
 
 
 def _figures_html_noinline(figures) -> str:
@@ -330,13 +373,17 @@ def render_markdown(bundle: ReportBundle) -> str:
     icon = "✅" if gate.passed else "❌"
     out = [f"## {icon} `{bundle.model}` version {bundle.version} vs production {gate.baseline or '(none)'}: "
            f"gates {'passed' if gate.passed else 'FAILED'}", "",
-           f"{len(gate.checks) - len(gate.failed_checks)}/{len(gate.checks)} checks pass · policy `{gate.policy_sha256[:12]}`", ""]
+           f"{_count_line(gate)} · policy `{gate.policy_sha256[:12]}`", ""]
     if gate.failed_checks:
         out += ["### Failed checks", "", "| check | value | threshold | baseline | why |", "|---|---|---|---|---|"]
         out += [f"| `{c.name}` | {_md(c.value)} | {_md(c.threshold)} | {_md(c.baseline_value)} | {_md_text(c.detail)} |"
                 for c in gate.failed_checks]
         out.append("")
-    out += ["### Metrics (test set, candidate − production, 95% paired-bootstrap CI)", "",
+    if gate.not_run:
+        out += ["### Checks not run", ""] + [f"- `{c.name}`: {_md_text(c.detail)}" for c in gate.not_run] + [""]
+    heading = ("### Metrics (test set, candidate − production, 95% paired-bootstrap CI)"
+               if bundle.evaluation.has_data else "### Metrics (recorded, candidate − production; no test set)")
+    out += [heading, "",
             "| metric | candidate | production | Δ | CI |", "|---|---|---|---|---|"]
     for d in bundle.metric_diffs:
         ci = f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]" if d.get("ci_low") is not None and _finite(d["ci_low"]) else "–"
@@ -352,8 +399,10 @@ def render_markdown(bundle: ReportBundle) -> str:
             out += [f"| {f.name} | {f.method} | {_md(f.extra.get('psi'))} | {_md(f.extra.get('p_adjusted'))} | {f.severity} |"
                     for f in drifted]
             out.append("")
+    elif bundle.drift_note:
+        out += [f"### Data drift: not computed ({_md_text(bundle.drift_note)})", ""]
     out += ["<details><summary>All checks</summary>", "", "| | check | value | threshold | why |", "|---|---|---|---|---|"]
-    out += [f"| {'✅' if c.passed else '❌'} | `{c.name}` | {_md(c.value)} | {_md(c.threshold)} | {_md_text(c.detail)} |"
+    out += [f"| {'➖' if c.status == 'not_run' else '✅' if c.passed else '❌'} | `{c.name}` | {_md(c.value)} | {_md(c.threshold)} | {_md_text(c.detail)} |"
             for c in gate.checks]
     out += ["", "</details>", "", "### Lineage", "", "| | candidate | production |", "|---|---|---|"]
     out += [f"| {k} | `{v}` | `{w}` |" if v or w else f"| {k} | | |" for k, v, w in _lineage_rows(bundle)]

@@ -213,7 +213,7 @@ class Workspace:
         table = models.get(model, {})
         if not isinstance(table, dict):
             raise BadInputError(f"{self.config_path}: [models.{model}] must be a table")
-        for key in ("train_data", "test_data", "golden_data", "label", "gate_policy"):
+        for key in ("train_data", "test_data", "golden_data", "reference_data", "label", "gate_policy", "format", "task"):
             if key in table and not isinstance(table[key], str):
                 raise BadInputError(f"{self.config_path}: models.{model}.{key} must be a string")
         return dict(table)
@@ -249,6 +249,64 @@ class Workspace:
 
         log = AuditLog(str(self.db_path))
         return log
+
+    def local(self):
+        """The embedded backend, whatever the roles say: mrc.db's tables and the dataset store
+        live in every workspace."""
+        return self._backend("local")
+
+    def datasets(self):
+        """mrc's own versioned datasets (data/ in the workspace)."""
+        return self.local().datasets()
+
+    # -- data --------------------------------------------------------------------------------
+    def data_options(self, scheme: str) -> dict[str, Any]:
+        """What a data source gets: the [data] table, the workspace root, and for s3 the
+        registry's endpoint when [data] names none."""
+        options: dict[str, Any] = dict(self.section("data"))
+        options["workspace"] = str(self.root)
+        if scheme == "s3":
+            registry = self.section("registry")
+            for key in ("endpoint_url", "region"):
+                if not options.get(key) and isinstance(registry.get(key), str) and registry.get(key):
+                    options[key] = registry[key]
+        return options
+
+    def load_table(self, ref: str, *, model: str | None = None, version: str | None = None):
+        """A data set by reference: a CSV/Parquet path or file:// URI, s3://bucket/key, mrc's
+        name@version, or mlflow:<context> (the dataset the version's run logged with that context)."""
+        from console.plugins import data_source, scheme_of
+
+        if not isinstance(ref, str) or not ref.strip():
+            raise BadInputError(f"{self.config_path}: empty data reference")
+        ref = ref.strip()
+        if ref.lower().startswith("mlflow:") and "://" not in ref:
+            ref = self.logged_dataset_uri(ref.split(":", 1)[1], model, version)
+        scheme = scheme_of(ref)
+        return data_source(scheme, str(self.config_path)).load(ref, self.data_options(scheme))
+
+    def logged_dataset_uri(self, context: str, model: str | None, version: str | None) -> str:
+        """Where the dataset a version's run logged under `context` can be read."""
+        where = f"mlflow:{context}"
+        if not context:
+            raise BadInputError(f"{where}: name a dataset context (mlflow:training, mlflow:testing …)")
+        if not model or not version:
+            raise BadInputError(f"{where}: needs a model version to resolve (the run's logged dataset)")
+        registry = self.registry()
+        resolve = getattr(registry, "dataset_uri", None)
+        uri = ""
+        if resolve is not None:
+            uri = resolve(model, version, context) or ""
+        elif context == "training":
+            uri = registry.get_version(model, version).lineage.data_uri
+        else:
+            raise BadInputError(f"{where}: the {self.backend_name('registry')} registry cannot name a run's "
+                                f"{context} dataset ({model} version {version})")
+        if not uri:
+            raise BadInputError(f"{where}: {model} version {version} logged no {context} dataset that can be read")
+        if uri.lower().startswith("mlflow:"):
+            raise BadInputError(f"{where}: {model} version {version}: the registry answered {uri!r}")
+        return uri
 
 
 def load_backend_class(name: str, where: Path | str = "mrc.toml"):

@@ -2,8 +2,8 @@
 
 `a` opens it; a different key confirms, so a held or doubled `a` cannot approve, and the
 reason box drops the opening key while it keeps auto-repeating, so it is not typed into it.
-Refused while gates fail unless "override" is ticked (ctrl+o) — and an override needs a reason
-like any approval.
+Refused while gates fail, while checks were not run (no test set) or when the gates could not be
+evaluated, unless "override" is ticked (ctrl+o) — and an override needs a reason like any approval.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Footer, Input, Static
 
-from console.presenters import approval_statement
+from console.presenters import approval_needs_override, approval_statement
 
 CONFIRM_GUARD_S = 0.5  # a confirm this soon after opening is a held key, not a decision
 # The opening key arriving again within this gap is auto-repeat: dropped. Keyboards wait
@@ -69,7 +69,8 @@ class ApproveDialog(ModalScreen[Decision | None]):
     ]
 
     def __init__(self, model: str, version: str, artifact_sha256: str, gate_digest: str | None,
-                 gate_passed: bool | None, failed_checks: list[str] | None = None, opened_by: str = "a") -> None:
+                 gate_passed: bool | None, failed_checks: list[str] | None = None, opened_by: str = "a", *,
+                 not_run: list[str] | None = None, not_run_why: str = "", gate_error: str = "") -> None:
         super().__init__(id="approve-dialog")
         self.model = model
         self.version = version
@@ -77,6 +78,10 @@ class ApproveDialog(ModalScreen[Decision | None]):
         self.gate_digest = gate_digest
         self.gate_passed = gate_passed
         self.failed_checks = list(failed_checks or [])
+        self.not_run = list(not_run or [])
+        self.not_run_why = not_run_why
+        self.gate_error = gate_error
+        self.needs_override = approval_needs_override(gate_passed, self.not_run, gate_error)
         self.opened_at = clock()
         self.opened_by = opened_by
 
@@ -84,24 +89,32 @@ class ApproveDialog(ModalScreen[Decision | None]):
         with Vertical(id="dialog-box", classes="dialog"):
             yield Static(Text(f"Approve {self.model} version {self.version}?", style="bold"), classes="dialog-title")
             lines = approval_statement(self.model, self.version, self.artifact_sha256, self.gate_digest,
-                                       self.gate_passed, self.failed_checks)
+                                       self.gate_passed, self.failed_checks, self.not_run, self.not_run_why,
+                                       self.gate_error)
             statement = Text("\n".join(lines))
-            if self.gate_passed is False:
-                statement.highlight_words(["FAILED"], style="bold red")
+            statement.highlight_words(["FAILED", "NOT EVALUATED"], style="bold red")
+            statement.highlight_regex(r"\d+ checks not run", style="bold yellow")
             yield Static(statement, id="approve-statement")
             yield ReasonInput(self.opened_by, placeholder="reason (required): why is this safe to ship?", id="reason")
-            if self.gate_passed is False:
-                yield Checkbox("override the failed gates (recorded as an override in the audit log)", id="override")
+            if self.needs_override:
+                yield Checkbox(f"{self._override_what()} (recorded as an override in the audit log)", id="override")
             yield Static("", id="dialog-error")
             yield Footer()
 
+    def _override_what(self) -> str:
+        if self.gate_error or self.gate_passed is None:
+            return "override: approve without a gate verdict"
+        if self.gate_passed is False:
+            return "override the failed gates"
+        return f"override: approve with {len(self.not_run)} checks not run"
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_override":
-            return self.gate_passed is False
+            return self.needs_override
         return True
 
     def action_toggle_override(self) -> None:
-        if self.gate_passed is False:
+        if self.needs_override:
             box = self.query_one("#override", Checkbox)
             box.value = not box.value
 
@@ -120,9 +133,14 @@ class ApproveDialog(ModalScreen[Decision | None]):
         if clock() - self.opened_at < CONFIRM_GUARD_S:
             return
         reason = self.query_one("#reason", Input).value.strip()
-        if self.gate_passed is False and not self.override:
-            self._error("refused: gates failed (" + ", ".join(self.failed_checks)
-                        + "). Tick override (ctrl+o) and give a reason to approve anyway.")
+        if self.needs_override and not self.override:
+            if self.gate_error or self.gate_passed is None:
+                why = "the gates could not be evaluated"
+            elif self.gate_passed is False:
+                why = "gates failed (" + ", ".join(self.failed_checks) + ")"
+            else:
+                why = f"{len(self.not_run)} checks not run ({self.not_run_why or 'no test set'})"
+            self._error(f"refused: {why}. Tick override (ctrl+o) and give a reason to approve anyway.")
             return
         if not reason:
             self._error("a reason is required")

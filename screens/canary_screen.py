@@ -1,5 +1,7 @@
 """The canary screen: split, step plan, live health of both variants, the sequential band,
 the consecutive-failure count and an event log; `R` rolls back now, naming the stable version.
+`p` (next step) and `P` (promote) move toward the candidate, so each opens a confirmation that
+shows the judge's current evidence; ctrl+y confirms.
 
 All I/O runs in thread workers; the poll re-arms itself only after the last one finished, so
 polls cannot pile up. The app provides `workspace`, `read_only` and `actor`.
@@ -179,10 +181,38 @@ class CanaryScreen(Screen):
         self.act("rollback", stable=self.state.stable if self.state is not None else None)
 
     def action_next_step(self) -> None:
-        self.act("next")
+        state = self.state
+        if state is None or not state.active:
+            return
+        steps = state.plan.steps
+        nxt = state.step + 1
+        if nxt >= len(steps) - 1:
+            title = f"Next step is the last: promote {state.candidate} to 100% and production?"
+        else:
+            title = f"Next step: canary {state.candidate} {state.weight}% → {steps[nxt]}%?"
+        self._confirm("next", title, "p")
 
     def action_promote(self) -> None:
-        self.act("promote")
+        state = self.state
+        if state is None or not state.active:
+            return
+        self._confirm("promote", f"Promote canary {state.candidate} to 100% and production (stable {state.stable} "
+                      "leaves production)?", "P")
+
+    def _confirm(self, action: str, title: str, key: str) -> None:
+        from console.presenters import canary_evidence_lines
+        from screens.promote_dialog import PromoteDialog
+
+        state = self.state
+        verdict = state.sequential.get("verdict") if state is not None else None
+        warning = "" if verdict == "safe" else ("the judge has not decided the canary is safe yet: confirming overrides "
+                                                "it, recorded with your name in the audit log")
+
+        def confirmed(reason: str | None) -> None:
+            if reason is not None:
+                self.act(action, reason=reason)
+
+        self.app.push_screen(PromoteDialog(title, canary_evidence_lines(state), warning, opened_by=key), confirmed)
 
     def action_toggle_pause(self) -> None:
         self.act("resume" if self.state is not None and self.state.status == "paused" else "pause")
@@ -207,14 +237,14 @@ class CanaryScreen(Screen):
         self.post_message(self.Loaded(state, live))
 
     @work(thread=True, exclusive=True, group="canary-write", exit_on_error=False)
-    def act(self, action: str, stable: str | None = None) -> None:
+    def act(self, action: str, stable: str | None = None, reason: str = "") -> None:
         from console.canary_controller import Controller
 
         started = time.perf_counter()
         try:
             controller = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
             # act("rollback") moves traffic first, against the stored state, then records it
-            state = controller.act(action)
+            state = controller.act(action, reason=reason)
             self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
             self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
@@ -250,7 +280,8 @@ class CanaryScreen(Screen):
         self.query_one("#canary-plan", Static).update(plan_line(state))
         hint = ""
         if state is not None and state.active and not self._read_only:
-            hint = f"R rolls back now to stable {state.stable} · p next step · P promote {state.candidate} · space pause/resume"
+            hint = (f"R rolls back now to stable {state.stable} · p next step · P promote {state.candidate} (both "
+                    "confirm with ctrl+y) · space pause/resume")
         self.query_one("#canary-rollback-hint", Static).update(hint)
         for key in ("error_rate", "p99_ms"):
             for variant in ("canary", "stable"):

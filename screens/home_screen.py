@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -26,6 +27,7 @@ from console.presenters import (
 )
 from screens.base import ConsoleScreen
 from screens.filter_line import FilterLine
+from screens.health_panel import HealthPanel
 from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
@@ -33,6 +35,7 @@ MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and fort
 
 
 class HomeScreen(ConsoleScreen):
+    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "health.tcss")
     AUTO_FOCUS = "#models"
     BINDINGS = [
         # priority: the focused table's own enter would otherwise hide "Review" from the footer
@@ -41,6 +44,7 @@ class HomeScreen(ConsoleScreen):
         Binding("t", "train", "Train", id="home.train"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
         Binding("c", "canary", "Canary", id="home.canary"),
+        Binding("C", "start_canary", "Start canary", key_display="C", id="home.start_canary"),
         Binding("l", "audit", "Audit", id="home.audit"),
         Binding("slash", "filter", "Filter", key_display="/", id="home.filter"),
         Binding("r", "reload", "Refresh", show=False, id="home.refresh"),
@@ -80,11 +84,13 @@ class HomeScreen(ConsoleScreen):
         self._matches: list[int] | None = None  # indices of versions matching filter_text
         self._matched_text = ""
         self._models_timer = None
+        self.last_canary_start: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="home-body"):
             yield Static("loading models…", id="home-status")
+            yield HealthPanel(id="health")
             # virtual too: cheaper to start than a VirtualTable, and no re-layout when the filter narrows it
             models = VirtualTable(list(HOME_COLUMNS), id="models")
             models.empty_text = "no models"
@@ -222,6 +228,7 @@ class HomeScreen(ConsoleScreen):
             text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
         status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
+        self.query_one("#health", HealthPanel).show_model(row.model, row.production)
 
     def _set_rollback_label(self, target: str | None) -> None:
         """The footer names the version the rollback key returns to."""
@@ -293,6 +300,52 @@ class HomeScreen(ConsoleScreen):
         model = self._model_for_action()
         if model:
             self.app.open_canary(model)
+
+    # -- starting a canary: C, confirmed in a dialog with ctrl+y ----------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_canary" and self.app.read_only:
+            return False  # a write: absent in read-only, like the others
+        return super().check_action(action, parameters)
+
+    def action_start_canary(self) -> None:
+        row = self.selected_row()
+        if row is None or not self.app.can_write("canary start"):
+            return
+        if row.canary_candidate:
+            self.notify(f"{row.model}: canary {row.canary_candidate} is live; c opens it", severity="warning")
+            return
+        if not row.candidate or not row.production:
+            self.notify(f"{row.model}: a canary needs a candidate and a production version", severity="warning")
+            return
+        from screens.canary_start_dialog import CanaryStartDialog
+
+        def started(choice) -> None:
+            if choice is not None:
+                self.notify(f"{row.model}: starting a canary of {row.candidate} ({choice.plan}) …")
+                self._start_canary_worker(row.model, row.candidate, choice)
+
+        self.app.push_screen(CanaryStartDialog(row.model, row.candidate, row.production, row.candidate_approval), started)
+
+    @work(thread=True, exclusive=True, group="home-canary-start", exit_on_error=False)
+    def _start_canary_worker(self, model: str, candidate: str, choice) -> None:
+        from console.canary_controller import launch_controller
+
+        self.app.record_call(f"mrc canary start {model} {candidate} --plan {choice.plan} (console.canary_controller"
+                             f".launch_controller, actor={self.app.actor!r})")
+        try:
+            state, pid = launch_controller(self.app.workspace, model, candidate, actor=self.app.actor, plan=choice.plan,
+                                           reason=choice.reason, override=choice.override)
+        except Exception as exc:  # noqa: BLE001  (shown; nothing went live when the start failed)
+            self.app.call_from_thread(self.notify, f"canary of {model} {candidate} not started: {exc}",
+                                      severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self._canary_started, model, candidate, state, pid)
+
+    def _canary_started(self, model: str, candidate: str, state, pid: int) -> None:
+        self.last_canary_start = {"model": model, "candidate": candidate, "id": state.id, "pid": pid}
+        self.notify(f"{model}: canary {candidate} started against stable {state.stable} (controller pid {pid})")
+        self.load()
+        self.app.open_canary(model)
 
     def action_audit(self) -> None:
         from screens.audit_screen import AuditScreen

@@ -55,13 +55,14 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             approval = mv.approval.status
             report = gate_cache.get((summary.name, candidate))
             if report is not None:
-                gate = "passed" if report.passed else "failed"
+                gate = ("failed" if not report.passed else
+                        "passed" if getattr(report, "complete", True) else "incomplete")
             elif mv.approval.gate_report_sha256:  # evaluated at approval: passed, or overridden on failure
                 gate = "failed" if mv.approval.override else "passed"
         drift = None
         if drift_status is not None:
             try:
-                drift = drift_status(ws, summary.name)
+                drift = drift_status(ws, summary.name, candidate) if candidate else None
             except Exception:  # a broken drift record must not hide the model list
                 drift = None
         canary = None

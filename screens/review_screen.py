@@ -76,6 +76,7 @@ class ReviewScreen(ConsoleScreen):
         self.data: Any = None
         self.gate_report: Any = None
         self.gate_state = "running"  # running | done | unavailable | error
+        self.gate_error = ""  # why the gates could not be evaluated (approval then needs an override)
         self.drift_report: Any = None
         self._deciding = False
 
@@ -229,19 +230,28 @@ class ReviewScreen(ConsoleScreen):
         status = self.query_one("#gates-status", Static)
         if message.error:
             self.gate_state = "error"
+            self.gate_report = None
+            self.gate_error = message.error
             status.update(Text(f"⚠ gate evaluation failed: {message.error}", style="bold red"))
             return
         if message.report is None:
             self.gate_state = "unavailable"
+            self.gate_report = None
+            self.gate_error = "gate engine unavailable in this build"
             status.update(Text(UNAVAILABLE, style="yellow"))
             return
         self.gate_state = "done"
+        self.gate_error = ""
         self.gate_report = report = message.report
         self.app.gate_reports[(self.model, self.version)] = report
         from console.release import report_digest
 
         verdict = Text("✔ ALL GATES PASSED", style="bold green") if report.passed else Text(
             f"✘ GATES FAILED: {', '.join(c.name for c in report.failed_checks)}", style="bold red")
+        not_run = getattr(report, "not_run", [])
+        if not_run:
+            why = not_run[0].detail.removeprefix("not run: ")
+            verdict.append(f"   {len(not_run)} checks not run: {why}", style="bold yellow")
         verdict.append(f"   baseline {report.baseline or '—'} · report sha256 {short_sha(report_digest(report), 16)}",
                        style="dim")
         status.update(verdict)
@@ -257,7 +267,10 @@ class ReviewScreen(ConsoleScreen):
         table.clear()
         status = self.query_one("#drift-status", Static)
         if message.error:
-            status.update(Text(f"⚠ drift computation failed: {message.error}", style="bold red"))
+            if message.error.startswith(("BadInputError: ", "NotFoundError: ")):  # no data to compare: a note
+                status.update(Text(f"drift not computed: {message.error.split(': ', 1)[1]}", style="yellow"))
+            else:
+                status.update(Text(f"⚠ drift computation failed: {message.error}", style="bold red"))
             return
         if message.report is None:
             status.update(Text("drift engine unavailable in this build", style="yellow"))
@@ -270,7 +283,9 @@ class ReviewScreen(ConsoleScreen):
         label, style = drift_label(worst)
         status.update(Text.assemble((f"drift {label}", style),
                                     (f"   {report.drift_share:.0%} of features drifted · "
-                                     f"{report.reference_rows:,} reference rows vs {report.current_rows:,}", "dim")))
+                                     f"{report.reference_rows:,} reference rows vs {report.current_rows:,}"
+                                     + (f" · {report.current} vs {report.reference}" if report.reference else ""),
+                                     "dim")))
         top = max([abs(f.statistic) for f in report.features if f.statistic is not None] + [1e-9])
         for feature in sorted(report.features, key=lambda f: ("critical", "warning", "none").index(f.severity)
                               if f.severity in ("critical", "warning", "none") else 3):
@@ -315,10 +330,14 @@ class ReviewScreen(ConsoleScreen):
 
         report = self.gate_report
         cand = self.data.candidate
+        not_run = list(getattr(report, "not_run", [])) if report is not None else []
         dialog = ApproveDialog(self.model, cand.version, cand.artifact.sha256,
                                report_digest(report) if report is not None else None,
                                None if report is None else report.passed,
-                               [c.name for c in report.failed_checks] if report is not None else [])
+                               [c.name for c in report.failed_checks] if report is not None else [],
+                               not_run=[c.name for c in not_run],
+                               not_run_why=not_run[0].detail.removeprefix("not run: ") if not_run else "",
+                               gate_error=self.gate_error or ("" if report is not None else "no gate report"))
         self.app.push_screen(dialog, lambda decision: self._decide("approved", decision))
 
     def action_reject(self) -> None:
@@ -334,10 +353,13 @@ class ReviewScreen(ConsoleScreen):
         if decision is None:
             return
         self._deciding = True
-        self._decide_worker(status, decision.reason, decision.override, self.data.candidate.approval.status)
+        gate_error = ""
+        if status == "approved" and self.gate_report is None:
+            gate_error = self.gate_error or "no gate report"
+        self._decide_worker(status, decision.reason, decision.override, self.data.candidate.approval.status, gate_error)
 
     @work(thread=True, exclusive=True, group="review-decide", exit_on_error=False)
-    def _decide_worker(self, status: str, reason: str, override: bool, seen_status: str) -> None:
+    def _decide_worker(self, status: str, reason: str, override: bool, seen_status: str, gate_error: str = "") -> None:
         from console.release import decide
 
         ws = self.app.workspace
@@ -347,7 +369,7 @@ class ReviewScreen(ConsoleScreen):
         try:
             outcome = decide(ws.registry(), ws.audit(), self.model, self.version, status=status, actor=self.app.actor,
                              reason=reason, gate_report=self.gate_report, override=override,
-                             expected_status=seen_status)
+                             expected_status=seen_status, gate_error=gate_error)
         except Exception as exc:
             self.post_message(self.Decided(f"{self.model} {self.version}: not {status}: {exc}", False))
             return

@@ -1,5 +1,9 @@
 """Training: launch a run through the workspace's training backend (data version, params,
-GPU or not), follow its log and progress live, and see the new version land as the candidate."""
+GPU or not), follow its log and progress live, and see the new version land as the candidate.
+
+The screen says before the launch that the new version will take the `candidate` alias (and
+from which version), and after it that it did; when the run ends, focus leaves the form so that
+`v` reviews the new version instead of being typed into a field."""
 
 from __future__ import annotations
 
@@ -38,6 +42,11 @@ class TrainingScreen(ConsoleScreen):
             return (isinstance(message, TrainingScreen.Event) and message.event.get("event") == "progress"
                     and self.event.get("event") == "progress")
 
+    class Pointers(Message):
+        def __init__(self, candidate: str | None) -> None:
+            super().__init__()
+            self.candidate = candidate
+
     class Finished(Message):
         def __init__(self, version: Any, error: str = "") -> None:
             super().__init__()
@@ -51,6 +60,7 @@ class TrainingScreen(ConsoleScreen):
         self.running = False
         self.job_id: str | None = None  # the run under way, once the backend has launched it
         self.new_version: Any = None
+        self.candidate_before: str | None = None  # the candidate alias the run will move
 
     def selected_model(self) -> str:
         return self.model
@@ -68,13 +78,33 @@ class TrainingScreen(ConsoleScreen):
                 yield Label("params       ", classes="form-label")
                 yield Input("epochs=20 hidden=16", placeholder="key=value …", id="params")
             yield Checkbox("train on a GPU (CUDA) when one is there", id="gpu")
-            yield Static("enter or ctrl+t launches", id="training-status")
+            yield Static("enter or ctrl+t launches · the new version becomes the candidate", id="training-status")
             yield ProgressBar(total=1.0, show_eta=False, id="progress")
             yield RichLog(id="training-log", max_lines=LOG_LINES, wrap=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#data", Input).focus()
+        self._read_candidate()
+
+    @work(thread=True, exclusive=True, group="training-pointers", exit_on_error=False)
+    def _read_candidate(self) -> None:
+        try:
+            candidate = self.app.workspace.registry().get_pointers(self.model).get("candidate")
+        except Exception:  # noqa: BLE001  (a new model has no pointers: nothing to replace)
+            candidate = None
+        self.post_message(self.Pointers(candidate))
+
+    @on(Pointers)
+    def _on_pointers(self, message: Pointers) -> None:
+        self.candidate_before = message.candidate
+        if not self.running and self.new_version is None:
+            self._status(f"enter or ctrl+t launches · {self._alias_note()}")
+
+    def _alias_note(self) -> str:
+        if self.candidate_before:
+            return f"the new version moves the candidate alias from {self.candidate_before}"
+        return "the new version becomes the candidate (the model has none now)"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "review":
@@ -112,7 +142,7 @@ class TrainingScreen(ConsoleScreen):
         self.new_version = None
         self.refresh_bindings()
         self.query_one("#progress", ProgressBar).update(progress=0)
-        self._status(f"launching: {data} {params} gpu={spec.gpu}", "yellow")
+        self._status(f"launching: {data} {params} gpu={spec.gpu} · {self._alias_note()}", "yellow")
         self._train(spec)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
@@ -178,9 +208,15 @@ class TrainingScreen(ConsoleScreen):
         else:
             mv = self.new_version = message.version
             self.query_one("#progress", ProgressBar).update(progress=1.0)
+            moved = (f"candidate alias moved {self.candidate_before} → {mv.version}" if self.candidate_before
+                     else f"candidate alias set to {mv.version}") if "candidate" in mv.aliases else "candidate alias unchanged"
             self._status(f"✔ version {mv.version} registered as {', '.join(mv.aliases) or 'a version'} of {self.model}"
-                         f" (auc_roc {fmt_number(mv.metrics.get('auc_roc'))}) — press v to review it", "bold green")
-            self.notify(f"{self.model}: version {mv.version} landed as candidate")
+                         f" (auc_roc {fmt_number(mv.metrics.get('auc_roc'))}) · {moved} — press v to review it", "bold green")
+            self.notify(f"{self.model}: version {mv.version} landed · {moved}")
+            if "candidate" in mv.aliases:
+                self.candidate_before = mv.version
+            # hand focus back: a form field would swallow `v` (after a failure it stays, to fix the params)
+            self.query_one("#training-log", RichLog).focus()
         self.refresh_bindings()
 
     def _status(self, text: str, style: str = "") -> None:

@@ -51,6 +51,8 @@ class MlflowModel:
             for name, dtype in self.dtypes.items():
                 if name in frame:
                     frame[name] = frame[name].astype(dtype)
+        if self.proba and not hasattr(self.model, "feature_names_in_") and hasattr(frame, "to_numpy"):
+            frame = frame.to_numpy()  # an estimator fitted on an array: names would only warn
         try:
             out = self.model.predict_proba(frame) if self.proba else self.model.predict(frame)
         except Exception as exc:  # a schema mismatch, the model's own error
@@ -89,7 +91,8 @@ class MlflowPyfuncFormat:
 
                 estimator = mlflow.sklearn.load_model(folder)
                 if hasattr(estimator, "predict_proba"):
-                    return MlflowModel(estimator, True, features, dtypes, options, folder)
+                    fitted_on = [str(n) for n in getattr(estimator, "feature_names_in_", [])]
+                    return MlflowModel(estimator, True, features or fitted_on or None, dtypes, options, folder)
             import mlflow.pyfunc
 
             model = mlflow.pyfunc.load_model(folder)
@@ -100,7 +103,11 @@ class MlflowPyfuncFormat:
         return MlflowModel(model, False, features, dtypes, options, folder, tuple(meta.flavors or ()))
 
     def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
-        return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder(path),
+        # `mlflow models serve` execs `uvicorn` found on PATH: put this interpreter's bin first,
+        # so a venv that is not activated still serves with its own uvicorn.
+        bin_dir = os.path.dirname(sys.executable)
+        search = os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])
+        return ["env", f"PATH={search}", sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder(path),
                 "--env-manager", "local", "-h", host, "-p", str(port)]
 
 

@@ -51,7 +51,8 @@ def output_kind(path: str, output_name: str) -> str | None:
 class OnnxModel:
     def __init__(self, session, features: list[str] | None, per_column: bool, options: dict[str, Any], where: str):
         self.session = session
-        self.output = output_kind(where, _pick_output_spec(session.get_outputs()).name)
+        specs = session.get_outputs()
+        self.output = output_kind(where, specs[_pick_index(specs)].name)  # judged once, from the graph
         self.features = features
         self.per_column = per_column
         self.options = options
@@ -76,8 +77,7 @@ class OnnxModel:
         except Exception as exc:  # onnxruntime's Fail / InvalidArgument on a wrong shape
             raise BadInputError(f"{self.where}: the ONNX model refused a batch of shape {tuple(data.shape)} "
                                 f"({_first_line(exc)})") from None
-        specs = self.session.get_outputs()
-        chosen = outputs[_pick_index(specs)]
+        chosen = outputs[_pick_index(self.session.get_outputs())]
         if isinstance(chosen, list) and chosen and isinstance(chosen[0], dict):  # skl2onnx zipmap
             keys = sorted(chosen[0])
             positive = 1 if 1 in keys else ("1" if "1" in keys else keys[-1])
@@ -98,9 +98,6 @@ def _pick_index(specs) -> int:
             return i
     return 0
 
-
-def _pick_output_spec(specs):
-    return specs[_pick_index(specs)]
 
 
 class OnnxFormat:

@@ -30,3 +30,14 @@ class LocalBackend:
         from backends.local.metrics import LocalMetrics
 
         return LocalMetrics(self.workspace.root, config)
+
+    def datasets(self):
+        from backends.local.datasets import DatasetStore
+
+        return DatasetStore(self.workspace.root)
+
+    def create_tables(self) -> None:
+        """mrc.db's tables (datasets, canary state, audit …), whatever backend holds the registry."""
+        from backends.local.tables import create_all
+
+        create_all(str(self.workspace.db_path))

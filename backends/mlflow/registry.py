@@ -233,7 +233,7 @@ class MlflowRegistry:
         lineage = self._lineage(tags, run)
         artifact = Artifact(uri=mv.source or "", sha256=tags.get("mrc.artifact.sha256", ""),
                             size_bytes=int(tags.get("mrc.artifact.size", "0") or 0),
-                            format=tags.get("mrc.artifact.format", "mlflow-model"))
+                            format=tags.get("mrc.artifact.format", "mlflow-pyfunc"))
         approval = Approval(
             status=tags.get("mrc.approval.status", "pending"), by=tags.get("mrc.approval.by", ""),
             at=tags.get("mrc.approval.at", ""), reason=tags.get("mrc.approval.reason", ""),
@@ -267,6 +267,7 @@ class MlflowRegistry:
             dataset = chosen[0].dataset
             lineage.data_version = dataset.name
             lineage.data_sha256 = dataset.digest
+            lineage.data_uri = _dataset_uri(getattr(dataset, "source", "") or "")
         return lineage
 
     def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
@@ -326,20 +327,41 @@ class MlflowRegistry:
             return self._call("get experiment", lambda: self.client.get_experiment_by_name(name)).experiment_id
 
     def fetch_artifact(self, model: str, version: str, dest_dir: str | None = None) -> str:
+        """The artifact as a local path: mrc's own single file, or the MLflow model FOLDER (the one
+        holding MLmodel) of a model logged by plain MLflow — MLflow 3 logged models (`models:/m-…`),
+        run artifacts (`runs:/…`, `mlflow-artifacts:/…`). Reads only; nothing is recorded."""
         mv = self.get_version(model, version)
+        dest = dest_dir or tempfile.mkdtemp(prefix="mrc-artifact-")
+        tags = self._call("get model version", lambda: self.client.get_model_version(model, version)).tags or {}
+        file_name = tags.get("mrc.artifact.file")
+        source = mv.artifact.uri
+        if source.startswith("models:/"):
+            # Resolved by this client: mlflow.artifacts.download_artifacts would ask the process's
+            # default registry (a sqlite mlflow.db in the cwd) and not find the logged model.
+            source = self._call("resolve model version source",
+                                lambda: self.client.get_model_version_download_uri(model, version))
+        uri = f"{source}/{file_name}" if file_name else source
+        target = os.path.join(dest, "model")
+        os.makedirs(target, exist_ok=True)
+        local = self._download(uri, target)
+        if not file_name and Path(local).is_dir():
+            local = _model_folder(local) or local
+        if mv.artifact.sha256:
+            from backends.formats.digest import artifact_sha256
+
+            if artifact_sha256(local)[0] != mv.artifact.sha256:
+                raise IntegrityError(f"{model} {version}: {uri}: bytes do not match the recorded sha256 "
+                                     f"{mv.artifact.sha256[:12]}…")
+        return local
+
+    def _download(self, uri: str, target: str) -> str:
+        if uri.startswith("runs:/"):
+            run_id, _, path = uri[len("runs:/"):].partition("/")
+            return self._call("download artifact", lambda: self.client.download_artifacts(run_id, path, target))
         from mlflow.artifacts import download_artifacts
 
-        dest = dest_dir or tempfile.mkdtemp(prefix="mrc-artifact-")
-        source = mv.artifact.uri
-        file_name = self._call("get model version", lambda: self.client.get_model_version(model, version)).tags.get(
-            "mrc.artifact.file")
-        uri = f"{source}/{file_name}" if file_name else source
-        local = self._call("download artifact", lambda: download_artifacts(artifact_uri=uri, dst_path=dest,
-                                                                            tracking_uri=self.tracking_uri))
-        if mv.artifact.sha256 and Path(local).is_file():
-            if hashlib.sha256(Path(local).read_bytes()).hexdigest() != mv.artifact.sha256:
-                raise IntegrityError(f"{uri}: bytes do not match the recorded sha256 {mv.artifact.sha256[:12]}…")
-        return local
+        return self._call("download artifact", lambda: download_artifacts(artifact_uri=uri, dst_path=target,
+                                                                           tracking_uri=self.tracking_uri))
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
         mv = self.get_version(model, version)
@@ -556,6 +578,29 @@ def _pending(current: str | None, last: dict[str, str]) -> bool:
     to = last.get("mrc.to") or None
     source = last.get("mrc.from") or None
     return to != current and source == current
+
+
+def _dataset_uri(source: str) -> str:
+    """Where a run's dataset input can be read: its source's uri/path/… (MLflow writes JSON such
+    as {"uri": "s3://…"}), or the source string itself when it is not JSON."""
+    try:
+        parsed = json.loads(source)
+    except (ValueError, TypeError):
+        return source.strip()
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict):
+        for key in ("uri", "url", "path", "location", "source", "table_name", "data_version"):
+            value = parsed.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return ""
+
+
+def _model_folder(root: str) -> str | None:
+    """The folder holding MLmodel: root itself, or the shallowest one below it."""
+    found = sorted(Path(root).rglob("MLmodel"), key=lambda p: (len(p.parts), str(p)))
+    return str(found[0].parent) if found else None
 
 
 def _short(exc: BaseException) -> str:

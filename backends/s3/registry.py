@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,8 @@ from backends.base import (
 )
 
 OUTSIDE_MRC = "(outside mrc)"
+# Model files a version folder may hold, in the order they are looked for.
+MODEL_FILES = ("model.pt", "model.onnx", "model.pth", "model.ts")
 SEQ_WIDTH = 10
 # Config keys that would put a secret in mrc.toml: refused, credentials come from the AWS chain.
 SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_key", "access_key",
@@ -273,8 +276,10 @@ class S3Registry:
             raise NotFoundError(f"unknown model {model!r} in {self._where()}")
 
     def _version_exists(self, model: str, version: str) -> bool:
-        objects, _ = self._list(self._version_key(model, version), delimiter="/")
-        return any(o["Key"].endswith(("/model.pt", "/metadata.json", "/metrics.json")) for o in objects)
+        base = self._version_key(model, version)
+        objects, _ = self._list(base)  # recursive: an MLflow model may sit in a sub-folder
+        present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
+        return bool({"metadata.json", "metrics.json"} & present.keys()) or _locate_artifact(present, {}) is not None
 
     # -- models and versions ---------------------------------------------------------------
     def list_models(self) -> list[ModelSummary]:
@@ -318,29 +323,33 @@ class S3Registry:
 
     def _read_version(self, model: str, version: str) -> ModelVersion | None:
         base = self._version_key(model, version)
-        objects, _ = self._list(base, delimiter="/")
-        present = {o["Key"][len(base):]: o for o in objects}
-        if not ({"model.pt", "metadata.json", "metrics.json"} & present.keys()):
-            return None
+        objects, _ = self._list(base)  # the whole version folder: a model may be a sub-folder (MLflow)
+        present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
         metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        located = _locate_artifact(present, metadata)
+        if located is None and not ({"metadata.json", "metrics.json"} & present.keys()):
+            return None
         metrics_raw = (self._get_json(base + "metrics.json") if "metrics.json" in present else None) or {}
         metrics = {}
         for key, value in metrics_raw.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics[key] = float(value)
         artifact_meta = metadata.get("artifact") if isinstance(metadata.get("artifact"), dict) else {}
-        model_obj = present.get("model.pt")
-        artifact = Artifact(
-            uri=self._uri(base + "model.pt"),
-            sha256=str(artifact_meta.get("sha256", "")),
-            size_bytes=int(model_obj["Size"]) if model_obj else int(artifact_meta.get("size_bytes", 0)),
-            format=str(artifact_meta.get("format", "torch")),
-        )
+        name, fmt = located or (MODEL_FILES[0], "")
+        if name == "" or name.endswith("/"):  # an MLflow model folder
+            model_obj = None
+            size = sum(int(o["Size"]) for k, o in present.items() if k.startswith(name))
+        else:
+            model_obj = present.get(name)
+            size = int(model_obj["Size"]) if model_obj else int(artifact_meta.get("size_bytes", 0) or 0)
+        artifact = Artifact(uri=self._uri(base + name), size_bytes=size, format=fmt,
+                            sha256=str(artifact_meta.get("sha256") or metadata.get("model_sha256") or ""))
         created = metadata.get("created_at") or metadata.get("trained_at") or metadata.get("timestamp")
-        if not created and model_obj:
-            created = model_obj["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if not created and present:
+            newest = model_obj or max(present.values(), key=lambda o: o["LastModified"])
+            created = newest["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
-                            metrics=metrics, lineage=_lineage_from_metadata(metadata),
+                            metrics=metrics, lineage=_lineage_from_metadata(metadata, version),
                             approval=self._read_approval(model, version), description=str(metadata.get("description", "")))
 
     def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
@@ -376,21 +385,59 @@ class S3Registry:
         return self.get_version(model, version)
 
     def fetch_artifact(self, model: str, version: str, dest_dir: str | None = None) -> str:
+        """The artifact as a local path, its sha256 checked when one is recorded: model.pt /
+        model.onnx (with metadata.json beside it, where the formats find the feature list), or
+        the MLflow model folder."""
         mv = self.get_version(model, version)
-        data = self._artifact_bytes(mv)
         dest = Path(dest_dir) if dest_dir else Path(os.environ.get("TMPDIR", "/tmp"))
-        dest.mkdir(parents=True, exist_ok=True)
-        out = dest / f"{model}-{version}.pt"
+        folder = dest / f"{model}-{version}"
+        folder.mkdir(parents=True, exist_ok=True)
+        base = self._version_key(model, version)
+        name = mv.artifact.uri.rsplit(base, 1)[-1] if base in mv.artifact.uri else MODEL_FILES[0]
+        if name == "" or name.endswith("/"):
+            out = folder / (name.rstrip("/").rsplit("/", 1)[-1] or "model")
+            objects, _ = self._list(base + name)
+            for obj in objects:
+                relative = obj["Key"][len(base + name):]
+                if not relative or ".." in relative.split("/") or relative.startswith("approvals/"):
+                    continue
+                found = self._get(obj["Key"])
+                if found is None:
+                    raise NotFoundError(f"{self._uri(obj['Key'])}: artifact file is missing")
+                (out / relative).parent.mkdir(parents=True, exist_ok=True)
+                (out / relative).write_bytes(found[0])
+            self._check_sha(mv, out, self._uri(base + name))
+            return str(out)
+        data = self._artifact_bytes(mv, name)
+        out = folder / name
         out.write_bytes(data)
+        metadata = self._get(base + "metadata.json")
+        if metadata is not None:
+            (folder / "metadata.json").write_bytes(metadata[0])
         return str(out)
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
         mv = self.get_version(model, version)
-        self._artifact_bytes(mv)
+        base = self._version_key(model, version)
+        name = mv.artifact.uri.rsplit(base, 1)[-1] if base in mv.artifact.uri else MODEL_FILES[0]
+        if name == "" or name.endswith("/"):
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:
+                self.fetch_artifact(model, version, tmp)
+        else:
+            self._artifact_bytes(mv, name)
         return mv.artifact
 
-    def _artifact_bytes(self, mv: ModelVersion) -> bytes:
-        key = self._version_key(mv.model, mv.version) + "model.pt"
+    def _check_sha(self, mv: ModelVersion, path: Path, uri: str) -> None:
+        if mv.artifact.sha256:
+            from backends.formats.digest import artifact_sha256
+
+            if artifact_sha256(path)[0] != mv.artifact.sha256:
+                raise IntegrityError(f"{uri}: bytes do not match the recorded sha256 {mv.artifact.sha256[:12]}…")
+
+    def _artifact_bytes(self, mv: ModelVersion, name: str = "model.pt") -> bytes:
+        key = self._version_key(mv.model, mv.version) + name
         found = self._get(key)
         if found is None:
             raise NotFoundError(f"{self._uri(key)}: artifact is missing")
@@ -646,26 +693,73 @@ def _requirements(lineage: Lineage) -> str:
     return "".join(f"{name}=={version}\n" for name, version in sorted(lineage.environment.frameworks.items()))
 
 
-def _lineage_from_metadata(metadata: dict[str, Any]) -> Lineage:
-    """mrc writes a `lineage` object; a bucket filled by hand or by a pipeline may use flat keys."""
+def _locate_artifact(present: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, str] | None:
+    """(name inside the version folder, declared format) of the model: the file metadata.json
+    names, model.pt, model.onnx …, or a folder holding MLmodel ("name/", mlflow-pyfunc).
+    The format is what metadata.json declares ("" when it does not: the file's bytes decide)."""
+    artifact_meta = metadata.get("artifact") if isinstance(metadata.get("artifact"), dict) else {}
+    declared = ""
+    for value in (artifact_meta.get("format"), metadata.get("format"), metadata.get("model_format"),
+                  metadata.get("framework")):
+        if isinstance(value, str) and value.strip():
+            declared = value.strip().lower()
+            break
+    named = artifact_meta.get("file") or artifact_meta.get("path") or metadata.get("model_file")
+    if isinstance(named, str) and named.strip("/") in present and ".." not in named:
+        return named.strip("/"), declared
+    for name in MODEL_FILES:
+        if name in present:
+            return name, declared or ("onnx" if name.endswith(".onnx") else "")
+    mlmodels = sorted((k for k in present if k == "MLmodel" or k.endswith("/MLmodel")), key=lambda k: k.count("/"))
+    if mlmodels:
+        folder = mlmodels[0][: -len("MLmodel")]
+        return folder or "", "mlflow-pyfunc"
+    return None
+
+
+_SEED_VERSION = re.compile(r"^v\d{8}-([0-9a-f]{7,40})$")  # the seed's v$(date +%Y%m%d)-${GITHUB_SHA::8}
+
+
+def _lineage_from_metadata(metadata: dict[str, Any], version: str = "") -> Lineage:
+    """mrc writes a `lineage` object; a bucket filled by hand or by a pipeline may use flat keys,
+    or nest them under "training", "git", "source" or "data"."""
     if isinstance(metadata.get("lineage"), dict):
         flat = dict(metadata["lineage"])
     else:
         flat = {}
-    def pick(*names):
-        for name in names:
-            for source in (flat, metadata):
-                if source.get(name) not in (None, ""):
-                    return source[name]
+    nested = {k: metadata[k] for k in ("training", "git", "source", "code", "data", "dataset")
+              if isinstance(metadata.get(k), dict)}
+
+    def pick(*names: str, within: tuple[str, ...] = (), generic: tuple[str, ...] = ()) -> str:
+        """The first non-empty value of `names` (in lineage, at the top, in any nested object), else
+        of `generic` words ("version", "path" …) only inside the nested objects named by `within`."""
+        sources = [(name, (flat, metadata, *nested.values())) for name in names]
+        sources += [(name, tuple(nested[k] for k in within if k in nested)) for name in generic]
+        for name, where in sources:
+            for source in where:
+                value = source.get(name)
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+                    return str(value)
         return ""
-    params = pick("params", "hyperparameters", "training_params")
+
+    params = next((p for p in (flat.get("params"), metadata.get("params"), metadata.get("hyperparameters"),
+                               metadata.get("training_params"), *(n.get("params") or n.get("hyperparameters")
+                                                                  for n in nested.values())) if p), None)
     lineage = Lineage.from_dict({k: v for k, v in flat.items() if k != "environment"} | {
         "environment": flat.get("environment") if isinstance(flat.get("environment"), dict) else {}})
-    lineage.code_commit = str(pick("code_commit", "git_commit", "commit", "git_sha"))
-    lineage.code_repo = str(pick("code_repo", "git_repo", "repo"))
-    lineage.data_version = str(pick("data_version", "dataset_version", "data_hash", "dvc_hash", "dataset"))
-    lineage.data_sha256 = str(pick("data_sha256", "dataset_sha256"))
-    lineage.training_run = str(pick("training_run", "run_id", "training_job"))
+    code, data = ("git", "source", "code"), ("data", "dataset")
+    lineage.code_commit = pick("code_commit", "git_commit", "commit_sha", "git_sha", "github_sha", "commit",
+                               "code_version", within=code, generic=("sha", "revision"))
+    if not lineage.code_commit:  # a seed pipeline that wrote no metadata: the version names the commit
+        seed = _SEED_VERSION.match(version or "")
+        lineage.code_commit = seed.group(1) if seed else ""
+    lineage.code_repo = pick("code_repo", "git_repo", "repo", "repository", "repo_url", within=code, generic=("url",))
+    lineage.data_version = pick("data_version", "dataset_version", "data_hash", "dvc_hash", "dataset",
+                                within=data, generic=("version", "hash", "name"))
+    lineage.data_sha256 = pick("data_sha256", "dataset_sha256", within=data, generic=("sha256",))
+    lineage.data_uri = pick("data_uri", "data_path", "dataset_uri", "train_data", "training_data",
+                            within=data, generic=("uri", "path"))
+    lineage.training_run = pick("training_run", "run_id", "training_job", "job_id")
     lineage.params = params if isinstance(params, dict) else {}
     return lineage
 

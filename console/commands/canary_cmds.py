@@ -23,6 +23,8 @@ def register(sub, common) -> None:
     p.add_argument("--failures", type=int, metavar="N", help="consecutive failing windows before rollback (default 3)")
     p.add_argument("--min-requests", type=int, metavar="N", help="requests per variant a window needs to be judged")
     p.add_argument("--max-error-delta", type=float, metavar="D", help="threshold rule: allowed error-rate increase")
+    p.add_argument("--no-data-timeout", type=float, metavar="S",
+                   help="roll back after this long without data from both variants (default 5 intervals)")
     p.add_argument("--override", action="store_true", help="canary a version that is not approved (needs --reason)")
     p.add_argument("--reason", default="")
     p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
@@ -36,7 +38,7 @@ def register(sub, common) -> None:
                        ("pause", "stop stepping (analysis and automatic rollback continue)"),
                        ("resume", "resume a paused canary"),
                        ("next", "go to the next step now"),
-                       ("abort", "end the canary: stable back to 100%")):
+                       ("abort", "end the canary: stable back to 100%%")):
         p = common(csub.add_parser(name, help=text))
         p.add_argument("model")
         p.add_argument("--reason", default="")
@@ -87,9 +89,10 @@ def _plan(args):
     plan = parse_plan(args.plan)
     overrides = {"hold_s": args.hold, "interval_s": args.interval, "judge": args.judge, "alpha": args.alpha,
                  "consecutive_failures": args.failures, "min_requests": args.min_requests,
-                 "max_error_rate_delta": args.max_error_delta}
+                 "max_error_rate_delta": args.max_error_delta, "no_data_timeout_s": args.no_data_timeout}
     plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    names = {"hold_s": "--hold", "interval_s": "--interval", "alpha": "--alpha", "consecutive_failures": "--failures"}
+    names = {"hold_s": "--hold", "interval_s": "--interval", "alpha": "--alpha", "consecutive_failures": "--failures",
+             "no_data_timeout_s": "--no-data-timeout"}
     try:
         return validate_plan(plan, "canary plan")
     except BadInputError as exc:

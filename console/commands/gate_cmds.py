@@ -64,11 +64,14 @@ def _check_rows(report) -> str:
     def f(x):
         return "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
 
+    not_run = report.not_run
+    ran = len(report.checks) - len(not_run)
     head = (f"{report.model + ' ' if report.model else ''}{report.candidate} vs "
             f"{report.baseline or 'no baseline'}: {'PASSED' if report.passed else 'FAILED'} "
-            f"({len(report.checks) - len(report.failed_checks)}/{len(report.checks)} checks pass)")
-    rows = [["ok" if c.passed else "FAIL", c.name, f(c.value), f(c.threshold), f(c.baseline_value), c.detail]
-            for c in report.checks]
+            f"({ran - len(report.failed_checks)}/{ran} checks pass"
+            + (f"; {len(not_run)} not run: {not_run[0].detail.removeprefix('not run: ')}" if not_run else "") + ")")
+    rows = [["not run" if c.status == "not_run" else "ok" if c.passed else "FAIL", c.name, f(c.value), f(c.threshold),
+             f(c.baseline_value), c.detail] for c in report.checks]
     return head + "\n" + table(["", "check", "value", "threshold", "baseline", "why"], rows)
 
 

@@ -67,7 +67,7 @@ def cmd_models(ctx: Context) -> int:
             "production": m.pointers.get(PRODUCTION),
             "candidate": m.pointers.get(CANDIDATE),
             "canary": m.pointers.get(CANARY),
-            "drift": drift_status(ctx, m.name),
+            "drift": drift_status(ctx, m.name, m.pointers.get(CANDIDATE)),
             "versions": m.versions,
             "pointers": m.pointers,
             "updated_at": m.updated_at,
@@ -79,11 +79,13 @@ def cmd_models(ctx: Context) -> int:
     return 0
 
 
-def drift_status(ctx: Context, model: str) -> str | None:
-    """The last recorded drift severity of the model's data, if the drift engine recorded one."""
+def drift_status(ctx: Context, model: str, candidate: str | None) -> str | None:
+    """The drift severity last recorded for the model's candidate, if the drift engine recorded one."""
+    if not candidate:
+        return None
     from console.drift import recorded_status
 
-    return recorded_status(ctx.workspace, model)
+    return recorded_status(ctx.workspace, model, candidate)
 
 
 def cmd_versions(ctx: Context) -> int:
@@ -176,8 +178,10 @@ def cmd_decide(ctx: Context) -> int:
     outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
                      actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override,
                      custom_policy=custom)
-    ctx.emit(outcome.to_dict(), f"{args.model} {args.version}: {args.status}"
+    not_run = [c.name for c in report.not_run] if report is not None else []
+    ctx.emit({**outcome.to_dict(), "checks_not_run": not_run}, f"{args.model} {args.version}: {args.status}"
              + (" (override)" if outcome.detail["approval"].get("override") else "")
+             + (f"; {len(not_run)} checks not run: {', '.join(not_run)}" if not_run else "")
              + ("" if outcome.changed else " (no change)"))
     return 0
 
@@ -195,7 +199,8 @@ def _custom_policy(ctx: Context, model: str, policy: str | None, report) -> str 
 
 
 def gate_report_for(ctx: Context, model: str, version: str, policy: str | None):
-    """The gate report of a registry version, from the gate engine when it is installed."""
+    """The gate report of a registry version: from recorded metrics, and from the test set when
+    the model has one (checks that need data are listed as not run without it)."""
     from console.gates import evaluate_version
 
     return evaluate_version(ctx.workspace, model, version, policy_path=policy)

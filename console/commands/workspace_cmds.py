@@ -25,9 +25,7 @@ def cmd_init(ctx: Context) -> int:
     root = resolve_dir(ctx.args.workspace)
     Workspace.init(root)
     ws = Workspace.open(root)
-    from backends.local.tables import create_all
-
-    create_all(str(ws.db_path))  # datasets, canary state and audit live here whatever the registry
+    ws.local().create_tables()  # datasets, canary state and audit live here whatever the registry
     registry = ws.registry()
     if hasattr(registry, "ensure_schema"):
         registry.ensure_schema()
@@ -76,9 +74,7 @@ def cmd_demo(ctx: Context) -> int:
 
 
 def cmd_datasets(ctx: Context) -> int:
-    from backends.local.datasets import DatasetStore
-
-    datasets = DatasetStore(ctx.workspace.root).list()
+    datasets = ctx.workspace.datasets().list()
     ctx.emit({"datasets": [d.to_dict() for d in datasets]}, lambda: table(
         ["dataset", "rows", "sha256", "parent", "note"],
         [[d.ref, d.rows, d.sha256[:12], d.parent or "-", d.note] for d in datasets]))

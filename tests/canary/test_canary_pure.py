@@ -81,7 +81,7 @@ def test_threshold_rule_rolls_back_after_n_consecutive_failing_windows_only():
 
 
 def test_too_few_requests_is_no_data_not_healthy():
-    state = fresh(CanaryPlan(min_requests=20))
+    state = fresh(CanaryPlan(min_requests=20, no_data_timeout_s=600))  # the timeout has its own tests
     state.step, state.weight = 0, 5
     a = canary.analyze(state, window("1", 100), window("2", 3, errors=1), 1001)
     assert a.window_verdict == "no_data" and not a.rollback
@@ -175,7 +175,8 @@ def test_state_machine_walks_the_plan_and_promotes():
 
 
 def test_commands_pause_resume_and_refuse_on_a_finished_canary():
-    state = canary.apply(fresh(), canary.Decision(canary.STEP, 5, "", 0), 1000, "t")
+    quiet = CanaryPlan(hold_s=10, interval_s=1, no_data_timeout_s=10_000)  # silence has its own tests
+    state = canary.apply(fresh(quiet), canary.Decision(canary.STEP, 5, "", 0), 1000, "t")
     paused = canary.apply(state, canary.command(state, "pause", 1001), 1001, "t", actor="ann")
     assert paused.status == "paused" and paused.events[-1]["actor"] == "ann"
     assert canary.decide(paused, 5000).action == canary.HOLD  # a paused canary does not step

@@ -99,6 +99,12 @@ async def test_pause_key_then_next_step_key(served_ws):
         await wait_for(pilot, lambda: screen.state.status == "paused")
         await pilot.press("space")
         await wait_for(pilot, lambda: screen.state.status == "progressing")
-        await pilot.press("p")  # 50 % -> the last step: promote
+        await pilot.press("p")  # 50 % -> the last step: promote, after a confirmation
+        from screens.promote_dialog import PromoteDialog
+
+        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog))
+        assert "promote" in str(app.screen.query_one(".dialog-title").render())
+        await pilot.pause(0.6)
+        await pilot.press("ctrl+y")
         await wait_for(pilot, lambda: screen.state.status == "promoted")
         assert live_split(served_ws) == {CANDIDATE: 100}

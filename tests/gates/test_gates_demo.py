@@ -76,7 +76,8 @@ def test_version_drift_and_recorded_status(demo_ws, mrc):
     drifted = version_drift(ws, MODEL, "4")
     assert drifted.severity == "critical" and drifted.current == "breast_cancer@v3-drifted"
     assert {f.name for f in drifted.features if f.severity == "critical"} >= {"mean_texture", "mean_fractal_dimension"}
-    assert recorded_status(ws, MODEL) == "critical"
+    # drift is recorded per version: reviewing 4 leaves the candidate's (5) status as it was
+    assert recorded_status(ws, MODEL, "4") == "critical" and recorded_status(ws, MODEL) == "none"
     same = mrc("drift", "--model", MODEL, "--json", *_ws(demo_ws))  # the candidate, 5, trained on v2 like production
     assert same.returncode == 0, same.stderr
     assert same.json()["severity"] == "none" and same.json()["version"] == "5"

@@ -12,7 +12,6 @@ must behave as on mrc's own models.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path

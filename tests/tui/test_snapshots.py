@@ -174,7 +174,7 @@ def test_training_form(snap_compare, release_ws):
     async def run_before(pilot) -> None:
         await settle(pilot.app, pilot)
         await pilot.press("t")
-        await pilot.pause(0.05)
+        await settle(pilot.app, pilot)  # the screen reads the candidate alias it will move in a worker
     assert snap_compare(make_app(release_ws), terminal_size=SIZE, run_before=still(run_before))
 
 

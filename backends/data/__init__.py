@@ -1,0 +1,1 @@
+"""Data sources: where test, golden and reference data live (found by scheme in console/plugins.py)."""
