@@ -255,3 +255,17 @@ def test_a_key_others_can_read_is_refused(tmp_path):
     os.chmod(path, 0o644)
     with pytest.raises(BackendError, match="readable by others"):
         read_key(path)
+
+
+def test_predict_takes_json_through_its_own_host_only(served, row):
+    """A page cannot fill the request log the canary judges: text/plain and foreign Hosts are refused."""
+    ws, _ = served
+    router, servers = ports(ws)
+    log = ws / "serving" / MODEL / "requests.jsonl"
+    before = log.read_text()
+    body = {"rows": [row], "key": "page"}
+    assert call(router, "POST", "/predict", body, content_type="text/plain")[0] == 415
+    assert call(router, "POST", "/predict", body, host=f"attacker.example:{router}")[0] == 403
+    assert call(servers["2"], "POST", "/predict", body, content_type="text/plain")[0] == 415
+    assert log.read_text() == before
+    assert call(router, "POST", "/predict", body, host=f"localhost:{router}")[0] == 200
