@@ -332,6 +332,10 @@ class HealthWindow(Record):
     predictions: list[float] = field(default_factory=list)
     labelled: int = 0
     correct: int = 0
+    # A latency histogram of the window's requests, when the source has one instead of raw
+    # latencies (Prometheus): [(upper bound in ms, requests at or below it)], cumulative, the
+    # last bound +inf. The sequential judge counts requests above a bound from it.
+    latency_buckets: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def error_rate(self) -> float | None:

@@ -171,7 +171,7 @@ def lock_timeout_s(ctx) -> float:
     return ctx.workspace.lock_timeout_s()
 
 
-def wait_for_write_lock(ctx, *, poll_s: float = 0.1, say_every_s: float = 2.0) -> None:
+def wait_for_write_lock(ctx, *, poll_s: float = 0.1, say_every_s: float = 2.0, quiet_s: float = 2.0) -> None:
     """Wait, saying so on stderr, until the workspace database's write lock is free.
 
     SQLite's own busy timeout waits in silence; this takes the lock and lets it go at once
@@ -189,7 +189,9 @@ def wait_for_write_lock(ctx, *, poll_s: float = 0.1, say_every_s: float = 2.0) -
         raise BadInputError(f"{db.parent}: the workspace folder is not writable, and `mrc {ctx.args.command}` writes")
     timeout = lock_timeout_s(ctx)
     deadline = time.monotonic() + timeout
-    next_say = 0.0
+    # Ordinary contention (another write that commits in milliseconds) stays silent: the line
+    # is for a lock that is really held, and a racing loser must still say exactly one thing.
+    next_say = time.monotonic() + min(quiet_s, timeout / 2)
     conn = sqlite3.connect(str(db), timeout=0, isolation_level=None)
     try:
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from backends.base import (
     CANDIDATE,
     PRODUCTION,
     Approval,
+    BackendError,
     BadInputError,
     ConflictError,
     PointerMove,
@@ -84,7 +86,6 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     policy_override = bool(custom_policy) and status == "approved"
     overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
     approval = Approval(status, actor, now_iso(), reason, digest, overridden)
-    stored = registry.set_approval(model, version, approval, expected_status=seen)
     details = {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
                "gate_complete": gate_report is not None and not gate_error and not not_run,
                "checks_not_run": not_run, "override": approval.override, "previous_status": seen}
@@ -94,14 +95,19 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
         details["policy_sha256"] = getattr(gate_report, "policy_sha256", "")
     if policy_override:
         details["custom_policy"] = custom_policy
-    audit.append(actor, "approve" if status == "approved" else "reject", model, version, details)
+    stored = record_approval(registry, audit, model, version, approval, expected_status=seen, actor=actor,
+                             action="approve" if status == "approved" else "reject", details=details)
     return Outcome(status, model, version, True, {"approval": stored.to_dict()})
 
 
 def promote(registry, audit, model: str, version: str, *, actor: str, reason: str = "",
-            expected: str | None = None, expected_given: bool = False, override: bool = False) -> Outcome:
+            expected: str | None = None, expected_given: bool = False, override: bool = False,
+            traffic=None, options: dict[str, Any] | None = None) -> Outcome:
+    """Production to `version`. With `traffic` (a live split) its server is made healthy first,
+    then the pointer moves, then all traffic follows."""
     check_name(model, "model")
     check_name(version, "version")
+    settle_intents(registry, audit)
     mv = registry.get_version(model, version)
     if mv.approval.status != "approved":
         if not override:
@@ -116,85 +122,408 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
         expected = current
     if current == version and expected == current:
         return Outcome("promote", model, version, False, {"from": current, "to": version, "note": "already production"})
+    server = serve_target(traffic, registry, model, version, options)  # before any write: nothing moves if it fails
     from backends.stall import stall_point
 
     stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
     # the approval we judged travels with the move: the registry moves only if it is still the same
-    move = registry.move_pointer(model, PRODUCTION, expected=expected, new=version, actor=actor, reason=reason,
-                                 approval=mv.approval)
-    audit.append(actor, "promote", model, version,
-                 {"from": move.from_version, "to": move.to_version, "reason": reason, "override": override,
-                  "approval": {"status": mv.approval.status, "by": mv.approval.by, "at": mv.approval.at}})
+    move = move_audited(registry, audit, model, PRODUCTION, expected=expected, new=version, actor=actor, reason=reason,
+                        action="promote", version=version, approval=mv.approval,
+                        details={"reason": reason, "override": override,
+                                 "approval": {"status": mv.approval.status, "by": mv.approval.by, "at": mv.approval.at}})
     _clear_candidate(registry, audit, model, version, actor)
-    return Outcome("promote", model, version, True, {"from": move.from_version, "to": version, "move": move.to_dict()})
+    detail: dict[str, Any] = {"from": move.from_version, "to": version, "move": move.to_dict()}
+    _follow_with_traffic(traffic, audit, model, version, server, detail, actor, "promote-traffic")
+    return Outcome("promote", model, version, True, detail)
 
 
 def _clear_candidate(registry, audit, model: str, version: str, actor: str) -> None:
     if registry.get_pointers(model).get(CANDIDATE) != version:
         return
     try:
-        registry.move_pointer(model, CANDIDATE, expected=version, new=None, actor=actor, reason="promoted")
+        move_audited(registry, audit, model, CANDIDATE, expected=version, new=None, actor=actor, reason="promoted",
+                     action="clear-candidate", version=version, details={"reason": "promoted to production"})
     except ConflictError:
         return  # someone named another candidate meanwhile: theirs stands
-    audit.append(actor, "clear-candidate", model, version, {"reason": "promoted to production"})
 
 
-def rollback_target(history: list[PointerMove], current: str | None) -> str | None:
-    """Pure: the version production pointed at before it last moved to `current`."""
-    for move in reversed(history):
-        if move.alias == PRODUCTION and move.to_version == current and move.from_version:
-            return move.from_version
+# -- audited writes: the event cannot be missing ---------------------------------------------------
+
+def move_audited(registry, audit, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
+                 reason: str, action: str, version: str, details: dict[str, Any],
+                 approval: Approval | None = None) -> PointerMove:
+    """A compare-and-swap pointer move and its audit event, never one without the other.
+    With `approval`, the move also needs `new`'s approval to be still that one (Registry.move_pointer).
+
+    Local registry in the audit's own SQLite file: the event is appended inside the move's
+    transaction. Any other registry: an intent is committed first, the event after the write;
+    an intent left open by a crash is settled by the next run (`settle_intents`)."""
+    from console.audit import crash_point
+
+    def event_details(move: PointerMove) -> dict[str, Any]:
+        return {**details, "alias": alias, "from": move.from_version, "to": move.to_version, "move_seq": move.seq}
+
+    if _shares_transaction(registry, audit):
+        def in_transaction(conn, move: PointerMove) -> None:
+            crash_point("move:after-write")
+            audit.append_in(conn, actor, action, model, version, event_details(move))
+            crash_point("move:after-audit")
+
+        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                     audit=in_transaction, **_approval_arg(approval))
+        crash_point("move:after-commit")
+        return move
+    if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
+        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                     **_approval_arg(approval))
+        audit.append(actor, action, model, version, event_details(move))
+        return move
+    from console.audit import abandon_intent, commit_intent, record_intent
+
+    intent = record_intent(audit, actor, action, model, version,
+                           {"kind": "pointer", "alias": alias, "expected": expected, "new": new, "reason": reason},
+                           details)
+    crash_point("intent:after-record")
+    try:
+        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                     **_approval_arg(approval))
+    except (ConflictError, BadInputError) as exc:  # refused: nothing was written
+        abandon_intent(audit, intent, f"{type(exc).__name__}: {exc}")
+        raise
+    crash_point("remote:after-write")
+    commit_intent(audit, intent, actor, action, model, version, event_details(move))
+    return move
+
+
+def _approval_arg(approval: Approval | None) -> dict[str, Any]:
+    """Only when given: moves without an approval to check keep the registry call they had."""
+    return {} if approval is None else {"approval": approval}
+
+
+def record_approval(registry, audit, model: str, version: str, approval: Approval, *, expected_status: str | None,
+                    actor: str, action: str, details: dict[str, Any]) -> Approval:
+    """An approval and its audit event, never one without the other (as `move_audited`)."""
+    from console.audit import crash_point
+
+    if _shares_transaction(registry, audit):
+        def in_transaction(conn, stored: Approval) -> None:
+            crash_point("approval:after-write")
+            audit.append_in(conn, actor, action, model, version, {**details, "approval_at": stored.at})
+            crash_point("approval:after-audit")
+
+        stored = registry.set_approval(model, version, approval, expected_status=expected_status, audit=in_transaction)
+        crash_point("approval:after-commit")
+        return stored
+    approval = Approval(approval.status, approval.by, approval.at or now_iso(), approval.reason,
+                        approval.gate_report_sha256, approval.override)
+    if not hasattr(audit, "db_path"):
+        stored = registry.set_approval(model, version, approval, expected_status=expected_status)
+        audit.append(actor, action, model, version, {**details, "approval_at": stored.at})
+        return stored
+    from console.audit import abandon_intent, commit_intent, record_intent
+
+    intent = record_intent(audit, actor, action, model, version,
+                           {"kind": "approval", "status": approval.status, "by": approval.by, "at": approval.at},
+                           details)
+    crash_point("intent:after-record")
+    try:
+        stored = registry.set_approval(model, version, approval, expected_status=expected_status)
+    except (ConflictError, BadInputError) as exc:
+        abandon_intent(audit, intent, f"{type(exc).__name__}: {exc}")
+        raise
+    crash_point("remote:after-write")
+    commit_intent(audit, intent, actor, action, model, version, {**details, "approval_at": stored.at})
+    return stored
+
+
+def _shares_transaction(registry, audit) -> bool:
+    shares = getattr(audit, "shares_database_with", None)
+    return bool(shares and shares(registry))
+
+
+def settle_intents(registry, audit) -> list[dict[str, Any]]:
+    """Before a write to a remote registry: settle what a crashed run left open."""
+    if _shares_transaction(registry, audit) or not hasattr(audit, "db_path"):
+        return []
+    from console.audit import reconcile
+
+    return reconcile(audit, registry)
+
+
+# -- rollback ---------------------------------------------------------------------------------------
+
+ROLLBACK = "rollback"
+
+
+def is_rollback(move: PointerMove) -> bool:
+    """Rollbacks are recorded with a reason that starts with "rollback" (see `rollback`)."""
+    return (move.reason or "").startswith(ROLLBACK)
+
+
+def rollback_candidates(history: list[PointerMove], current: str | None) -> list[str]:
+    """Pure: earlier production versions, the most recently in production first. Never the
+    current one, and never one that production last left by a rollback (that one was bad)."""
+    became: dict[str, int] = {}
+    left_by_rollback: dict[str, bool] = {}
+    for i, move in enumerate(history):
+        if move.alias != PRODUCTION:
+            continue
+        if move.from_version:
+            left_by_rollback[move.from_version] = is_rollback(move)
+        if move.to_version:
+            became[move.to_version] = i
+    newest_first = sorted(became, key=lambda v: -became[v])
+    return [v for v in newest_first if v != current and not left_by_rollback.get(v, False)]
+
+
+def rollback_target(history: list[PointerMove], current: str | None,
+                    approvals: dict[str, str] | None = None) -> str | None:
+    """Pure: the version a rollback from `current` goes to — the first candidate that is
+    approved, when the approvals (version -> status) are known. The artifact check is I/O:
+    `rollback` makes it."""
+    for version in rollback_candidates(history, current):
+        if approvals is None or approvals.get(version) == "approved":
+            return version
     return None
 
 
-def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
-             expected: str | None = None, expected_given: bool = False, traffic=None) -> Outcome:
-    """Production back to a known-good version: one conditional write, then the audit event.
+def rolled_back_from(history: list[PointerMove]) -> PointerMove | None:
+    """The last production move, when it was a rollback."""
+    moves = [m for m in history if m.alias == PRODUCTION]
+    return moves[-1] if moves and is_rollback(moves[-1]) else None
 
-    With `traffic` (a Traffic backend with a live split) the traffic follows the pointer: the
-    target version takes 100% through the backend's fast rollback path."""
+
+def unfit_reason(registry, model: str, version: str) -> str | None:
+    """Why a version must not take production without an override; None when it may."""
+    mv = registry.get_version(model, version)
+    if mv.approval.status != "approved":
+        return mv.approval.status  # "rejected" or "pending"
+    try:
+        verify_artifact(registry, mv)
+    except (BadInputError, OSError) as exc:
+        return f"corrupt (artifact does not verify: {exc})"
+    return None
+
+
+def verify_artifact(registry, mv) -> None:
+    """The registry's own check when it has one, else fetch the bytes and hash them here."""
+    verify = getattr(registry, "verify_artifact", None)
+    if verify is not None:
+        verify(mv.model, mv.version)
+        return
+    import tempfile
+
+    from backends.base import IntegrityError
+
+    with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:
+        path = registry.fetch_artifact(mv.model, mv.version, tmp)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != mv.artifact.sha256:
+            raise IntegrityError(f"{mv.model} {mv.version}: artifact sha256 {digest.hexdigest()[:12]}… "
+                                 f"is not the recorded {mv.artifact.sha256[:12]}…")
+
+
+def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
+             expected: str | None = None, expected_given: bool = False, override: bool = False,
+             traffic=None, options: dict[str, Any] | None = None) -> Outcome:
+    """Production away from the version the caller saw (`expected`, else read now), to a
+    known-good one: the newest earlier production version that is approved, not rejected, whose
+    artifact verifies, and that production was not rolled away from. `to` names it instead
+    (a rejected, pending or corrupt one needs `override` and a reason).
+
+    Two rollbacks away from the same version move it once: the second finds the last move was a
+    rollback from what it saw and reports that instead of rolling back further. With `traffic`
+    (a live split) the target's server is made healthy before anything moves."""
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
+    settle_intents(registry, audit)
+    history = registry.pointer_history(model, PRODUCTION)
     current = registry.get_pointers(model).get(PRODUCTION)
-    if not expected_given:
-        expected = current
-    target = to or rollback_target(registry.pointer_history(model, PRODUCTION), current)
-    if target is None:
-        raise BadInputError(f"{model}: no earlier production version to roll back to (pass --to VERSION)")
-    if target == current and expected == current:
-        moved = _traffic_to(traffic, model, target)
-        if moved is not None:
-            audit.append(actor, "rollback-traffic", model, target, {"to": target, "split": moved, "reason": reason or "rollback"})
-        return Outcome("rollback", model, target, moved is not None,
-                       {"from": current, "to": target, "note": "already production", "traffic": moved})
-    move = registry.move_pointer(model, PRODUCTION, expected=expected, new=target, actor=actor,
-                                 reason=reason or "rollback")
-    # the pointer moved: record it before anything else can fail
-    audit.append(actor, "rollback", model, target, {"from": move.from_version, "to": target, "reason": reason or "rollback"})
-    detail: dict[str, Any] = {"from": move.from_version, "to": target, "move": move.to_dict(), "traffic": None}
-    try:
-        moved = _traffic_to(traffic, model, target)
-    except Exception as exc:  # noqa: BLE001  (the pointer is back; say loudly that traffic is not)
-        detail["traffic_error"] = f"{type(exc).__name__}: {exc}"
-        audit.append(actor, "rollback-traffic-failed", model, target, {"error": detail["traffic_error"]})
+    seen = expected if expected_given else current
+    done = _already_rolled_back(model, history, current, seen, expected_given, to)
+    if done is not None:
+        return done
+    if seen != current:  # production moved since the caller looked, and not by a rollback from `seen`
+        raise ConflictError(f"{model}: production is {current or 'nothing'} now, not {seen or 'nothing'}"
+                            " (someone else moved it first)", expected=seen, actual=current)
+    skipped: list[dict[str, str]] = []
+    if to is not None:
+        target = to
+        problem = unfit_reason(registry, model, to)
+        if problem is not None:
+            if not override:
+                raise BadInputError(f"--to {to}: {model} {to} is {problem}; roll back to it only with --override "
+                                    "--reason")
+            reason = _reason(reason, f"roll back to a {problem.split(' ')[0]} version")
     else:
-        detail["traffic"] = moved
-        if moved is not None:
-            audit.append(actor, "rollback-traffic", model, target, {"to": target, "split": moved})
+        target = None
+        for version in rollback_candidates(history, current):
+            problem = unfit_reason(registry, model, version)
+            if problem is None:
+                target = version
+                break
+            skipped.append({"version": version, "why": problem})
+        if target is None:
+            why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
+            raise BadInputError(f"{model}: no earlier production version to roll back to"
+                                + (f" ({why})" if why else "") + " (pass --to VERSION)")
+    why = reason or "rollback"
+    stored_reason = why if why.startswith(ROLLBACK) else f"{ROLLBACK}: {why}"
+    if target == current:
+        detail: dict[str, Any] = {"from": current, "to": target, "note": "already production", "traffic": None}
+        server = serve_target(traffic, registry, model, target, options)
+        _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
+        return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
+    server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
+    from console.audit import wait_point
+
+    wait_point("rollback:before-move")
+    try:
+        move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
+                            reason=stored_reason, action="rollback", version=target,
+                            details={"reason": why, "override": bool(override and to is not None and problem),
+                                     "skipped": skipped})
+    except ConflictError:
+        history = registry.pointer_history(model, PRODUCTION)
+        done = _already_rolled_back(model, history, registry.get_pointers(model).get(PRODUCTION), seen, True, to)
+        if done is not None:
+            return done
+        raise
+    detail = {"from": move.from_version, "to": target, "move": move.to_dict(), "traffic": None, "skipped": skipped}
+    _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
     return Outcome("rollback", model, target, True, detail)
 
 
-def _traffic_to(traffic, model: str, target: str) -> dict[str, int] | None:
-    """Send all traffic to `target` if a live split exists and differs; the new weights, else None."""
+def _already_rolled_back(model: str, history: list[PointerMove], current: str | None, seen: str | None,
+                         expected_given: bool, to: str | None) -> Outcome | None:
+    """An Outcome saying "already rolled back from V" when the last production move was a rollback
+    away from the version the caller saw (or, with nothing stated, away from anything: a bare
+    `mrc rollback` right after another one must not roll back further)."""
+    last = rolled_back_from(history)
+    if last is None or last.to_version != current:
+        return None
+    if expected_given and (seen != last.from_version or seen == current):
+        return None
+    if to is not None and to != current:
+        return None
+    note = (f"already rolled back from {last.from_version} to {current} by {last.actor} at {last.at}; "
+            f"nothing moved" + ("" if expected_given else f" (to roll back further: --expect {current})"))
+    return Outcome("rollback", model, current, False,
+                   {"from": last.from_version, "to": current, "note": note, "already_rolled_back": True,
+                    "traffic": None, "message": f"{model}: {note}"})
+
+
+# -- traffic that is served ---------------------------------------------------------------------------
+
+HEALTH_TIMEOUT_S = 60.0
+
+
+def serve_target(traffic, registry, model: str, version: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Make sure `version` has a healthy server before traffic is sent to it; its pid/port.
+
+    None when there is no traffic backend to serve it (the registry alone moves). Raises
+    BackendError — before anything was written — when the server cannot be made healthy."""
     if traffic is None:
         return None
-    split = traffic.get_split(model)
-    if {v: w for v, w in split.weights.items() if w} == {target: 100}:
-        return None
-    # A target with no server yet still gets its split written: the rollback path never waits on
-    # starting a model server (torch); the router answers 503 for it until `serve-models` runs.
-    return traffic.rollback(model, target).weights
+    served = getattr(traffic, "served_versions", None)
+    if served is None:  # a backend that serves elsewhere (KServe): its controller checks health
+        return {"version": version, "checked": False}
+    t0 = time.perf_counter()
+    server = _healthy(traffic, model, version, wait_s=0)
+    if server is not None:
+        return {**server, "started": False, "ready_s": round(time.perf_counter() - t0, 4), "checked": True}
+    if not hasattr(traffic, "ensure_serving"):
+        raise BackendError(f"{model} {version}: no healthy server and the traffic backend cannot start one; nothing moved")
+    try:
+        ensure_serving(traffic, model, version, registry=registry, options=options or {})
+    except (BackendError, BadInputError, OSError) as exc:
+        raise BackendError(f"{model} {version}: could not start its server ({exc}); nothing moved") from None
+    server = _healthy(traffic, model, version, wait_s=HEALTH_TIMEOUT_S)
+    if server is None:
+        raise BackendError(f"{model} {version}: its server started but is not healthy; nothing moved")
+    return {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+
+
+def ensure_serving(traffic, model: str, version: str, *, registry, options: dict[str, Any]) -> Any:
+    """Adapter: `ensure_serving(model, versions, *, registry, options)` where the backend takes
+    them, the older `ensure_serving(model, versions)` otherwise."""
+    import inspect
+
+    params = inspect.signature(traffic.ensure_serving).parameters
+    kwargs = {k: v for k, v in (("registry", registry), ("options", options)) if k in params}
+    return traffic.ensure_serving(model, [version], **kwargs)
+
+
+def _healthy(traffic, model: str, version: str, *, wait_s: float) -> dict[str, Any] | None:
+    """{"pid", "port"} of the version's server once GET /health (or /ping) answers 200."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        port = traffic.served_versions(model).get(version)
+        if port is not None:
+            for path in ("/health", "/ping"):
+                status, body = _get(port, path)
+                if status == 200:
+                    pid = body.get("pid") if isinstance(body, dict) else None
+                    return {"version": version, "port": port, "pid": pid}
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def _get(port: int, path: str) -> tuple[int, Any]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5.0)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            return resp.status, json.loads(raw) if raw else {}
+        except ValueError:
+            return resp.status, {}
+    except (OSError, http.client.HTTPException):
+        return 0, {}
+    finally:
+        conn.close()
+
+
+def _follow_with_traffic(traffic, audit, model: str, target: str, server: dict[str, Any] | None,
+                         detail: dict[str, Any], actor: str, action: str) -> None:
+    """All traffic to `target` (whose server `serve_target` found healthy); says where traffic is."""
+    moved_from = detail.get("from")
+    head = f"{model}: production {moved_from or 'none'} → {target}"
+    if detail.get("note") == "already production":
+        head = f"{model}: production is {target} already"
+    if traffic is None:
+        detail["message"] = f"{head}; registry moved; traffic not served locally"
+        return
+    try:
+        split = traffic.get_split(model)
+        if {v: w for v, w in split.weights.items() if w} == {target: 100}:
+            moved = None
+        else:
+            moved = traffic.rollback(model, target).weights
+    except Exception as exc:  # noqa: BLE001  (the pointer moved; say loudly that traffic did not)
+        detail["traffic_error"] = f"{type(exc).__name__}: {exc}"
+        audit.append(actor, f"{action}-failed", model, target, {"error": detail["traffic_error"]})
+        detail["message"] = f"{head}; TRAFFIC NOT MOVED: {detail['traffic_error']}"
+        return
+    detail["traffic"] = moved
+    detail["server"] = server
+    if moved is not None:
+        audit.append(actor, action, model, target, {"to": target, "split": moved, "server": server})
+    where = f"traffic 100 % to {target}"
+    if server and server.get("checked"):
+        where += f" (server pid {server.get('pid')}, healthy" + (
+            f", started in {server['ready_s']:.1f} s" if server.get("started") else "") + ")"
+    elif server:
+        where += " (served by the traffic backend; health not checked here)"
+    detail["message"] = f"{head}; {where}" + ("" if moved is not None else " already")
 
 
 def set_alias(registry, audit, model: str, alias: str, version: str | None, *, actor: str, reason: str = "",
@@ -208,6 +537,7 @@ def set_alias(registry, audit, model: str, alias: str, version: str | None, *, a
         registry.get_version(model, version)
     if current == version and expected == current:
         return Outcome("alias", model, version, False, {"alias": alias, "from": current, "to": version})
-    move = registry.move_pointer(model, alias, expected=expected, new=version, actor=actor, reason=reason)
-    audit.append(actor, f"alias:{alias}", model, version or "", {"from": move.from_version, "to": version, "reason": reason})
+    settle_intents(registry, audit)
+    move = move_audited(registry, audit, model, alias, expected=expected, new=version, actor=actor, reason=reason,
+                        action=f"alias:{alias}", version=version or "", details={"reason": reason})
     return Outcome("alias", model, version, True, {"alias": alias, "from": move.from_version, "to": version})

@@ -37,6 +37,30 @@ Ville's inequality it ever reaches 1/alpha with probability <= alpha, whatever t
 the controller may check every second, or every request. The only assumption is the one every
 test here makes: requests fail independently, at a rate that may drift over time but is the same
 for both variants under H0 (and constant within a window when the split changes inside it).
+
+This is the construction of Lindon et al. (KDD 2022, "Rapid regression detection in software
+deployments through sequential testing"): given a window's total count, the canary's share is
+binomial in the traffic share under H0; they mix over a conjugate Beta prior on it, this mixes
+over a grid of odds ratios (same guarantee, one-sided, and a grid that can put its weight where
+regressions cost the most).
+
+The same exact machinery judges every per-request event with a count: requests slower than a
+bound fixed before the window (stable's p99 or median in earlier windows; from raw latencies or
+from histogram buckets, the canary's bound rounded up a bucket and stable's down, so H0 only gets
+safer), and wrong predictions among the labelled ones (the share is then the labelled counts').
+The grid of odds ratios is dense (1.05 … 30, uniform on the log scale), so any regression is
+found with probability -> 1; `events_needed` plans how many events a step must see to find a given
+one with a given power. `update_ratio_evidence` is the sample-ratio check: each request goes to
+the canary with the configured probability under H0, two-sided grid.
+
+Means (log latency, the share of predictions above stable's median) are compared within windows
+(`add_stratum`: one difference per window, weighted n_c n_s / (n_c + n_s), variances pooled from
+within-window deviations), so a trend both variants share cancels however the split moves.
+
+Per-user clustering (sticky routing): the exact error test conditions on each window's errors, so
+a few users who fail often inflate it only mildly (0.5 % of users failing 30 % of their requests:
+5.1 % false alarms at alpha 5 %, bench_canary.py); the sample-ratio check counts requests and does
+not hold under sticky routing with heavy users (80 %), hence the plan's check_sample_ratio switch.
 """
 
 from __future__ import annotations
@@ -55,11 +79,17 @@ CONTINUE = "continue"  # not enough evidence either way yet
 ERROR_TAUS = (0.01, 0.04, 0.16)
 LATENCY_TAUS = (0.05, 0.2, 0.8)
 
-# Odds ratios (canary error odds over stable's) the exact error-rate test mixes over, and their
-# prior weights (summing to 1). A big regression hurts the most users per second, so it gets the
-# larger share of the prior: it is then caught after few errors; a small one still gets weight.
-ODDS_RATIOS = (1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
-ODDS_WEIGHTS = (0.1, 0.15, 0.15, 0.2, 0.2, 0.2)
+# Odds ratios (canary error odds over stable's) the exact count tests mix over, and their prior
+# weights (summing to 1): a dense geometric grid from 1.05 to 30 (steps of ~13 %), uniform on the
+# log scale, i.e. a discretised continuous prior on log(odds ratio). Every regression above 1 then
+# has a grid point with positive expected log-growth, so it is detected with probability -> 1
+# (the old grid 1.5 … 13 capped an odds ratio of 1.15 at 11.7 % for ever); the price against a
+# prior piled on big regressions is log(28) ≈ 3.3 nats of evidence, a few extra canary errors.
+ODDS_RATIOS = tuple(round(math.exp(math.log(1.05) + i * (math.log(30.0) - math.log(1.05)) / 27), 6) for i in range(28))
+ODDS_WEIGHTS = tuple([1.0 / 28] * 28)
+# Two-sided grid (sample-ratio mismatch, prediction drift): the same ratios and their inverses.
+TWO_SIDED_RATIOS = tuple(sorted(set(ODDS_RATIOS) | {round(1.0 / r, 9) for r in ODDS_RATIOS}))
+TWO_SIDED_WEIGHTS = tuple([1.0 / len(TWO_SIDED_RATIOS)] * len(TWO_SIDED_RATIOS))
 
 
 @dataclass
@@ -187,12 +217,33 @@ def _judge(metric: str, estimate: float, variance: float, margin: float, alpha: 
 
 
 def new_error_evidence(odds_ratios: tuple[float, ...] = ODDS_RATIOS,
-                       weights: tuple[float, ...] = ODDS_WEIGHTS) -> dict[str, Any]:
-    """The exact error-rate test's running state (JSON-friendly: it is persisted with the canary)."""
-    if len(odds_ratios) != len(weights) or any(r <= 1 for r in odds_ratios) or abs(sum(weights) - 1) > 1e-9:
-        raise ValueError("odds ratios must be > 1, one weight each, weights summing to 1")
+                       weights: tuple[float, ...] = ODDS_WEIGHTS, two_sided: bool = False) -> dict[str, Any]:
+    """An exact count test's running state (JSON-friendly: it is persisted with the canary).
+
+    One-sided (ratios > 1) asks "does the canary have more events than stable?"; two_sided
+    (ratios on both sides of 1) asks "does its share differ?" (sample ratio, prediction drift):
+    psi^x is convex for every psi > 0, so the convex-order argument holds for psi < 1 as well."""
+    if len(odds_ratios) != len(weights) or abs(sum(weights) - 1) > 1e-9 or any(r <= 0 for r in odds_ratios) \
+            or (not two_sided and any(r <= 1 for r in odds_ratios)):
+        raise ValueError("odds ratios must be > 1 (> 0 two-sided), one weight each, weights summing to 1")
     return {"odds_ratios": list(odds_ratios), "weights": list(weights), "log_e": [0.0] * len(odds_ratios),
             "windows": 0}
+
+
+def new_two_sided_evidence() -> dict[str, Any]:
+    return new_error_evidence(TWO_SIDED_RATIOS, TWO_SIDED_WEIGHTS, two_sided=True)
+
+
+def tilt_evidence(evidence: dict[str, Any], canary_events: int, events: int, share: float) -> dict[str, Any]:
+    """Multiply each grid member by psi^x / (1 - share + share psi)^k (pure: returns a new dict).
+
+    `share` is each event's chance of being the canary's under H0; x of the k events were."""
+    log_e = list(evidence["log_e"])
+    if events > 0 and 0 < share < 1:
+        for i, ratio in enumerate(evidence["odds_ratios"]):
+            log_e[i] += canary_events * math.log(ratio) - events * math.log1p(share * (ratio - 1.0))
+    return {"odds_ratios": list(evidence["odds_ratios"]), "weights": list(evidence["weights"]), "log_e": log_e,
+            "windows": int(evidence.get("windows", 0)) + 1}
 
 
 def update_error_evidence(evidence: dict[str, Any] | None, canary_errors: int, canary_n: int,
@@ -200,20 +251,28 @@ def update_error_evidence(evidence: dict[str, Any] | None, canary_errors: int, c
     """Fold one window's counts into the exact test (pure: returns a new dict).
 
     Call it once per window, with that window's counts only: the product over windows is what
-    keeps the guarantee; recomputing from cumulative totals would not."""
+    keeps the guarantee; recomputing from cumulative totals would not. "Errors" are any per-request
+    event of the same kind in both variants: failures, latencies above a bound fixed before the
+    window, wrong predictions among the labelled ones (the share is then the labelled counts')."""
     ev = new_error_evidence() if not evidence else evidence
-    log_e = list(ev["log_e"])
-    # Counts from a metrics backend (Prometheus rounds increase()) are kept within their totals.
+    # Counts from a metrics backend are kept within their totals.
     canary_n, stable_n = max(0, int(canary_n)), max(0, int(stable_n))
     canary_errors = min(canary_n, max(0, int(canary_errors)))
     stable_errors = min(stable_n, max(0, int(stable_errors)))
     errors = canary_errors + stable_errors
     if canary_n > 0 and stable_n > 0 and errors > 0:  # otherwise the window says nothing about the difference
-        share = canary_n / (canary_n + stable_n)
-        for i, ratio in enumerate(ev["odds_ratios"]):
-            log_e[i] += canary_errors * math.log(ratio) - errors * math.log1p(share * (ratio - 1.0))
-    return {"odds_ratios": list(ev["odds_ratios"]), "weights": list(ev["weights"]), "log_e": log_e,
-            "windows": int(ev.get("windows", 0)) + 1}
+        return tilt_evidence(ev, canary_errors, errors, canary_n / (canary_n + stable_n))
+    return tilt_evidence(ev, 0, 0, 0.5)
+
+
+def update_ratio_evidence(evidence: dict[str, Any] | None, canary_n: int, stable_n: int,
+                          canary_share: float) -> dict[str, Any]:
+    """Sample-ratio mismatch: each request goes to the canary with probability `canary_share`
+    (the configured weight) under H0, independently; x canary requests of n are binomial, and the
+    two-sided tilt is that binomial's likelihood-ratio mixture."""
+    ev = new_two_sided_evidence() if not evidence else evidence
+    canary_n, stable_n = max(0, int(canary_n)), max(0, int(stable_n))
+    return tilt_evidence(ev, canary_n, canary_n + stable_n, canary_share)
 
 
 def error_e_value(evidence: dict[str, Any] | None) -> float:
@@ -233,7 +292,8 @@ def _no_data(metric: str, margin: float, alpha: float, canary_n: int, stable_n: 
 
 def error_rate_test(canary_errors: int, canary_n: int, stable_errors: int, stable_n: int, *,
                     alpha: float = 0.05, margin: float = 0.0, tau: float | tuple[float, ...] = ERROR_TAUS, min_n: int = 30,
-                    explain: bool = True, evidence: dict[str, Any] | None = None) -> SequentialResult:
+                    explain: bool = True, evidence: dict[str, Any] | None = None,
+                    metric: str = "error_rate") -> SequentialResult:
     """Is the canary's error rate above stable's + margin? Anytime-valid at level alpha.
 
     With `evidence` (from update_error_evidence, window by window) and margin 0, the exact test
@@ -244,7 +304,7 @@ def error_rate_test(canary_errors: int, canary_n: int, stable_errors: int, stabl
         if e_value is not None and e_value >= 1.0 / alpha and canary_n > 0 and stable_n > 0:
             pass  # exact: needs no minimum sample, and this is already a decision
         else:
-            result = _no_data("error_rate", margin, alpha, canary_n, stable_n, min_n)
+            result = _no_data(metric, margin, alpha, canary_n, stable_n, min_n)
             if e_value is not None:
                 result.e_value = e_value
                 result.p_value = min(1.0, 1.0 / e_value)
@@ -254,7 +314,7 @@ def error_rate_test(canary_errors: int, canary_n: int, stable_errors: int, stabl
     pc = (canary_errors + 0.5) / (canary_n + 1.0)
     ps = (stable_errors + 0.5) / (stable_n + 1.0)
     variance = pc * (1 - pc) / canary_n + ps * (1 - ps) / stable_n
-    return _judge("error_rate", estimate, variance, margin, alpha, tau, canary_n, stable_n, "", explain, e_value)
+    return _judge(metric, estimate, variance, margin, alpha, tau, canary_n, stable_n, "", explain, e_value)
 
 
 @dataclass
@@ -309,3 +369,123 @@ def latency_test(canary: Moments, stable: Moments, *, alpha: float = 0.05, margi
     floor = 1e-6  # identical latencies must not mean zero uncertainty
     variance = max(canary.variance, floor) / canary.n + max(stable.variance, floor) / stable.n
     return _judge("log_latency", estimate, variance, margin, alpha, tau, canary.n, stable.n, "", explain)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stratified differences: one estimate per window, combined. Pooling a variant's requests across
+# windows mixes split changes with time: a latency trend shared by both variants (+50 % over the
+# plan) looked like a canary regression 35.5 % of the time, because the canary's requests sit
+# later in the plan than stable's. Within a window both variants see the same moment.
+
+
+def new_strata() -> dict[str, float]:
+    return {"sw": 0.0, "w": 0.0, "w2c": 0.0, "w2s": 0.0, "ssc": 0.0, "dfc": 0.0, "sss": 0.0, "dfs": 0.0,
+            "nc": 0, "ns": 0}
+
+
+def add_stratum(strata: dict[str, float] | None, canary: Moments, stable: Moments) -> dict[str, float]:
+    """Fold one window's per-variant moments in (pure). The window's difference of means gets the
+    weight n_c n_s / (n_c + n_s) (fixed when the window closes, so the sum is predictable), and the
+    per-variant variance is pooled over windows from within-window deviations only."""
+    out = dict(strata or new_strata())
+    if canary.n < 2 or stable.n < 2:
+        return out  # a variance needs two observations on each side
+    w = canary.n * stable.n / (canary.n + stable.n)
+    out["sw"] += w * (canary.mean - stable.mean)
+    out["w"] += w
+    out["w2c"] += w * w / canary.n
+    out["w2s"] += w * w / stable.n
+    out["ssc"] += canary.variance * (canary.n - 1)
+    out["dfc"] += canary.n - 1
+    out["sss"] += stable.variance * (stable.n - 1)
+    out["dfs"] += stable.n - 1
+    out["nc"] += canary.n
+    out["ns"] += stable.n
+    return out
+
+
+def strata_estimate(strata: dict[str, float] | None, floor: float = 1e-6) -> tuple[float, float] | None:
+    """(canary − stable, its variance) of the stratified difference, or None before any window."""
+    if not strata or strata["w"] <= 0:
+        return None
+    var_c = max(floor, strata["ssc"] / strata["dfc"]) if strata["dfc"] else floor
+    var_s = max(floor, strata["sss"] / strata["dfs"]) if strata["dfs"] else floor
+    return strata["sw"] / strata["w"], (var_c * strata["w2c"] + var_s * strata["w2s"]) / (strata["w"] ** 2)
+
+
+def stratified_latency_test(strata: dict[str, float] | None, *, alpha: float = 0.05, margin_ratio: float = 1.1,
+                            tau: float | tuple[float, ...] = LATENCY_TAUS, min_n: int = 30,
+                            explain: bool = True) -> SequentialResult:
+    """Is the canary slower than stable by more than margin_ratio (log(1 + ms), within windows)?"""
+    margin = math.log(margin_ratio)
+    nc, ns = int((strata or {}).get("nc", 0)), int((strata or {}).get("ns", 0))
+    found = strata_estimate(strata)
+    if found is None or nc < min_n or ns < min_n:
+        return _no_data("log_latency", margin, alpha, nc, ns, min_n)
+    estimate, variance = found
+    return _judge("log_latency", estimate, variance, margin, alpha, tau, nc, ns, "", explain)
+
+
+def stratified_shift_test(strata: dict[str, float] | None, metric: str, *, alpha: float = 0.05, margin: float = 0.1,
+                          tau: float | tuple[float, ...] = ERROR_TAUS, min_n: int = 100,
+                          explain: bool = True) -> SequentialResult:
+    """Two-sided: does the canary's mean (e.g. share of predictions above stable's median) differ
+    from stable's by more than margin in either direction? Each side is tested at alpha / 2."""
+    nc, ns = int((strata or {}).get("nc", 0)), int((strata or {}).get("ns", 0))
+    found = strata_estimate(strata)
+    if found is None or nc < min_n or ns < min_n:
+        return _no_data(metric, margin, alpha, nc, ns, min_n)
+    estimate, variance = found
+    up = _judge(metric, estimate, variance, margin, alpha / 2, tau, nc, ns, "", explain)
+    down = _judge(metric, -estimate, variance, margin, alpha / 2, tau, nc, ns, "", explain)
+    down.detail = down.detail.replace("canary - stable", "stable - canary")  # its numbers are the mirror
+    if up.decision == REJECT or down.decision == REJECT:
+        return up if up.decision == REJECT else down
+    if up.decision == SAFE and down.decision == SAFE:
+        return up
+    result = up if estimate >= 0 else down
+    result.decision = CONTINUE
+    result.detail = result.detail.rsplit(" -> ", 1)[0] + " -> " + CONTINUE
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Power: how much data a step needs before "no rollback" means "no regression of that size".
+
+
+def events_needed(odds_ratio: float, share: float, alpha: float, power: float = 0.8,
+                  odds_ratios: tuple[float, ...] = ODDS_RATIOS, weights: tuple[float, ...] = ODDS_WEIGHTS) -> float:
+    """Events (errors, slow requests …) in both variants together after which the exact mixture
+    test detects a regression of `odds_ratio` with probability ~`power` at this split.
+
+    Per event, grid member psi gains q log psi − log(1 − pi + pi psi) of log-evidence on average
+    (q: the canary's share of events under the alternative) with variance q(1−q) log² psi; the
+    mixture is at least w · member, so K events suffice once K g − z sqrt(K) s ≥ log(1/(alpha w)).
+    Rare events are assumed (odds ratio ≈ rate ratio): a conservative plan for frequent ones."""
+    if not 0 < share < 1 or odds_ratio <= 1:
+        return math.inf
+    z = _normal_quantile(power)
+    q = share * odds_ratio / (1 - share + share * odds_ratio)
+    best = math.inf
+    for ratio, weight in zip(odds_ratios, weights):
+        if ratio <= 1:
+            continue
+        gain = q * math.log(ratio) - math.log1p(share * (ratio - 1))
+        if gain <= 0:
+            continue
+        spread = math.sqrt(q * (1 - q)) * math.log(ratio)
+        target = math.log(1.0 / alpha) - math.log(weight)
+        root = (z * spread + math.sqrt(z * z * spread * spread + 4 * gain * target)) / (2 * gain)
+        best = min(best, root * root)
+    return best
+
+
+def _normal_quantile(p: float) -> float:
+    low, high = -10.0, 10.0
+    for _ in range(80):
+        mid = (low + high) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            low = mid
+        else:
+            high = mid
+    return high

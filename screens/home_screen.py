@@ -43,6 +43,8 @@ class HomeScreen(ConsoleScreen):
         Binding("h", "history", "History", id="home.history"),
         Binding("t", "train", "Train", id="home.train"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
+        # not R: undoing a rollback sends traffic back to what was bad, so it asks first
+        Binding("F", "roll_forward", "Roll forward", key_display="F", show=False, id="home.roll_forward"),
         Binding("c", "canary", "Canary", id="home.canary"),
         Binding("C", "start_canary", "Start canary", key_display="C", id="home.start_canary"),
         Binding("l", "audit", "Audit", id="home.audit"),
@@ -421,12 +423,64 @@ class HomeScreen(ConsoleScreen):
         try:
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
-                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model))
+                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
+                               options=_model_options(ws, model))
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
-        self.post_message(self.RolledBack(
+        self.post_message(self.RolledBack(outcome.detail.get("message") or
             f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+
+    # -- roll forward: a different, confirmed action ---------------------------------------
+    def action_roll_forward(self) -> None:
+        row = self.selected_row()
+        if row is None or not row.production or not self.app.can_write("roll forward"):
+            return
+        self._roll_forward_lookup(row.model, row.production)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _roll_forward_lookup(self, model: str, production: str) -> None:
+        from console.release import rolled_back_from
+
+        self.app.record_call(f"registry.pointer_history({model!r}, 'production')")
+        try:
+            last = rolled_back_from(self.app.workspace.registry().pointer_history(model, "production"))
+        except Exception as exc:
+            self.post_message(self.RolledBack(f"{model}: {exc}", False))
+            return
+        if last is None or last.to_version != production:
+            self.post_message(self.RolledBack(f"{model}: production {production} was not reached by a rollback; "
+                                              "nothing to roll forward to", False))
+            return
+        self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version)
+
+    def _confirm_roll_forward(self, model: str, production: str, target: str) -> None:
+        from screens.roll_forward_dialog import RollForwardDialog
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self._roll_forward_worker(model, production, target)
+
+        self.app.push_screen(RollForwardDialog(model, production, target), done)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _roll_forward_worker(self, model: str, seen_production: str, target: str) -> None:
+        from console.release import promote
+        from screens.loaders import live_traffic
+
+        ws = self.app.workspace
+        self.app.record_call(f"console.release.promote(registry, audit, {model!r}, {target!r}, "
+                             f"expected={seen_production!r}, actor={self.app.actor!r})")
+        try:
+            outcome = promote(ws.registry(), ws.audit(), model, target, actor=self.app.actor,
+                              reason=f"roll forward from the console (production was {seen_production})",
+                              expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
+                              options=_model_options(ws, model))
+        except Exception as exc:
+            self.post_message(self.RolledBack(f"roll forward of {model} refused: {exc}", False))
+            return
+        self.post_message(self.RolledBack(outcome.detail.get("message") or
+                                          f"{model}: production {seen_production} → {target} (rolled forward)", True))
 
     @on(RolledBack)
     def _on_rolled_back(self, message: RolledBack) -> None:
@@ -434,3 +488,10 @@ class HomeScreen(ConsoleScreen):
         self._last_rollback = time.monotonic()
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self.load()
+
+
+def _model_options(ws, model: str) -> dict:
+    try:
+        return ws.model_config(model)
+    except Exception:  # a broken [models] table must not stop a rollback
+        return {}

@@ -75,7 +75,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
         if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
             target = canary.stable
         else:
-            target = rollback_target(registry.pointer_history(summary.name, "production"), production) if production else None
+            approvals = {mv.version: mv.approval.status for mv in model_versions} if model_versions else None
+            target = rollback_target(registry.pointer_history(summary.name, "production"), production,
+                                     approvals) if production else None
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
             gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),

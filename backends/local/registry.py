@@ -12,13 +12,14 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backends.base import (
     Approval,
     Artifact,
     BadInputError,
     ConflictError,
+    IntegrityError,
     Lineage,
     ModelSummary,
     ModelVersion,
@@ -30,6 +31,25 @@ from backends.dbfile import connect_db
 from backends.local.artifacts import ArtifactStore
 
 
+# Called inside the write transaction with (connection, PointerMove | Approval): the caller's
+# audit append shares the commit. The registry knows nothing of the audit log's format.
+AuditHook = Callable[[sqlite3.Connection, Any], None]
+
+_VERSION_COLUMNS = ("model, version, created_at, artifact_uri, artifact_sha256, artifact_size, artifact_format,"
+                    " metrics_json, lineage_json, description, approval_status, approval_by, approval_at,"
+                    " approval_reason, approval_gate_sha256, approval_override")
+
+
+class _Row:
+    """A sqlite3.Row read by attribute, like the SQLModel row `_to_version` also takes."""
+
+    def __init__(self, row: sqlite3.Row):
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        return self._row[name]
+
+
 def _now() -> str:
     from console.timeutil import now_iso
 
@@ -37,6 +57,9 @@ def _now() -> str:
 
 
 class LocalRegistry:
+    # move_pointer / set_approval take `audit=`: the event commits in the registry's own transaction
+    audit_in_transaction = True
+
     def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
         self.root = Path(root)
         self.db_path = str(self.root / "mrc.db")
@@ -133,21 +156,20 @@ class LocalRegistry:
         return versions
 
     def get_version(self, model: str, version: str) -> ModelVersion:
+        """One row through stdlib sqlite3: the rollback path checks approvals and artifacts with it."""
         check_name(model, "model")
         check_name(version, "version")
-        from sqlmodel import select
-
-        from backends.local.tables import ModelRow, VersionRow
-
-        with self._session(write=False) as session:
-            if session.get(ModelRow, model) is None:
-                raise NotFoundError(f"unknown model {model!r}")
-            row = session.exec(
-                select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)
-            ).first()
-            if row is None:
-                raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-            mv = self._to_version(row)
+        conn = self._sqlite()
+        try:
+            self._require_model(conn, model)
+            conn.row_factory = sqlite3.Row
+            row = conn.execute(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE model = ? AND version = ?",
+                               (model, version)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
+        mv = self._to_version(_Row(row))
         mv.aliases = self._aliases_by_version(model).get(version, [])
         return mv
 
@@ -223,32 +245,36 @@ class LocalRegistry:
             session.refresh(row)
             return self._to_version(row)
 
-    def set_approval(self, model: str, version: str, approval: Approval, *, expected_status: str | None) -> Approval:
+    def set_approval(self, model: str, version: str, approval: Approval, *, expected_status: str | None,
+                     audit: AuditHook | None = None) -> Approval:
+        """Compare-and-swap on the status the caller saw. `audit(conn, approval)` runs inside the
+        same transaction, so the approval and its audit event commit together or not at all."""
         check_name(model, "model")
         check_name(version, "version")
-        from sqlmodel import select
+        stored = Approval(approval.status, approval.by, approval.at or _now(), approval.reason,
+                          approval.gate_report_sha256, bool(approval.override))
 
-        from backends.local.tables import VersionRow
-
-        with self._session(write=True) as session:
-            row = session.exec(select(VersionRow).where(VersionRow.model == model, VersionRow.version == version)).first()
+        def write(conn: sqlite3.Connection) -> Approval:
+            row = conn.execute("SELECT approval_status FROM versions WHERE model = ? AND version = ?",
+                               (model, version)).fetchone()
             if row is None:
                 raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-            if expected_status is not None and row.approval_status != expected_status:
+            if expected_status is not None and row[0] != expected_status:
                 raise ConflictError(
-                    f"{model} {version}: approval is {row.approval_status!r} now, not {expected_status!r}",
-                    expected=expected_status, actual=row.approval_status,
+                    f"{model} {version}: approval is {row[0]!r} now, not {expected_status!r}",
+                    expected=expected_status, actual=row[0],
                 )
-            row.approval_status = approval.status
-            row.approval_by = approval.by
-            row.approval_at = approval.at or _now()
-            row.approval_reason = approval.reason
-            row.approval_gate_sha256 = approval.gate_report_sha256
-            row.approval_override = approval.override
-            session.add(row)
-            session.commit()
-            return Approval(row.approval_status, row.approval_by, row.approval_at, row.approval_reason,
-                            row.approval_gate_sha256, row.approval_override)
+            conn.execute(
+                "UPDATE versions SET approval_status = ?, approval_by = ?, approval_at = ?, approval_reason = ?,"
+                " approval_gate_sha256 = ?, approval_override = ? WHERE model = ? AND version = ?",
+                (stored.status, stored.by, stored.at, stored.reason, stored.gate_report_sha256,
+                 int(stored.override), model, version),
+            )
+            if audit is not None:
+                audit(conn, stored)
+            return stored
+
+        return self._write(model, write)
 
     def fetch_artifact(self, model: str, version: str, dest_dir: str | None = None) -> str:
         mv = self.get_version(model, version)
@@ -260,8 +286,23 @@ class LocalRegistry:
         return str(dest)
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
+        """The bytes where the version records them still hash to its sha256 (IntegrityError if not)."""
+        from backends.local.artifacts import sha256_file
+
         mv = self.get_version(model, version)
-        self.store.verified_path(mv.artifact.sha256)
+        uri = mv.artifact.uri
+        if not uri.startswith("file:"):
+            self.store.verified_path(mv.artifact.sha256)
+            return mv.artifact
+        from urllib.parse import unquote, urlparse
+
+        path = Path(unquote(urlparse(uri).path))
+        if not path.is_file():
+            raise IntegrityError(f"{model} {version}: artifact {path} is missing")
+        actual, _ = sha256_file(path)
+        if actual != mv.artifact.sha256:
+            raise IntegrityError(f"{model} {version}: artifact {path} hashes to {actual[:12]}…, "
+                                 f"recorded {mv.artifact.sha256[:12]}… (corrupted)")
         return mv.artifact
 
     # -- pointers: stdlib sqlite3 only (the rollback path) ---------------------------------
@@ -275,43 +316,59 @@ class LocalRegistry:
         return {alias: version for alias, version in rows if version is not None}
 
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None,
-                     actor: str, reason: str = "", approval: Approval | None = None) -> PointerMove:
+                     actor: str, reason: str = "", audit: AuditHook | None = None,
+                     approval: Approval | None = None) -> PointerMove:
+        """Compare-and-swap on `expected`. `audit(conn, move)` runs inside the same transaction,
+        so the move and its audit event commit together or not at all. With `approval` (what the
+        caller judged), `new`'s approval row is re-read in that transaction too: one CAS."""
         check_name(alias, "alias")
         if new is not None:
             check_name(new, "version")
+
+        def write(conn: sqlite3.Connection) -> PointerMove:
+            if new is not None and conn.execute(
+                "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, new)
+            ).fetchone() is None:
+                raise NotFoundError(f"unknown version {new!r} of model {model!r}")
+            if approval is not None and new is not None:
+                _check_approval(conn, model, new, approval)  # same transaction as the move: one CAS
+            row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = ?", (model, alias)).fetchone()
+            current = row[0] if row else None
+            if current != expected:
+                raise ConflictError(
+                    f"{model}: {alias} points at {current or 'nothing'} now, not {expected or 'nothing'}"
+                    " (someone else moved it first)",
+                    expected=expected, actual=current,
+                )
+            at = _now()
+            conn.execute(
+                "INSERT INTO pointers (model, alias, version, revision, updated_at) VALUES (?,?,?,1,?)"
+                " ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version,"
+                " revision = pointers.revision + 1, updated_at = excluded.updated_at",
+                (model, alias, new, at),
+            )
+            cur = conn.execute(
+                "INSERT INTO pointer_moves (model, alias, from_version, to_version, actor, at, reason)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (model, alias, current, new, actor, at, reason),
+            )
+            move = PointerMove(model, alias, current, new, actor, at, reason, cur.lastrowid)
+            if audit is not None:
+                audit(conn, move)
+            return move
+
+        return self._write(model, write)
+
+    def _write(self, model: str, write: Callable[[sqlite3.Connection], Any]) -> Any:
+        """One `BEGIN IMMEDIATE` transaction around `write(conn)`, retried with backoff while locked."""
         for attempt in range(6):
             conn = self._sqlite()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 self._require_model(conn, model)
-                if new is not None and conn.execute(
-                    "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, new)
-                ).fetchone() is None:
-                    raise NotFoundError(f"unknown version {new!r} of model {model!r}")
-                if approval is not None and new is not None:
-                    _check_approval(conn, model, new, approval)  # same transaction as the move: one CAS
-                row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = ?", (model, alias)).fetchone()
-                current = row[0] if row else None
-                if current != expected:
-                    raise ConflictError(
-                        f"{model}: {alias} points at {current or 'nothing'} now, not {expected or 'nothing'}"
-                        " (someone else moved it first)",
-                        expected=expected, actual=current,
-                    )
-                at = _now()
-                conn.execute(
-                    "INSERT INTO pointers (model, alias, version, revision, updated_at) VALUES (?,?,?,1,?)"
-                    " ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version,"
-                    " revision = pointers.revision + 1, updated_at = excluded.updated_at",
-                    (model, alias, new, at),
-                )
-                cur = conn.execute(
-                    "INSERT INTO pointer_moves (model, alias, from_version, to_version, actor, at, reason)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (model, alias, current, new, actor, at, reason),
-                )
+                result = write(conn)
                 conn.execute("COMMIT")
-                return PointerMove(model, alias, current, new, actor, at, reason, cur.lastrowid)
+                return result
             except sqlite3.OperationalError:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

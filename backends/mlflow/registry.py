@@ -270,6 +270,28 @@ class MlflowRegistry:
             lineage.data_uri = _dataset_uri(getattr(dataset, "source", "") or "")
         return lineage
 
+    def dataset_uri(self, model: str, version: str, context: str) -> str:
+        """Where the dataset that the version's run logged under `context` (the input tag
+        mlflow.data.context: training, testing, evaluation …) can be read; "" when none."""
+        check_name(model, "model")
+        check_name(version, "version")
+        mv = self._call("get model version", lambda: self.client.get_model_version(model, str(version)),
+                        missing=f"unknown version {version!r} of model {model!r}")
+        run_id = mv.run_id
+        if not run_id:
+            model_id = getattr(mv, "model_id", None) or (
+                mv.source[len("models:/"):].split("/", 1)[0] if (mv.source or "").startswith("models:/m-") else None)
+            if model_id:
+                logged = self._call("get logged model", lambda: self.client.get_logged_model(model_id), missing="model")
+                run_id = logged.source_run_id
+        if not run_id:
+            return ""
+        run = self._call("get run", lambda: self.client.get_run(run_id), missing="run")
+        for entry in list(getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []):
+            if any(t.key == "mlflow.data.context" and t.value == context for t in entry.tags):
+                return _dataset_uri(getattr(entry.dataset, "source", "") or "")
+        return ""
+
     def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
                          version: str | None = None, description: str = "", artifact_format: str = "torch-mlp-v1",
                          ) -> ModelVersion:

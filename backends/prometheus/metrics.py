@@ -36,6 +36,9 @@ DEFAULT_QUERIES = {
     "requests": "revision_app_request_count{$selector}[$range]",
     "errors": 'revision_app_request_count{$selector, response_code_class="5xx"}[$range]',
     "latency": "histogram_quantile($quantile, sum by (le) (rate(revision_app_request_latencies_bucket{$selector}[$window])))",
+    # raw histogram bucket counters, counted exactly per `le` like the requests: the sequential
+    # judge's latency tests count requests above a bucket bound from them
+    "latency_buckets": "revision_app_request_latencies_bucket{$selector}[$range]",
 }
 DEFAULT_SELECTOR = 'revision_name="$revision"'
 # Knative numbers revisions itself (NAME-predictor-00003); map versions explicitly in
@@ -74,6 +77,8 @@ class PromHealthWindow(HealthWindow):
     queries: dict[str, str] = field(default_factory=dict)  # measure -> the PromQL that ran
     # requests/errors -> "raw-samples" (exact) or "promql" (an aggregate query's rounded value)
     count_method: dict[str, str] = field(default_factory=dict)
+    # latency_buckets from raw bucket samples ("raw-samples", exact) or an aggregate ("promql"); "" when absent
+    bucket_method: str = ""
 
 
 def _template(text: Any, where: str) -> Template:
@@ -272,6 +277,38 @@ class PrometheusMetrics:
             return None
         return int(round(total))  # sums of integer counter steps: rounding only clears float noise
 
+    def _buckets(self, promql: str, start: float, end: float, window: PromHealthWindow) -> list[tuple[float, int]]:
+        """[(le, requests at or below it)] over (start, end], exact per bucket series; [] without data."""
+        window.queries["latency_buckets"] = promql
+        kind, result = self.query_any(promql, end)
+        window.bucket_method = "promql" if kind == "vector" else "raw-samples"
+        by_le: dict[float, float] = {}
+        for labels, samples in result:
+            try:
+                le = float(labels.get("le", "nan").replace("+Inf", "inf"))
+            except ValueError:
+                le = math.nan
+            if math.isnan(le):
+                raise BadInputError(f"{self.where}: [metrics] latency_buckets query returned a series without a "
+                                    "numeric `le` label; it must select histogram _bucket series (or sum by (le))")
+            if kind == "vector":
+                value = samples
+                if not math.isfinite(value):
+                    continue
+            else:
+                value, seen = counter_increase(samples, start, end)
+                if not seen:
+                    continue
+            by_le[le] = by_le.get(le, 0.0) + value
+        if not by_le or math.inf not in by_le:
+            window.missing["latency_buckets"] = "no data: no latency histogram buckets (with le=+Inf) in the window"
+            return []
+        buckets, running = [], 0
+        for le in sorted(by_le):
+            running = max(running, int(round(by_le[le])))  # cumulative: a bucket never holds fewer than the one below
+            buckets.append((le, running))
+        return buckets
+
     def health(self, model: str, version: str, start: float, end: float) -> PromHealthWindow:
         check_name(model, "model")
         check_name(version, "version")
@@ -293,6 +330,8 @@ class PrometheusMetrics:
             window.errors = 0
         else:
             window.errors = errors
+        window.latency_buckets = self._buckets(self.promql("latency_buckets", model, version, window_s), start, end,
+                                               window)
         for quantile, attr, key in ((0.5, "latency_p50_ms", "latency_p50"), (0.99, "latency_p99_ms", "latency_p99")):
             promql = self.promql("latency", model, version, window_s, quantile)
             setattr(window, attr, self._one_value(f"latency p{int(quantile * 100)}", promql, end, window, key))

@@ -1,4 +1,4 @@
-"""audit · audit verify"""
+"""audit · audit verify · audit checkpoint"""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from console.commands.common import Context, table
 
 
 def register(sub, common) -> None:
-    p = common(sub.add_parser("audit", help="the audit log; `mrc audit verify` checks its hash chain"))
-    p.add_argument("verify", nargs="?", choices=["verify"], help="verify the hash chain (exit 1 if broken)")
+    p = common(sub.add_parser(
+        "audit", help="the audit log; `verify` checks the chain, its checkpoints and the registry against it; "
+                      "`checkpoint` signs the head"))
+    p.add_argument("verify", nargs="?", choices=["verify", "checkpoint"],
+                   help="verify: hash chain, checkpoints, and every pointer move and approval has its event "
+                        "(exit 1 naming what does not fit); checkpoint: sign the head (seq, hash) with the "
+                        "workspace key into audit-checkpoints.jsonl")
+    p.add_argument("--to", metavar="s3://BUCKET/PREFIX",
+                   help="checkpoint: also write it there, write-once (If-None-Match); verify: check those too")
     p.add_argument("--model", help="only events of this model")
     p.add_argument("--limit", type=int, help="only the last N events")
     p.set_defaults(handler=cmd_audit)
@@ -18,11 +25,10 @@ def register(sub, common) -> None:
 
 def cmd_audit(ctx: Context) -> int:
     log = ctx.workspace.audit()
-    if ctx.args.verify:
-        check = log.verify()
-        ctx.emit(check.to_dict(), f"audit chain intact: {check.events} events" if check.ok
-                 else f"audit chain BROKEN at event {check.first_broken}: {check.reason}")
-        return 0 if check.ok else 1
+    if ctx.args.verify == "verify":
+        return _verify(ctx, log)
+    if ctx.args.verify == "checkpoint":
+        return _checkpoint(ctx, log)
     if ctx.args.limit is not None and ctx.args.limit < 1:
         raise BadInputError(f"--limit {ctx.args.limit}: must be at least 1")
     events = log.events(model=ctx.args.model, limit=ctx.args.limit)
@@ -31,3 +37,69 @@ def cmd_audit(ctx: Context) -> int:
         [[e.seq, e.at[:19], e.actor, e.action, e.model, e.version, json.dumps(e.details, sort_keys=True)[:80]]
          for e in events]))
     return 0
+
+
+def _verify(ctx: Context, log) -> int:
+    from console.audit import intents
+    from console.audit_checks import check_checkpoints, cross_check, read_checkpoints, workspace_key
+    from console.release import settle_intents
+
+    ws = ctx.workspace
+    reconciled = []
+    if not ctx.args.read_only and ws.db_path.exists():
+        reconciled = settle_intents(ctx.registry, log)  # a crashed remote write is settled before judging
+    check = log.verify()
+    events = log.events()
+    checkpoints = read_checkpoints(ws.root)
+    key = workspace_key(ws.root, create=False)
+    problems = check_checkpoints(checkpoints, events, key)
+    if ctx.args.to:
+        from console.audit_checks import read_remote_checkpoints
+
+        remote = read_remote_checkpoints(ctx.args.to, _endpoint(ws))
+        if not remote:
+            problems.append(f"{ctx.args.to}: no checkpoints there")
+        problems += [f"{ctx.args.to}: {p}" for p in check_checkpoints(remote, events, key)]
+    problems += cross_check(ctx.registry, events)
+    still_open = [i.id for i in intents(log, state="open")]
+    ok = check.ok and not problems
+    data = {**check.to_dict(), "ok": ok, "chain_ok": check.ok, "checkpoints": len(checkpoints),
+            "problems": problems, "reconciled": reconciled, "open_intents": still_open}
+    lines = [f"audit chain intact: {check.events} events" if check.ok
+             else f"audit chain BROKEN at event {check.first_broken}: {check.reason}"]
+    lines += [f"checkpoints: {len(checkpoints)}" + (" (run `mrc audit checkpoint` to anchor the chain)" if not checkpoints else "")]
+    lines += [f"PROBLEM: {p}" for p in problems]
+    lines += [f"intent {r['intent']}: {r['state']}" for r in reconciled]
+    if still_open:
+        lines.append(f"open intents (a write in flight or not yet reconciled): {still_open}")
+    ctx.emit(data, "\n".join(lines))
+    return 0 if ok else 1
+
+
+def _checkpoint(ctx: Context, log) -> int:
+    from console.audit_checks import check_checkpoints, read_checkpoints, workspace_key, write_checkpoint
+
+    ctx.require_write("audit checkpoint")
+    ws = ctx.workspace
+    check = log.verify()
+    events = log.events()
+    key = workspace_key(ws.root, create=True)
+    problems = check_checkpoints(read_checkpoints(ws.root), events, key)
+    if not check.ok or problems:  # never anchor a log that already fails its checks
+        ctx.emit({"ok": False, "reason": check.reason or problems[0], "problems": problems},
+                 f"refused: the log does not verify ({check.reason or problems[0]})")
+        return 1
+    cp = write_checkpoint(ws.root, events, key)
+    where = None
+    if ctx.args.to:
+        from console.audit_checks import put_remote_checkpoint
+
+        where = put_remote_checkpoint(ctx.args.to, cp, _endpoint(ws))
+    ctx.emit({"ok": True, "checkpoint": cp, "remote": where},
+             f"checkpoint {cp['n']}: event {cp['seq']} {cp['hash'][:16]}… signed" + (f", written once to {where}" if where else ""))
+    return 0
+
+
+def _endpoint(ws) -> str | None:
+    """[audit] endpoint_url, else the S3 registry's; None means AWS."""
+    return ws.section("audit").get("endpoint_url") or ws.section("registry").get("endpoint_url")

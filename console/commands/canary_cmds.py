@@ -23,6 +23,8 @@ def register(sub, common) -> None:
     p.add_argument("--failures", type=int, metavar="N", help="consecutive failing windows before rollback (default 3)")
     p.add_argument("--min-requests", type=int, metavar="N", help="requests per variant a window needs to be judged")
     p.add_argument("--max-error-delta", type=float, metavar="D", help="threshold rule: allowed error-rate increase")
+    p.add_argument("--min-detectable", metavar="RATIO|off", help="the last step waits until an error odds ratio "
+                   "this large would have been caught (80 %% power; default 2); off: promote when the hold ends")
     p.add_argument("--no-data-timeout", type=float, metavar="S",
                    help="roll back after this long without data from both variants (default 5 intervals)")
     p.add_argument("--override", action="store_true", help="canary a version that is not approved (needs --reason)")
@@ -77,6 +79,9 @@ def _state_text(state) -> str:
         lines.append(f"  reason: {state.reason}")
     for r in state.sequential.get("results") or []:
         lines.append(f"  {r.get('detail', '')}")
+    needs = state.sequential.get("needs_more")
+    if needs and state.active:  # the power-aware plan: what the last step still waits for
+        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote")
     return "\n".join(lines)
 
 
@@ -91,8 +96,16 @@ def _plan(args):
                  "consecutive_failures": args.failures, "min_requests": args.min_requests,
                  "max_error_rate_delta": args.max_error_delta, "no_data_timeout_s": args.no_data_timeout}
     plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    if args.min_detectable is not None:  # "off", or the error odds ratio the last step must be able to detect
+        off = args.min_detectable.strip().lower() == "off"
+        try:
+            ratio = None if off else float(args.min_detectable)
+        except ValueError:
+            raise BadInputError(f"--min-detectable {args.min_detectable!r}: an odds ratio > 1 (e.g. 2) or off") from None
+        plan = dataclasses.replace(plan, min_detectable_error_ratio=ratio,
+                                   **({"min_detectable_tail_ratio": None} if off else {}))
     names = {"hold_s": "--hold", "interval_s": "--interval", "alpha": "--alpha", "consecutive_failures": "--failures",
-             "no_data_timeout_s": "--no-data-timeout"}
+             "no_data_timeout_s": "--no-data-timeout", "min_detectable_error_ratio": "--min-detectable"}
     try:
         return validate_plan(plan, "canary plan")
     except BadInputError as exc:

@@ -27,7 +27,10 @@ def register(sub, common) -> None:
     p.add_argument("model")
     p.add_argument("--to", metavar="VERSION")
     p.add_argument("--reason", default="")
-    p.add_argument("--expect", metavar="VERSION", help="the production version you saw")
+    p.add_argument("--expect", metavar="VERSION", help="the production version you saw: roll back away from it "
+                   "(a bare rollback right after another one moves nothing; this rolls back further)")
+    p.add_argument("--override", action="store_true",
+                   help="--to a rejected, pending or corrupt version (needs --reason)")
     p.set_defaults(handler=cmd_rollback)
 
     for name, status in (("approve", "approved"), ("reject", "rejected")):
@@ -111,8 +114,10 @@ def cmd_promote(ctx: Context) -> int:
     ctx.require_write("promote")
     expected, given = _expect(ctx.args)
     outcome = promote(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
-                      reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override)
-    ctx.emit(outcome.to_dict(), f"{outcome.model}: production {outcome.detail.get('from') or 'none'} -> {outcome.version}"
+                      reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
+                      traffic=_live_traffic(ctx), options=_model_options(ctx))
+    ctx.emit(outcome.to_dict(), outcome.detail.get("message")
+             or f"{outcome.model}: production {outcome.detail.get('from') or 'none'} -> {outcome.version}"
              + ("" if outcome.changed else " (no change)"))
     return 0
 
@@ -124,6 +129,8 @@ def cmd_rollback(ctx: Context) -> int:
     expected, given = _expect(ctx.args)
     if ctx.args.to is not None:
         check_name(ctx.args.to, "--to version")
+    if ctx.args.override and not (ctx.args.reason or "").strip():
+        raise BadInputError("--override: a --reason is required")
     live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
     if live is not None and ctx.args.to is None and not given:
         # its stable is production already: traffic back to it is the whole rollback
@@ -132,11 +139,19 @@ def cmd_rollback(ctx: Context) -> int:
                  f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
         return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
-                       reason=ctx.args.reason, expected=expected, expected_given=given, traffic=_live_traffic(ctx))
-    traffic = outcome.detail.get("traffic")
-    ctx.emit(outcome.to_dict(), f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}"
-             + (f" · traffic {traffic}" if traffic else "") + ("" if outcome.changed else " (no change)"))
+                       reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
+                       traffic=_live_traffic(ctx), options=_model_options(ctx))
+    ctx.emit(outcome.to_dict(), outcome.detail.get("message")
+             or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0
+
+
+def _model_options(ctx: Context) -> dict:
+    """The model's [models.<name>] table: how its server loads and serves it."""
+    try:
+        return ctx.workspace.model_config(ctx.args.model)
+    except BadInputError:
+        return {}
 
 
 def _rollback_live_canary(ctx: Context):

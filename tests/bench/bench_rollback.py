@@ -3,7 +3,10 @@
     .venv/bin/python tests/bench/bench_rollback.py [--workspace DIR] [--runs 15]
 
 Builds the demo workspace in a temp folder unless one is given. Each run is a fresh process,
-as at 3 AM: interpreter start, imports, one conditional write, one audit append.
+as at 3 AM: interpreter start, imports, the target's approval and artifact checked, one
+conditional write with its audit event in the same transaction. Runs alternate 2 -> 1 and
+1 -> 2 with --expect/--to, so every run really moves production (a bare `mrc rollback` right
+after another moves nothing).
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "console.cli", "demo", "--no-tui", "--workspace", ws],
                        check=True, env=env, cwd=str(REPO), capture_output=True)
     baseline, rollback = [], []
-    for _ in range(args.runs):  # interleaved so that machine noise hits both alike
+    for i in range(args.runs):  # interleaved so that machine noise hits both alike
         baseline.append(timed([sys.executable, "-c", "pass"], env))
-        rollback.append(timed([sys.executable, "-m", "console.cli", "rollback", "breast-cancer",
-                               "--reason", "bench", "--workspace", ws], env))
+        seen, target = ("2", "1") if i % 2 == 0 else ("1", "2")
+        rollback.append(timed([sys.executable, "-m", "console.cli", "rollback", "breast-cancer", "--expect", seen,
+                               "--to", target, "--reason", "bench", "--workspace", ws], env))
     b, r = statistics.median(baseline), statistics.median(rollback)
     print(f"python -c pass      median {b * 1000:7.1f} ms  (min {min(baseline) * 1000:.1f})")
     print(f"mrc rollback        median {r * 1000:7.1f} ms  (min {min(rollback) * 1000:.1f}, max {max(rollback) * 1000:.1f})")

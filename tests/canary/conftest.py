@@ -18,7 +18,8 @@ from tests.conftest import REPO, mrc_env, run_mrc
 MODEL = "breast-cancer"
 STABLE, CANDIDATE = "2", "5"
 # Short canaries: the whole area stays within a few minutes on 2 shared cores.
-FAST_PLAN = ["--plan", "25,50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10"]
+# a few dozen requests: the power-aware wait for evidence before promotion is off (tests/canary/test_sequential_* test it)
+FAST_PLAN = ["--plan", "25,50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10", "--min-detectable", "off"]
 
 
 def _kill_group(pid: int) -> None:

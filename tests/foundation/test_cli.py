@@ -112,7 +112,7 @@ def test_twenty_racing_promotions_exactly_one_wins(demo_ws, mrc, tmp_path):
     errors = [p.stderr.read() for p in procs]
     assert sorted(codes) == [0] + [3] * 19, errors
     losers = [e for c, e in zip(codes, errors) if c == 3]
-    assert all("conflict" in e and e.count("\n") == 1 for e in losers)
+    assert all("conflict" in e and e.count("\n") == 1 for e in losers), losers
     history = mrc("audit", "--json", "--model", "race", "--workspace", str(demo_ws)).json()["events"]
     promotions = [e for e in history if e["action"] == "promote"]
     assert len(promotions) == 2  # the setup move and exactly one winner

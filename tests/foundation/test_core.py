@@ -59,17 +59,26 @@ def test_rehashing_a_changed_event_still_breaks_at_the_next():
     assert not check.ok and check.first_broken == 3
 
 
-def _move(frm, to, seq):
-    return PointerMove("m", "production", frm, to, "a", "t", "", seq)
+def _move(frm, to, seq, reason=""):
+    return PointerMove("m", "production", frm, to, "a", "t", reason, seq)
 
 
 def test_rollback_target_is_the_version_before_the_last_move():
     history = [_move(None, "1", 1), _move("1", "2", 2), _move("2", "3", 3)]
     assert rollback_target(history, "3") == "2"
-    # after a rollback 3 -> 2, the next rollback goes to what preceded 2, not back to 3
-    history.append(_move("3", "2", 4))
-    assert rollback_target(history, "2") == "3"
+    # after a rollback 3 -> 2, the next rollback never goes back to 3 (rolled away from): it goes to 1
+    history.append(_move("3", "2", 4, "rollback: p99 up"))
+    assert rollback_target(history, "2") == "1"
     assert rollback_target([_move(None, "1", 1)], "1") is None
+
+
+def test_rollback_target_skips_unapproved_and_allows_a_version_promoted_again():
+    history = [_move(None, "1", 1), _move("1", "2", 2), _move("2", "3", 3)]
+    assert rollback_target(history, "3", {"1": "approved", "2": "rejected", "3": "approved"}) == "1"
+    assert rollback_target(history, "3", {"1": "pending", "2": "rejected"}) is None
+    # 3 was rolled away from, then fixed and promoted again (a confirmed roll-forward): it counts again
+    history += [_move("3", "2", 4, "rollback"), _move("2", "3", 5, "fixed"), _move("3", "4", 6)]
+    assert rollback_target(history, "4") == "3"
 
 
 @given(st.lists(st.tuples(st.integers(0, 1), st.floats(0, 1)), min_size=2, max_size=60))

@@ -100,19 +100,20 @@ def test_a_drilled_regression_in_prometheus_is_rolled_back_on_kserve(release_ws,
     metrics.close()
 
 
-def test_missing_canary_data_holds_the_canary_and_says_why(release_ws, kserve, exporter, scraping_prometheus):
+def test_a_canary_that_serves_nothing_fails_closed_and_says_why(release_ws, kserve, exporter, scraping_prometheus):
+    """Silence is not health (issue 11): a canary with traffic but no requests in Prometheus is a
+    failed check each window, and consecutive failures roll it back with the reason recorded."""
     _, traffic = kserve
     exporter.serve(f"{MODEL}-predictor-1", per_tick=20, error_ratio=0.005, latency_ms=20)  # the canary serves nothing
     metrics = PrometheusMetrics(scraping_prometheus(exporter.target))
     time.sleep(2.5)
     controller = controller_for(release_ws, traffic, metrics)
     state = controller.start("2", PLAN)
-    state = controller.run(state, max_seconds=7)
-    assert state.status == "progressing" and state.weight == 10  # held at the first step, not promoted
-    assert traffic.get_split(MODEL).weights == {"1": 90, "2": 10}
-    assert state.analyses and all(a["window_verdict"] == "no_data" for a in state.analyses)
-    detail = state.analyses[-1]["checks"][0]["detail"]
-    assert detail.startswith("0 canary /") and "need 20 each" in detail
+    state = controller.run(state, max_seconds=120)  # ends as soon as it rolls back
+    assert state.status == "rolled_back", (state.status, state.reason)
+    assert traffic.get_split(MODEL).weights == {"1": 100}
+    assert state.analyses and all(a["window_verdict"] != "healthy" for a in state.analyses)
+    assert "no requests reached canary 2" in state.reason and "failed check" in state.reason, state.reason
     window = metrics.health(MODEL, "2", time.time() - 2, time.time())
     assert window.missing["requests"].startswith("no data") and window.error_rate is None
     metrics.close()

@@ -16,7 +16,8 @@ from tests.serving.conftest import kill_group, seed_bucket
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PLAN = ["--plan", "50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10", "--max-seconds", "240"]
+PLAN = ["--plan", "50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10", "--max-seconds", "240",
+        "--min-detectable", "off"]  # a few dozen requests: no power-aware wait (tests/canary/test_sequential_*)
 
 
 def mrc(*args, root):
