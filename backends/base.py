@@ -207,11 +207,15 @@ class Registry(Protocol):
         ...
 
     def move_pointer(
-        self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str, reason: str = ""
+        self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str, reason: str = "",
+        approval: Approval | None = None,
     ) -> PointerMove:
         """Point `alias` at `new` (None removes it) only if it still points at `expected`.
 
         Raises ConflictError when the pointer is no longer `expected`; never overwrites.
+        With `approval` (what the caller judged), also only if `new`'s approval is still exactly
+        that one: the approval check and the move are one compare-and-swap (a reject that lands
+        in between makes the move fail).
         """
         ...
 

@@ -56,9 +56,13 @@ def _reason(reason: str | None, what: str) -> str:
 
 def decide(registry, audit, model: str, version: str, *, status: str, actor: str, reason: str,
            gate_report: Any = None, override: bool = False, expected_status: str | None = None,
-           gate_error: str = "") -> Outcome:
+           gate_error: str = "", custom_policy: str | None = None) -> Outcome:
     """Approve or reject a version. Approval is refused while gates fail, while checks were not
-    run (no test set) and when the gates could not be evaluated (`gate_error`), unless overridden."""
+    run (no test set) and when the gates could not be evaluated (`gate_error`), unless overridden.
+
+    `custom_policy` (the source of a policy other than the workspace's configured one): the
+    gates were judged by a policy of the caller's choosing, so an approval is an override.
+    """
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "approve" if status == "approved" else "reject")
@@ -79,13 +83,18 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     digest = report_digest(gate_report) if gate_report is not None and not gate_error else ""
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
-    overridden = bool(override and (gate_passed is not True or not_run))
+    policy_override = bool(custom_policy) and status == "approved"
+    overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
     approval = Approval(status, actor, now_iso(), reason, digest, overridden)
     details = {"reason": reason, "gate_report_sha256": digest, "gate_passed": gate_passed,
                "gate_complete": gate_report is not None and not gate_error and not not_run,
                "checks_not_run": not_run, "override": approval.override, "previous_status": seen}
     if gate_error:
         details["gate_error"] = gate_error
+    if gate_report is not None and not gate_error:
+        details["policy_sha256"] = getattr(gate_report, "policy_sha256", "")
+    if policy_override:
+        details["custom_policy"] = custom_policy
     stored = record_approval(registry, audit, model, version, approval, expected_status=seen, actor=actor,
                              action="approve" if status == "approved" else "reject", details=details)
     return Outcome(status, model, version, True, {"approval": stored.to_dict()})
@@ -114,8 +123,14 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     if current == version and expected == current:
         return Outcome("promote", model, version, False, {"from": current, "to": version, "note": "already production"})
     server = serve_target(traffic, registry, model, version, options)  # before any write: nothing moves if it fails
+    from backends.stall import stall_point
+
+    stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
+    # the approval we judged travels with the move: the registry moves only if it is still the same
     move = move_audited(registry, audit, model, PRODUCTION, expected=expected, new=version, actor=actor, reason=reason,
-                        action="promote", version=version, details={"reason": reason, "override": override})
+                        action="promote", version=version, approval=mv.approval,
+                        details={"reason": reason, "override": override,
+                                 "approval": {"status": mv.approval.status, "by": mv.approval.by, "at": mv.approval.at}})
     _clear_candidate(registry, audit, model, version, actor)
     detail: dict[str, Any] = {"from": move.from_version, "to": version, "move": move.to_dict()}
     _follow_with_traffic(traffic, audit, model, version, server, detail, actor, "promote-traffic")
@@ -135,8 +150,10 @@ def _clear_candidate(registry, audit, model: str, version: str, actor: str) -> N
 # -- audited writes: the event cannot be missing ---------------------------------------------------
 
 def move_audited(registry, audit, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
-                 reason: str, action: str, version: str, details: dict[str, Any]) -> PointerMove:
+                 reason: str, action: str, version: str, details: dict[str, Any],
+                 approval: Approval | None = None) -> PointerMove:
     """A compare-and-swap pointer move and its audit event, never one without the other.
+    With `approval`, the move also needs `new`'s approval to be still that one (Registry.move_pointer).
 
     Local registry in the audit's own SQLite file: the event is appended inside the move's
     transaction. Any other registry: an intent is committed first, the event after the write;
@@ -153,11 +170,12 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
             crash_point("move:after-audit")
 
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
-                                     audit=in_transaction)
+                                     audit=in_transaction, **_approval_arg(approval))
         crash_point("move:after-commit")
         return move
     if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
-        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason)
+        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                     **_approval_arg(approval))
         audit.append(actor, action, model, version, event_details(move))
         return move
     from console.audit import abandon_intent, commit_intent, record_intent
@@ -167,13 +185,19 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                            details)
     crash_point("intent:after-record")
     try:
-        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason)
+        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                     **_approval_arg(approval))
     except (ConflictError, BadInputError) as exc:  # refused: nothing was written
         abandon_intent(audit, intent, f"{type(exc).__name__}: {exc}")
         raise
     crash_point("remote:after-write")
     commit_intent(audit, intent, actor, action, model, version, event_details(move))
     return move
+
+
+def _approval_arg(approval: Approval | None) -> dict[str, Any]:
+    """Only when given: moves without an approval to check keep the registry call they had."""
+    return {} if approval is None else {"approval": approval}
 
 
 def record_approval(registry, audit, model: str, version: str, approval: Approval, *, expected_status: str | None,

@@ -28,8 +28,9 @@ from typing import Any
 class LoadGenerator:
     def __init__(self, port: int, rows: list[list[float]], labels: list[int] | None = None, *, rate: float = 50.0,
                  users: int = 1000, label_delay_s: float = 0.5, workers: int = 8, seed: int = 0,
-                 columns: list[str] | None = None):
+                 columns: list[str] | None = None, headers: dict[str, str] | None = None):
         self.port = port
+        self.label_headers = dict(headers or {})  # the workspace's control key: /label is a control route
         self.rows = rows
         self.columns = columns
         self.labels = labels
@@ -52,12 +53,12 @@ class LoadGenerator:
             conn = self._local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         return conn
 
-    def _post(self, path: str, body: dict[str, Any]) -> int:
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> int:
         data = json.dumps(body).encode()
         for attempt in range(2):
             conn = self._conn()
             try:
-                conn.request("POST", path, data, {"Content-Type": "application/json"})
+                conn.request("POST", path, data, {"Content-Type": "application/json", **(headers or {})})
                 resp = conn.getresponse()
                 resp.read()
                 return resp.status
@@ -98,7 +99,7 @@ class LoadGenerator:
 
     def _label(self, request_id: str, label: int) -> None:
         try:
-            self._post("/label", {"id": request_id, "label": label})
+            self._post("/label", {"id": request_id, "label": label}, self.label_headers)
         except (OSError, http.client.HTTPException):
             pass
 
@@ -192,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model}: not served (run `mrc serve-models {args.model}`)", file=sys.stderr)
         return 2
     rows, labels = holdout(args.workspace, args.model, args.data)
-    print(json.dumps(LoadGenerator(port, rows, labels, rate=args.rate, label_delay_s=args.label_delay).run(args.duration)))
+    from backends.local.controlkey import auth_headers
+
+    print(json.dumps(LoadGenerator(port, rows, labels, rate=args.rate, label_delay_s=args.label_delay,
+                                   headers=auth_headers(args.workspace)).run(args.duration)))
     return 0
 
 

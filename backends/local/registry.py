@@ -308,9 +308,11 @@ class LocalRegistry:
         return {alias: version for alias, version in rows if version is not None}
 
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None,
-                     actor: str, reason: str = "", audit: AuditHook | None = None) -> PointerMove:
+                     actor: str, reason: str = "", audit: AuditHook | None = None,
+                     approval: Approval | None = None) -> PointerMove:
         """Compare-and-swap on `expected`. `audit(conn, move)` runs inside the same transaction,
-        so the move and its audit event commit together or not at all."""
+        so the move and its audit event commit together or not at all. With `approval` (what the
+        caller judged), `new`'s approval row is re-read in that transaction too: one CAS."""
         check_name(alias, "alias")
         if new is not None:
             check_name(new, "version")
@@ -320,6 +322,8 @@ class LocalRegistry:
                 "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, new)
             ).fetchone() is None:
                 raise NotFoundError(f"unknown version {new!r} of model {model!r}")
+            if approval is not None and new is not None:
+                _check_approval(conn, model, new, approval)  # same transaction as the move: one CAS
             row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = ?", (model, alias)).fetchone()
             current = row[0] if row else None
             if current != expected:
@@ -384,3 +388,15 @@ class LocalRegistry:
         finally:
             conn.close()
         return [PointerMove(*r) for r in rows]
+
+
+def _check_approval(conn: sqlite3.Connection, model: str, version: str, seen: Approval) -> None:
+    """ConflictError unless the version's approval row is still the one the caller judged."""
+    row = conn.execute(
+        "SELECT approval_status, approval_by, approval_at, approval_gate_sha256, approval_override"
+        " FROM versions WHERE model = ? AND version = ?", (model, version)).fetchone()
+    now = (row[0], row[1], row[2], row[3], bool(row[4]))
+    if now != (seen.status, seen.by, seen.at, seen.gate_report_sha256, bool(seen.override)):
+        raise ConflictError(
+            f"{model} {version}: approval changed since it was read ({seen.status} -> {row[0]} by {row[1] or '?'});"
+            " the move was not made", expected=seen.status, actual=row[0])

@@ -16,6 +16,11 @@
 Every request (503 "no backend" and upstream failures included) and every label is appended to
 requests.jsonl (the metrics backend reads it), and the split is saved in split.json (atomic
 rename) before it is answered, so a restart routes the same. stdlib only.
+
+Every request passes jsonhttp.JsonHandler._admit: its own Host only, JSON bodies only, and the
+workspace's control key (--key-file) on /control/* and /label. /control/backends takes only
+http://127.0.0.1:PORT of servers recorded in processes.json. Accepted state changes are
+appended to control.jsonl.
 """
 
 from __future__ import annotations
@@ -172,6 +177,23 @@ class RouterState:
         self.weights, self.revision = weights, revision
         return self.split()
 
+    def started_here(self, url: str) -> bool:
+        """url is http://127.0.0.1:PORT of a server recorded in this folder's processes.json
+        (written by the starter before it hands the router its backends)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return False
+        if parts.scheme != "http" or parts.hostname != "127.0.0.1" or parts.path not in ("", "/") \
+                or parts.username or parts.query or port is None:
+            return False
+        try:
+            servers = json.loads((self.dir / "processes.json").read_text()).get("servers", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        return any(isinstance(s, dict) and s.get("port") == port for s in servers.values())
+
     def write_log(self, record: dict) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self.log_lock:
@@ -232,6 +254,8 @@ def make_handler(state: RouterState):
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def do_GET(self):
+            if not self._admit():
+                return
             if self.path == "/control/split":
                 with state.lock:
                     self._reply(200, state.split())
@@ -242,6 +266,8 @@ def make_handler(state: RouterState):
                 self._reply(404, {"error": f"no route {self.path}"})
 
         def do_PUT(self):
+            if not self._admit():
+                return
             try:
                 body = json.loads(self._raw() or b"{}")
             except json.JSONDecodeError as exc:
@@ -262,20 +288,30 @@ def make_handler(state: RouterState):
                     if expected != state.revision:
                         self._reply(409, {"error": "revision moved", **state.split()})
                         return
-                    self._reply(200, state.set(weights))
+                    result = state.set(weights)
+                    self._journal(self.path, body, {"revision": result["revision"]})
+                    self._reply(200, result)
             elif self.path == "/control/backends":
                 try:
                     entries = {str(k): backend_entry(v) for k, v in body.items()}
+                    foreign = [f"{v}: {e['url']}" for v, e in entries.items() if not state.started_here(e["url"])]
                 except (ValueError, AttributeError) as exc:
                     self._reply(400, {"error": str(exc)})
                     return
+                if foreign:  # never send production rows to a server this workspace did not start
+                    self._reply(403, {"error": "not a model server this workspace started on 127.0.0.1: "
+                                               + ", ".join(foreign)})
+                    return
                 with state.lock:
                     state.backends.update(entries)
+                    self._journal(self.path, body, {"backends": sorted(entries)})
                     self._reply(200, {"backends": state.backends})
             else:
                 self._reply(404, {"error": f"no route {self.path}"})
 
         def do_POST(self):
+            if not self._admit():
+                return
             raw = self._raw()
             if self.path == "/predict":
                 self._predict(raw)
@@ -293,6 +329,7 @@ def make_handler(state: RouterState):
                 with state.lock:
                     current = dict(state.weights)
                     result = state.split() if current == {stable: 100} else state.set([(stable, 100)])
+                self._journal(self.path, body, {"revision": result["revision"]})
                 self._reply(200, result)
             elif self.path == "/control/fault":
                 version = body.get("version")
@@ -304,6 +341,7 @@ def make_handler(state: RouterState):
                     self._reply(400, {"error": str(exc)})
                     return
                 state.faults[version] = fault
+                self._journal(self.path, body, {"fault": fault.to_dict()})
                 self._reply(200, {"version": version, "fault": fault.to_dict(), "at": "router"})
             elif self.path == "/label":
                 state.write_log({"type": "label", "t": time.time(), "id": str(body.get("id")), "label": body.get("label")})
@@ -358,9 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--key-file", required=True, help="the workspace's serving/control.key (the key itself never in argv)")
     args = parser.parse_args(argv)
+    from backends.local.controlkey import read_key
+
     state = RouterState(Path(args.dir), args.model)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
+    handler = make_handler(state)
+    handler.control_key = read_key(args.key_file)
+    handler.journal_path = str(Path(args.dir) / "control.jsonl")
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     tmp = args.ready_file + ".tmp"
     with open(tmp, "w") as fh:

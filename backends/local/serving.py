@@ -5,7 +5,7 @@ class its starter resolved: a backend does not look formats up in console/) afte
 sha256, answers POST /predict {"rows": [[...]], "columns": [...]?} with {"version",
 "predictions"} on 127.0.0.1 (rows in the model's feature order when columns are left out), and
 takes faults for rehearsals on POST /control/fault {"error_rate", "latency_ms", "shift"} (all 0 =
-healthy again). Writes {"pid", "port"} to --ready-file once it listens, so its starter needs no
+healthy again; the workspace's control key required, see jsonhttp.JsonHandler._admit). Writes {"pid", "port"} to --ready-file once it listens, so its starter needs no
 port guessing.
 """
 
@@ -82,6 +82,8 @@ def make_handler(version: str, predict, fault: Fault, lock: threading.Lock):
             return json.loads(self.rfile.read(length) or b"{}")
 
         def do_GET(self):
+            if not self._admit():
+                return
             if self.path == "/health":
                 self._reply(200, {"version": version, "fault": fault.to_dict(), "pid": os.getpid(),
                                   "features": predict.features})
@@ -89,6 +91,8 @@ def make_handler(version: str, predict, fault: Fault, lock: threading.Lock):
                 self._reply(404, {"error": f"no route {self.path}"})
 
         def do_POST(self):
+            if not self._admit():
+                return
             try:
                 body = self._body()
             except (ValueError, json.JSONDecodeError) as exc:
@@ -102,6 +106,7 @@ def make_handler(version: str, predict, fault: Fault, lock: threading.Lock):
                 except (TypeError, ValueError) as exc:
                     self._reply(400, {"error": str(exc)})
                     return
+                self._journal(self.path, body, {"version": version, "fault": fault.to_dict()})
                 self._reply(200, {"version": version, "fault": fault.to_dict()})
                 return
             if self.path != "/predict":
@@ -137,7 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--options", default="{}", help="the model's [models.X] table as JSON")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--key-file", required=True, help="the workspace's serving/control.key (the key itself never in argv)")
     args = parser.parse_args(argv)
+    from backends.base import BackendError
+    from backends.local.controlkey import read_key
+
+    try:
+        control_key = read_key(args.key_file)
+    except BackendError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
 
     if os.path.isfile(args.artifact):  # a folder (an MLflow model) was verified by fetch_artifact
         actual = sha256_of(args.artifact)
@@ -153,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "torch" in sys.modules:  # torch on 2 shared cores: one thread per server
         sys.modules["torch"].set_num_threads(1)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port),
-                                 make_handler(args.version, predictor(loaded, str(options.get("task") or "binary")),
-                                              Fault(), threading.Lock()))
+    handler = make_handler(args.version, predictor(loaded, str(options.get("task") or "binary")), Fault(),
+                           threading.Lock())
+    handler.control_key = control_key
+    handler.journal_path = os.path.join(os.path.dirname(os.path.abspath(args.ready_file)), "control.jsonl")
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     tmp = args.ready_file + ".tmp"
     with open(tmp, "w") as fh:

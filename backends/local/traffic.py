@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
 from backends.local.artifacts import sha256_file
+from backends.local.controlkey import auth_headers, ensure_key
 from backends.local.procs import alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,11 +71,11 @@ def _format_by_entry_point(declared: str, path: str, options: dict[str, Any]):
 
 
 def _request(port: int, method: str, path: str, body: Any = None, timeout: float = 5.0,
-             raw: bool = False) -> tuple[int, Any]:
+             raw: bool = False, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = None if body is None else json.dumps(body).encode()
-        conn.request(method, path, data, {"Content-Type": "application/json"} if data else {})
+        conn.request(method, path, data, {**({"Content-Type": "application/json"} if data else {}), **(headers or {})})
         resp = conn.getresponse()
         payload = resp.read()
         if raw:
@@ -149,7 +150,13 @@ class LocalTraffic:
 
     def _spawn_ours(self, folder: Path, name: str, args: list[str]) -> int:
         (folder / f"{name}.ready").unlink(missing_ok=True)
-        return self._spawn(folder, name, [sys.executable, "-m", *args, "--ready-file", str(folder / f"{name}.ready")])
+        key_file = ensure_key(self.root)  # the path in argv, never the key
+        return self._spawn(folder, name, [sys.executable, "-m", *args, "--ready-file", str(folder / f"{name}.ready"),
+                                          "--key-file", str(key_file)])
+
+    def _auth(self) -> dict[str, str]:
+        """The control key and the acting user, for every call to a control route."""
+        return auth_headers(self.root)
 
     @staticmethod
     def _probe(port: int) -> bool:
@@ -269,7 +276,8 @@ class LocalTraffic:
                     servers[name.removeprefix("server-")] = entry
             self._save_processes(model, {"router": router, "servers": servers})
             status, body = _request(router["port"], "PUT", "/control/backends",
-                                    {v: self._backend_entry(s, options) for v, s in servers.items()})
+                                    {v: self._backend_entry(s, options) for v, s in servers.items()},
+                                    headers=self._auth())
             if status != 200:
                 raise BackendError(f"{model}: router refused the backends: {body}")
             split = self.get_split(model)
@@ -337,7 +345,7 @@ class LocalTraffic:
         port = self.router_port(model)
         if port is not None:
             try:
-                status, body = _request(port, "GET", "/control/split")
+                status, body = _request(port, "GET", "/control/split", headers=self._auth())
                 if status == 200:
                     return self._split_from(model, body)
             except OSError:
@@ -353,7 +361,8 @@ class LocalTraffic:
             raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
         items = [[str(v), int(w)] for v, w in weights.items()]
         try:
-            status, body = _request(port, "PUT", "/control/split", {"weights": items, "expected_revision": expected_revision})
+            status, body = _request(port, "PUT", "/control/split", {"weights": items, "expected_revision": expected_revision},
+                                    headers=self._auth())
         except OSError as exc:
             raise BackendError(f"{model}: router unreachable: {exc}") from None
         if status == 409:
@@ -375,7 +384,8 @@ class LocalTraffic:
             if port is None:
                 break
             try:
-                status, body = _request(port, "POST", "/control/rollback", {"stable": stable_version}, timeout=2.0)
+                status, body = _request(port, "POST", "/control/rollback", {"stable": stable_version}, timeout=2.0,
+                                        headers=self._auth())
                 if status == 200:
                     return self._split_from(model, body)
                 last_error = BackendError(f"router answered {status}: {body}")
@@ -405,12 +415,13 @@ class LocalTraffic:
             raise BadInputError(f"{model} {version}: not served here (run `mrc serve-models {model} --versions {version}`)")
         values = {"error_rate": error_rate, "latency_ms": latency_ms, "shift": shift}
         if server.get("protocol", MRC) == MRC:
-            status, body = _request(int(server["port"]), "POST", "/control/fault", values)
+            status, body = _request(int(server["port"]), "POST", "/control/fault", values, headers=self._auth())
         else:
             port = self.router_port(model)
             if port is None:
                 raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
-            status, body = _request(port, "POST", "/control/fault", {"version": version, **values})
+            status, body = _request(port, "POST", "/control/fault", {"version": version, **values},
+                                    headers=self._auth())
         if status != 200:
             raise BackendError(f"{model} {version}: server refused the fault: {body}")
         return body
@@ -426,7 +437,8 @@ class LocalTraffic:
         port = self.router_port(model)
         if port is None:
             raise BadInputError(f"{model}: not served (run `mrc serve-models {model}` first)")
-        gen = LoadGenerator(port, rows, labels, columns=columns, rate=rate, label_delay_s=label_delay_s)
+        gen = LoadGenerator(port, rows, labels, columns=columns, rate=rate, label_delay_s=label_delay_s,
+                            headers=self._auth())
         if on_start is not None:
             on_start(f"{model}: {rate:g} req/s for {duration:g} s through 127.0.0.1:{port}")
         return gen.run(duration)

@@ -470,12 +470,14 @@ class MlflowRegistry:
         return self._pointers_of(self._registered(model)).get(alias)
 
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
-                     reason: str = "") -> PointerMove:
+                     reason: str = "", approval: Approval | None = None) -> PointerMove:
         check_name(alias, "alias")
         if new is not None:
             check_name(new, "version")
             self._call("get model version", lambda: self.client.get_model_version(model, new),
                        missing=f"unknown version {new!r} of model {model!r}")
+            if approval is not None:
+                self._claim_approval(model, new, approval, alias)
         # Read the alias before the ledger: a move claimed after our read shows up in the ledger.
         current = self._current_alias(model, alias)
         entries = self._ledger(f"{LEDGER}/{model}/{alias}/")
@@ -566,6 +568,35 @@ class MlflowRegistry:
         self._write_approval_tags(model, version, tags)
         return stored
 
+    def _claim_approval(self, model: str, version: str, seen: Approval, alias: str) -> None:
+        """Pin the approval the caller judged before moving a pointer to the version.
+
+        The approvals ledger takes the next entry, a copy of the current decision marked as the
+        move's claim (a uniquely named experiment, so exactly one of racing writers creates it):
+        a decision recorded after the caller's read makes the check or the claim fail
+        (ConflictError); one recorded after the claim is ordered after the move.
+        """
+        entries = self._ledger(f"{APPROVALS}/{model}/{version}/")
+        last_seq, last = entries[-1] if entries else (0, None)
+        current = self.get_version(model, version).approval
+        if last is not None and last.get("mrc.status") and last.get("mrc.status") != current.status:
+            current = Approval(last.get("mrc.status", ""), last.get("mrc.by", ""), last.get("mrc.at", ""),
+                               last.get("mrc.reason", ""), last.get("mrc.gate_report_sha256", ""),
+                               last.get("mrc.override") == "true")  # committed, its tags not written yet
+        if _approval_key(current) != _approval_key(seen):
+            raise ConflictError(f"{model} {version}: approval changed since it was read ({seen.status} -> "
+                                f"{current.status} by {current.by or '?'}); the move was not made",
+                                expected=seen.status, actual=current.status)
+        tags = {"mrc.status": current.status, "mrc.by": current.by, "mrc.at": current.at,
+                "mrc.reason": current.reason[:4000], "mrc.gate_report_sha256": current.gate_report_sha256,
+                "mrc.override": str(current.override).lower(), "mrc.previous": current.status,
+                "mrc.claimed_by_move": alias, "mrc.move_id": uuid.uuid4().hex}
+        _, winner = self._claim(f"{APPROVALS}/{model}/{version}/{last_seq + 1:0{SEQ_WIDTH}d}", tags)
+        if winner is not None:
+            raise ConflictError(f"{model} {version}: {winner.get('mrc.by') or 'someone'} recorded "
+                                f"{winner.get('mrc.status')} while the move was checking the approval; "
+                                "the move was not made", expected=seen.status, actual=winner.get("mrc.status"))
+
     def _write_approval_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
         for key in ("status", "by", "at", "reason", "gate_report_sha256", "override"):
             value = tags.get(f"mrc.{key}", "")
@@ -617,3 +648,7 @@ def _model_folder(root: str) -> str | None:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
+
+
+def _approval_key(a: Approval) -> tuple:
+    return (a.status, a.by, a.at, a.gate_report_sha256, bool(a.override))

@@ -481,6 +481,32 @@ class S3Registry:
                                 expected=expected_status, actual=actual.status) from None
         return stored
 
+    def _claim_approval(self, model: str, version: str, seen: Approval, alias: str) -> None:
+        """Pin the approval the caller judged before moving a pointer to the version.
+
+        The approval log takes one more object, a copy of the current decision marked as the
+        move's claim, created `If-None-Match: *` as the next seq: a decision recorded after the
+        caller's read makes the check or this write fail (ConflictError), and a decision racing
+        this write gets the 412 itself. A decision recorded after the claim is ordered after
+        the move, as a reject after a finished promotion is.
+        """
+        objects = self._approval_events(model, version)
+        seq = max((_seq_of(o["Key"]) for o in objects), default=0)
+        current = self._read_approval(model, version)
+        if _approval_key(current) != _approval_key(seen):
+            raise ConflictError(f"{model} {version}: approval changed since it was read ({seen.status} -> "
+                                f"{current.status} by {current.by or '?'}); the move was not made",
+                                expected=seen.status, actual=current.status)
+        claim = {**current.to_dict(), "claimed_by_move": {"alias": alias, "at": _now(), "id": uuid.uuid4().hex}}
+        key = self._version_key(model, version) + f"approvals/{seq + 1:0{SEQ_WIDTH}d}.json"
+        try:
+            self._put(key, _dumps(claim), if_none_match=True)
+        except _PreconditionFailed:
+            actual = self._read_approval(model, version)
+            raise ConflictError(f"{model} {version}: {actual.by or 'someone'} recorded {actual.status} while the "
+                                "move was checking the approval; the move was not made",
+                                expected=seen.status, actual=actual.status) from None
+
     # -- pointers ----------------------------------------------------------------------------
     def _read_pointer(self, model: str, alias: str) -> _Pointer:
         found = self._get(self._pointer_key(model, alias))
@@ -533,13 +559,15 @@ class S3Registry:
         return pointers
 
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
-                     reason: str = "") -> PointerMove:
+                     reason: str = "", approval: Approval | None = None) -> PointerMove:
         check_name(alias, "alias")
         self._require_model(model)
         if new is not None:
             check_name(new, "version")
             if not self._version_exists(model, new):
                 raise NotFoundError(f"unknown version {new!r} of model {model!r}")
+            if approval is not None:
+                self._claim_approval(model, new, approval, alias)
         key = self._pointer_key(model, alias)
         # Read the pointer before the log: a claim made after our read shows up in the log.
         pointer = self._read_pointer(model, alias)
@@ -734,3 +762,7 @@ def _lineage_from_metadata(metadata: dict[str, Any], version: str = "") -> Linea
     lineage.training_run = pick("training_run", "run_id", "training_job", "job_id")
     lineage.params = params if isinstance(params, dict) else {}
     return lineage
+
+
+def _approval_key(a: Approval) -> tuple:
+    return (a.status, a.by, a.at, a.gate_report_sha256, bool(a.override))

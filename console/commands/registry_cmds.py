@@ -39,7 +39,8 @@ def register(sub, common) -> None:
         p.add_argument("version")
         p.add_argument("--reason", required=True)
         p.add_argument("--override", action="store_true", help="approve although gates fail (the reason says why)")
-        p.add_argument("--policy", metavar="FILE", help="gate policy (default: the model's, else the built-in one)")
+        p.add_argument("--policy", metavar="FILE", help="gate policy (default: the model's, else the built-in one); "
+                       "another policy than the configured one makes an approval an override")
         p.add_argument("--no-gates", action="store_true", help="record the decision without evaluating gates")
         p.set_defaults(handler=cmd_decide, status=status)
 
@@ -207,18 +208,33 @@ def cmd_decide(ctx: Context) -> int:
     check_name(args.model, "model")
     check_name(args.version, "version")
     report = None
+    custom = None
     if args.status == "approved" and args.no_gates and not args.override:
         raise BadInputError("--no-gates: approving without a gate verdict needs --override (and the reason says why)")
     if args.status == "approved" and not args.no_gates:
         report = gate_report_for(ctx, args.model, args.version, args.policy)
+        custom = _custom_policy(ctx, args.model, args.policy, report)
     outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
-                     actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override)
+                     actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override,
+                     custom_policy=custom)
     not_run = [c.name for c in report.not_run] if report is not None else []
     ctx.emit({**outcome.to_dict(), "checks_not_run": not_run}, f"{args.model} {args.version}: {args.status}"
              + (" (override)" if outcome.detail["approval"].get("override") else "")
              + (f"; {len(not_run)} checks not run: {', '.join(not_run)}" if not_run else "")
              + ("" if outcome.changed else " (no change)"))
     return 0
+
+
+def _custom_policy(ctx: Context, model: str, policy: str | None, report) -> str | None:
+    """`--policy FILE` when its bytes are not the workspace's configured policy: the approval is then an override."""
+    if not policy:
+        return None
+    from console.gates import policy_for
+
+    configured = policy_for(ctx.workspace, model, None)
+    if getattr(report, "policy_sha256", None) == configured.sha256:
+        return None  # the configured policy named explicitly: judged by it all the same
+    return f"{policy} (sha256 {report.policy_sha256[:12]})"
 
 
 def gate_report_for(ctx: Context, model: str, version: str, policy: str | None):

@@ -55,8 +55,8 @@ def wait(condition, timeout=300.0) -> float:
     raise RuntimeError("not ready")
 
 
-def post(conn, path, body) -> dict:
-    conn.request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+def post(conn, path, body, headers=None) -> dict:
+    conn.request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
     resp = conn.getresponse()
     data = resp.read()
     assert resp.status == 200, data[:300]
@@ -114,33 +114,39 @@ def main() -> None:
             ours_ready = tmp / "ours.ready"
             from backends.local.artifacts import sha256_file
 
+            from backends.local.controlkey import auth_headers, ensure_key
+
+            key_file = ensure_key(tmp)
+            auth = auth_headers(tmp)
             t0 = time.perf_counter()
-            procs.append(start([sys.executable, "-m", "backends.local.serving", "--artifact", str(tmp / "model.onnx"),
+            procs.append(start([sys.executable, "-m", "backends.local.serving", "--key-file", str(key_file), "--artifact", str(tmp / "model.onnx"),
                                 "--sha256", sha256_file(str(tmp / "model.onnx"))[0], "--version", "2",
                                 "--format", "onnx", "--format-class", "backends.formats.onnx:OnnxFormat",
                                 "--ready-file", str(ours_ready)], REPO))
             ours_start = wait(ours_ready.exists) + 0 * t0
             ours_port = json.loads(ours_ready.read_text())["port"]
-            (tmp / "serving").mkdir()
+            # the router takes only backends its folder records as started here
+            (tmp / "serving" / "processes.json").write_text(json.dumps({"router": None, "servers": {
+                "1": {"pid": procs[0].pid, "port": mlflow_port}, "2": {"pid": procs[1].pid, "port": ours_port}}}))
             router_ready = tmp / "router.ready"
             procs.append(start([sys.executable, "-m", "backends.local.router", "--dir", str(tmp / "serving"),
-                                "--model", "bench", "--ready-file", str(router_ready)], REPO))
+                                "--model", "bench", "--ready-file", str(router_ready), "--key-file", str(key_file)], REPO))
             wait(router_ready.exists)
             router = json.loads(router_ready.read_text())["port"]
             conn = http.client.HTTPConnection("127.0.0.1", router, timeout=30)
             conn.request("PUT", "/control/backends", json.dumps({
                 "1": {"url": f"http://127.0.0.1:{mlflow_port}", "protocol": "mlflow-invocations"},
-                "2": f"http://127.0.0.1:{ours_port}"}).encode())
+                "2": f"http://127.0.0.1:{ours_port}"}).encode(), {"Content-Type": "application/json", **auth})
             conn.getresponse().read()
             rows = raw.data[np.random.default_rng(0).integers(0, len(raw.data), args.requests)].tolist()
             one = [{"rows": [r], "columns": names} for r in rows]
             results = {}
             results["MLflow scoring server, direct /invocations"] = timed(
                 mlflow_port, "/invocations", [{"dataframe_split": {"columns": names, "data": [r]}} for r in rows])
-            post(conn, "/control/rollback", {"stable": "1"})
+            post(conn, "/control/rollback", {"stable": "1"}, auth)
             results["MLflow scoring server, through mrc's router"] = timed(router, "/predict", one)
             results["mrc model server (ONNX), direct /predict"] = timed(ours_port, "/predict", one)
-            post(conn, "/control/rollback", {"stable": "2"})
+            post(conn, "/control/rollback", {"stable": "2"}, auth)
             results["mrc model server (ONNX), through mrc's router"] = timed(router, "/predict", one)
         finally:
             for proc in procs:

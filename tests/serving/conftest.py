@@ -87,11 +87,12 @@ def spawn():
         kill_group(proc.pid)
 
 
-def http_json(port: int, method: str, path: str, body=None, timeout: float = 30.0) -> tuple[int, dict]:
+def http_json(port: int, method: str, path: str, body=None, timeout: float = 30.0,
+              headers: dict | None = None) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, None if body is None else json.dumps(body).encode(),
-                     {"Content-Type": "application/json"})
+                     {"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
         raw = resp.read()
         try:

@@ -34,12 +34,25 @@ def test_unreadable_mlflow_answers_are_refused(reply):
         predictions_from_mlflow(reply)
 
 
-def start_router(spawn, folder):
+def start_router(spawn, folder, servers: dict[str, int]):
+    """The router of a workspace whose serving folder records these servers (version -> port):
+    the only backends it accepts. Control calls carry the workspace's key (AUTH)."""
+    from backends.local.controlkey import auth_headers, ensure_key
+
+    root = folder.parent.parent
+    (folder / "processes.json").write_text(json.dumps(
+        {"router": None, "servers": {v: {"pid": 0, "port": p} for v, p in servers.items()}}))
+    key_file = ensure_key(root)
+    AUTH.clear()
+    AUTH.update(auth_headers(root))
     ready = folder / "router.ready"
     proc = spawn([PYTHON, "-m", "backends.local.router", "--dir", str(folder), "--model", MODEL,
-                  "--ready-file", str(ready)])
+                  "--ready-file", str(ready), "--key-file", str(key_file)])
     wait_for(ready.exists, "router ready", proc=proc)
     return json.loads(ready.read_text())["port"]
+
+
+AUTH: dict[str, str] = {}
 
 
 def health(ws, version):
@@ -52,14 +65,14 @@ def health(ws, version):
 def test_a_503_is_logged_and_counted_as_an_error(tmp_path, spawn):
     folder = tmp_path / "serving" / MODEL
     folder.mkdir(parents=True)
-    port = start_router(spawn, folder)
-    assert http_json(port, "POST", "/control/rollback", {"stable": "7"})[0] == 200  # 7 has no server
+    port = start_router(spawn, folder, {"7": 9})
+    assert http_json(port, "POST", "/control/rollback", {"stable": "7"}, headers=AUTH)[0] == 200  # 7 has no server
     status, body = http_json(port, "POST", "/predict", {"rows": [[1.0, 2.0]], "key": "u1"})
     assert (status, body["error"]) == (503, "no backend for 7")
     window = health(tmp_path, "7")
     assert (window.requests, window.errors) == (1, 1)
     # a backend whose server is gone: 502, logged too
-    assert http_json(port, "PUT", "/control/backends", {"7": "http://127.0.0.1:9"})[0] == 200
+    assert http_json(port, "PUT", "/control/backends", {"7": "http://127.0.0.1:9"}, headers=AUTH)[0] == 200
     assert http_json(port, "POST", "/predict", {"rows": [[1.0, 2.0]], "key": "u1"})[0] == 502
     window = health(tmp_path, "7")
     assert (window.requests, window.errors) == (2, 2)
@@ -97,10 +110,10 @@ def test_router_speaks_mlflow_invocations_and_applies_faults(tmp_path, spawn, ca
     wait_for(ping, "MLflow scoring server", proc=server)
     folder = tmp_path / "serving" / MODEL
     folder.mkdir(parents=True)
-    port = start_router(spawn, folder)
+    port = start_router(spawn, folder, {"1": mlflow_port})
     backend = {"url": f"http://127.0.0.1:{mlflow_port}", "protocol": "mlflow-invocations"}
-    assert http_json(port, "PUT", "/control/backends", {"1": backend})[0] == 200
-    assert http_json(port, "POST", "/control/rollback", {"stable": "1"})[0] == 200
+    assert http_json(port, "PUT", "/control/backends", {"1": backend}, headers=AUTH)[0] == 200
+    assert http_json(port, "POST", "/control/rollback", {"stable": "1"}, headers=AUTH)[0] == 200
 
     rows = X[:20]
     # columns in another order than the signature's: MLflow picks them by name
@@ -113,13 +126,13 @@ def test_router_speaks_mlflow_invocations_and_applies_faults(tmp_path, spawn, ca
     np.testing.assert_allclose(body["predictions"], expected, rtol=1e-6, atol=1e-9)
 
     # a fault at the router: every request fails, and the log counts them
-    status, body = http_json(port, "POST", "/control/fault", {"version": "1", "error_rate": 1.0})
+    status, body = http_json(port, "POST", "/control/fault", {"version": "1", "error_rate": 1.0}, headers=AUTH)
     assert (status, body["at"]) == (200, "router")
     codes = [http_json(port, "POST", "/predict", {"rows": rows[:1].tolist(), "columns": names, "key": f"k{i}"})[0]
              for i in range(5)]
     assert codes == [500] * 5
     # shifted predictions, clipped to [0, 1]
-    http_json(port, "POST", "/control/fault", {"version": "1", "shift": 0.3})
+    http_json(port, "POST", "/control/fault", {"version": "1", "shift": 0.3}, headers=AUTH)
     status, body = http_json(port, "POST", "/predict", {"rows": rows[:5].tolist(), "columns": names})
     assert status == 200
     np.testing.assert_allclose(body["predictions"], np.clip(expected[:5] + 0.3, 0, 1), rtol=1e-6, atol=1e-9)
