@@ -126,13 +126,45 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     if not text.strip():
         raise BadInputError(f"{p}: empty file")
     try:
-        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+        data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+        where = _first_non_finite(data)
     except json.JSONDecodeError as exc:
         raise BadInputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except _JsonNumberError as exc:
         raise BadInputError(f"{p}: {exc}") from None
     except RecursionError:
         raise BadInputError(f"{p}: {what} nested too deeply") from None
+    if where is not None:  # NaN / Infinity: JSON has none; name the field that holds one
+        field_name, value = where
+        raise BadInputError(f"{p}: {field_name or '(top level)'}: {value} is not a number JSON allows "
+                            "(give a finite number)")
+    return data
+
+
+class _NonFinite(float):
+    """NaN or ±Infinity as written in the file, kept until the field holding it is known."""
+
+    def __new__(cls, name: str):
+        value = super().__new__(cls, name)
+        value.name = name
+        return value
+
+
+def _first_non_finite(obj: Any, path: str = "") -> tuple[str, str] | None:
+    if isinstance(obj, _NonFinite):
+        return path, obj.name
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for key, value in items:
+        name = key if str(key).startswith("[") else (f"{path}.{key}" if path else str(key))
+        found = _first_non_finite(value, f"{path}{key}" if str(key).startswith("[") else name)
+        if found is not None:
+            return found
+    return None
 
 
 class _JsonNumberError(ValueError):
@@ -154,7 +186,7 @@ def _json_float(text: str) -> float:
 
 
 def _json_constant(name: str) -> float:
-    raise _JsonNumberError(f"{name} is not a number JSON allows (give a finite number)")
+    return _NonFinite(name)
 
 
 def default_policy_path() -> Path:
