@@ -609,6 +609,15 @@ def canary_start_statement(model: str, candidate: str, stable: str | None, steps
     return lines
 
 
+def needs_more_lines(state: Any) -> list[str]:
+    """What the power-aware plan still waits for before it may promote (console/canary.py)."""
+    gap = (state.sequential or {}).get("needs_more") if state is not None else None
+    if not gap or not gap.get("requests"):
+        return []
+    return [f"needs ~{int(gap['requests']):,} more canary requests before the {gap.get('test', 'judge')} test "
+            "can promote"]
+
+
 def canary_evidence_lines(state: Any) -> list[str]:
     """The judge's current evidence on a canary: what a person overrides when they step or promote."""
     if state is None:
@@ -629,8 +638,8 @@ def canary_evidence_lines(state: Any) -> list[str]:
             stat += f" · e-value {r['e_value']:.3g}"
         if r.get("p_value") is not None:
             stat += f" · p {r['p_value']:.3f}"
-        more = f" · needs ~{r['more_requests']:,} more requests" if r.get("more_requests") else ""
-        lines.append(f"sequential {metric}: {decision} · {stat}{more}")
+        lines.append(f"sequential {metric}: {decision} · {stat}")
+    lines.extend(needs_more_lines(state))
     last = state.analyses[-1] if state.analyses else None
     verdict = last.get("window_verdict", "-") if last else "-"
     lines.append(f"failures so far: {state.failures}/{state.plan.consecutive_failures} consecutive · "

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Sparkline, Static
 
 from console.domain import CanaryState
+from console.presenters import needs_more_lines
 
 POLL_S = 0.5
 WRITE_ACTIONS = {"rollback", "next_step", "promote", "toggle_pause"}
@@ -77,9 +78,9 @@ def sequential_line(state: CanaryState | None) -> str:
         if r.get("estimate") is None:
             lines.append(f"sequential  {r['metric']}: {r.get('detail', '')}")
             continue
-        more = f" · ~{r['more_requests']} more canary requests" if r.get("more_requests") else ""
         lines.append(f"sequential  {r['metric']}: Δ {r['estimate']:+.4f}  band [{r['lower']:+.4f}, {r['upper']:+.4f}]"
-                     f"  margin {r['margin']:+.4f}  p {r['p_value']:.3f} → {r['decision']}{more}")
+                     f"  margin {r['margin']:+.4f}  p {r['p_value']:.3f} → {r['decision']}")
+    lines += [f"sequential  {line}" for line in needs_more_lines(state)]
     return "\n".join(lines) + f"\nalways-valid p (min so far) {state.sequential.get('min_p_value', 1.0):.4f}"
 
 

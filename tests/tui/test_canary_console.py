@@ -201,13 +201,13 @@ def test_evidence_names_the_sequential_statistic_the_requests_still_needed_and_f
     state.step, state.weight, state.failures = 1, 25, 2
     state.sequential = {"verdict": "continue", "results": [
         {"metric": "error_rate", "decision": "continue", "estimate": 0.004, "lower": -0.01, "upper": 0.02,
-         "e_value": 2.5, "p_value": 0.4, "more_requests": 10432},
-    ]}
+         "e_value": 2.5, "p_value": 0.4},
+    ], "needs_more": {"test": "error_rate", "requests": 10432}}
     state.analyses = [{"window_verdict": "fail", "checks": [{"name": "metrics", "passed": False,
                                                              "detail": "metrics backend: ConnectionRefusedError"}]}]
     text = "\n".join(canary_evidence_lines(state))
     assert "error_rate: continue · Δ +0.0040 band [-0.0100, +0.0200] · e-value 2.5 · p 0.400" in text
-    assert "needs ~10,432 more requests" in text
+    assert "needs ~10,432 more canary requests before the error_rate test can promote" in text
     assert "failures so far: 2/3 consecutive · last window fail" in text
     assert "last window failed: metrics backend: ConnectionRefusedError" in text
 
@@ -323,3 +323,17 @@ def test_training_says_it_moves_the_candidate_alias_and_v_reviews_the_new_versio
     from backends.local.registry import LocalRegistry
 
     assert LocalRegistry(demo_ws).get_pointers(MODEL)["candidate"] == new
+
+
+def test_the_canary_screen_says_what_the_power_aware_plan_still_waits_for():
+    """The judge's own `needs_more` (console/canary.py), as the last step holds for evidence."""
+    from console import canary
+    from screens.canary_screen import sequential_line
+
+    state = canary.new_state("m", "1", "2", CanaryPlan(), 1000.0, "2026-01-01T00:00:00.000000Z")
+    state.sequential = {"results": [{"metric": "error_rate", "decision": "continue", "estimate": 0.001,
+                                     "lower": -0.01, "upper": 0.01, "margin": 0.0, "p_value": 0.5}],
+                        "needs_more": {"test": "latency_tail", "requests": 2400}, "min_p_value": 0.5}
+    assert "needs ~2,400 more canary requests before the latency_tail test can promote" in sequential_line(state)
+    state.sequential["needs_more"] = None
+    assert "more canary requests" not in sequential_line(state)
