@@ -64,7 +64,7 @@ def test_rollback_on_mlflow_imports_no_mlflow_and_moves_production(mlflow_server
     assert MlflowClient(mlflow_server.url).get_registered_model(model).aliases == {"champion": "1"}
     moves = [(m.from_version, m.to_version, m.reason) for m in MlflowRegistry(mlflow_server.url)
              .pointer_history(model, PRODUCTION) if m.seq]
-    assert moves[-1] == ("2", "1", "speed")  # the ledger entry the REST path claimed, read by the usual path
+    assert moves[-1] == ("2", "1", "rollback: speed")  # the ledger entry the REST path claimed, read by the usual path
     assert len(moves) == 3
 
 
