@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from console.audit import AuditLog, _write_tx
+from console.audit import AuditLog, _write_tx, connect
 
 ACTIONS = ("router-control", "server-control")
 
@@ -64,7 +65,7 @@ def _ingested(conn: sqlite3.Connection, journal: str) -> list[tuple[int, dict[st
     return found
 
 
-def _event_of(model: str, entry: Any) -> tuple[str, str, str]:
+def _event_of(entry: Any) -> tuple[str, str, str]:
     """(action, actor, version) for one journal entry. A model server's result names its
     version; the router's never does (its fault result is {"fault"} alone)."""
     if not isinstance(entry, dict):
@@ -93,38 +94,63 @@ def ingest(log: AuditLog, root: Path) -> dict[str, Any]:
 
         def append_new(conn: sqlite3.Connection) -> tuple[int, str | None]:
             done = _ingested(conn, journal)
-            resume = 0
-            if done:
-                seq, last = done[-1]
-                start, end = int(last.get("offset", -1)), int(last.get("end", -1))
-                if not (0 <= start < end <= len(data)) or _sha(data[start:end]) != last.get("line_sha256"):
-                    return 0, (f"{journal}: truncated or rewritten since event {seq} (its line at byte {start} "
-                               f"is gone); new lines not ingested, see `mrc audit verify`")
-                resume = end
+            if done and _resume_at(data, done) is None:
+                return 0, (f"{journal}: truncated or rewritten since event {done[-1][0]} (its line at byte "
+                           f"{done[-1][1].get('offset')} is gone); new lines not ingested, see `mrc audit verify`")
+            resume = _resume_at(data, done) or 0
             count = 0
             for start, end, line in _lines(data[resume:]):
                 try:
                     entry = json.loads(line)
                 except ValueError:
                     entry = {"__unparseable__": line[:500].decode(errors="replace")}
-                action, actor, version = _event_of(model, entry)
+                action, actor, version = _event_of(entry)
                 log.append_in(conn, actor, action, model, version,
                               {"journal": journal, "offset": resume + start, "end": resume + end,
                                "line_sha256": _sha(line), "entry": entry})
                 count += 1
             return count, None
 
-        count, problem = _write_tx(log.db_path, append_new)
+        # read first: the write transaction only when there is something to append
+        reader = connect(log.db_path) if os.path.exists(log.db_path) else None
+        try:
+            count, problem = append_new(reader) if reader is not None and _is_settled(reader, journal, data) \
+                else _write_tx(log.db_path, append_new)
+        finally:
+            if reader is not None:
+                reader.close()
         total += count
         if problem:
             problems.append(problem)
     return {"ingested": total, "problems": problems}
 
 
+def _resume_at(data: bytes, done: list[tuple[int, dict[str, Any]]]) -> int | None:
+    """Where the lines not yet ingested start: after the last ingested line if it is still
+    where it was (0 when none was ingested); None when the journal was truncated or rewritten."""
+    if not done:
+        return 0
+    last = done[-1][1]
+    start, end = int(last.get("offset", -1)), int(last.get("end", -1))
+    if not (0 <= start < end <= len(data)) or _sha(data[start:end]) != last.get("line_sha256"):
+        return None
+    return end
+
+
+def _is_settled(conn: sqlite3.Connection, journal: str, data: bytes) -> bool:
+    """Nothing to append: every complete line is in, or the journal was rewritten (reported)."""
+    resume = _resume_at(data, _ingested(conn, journal))
+    return resume is None or not _lines(data[resume:])
+
+
+def _pending(data: bytes, done: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, int, bytes]]:
+    """The lines after the last ingested one, if that line is still where it was."""
+    resume = _resume_at(data, done)
+    return [] if resume is None else _lines(data[resume:])
+
+
 def missing(log: AuditLog, root: Path) -> list[str]:
     """Both ways: ingested lines no longer in their journal, and journal lines not in the log."""
-    from console.audit import connect
-
     root = Path(root)
     problems: list[str] = []
     names = {_rel(root, p) for p in journals(root)}
@@ -159,7 +185,9 @@ def missing(log: AuditLog, root: Path) -> list[str]:
             entry = details.get("entry") if isinstance(details.get("entry"), dict) else {}
             problems.append(f"{name}: line of event {seq} ({entry.get('route', '?')} by "
                             f"{entry.get('actor') or '(no actor stated)'}) is missing from the journal")
-        not_logged = on_disk - in_log
+        # lines after the last ingested one are pending (a --read-only verify, or a call made
+        # since the ingest), not missing
+        not_logged = on_disk - in_log - Counter(_sha(line) for _, _, line in _pending(data, ingested.get(name, [])))
         if not_logged:
             problems.append(f"{name}: {sum(not_logged.values())} journal line(s) not in the audit log")
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from backends.base import BadInputError
 from console.commands.common import Context, table
@@ -30,7 +31,10 @@ def ingest_journals(ctx: Context, log) -> list[str]:
 
     if getattr(ctx.args, "read_only", False):
         return []
-    problems = ingest(log, ctx.workspace.root)["problems"]
+    try:
+        problems = ingest(log, ctx.workspace.root)["problems"]
+    except (sqlite3.Error, OSError) as exc:  # a workspace this user cannot write: reads still work
+        problems = [f"control journals not ingested: {exc}"]
     for p in problems:
         ctx.progress(f"warning: {p}")
     return problems

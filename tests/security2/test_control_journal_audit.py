@@ -66,7 +66,10 @@ def test_a_split_change_is_in_the_audit_log_exactly_once_after_two_runs(served, 
     assert len(second) == len(lines)
     verify = run_mrc("audit", "verify", "--workspace", str(ws), "--json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    traffic.fault(MODEL, "5")  # healthy again
+    traffic.fault(MODEL, "5")  # healthy again: a line not yet ingested
+    pending = run_mrc("audit", "verify", "--read-only", "--workspace", str(ws), "--json")
+    assert pending.returncode == 0, pending.stdout + pending.stderr  # pending after the last ingested line, not missing
+    assert len(control_events(ws)) == len(lines) + 1
 
 
 def test_a_journal_line_deleted_after_ingestion_is_named_by_verify(served, monkeypatch):
