@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from backends.base import BadInputError
 from console.commands.common import Context, table
@@ -23,8 +24,26 @@ def register(sub, common) -> None:
     p.set_defaults(handler=cmd_audit)
 
 
+def ingest_journals(ctx: Context, log) -> list[str]:
+    """The router's and model servers' control journals into the log first (not under
+    --read-only); a journal that no longer holds what was ingested from it is warned about."""
+    from console.control_journal import ingest
+
+    if getattr(ctx.args, "read_only", False):
+        return []
+    try:
+        problems = ingest(log, ctx.workspace.root)["problems"]
+    except (sqlite3.Error, OSError) as exc:  # a workspace this user cannot write: reads still work
+        problems = [f"control journals not ingested: {exc}"]
+    for p in problems:
+        ctx.progress(f"warning: {p}")
+    return problems
+
+
 def cmd_audit(ctx: Context) -> int:
     log = ctx.workspace.audit()
+    if ctx.args.verify != "checkpoint":
+        ingest_journals(ctx, log)
     if ctx.args.verify == "verify":
         return _verify(ctx, log)
     if ctx.args.verify == "checkpoint":
@@ -61,6 +80,9 @@ def _verify(ctx: Context, log) -> int:
             problems.append(f"{ctx.args.to}: no checkpoints there")
         problems += [f"{ctx.args.to}: {p}" for p in check_checkpoints(remote, events, key)]
     problems += cross_check(ctx.registry, events)
+    from console.control_journal import missing
+
+    problems += missing(log, ws.root)  # journal lines the log lacks, or logged lines the journal lost
     still_open = [i.id for i in intents(log, state="open")]
     ok = check.ok and not problems
     data = {**check.to_dict(), "ok": ok, "chain_ok": check.ok, "checkpoints": len(checkpoints),

@@ -121,6 +121,9 @@ def cmd_start(ctx: Context) -> int:
     args = ctx.args
     ctx.require_write("canary start")
     check_name(args.model, "model")
+    from console.commands.audit_cmds import ingest_journals
+
+    ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     check_name(args.version, "version")
     plan = _plan(args)
 
@@ -198,6 +201,9 @@ def cmd_serve_models(ctx: Context) -> int:
     args = ctx.args
     ctx.require_write("serve-models")  # it sets the split and starts or stops processes
     check_name(args.model, "model")
+    from console.commands.audit_cmds import ingest_journals
+
+    ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     traffic = ctx.workspace.traffic()
     if not hasattr(traffic, "ensure_serving"):
         raise BadInputError(f"{ctx.workspace.config_path}: traffic backend is not local: nothing to serve here")

@@ -60,9 +60,13 @@ def test_promote_starts_the_target_server_first_and_rollback_finds_it_warm(demo_
         print(f"\nserver ready: cold {server['ready_s']:.3f} s (promote to 5), warm {out['server']['ready_s'] * 1000:.1f} ms"
               " (rollback to 2)")
         events = mrc("audit", "--json", "--workspace", str(demo_ws)).json()["events"]
-        actions = [e["action"] for e in events]
+        own = [e for e in events if e["action"] not in ("router-control", "server-control")]
+        actions = [e["action"] for e in own]
         assert actions[-5:] == ["promote", "clear-candidate", "promote-traffic", "rollback", "rollback-traffic"]
-        assert events[-3]["details"]["server"]["pid"] == server["pid"]
+        assert own[-3]["details"]["server"]["pid"] == server["pid"]
+        # the router's own trace of the same calls, ingested from its control journal by `mrc audit`
+        routed = [(e["details"]["entry"]["route"], e["version"]) for e in events if e["action"] == "router-control"]
+        assert ("POST /control/rollback", "2") in routed
     finally:
         stop_everything(demo_ws)
 
