@@ -13,6 +13,11 @@ The plan is the default one (5 -> 25 -> 50 -> 100 %, 60 s holds; the sequential 
 also waits for the sample to detect an error odds ratio of 2). The sequential judge looks every
 5 s, which its anytime validity allows; the threshold rule judges 10 s windows and the seed's 60 s.
 
+Then the error test alone against the literature anchor, on the same vectorised streams (2,000 per
+regression, seed fixed): mrc's exact e-process beside Lindon et al.'s mixture test (KDD 2022,
+tests/bench/lindon_baseline.py), both at the judge's error share of alpha, through the 180 s plan,
+and A/A under continuous monitoring (the plan, and an hour at 50 %).
+
 Last, per-user clustering (sticky routing by user): the false-alarm rate of the exact error test
 when a few users fail often, and of the sample-ratio check when a few users send most requests.
 """
@@ -30,10 +35,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backends.base import HealthWindow  # noqa: E402
 from console import canary, sequential  # noqa: E402
 from console.domain import CanaryPlan  # noqa: E402
+
+import lindon_baseline  # noqa: E402  (tests/bench, beside this file)
 
 BASE_ERROR = 0.01
 LATENCY_MEDIAN_MS, LATENCY_SIGMA = 20.0, 0.35
@@ -154,12 +162,35 @@ def clustering(rng, runs: int = 2000, users: int = 2000, looks: int = 60, rate: 
     return out
 
 
+def literature(seed: int, runs: int, rate: float) -> None:
+    """mrc's exact error e-process beside Lindon et al.'s mixture test, on the same streams."""
+    alpha = JUDGES["sequential (5 s looks)"].alpha * canary.ALPHA_SHARES["error_rate"]
+    tests = {"mrc exact e-process (28-point grid)": lambda c: lindon_baseline.mrc_detections(
+                 c, alpha, sequential.ODDS_RATIOS, sequential.ODDS_WEIGHTS),
+             f"Lindon et al. (Beta({lindon_baseline.PRIOR_A:g},{lindon_baseline.PRIOR_A:g}) mixture)":
+                 lambda c: lindon_baseline.lindon_detections(c, alpha)}
+    print(f"\nerror test alone vs the literature anchor: {runs:,} streams per row, seed {seed}, alpha {alpha:g} "
+          f"(the judge's error share), looks every 5 s, plan 5→25→50 % with 60 s holds (180 s)")
+    print(f"{'scenario':<20} {'test':<40} {'caught <180 s':>13} {'median s':>9} {'median req':>11} {'median bad':>11}")
+    for name, factor in (("errors x1.25", 1.25), ("errors x1.5", 1.5), ("errors x2", 2.0), ("errors x5", 5.0)):
+        counts = lindon_baseline.simulate(np.random.default_rng(seed), runs, BASE_ERROR * factor, BASE_ERROR, rate)
+        for test, detect in tests.items():
+            s = lindon_baseline.summarize(counts, detect(counts))
+            print(f"{name:<20} {test:<40} {s['detected']:>13.1%} {s['seconds']:>9.0f} {s['requests']:>11.0f} {s['bad']:>11.0f}")
+    for name, steps, hold in (("A/A, the plan", lindon_baseline.PLAN_STEPS, lindon_baseline.HOLD_S),
+                              ("A/A, 1 h at 50 %", (0.5,), 3600.0)):
+        counts = lindon_baseline.simulate(np.random.default_rng(seed), runs, BASE_ERROR, BASE_ERROR, rate, steps, hold)
+        for test, detect in tests.items():
+            print(f"{name:<20} {test:<40} {'false alarms ' + format(float((detect(counts) >= 0).mean()), '.2%'):>25}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30, help="canaries per regression and judge")
     parser.add_argument("--aa-runs", type=int, default=100)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second, both variants together")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--lindon-runs", type=int, default=2000, help="streams per row of the literature comparison")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     print(f"simulated traffic {args.rate:g} req/s, base error rate {BASE_ERROR:.0%}, latency lognormal "
@@ -184,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{name:<20} {judge:<28} {s['detected']:>11.0%} {s['seconds']:>9.0f} {s['requests']:>11.0f} "
                       f"{s['bad_detected']:>25.0f} {s['bad_all']:>20.0f}")
+    literature(args.seed, args.lindon_runs, args.rate)
     print("\nper-user clustering (sticky routing), false alarms at alpha 5 % over 60 looks, 2,000 runs:")
     for what, rate in clustering(np.random.default_rng(args.seed)).items():
         print(f"  {what:<45} {rate:.1%}")
