@@ -417,7 +417,10 @@ class S3Registry:
         return str(out)
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
-        mv = self.get_version(model, version)
+        self._require_model(model)
+        mv = self._read_version(model, version)  # not get_version: its aliases cost every pointer's reads
+        if mv is None:
+            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
         base = self._version_key(model, version)
         name = mv.artifact.uri.rsplit(base, 1)[-1] if base in mv.artifact.uri else MODEL_FILES[0]
         if name == "" or name.endswith("/"):
