@@ -7,6 +7,7 @@ The rollback path imports nothing heavy: keep it that way.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -349,7 +350,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     if to is not None:
         check_name(to, "version")
     settle_intents(registry, audit)
-    history = registry.pointer_history(model, PRODUCTION)
+    history, partial = _production_history(registry, model, HISTORY_WINDOW)
     current = registry.get_pointers(model).get(PRODUCTION)
     seen = expected if expected_given else current
     done = _already_rolled_back(model, history, current, seen, expected_given, to)
@@ -371,18 +372,27 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     else:
         target = None
         unreviewed: bool | None = None  # read only when a candidate is pending
-        for version in rollback_candidates(history, current):
-            problem = unfit_reason(registry, model, version)
-            if problem == "pending":
-                if unreviewed is None:
-                    unreviewed = never_reviewed(registry, model)
-                if unreviewed:  # a team that reviews outside mrc: having served production is its approval
-                    problem = unfit_reason(registry, model, version, pending_ok=True)
-                    taken_unreviewed = problem is None
-            if problem is None:
-                target = version
+        tried: set[str] = set()
+        while True:
+            for version in rollback_candidates(history, current):
+                if version in tried:
+                    continue
+                tried.add(version)
+                problem = unfit_reason(registry, model, version)
+                if problem == "pending":
+                    if unreviewed is None:
+                        unreviewed = never_reviewed(registry, model)
+                    if unreviewed:  # a team that reviews outside mrc: having served production is its approval
+                        problem = unfit_reason(registry, model, version, pending_ok=True)
+                        taken_unreviewed = problem is None
+                if problem is None:
+                    target = version
+                    break
+                skipped.append({"version": version, "why": problem})
+            if target is not None or not partial:
                 break
-            skipped.append({"version": version, "why": problem})
+            # None of the newest fits: read the whole history (its candidates continue these in order).
+            history, partial = _production_history(registry, model)
         if target is None:
             why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
             raise BadInputError(f"{model}: no earlier production version to roll back to"
@@ -404,7 +414,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                             details={"reason": why, "override": bool(override and to is not None and problem),
                                      "skipped": skipped, "unreviewed_target": taken_unreviewed})
     except ConflictError:
-        history = registry.pointer_history(model, PRODUCTION)
+        history, _ = _production_history(registry, model, HISTORY_WINDOW)  # only its last move counts
         done = _already_rolled_back(model, history, registry.get_pointers(model).get(PRODUCTION), seen, True, to)
         if done is not None:
             return done
@@ -416,6 +426,19 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         detail["message"] = (detail.get("message") or f"{model}: rolled back production {move.from_version} -> "
                              f"{target}") + f" ({target} served production before; {model} has no mrc reviews)"
     return Outcome("rollback", model, target, True, detail)
+
+
+# Production events a rollback reads first. Candidates from the newest events are the first
+# candidates of the whole history, in the same order, so the whole is read only when none fits.
+HISTORY_WINDOW = 8
+
+
+def _production_history(registry, model: str, limit: int | None = None) -> tuple[list[PointerMove], bool]:
+    """(production's moves, whether older ones may be missing): the newest `limit` events only
+    where the registry can read them alone (S3 GETs one object per event), else the whole history."""
+    if limit is not None and "limit" in inspect.signature(registry.pointer_history).parameters:
+        return registry.pointer_history(model, PRODUCTION, limit=limit), True
+    return registry.pointer_history(model, PRODUCTION), False
 
 
 def _already_rolled_back(model: str, history: list[PointerMove], current: str | None, seen: str | None,

@@ -417,7 +417,10 @@ class S3Registry:
         return str(out)
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
-        mv = self.get_version(model, version)
+        self._require_model(model)
+        mv = self._read_version(model, version)  # not get_version: its aliases cost every pointer's reads
+        if mv is None:
+            raise NotFoundError(f"unknown version {version!r} of model {model!r}")
         base = self._version_key(model, version)
         name = mv.artifact.uri.rsplit(base, 1)[-1] if base in mv.artifact.uri else MODEL_FILES[0]
         if name == "" or name.endswith("/"):
@@ -516,9 +519,14 @@ class S3Registry:
         value = body.decode("utf-8", "replace").strip()
         return _Pointer(value or None, etag, modified)
 
-    def _events(self, model: str, alias: str | None = None, *, last_only: bool = False) -> list[_Event]:
+    def _events(self, model: str, alias: str | None = None, *, last_only: bool = False,
+                limit: int | None = None) -> list[_Event]:
+        """The event objects, oldest first: one LIST, then a GET per event read. `limit` (with an
+        alias: keys sort by sequence) reads only the newest `limit` of them."""
         objects, _ = self._list(self._history_prefix(model, alias))
         objects = [o for o in objects if o["Key"].endswith(".json") and _seq_of(o["Key"]) > 0]
+        if limit is not None and alias is not None:
+            objects = sorted(objects, key=lambda o: o["Key"])[-max(1, limit):]
         if last_only:
             by_alias: dict[str, dict[str, Any]] = {}
             for o in objects:
@@ -636,12 +644,14 @@ class S3Registry:
         if metrics is not None:
             self._put(self._model_key(model) + "production/metrics.json", metrics[0])
 
-    def pointer_history(self, model: str, alias: str | None = None) -> list[PointerMove]:
+    def pointer_history(self, model: str, alias: str | None = None, *, limit: int | None = None) -> list[PointerMove]:
+        """Every recorded move, oldest first. With an alias and `limit`, only the moves of its newest
+        `limit` events (plus a trailing move outside mrc): the rollback path reads no more than it needs."""
         self._require_model(model)
         if alias is not None:
             check_name(alias, "alias")
         moves: list[PointerMove] = []
-        events = self._events(model, alias)
+        events = self._events(model, alias, limit=limit)
         for event in events:
             body = event.body
             outside = body.get("outside_mrc_before")

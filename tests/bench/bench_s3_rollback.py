@@ -3,7 +3,7 @@
     /work/main/.venv/bin/python tests/bench/bench_s3_rollback.py [--repeat 30] [--processes 5]
 
 Starts its own SeaweedFS (`weed mini`) on 127.0.0.1 and stops it at the end. Prints:
-  1. in-process: mrc's rollback (read pointer + history, claim the event with If-None-Match,
+  1. in-process: mrc's rollback v2 -> v1 after an untimed promotion (read pointer + newest history, claim the event with If-None-Match,
      write version.txt with If-Match, copy production/metrics.json, audit append) vs bare boto3
      (GET version.txt, PUT with If-Match);
   2. as processes (what an engineer waits for at 3 AM): `python -m console.cli rollback` vs
@@ -59,7 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.update(remote_env())
 
-    from backends.base import PRODUCTION, Lineage
+    from backends.base import PRODUCTION, Approval, Lineage
     from backends.s3.registry import S3Registry
     from console.audit import AuditLog
     from console.release import rollback
@@ -76,8 +76,13 @@ def main() -> int:
         artifact.write_bytes(b"weights" * 1000)
         for v in ("v1", "v2"):
             registry.register_version("m", str(artifact), metrics={"auc_roc": 0.9}, lineage=Lineage(), version=v)
+        for v in ("v1", "v2"):  # reviewed, as on a team that reviews in mrc
+            registry.set_approval("m", v, Approval(status="approved", by="bench", at="2026-01-01T00:00:00Z"),
+                                  expected_status="pending")
         registry.move_pointer("m", PRODUCTION, expected=None, new="v1", actor="bench")
-        registry.move_pointer("m", PRODUCTION, expected="v1", new="v2", actor="bench")
+
+        def promote_v2():  # untimed: each timed rollback moves v2 -> v1, so the history grows by 2 a round
+            registry.move_pointer("m", PRODUCTION, expected="v1", new="v2", actor="bench")
         key = f"{prefix}/models/m/production/version.txt"
         bare_client = server.client()
 
@@ -89,9 +94,11 @@ def main() -> int:
 
         mrc_times, bare_times = [], []
         for _ in range(args.repeat):  # interleaved, so both see the same machine load
+            promote_v2()
             started = time.perf_counter()
-            rollback(registry, audit, "m", actor="bench")
+            done = rollback(registry, audit, "m", actor="bench")
             mrc_times.append(time.perf_counter() - started)
+            assert done.changed and done.version == "v1", done.detail
             # put the bucket back where mrc left it after the bare write (two bare writes: net zero)
             started = time.perf_counter()
             bare_once()
@@ -108,6 +115,7 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         cli_times, script_times = [], []
         for _ in range(args.processes):
+            promote_v2()
             started = time.perf_counter()
             cli = subprocess.run([sys.executable, "-m", "console.cli", "rollback", "m", "--workspace", str(root)],
                                  capture_output=True, text=True, env=env, cwd=str(REPO))
@@ -124,7 +132,16 @@ def main() -> int:
         print(f"  ratio mrc / bare (median)          {statistics.median(cli_times) / statistics.median(script_times):5.1f}x")
 
         print(f"  (production history at the end: {len(registry.pointer_history('m', PRODUCTION))} moves; "
-              "mrc reads every event object of it, 8 at a time, so its cost grows with the history)")
+              "a rollback reads only the newest 8 event objects unless none of their versions fits)")
+
+        # Requests one rollback sends, counted by a proxy in front of SeaweedFS (same long history).
+        proxy = servers.FaultProxy(server.endpoint)
+        counted = S3Registry(BUCKET, prefix=prefix, endpoint_url=proxy.url)
+        promote_v2()
+        rollback(counted, audit, "m", actor="bench")
+        history_gets = proxy.count("GET", "/history/")  # a LIST names its prefix url-encoded
+        print(f"  requests in one rollback: {len(proxy.seen)} ({history_gets} event-object GETs)")
+        proxy.stop()
 
         # What the server does with racing conditional writes: 20 connections, one per writer.
         import boto3
