@@ -76,7 +76,7 @@ def test_full_gate_on_a_csv_a_parquet_and_an_s3_test_set(data_ws, mrc, format_pl
     reports = []
     for ref in (str(tmp_path / "test.csv"), str(tmp_path / "test.parquet"), f"s3://{BUCKET}/{key}"):
         (root / "mrc.toml").write_text(toml)
-        _configure(root, ref)
+        _configure(root, ref, gate_policy=str(policy))  # the workspace's own policy: approving by it is no override
         reports.append(_assert_full(_gate(mrc, root, policy, env)))
     # the same rows whichever way they were read: the same verdicts and values
     values = [[(c["name"], c["value"]) for c in r["checks"]] for r in reports]
