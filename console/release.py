@@ -294,24 +294,26 @@ def rolled_back_from(history: list[PointerMove]) -> PointerMove | None:
     return moves[-1] if moves and is_rollback(moves[-1]) else None
 
 
-def unfit_reason(registry, model: str, version: str, *, pending_ok: bool = False) -> str | None:
-    """Why a version must not take production without an override; None when it may."""
+UNREVIEWED = "unreviewed"
+
+
+def unfit_reason(registry, model: str, version: str, *, unreviewed_ok: bool = False) -> str | None:
+    """Why a version must not take production without an override; None when it may.
+
+    With `unreviewed_ok` (the default rollback target, which only ever considers versions that
+    were production before), a version nobody approved or rejected in mrc — "pending" with no
+    reviewer, as in a registry a team fills and reviews with its own tools — answers UNREVIEWED
+    once its artifact verifies: it served production, so it is fit, and the caller says why."""
     mv = registry.get_version(model, version)
-    if mv.approval.status != "approved" and not (pending_ok and mv.approval.status == "pending"):
-        return mv.approval.status  # "rejected" or "pending"
+    status = mv.approval.status
+    unreviewed = unreviewed_ok and status == "pending" and not mv.approval.by
+    if status != "approved" and not unreviewed:
+        return status  # "rejected" or "pending"
     try:
         verify_artifact(registry, mv)
     except (BadInputError, OSError) as exc:
         return f"corrupt (artifact does not verify: {exc})"
-    return None
-
-
-def never_reviewed(registry, model: str) -> bool:
-    """True when no version of the model was ever approved or rejected through mrc: a registry
-    a team fills and reviews with its own tools. Then an earlier production version that is
-    "pending" here is a fit rollback target (it served production); once the team reviews in
-    mrc, only approved versions are."""
-    return not any(mv.approval.status in ("approved", "rejected") for mv in registry.list_versions(model))
+    return UNREVIEWED if unreviewed else None
 
 
 def verify_artifact(registry, mv) -> None:
@@ -360,7 +362,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         raise ConflictError(f"{model}: production is {current or 'nothing'} now, not {seen or 'nothing'}"
                             " (someone else moved it first)", expected=seen, actual=current)
     skipped: list[dict[str, str]] = []
-    taken_unreviewed = False  # a pending target taken because the model has no mrc reviews at all
+    taken_unreviewed = False  # a pending target that served production before anyone reviewed it in mrc
     if to is not None:
         target = to
         problem = unfit_reason(registry, model, to)
@@ -371,20 +373,15 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
             reason = _reason(reason, f"roll back to a {problem.split(' ')[0]} version")
     else:
         target = None
-        unreviewed: bool | None = None  # read only when a candidate is pending
         tried: set[str] = set()
         while True:
             for version in rollback_candidates(history, current):
                 if version in tried:
                     continue
                 tried.add(version)
-                problem = unfit_reason(registry, model, version)
-                if problem == "pending":
-                    if unreviewed is None:
-                        unreviewed = never_reviewed(registry, model)
-                    if unreviewed:  # a team that reviews outside mrc: having served production is its approval
-                        problem = unfit_reason(registry, model, version, pending_ok=True)
-                        taken_unreviewed = problem is None
+                problem = unfit_reason(registry, model, version, unreviewed_ok=True)
+                if problem == UNREVIEWED:  # it served production before anyone reviewed it in mrc: fit, said so
+                    problem, taken_unreviewed = None, True
                 if problem is None:
                     target = version
                     break
@@ -424,7 +421,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
     if taken_unreviewed:
         detail["message"] = (detail.get("message") or f"{model}: rolled back production {move.from_version} -> "
-                             f"{target}") + f" ({target} served production before; {model} has no mrc reviews)"
+                             f"{target}") + f" ({target} served production before; it was never reviewed in mrc)"
     return Outcome("rollback", model, target, True, detail)
 
 
