@@ -87,6 +87,11 @@ class _Event:
 
 
 class S3Registry:
+    # pointer_history(model, alias) ends with the move that put the alias where it points now
+    # (a move outside mrc, or a committed move whose pointer write is pending, included): the
+    # rollback reads production from it instead of from get_pointers (console/release.py).
+    history_shows_pointer = True
+
     def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, retries: int = 5, retry_base_s: float = 0.2, timeout_s: float = 10.0):
         self.bucket = bucket
@@ -307,12 +312,15 @@ class S3Registry:
             v.aliases = aliases.get(v.version, [])
         return sorted(versions, key=lambda v: (v.created_at, _natural(v.version)))
 
-    def get_version(self, model: str, version: str) -> ModelVersion:
-        self._require_model(model)
+    def get_version(self, model: str, version: str, *, aliases: bool = True) -> ModelVersion:
+        """`aliases=False`: without the pointers (they cost every alias's reads); the rollback's
+        fitness check does not look at them."""
         mv = self._read_version(model, version)
         if mv is None:
+            self._require_model(model)  # only to say which of the two is unknown
             raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-        mv.aliases = self._aliases_by_version(model).get(version, [])
+        if aliases:
+            mv.aliases = self._aliases_by_version(model).get(version, [])
         return mv
 
     def _aliases_by_version(self, model: str) -> dict[str, list[str]]:
@@ -325,11 +333,20 @@ class S3Registry:
         base = self._version_key(model, version)
         objects, _ = self._list(base)  # the whole version folder: a model may be a sub-folder (MLflow)
         present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
-        metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        approvals = [o for o in objects if o["Key"][len(base):].startswith("approvals/")]
+        if not present:
+            return None
+        # metadata, metrics and the newest decision are independent objects: read them at once
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            metadata_read = pool.submit(lambda: (self._get_json(base + "metadata.json")
+                                                 if "metadata.json" in present else None) or {})
+            metrics_read = pool.submit(lambda: (self._get_json(base + "metrics.json")
+                                                if "metrics.json" in present else None) or {})
+            approval_read = pool.submit(self._approval_from, approvals)
+            metadata, metrics_raw, approval = metadata_read.result(), metrics_read.result(), approval_read.result()
         located = _locate_artifact(present, metadata)
         if located is None and not ({"metadata.json", "metrics.json"} & present.keys()):
             return None
-        metrics_raw = (self._get_json(base + "metrics.json") if "metrics.json" in present else None) or {}
         metrics = {}
         for key, value in metrics_raw.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -350,7 +367,7 @@ class S3Registry:
             created = newest["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
                             metrics=metrics, lineage=_lineage_from_metadata(metadata, version),
-                            approval=self._read_approval(model, version), description=str(metadata.get("description", "")))
+                            approval=approval, description=str(metadata.get("description", "")))
 
     def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
                          version: str | None = None, description: str = "", artifact_format: str = "torch-mlp-v1",
@@ -370,14 +387,16 @@ class S3Registry:
         check_name(version, "version")
         base = self._version_key(model, version)
         try:  # creating model.pt claims the version: versions are immutable
-            self._put(base + "model.pt", data, if_none_match=True)
+            etag = self._put(base + "model.pt", data, if_none_match=True)
         except _PreconditionFailed:
             raise BadInputError(f"version {version!r} of model {model!r} already exists (versions are immutable)") from None
         self._put(base + "metrics.json", _dumps({k: float(v) for k, v in metrics.items()}))
         self._put(base + "requirements.txt", (requirements if requirements is not None else _requirements(lineage)).encode())
         metadata = {
             "model": model, "version": version, "created_at": now, "description": description,
-            "artifact": {"sha256": sha, "size_bytes": len(data), "format": artifact_format},
+            "artifact": {"sha256": sha, "size_bytes": len(data), "format": artifact_format,
+                         # what the store answered for these bytes: verify_artifact's no-download check
+                         "md5": hashlib.md5(data).hexdigest(), "etag": etag.strip('"')},
             "lineage": lineage.to_dict(),
             "features": lineage.params.get("features", []) if isinstance(lineage.params, dict) else [],
         }
@@ -417,11 +436,18 @@ class S3Registry:
         return str(out)
 
     def verify_artifact(self, model: str, version: str) -> Artifact:
-        self._require_model(model)
+        base = self._version_key(model, version)
+        objects, _ = self._list(base)
+        present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
+        metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        verified = _verified_by_etag(present, metadata)
+        if verified is not None:
+            name, size, fmt, sha = verified
+            return Artifact(uri=self._uri(base + name), size_bytes=size, format=fmt, sha256=sha)
         mv = self._read_version(model, version)  # not get_version: its aliases cost every pointer's reads
         if mv is None:
+            self._require_model(model)
             raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-        base = self._version_key(model, version)
         name = mv.artifact.uri.rsplit(base, 1)[-1] if base in mv.artifact.uri else MODEL_FILES[0]
         if name == "" or name.endswith("/"):
             import tempfile
@@ -455,7 +481,10 @@ class S3Registry:
         return objects
 
     def _read_approval(self, model: str, version: str) -> Approval:
-        objects = self._approval_events(model, version)
+        return self._approval_from(self._approval_events(model, version))
+
+    def _approval_from(self, objects: list[dict[str, Any]]) -> Approval:
+        """The newest decision of a listed approvals/ folder."""
         if not objects:
             return Approval()
         latest = max(objects, key=lambda o: o["Key"])
@@ -551,26 +580,30 @@ class S3Registry:
                 and pointer.modified <= last.modified + 1.0)
 
     def get_pointers(self, model: str) -> dict[str, str]:
-        self._require_model(model)
         aliases = {PRODUCTION, CANDIDATE}
         objects, _ = self._list(self._model_key(model) + "aliases/")
         aliases |= {o["Key"].rsplit("/", 1)[-1] for o in objects}
         last_by_alias = {e.key.rsplit("/", 2)[-2]: e for e in self._events(model, last_only=True)}
         aliases |= set(last_by_alias)
+        names = sorted(a for a in aliases if _valid(a))
+        with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per pointer file, at once
+            read = dict(zip(names, pool.map(lambda alias: self._read_pointer(model, alias), names)))
         pointers = {}
-        for alias in sorted(a for a in aliases if _valid(a)):
-            pointer = self._read_pointer(model, alias)
-            last = last_by_alias.get(alias)
+        for alias in names:
+            pointer, last = read[alias], last_by_alias.get(alias)
             value = last.body.get("to") if self._pending(pointer, last) else pointer.value
             if value:
                 pointers[alias] = value
+        if not pointers and not objects and not last_by_alias:
+            self._require_model(model)  # nothing points anywhere: say so when the model is unknown
         return pointers
 
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
                      reason: str = "", approval: Approval | None = None) -> PointerMove:
         check_name(alias, "alias")
-        self._require_model(model)
-        if new is not None:
+        if new is None:
+            self._require_model(model)
+        else:  # the version's objects prove the model exists: no separate listing for it
             check_name(new, "version")
             if not self._version_exists(model, new):
                 raise NotFoundError(f"unknown version {new!r} of model {model!r}")
@@ -639,19 +672,32 @@ class S3Registry:
         return _Pointer(found[0].decode().strip() or None, found[1], found[2])
 
     def _copy_production_metrics(self, model: str, version: str) -> None:
-        """production/metrics.json: the seed's "current production baseline"."""
-        metrics = self._get(self._version_key(model, version) + "metrics.json")
-        if metrics is not None:
-            self._put(self._model_key(model) + "production/metrics.json", metrics[0])
+        """production/metrics.json: the seed's "current production baseline". A server-side
+        copy: one request, the bytes never travel (a version without metrics.json copies nothing)."""
+        from botocore.exceptions import ClientError
+
+        source = self._version_key(model, version) + "metrics.json"
+        target = self._model_key(model) + "production/metrics.json"
+        try:
+            self._call("CopyObject", target, lambda: self.client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}))
+        except ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404"):
+                return
+            raise BackendError(f"{self._where()}: CopyObject {source} -> {target}: HTTP {status} {code}") from None
 
     def pointer_history(self, model: str, alias: str | None = None, *, limit: int | None = None) -> list[PointerMove]:
         """Every recorded move, oldest first. With an alias and `limit`, only the moves of its newest
-        `limit` events (plus a trailing move outside mrc): the rollback path reads no more than it needs."""
-        self._require_model(model)
+        `limit` events (plus a trailing move outside mrc): the rollback path reads no more than it needs.
+
+        The last move of an alias always says where it points now (see `history_shows_pointer`)."""
         if alias is not None:
             check_name(alias, "alias")
         moves: list[PointerMove] = []
         events = self._events(model, alias, limit=limit)
+        if not events:
+            self._require_model(model)  # no moves recorded: an unknown model must still say so
         for event in events:
             body = event.body
             outside = body.get("outside_mrc_before")
@@ -725,6 +771,38 @@ def _locate_artifact(present: dict[str, Any], metadata: dict[str, Any]) -> tuple
         folder = mlmodels[0][: -len("MLmodel")]
         return folder or "", "mlflow-pyfunc"
     return None
+
+
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _verified_by_etag(present: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, int, str, str] | None:
+    """(name, size, format, sha256) of the artifact when the listing alone proves its bytes are
+    the ones registered, else None (the caller downloads and hashes them).
+
+    Why this is enough: register_version hashed the bytes itself (sha256 and MD5) and recorded
+    the ETag the store answered for that PUT. When that ETag was the MD5 of the bytes (single-part
+    PUT, no SSE-KMS: AWS, SeaweedFS, MinIO), the store names content by its MD5, so any rewrite of
+    the object with other bytes lists another ETag, unless someone found an MD5 second preimage of
+    bytes mrc chose (collision attacks need both files crafted up front; mrc hashed the first).
+    Size is compared too. Anything else (no recorded MD5, a multipart or encrypted ETag, a folder
+    artifact, any mismatch) is not trusted here and falls back to the full sha256 check, which is
+    also where a tampered artifact gets its IntegrityError message. metadata.json is the reference
+    in both cases, so neither check is weaker than the other against a rewritten metadata.json."""
+    artifact_meta = metadata.get("artifact") if isinstance(metadata.get("artifact"), dict) else {}
+    md5 = str(artifact_meta.get("md5") or "")
+    sha = str(artifact_meta.get("sha256") or "")
+    located = _locate_artifact(present, metadata)
+    if not (_MD5.match(md5) and sha and located) or located[0] == "" or located[0].endswith("/"):
+        return None  # nothing recorded to compare with, or an MLflow folder (many objects)
+    name, fmt = located
+    listed = present[name]
+    etag = str(listed.get("ETag", "")).strip('"').lower()
+    if etag != md5 or str(artifact_meta.get("etag", "")).lower() != md5:
+        return None  # the store's ETag is not (or no longer) the MD5 mrc computed: hash the bytes
+    if int(listed.get("Size", -1)) != int(artifact_meta.get("size_bytes", -2) or -2):
+        return None
+    return name, int(listed["Size"]), fmt, sha
 
 
 _SEED_VERSION = re.compile(r"^v\d{8}-([0-9a-f]{7,40})$")  # the seed's v$(date +%Y%m%d)-${GITHUB_SHA::8}
