@@ -56,6 +56,9 @@ OUTSIDE_MRC = "(outside mrc)"
 # Model files a version folder may hold, in the order they are looked for.
 MODEL_FILES = ("model.pt", "model.onnx", "model.pth", "model.ts")
 SEQ_WIDTH = 10
+# User metadata on a pointer file (x-amz-meta-mrc-seq): the seq of the event whose move wrote it.
+# Not in the body (version.txt stays the seed's one line); only a hint where to start listing.
+SEQ_META = "mrc-seq"
 # Config keys that would put a secret in mrc.toml: refused, credentials come from the AWS chain.
 SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_key", "access_key",
                "password", "token")
@@ -76,6 +79,7 @@ class _Pointer:
     value: str | None  # what the pointer file says ("" and missing both mean no pointer)
     etag: str | None  # None: the file does not exist
     modified: float  # server-side LastModified, epoch seconds
+    seq_hint: int = 0  # the event that wrote it (user metadata SEQ_META), 0 when not said
 
 
 @dataclass
@@ -103,6 +107,7 @@ class S3Registry:
         self.retry_base_s = float(retry_base_s)
         self.timeout_s = float(timeout_s)
         self._client = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str = "mrc.toml") -> "S3Registry":
@@ -143,6 +148,19 @@ class S3Registry:
 
     def close(self) -> None:
         self._client = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _each(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """fn over items, one request each, at once: on one pool kept for the registry's life
+        (a fresh pool per read started threads on every read). Only for leaf work: a task run
+        here never waits on this pool itself, so it cannot deadlock."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mrc-s3")
+        return list(self._pool.map(fn, items))
 
     def _where(self) -> str:
         return f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
@@ -177,11 +195,14 @@ class S3Registry:
         return (exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0),
                 exc.response.get("Error", {}).get("Code", ""))
 
-    def _get(self, key: str) -> tuple[bytes, str, float] | None:
+    def _get(self, key: str, *, meta: dict[str, str] | None = None) -> tuple[bytes, str, float] | None:
+        """(body, ETag, LastModified) or None when missing; `meta` is filled with the user metadata."""
         from botocore.exceptions import ClientError
 
         def call():
             response = self.client.get_object(Bucket=self.bucket, Key=key)
+            if meta is not None:
+                meta.update(response.get("Metadata") or {})
             return response["Body"].read(), response["ETag"], response["LastModified"].timestamp()
 
         try:
@@ -193,6 +214,19 @@ class S3Registry:
             if code == "NoSuchBucket":
                 raise BackendError(f"{self._where()}: bucket does not exist") from None
             raise BackendError(f"{self._where()}: GetObject {key}: HTTP {status} {code}") from None
+
+    def _head(self, key: str) -> bool:
+        """Whether the object exists (HEAD: no body, no listing)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("HeadObject", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+            return True
+        except ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise BackendError(f"{self._where()}: HeadObject {key}: HTTP {status} {code}") from None
 
     def _get_json(self, key: str) -> dict[str, Any] | None:
         found = self._get(key)
@@ -206,7 +240,8 @@ class S3Registry:
             raise BadInputError(f"{self._uri(key)}: must hold a JSON object")
         return data
 
-    def _put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def _put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False,
+             metadata: dict[str, str] | None = None) -> str:
         """Write one object; a conditional write that loses raises _PreconditionFailed."""
         from botocore.exceptions import ClientError
 
@@ -217,7 +252,8 @@ class S3Registry:
             extra["IfNoneMatch"] = "*"
 
         def call():
-            return self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)["ETag"]
+            more = {"Metadata": metadata} if metadata else {}
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra, **more)["ETag"]
 
         try:
             return self._call("PutObject", key, call)
@@ -229,7 +265,8 @@ class S3Registry:
                 raise _PreconditionFailed(key) from None
             raise BackendError(f"{self._where()}: PutObject {key}: HTTP {status} {code}") from None
 
-    def _list(self, prefix: str, *, delimiter: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    def _list(self, prefix: str, *, delimiter: str | None = None,
+              start_after: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
         from botocore.exceptions import ClientError
 
         objects: list[dict[str, Any]] = []
@@ -239,6 +276,8 @@ class S3Registry:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
             if delimiter:
                 kwargs["Delimiter"] = delimiter
+            if start_after:
+                kwargs["StartAfter"] = start_after
             if token:
                 kwargs["ContinuationToken"] = token
             try:
@@ -282,6 +321,8 @@ class S3Registry:
 
     def _version_exists(self, model: str, version: str) -> bool:
         base = self._version_key(model, version)
+        if self._head(base + "metadata.json"):  # what mrc writes: one HEAD instead of a listing
+            return True
         objects, _ = self._list(base)  # recursive: an MLflow model may sit in a sub-folder
         present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
         return bool({"metadata.json", "metrics.json"} & present.keys()) or _locate_artifact(present, {}) is not None
@@ -337,13 +378,10 @@ class S3Registry:
         if not present:
             return None
         # metadata, metrics and the newest decision are independent objects: read them at once
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            metadata_read = pool.submit(lambda: (self._get_json(base + "metadata.json")
-                                                 if "metadata.json" in present else None) or {})
-            metrics_read = pool.submit(lambda: (self._get_json(base + "metrics.json")
-                                                if "metrics.json" in present else None) or {})
-            approval_read = pool.submit(self._approval_from, approvals)
-            metadata, metrics_raw, approval = metadata_read.result(), metrics_read.result(), approval_read.result()
+        metadata, metrics_raw, approval = self._each(lambda read: read(), [
+            lambda: (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {},
+            lambda: (self._get_json(base + "metrics.json") if "metrics.json" in present else None) or {},
+            lambda: self._approval_from(approvals)])
         located = _locate_artifact(present, metadata)
         if located is None and not ({"metadata.json", "metrics.json"} & present.keys()):
             return None
@@ -365,9 +403,12 @@ class S3Registry:
         if not created and present:
             newest = model_obj or max(present.values(), key=lambda o: o["LastModified"])
             created = newest["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
-                            metrics=metrics, lineage=_lineage_from_metadata(metadata, version),
-                            approval=approval, description=str(metadata.get("description", "")))
+        mv = ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
+                          metrics=metrics, lineage=_lineage_from_metadata(metadata, version),
+                          approval=approval, description=str(metadata.get("description", "")))
+        # not a field (never serialised): what verify_artifact(read=mv) judges the bytes by
+        mv._s3_read = (self.bucket, base, present, metadata)
+        return mv
 
     def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
                          version: str | None = None, description: str = "", artifact_format: str = "torch-mlp-v1",
@@ -435,11 +476,20 @@ class S3Registry:
             (folder / "metadata.json").write_bytes(metadata[0])
         return str(out)
 
-    def verify_artifact(self, model: str, version: str) -> Artifact:
+    def verify_artifact(self, model: str, version: str, *, read: ModelVersion | None = None) -> Artifact:
+        """The artifact, its bytes shown to be the registered ones; IntegrityError when not.
+
+        `read`: the version as get_version just returned it. Its listing and metadata are then
+        the ones judged (no second listing): the approval the caller judged and the bytes come
+        from the same read of the version folder."""
         base = self._version_key(model, version)
-        objects, _ = self._list(base)
-        present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
-        metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        seen = getattr(read, "_s3_read", None)
+        if seen is not None and seen[:2] == (self.bucket, base):
+            present, metadata = seen[2], seen[3]
+        else:
+            objects, _ = self._list(base)
+            present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
+            metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
         verified = _verified_by_etag(present, metadata)
         if verified is not None:
             name, size, fmt, sha = verified
@@ -541,18 +591,37 @@ class S3Registry:
 
     # -- pointers ----------------------------------------------------------------------------
     def _read_pointer(self, model: str, alias: str) -> _Pointer:
-        found = self._get(self._pointer_key(model, alias))
+        return self._pointer_at(self._pointer_key(model, alias))
+
+    def _pointer_at(self, key: str) -> _Pointer:
+        meta: dict[str, str] = {}
+        found = self._get(key, meta=meta)
         if found is None:
             return _Pointer(None, None, 0.0)
         body, etag, modified = found
         value = body.decode("utf-8", "replace").strip()
-        return _Pointer(value or None, etag, modified)
+        hint = str(meta.get(SEQ_META, ""))
+        return _Pointer(value or None, etag, modified, int(hint) if hint.isdigit() else 0)
 
     def _events(self, model: str, alias: str | None = None, *, last_only: bool = False,
-                limit: int | None = None) -> list[_Event]:
+                limit: int | None = None, hint: int = 0) -> list[_Event]:
         """The event objects, oldest first: one LIST, then a GET per event read. `limit` (with an
-        alias: keys sort by sequence) reads only the newest `limit` of them."""
-        objects, _ = self._list(self._history_prefix(model, alias))
+        alias: keys sort by sequence) reads only the newest `limit` of them.
+
+        `hint` (an alias's pointer names the event that wrote it, see _write_pointer): the LIST
+        starts just before the newest events instead of at the first of thousands. A hint is
+        only a place to start: every key after it is listed, so the newest event is always seen;
+        a hint whose own event is not there (a pointer written outside mrc, events deleted) is
+        ignored and the whole log is listed."""
+        prefix = self._history_prefix(model, alias)
+        objects = None
+        if alias is not None and hint > 0 and (limit is not None or last_only):
+            start = max(0, hint - (1 if last_only else max(1, limit or 1)))
+            listed, _ = self._list(prefix, start_after=f"{prefix}{start:0{SEQ_WIDTH}d}.json")
+            if any(o["Key"] == f"{prefix}{hint:0{SEQ_WIDTH}d}.json" for o in listed):
+                objects = listed
+        if objects is None:
+            objects, _ = self._list(prefix)
         objects = [o for o in objects if o["Key"].endswith(".json") and _seq_of(o["Key"]) > 0]
         if limit is not None and alias is not None:
             objects = sorted(objects, key=lambda o: o["Key"])[-max(1, limit):]
@@ -567,8 +636,7 @@ class S3Registry:
         def load(o):
             return _Event(_seq_of(o["Key"]), o["Key"], self._get_json(o["Key"]) or {}, o["LastModified"].timestamp())
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return sorted(pool.map(load, objects), key=lambda e: e.key)
+        return sorted(self._each(load, objects), key=lambda e: e.key)
 
     @staticmethod
     def _pending(pointer: _Pointer, last: _Event | None) -> bool:
@@ -586,8 +654,7 @@ class S3Registry:
         last_by_alias = {e.key.rsplit("/", 2)[-2]: e for e in self._events(model, last_only=True)}
         aliases |= set(last_by_alias)
         names = sorted(a for a in aliases if _valid(a))
-        with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per pointer file, at once
-            read = dict(zip(names, pool.map(lambda alias: self._read_pointer(model, alias), names)))
+        read = dict(zip(names, self._each(lambda alias: self._read_pointer(model, alias), names)))
         pointers = {}
         for alias in names:
             pointer, last = read[alias], last_by_alias.get(alias)
@@ -612,7 +679,7 @@ class S3Registry:
         key = self._pointer_key(model, alias)
         # Read the pointer before the log: a claim made after our read shows up in the log.
         pointer = self._read_pointer(model, alias)
-        history = self._events(model, alias, last_only=True)
+        history = self._events(model, alias, last_only=True, hint=pointer.seq_hint)
         last = history[-1] if history else None
         if self._pending(pointer, last):
             pointer = self._complete(key, pointer, last)
@@ -639,7 +706,7 @@ class S3Registry:
                     f"{model}: {alias} was moved by {winner.get('actor', 'someone else')} to "
                     f"{winner.get('to') or 'nothing'} first", expected=expected, actual=winner.get("to")) from None
         try:
-            self._write_pointer(key, pointer, new)
+            self._write_pointer(key, pointer, new, seq)
         except _PreconditionFailed:
             now = self._read_pointer(model, alias)
             if now.value != new:  # written outside mrc between our read and our write
@@ -652,24 +719,22 @@ class S3Registry:
             self._copy_production_metrics(model, new)
         return PointerMove(model, alias, pointer.value, new, actor, at, reason, seq)
 
-    def _write_pointer(self, key: str, pointer: _Pointer, new: str | None) -> None:
+    def _write_pointer(self, key: str, pointer: _Pointer, new: str | None, seq: int) -> None:
         body = (new or "").encode()
+        metadata = {SEQ_META: str(seq)}
         if pointer.etag is None:
-            self._put(key, body, if_none_match=True)
+            self._put(key, body, if_none_match=True, metadata=metadata)
         else:
-            self._put(key, body, if_match=pointer.etag)
+            self._put(key, body, if_match=pointer.etag, metadata=metadata)
 
     def _complete(self, key: str, pointer: _Pointer, last: _Event) -> _Pointer:
         """Finish a committed move whose pointer write never landed (roll forward)."""
         target = last.body.get("to")
         try:
-            self._write_pointer(key, pointer, target)
+            self._write_pointer(key, pointer, target, last.seq)
         except _PreconditionFailed:
             pass  # someone completed it (or wrote it) meanwhile: re-read below
-        found = self._get(key)
-        if found is None:
-            return _Pointer(None, None, 0.0)
-        return _Pointer(found[0].decode().strip() or None, found[1], found[2])
+        return self._pointer_at(key)
 
     def _copy_production_metrics(self, model: str, version: str) -> None:
         """production/metrics.json: the seed's "current production baseline". A server-side
@@ -695,7 +760,10 @@ class S3Registry:
         if alias is not None:
             check_name(alias, "alias")
         moves: list[PointerMove] = []
-        events = self._events(model, alias, limit=limit)
+        # One alias: its pointer first, then its log (as move_pointer reads them). A move landing
+        # in between then shows as committed-but-pending, never as a write "outside mrc".
+        read_first = {alias: self._read_pointer(model, alias)} if alias else {}
+        events = self._events(model, alias, limit=limit, hint=read_first[alias].seq_hint if alias else 0)
         if not events:
             self._require_model(model)  # no moves recorded: an unknown model must still say so
         for event in events:
@@ -712,7 +780,7 @@ class S3Registry:
         for name in aliases:
             mine = [e for e in events if e.body.get("alias") == name]
             last = mine[-1] if mine else None
-            pointer = self._read_pointer(model, name)
+            pointer = read_first.get(name) or self._read_pointer(model, name)
             recorded = last.body.get("to") if last else None
             if pointer.value != recorded and not self._pending(pointer, last):
                 at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(pointer.modified)) if pointer.modified else ""

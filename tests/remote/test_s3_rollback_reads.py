@@ -132,3 +132,27 @@ def test_production_read_from_the_history_is_what_get_pointers_says(s3_workspace
     registry.client.put_object(Bucket=registry.bucket, Key=f"{registry.prefix}models/m/production/version.txt",
                                Body=b"v3")  # outside mrc
     assert agree() == "v3"
+
+
+@pytest.mark.parametrize("lie", ["999", "1", "x"])
+def test_a_wrong_seq_hint_on_the_pointer_changes_nothing_read(s3_workspace, tmp_path, lie):
+    """The pointer's x-amz-meta-mrc-seq only says where to start listing the log: a hint that
+    is too high, too low or not a number (someone rewrote the file with the plain client) gives
+    the same history and the same next move as no hint at all."""
+    _, registry = s3_workspace
+    current = _released(registry, tmp_path)  # 7 moves, the pointer written by the 7th
+    key = f"{registry.prefix}models/m/production/version.txt"
+    client = registry.client
+    assert client.head_object(Bucket=registry.bucket, Key=key)["Metadata"] == {"mrc-seq": "7"}
+    seen = _requests(registry)
+    honest = registry.pointer_history("m", PRODUCTION, limit=HISTORY_WINDOW)
+    listed = [op for op, _ in seen if op == "ListObjectsV2"]
+    assert [m.seq for m in honest] == [4, 5, 6, 7] and len(listed) == 1
+
+    client.put_object(Bucket=registry.bucket, Key=key, Body=current.encode(), Metadata={"mrc-seq": lie})
+    assert registry.pointer_history("m", PRODUCTION, limit=HISTORY_WINDOW) == honest
+    whole = registry.pointer_history("m", PRODUCTION)
+    assert [m.seq for m in whole] == [1, 2, 3, 4, 5, 6, 7]
+    moved = registry.move_pointer("m", PRODUCTION, expected=current, new="v2", actor="t")
+    assert moved.seq == 8 and registry.get_pointers("m")[PRODUCTION] == "v2"
+    assert client.head_object(Bucket=registry.bucket, Key=key)["Metadata"] == {"mrc-seq": "8"}
