@@ -35,7 +35,7 @@ from typing import Any, Callable
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
 from backends.local.artifacts import sha256_file
 from backends.local.controlkey import auth_headers, ensure_key
-from backends.local.procs import alive
+from backends.procutil import alive
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0  # MLflow's scoring server imports mlflow and pandas: slow on 2 loaded cores
