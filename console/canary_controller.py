@@ -109,6 +109,15 @@ class CanaryStore:
                                (model,)).fetchone()
         return CanaryState.from_dict(json.loads(row[0])) if row else None
 
+    def latest_by_model(self) -> dict[str, CanaryState]:
+        """Every model's latest canary in one query (home reads all models at once)."""
+        with self._conn(create=False) as conn:
+            if not self._has_table(conn):
+                return {}
+            rows = conn.execute("SELECT model, state FROM canary_states ORDER BY model, created, rowid").fetchall()
+        latest = dict(rows)  # ordered oldest first: the last row of each model wins
+        return {model: CanaryState.from_dict(json.loads(state)) for model, state in latest.items()}
+
     def get(self, canary_id: str) -> CanaryState:
         with self._conn(create=False) as conn:
             row = conn.execute("SELECT state FROM canary_states WHERE id = ?", (canary_id,)).fetchone() \
@@ -152,6 +161,13 @@ def current_state(ws, model: str) -> CanaryState | None:
     if not Path(ws.db_path).exists():
         return None
     return CanaryStore(ws.db_path).latest(model)
+
+
+def current_states(ws) -> dict[str, CanaryState]:
+    """current_state of every model that ever had a canary, in one read."""
+    if not Path(ws.db_path).exists():
+        return {}
+    return CanaryStore(ws.db_path).latest_by_model()
 
 
 def _pid_alive(pid: int, *, controller: bool = True) -> bool:

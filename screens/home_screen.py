@@ -4,6 +4,7 @@ below it every version of every model in a virtual list that `/` filters."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
 FIRST_PAGE_VERSIONS = 200  # versions in the first paint of a big registry: more than a screenful
+# the rest of the versions is read once the first page is on screen (or after this long): read
+# meanwhile, the worker would hold the GIL against the event loop that paints the first page
+FIRST_PAINT_WAIT_S = 2.0
 MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
 
 
@@ -82,6 +86,7 @@ class HomeScreen(ConsoleScreen):
         self.filter_text = ""
         self.loads = 0
         self._first_page = False  # the last Loaded was a first page; the rest of the versions follow
+        self._first_painted = threading.Event()  # set after the first page's refresh
         self._poll_timer = None
         self._last_rollback = 0.0
         self._rolling_back = False
@@ -138,6 +143,7 @@ class HomeScreen(ConsoleScreen):
                     data.versions.extend(registry.list_versions(pending.pop(0)))
                 if pending:
                     self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
+                    self._first_painted.wait(FIRST_PAINT_WAIT_S)
                     for model in pending:
                         data.versions.extend(registry.list_versions(model))
         except Exception as exc:  # shown in the status line; the next poll tries again
@@ -195,7 +201,9 @@ class HomeScreen(ConsoleScreen):
             self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
         else:
             self._update_status()
-        if not first_page:
+        if first_page:
+            self.call_after_refresh(self._first_painted.set)
+        else:
             self._schedule_poll()
 
     def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
