@@ -305,3 +305,11 @@ def check_identity(policy: AliasPolicy | None, registry, actor: str, what: str) 
             raise PolicyViolation(f"policy.{policy.alias}.identity = \"require\": the registry knows this caller as "
                                   f"{identity!r}, not {actor!r}; {what} refused")
     return record
+
+
+def workspace_policy(workspace, alias: str = PRODUCTION) -> AliasPolicy | None:
+    """As `alias_policy`, for callers holding any workspace (None when mrc.toml has no [policy])."""
+    config = getattr(workspace, "config", None) or {}
+    if "policy" not in config:
+        return None
+    return alias_policy(workspace, alias)
