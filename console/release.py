@@ -90,7 +90,10 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
             # the same approval, by someone else: a co-signature (the two-person rule), not a rewrite
             return cosign(registry, audit, mv, policy, actor=actor, reason=reason, identity=identity)
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
-        return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
+        unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
+        if policy is not None and status == "approved":
+            unchanged["policy"] = approval_tally(audit, policy, mv).to_dict()
+        return Outcome(status, model, version, False, unchanged)
     policy_override = bool(custom_policy) and status == "approved"
     overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
     approval = Approval(status, actor, now_iso(), reason, digest, overridden)
