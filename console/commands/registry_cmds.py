@@ -222,12 +222,17 @@ def cmd_decide(ctx: Context) -> int:
     custom = None
     if args.status == "approved" and args.no_gates and not args.override:
         raise BadInputError("--no-gates: approving without a gate verdict needs --override (and the reason says why)")
+    policy = _policy(ctx) if args.status == "approved" else None
+    if policy is not None:  # the trainer's own approval is refused before the gates are run for it
+        from console.release import approver_allowed
+
+        approver_allowed(policy, ctx.registry, ctx.registry.get_version(args.model, args.version), ctx.actor)
     if args.status == "approved" and not args.no_gates:
         report = gate_report_for(ctx, args.model, args.version, args.policy)
         custom = _custom_policy(ctx, args.model, args.policy, report)
     outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
                      actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override,
-                     custom_policy=custom, policy=_policy(ctx))
+                     custom_policy=custom, policy=policy)
     not_run = [c.name for c in report.not_run] if report is not None else []
     tally = (outcome.detail.get("policy") or {}).get("summary")
     ctx.emit({**outcome.to_dict(), "checks_not_run": not_run}, f"{args.model} {args.version}: {args.status}"
