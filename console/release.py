@@ -756,3 +756,23 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
                                  action="revoke-approval", details={"reason": reason, "previous_status": "approved"})
         return Outcome("revoke", model, version, True, {"approval": stored.to_dict()})
     raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+
+
+def request_after_gate(registry, audit, policy, model: str, version: str, gate_report: Any, *, actor: str) -> dict | None:
+    """A passed gate on a version the rule protects and that lacks approvals: `approval.requested`
+    once per gate report (a re-run of the same gates asks no one twice). The tally, or None."""
+    if policy is None or not getattr(gate_report, "passed", False):
+        return None
+    mv = registry.get_version(model, version)
+    counted = approval_tally(audit, policy, mv)
+    if counted.met or not hasattr(audit, "db_path"):
+        return counted.to_dict()
+    digest = report_digest(gate_report)
+    asked = any(e.action == "approval.requested" and e.version == version and e.details.get("gate_report_sha256") == digest
+                for e in audit.events(model=model))
+    if not asked:
+        audit.append(actor, "approval.requested", model, version,
+                     {"alias": policy.alias, "trigger": "gate passed", "gate_report_sha256": digest,
+                      "needs": counted.missing, "required": counted.required, "approved_by": counted.counted,
+                      "excluded": [{"name": n, "why": w} for n, w in counted.excluded()], "summary": counted.line()})
+    return counted.to_dict()
