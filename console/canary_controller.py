@@ -394,6 +394,11 @@ class Controller:
     # -- a person's command ------------------------------------------------------------------
     def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
         """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
+        if name == "rollback":  # a person's rollback follows [policy.production].rollback (default anyone)
+            from console.policy import workspace_policy
+            from console.release import rollback_allowed
+
+            rollback_allowed(workspace_policy(self.ws), self.registry, self.model, self.actor)
         deadline = time.monotonic() + wait_s
         while True:
             state = self.store.latest(self.model)
@@ -459,6 +464,16 @@ class Controller:
         weights = canary.split_for(state, decision.weight)
 
         seen = canary.split_for(state, state.weight)
+        policy = None
+        if decision.action == canary.PROMOTE:  # a protected production: the approvals before any traffic moves
+            from console.policy import workspace_policy
+
+            policy = workspace_policy(self.ws)
+            if policy is not None:
+                from console.release import promotion_guard
+
+                mv = self.registry.get_version(self.model, state.candidate)
+                promotion_guard(self.registry, self.audit, policy, mv, actor)(None, early=True)
 
         def set_split():
             live = self.traffic.get_split(self.model)
@@ -479,7 +494,7 @@ class Controller:
                 return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
                     reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
-                    expected=state.stable, expected_given=True)  # production must still be what the canary ran against
+                    expected=state.stable, expected_given=True, policy=policy)  # production must still be what the canary ran against
 
     def _save(self, state: CanaryState) -> CanaryState:
         return self.store.save(state)

@@ -170,6 +170,10 @@ class Workspace:
         for role in ROLES:
             ws.backend_name(role)  # validate names early: one clear line, before any write
         ws.lock_timeout_s()
+        if "policy" in config:  # protected aliases: a bad rule is one line before anything runs
+            from console.policy import parse_policies
+
+            parse_policies(config, config_path)
         return ws
 
     @classmethod

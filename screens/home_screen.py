@@ -459,7 +459,7 @@ class HomeScreen(ConsoleScreen):
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model))
+                               options=_model_options(ws, model), policy=_production_policy(ws))
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
@@ -510,7 +510,7 @@ class HomeScreen(ConsoleScreen):
             outcome = promote(ws.registry(), ws.audit(), model, target, actor=self.app.actor,
                               reason=f"roll forward from the console (production was {seen_production})",
                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                              options=_model_options(ws, model))
+                              options=_model_options(ws, model), policy=_production_policy(ws))
         except Exception as exc:
             self.post_message(self.RolledBack(f"roll forward of {model} refused: {exc}", False))
             return
@@ -530,3 +530,10 @@ def _model_options(ws, model: str) -> dict:
         return ws.model_config(model)
     except Exception:  # a broken [models] table must not stop a rollback
         return {}
+
+
+def _production_policy(ws):
+    """[policy.production] of the workspace, None when production is not protected."""
+    from console.policy import workspace_policy
+
+    return workspace_policy(ws)

@@ -130,6 +130,7 @@ def _has_canaries(db_path) -> bool:
 class ReviewData:
     candidate: Any
     production: Any | None
+    approvals: Any = None  # console.policy.Tally when production is a protected alias, else None
 
 
 def load_review(ws, model: str, version: str | None) -> ReviewData:
@@ -143,7 +144,19 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
     candidate = registry.get_version(model, version)
     production_version = pointers.get("production")
     production = registry.get_version(model, production_version) if production_version else None
-    return ReviewData(candidate, production)
+    return ReviewData(candidate, production, production_approvals(ws, candidate))
+
+
+def production_approvals(ws, candidate):
+    """How the candidate stands against [policy.production] ("1 of 2 approvals …"), None when unprotected."""
+    from console.policy import workspace_policy
+
+    policy = workspace_policy(ws)
+    if policy is None:
+        return None
+    from console.release import approval_tally
+
+    return approval_tally(ws.audit(), policy, candidate)
 
 
 def evaluate_gates(ws, model: str, version: str):

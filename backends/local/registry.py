@@ -109,6 +109,15 @@ class LocalRegistry:
                 engine.dispose()
         self._read_engine = self._write_engine = None
 
+    def caller_identity(self) -> str | None:
+        """The OS user this process runs as: all a local SQLite file can know of its caller."""
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return None
+
     # -- models and versions ---------------------------------------------------------------
     def list_models(self) -> list[ModelSummary]:
         conn = self._sqlite()

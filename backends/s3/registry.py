@@ -162,6 +162,20 @@ class S3Registry:
             self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mrc-s3")
         return list(self._pool.map(fn, items))
 
+    def caller_identity(self) -> str | None:
+        """Who AWS knows these credentials as (STS GetCallerIdentity's ARN); on another S3 API
+        (SeaweedFS, MinIO: no STS), the access key id the requests are signed with."""
+        import boto3
+
+        session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
+        if self.endpoint_url is None:
+            try:
+                return str(session.client("sts", region_name=self.region).get_caller_identity()["Arn"])
+            except Exception:  # noqa: BLE001  (no STS permission, no network: fall back to the key id)
+                pass
+        credentials = session.get_credentials()
+        return credentials.access_key if credentials is not None and credentials.access_key else None
+
     def _where(self) -> str:
         return f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
 
@@ -917,6 +931,7 @@ def _lineage_from_metadata(metadata: dict[str, Any], version: str = "") -> Linea
                             within=data, generic=("uri", "path"))
     lineage.training_run = pick("training_run", "run_id", "training_job", "job_id")
     lineage.params = params if isinstance(params, dict) else {}
+    lineage.trained_by = lineage.trained_by or pick("trained_by", "created_by", "author", within=("training",))
     return lineage
 
 
