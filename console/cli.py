@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "console.commands.gate_cmds",
     "console.commands.canary_cmds",
     "console.commands.serve_cmds",
+    "console.commands.alerts_cmds",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_BACKEND = 0, 1, 2, 3, 4
@@ -110,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInputError(f"--read-only: `{how}` writes, refused")
         if how and args.command in LOCKING_COMMANDS:
             wait_for_write_lock(ctx)
-        return int(handler(ctx) or 0)
+        code = int(handler(ctx) or 0)
+        if how and args.command != "alerts":
+            deliver_alerts(ctx)
+        return code
     except BadInputError as exc:
         print(f"mrc: error: {safe_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -148,6 +152,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         ctx.close()
+
+
+def deliver_alerts(ctx) -> None:
+    """After the command's write committed: pending alerts out, best effort, short timeouts."""
+    try:
+        ws = ctx.workspace
+    except Exception:  # noqa: BLE001  (no workspace to read alerts from: nothing to deliver)
+        return
+    from console.alert_delivery import after_write
+
+    after_write(ws, actor=ctx.actor)
 
 
 def _locked(exc: BaseException) -> bool:
