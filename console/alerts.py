@@ -175,7 +175,7 @@ def _plus(stamp: str, seconds: float) -> str:
 
 
 def _one_line(text: Any, limit: int = 300) -> str:
-    line = " ".join(str(text or "").split())
+    line = "".join(ch for ch in " ".join(str(text or "").split()) if ch.isprintable())  # a pager shows no ESC
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
