@@ -249,7 +249,7 @@ def send_test(ws) -> list[Delivery]:
     if not cfg.enabled:
         raise BadInputError(f"{ws.config_path}: [alerts] names no alertmanager_url and no webhooks")
     now = now_iso()
-    alert = alert_rules.Alert({"alertname": "MrcTest", "model": "", "version": "", "severity": "info"},
+    alert = alert_rules.Alert({**cfg.labels, "alertname": "MrcTest", "model": "", "version": "", "severity": "info"},
                               {"summary": "mrc alerts test: this receiver gets mrc's alerts",
                                **({"runbook_url": cfg.runbook_url} if cfg.runbook_url else {})},
                               now, alert_rules._plus(now, 300), "firing", 0, 0)

@@ -13,6 +13,7 @@ resolution repeats the labels of the alert it resolves.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -40,6 +41,8 @@ RESOLVES: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 SEVERITIES = ("info", "warning", "critical")
+CORE_LABELS = ("alertname", "model", "version", "severity")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass
@@ -54,6 +57,7 @@ class AlertsConfig:
     hold_s: float = 14400.0               # a firing alert's endsAt, unless an event resolves it first
     notice_s: float = 900.0               # an info notice (a promotion) ends by itself after this
     timeout_s: float = 3.0                # per receiver and request: delivery never holds a command long
+    labels: dict[str, str] = field(default_factory=dict)  # added to every alert (team, env …) for routing
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +98,14 @@ def parse_config(section: Any, where: str = "mrc.toml") -> AlertsConfig:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BadInputError(f"{where}: alerts.min_requests: a whole number >= 1")
         cfg.min_requests = value
+    extra_labels = section.get("labels", {})
+    if not isinstance(extra_labels, dict):
+        raise BadInputError(f"{where}: alerts.labels: must be a table of label = \"value\"")
+    for name, value in extra_labels.items():
+        if not _LABEL.fullmatch(name) or name in CORE_LABELS or not isinstance(value, str):
+            raise BadInputError(f"{where}: alerts.labels.{name}: a label name ([a-zA-Z_][a-zA-Z0-9_]*, not one of "
+                                f"{', '.join(CORE_LABELS)}) with a string value")
+    cfg.labels = dict(extra_labels)
     hooks = section.get("webhooks", [])
     if not isinstance(hooks, list):
         raise BadInputError(f"{where}: alerts.webhooks: must be a list of tables ([[alerts.webhooks]])")
@@ -219,7 +231,7 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
     if cfg.runbook_url:
         annotations["runbook_url"] = cfg.runbook_url
     hold = cfg.notice_s if severity == "info" and name != "ApprovalRequested" else cfg.hold_s
-    labels = {"alertname": name, "model": event.model, "version": version or "", "severity": severity}
+    labels = {**cfg.labels, "alertname": name, "model": event.model, "version": version or "", "severity": severity}
     return Alert(labels, annotations, event.at, _plus(event.at, hold), "firing", event.seq, event.seq)
 
 
