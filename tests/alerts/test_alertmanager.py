@@ -105,9 +105,9 @@ def test_automatic_rollback_fires_in_alertmanager_and_webhook_and_a_promotion_re
     wait_for(lambda: alertmanager.alerts(run=run) == [], what="the alert resolved in Alertmanager")
     last = verified(webhook.received[-1])
     [resolved] = [a for a in last["alerts"] if a["labels"]["alertname"] == "CanaryRolledBack"]
-    assert resolved["startsAt"] == alert["startsAt"].replace("Z", "") + "Z" or resolved["startsAt"].startswith(
-        alert["startsAt"][:19])
-    assert resolved["endsAt"] > resolved["startsAt"]
+    fired = verified(webhook.received[0])["alerts"][0]
+    assert resolved["labels"] == fired["labels"] and resolved["startsAt"] == fired["startsAt"]  # the same alert
+    assert resolved["startsAt"] < resolved["endsAt"] < fired["endsAt"]  # ended now, before its planned end
     view = run_mrc("alerts", "--json", "--workspace", str(served_ws))
     assert view.returncode == 0, view.stderr
     states = {(a["alertname"], a["version"]): a["state"] for a in view.json()["alerts"]}
