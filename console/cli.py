@@ -56,6 +56,8 @@ def writes(args) -> str | None:
     action = getattr(args, "canary_command", None)
     if command in WRITE_COMMANDS and (command, action) not in READ_ACTIONS:
         return f"mrc {command}" + (f" {action}" if action else "")
+    if command == "alerts" and getattr(args, "alerts_action", None) == "flush":
+        return "mrc alerts flush"  # audits health changes and deliveries
     for cmd, option in WRITE_OPTIONS:
         if command == cmd and getattr(args, option, None):
             return f"mrc {command} --{option.replace('_', '-')}"

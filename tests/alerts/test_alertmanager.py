@@ -209,6 +209,19 @@ def test_alerts_test_reaches_every_receiver_and_writes_nothing(served_ws, alertm
     assert "$MRC_TEST_HOOK_SECRET is not set" in chat["error"]
 
 
+def test_flush_is_a_write_refused_read_only_with_nothing_written(served_ws, alertmanager):
+    import sqlite3
+
+    run = configure(served_ws, alertmanager.url)
+    before = audit(served_ws)
+    result = run_mrc("alerts", "flush", "--read-only", "--workspace", str(served_ws))
+    assert result.returncode == 2 and "--read-only: `mrc alerts flush` writes, refused" in result.stderr
+    assert audit(served_ws) == before
+    with sqlite3.connect(served_ws / "mrc.db") as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'alert_cursors'").fetchone() is None
+    assert alertmanager.alerts(run=run) == []
+
+
 def test_bad_alerts_table_is_one_line_exit_2_and_does_not_block_a_write(served_ws):
     with open(served_ws / "mrc.toml", "a") as fh:
         fh.write('\n[alerts]\nalertmanager_url = "http://127.0.0.1:1"\nmax_error_rate = 3\n')
