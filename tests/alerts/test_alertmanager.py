@@ -231,3 +231,29 @@ def test_bad_alerts_table_is_one_line_exit_2_and_does_not_block_a_write(served_w
     rollback = run_mrc("promote", MODEL, CANDIDATE, "--reason", "ok", "--workspace", str(served_ws))
     assert rollback.returncode == 0, rollback.stderr
     assert "alerts not delivered" in rollback.stderr and "alerts.max_error_rate" in rollback.stderr
+
+
+def test_rollback_with_alerts_configured_still_imports_nothing_heavy_and_delivers(served_ws, alertmanager):
+    """The delivery after `mrc rollback` is stdlib only: with every heavy library and the
+    drift/report/gate modules unimportable the rollback completes and the alert arrives."""
+    import subprocess
+    import sys
+
+    from backends.local.registry import LocalRegistry
+    from console.audit import AuditLog
+    from console.release import promote
+    from tests.canary.test_canary_rollback_path import HEAVY, SCRIPT
+    from tests.conftest import REPO, mrc_env
+
+    promote(LocalRegistry(served_ws), AuditLog(str(served_ws / "mrc.db")), MODEL, CANDIDATE, actor="tester")
+    run = configure(served_ws, alertmanager.url)
+    broken = list(HEAVY) + ["console.drift", "console.report", "console.reports", "console.plots", "console.gates"]
+    code = SCRIPT.format(broken=broken, model=MODEL, ws=str(served_ws), heavy=list(HEAVY))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), env=mrc_env(), capture_output=True, text=True,
+                          timeout=120)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr
+    assert report["heavy"] == []
+    [alert] = alertmanager.alerts(run=run)
+    assert (alert["labels"]["alertname"], alert["labels"]["version"]) == ("RollbackDone", STABLE)
+    assert alert["annotations"]["summary"] == f"{MODEL}: production rolled back {CANDIDATE} -> {STABLE} by tester: page"
