@@ -41,9 +41,10 @@ def cmd_alerts(ctx: Context) -> int:
 
 
 def _report(ctx: Context, results, what: str, **extra) -> int:
+    after = "" if what == "test alert" else "; {n} alert(s) stay pending (retried by the next write or flush)"
     ctx.emit({"deliveries": [r.to_dict() for r in results], **extra}, lambda: "\n".join(
-        [f"{r.receiver}: {what} {r.alerts} alert(s)" if r.ok else f"{r.receiver}: FAILED ({r.error}); "
-         f"{r.alerts} alert(s) stay pending" for r in results] or ["nothing to deliver"]))
+        [f"{r.receiver}: {what} {r.alerts} alert(s)" if r.ok else f"{r.receiver}: FAILED ({r.error})"
+         + after.format(n=r.alerts) for r in results] or ["nothing to deliver"]))
     return 4 if any(not r.ok for r in results) else 0
 
 
