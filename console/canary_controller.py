@@ -68,6 +68,7 @@ def _crash_point(action: str, phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+ALERTS_RETRY_S = 15.0  # a receiver that is down is retried this often from the controller loop
 MAX_CONFLICTS = 10  # conflicts in a row before the loop treats them as an error (and fails closed)
 
 _SCHEMA_READY: set[tuple[str, int]] = set()
@@ -325,6 +326,7 @@ class Controller:
         deadline = None if max_seconds is None else self.clock() + max_seconds
         conflicts = 0
         while True:
+            seen_revision = state.revision
             try:
                 state, done = self._run_once(state, deadline)
                 conflicts = 0
@@ -332,11 +334,32 @@ class Controller:
                 conflicts += 1  # a person acted meanwhile: read again, but a conflict that never clears is an error
                 if conflicts < MAX_CONFLICTS:
                     continue
-                return self._fail_closed(state, exc)
+                state = self._fail_closed(state, exc)
+                self._deliver_alerts(changed=True)
+                return state
             except Exception as exc:  # noqa: BLE001
-                return self._fail_closed(state, exc)
+                state = self._fail_closed(state, exc)
+                self._deliver_alerts(changed=True)
+                return state
+            self._deliver_alerts(changed=done or state.revision != seen_revision)
             if done:
                 return state
+
+    _alerts_retry_at = 0.0  # after a failed delivery the loop retries no more often than ALERTS_RETRY_S
+
+    def _deliver_alerts(self, *, changed: bool) -> None:
+        """Alerts out after a transition committed (never inside one); a receiver that is down is
+        retried from this loop, and never stops it."""
+        config = getattr(self.ws, "config", None)
+        if not isinstance(config, dict) or not isinstance(config.get("alerts"), dict):
+            return
+        if not changed and (not self._alerts_retry_at or time.monotonic() < self._alerts_retry_at):
+            return
+        from console.alert_delivery import after_write
+
+        results = after_write(self.ws, actor="controller")
+        failed = any(not r.ok for r in results)
+        self._alerts_retry_at = time.monotonic() + ALERTS_RETRY_S if failed else 0.0
 
     def _run_once(self, state: CanaryState, deadline: float | None) -> tuple[CanaryState, bool]:
         state = self.store.get(state.id)

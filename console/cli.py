@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "console.commands.gate_cmds",
     "console.commands.canary_cmds",
     "console.commands.serve_cmds",
+    "console.commands.alerts_cmds",
 ]
 
 # The 3 AM commands and the module that registers each: `mrc rollback` imports and builds that
@@ -60,6 +61,8 @@ def writes(args) -> str | None:
     action = getattr(args, "canary_command", None)
     if command in WRITE_COMMANDS and (command, action) not in READ_ACTIONS:
         return f"mrc {command}" + (f" {action}" if action else "")
+    if command == "alerts" and getattr(args, "alerts_action", None) == "flush":
+        return "mrc alerts flush"  # audits health changes and deliveries
     for cmd, option in WRITE_OPTIONS:
         if command == cmd and getattr(args, option, None):
             return f"mrc {command} --{option.replace('_', '-')}"
@@ -134,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInputError(f"--read-only: `{how}` writes, refused")
         if how and args.command in LOCKING_COMMANDS:
             wait_for_write_lock(ctx)
-        return int(handler(ctx) or 0)
+        code = int(handler(ctx) or 0)
+        if how and args.command != "alerts":
+            deliver_alerts(ctx)
+        return code
     except BadInputError as exc:
         print(f"mrc: error: {safe_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -172,6 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         ctx.close()
+
+
+def deliver_alerts(ctx) -> None:
+    """After the command's write committed: pending alerts out, best effort, short timeouts."""
+    try:
+        ws = ctx.workspace
+    except Exception:  # noqa: BLE001  (no workspace to read alerts from: nothing to deliver)
+        return
+    from console.alert_delivery import after_write
+
+    after_write(ws, actor=ctx.actor)
 
 
 def _locked(exc: BaseException) -> bool:
