@@ -1,11 +1,12 @@
 """Shadow traffic adds no latency to served requests: served p99 with and without mirroring, in
 the same run.
 
-    /work/main/.venv/bin/python tests/bench/bench_shadow.py [--requests 2000] [--block 100]
+    /work/main/.venv/bin/python tests/bench/bench_shadow.py [--requests 4000] [--block 20] [--rate 100]
 
 Builds a workspace (`mrc init`) with two TorchScript classifiers trained here with plain torch,
 serves both behind mrc's router on 127.0.0.1 (production takes all traffic), then sends
-one-request-at-a-time traffic in alternating blocks: mirroring off, mirroring every request to
+traffic (Poisson arrivals at --rate, as production traffic arrives; --rate 0: back to back, a
+saturated router) in alternating blocks: mirroring off, mirroring every request to
 the candidate (sample 1), off, on … so that a machine whose load drifts during the run loads
 both arms alike. Prints each arm's served p50/p99 at the client, the ratio (target <= 1.05x),
 and the mirror's counters (every copy answered or dropped, none waited for). Stops everything.
@@ -17,6 +18,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -63,9 +65,12 @@ def percentile(sorted_ms: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000, help="served requests in all, both arms (<= 20000)")
-    parser.add_argument("--block", type=int, default=100, help="requests per block before the arm switches")
+    parser.add_argument("--requests", type=int, default=4000, help="served requests in all, both arms (<= 20000)")
+    parser.add_argument("--block", type=int, default=20, help="requests per block before the arm switches")
     parser.add_argument("--rows", type=int, default=1, help="rows per request")
+    parser.add_argument("--rate", type=float, default=100.0,
+                        help="requests per second, Poisson arrivals (production traffic is open-loop); "
+                             "0: back to back, one client (a saturated router)")
     args = parser.parse_args()
     if not (2 * args.block <= args.requests <= 20000):
         parser.error("--requests must be within [2 * --block, 20000]")
@@ -112,10 +117,18 @@ def main() -> int:
             one(i)
         served: dict[str, list[float]] = {"off": [], "on": []}
         arm, sent = "off", 0
+        arrivals = random.Random(7)
+        mirrored = {"queued": 0, "dropped": 0, "completed": 0, "failed": 0}
         while sent < args.requests:
             revision = traffic.get_shadow(MODEL)["revision"]
             traffic.set_shadow(MODEL, CANDIDATE if arm == "on" else None, sample=1.0, expected_revision=revision)
+            due = time.perf_counter()
             for _ in range(min(args.block, args.requests - sent)):
+                if args.rate > 0:  # the next arrival; a late answer does not push the schedule back
+                    due += arrivals.expovariate(args.rate)
+                    pause = due - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
                 served[arm].append(one(sent))
                 sent += 1
             if arm == "on":  # let the queue drain so the next "off" block is not served beside leftover copies
@@ -125,8 +138,9 @@ def main() -> int:
                     if c["queue"] == 0 and c["counters"]["completed"] + c["counters"]["failed"] == c["counters"]["queued"]:
                         break
                     time.sleep(0.02)
+                for key in mirrored:  # each start of mirroring counts afresh
+                    mirrored[key] += c["counters"][key]
             arm = "on" if arm == "off" else "off"
-        counters = traffic.get_shadow(MODEL)["counters"]
         conn.close()
     finally:
         traffic.stop_serving(MODEL)
@@ -136,13 +150,14 @@ def main() -> int:
         values.sort()
         stats[name] = {"n": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99)}
     ratio = stats["on"]["p99"] / stats["off"]["p99"]
-    print(f"served requests: {args.requests} ({args.rows} row(s) each), blocks of {args.block}, alternating")
+    pace = f"Poisson arrivals at {args.rate:g}/s" if args.rate > 0 else "back to back"
+    print(f"served requests: {args.requests} ({args.rows} row(s) each, {pace}), blocks of {args.block}, alternating")
     for name in ("off", "on"):
         s = stats[name]
         print(f"  shadow {name:>3}: n {s['n']:5d}  p50 {s['p50']:7.3f} ms  p99 {s['p99']:7.3f} ms")
     print(f"  p99 ratio (shadow on / off): {ratio:.3f}x (target <= 1.05x)   "
           f"p50 ratio {stats['on']['p50'] / stats['off']['p50']:.3f}x")
-    print(f"  mirror counters (last on block): {counters}")
+    print(f"  mirrored copies: {mirrored} (every copy answered or dropped, none waited for)")
     return 0
 
 
