@@ -154,3 +154,47 @@ def test_bad_input_is_one_line_and_writes_nothing(served):
         assert len(result.stderr.strip().splitlines()) == 1 and word in result.stderr
     after = (root / "serving" / MODEL / "shadow.json").read_text() if (root / "serving" / MODEL / "shadow.json").exists() else None
     assert before == after
+
+
+def test_the_console_shows_the_shadow_run_from_the_canary_screen(served, cancer):
+    """`:canary MODEL`, then `s`: the shadow screen draws what `mrc shadow status` reports."""
+    from backends.local.traffic import LocalTraffic
+    from screens.shadow_screen import ShadowScreen
+    from tests.tui.conftest import make_app, run, settle
+
+    root, port = served
+    X, _ = cancer
+    LocalTraffic(root).ensure_serving(MODEL, [CANDIDATE])  # a test before may have stopped it
+    mrc_ws(root, "shadow", "stop", MODEL)
+    assert mrc_ws(root, "shadow", "start", MODEL, CANDIDATE).returncode == 0
+    send(port, X, 30, 50, "e", threads=2)
+    report = wait_for(lambda: settled(root), "every mirrored copy answered")
+    comparison = report["comparison"]
+    assert comparison["rows"] == 150
+
+    async def scenario():
+        app = make_app(root)
+        async with app.run_test(size=(140, 50)) as pilot:
+            await settle(app, pilot)
+            app.open_canary(MODEL)
+            await settle(app, pilot)
+            await pilot.press("s")
+            await settle(app, pilot)
+            screen = app.screen
+            assert isinstance(screen, ShadowScreen) and screen.loads >= 1 and not screen.error
+            texts = {part: str(screen.query_one(f"#shadow-{part}").render())
+                     for part in ("title", "counters", "limits", "diff", "latency", "judge")}
+            await pilot.press("escape")
+            await settle(app, pilot)
+            return texts, screen.report
+
+    texts, shown = run(scenario())
+    assert f"candidate {CANDIDATE} vs production {PRODUCTION}" in texts["title"] and "MIRRORING" in texts["title"]
+    assert f"verdict {comparison['verdict'].upper()}" in texts["title"]
+    assert "50 mirrored requests, 150 rows compared" in texts["counters"] and "completed 50" in texts["counters"]
+    assert f"{comparison['agreement']:.2%}" in texts["limits"] and f"{comparison['psi']:.4f}" in texts["limits"]
+    assert f"p50 {comparison['diff_quantiles']['p50']:+.4f}" in texts["diff"]
+    assert any(ch in texts["diff"] for ch in "▁▂▃▄▅▆▇█")  # the histogram is drawn, not only listed
+    assert f"{comparison['latency']['shadow']['p99']:.2f} ms" in texts["latency"]
+    assert texts["judge"].startswith(f"judge: {comparison['verdict'].upper()}")
+    assert shown["comparison"]["rows"] == comparison["rows"]
