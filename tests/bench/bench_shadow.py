@@ -123,7 +123,8 @@ def main() -> int:
             revision = traffic.get_shadow(MODEL)["revision"]
             traffic.set_shadow(MODEL, CANDIDATE if arm == "on" else None, sample=1.0, expected_revision=revision)
             due = time.perf_counter()
-            for _ in range(min(args.block, args.requests - sent)):
+            block = min(args.block, args.requests - sent)
+            for _ in range(block):
                 if args.rate > 0:  # the next arrival; a late answer does not push the schedule back
                     due += arrivals.expovariate(args.rate)
                     pause = due - time.perf_counter()
@@ -135,7 +136,8 @@ def main() -> int:
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
                     c = traffic.get_shadow(MODEL)
-                    if c["queue"] == 0 and c["counters"]["completed"] + c["counters"]["failed"] == c["counters"]["queued"]:
+                    done = c["counters"]["completed"] + c["counters"]["failed"] == c["counters"]["queued"]
+                    if c["counters"]["offered"] == block and c["queue"] == 0 and done:  # offered after each answer
                         break
                     time.sleep(0.02)
                 for key in mirrored:  # each start of mirroring counts afresh

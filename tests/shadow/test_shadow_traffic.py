@@ -39,11 +39,12 @@ def send(port: int, X, start: int, count: int, prefix: str, threads: int = 1) ->
         return list(pool.map(one, range(count)))
 
 
-def settled(root) -> dict | None:
-    """The status once every queued copy has been answered or has failed."""
+def settled(root, offered: int) -> dict | None:
+    """The status once the router has offered `offered` copies (it offers each after its answer
+    is out, so a client can see the answer first) and every queued one was answered or failed."""
     report = status(root)
     c = report["counters"]
-    return report if c["completed"] + c["failed"] == c["queued"] else None
+    return report if c["offered"] == offered and c["completed"] + c["failed"] == c["queued"] else None
 
 
 def test_mirrored_copy_reaches_the_candidate_and_users_get_production_only(served, models, cancer):
@@ -56,7 +57,7 @@ def test_mirrored_copy_reaches_the_candidate_and_users_get_production_only(serve
     for rows, body in answers:  # served by production alone, with production's own predictions
         assert body["version"] == PRODUCTION
         np.testing.assert_allclose(body["predictions"], own_predictions(models[PRODUCTION][0], rows), rtol=1e-5, atol=1e-6)
-    report = wait_for(lambda: settled(root), "every mirrored copy answered")
+    report = wait_for(lambda: settled(root, 40), "every mirrored copy answered")
     assert report["counters"]["queued"] == 40 and report["counters"]["completed"] == 40
     assert report["counters"]["dropped"] == 0
 
@@ -85,7 +86,7 @@ def test_status_matches_the_comparison_recomputed_from_the_log(served, cancer):
     assert result.returncode == 0, result.stderr
     started_at = result.json()["shadow"]["started_at"]
     send(port, X, 0, 160, "b", threads=4)
-    report = wait_for(lambda: settled(root), "every mirrored copy answered")
+    report = wait_for(lambda: settled(root, 160), "every mirrored copy answered")
     c = report["counters"]
     assert c["offered"] == 160 and c["queued"] + c["sampled_out"] == 160 and 0 < c["sampled_out"] < 160
 
@@ -124,18 +125,18 @@ def test_a_slow_then_dead_candidate_never_fails_a_served_request(served, cancer)
     assert slow.returncode == 0, slow.stderr
     answers = send(port, X, 0, 400, "c", threads=4)  # every one answered 200 (asserted in send)
     assert {body["version"] for _, body in answers} == {PRODUCTION}
-    c = status(root)["counters"]
+    c = wait_for(lambda: (lambda c: c if c["offered"] == 400 else None)(status(root)["counters"]), "400 copies offered")
     # the queue (256) filled behind a candidate that takes 3 s per copy: copies dropped, not waited for
     assert c["offered"] == 400 and c["queued"] + c["dropped"] == 400 and c["dropped"] > 0
     assert mrc_ws(root, "drill", MODEL, CANDIDATE, "--off").returncode == 0
-    wait_for(lambda: settled(root), "the queue drained")
+    wait_for(lambda: settled(root, 400), "the queue drained")
 
     # the candidate dies: copies fail, users still get production
     procs = json.loads((root / "serving" / MODEL / "processes.json").read_text())
     kill_group(procs["servers"][CANDIDATE]["pid"])
     answers = send(port, X, 0, 60, "d", threads=2)
     assert {body["version"] for _, body in answers} == {PRODUCTION}
-    report = wait_for(lambda: settled(root), "copies to the dead candidate failed")
+    report = wait_for(lambda: settled(root, 460), "copies to the dead candidate failed")
     assert report["counters"]["failed"] >= 60
     result = mrc_ws(root, "shadow", "status", MODEL, "--json")
     assert result.returncode == 1  # the judge: the shadow fails far more often than production
@@ -168,7 +169,7 @@ def test_the_console_shows_the_shadow_run_from_the_canary_screen(served, cancer)
     mrc_ws(root, "shadow", "stop", MODEL)
     assert mrc_ws(root, "shadow", "start", MODEL, CANDIDATE).returncode == 0
     send(port, X, 30, 50, "e", threads=2)
-    report = wait_for(lambda: settled(root), "every mirrored copy answered")
+    report = wait_for(lambda: settled(root, 50), "every mirrored copy answered")
     comparison = report["comparison"]
     assert comparison["rows"] == 150
 
