@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "console.commands.canary_cmds",
     "console.commands.serve_cmds",
     "console.commands.alerts_cmds",
+    "console.commands.shadow_cmds",
 ]
 
 # The 3 AM commands and the module that registers each: `mrc rollback` imports and builds that
@@ -50,6 +51,8 @@ class OneLineParser(argparse.ArgumentParser):
 WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
                   "serve-models", "canary"}
 READ_ACTIONS = {("canary", "status")}
+WRITE_COMMANDS.add("shadow")  # shadow start / stop move the router's mirror; status reads
+READ_ACTIONS.add(("shadow", "status"))
 WRITE_OPTIONS = {("validate", "write_baseline"), ("drift", "html"), ("report", "html"), ("report", "md")}
 # writes that need the workspace database's write lock (init and demo create it)
 LOCKING_COMMANDS = WRITE_COMMANDS - {"init", "demo"}
@@ -58,7 +61,7 @@ LOCKING_COMMANDS = WRITE_COMMANDS - {"init", "demo"}
 def writes(args) -> str | None:
     """How this invocation writes (`mrc promote`, `mrc validate --write-baseline`), or None."""
     command = getattr(args, "command", None)
-    action = getattr(args, "canary_command", None)
+    action = getattr(args, "canary_command", None) or getattr(args, "shadow_command", None)
     if command in WRITE_COMMANDS and (command, action) not in READ_ACTIONS:
         return f"mrc {command}" + (f" {action}" if action else "")
     if command == "alerts" and getattr(args, "alerts_action", None) == "flush":

@@ -125,6 +125,7 @@ class CanaryScreen(Screen):
         Binding("p", "next_step", "Next step", id="canary.next_step"),
         Binding("P", "promote", "Promote", id="canary.promote"),
         Binding("space", "toggle_pause", "Pause/resume", id="canary.pause"),
+        Binding("s", "shadow", "Shadow", id="canary.shadow"),
         Binding("escape", "back", "Back", id="canary.back"),
     ]
 
@@ -248,6 +249,11 @@ class CanaryScreen(Screen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+    def action_shadow(self) -> None:
+        from screens.shadow_screen import ShadowScreen
+
+        self.app.push_screen(ShadowScreen(self.model))
 
     # -- workers -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="canary-poll", exit_on_error=False)
