@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "console.commands.gate_cmds",
     "console.commands.canary_cmds",
     "console.commands.serve_cmds",
+    "console.commands.watch_cmds",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_BACKEND = 0, 1, 2, 3, 4
@@ -42,9 +43,11 @@ class OneLineParser(argparse.ArgumentParser):
 # What writes, for the one --read-only rule and the lock wait: a command, a (command, action)
 # pair, or (command, option) where only that option writes (a file outside the workspace).
 WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
-                  "serve-models", "canary"}
+                  "serve-models", "canary", "watch"}
 READ_ACTIONS = {("canary", "status")}
 WRITE_OPTIONS = {("validate", "write_baseline"), ("drift", "html"), ("report", "html"), ("report", "md")}
+# a subcommand that writes under a command that otherwise reads
+WRITE_SUBCOMMANDS = {("datasets", "add")}
 # writes that need the workspace database's write lock (init and demo create it)
 LOCKING_COMMANDS = WRITE_COMMANDS - {"init", "demo"}
 
@@ -55,6 +58,8 @@ def writes(args) -> str | None:
     action = getattr(args, "canary_command", None)
     if command in WRITE_COMMANDS and (command, action) not in READ_ACTIONS:
         return f"mrc {command}" + (f" {action}" if action else "")
+    if (command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS:
+        return f"mrc {command} {args.datasets_command}"
     for cmd, option in WRITE_OPTIONS:
         if command == cmd and getattr(args, option, None):
             return f"mrc {command} --{option.replace('_', '-')}"
@@ -108,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         how = writes(args)
         if how and getattr(args, "read_only", False):
             raise BadInputError(f"--read-only: `{how}` writes, refused")
-        if how and args.command in LOCKING_COMMANDS:
+        if how and (args.command in LOCKING_COMMANDS
+                    or (args.command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS):
             wait_for_write_lock(ctx)
         return int(handler(ctx) or 0)
     except BadInputError as exc:
