@@ -119,6 +119,7 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
                gpu: bool = False, on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """One watch run; returns the decision as a dict plus `candidate` and `training_run` when it retrained."""
     check_name(model, "model")
+    _check_params(ws, params or {})
     production, production_mv = production_of(ws, model)
     reference = reference_data(ws, model, production_mv)
     newest = newest_data_ref(ws, model, data, production_mv)
@@ -137,6 +138,19 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
             mv = _retrain(ws, decision, report, actor=actor, params=params or {}, gpu=gpu, on_event=on_event)
             result.update(candidate=mv.version, training_run=mv.lineage.training_run)
     return result
+
+
+def _check_params(ws, params: dict[str, Any]) -> None:
+    """Bad retraining parameters are bad input now, not a failed training after a drift alert."""
+    training = ws.training()
+    try:
+        check = getattr(training, "check_params", None)
+        if check is not None:
+            check(params)
+    finally:
+        close = getattr(training, "close", None)
+        if close is not None:
+            close()
 
 
 def _drift(ws, model: str, reference: str, newest: str, production: str | None):
