@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "console.commands.serve_cmds",
     "console.commands.alerts_cmds",
     "console.commands.shadow_cmds",
+    "console.commands.watch_cmds",
 ]
 
 # The 3 AM commands and the module that registers each: `mrc rollback` imports and builds that
@@ -49,11 +50,13 @@ class OneLineParser(argparse.ArgumentParser):
 # What writes, for the one --read-only rule and the lock wait: a command, a (command, action)
 # pair, or (command, option) where only that option writes (a file outside the workspace).
 WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
-                  "serve-models", "canary"}
+                  "serve-models", "canary", "watch"}
 READ_ACTIONS = {("canary", "status")}
 WRITE_COMMANDS.add("shadow")  # shadow start / stop move the router's mirror; status reads
 READ_ACTIONS.add(("shadow", "status"))
 WRITE_OPTIONS = {("validate", "write_baseline"), ("drift", "html"), ("report", "html"), ("report", "md")}
+# a subcommand that writes under a command that otherwise reads
+WRITE_SUBCOMMANDS = {("datasets", "add")}
 # writes that need the workspace database's write lock (init and demo create it)
 LOCKING_COMMANDS = WRITE_COMMANDS - {"init", "demo"}
 
@@ -66,6 +69,8 @@ def writes(args) -> str | None:
         return f"mrc {command}" + (f" {action}" if action else "")
     if command == "alerts" and getattr(args, "alerts_action", None) == "flush":
         return "mrc alerts flush"  # audits health changes and deliveries
+    if (command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS:
+        return f"mrc {command} {args.datasets_command}"
     for cmd, option in WRITE_OPTIONS:
         if command == cmd and getattr(args, option, None):
             return f"mrc {command} --{option.replace('_', '-')}"
@@ -138,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         how = writes(args)
         if how and getattr(args, "read_only", False):
             raise BadInputError(f"--read-only: `{how}` writes, refused")
-        if how and args.command in LOCKING_COMMANDS:
+        if how and (args.command in LOCKING_COMMANDS
+                    or (args.command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS):
             wait_for_write_lock(ctx)
         code = int(handler(ctx) or 0)
         if how and args.command != "alerts":

@@ -47,6 +47,8 @@ class HomeScreen(ConsoleScreen):
         Binding("enter", "review", "Review", id="home.review", priority=True),
         Binding("h", "history", "History", id="home.history"),
         Binding("t", "train", "Train", id="home.train"),
+        # only where the row's drift is critical; off the footer (it lists the everyday keys), in `?`
+        Binding("w", "retrain_newest", "Retrain on newest data (drift critical)", show=False, id="home.retrain"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
         # not R: undoing a rollback sends traffic back to what was bad, so it asks first
         Binding("F", "roll_forward", "Roll forward", key_display="F", show=False, id="home.roll_forward"),
@@ -245,6 +247,7 @@ class HomeScreen(ConsoleScreen):
     @on(VirtualTable.Highlighted, "#models")
     def _on_model_highlighted(self) -> None:
         self._update_status()
+        self.refresh_bindings()  # w follows the highlighted row's drift
 
     def _update_status(self) -> None:
         row = self.selected_row()
@@ -333,6 +336,14 @@ class HomeScreen(ConsoleScreen):
 
         self.app.push_screen(TrainingScreen(model))
 
+    def action_retrain_newest(self) -> None:
+        row = self.selected_row()
+        if row is None or row.drift != "critical" or not self.app.can_write("training"):
+            return
+        from screens.training_screen import open_with_newest_data
+
+        open_with_newest_data(self, row.model)
+
     def action_canary(self) -> None:
         model = self._model_for_action()
         if model:
@@ -342,6 +353,10 @@ class HomeScreen(ConsoleScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_canary" and self.app.read_only:
             return False  # a write: absent in read-only, like the others
+        if action == "retrain_newest":
+            row = self.selected_row()
+            if self.app.read_only or row is None or row.drift != "critical":
+                return False
         return super().check_action(action, parameters)
 
     def action_start_canary(self) -> None:

@@ -62,6 +62,10 @@ class LocalTraining:
         self.datasets = DatasetStore(self.root)
         self._procs: dict[str, subprocess.Popen] = {}
 
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse bad parameters before anything runs (`mrc watch` asks before it computes drift)."""
+        check_params(params)
+
     def _run_dir(self, job_id: str) -> Path:
         check_name(job_id, "job id")
         path = self.runs / job_id
