@@ -232,12 +232,29 @@ class K8sTraining:
                 **TrainingJob(job_id, spec.model, "pending", 0.0, "Job created", _now(), "", str(run_dir)).to_dict()}
         (run_dir / "job.json").write_text(json.dumps(meta, indent=2))
         try:
+            await self._check_claim()
             created = await self.client().create(Job.from_dict(manifest), namespace=self.namespace)
         except Exception as exc:
             self.record(job_id, state="failed", message=f"Job not created: {exc}", finished_at=_now())
+            if isinstance(exc, BadInputError):
+                raise
             raise api_error(exc, f"create Job {manifest['metadata']['name']} in {self.namespace}") from None
         self.record(job_id, uid=created.metadata.uid or "")
         return TrainingJob(job_id, spec.model, "pending", 0.0, "Job created", meta["started_at"], "", str(run_dir))
+
+    async def _check_claim(self) -> None:
+        """The data volume must exist before the Job does: a pod mounting a missing claim stays Pending forever."""
+        from lightkube import ApiError
+        from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+        try:
+            await self.client().get(PersistentVolumeClaim, self.data_claim, namespace=self.namespace)
+        except ApiError as exc:
+            if getattr(exc.status, "code", None) == 404:
+                raise BadInputError(f"{self.where}: [training] data_claim: no PersistentVolumeClaim {self.data_claim!r} "
+                                    f"in namespace {self.namespace}; create it (a volume holding the workspace's "
+                                    "data/ folder) or name an existing one") from None
+            raise
 
     # -- status --------------------------------------------------------------------------------
     def status(self, job_id: str) -> TrainingJob:
@@ -246,7 +263,11 @@ class K8sTraining:
     async def _pods(self, job_id: str, namespace: str) -> list[dict[str, Any]]:
         from lightkube.resources.core_v1 import Pod
 
-        pods = [pod.to_dict() async for pod in self.client().list(Pod, namespace=namespace, labels={RUN_LABEL: job_id})]
+        try:
+            pods = [pod.to_dict() async for pod in self.client().list(Pod, namespace=namespace,
+                                                                      labels={RUN_LABEL: job_id})]
+        except Exception as exc:
+            raise api_error(exc, f"list pods of run {job_id} in {namespace}") from None
         return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
 
     async def astatus(self, job_id: str) -> TrainingJob:
@@ -373,6 +394,8 @@ class K8sTraining:
                         yield shown
                 done.add(name)
             except (ApiError, httpx2.TransportError) as exc:
+                if isinstance(exc, ApiError) and getattr(exc.status, "code", None) in (401, 403):
+                    raise api_error(exc, f"read the log of pod {name}") from None  # retrying cannot help
                 if isinstance(exc, ApiError) and getattr(exc.status, "code", None) == 404:
                     done.add(name)  # the pod went away (cancel, TTL)
                 await asyncio.sleep(self.poll_s)
@@ -415,9 +438,9 @@ class K8sTraining:
         status = await self.astatus(job_id)
         if status.state in TERMINAL:
             return status
-        try:  # Background propagation: the Job goes now, its pods with it
+        try:  # Foreground propagation: the Job is gone only once its pods are (the process killed)
             await self.client().delete(Job, meta["job_name"], namespace=meta["namespace"],
-                                       cascade=CascadeType.BACKGROUND)
+                                       cascade=CascadeType.FOREGROUND)
         except ApiError as exc:
             if getattr(exc.status, "code", None) != 404:
                 raise api_error(exc, f"delete Job {meta['job_name']}") from None
