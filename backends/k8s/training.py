@@ -233,11 +233,13 @@ class K8sTraining:
         (run_dir / "job.json").write_text(json.dumps(meta, indent=2))
         try:
             await self._check_claim()
+        except Exception as exc:
+            self.record(job_id, state="failed", message=f"Job not created: {exc}", finished_at=_now())
+            raise
+        try:
             created = await self.client().create(Job.from_dict(manifest), namespace=self.namespace)
         except Exception as exc:
             self.record(job_id, state="failed", message=f"Job not created: {exc}", finished_at=_now())
-            if isinstance(exc, BadInputError):
-                raise
             raise api_error(exc, f"create Job {manifest['metadata']['name']} in {self.namespace}") from None
         self.record(job_id, uid=created.metadata.uid or "")
         return TrainingJob(job_id, spec.model, "pending", 0.0, "Job created", meta["started_at"], "", str(run_dir))
@@ -254,7 +256,9 @@ class K8sTraining:
                 raise BadInputError(f"{self.where}: [training] data_claim: no PersistentVolumeClaim {self.data_claim!r} "
                                     f"in namespace {self.namespace}; create it (a volume holding the workspace's "
                                     "data/ folder) or name an existing one") from None
-            raise
+            raise api_error(exc, f"read PersistentVolumeClaim {self.data_claim} in {self.namespace}") from None
+        except Exception as exc:
+            raise api_error(exc, f"read PersistentVolumeClaim {self.data_claim} in {self.namespace}") from None
 
     # -- status --------------------------------------------------------------------------------
     def status(self, job_id: str) -> TrainingJob:
