@@ -23,6 +23,8 @@ from tests.k8s.cluster.plane import ControlPlane, MissingBinaries, binaries, wri
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO / "docs" / "kubernetes.md"
 MRC_USER = "mrc"
+MODEL = "breast-cancer"
+STORAGE = "s3://models/$model/$version"
 
 
 def documented_role() -> dict:
@@ -139,3 +141,31 @@ def _node_ready(cluster: Cluster, name: str) -> bool:
     # the node lifecycle controller lifts its not-ready taint once it has seen the heartbeat
     return bool(ready) and ready[0]["status"] == "True" and \
         not any(t["key"].startswith("node.kubernetes.io/") for t in taints)
+
+
+@pytest.fixture(scope="session")
+def crd(cluster):
+    """Installs the CRD once; returns what mrc said while it was missing."""
+    from backends.k8s.traffic import KServeTraffic
+    from tests.k8s.real.kserve_crd import inferenceservice_crd
+
+    ns = cluster.namespace()
+    traffic = KServeTraffic({"namespace": ns, "storage_uri": STORAGE, "kubeconfig": str(cluster.mrc_kubeconfig)})
+    try:
+        traffic.get_split(MODEL)
+        missing = None
+    except Exception as exc:  # noqa: BLE001 - the test below judges it
+        missing = exc
+    traffic.close()
+    cluster.apply(inferenceservice_crd())
+    cluster.kubectl("wait", "--for", "condition=Established", "crd/inferenceservices.serving.kserve.io",
+                    "--timeout", "60s")
+    return missing
+
+
+def isvc(namespace: str, mode: str, version: str) -> dict:
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": MODEL, "namespace": namespace,
+                         "annotations": {"serving.kserve.io/deploymentMode": mode}},
+            "spec": {"predictor": {"minReplicas": 1, "model": {
+                "modelFormat": {"name": "pytorch"}, "storageUri": f"s3://models/{MODEL}/{version}"}}}}

@@ -13,12 +13,10 @@ import pytest
 from backends.base import BackendError, TrainingSpec
 from backends.k8s.traffic import KServeTraffic
 from backends.k8s.training import K8sTraining
-from tests.k8s.real.conftest import documented_role, wait_for
-from tests.k8s.real.test_real_kserve import STORAGE, crd, isvc  # noqa: F401  (crd: a fixture)
+from tests.k8s.real.conftest import MODEL, STORAGE, documented_role, isvc, wait_for
 from tests.k8s.real.test_real_training import workspace_toml
 
 pytestmark = pytest.mark.integration
-MODEL = "breast-cancer"
 
 
 def flow(cluster, ws, ns: str) -> None:
@@ -54,7 +52,7 @@ def _namespace(cluster, ws, rules):
     return ns
 
 
-def test_the_documented_role_is_enough(cluster, crd, k8s_ws):  # noqa: F811
+def test_the_documented_role_is_enough(cluster, crd, k8s_ws):
     assert all(len(r["verbs"]) == 1 and len(r["resources"]) == 1 for r in RULES)
     ns = _namespace(cluster, k8s_ws, RULES)
     flow(cluster, k8s_ws, ns)
@@ -63,7 +61,7 @@ def test_the_documented_role_is_enough(cluster, crd, k8s_ws):  # noqa: F811
 
 
 @pytest.mark.parametrize("missing", RULES, ids=rule_id)
-def test_each_rule_is_needed_and_its_absence_is_one_line(cluster, crd, k8s_ws, missing):  # noqa: F811
+def test_each_rule_is_needed_and_its_absence_is_one_line(cluster, crd, k8s_ws, missing):
     ns = _namespace(cluster, k8s_ws, [r for r in RULES if r is not missing])
     with pytest.raises(BackendError) as raised:
         flow(cluster, k8s_ws, ns)

@@ -16,39 +16,12 @@ import pytest
 from backends.base import ConflictError, NotFoundError
 from backends.k8s.traffic import KServeTraffic
 from tests.k8s.conftest import validate_isvc
-from tests.k8s.real.kserve_crd import inferenceservice_crd
+from tests.k8s.real.conftest import MODEL, STORAGE, isvc
 from tests.prometheus.conftest import scraping_prometheus  # noqa: F401  (a fixture)
 from tests.prometheus.queue_proxy import QueueProxyExporter
 from tests.prometheus.test_canary_judged_from_prometheus import PLAN, controller_for, release_ws  # noqa: F401
 
 pytestmark = pytest.mark.integration
-MODEL = "breast-cancer"
-STORAGE = "s3://models/$model/$version"
-
-
-@pytest.fixture(scope="session")
-def crd(cluster):
-    """Installs the CRD once; returns what mrc said while it was missing."""
-    ns = cluster.namespace()
-    traffic = KServeTraffic({"namespace": ns, "storage_uri": STORAGE, "kubeconfig": str(cluster.mrc_kubeconfig)})
-    try:
-        traffic.get_split(MODEL)
-        missing = None
-    except Exception as exc:  # noqa: BLE001 - the test below judges it
-        missing = exc
-    traffic.close()
-    cluster.apply(inferenceservice_crd())
-    cluster.kubectl("wait", "--for", "condition=Established", "crd/inferenceservices.serving.kserve.io",
-                    "--timeout", "60s")
-    return missing
-
-
-def isvc(namespace: str, mode: str, version: str) -> dict:
-    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": {"name": MODEL, "namespace": namespace,
-                         "annotations": {"serving.kserve.io/deploymentMode": mode}},
-            "spec": {"predictor": {"minReplicas": 1, "model": {
-                "modelFormat": {"name": "pytorch"}, "storageUri": f"s3://models/{MODEL}/{version}"}}}}
 
 
 def stored(cluster, ns: str) -> dict:
