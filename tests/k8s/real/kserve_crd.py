@@ -18,6 +18,11 @@ SCHEMA = Path(__file__).resolve().parents[1] / "data" / "kserve_v1beta1_inferenc
 
 def structural(node: dict) -> dict:
     node = {k: copy.deepcopy(v) for k, v in node.items() if not k.startswith("$")}
+    if isinstance(node.get("type"), list):  # ["string", "null"]: one type, nullable
+        types = [t for t in node["type"] if t != "null"]
+        if len(types) < len(node["type"]):
+            node["nullable"] = True
+        node["type"] = types[0]
     if "const" in node:
         node["enum"] = [node.pop("const")]
         node.setdefault("type", "string")
