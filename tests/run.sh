@@ -19,6 +19,13 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 fi
 
+# -- k8s control plane (issue #14) ------------------------------------------------------------
+# kube-apiserver, controller-manager, scheduler and kubectl built from Debian's kubernetes source
+# package into ${MRC_K8S_CACHE:-~/.cache/mrc-k8s} (skipped when built: ~12-40 min cold on 2 cores,
+# ~2 min with its Go cache kept); tests/k8s/real fails without them.
+bash tests/k8s/cluster/build.sh
+# -- end k8s control plane ---------------------------------------------------------------------
+
 echo "== python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
