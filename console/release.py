@@ -337,17 +337,20 @@ def unfit_reason(registry, model: str, version: str, *, unreviewed_ok: bool = Fa
     if status != "approved" and not unreviewed:
         return status  # "rejected" or "pending"
     try:
-        verify_artifact(registry, mv)
+        verify_artifact(registry, mv, just_read=True)
     except (BadInputError, OSError) as exc:
         return f"corrupt (artifact does not verify: {exc})"
     return UNREVIEWED if unreviewed else None
 
 
-def verify_artifact(registry, mv) -> None:
-    """The registry's own check when it has one, else fetch the bytes and hash them here."""
+def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
+    """The registry's own check when it has one, else fetch the bytes and hash them here.
+
+    `just_read`: `mv` was read a moment ago for this decision, so a registry that can judge the
+    bytes from that same read (S3: the listing it came from) does, instead of reading again."""
     verify = getattr(registry, "verify_artifact", None)
     if verify is not None:
-        if "read" in inspect.signature(verify).parameters:  # judged from the read the caller judged
+        if just_read and "read" in inspect.signature(verify).parameters:
             verify(mv.model, mv.version, read=mv)
         else:
             verify(mv.model, mv.version)

@@ -81,8 +81,9 @@ def test_audit_checkpoint_ingests_the_journal_before_it_anchors(served, monkeypa
     traffic.set_split(MODEL, {"5": 20, "2": 80}, expected_revision=split.revision)
     refused = run_mrc("audit", "checkpoint", "--read-only", "--workspace", str(ws), "--json")
     assert refused.returncode == 2  # a read-only run ingests nothing either
-    assert not split_events(run_mrc("audit", "--read-only", "--workspace", str(ws), "--json").json()["events"],
-                            [["5", 20], ["2", 80]])
+    logged = run_mrc("audit", "--read-only", "--workspace", str(ws), "--json").json()["events"]
+    logged = [e for e in logged if e["action"] in ("router-control", "server-control")]
+    assert logged and not split_events(logged, [["5", 20], ["2", 80]])
 
     made = run_mrc("audit", "checkpoint", "--workspace", str(ws), "--json")
     assert made.returncode == 0, made.stdout + made.stderr
