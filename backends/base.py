@@ -7,6 +7,7 @@ A backend implements one or more protocols; the domain in `console/` talks only 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, runtime_checkable
@@ -78,6 +79,12 @@ class Record:
         return _clean(self)
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(cls) -> frozenset[str]:
+    """A dataclass's field names, computed once: a registry of 10,000 versions asks per row."""
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 @dataclass
 class Artifact(Record):
     uri: str
@@ -115,10 +122,11 @@ class Lineage(Record):
     def from_dict(cls, data: dict[str, Any] | None) -> "Lineage":
         data = dict(data or {})
         env = data.pop("environment", None) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = _field_names(cls)
+        env_known = _field_names(Environment)
         return cls(
             **{k: v for k, v in data.items() if k in known},
-            environment=Environment(**{k: v for k, v in env.items() if k in {f.name for f in dataclasses.fields(Environment)}}),
+            environment=Environment(**{k: v for k, v in env.items() if k in env_known}),
         )
 
     def is_complete(self) -> bool:

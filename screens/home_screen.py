@@ -132,8 +132,8 @@ class HomeScreen(ConsoleScreen):
     def _load_worker(self) -> None:
         from screens.loaders import load_home
 
-        self.app.record_call("registry.list_models(); per model: list_versions, pointer_history"
-                             " · drift.recorded_status · canary_controller.current_state")
+        self.app.record_call(f"{_registry_reads(self.app.workspace)} · drift.recorded_status"
+                             " · canary_controller.current_states")
         try:
             if self.loads:
                 data = load_home(self.app.workspace, self.app.gate_reports)
@@ -146,8 +146,13 @@ class HomeScreen(ConsoleScreen):
                 if pending:
                     self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
                     self._first_painted.wait(FIRST_PAINT_WAIT_S)
-                    for model in pending:
-                        data.versions.extend(registry.list_versions(model))
+                    every_version = getattr(registry, "list_all_versions", None)
+                    if every_version is not None:  # one read for all, the first page's models again included
+                        listed = every_version()
+                        data.versions = [mv for row in data.rows for mv in listed.get(row.model, [])]
+                    else:
+                        for model in pending:
+                            data.versions.extend(registry.list_versions(model))
         except Exception as exc:  # shown in the status line; the next poll tries again
             self.post_message(self.Loaded(self.rows, self.version_rows, self.version_keys, self.search_keys,
                                           f"{type(exc).__name__}: {exc}"))
@@ -538,6 +543,16 @@ class HomeScreen(ConsoleScreen):
         self._last_rollback = time.monotonic()
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self.load()
+
+
+def _registry_reads(ws) -> str:
+    """What home's load asks the registry, for the `@` log."""
+    try:
+        local = ws.backend_name("registry") == "local"
+    except Exception:  # a broken mrc.toml: the load itself reports it
+        local = False
+    return ("registry.model_overviews() · list_all_versions()" if local else
+            "registry.list_models(); per model: pointer_history, get_version, list_versions")
 
 
 def _model_options(ws, model: str) -> dict:

@@ -45,6 +45,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     canaries = _canaries(ws, [o.summary.name for o in overviews]) if _has_canaries(ws.db_path) else {}
     rows: list[HomeRow] = []
     versions: list[Any] = []
+    every_version = getattr(registry, "list_all_versions", None)
+    if with_versions and every_version is not None and not listed:
+        listed = every_version()  # one read instead of one per model
     for overview in overviews:
         summary = overview.summary
         pointers = summary.pointers

@@ -180,6 +180,30 @@ class LocalRegistry:
                               history.get(name, []), versions.get(name, {}))
                 for name, count, updated in models]
 
+    def list_all_versions(self) -> dict[str, list[ModelVersion]]:
+        """Every model's list_versions() in one query on one connection (home's version list;
+        model by model it was one connection each)."""
+        conn = self._sqlite()
+        try:
+            conn.execute("BEGIN")
+            rows = conn.execute(f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)} FROM versions v"
+                                " JOIN models m ON m.name = v.model ORDER BY v.model, v.id").fetchall()
+            pointers = conn.execute("SELECT model, alias, version FROM pointers WHERE version IS NOT NULL"
+                                    " ORDER BY model, alias").fetchall()
+            models = [name for (name,) in conn.execute("SELECT name FROM models ORDER BY name")]
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for model, alias, version in pointers:
+            aliases.setdefault((model, version), []).append(alias)
+        out: dict[str, list[ModelVersion]] = {name: [] for name in models}
+        for row in rows:
+            mv = self._to_version(SimpleNamespace(**dict(zip(VERSION_COLUMNS, row))))
+            mv.aliases = aliases.get((mv.model, mv.version), [])
+            out[mv.model].append(mv)
+        return out
+
     def _require_model(self, conn: sqlite3.Connection, model: str) -> None:
         check_name(model, "model")
         if conn.execute("SELECT 1 FROM models WHERE name = ?", (model,)).fetchone() is None:

@@ -119,6 +119,15 @@ def test_the_batch_read_returns_what_the_per_model_reads_return(ws_path):
     assert by_name["empty-model"].summary.pointers == {} and by_name["empty-model"].versions == {}
 
 
+def test_every_version_in_one_read_equals_each_models_list(ws_path):
+    registry = _registry(ws_path)
+    every = registry.list_all_versions()
+    assert list(every) == [summary.name for summary in registry.list_models()]
+    assert every == {name: registry.list_versions(name) for name in every}
+    assert [mv.version for mv in every["fraud"]] == ["1", "2", "3", "4", "5"]
+    assert every["fraud"][4].aliases == ["candidate"] and every["fraud"][3].aliases == ["canary"]
+
+
 def test_the_batch_read_sees_a_later_write(ws_path):
     from console.overview import overview_from_reads
 
