@@ -128,7 +128,8 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     settle_intents(registry, audit)
     mv = registry.get_version(model, version)
     guard = None
-    if policy is not None:  # a protected alias: --override does not stand in for approvals
+    if policy is not None and registry.get_pointers(model).get(PRODUCTION) != version:
+        # a protected alias: counted before anything starts; --override does not stand in for approvals
         guard = promotion_guard(registry, audit, policy, mv, actor)
         guard(None, early=True)
     if mv.approval.status != "approved":
