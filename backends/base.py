@@ -188,6 +188,21 @@ class PointerMove(Record):
     seq: int = 0
 
 
+@dataclass
+class ModelOverview(Record):
+    """One model as the home screen reads it: its summary, the production pointer's history,
+    and every version an alias points at or production ever pointed at (approval, artifact)
+    — what the candidate's approval and the rollback target are judged from.
+
+    A registry may answer for all models at once (`model_overviews()`, one read: the local
+    registry); console/overview.py builds the same records from the protocol's per-model reads
+    for any other."""
+
+    summary: ModelSummary
+    production_history: list[PointerMove] = field(default_factory=list)
+    versions: dict[str, ModelVersion] = field(default_factory=dict)  # version -> record
+
+
 # Aliases with a meaning to the console; a backend may map them to its own names.
 PRODUCTION = "production"
 CANDIDATE = "candidate"

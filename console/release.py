@@ -332,7 +332,7 @@ def unfit_reason(registry, model: str, version: str, *, unreviewed_ok: bool = Fa
     were production before), a version nobody approved or rejected in mrc — "pending" with no
     reviewer, as in a registry a team fills and reviews with its own tools — answers UNREVIEWED
     once its artifact verifies: it served production, so it is fit, and the caller says why."""
-    mv = registry.get_version(model, version)
+    mv = _version_for_check(registry, model, version)
     status = mv.approval.status
     unreviewed = unreviewed_ok and status == "pending" and not mv.approval.by
     if status != "approved" and not unreviewed:
@@ -348,7 +348,10 @@ def verify_artifact(registry, mv) -> None:
     """The registry's own check when it has one, else fetch the bytes and hash them here."""
     verify = getattr(registry, "verify_artifact", None)
     if verify is not None:
-        verify(mv.model, mv.version)
+        if "read" in inspect.signature(verify).parameters:  # judged from the read the caller judged
+            verify(mv.model, mv.version, read=mv)
+        else:
+            verify(mv.model, mv.version)
         return
     import tempfile
 
@@ -382,7 +385,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
     history, partial = _production_history(registry, model, HISTORY_WINDOW)
-    current = registry.get_pointers(model).get(PRODUCTION)
+    current = _production_now(registry, model, history)
     seen = expected if expected_given else current
     done = _already_rolled_back(model, history, current, seen, expected_given, to)
     if done is not None:
@@ -456,7 +459,25 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 
 # Production events a rollback reads first. Candidates from the newest events are the first
 # candidates of the whole history, in the same order, so the whole is read only when none fits.
-HISTORY_WINDOW = 8
+# 4: the usual rollback (promote, then roll back to the version before) needs the newest 2; the
+# rest absorbs a skipped unfit version or two without reading everything (S3: a GET per event).
+HISTORY_WINDOW = 4
+
+
+def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
+    """Where production points: the last move of the history just read, where the registry says
+    its history ends at the pointer (S3: no second round of pointer reads), else asked for."""
+    if getattr(registry, "history_shows_pointer", False):
+        moves = [m for m in history if m.alias == PRODUCTION]
+        return moves[-1].to_version if moves else None
+    return registry.get_pointers(model).get(PRODUCTION)
+
+
+def _version_for_check(registry, model: str, version: str):
+    """The version without its aliases where the registry can skip them (they are not judged)."""
+    if "aliases" in inspect.signature(registry.get_version).parameters:
+        return registry.get_version(model, version, aliases=False)
+    return registry.get_version(model, version)
 
 
 def _production_history(registry, model: str, limit: int | None = None) -> tuple[list[PointerMove], bool]:

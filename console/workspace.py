@@ -248,6 +248,12 @@ class Workspace:
     def metrics(self):
         return self._role("metrics")
 
+    def may_serve(self, model: str) -> bool:
+        """False only when the traffic backend says, without being imported, that nothing serves
+        `model` (its optional `may_serve(config, model)`); True when it cannot tell."""
+        probe = getattr(self._backend(self.backend_name("traffic")), "may_serve", None)
+        return True if probe is None else bool(probe(self.section("traffic"), model))
+
     def audit(self):
         from console.audit import AuditLog
 

@@ -4,6 +4,7 @@ below it every version of every model in a virtual list that `/` filters."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
 FIRST_PAGE_VERSIONS = 200  # versions in the first paint of a big registry: more than a screenful
+# the rest of the versions is read once the first page is on screen (or after this long): read
+# meanwhile, the worker would hold the GIL against the event loop that paints the first page
+FIRST_PAINT_WAIT_S = 2.0
 MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
 
 
@@ -43,6 +47,8 @@ class HomeScreen(ConsoleScreen):
         Binding("enter", "review", "Review", id="home.review", priority=True),
         Binding("h", "history", "History", id="home.history"),
         Binding("t", "train", "Train", id="home.train"),
+        # only where the row's drift is critical; off the footer (it lists the everyday keys), in `?`
+        Binding("w", "retrain_newest", "Retrain on newest data (drift critical)", show=False, id="home.retrain"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
         # not R: undoing a rollback sends traffic back to what was bad, so it asks first
         Binding("F", "roll_forward", "Roll forward", key_display="F", show=False, id="home.roll_forward"),
@@ -82,6 +88,7 @@ class HomeScreen(ConsoleScreen):
         self.filter_text = ""
         self.loads = 0
         self._first_page = False  # the last Loaded was a first page; the rest of the versions follow
+        self._first_painted = threading.Event()  # set after the first page's refresh
         self._poll_timer = None
         self._last_rollback = 0.0
         self._rolling_back = False
@@ -138,6 +145,7 @@ class HomeScreen(ConsoleScreen):
                     data.versions.extend(registry.list_versions(pending.pop(0)))
                 if pending:
                     self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
+                    self._first_painted.wait(FIRST_PAINT_WAIT_S)
                     for model in pending:
                         data.versions.extend(registry.list_versions(model))
         except Exception as exc:  # shown in the status line; the next poll tries again
@@ -195,7 +203,9 @@ class HomeScreen(ConsoleScreen):
             self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
         else:
             self._update_status()
-        if not first_page:
+        if first_page:
+            self.call_after_refresh(self._first_painted.set)
+        else:
             self._schedule_poll()
 
     def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
@@ -237,6 +247,7 @@ class HomeScreen(ConsoleScreen):
     @on(VirtualTable.Highlighted, "#models")
     def _on_model_highlighted(self) -> None:
         self._update_status()
+        self.refresh_bindings()  # w follows the highlighted row's drift
 
     def _update_status(self) -> None:
         row = self.selected_row()
@@ -325,6 +336,14 @@ class HomeScreen(ConsoleScreen):
 
         self.app.push_screen(TrainingScreen(model))
 
+    def action_retrain_newest(self) -> None:
+        row = self.selected_row()
+        if row is None or row.drift != "critical" or not self.app.can_write("training"):
+            return
+        from screens.training_screen import open_with_newest_data
+
+        open_with_newest_data(self, row.model)
+
     def action_canary(self) -> None:
         model = self._model_for_action()
         if model:
@@ -334,6 +353,10 @@ class HomeScreen(ConsoleScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_canary" and self.app.read_only:
             return False  # a write: absent in read-only, like the others
+        if action == "retrain_newest":
+            row = self.selected_row()
+            if self.app.read_only or row is None or row.drift != "critical":
+                return False
         return super().check_action(action, parameters)
 
     def action_start_canary(self) -> None:

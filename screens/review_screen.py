@@ -41,6 +41,7 @@ class ReviewScreen(ConsoleScreen):
         Binding("x", "reject", "Reject", id="review.reject"),
         Binding("h", "history", "History", id="review.history"),
         Binding("g", "rerun_gates", "Re-run gates", id="review.gates"),
+        Binding("w", "retrain_newest", "Retrain on newest data", id="review.retrain"),  # only when drift is critical
         Binding("enter", "check_detail", "Check detail", show=False, id="review.check"),  # footer unchanged; ? lists it
         Binding("escape", "back", "Back", id="review.back"),
     ]
@@ -282,6 +283,7 @@ class ReviewScreen(ConsoleScreen):
             return
         report = self.drift_report = message.report
         self.app.drift_reports[(self.model, self.version)] = report
+        self.refresh_bindings()  # w (retrain on the newest data) appears when drift is critical
         order = ("none", "warning", "critical")
         severities = [getattr(report, "severity", None) or "none"] + [f.severity for f in report.features]
         worst = max((s for s in severities if s in order), key=order.index, default="none")
@@ -314,6 +316,21 @@ class ReviewScreen(ConsoleScreen):
             from screens.check_detail_screen import CheckDetailScreen
 
             self.app.push_screen(CheckDetailScreen(checks[row], f"{self.model} {self.version or 'candidate'}"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retrain_newest":  # present only where drift is critical
+            report = self.drift_report
+            return (not self.app.read_only and report is not None
+                    and (getattr(report, "severity", None) == "critical"
+                         or any(f.severity == "critical" for f in report.features)))  # as the drift line shows it
+        return super().check_action(action, parameters)
+
+    def action_retrain_newest(self) -> None:
+        if not self.check_action("retrain_newest", ()) or not self.app.can_write("training"):
+            return
+        from screens.training_screen import open_with_newest_data
+
+        open_with_newest_data(self, self.model)
 
     def action_history(self) -> None:
         from screens.history_screen import HistoryScreen

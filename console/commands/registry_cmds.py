@@ -204,6 +204,8 @@ def _may_have_live_canary(db_path, model: str) -> bool:
 def _live_traffic(ctx: Context):
     """The traffic backend when the model has a live split to move, else None (never fails the rollback)."""
     try:
+        if not ctx.workspace.may_serve(ctx.args.model):
+            return None  # nothing served: the traffic backend is not even imported
         traffic = ctx.workspace.traffic()
         traffic.get_split(ctx.args.model)
     except Exception:  # noqa: BLE001  (no serving, or a backend not installed: the pointer still moves)
