@@ -688,7 +688,7 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
     """`approval.requested`: a candidate needs approvals (turned into an alert elsewhere)."""
     details = {"alias": policy.alias, "needs": counted.missing, "required": counted.required,
                "approved_by": counted.counted, "excluded": [{"name": n, "why": w} for n, w in counted.excluded()],
-               "summary": counted.line()}
+               "summary": counted.line(), "reason": counted.line()}  # `reason`: the alert's one line
     if conn is not None:
         audit.append_in(conn, actor, "approval.requested", mv.model, mv.version, details)
     else:
@@ -796,5 +796,6 @@ def request_after_gate(registry, audit, policy, model: str, version: str, gate_r
         audit.append(actor, "approval.requested", model, version,
                      {"alias": policy.alias, "trigger": "gate passed", "gate_report_sha256": digest,
                       "needs": counted.missing, "required": counted.required, "approved_by": counted.counted,
-                      "excluded": [{"name": n, "why": w} for n, w in counted.excluded()], "summary": counted.line()})
+                      "excluded": [{"name": n, "why": w} for n, w in counted.excluded()], "summary": counted.line(),
+                      "reason": f"gates passed; {counted.line()}"})
     return counted.to_dict()
