@@ -52,6 +52,7 @@ class OneLineParser(argparse.ArgumentParser):
 WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
                   "serve-models", "canary", "watch"}
 READ_ACTIONS = {("canary", "status")}
+WRITE_COMMANDS.add("revoke")  # withdraws an approval (protected aliases)
 WRITE_COMMANDS.add("shadow")  # shadow start / stop move the router's mirror; status reads
 READ_ACTIONS.add(("shadow", "status"))
 WRITE_OPTIONS = {("validate", "write_baseline"), ("drift", "html"), ("report", "html"), ("report", "md")}

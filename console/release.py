@@ -128,7 +128,8 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     settle_intents(registry, audit)
     mv = registry.get_version(model, version)
     guard = None
-    if policy is not None:  # a protected alias: --override does not stand in for approvals
+    if policy is not None and registry.get_pointers(model).get(PRODUCTION) != version:
+        # a protected alias: counted before anything starts; --override does not stand in for approvals
         guard = promotion_guard(registry, audit, policy, mv, actor)
         guard(None, early=True)
     if mv.approval.status != "approved":
@@ -690,7 +691,7 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
     """`approval.requested`: a candidate needs approvals (turned into an alert elsewhere)."""
     details = {"alias": policy.alias, "needs": counted.missing, "required": counted.required,
                "approved_by": counted.counted, "excluded": [{"name": n, "why": w} for n, w in counted.excluded()],
-               "summary": counted.line()}
+               "summary": counted.line(), "reason": counted.line()}  # `reason`: the alert's one line
     if conn is not None:
         audit.append_in(conn, actor, "approval.requested", mv.model, mv.version, details)
     else:
@@ -798,5 +799,6 @@ def request_after_gate(registry, audit, policy, model: str, version: str, gate_r
         audit.append(actor, "approval.requested", model, version,
                      {"alias": policy.alias, "trigger": "gate passed", "gate_report_sha256": digest,
                       "needs": counted.missing, "required": counted.required, "approved_by": counted.counted,
-                      "excluded": [{"name": n, "why": w} for n, w in counted.excluded()], "summary": counted.line()})
+                      "excluded": [{"name": n, "why": w} for n, w in counted.excluded()], "summary": counted.line(),
+                      "reason": f"gates passed; {counted.line()}"})
     return counted.to_dict()

@@ -115,9 +115,9 @@ def test_a_reject_voids_the_co_signatures_of_the_approval_it_replaces(local_ws, 
     assert _production(local_ws) is None
 
 
-def _stalled_promote(root: Path, actor: str, stall: Path) -> subprocess.Popen:
+def _stalled_promote(root: Path, actor: str, stall: Path, version: str = "2") -> subprocess.Popen:
     env = mrc_env({"MRC_STALL_AT": "promote:approval-read", "MRC_STALL_FILE": str(stall)})
-    return subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, "2", "--reason", "ship",
+    return subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, version, "--reason", "ship",
                              *_ws(root, actor)], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
