@@ -41,3 +41,36 @@ def test_watch_drift_critical_pages_before_the_retrain_and_the_candidate_is_no_r
     promoted = run_mrc("promote", MODEL, candidate, "--override", "--reason", "retrained", "--workspace", str(ws))
     assert promoted.returncode == 0, promoted.stderr
     wait_for(lambda: alertmanager.alerts(run=run) == [], what="DriftCritical resolved by the promotion")
+
+
+def test_two_person_rule_pages_for_approvals_until_the_second_approver_signs(demo_ws, alertmanager, webhook):
+    """A passed gate on a protected version asks for approvals (`mrc gate` delivers it); the first
+    approval updates the page to "1 of 2"; the second ends it."""
+    import json
+
+    from tests.alerts.test_alertmanager import SECRET_ENV, verified
+    from tests.policy.conftest import protect
+
+    demo = "breast-cancer"
+    run = configure(demo_ws, alertmanager.url, webhook.url)
+    protect(demo_ws, "required_approvals = 2")
+    ws = ["--workspace", str(demo_ws)]
+    gate = run_mrc("gate", demo, "5", "--json", *ws, "--actor", "ci", env=SECRET_ENV)
+    assert gate.returncode == 0, gate.stderr
+    [alert] = alertmanager.alerts(run=run)
+    assert {k: alert["labels"][k] for k in ("alertname", "model", "version", "severity")} == {
+        "alertname": "ApprovalRequested", "model": demo, "version": "5", "severity": "info"}
+    assert alert["annotations"]["summary"] == (
+        f"{demo} 5: approval requested by ci: 0 of 2 approvals: needs 2 more, not tester (trainer)")
+
+    bob = run_mrc("approve", demo, "5", "--reason", "gates pass", *ws, "--actor", "bob", env=SECRET_ENV)
+    assert bob.returncode == 0, bob.stderr
+    [alert] = alertmanager.alerts(run=run)
+    assert "1 of 2 approvals: needs 1 more" in alert["annotations"]["summary"]
+
+    carol = run_mrc("approve", demo, "5", "--reason", "fine", *ws, "--actor", "carol", env=SECRET_ENV)
+    assert carol.returncode == 0, carol.stderr
+    assert alertmanager.alerts(run=run) == []
+    last = verified(webhook.received[-1])
+    assert [(a["labels"]["alertname"], a["endsAt"] <= json.loads(webhook.received[-1]["body"])["sent_at"])
+            for a in last["alerts"]] == [("ApprovalRequested", True)]
