@@ -32,12 +32,13 @@ PROMOTED = ("promote", "canary-promote")
 
 # action -> what it resolves: (alertnames, whether the event's version must match the alert's)
 RESOLVES: dict[str, tuple[tuple[str, ...], bool]] = {
-    "promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical"), False),
-    "canary-promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical"), False),
+    "promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed"), False),
+    "canary-promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed"), False),
     "canary-start": (CANARY_ENDED, False),
     "approve": (("ApprovalRequested",), True),
     "reject": (("ApprovalRequested",), True),
     "drift.ok": (("DriftCritical",), False),
+    "watch.retrain": (("RetrainFailed",), False),
 }
 
 SEVERITIES = ("info", "warning", "critical")
@@ -214,11 +215,22 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
                   f"{event.actor}: {details.get('reason', '')}"
     elif action == "drift.critical":
         name, severity = "DriftCritical", "critical"
-        summary = f"{event.model}: drift critical" + (f": {details['reason']}" if details.get("reason") else "") + (
-            f" (drift share {details['drift_share']:.2f})" if isinstance(details.get("drift_share"), (int, float)) else "")
+        where = f" on {details['feature']}" if details.get("feature") else ""
+        psi = f" (PSI {details['psi']:.2f})" if isinstance(details.get("psi"), (int, float)) else ""
+        data = f" in {details['dataset_version']}" if details.get("dataset_version") else ""
+        share = f", drift share {details['drift_share']:.2f}" if isinstance(details.get("drift_share"), (int, float)) else ""
+        summary = f"{event.model}: drift critical{where}{psi}{data} vs production {event.version or '?'}{share}" + (
+            f": {details['reason']}" if details.get("reason") else "")
+    elif action == "watch.retrain.failed":
+        name, severity = "RetrainFailed", "warning"
+        summary = f"{event.model}: retraining on {details.get('dataset_version', '?')} after critical drift failed: " \
+                  f"{details.get('error', '')}"
     elif action == "approval.requested":
         name, severity = "ApprovalRequested", "info"
         summary = f"{event.model} {event.version}: approval requested by {event.actor}" + (
+            f": {details['summary']}" if details.get("summary") else "") + (
+            f" (needs {details['needs']} more)" if not details.get("summary") and isinstance(details.get("needs"), int)
+            and details["needs"] > 0 else "") + (
             f": {details['reason']}" if details.get("reason") else "")
     elif action == HEALTH_BREACH:
         name = HEALTH_ALERTS.get(str(details.get("metric")), "")
@@ -261,7 +273,7 @@ def fold(events: Iterable, cfg: AlertsConfig) -> dict[tuple[str, str, str], Aler
 def mapped_actions() -> tuple[str, ...]:
     """Every action that can fire or resolve an alert (the delivery query reads only these)."""
     return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "rollback", "drift.critical",
-                         "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED, *RESOLVES}))
+                         "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED, *RESOLVES}))
 
 
 def to_deliver(alerts: dict[tuple[str, str, str], Alert], cursor: int | None, now: str) -> list[Alert]:

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     or (args.command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS):
             wait_for_write_lock(ctx)
         code = int(handler(ctx) or 0)
-        if how and args.command != "alerts":
+        if (how or args.command in AUDITING_READS) and args.command != "alerts" and not getattr(args, "read_only", False):
             deliver_alerts(ctx)
         return code
     except BadInputError as exc:
@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         ctx.close()
+
+
+# reads that may append to the audit log (a passed gate asks for approvals: `approval.requested`)
+AUDITING_READS = {"gate"}
 
 
 def deliver_alerts(ctx) -> None:

@@ -178,6 +178,9 @@ def _retrain(ws, decision: WatchDecision, report, *, actor: str, params: dict[st
                "drift_share": decision.drift_share, "source": "mrc watch"}
     # the alert first: it must go out even when the training below fails
     audit.append(actor, "drift.critical", model, decision.production or "", details)
+    from console.alert_delivery import after_write
+
+    after_write(ws, actor=actor)  # paged before a training that may take long, or fail
     cfg = ws.model_config(model)
     spec = TrainingSpec(model, newest, params, gpu=gpu, parent_version=decision.production,
                         label=cfg.get("label", ""), test_data=cfg.get("test_data", ""),

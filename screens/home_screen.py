@@ -470,6 +470,7 @@ class HomeScreen(ConsoleScreen):
                 return
             if state is not None:
                 self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
+                _deliver_alerts(ws, self.app.actor)
                 return
         from screens.loaders import live_traffic
 
@@ -485,6 +486,7 @@ class HomeScreen(ConsoleScreen):
             return
         self.post_message(self.RolledBack(outcome.detail.get("message") or
             f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+        _deliver_alerts(ws, self.app.actor)
 
     # -- roll forward: a different, confirmed action ---------------------------------------
     def action_roll_forward(self) -> None:
@@ -567,3 +569,11 @@ def _production_policy(ws):
     from console.policy import workspace_policy
 
     return workspace_policy(ws)
+
+
+def _deliver_alerts(ws, actor: str) -> None:
+    """On-call alerts out once the rollback has committed and the banner has its message (best
+    effort, short timeouts; a receiver that is down is retried by the next write or flush)."""
+    from console.alert_delivery import after_write
+
+    after_write(ws, actor=actor)

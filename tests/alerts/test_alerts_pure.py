@@ -113,3 +113,40 @@ def test_bad_config_names_the_field(section, field):
     with pytest.raises(BadInputError) as err:
         rules.parse_config(section, "ws/mrc.toml")
     assert f"ws/mrc.toml: {field}" in str(err.value)
+
+
+def test_summaries_use_what_the_policy_and_watch_record():
+    asked = rules.fired_by(ev(4, "approval.requested", actor="carol", alias="production", needs=1, required=2,
+                              summary="1 of 2 approvals: needs 1 more, not alice (trainer)"), CFG)
+    assert asked.annotations["summary"] == ("m 5: approval requested by carol: 1 of 2 approvals: needs 1 more, "
+                                            "not alice (trainer)")
+    drift = rules.fired_by(ev(5, "drift.critical", version="1", feature="income", psi=0.412, tier="critical",
+                              dataset_version="credit@v3", drift_share=0.5), CFG)
+    assert drift.annotations["summary"] == ("m: drift critical on income (PSI 0.41) in credit@v3 vs production 1, "
+                                            "drift share 0.50")
+    failed = rules.fired_by(ev(6, "watch.retrain.failed", version="1", dataset_version="credit@v3",
+                               error="BackendError: no GPU"), CFG)
+    assert (failed.labels["alertname"], failed.labels["severity"]) == ("RetrainFailed", "warning")
+    assert failed.annotations["summary"].endswith("failed: BackendError: no GPU")
+
+
+def test_a_cosignature_that_still_misses_one_resolves_the_request_and_asks_again_with_the_new_tally():
+    events = [ev(1, "approval.requested", summary="0 of 2 approvals: needs 2 more"),
+              ev(2, "approve", actor="bob", at="2026-01-01T00:10:00.000000Z"),
+              ev(3, "approval.requested", actor="bob", at="2026-01-01T00:10:00.000000Z",
+                 summary="1 of 2 approvals: needs 1 more")]
+    [alert] = rules.fold(events, CFG).values()
+    assert (alert.status, alert.fired_seq, alert.starts_at) == ("firing", 3, "2026-01-01T00:10:00.000000Z")
+    assert alert.annotations["summary"].endswith("1 of 2 approvals: needs 1 more")
+    events.append(ev(4, "approve", actor="dan"))
+    assert rules.fold(events, CFG)[alert.key].status == "resolved"
+
+
+def test_a_retrain_resolves_its_failure_alert_and_a_promotion_the_drift():
+    events = [ev(1, "drift.critical", version="1"), ev(2, "watch.retrain.failed", version="1"),
+              ev(3, "watch.retrain", version="7")]
+    state = rules.fold(events, CFG)
+    assert state[("RetrainFailed", "m", "1")].status == "resolved"
+    assert state[("DriftCritical", "m", "1")].status == "firing"
+    state = rules.fold([*events, ev(4, "promote", version="7")], CFG)
+    assert state[("DriftCritical", "m", "1")].status == "resolved"
