@@ -10,7 +10,7 @@ import pytest
 
 from tests.shadow.conftest import MODEL, PRODUCTION, mrc_ws
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TWIN = "3"  # production's own TorchScript file registered again: a candidate that agrees
 PLAN = ["--plan", "shadow,50,100", "--hold", "1", "--interval", "0.5", "--min-requests", "10",
