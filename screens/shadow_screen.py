@@ -10,6 +10,7 @@ and only when the app polls (snapshots and tests drive it by hand).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,15 @@ def limit_bars(comparison: dict[str, Any]) -> str:
             f"PSI        {bar(psi, psi_scale, BAR_WIDTH)} {p:>8}  (at most {max_psi:g}; bar ends at {psi_scale:g})")
 
 
-def histogram_lines(counts: list[int | float], height: int = 6, width_per_bin: int = 2) -> list[str]:
-    """A vertical bar chart in block characters, eighth-row resolution, tallest bin full height."""
+def histogram_lines(counts: list[int | float], height: int = 6, width_per_bin: int = 2, log: bool = False) -> list[str]:
+    """A vertical bar chart in block characters, eighth-row resolution, tallest bin full height.
+    log: heights by log(1 + count), so a tail of a few rows beside a peak of thousands shows."""
     top = max(counts, default=0)
     if not counts or top <= 0:
         return ["(no data)"]
-    levels = [round(c / top * height * 8) for c in counts]
+    scale = (lambda c: math.log1p(c) / math.log1p(top)) if log else (lambda c: c / top)
+    levels = [round(scale(c) * height * 8) if c > 0 else 0 for c in counts]
+    levels = [max(1, lv) if c > 0 else 0 for lv, c in zip(levels, counts)]  # any row at all is seen
     lines = []
     for row in range(height - 1, -1, -1):
         cells = []
@@ -86,10 +90,10 @@ def diff_lines(comparison: dict[str, Any], height: int = 6) -> list[str]:
     """The score-difference histogram (shadow - production) with its axis and quantiles."""
     hist = comparison.get("diff_histogram") or {}
     counts, edges = hist.get("counts") or [], hist.get("edges") or []
-    out = ["score difference (shadow - production)"]
+    out = ["score difference (shadow - production), rows per bin on a log scale"]
     if not counts:
         return out + ["(no rows compared yet)"]
-    chart = histogram_lines(counts, height)
+    chart = histogram_lines(counts, height, log=True)
     out += ["  " + line for line in chart]
     width = len(chart[0])
     lo, hi = f"{edges[0]:+.3g}", f"{edges[-1]:+.3g}"
@@ -103,18 +107,21 @@ def diff_lines(comparison: dict[str, Any], height: int = 6) -> list[str]:
 
 
 def distribution_lines(comparison: dict[str, Any]) -> list[str]:
-    """Production's and the shadow's score distributions on the PSI's bins, on one scale."""
+    """Production's and the shadow's score distributions on the PSI's bins, one scale, share
+    per bin on a log scale (10^-4, PSI's floor, to 1): PSI weighs the small bins too."""
     bins = comparison.get("psi_bins") or {}
     prod, shadow = bins.get("production") or [], bins.get("shadow") or []
     if not prod or not sum(prod) or not sum(shadow):
         return ["scores: (no rows compared yet)"]
-    ps = [c / sum(prod) for c in prod]
-    ss = [c / sum(shadow) for c in shadow]
-    top = max(ps + ss)
+
+    def shares(counts):
+        return [math.log10(max(c / sum(counts), 1e-4)) for c in counts]
+
     edges = bins.get("edges") or []
     span = f"  bins {edges[0]:.3g} … {edges[-1]:.3g}" if edges else ""
-    return ["scores     " + "".join(ch * 2 for ch in sparkline(ps, lo=0.0, hi=top)) + "  production" + span,
-            "           " + "".join(ch * 2 for ch in sparkline(ss, lo=0.0, hi=top)) + "  shadow"]
+    return ["scores     " + "".join(ch * 2 for ch in sparkline(shares(prod), lo=-4.0, hi=0.0)) + "  production" + span,
+            "           " + "".join(ch * 2 for ch in sparkline(shares(shadow), lo=-4.0, hi=0.0)) + "  shadow"
+            + "  (share per bin, log scale)"]
 
 
 def latency_lines(comparison: dict[str, Any]) -> list[str]:
@@ -138,6 +145,9 @@ def judge_lines(comparison: dict[str, Any]) -> list[str]:
     verdict = str(comparison.get("verdict", "")).upper()
     out = [f"judge: {verdict}"]
     out += [f"  {t.get('detail', '')}" for t in comparison.get("tests") or []]
+    psi, max_psi = comparison.get("psi"), (comparison.get("settings") or {}).get("max_psi")
+    if psi is not None and max_psi is not None:
+        out.append(f"  prediction PSI {psi:.4f}, at most {max_psi:g} -> {'fail' if psi > max_psi else 'ok'}")
     return out
 
 

@@ -34,6 +34,8 @@ def register(sub, common) -> None:
     p = common(ssub.add_parser("status", help="agreement, prediction PSI, score differences, latency, verdict"))
     p.add_argument("model")
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold of a probability (default 0.5)")
+    p.add_argument("--tolerance", type=float, default=0.1,
+                   help="regression models: answers this close agree (default 0.1)")
     p.add_argument("--min-agreement", type=float, default=0.95, help="agreement the shadow must keep (default 0.95)")
     p.add_argument("--max-psi", type=float, default=0.2, help="largest prediction PSI that passes (default 0.2)")
     p.add_argument("--latency-ratio", type=float, default=1.25,
@@ -104,6 +106,7 @@ def _counters_text(counters: dict[str, int]) -> str:
 
 def cmd_status(ctx: Context) -> int:
     from console.shadow import FAIL, summary_lines
+    from console.shadow_report import shadow_report
 
     args = ctx.args
     model = check_name(args.model, "model")
@@ -113,13 +116,13 @@ def cmd_status(ctx: Context) -> int:
         raise BadInputError(f"--min-agreement {args.min_agreement:g}: must be within [0, 1]")
     if not args.latency_ratio >= 1:
         raise BadInputError(f"--latency-ratio {args.latency_ratio:g}: must be at least 1")
+    if not (math.isfinite(args.threshold) and args.tolerance >= 0 and math.isfinite(args.tolerance)):
+        raise BadInputError("--threshold must be a number and --tolerance a number >= 0")
     if args.min_pairs < 1 or not args.max_psi > 0:
         raise BadInputError("--min-pairs must be at least 1 and --max-psi above 0")
-    from console.shadow_report import shadow_report
-
-    report = shadow_report(ctx.workspace, model, threshold=args.threshold, min_agreement=args.min_agreement,
-                           max_psi=args.max_psi, latency_ratio=args.latency_ratio, alpha=args.alpha,
-                           min_pairs=args.min_pairs)
+    report = shadow_report(ctx.workspace, model, threshold=args.threshold, tolerance=args.tolerance,
+                           min_agreement=args.min_agreement, max_psi=args.max_psi, latency_ratio=args.latency_ratio,
+                           alpha=args.alpha, min_pairs=args.min_pairs)
     comparison = report.pop("_comparison")
     state = "mirroring" if report["active"] else "stopped"
     ctx.emit(report, lambda: f"{model}: shadow {report['shadow']['version']} {state}\n"

@@ -105,6 +105,9 @@ def test_presenters_draw_the_histogram_and_bars():
     lines = histogram_lines([1, 4, 2], height=2, width_per_bin=1)
     assert lines == [" █ ", "▄██"]  # eighth-row resolution; the tallest bin reaches the top
     assert histogram_lines([0, 0]) == ["(no data)"]
+    # log scale: a tail of 3 rows beside a peak of 10,000 still stands a block high; an empty bin stays empty
+    assert histogram_lines([3, 10_000, 0], height=2, width_per_bin=1, log=True) == [" █ ", "▂█ "]
+    assert histogram_lines([1, 10_000], height=2, width_per_bin=1) == [" █", "▁█"]  # linear: seen all the same
     diff = diff_lines(c)
     assert diff[0].startswith("score difference") and "p50" in diff[-1]
     assert "agreement" in limit_bars(c) and "(at most 0.2" in limit_bars(c)

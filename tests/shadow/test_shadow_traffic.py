@@ -18,7 +18,7 @@ import pytest
 from tests.shadow.conftest import (CANDIDATE, MODEL, PRODUCTION, kill_group, mrc_ws, own_predictions, post, read_log,
                                    wait_for)
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def status(root) -> dict:
