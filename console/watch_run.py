@@ -123,6 +123,7 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
     production, production_mv = production_of(ws, model)
     reference = reference_data(ws, model, production_mv)
     newest = newest_data_ref(ws, model, data, production_mv)
+    _check_trainable(ws, model, newest)
     with _model_lock(ws, model):
         handled = handled_versions(ws, model)
         report = None
@@ -138,6 +139,17 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
             mv = _retrain(ws, decision, report, actor=actor, params=params or {}, gpu=gpu, on_event=on_event)
             result.update(candidate=mv.version, training_run=mv.lineage.training_run)
     return result
+
+
+def _check_trainable(ws, model: str, newest: str) -> None:
+    """The newest data must be trainable (its label column there) before a drift alert is raised
+    on it: bad input found after `drift.critical` was written would break "nothing written"."""
+    dataset = ws.datasets().get(newest)
+    label = ws.model_config(model).get("label") or dataset.label
+    if not label:
+        raise BadInputError(f"dataset {newest}: no label column recorded and models.{model}.label is not set")
+    if label not in dataset.columns:
+        raise BadInputError(f"dataset {newest}: label {label!r} (models.{model}.label) is not one of its columns")
 
 
 def _check_params(ws, params: dict[str, Any]) -> None:

@@ -136,9 +136,15 @@ def test_two_watchers_racing_train_once(production_ws, tmp_path):
 
 
 def test_bad_input_is_one_line_exit_2_nothing_written(production_ws, tmp_path):
+    import pandas as pd
+
     ws = copy_ws(production_ws, tmp_path)
+    unlabelled = tmp_path / "unlabelled.csv"  # drifted, but the label column is gone: not trainable
+    pd.DataFrame({"f0": [5.0, 6.0, 7.0] * 400, "f1": [1.0, 2.0, 3.0] * 400}).to_csv(unlabelled, index=False)
+    mrc_ok("datasets", "add", "other@v1", str(unlabelled), "--workspace", str(ws))
     before = tree_digest(ws)
     for args, needle in [
+        (["watch", MODEL, "--once", "--data", "other"], "label 'y'"),
         (["watch", MODEL, "--once", "--data", "nope"], "dataset 'nope'"),
         (["watch", MODEL, "--once", "--data", "credit@v9"], "credit@v9"),
         (["watch", "../etc", "--once"], "model"),
