@@ -107,6 +107,9 @@ class Lineage(Record):
     environment: Environment = field(default_factory=Environment)
     training_run: str = ""
     parent_version: str | None = None
+    # Who trained it (the actor of `mrc train`, MLflow's run user, an S3 metadata.json
+    # "trained_by"): a protected alias's rule refuses that person's own approval.
+    trained_by: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Lineage":
@@ -185,6 +188,21 @@ class PointerMove(Record):
     seq: int = 0
 
 
+@dataclass
+class ModelOverview(Record):
+    """One model as the home screen reads it: its summary, the production pointer's history,
+    and every version an alias points at or production ever pointed at (approval, artifact)
+    — what the candidate's approval and the rollback target are judged from.
+
+    A registry may answer for all models at once (`model_overviews()`, one read: the local
+    registry); console/overview.py builds the same records from the protocol's per-model reads
+    for any other."""
+
+    summary: ModelSummary
+    production_history: list[PointerMove] = field(default_factory=list)
+    versions: dict[str, ModelVersion] = field(default_factory=dict)  # version -> record
+
+
 # Aliases with a meaning to the console; a backend may map them to its own names.
 PRODUCTION = "production"
 CANDIDATE = "candidate"
@@ -241,6 +259,10 @@ class Registry(Protocol):
     def fetch_artifact(self, model: str, version: str, dest_dir: str) -> str:
         """Copy the artifact to dest_dir, verify its sha256, return the local path."""
         ...
+
+    # Optional: `caller_identity() -> str | None`, who the backend knows the caller as (the OS
+    # user, MLflow's authenticated user, the AWS caller). A protected alias records it beside
+    # the claimed actor and, with identity = "require", refuses a mismatch (console/policy.py).
 
 
 # ---------------------------------------------------------------------------------------------

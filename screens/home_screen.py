@@ -4,6 +4,7 @@ below it every version of every model in a virtual list that `/` filters."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
 FIRST_PAGE_VERSIONS = 200  # versions in the first paint of a big registry: more than a screenful
+# the rest of the versions is read once the first page is on screen (or after this long): read
+# meanwhile, the worker would hold the GIL against the event loop that paints the first page
+FIRST_PAINT_WAIT_S = 2.0
 MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
 
 
@@ -84,6 +88,7 @@ class HomeScreen(ConsoleScreen):
         self.filter_text = ""
         self.loads = 0
         self._first_page = False  # the last Loaded was a first page; the rest of the versions follow
+        self._first_painted = threading.Event()  # set after the first page's refresh
         self._poll_timer = None
         self._last_rollback = 0.0
         self._rolling_back = False
@@ -140,6 +145,7 @@ class HomeScreen(ConsoleScreen):
                     data.versions.extend(registry.list_versions(pending.pop(0)))
                 if pending:
                     self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
+                    self._first_painted.wait(FIRST_PAINT_WAIT_S)
                     for model in pending:
                         data.versions.extend(registry.list_versions(model))
         except Exception as exc:  # shown in the status line; the next poll tries again
@@ -197,7 +203,9 @@ class HomeScreen(ConsoleScreen):
             self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
         else:
             self._update_status()
-        if not first_page:
+        if first_page:
+            self.call_after_refresh(self._first_painted.set)
+        else:
             self._schedule_poll()
 
     def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
@@ -466,7 +474,7 @@ class HomeScreen(ConsoleScreen):
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model))
+                               options=_model_options(ws, model), policy=_production_policy(ws))
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
@@ -517,7 +525,7 @@ class HomeScreen(ConsoleScreen):
             outcome = promote(ws.registry(), ws.audit(), model, target, actor=self.app.actor,
                               reason=f"roll forward from the console (production was {seen_production})",
                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                              options=_model_options(ws, model))
+                              options=_model_options(ws, model), policy=_production_policy(ws))
         except Exception as exc:
             self.post_message(self.RolledBack(f"roll forward of {model} refused: {exc}", False))
             return
@@ -537,3 +545,10 @@ def _model_options(ws, model: str) -> dict:
         return ws.model_config(model)
     except Exception:  # a broken [models] table must not stop a rollback
         return {}
+
+
+def _production_policy(ws):
+    """[policy.production] of the workspace, None when production is not protected."""
+    from console.policy import workspace_policy
+
+    return workspace_policy(ws)

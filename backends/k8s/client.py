@@ -80,12 +80,17 @@ def api_error(exc: Exception, what: str) -> Exception:
             return NotFoundError(f"{what}: not found ({message})")
         if code in (400, 422):
             return BadInputError(f"{what}: rejected by the API server: {message}")
-        if code in (401, 403):
-            return BackendError(f"{what}: not allowed ({code}): {message}")
+        if code in (401, 403):  # the server's message names the verb, the resource and the namespace
+            return BackendError(f"{what}: not allowed ({code}): {' '.join(str(message).split())}")
         return BackendError(f"{what}: API server answered {code}: {message}")
     response = getattr(exc, "response", None)  # an HTTP error whose body was not a Status object
     if response is not None and getattr(response, "status_code", None) == 409:
         return ConflictError(f"{what}: 409 Conflict")
+    if response is not None and getattr(response, "status_code", None) == 404:
+        # a path the API server does not serve at all answers 404 with a plain-text body, not a Status:
+        # the resource type is unknown there (a CustomResourceDefinition not installed)
+        return NotFoundError(f"{what}: the API server does not serve this resource type "
+                             "(is its CustomResourceDefinition installed?)")
     return BackendError(f"{what}: {type(exc).__name__}: {exc}")
 
 

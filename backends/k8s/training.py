@@ -9,7 +9,10 @@ writes back the registered version.
 
 [training] settings (mrc.toml): namespace, context, kubeconfig, image, gpus, gpu_resource,
 node_selector, tolerations, backoff_limit, active_deadline_s, ttl_after_finished_s,
-data_claim, data_mount, cpu, memory, service_account, poll_s.
+data_claim, data_mount, cpu, memory, service_account, poll_s; and for data and model through
+object storage instead of the PVC and the pod log: store = "s3", s3_bucket, s3_prefix,
+s3_endpoint_url (as mrc reaches it), s3_pod_endpoint_url (as the pod does; default the same),
+s3_region, s3_secret (a Secret in the namespace with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 """
 
 from __future__ import annotations
@@ -91,6 +94,15 @@ class K8sTraining:
         self.ttl_after_finished_s = check_int(config, "ttl_after_finished_s", 24 * 3600, here)
         self.data_claim = str(config.get("data_claim", "mrc-data"))
         self.data_mount = str(config.get("data_mount", "/data"))
+        self.store = str(config.get("store", "pvc"))
+        if self.store not in ("pvc", "s3"):
+            raise BadInputError(f"{here}: store must be \"pvc\" or \"s3\", got {self.store!r}")
+        self.s3 = {k: str(config[f"s3_{k}"]) for k in ("bucket", "prefix", "endpoint_url", "pod_endpoint_url",
+                                                       "region", "secret") if config.get(f"s3_{k}")}
+        if self.store == "s3" and "bucket" not in self.s3:
+            raise BadInputError(f"{here}: store = \"s3\" needs s3_bucket")
+        self.s3.setdefault("prefix", "mrc-training")
+        self.s3.setdefault("secret", "mrc-s3")
         self.poll_s = float(config.get("poll_s", 1.0))
         self.datasets = DatasetStore(self.root)
         self._loop: LoopThread | None = None
@@ -173,13 +185,15 @@ class K8sTraining:
                 {"name": "PYTHONUNBUFFERED", "value": "1"},
             ],
             "resources": {"limits": limits, **({"requests": requests} if requests else {})},
-            "volumeMounts": [{"name": "data", "mountPath": self.data_mount, "readOnly": True}],
         }
-        pod_spec: dict[str, Any] = {
-            "restartPolicy": "Never",
-            "containers": [container],
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim, "readOnly": True}}],
-        }
+        pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+        if self.store == "pvc":
+            container["volumeMounts"] = [{"name": "data", "mountPath": self.data_mount, "readOnly": True}]
+            pod_spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": self.data_claim,
+                                                                              "readOnly": True}}]
+        else:  # the pod reads the data from and writes the model to object storage, with these credentials
+            container["env"] += [{"name": key, "valueFrom": {"secretKeyRef": {"name": self.s3["secret"], "key": key}}}
+                                 for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
         if self.node_selector:
             pod_spec["nodeSelector"] = {str(k): str(v) for k, v in self.node_selector.items()}
         if self.tolerations and limits.get(self.gpu_resource):
@@ -205,6 +219,8 @@ class K8sTraining:
         return self.loop.run(self.alaunch(spec))
 
     async def alaunch(self, spec: TrainingSpec) -> TrainingJob:
+        import asyncio
+
         from lightkube.resources.batch_v1 import Job
 
         check_name(spec.model, "model")
@@ -213,15 +229,20 @@ class K8sTraining:
 
             spec.code_commit, spec.code_repo = code_identity()
         train = self._dataset_ref(spec.data_version)
+        job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         label = spec.label or self.datasets.get(spec.data_version).label
         if not label:
             raise BadInputError(f"dataset {spec.data_version}: no label column recorded; pass a label")
-        job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         trainer_spec: dict[str, Any] = {"run_id": job_id, "label": label, "params": spec.params,
                                         "gpu": bool(spec.gpu or self.gpus), "train_data": train}
         for key, ref in (("test_data", spec.test_data), ("golden_data", spec.golden_data)):
             if ref:
                 trainer_spec[key] = self._dataset_ref(ref)
+        if self.store == "s3":
+            await asyncio.to_thread(self._upload_data, trainer_spec)
+            trainer_spec["store"] = {"kind": "s3", "bucket": self.s3["bucket"], "region": self.s3.get("region", ""),
+                                     "endpoint_url": self.s3.get("pod_endpoint_url") or self.s3.get("endpoint_url", ""),
+                                     "model_key": f"{self.s3['prefix']}/runs/{job_id}/model.pt"}
         manifest = self.manifest(job_id, spec, trainer_spec)
         run_dir = self.runs / job_id
         run_dir.mkdir(parents=True)
@@ -232,12 +253,74 @@ class K8sTraining:
                 **TrainingJob(job_id, spec.model, "pending", 0.0, "Job created", _now(), "", str(run_dir)).to_dict()}
         (run_dir / "job.json").write_text(json.dumps(meta, indent=2))
         try:
+            if self.store == "pvc":
+                await self._check_claim()
+        except Exception as exc:
+            self.record(job_id, state="failed", message=f"Job not created: {exc}", finished_at=_now())
+            raise
+        try:
             created = await self.client().create(Job.from_dict(manifest), namespace=self.namespace)
         except Exception as exc:
             self.record(job_id, state="failed", message=f"Job not created: {exc}", finished_at=_now())
             raise api_error(exc, f"create Job {manifest['metadata']['name']} in {self.namespace}") from None
         self.record(job_id, uid=created.metadata.uid or "")
         return TrainingJob(job_id, spec.model, "pending", 0.0, "Job created", meta["started_at"], "", str(run_dir))
+
+    async def _check_claim(self) -> None:
+        """The data volume must exist before the Job does: a pod mounting a missing claim stays Pending forever."""
+        from lightkube import ApiError
+        from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+        try:
+            await self.client().get(PersistentVolumeClaim, self.data_claim, namespace=self.namespace)
+        except ApiError as exc:
+            if getattr(exc.status, "code", None) == 404:
+                raise BadInputError(f"{self.where}: [training] data_claim: no PersistentVolumeClaim {self.data_claim!r} "
+                                    f"in namespace {self.namespace}; create it (a volume holding the workspace's "
+                                    "data/ folder) or name an existing one") from None
+            raise api_error(exc, f"read PersistentVolumeClaim {self.data_claim} in {self.namespace}") from None
+        except Exception as exc:
+            raise api_error(exc, f"read PersistentVolumeClaim {self.data_claim} in {self.namespace}") from None
+
+    # -- object storage ----------------------------------------------------------------------------
+    def _s3_client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.s3.get("endpoint_url") or None,
+                            region_name=self.s3.get("region") or None,
+                            config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                                          s3={"addressing_style": "path"} if self.s3.get("endpoint_url") else {}))
+
+    def _upload_data(self, trainer_spec: dict[str, Any]) -> None:
+        """Each dataset once under its sha256 (content-addressed: a rerun uploads nothing)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._s3_client()
+        for key in ("train_data", "test_data", "golden_data"):
+            ref = trainer_spec.get(key)
+            if not ref:
+                continue
+            ref["s3_key"] = f"{self.s3['prefix']}/data/{ref['sha256']}.csv"
+            where = f"s3://{self.s3['bucket']}/{ref['s3_key']}"
+            try:
+                try:
+                    client.head_object(Bucket=self.s3["bucket"], Key=ref["s3_key"])
+                except ClientError as exc:
+                    if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+                        raise
+                    client.upload_file(str(self.datasets.verified_path(ref["ref"])), self.s3["bucket"], ref["s3_key"])
+            except (BotoCoreError, ClientError) as exc:
+                raise BackendError(f"{self.where}: [training] upload of dataset {ref['ref']} to {where}: {exc}") from None
+
+    def _download_model(self, run_dir: Path, event: dict[str, Any]) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self._s3_client().get_object(Bucket=self.s3["bucket"], Key=event["model_key"])["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise BackendError(f"run {run_dir.name}: model s3://{self.s3['bucket']}/{event['model_key']}: {exc}") from None
+        return body
 
     # -- status --------------------------------------------------------------------------------
     def status(self, job_id: str) -> TrainingJob:
@@ -246,7 +329,11 @@ class K8sTraining:
     async def _pods(self, job_id: str, namespace: str) -> list[dict[str, Any]]:
         from lightkube.resources.core_v1 import Pod
 
-        pods = [pod.to_dict() async for pod in self.client().list(Pod, namespace=namespace, labels={RUN_LABEL: job_id})]
+        try:
+            pods = [pod.to_dict() async for pod in self.client().list(Pod, namespace=namespace,
+                                                                      labels={RUN_LABEL: job_id})]
+        except Exception as exc:
+            raise api_error(exc, f"list pods of run {job_id} in {namespace}") from None
         return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
 
     async def astatus(self, job_id: str) -> TrainingJob:
@@ -373,6 +460,8 @@ class K8sTraining:
                         yield shown
                 done.add(name)
             except (ApiError, httpx2.TransportError) as exc:
+                if isinstance(exc, ApiError) and getattr(exc.status, "code", None) in (401, 403):
+                    raise api_error(exc, f"read the log of pod {name}") from None  # retrying cannot help
                 if isinstance(exc, ApiError) and getattr(exc.status, "code", None) == 404:
                     done.add(name)  # the pod went away (cancel, TTL)
                 await asyncio.sleep(self.poll_s)
@@ -394,11 +483,18 @@ class K8sTraining:
         if event.get("state") != "succeeded":
             (run_dir / "failed.json").write_text(json.dumps(event, indent=2))
             return
-        blob = base64.b64decode(event["model_b64"])
+        if "model_key" in event:  # the pod wrote it to object storage: fetch it, check it is those bytes
+            blob = self._download_model(run_dir, event)
+            where = f"s3://{self.s3['bucket']}/{event['model_key']}"
+        else:
+            blob = base64.b64decode(event["model_b64"])
+            where = "the pod log"
         if hashlib.sha256(blob).hexdigest() != event["model_sha256"]:
-            raise BackendError(f"run {run_dir.name}: the model in the pod log does not match its sha256")
+            raise BackendError(f"run {run_dir.name}: the model in {where} does not match its sha256")
         (run_dir / "model.pt").write_bytes(blob)
         result = {k: event[k] for k in ("state", "metrics", "params", "environment", "model_sha256")}
+        if "model_key" in event:
+            result["model_uri"] = f"s3://{self.s3['bucket']}/{event['model_key']}"
         (run_dir / "metrics.json").write_text(json.dumps(result["metrics"], indent=2, sort_keys=True))
         (run_dir / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
 
@@ -415,9 +511,9 @@ class K8sTraining:
         status = await self.astatus(job_id)
         if status.state in TERMINAL:
             return status
-        try:  # Background propagation: the Job goes now, its pods with it
+        try:  # Foreground propagation: the Job is gone only once its pods are (the process killed)
             await self.client().delete(Job, meta["job_name"], namespace=meta["namespace"],
-                                       cascade=CascadeType.BACKGROUND)
+                                       cascade=CascadeType.FOREGROUND)
         except ApiError as exc:
             if getattr(exc.status, "code", None) != 404:
                 raise api_error(exc, f"delete Job {meta['job_name']}") from None

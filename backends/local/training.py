@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from backends.base import BadInputError, NotFoundError, TrainingJob, TrainingSpec, check_name
 from backends.local.datasets import DatasetStore
-from backends.local.procs import alive
+from backends.procutil import alive
 
 
 def _now() -> str:

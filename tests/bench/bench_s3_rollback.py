@@ -131,8 +131,10 @@ def main() -> int:
         print(f"  process     bare boto3 script      {stats(script_times)}")
         print(f"  ratio mrc / bare (median)          {statistics.median(cli_times) / statistics.median(script_times):5.1f}x")
 
+        from console.release import HISTORY_WINDOW
+
         print(f"  (production history at the end: {len(registry.pointer_history('m', PRODUCTION))} moves; "
-              "a rollback reads only the newest 8 event objects unless none of their versions fits)")
+              f"a rollback reads only the newest {HISTORY_WINDOW} event objects unless none of their versions fits)")
 
         # Requests one rollback sends, counted by a proxy in front of SeaweedFS (same long history).
         proxy = servers.FaultProxy(server.endpoint)
@@ -140,7 +142,9 @@ def main() -> int:
         promote_v2()
         rollback(counted, audit, "m", actor="bench")
         history_gets = proxy.count("GET", "/history/")  # a LIST names its prefix url-encoded
-        print(f"  requests in one rollback: {len(proxy.seen)} ({history_gets} event-object GETs)")
+        model_gets = proxy.count("GET", "/model.pt")
+        print(f"  requests in one rollback: {len(proxy.seen)} ({history_gets} event-object GETs, "
+              f"{model_gets} artifact downloads); the bare script: 2 (GET + conditional PUT)")
         proxy.stop()
 
         # What the server does with racing conditional writes: 20 connections, one per writer.

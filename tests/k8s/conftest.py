@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+import kmock
+
 from tests.k8s.apiserver import RunningApiServer
+
+PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 
 CRD_SCHEMA = Path(__file__).parent / "data" / "kserve_v1beta1_inferenceservice.schema.json"
 
@@ -17,6 +21,9 @@ def apiserver(tmp_path, monkeypatch):
     """A running emulator; KUBECONFIG points at it for this process and for `mrc` subprocesses."""
     running = RunningApiServer(tmp_path / "kubeconfig.json", volumes={})
     running.start()
+    # the data claim the training Job mounts (mrc checks it exists before creating the Job)
+    running.call(running.server.create(PVCS, "ml", {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                                     "metadata": {"name": "mrc-data", "namespace": "ml"}}))
     monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
     yield running
     running.stop()
