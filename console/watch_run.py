@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import PRODUCTION, BadInputError, check_name
-from console.watch import RETRAIN, WatchDecision, decide, handled_from_events, needs_drift
+from console.watch import NO_ACTION, RETRAIN, UP_TO_DATE, WatchDecision, decide, handled_from_events, needs_drift
 
 STATE_FILE = "watch.json"
 
@@ -138,7 +138,24 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
         if decision.action == RETRAIN:
             mv = _retrain(ws, decision, report, actor=actor, params=params or {}, gpu=gpu, on_event=on_event)
             result.update(candidate=mv.version, training_run=mv.lineage.training_run)
+        elif decision.action in (NO_ACTION, UP_TO_DATE) and drift_alert_firing(ws, model):
+            # the newest data no longer drifts past critical: the DriftCritical alert ends
+            ws.audit().append(actor, "drift.ok", model, production or "", {
+                "dataset_version": newest, "reference_data": reference, "severity": decision.severity,
+                "reason": f"{newest} vs {reference}: drift {decision.severity}", "source": "mrc watch"})
+            result["resolved_alert"] = True
+            if on_event:
+                on_event({"event": "alert"})
     return result
+
+
+def drift_alert_firing(ws, model: str) -> bool:
+    """Whether the audit log leaves a DriftCritical alert of the model firing (the alerts' own fold)."""
+    from console.alerts import AlertsConfig, fold
+
+    alerts = fold(ws.audit().events(model=model), AlertsConfig())
+    return any(a.labels.get("alertname") == "DriftCritical" and a.labels.get("model") == model
+               and a.status == "firing" for a in alerts.values())
 
 
 def _check_trainable(ws, model: str, newest: str) -> None:
@@ -185,11 +202,16 @@ def _retrain(ws, decision: WatchDecision, report, *, actor: str, params: dict[st
     model, newest = decision.model, decision.newest
     worst = decision.worst
     audit = ws.audit()
+    psi = f" psi {worst.psi:.3f}" if isinstance(worst.psi, (int, float)) else ""
     details = {"dataset_version": newest, "reference_data": decision.reference, "feature": worst.name,
                "psi": worst.psi, "tier": worst.severity, "severity": decision.severity,
-               "drift_share": decision.drift_share, "source": "mrc watch"}
+               "drift_share": decision.drift_share, "source": "mrc watch",
+               "reason": f"{newest} vs {decision.reference}: {worst.name or 'dataset'}{psi} ({worst.severity}); "
+                         f"retraining on {newest}"}
     # the alert first: it must go out even when the training below fails
     audit.append(actor, "drift.critical", model, decision.production or "", details)
+    if on_event:
+        on_event({"event": "alert"})  # delivered now, not after a training that may take an hour
     cfg = ws.model_config(model)
     spec = TrainingSpec(model, newest, params, gpu=gpu, parent_version=decision.production,
                         label=cfg.get("label", ""), test_data=cfg.get("test_data", ""),

@@ -176,3 +176,33 @@ def test_datasets_add_refuses_bad_files_and_writes_nothing(production_ws, tmp_pa
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and needle in result.stderr, (args, result.stderr)
     assert tree_digest(ws) == before
+
+
+def test_undrifted_data_after_a_critical_one_resolves_the_drift_alert(story, tmp_path):
+    """drift.critical fires DriftCritical (the alerts' own fold); a newer version back under the
+    critical tier records drift.ok, which resolves it, once."""
+    from console.alerts import AlertsConfig, fold
+    from console.workspace import Workspace
+
+    ws = copy_ws(story.ws, tmp_path)
+
+    def drift_alert():
+        events = Workspace.open(ws).audit().events(model=MODEL)
+        alerts = [a for a in fold(events, AlertsConfig()).values() if a.labels["alertname"] == "DriftCritical"]
+        assert len(alerts) == 1
+        return alerts[0]
+
+    firing = drift_alert()
+    assert firing.status == "firing" and firing.labels["severity"] == "critical"
+    assert "credit@v3" in firing.annotations["summary"]
+    add_dataset(ws, "credit@v4", seed=4, parent="credit@v3")  # back to the reference's distribution
+    before = run_dirs(ws)
+    result = run_mrc("watch", MODEL, "--once", "--json", "--param", EPOCHS, "--workspace", str(ws))
+    assert result.returncode == 0, result.stderr
+    run = one_object(result)
+    assert run["action"] == "no-action" and run["newest_data"] == "credit@v4" and run["resolved_alert"] is True
+    assert run_dirs(ws) == before
+    assert drift_alert().status == "resolved"
+    again = run_mrc("watch", MODEL, "--once", "--json", "--workspace", str(ws))
+    assert again.returncode == 0 and "resolved_alert" not in one_object(again)
+    assert sum(e["action"] == "drift.ok" for e in audit(ws)) == 1
