@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import PRODUCTION, BadInputError, check_name
-from console.watch import RETRAIN, WatchDecision, decide, handled_from_events, needs_drift
+from console.watch import NO_ACTION, RETRAIN, UP_TO_DATE, WatchDecision, decide, handled_from_events, needs_drift
 
 STATE_FILE = "watch.json"
 
@@ -123,6 +123,7 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
     production, production_mv = production_of(ws, model)
     reference = reference_data(ws, model, production_mv)
     newest = newest_data_ref(ws, model, data, production_mv)
+    _check_trainable(ws, model, newest)
     with _model_lock(ws, model):
         handled = handled_versions(ws, model)
         report = None
@@ -137,7 +138,35 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
         if decision.action == RETRAIN:
             mv = _retrain(ws, decision, report, actor=actor, params=params or {}, gpu=gpu, on_event=on_event)
             result.update(candidate=mv.version, training_run=mv.lineage.training_run)
+        elif decision.action in (NO_ACTION, UP_TO_DATE) and drift_alert_firing(ws, model):
+            # the newest data no longer drifts past critical: the DriftCritical alert ends
+            ws.audit().append(actor, "drift.ok", model, production or "", {
+                "dataset_version": newest, "reference_data": reference, "severity": decision.severity,
+                "reason": f"{newest} vs {reference}: drift {decision.severity}", "source": "mrc watch"})
+            result["resolved_alert"] = True
+            if on_event:
+                on_event({"event": "alert"})
     return result
+
+
+def drift_alert_firing(ws, model: str) -> bool:
+    """Whether the audit log leaves a DriftCritical alert of the model firing (the alerts' own fold)."""
+    from console.alerts import AlertsConfig, fold
+
+    alerts = fold(ws.audit().events(model=model), AlertsConfig())
+    return any(a.labels.get("alertname") == "DriftCritical" and a.labels.get("model") == model
+               and a.status == "firing" for a in alerts.values())
+
+
+def _check_trainable(ws, model: str, newest: str) -> None:
+    """The newest data must be trainable (its label column there) before a drift alert is raised
+    on it: bad input found after `drift.critical` was written would break "nothing written"."""
+    dataset = ws.datasets().get(newest)
+    label = ws.model_config(model).get("label") or dataset.label
+    if not label:
+        raise BadInputError(f"dataset {newest}: no label column recorded and models.{model}.label is not set")
+    if label not in dataset.columns:
+        raise BadInputError(f"dataset {newest}: label {label!r} (models.{model}.label) is not one of its columns")
 
 
 def _check_params(ws, params: dict[str, Any]) -> None:
@@ -173,14 +202,16 @@ def _retrain(ws, decision: WatchDecision, report, *, actor: str, params: dict[st
     model, newest = decision.model, decision.newest
     worst = decision.worst
     audit = ws.audit()
+    psi = f" psi {worst.psi:.3f}" if isinstance(worst.psi, (int, float)) else ""
     details = {"dataset_version": newest, "reference_data": decision.reference, "feature": worst.name,
                "psi": worst.psi, "tier": worst.severity, "severity": decision.severity,
-               "drift_share": decision.drift_share, "source": "mrc watch"}
+               "drift_share": decision.drift_share, "source": "mrc watch",
+               "reason": f"{newest} vs {decision.reference}: {worst.name or 'dataset'}{psi} ({worst.severity}); "
+                         f"retraining on {newest}"}
     # the alert first: it must go out even when the training below fails
     audit.append(actor, "drift.critical", model, decision.production or "", details)
-    from console.alert_delivery import after_write
-
-    after_write(ws, actor=actor)  # paged before a training that may take long, or fail
+    if on_event:
+        on_event({"event": "alert"})  # delivered now, not after a training that may take an hour
     cfg = ws.model_config(model)
     spec = TrainingSpec(model, newest, params, gpu=gpu, parent_version=decision.production,
                         label=cfg.get("label", ""), test_data=cfg.get("test_data", ""),

@@ -80,7 +80,9 @@ class TrainingScreen(ConsoleScreen):
                 yield Input(self.prefilled_data or cfg.get("train_data", ""), placeholder="dataset@version", id="data")
             with Horizontal(classes="form-row"):
                 yield Label("params       ", classes="form-label")
-                yield Input("epochs=20 hidden=16", placeholder="key=value …", id="params")
+                # a retrain from drift starts from the parameters `mrc watch` would use
+                params = (cfg.get("watch_params") if self.prefilled_data else None) or "epochs=20 hidden=16"
+                yield Input(str(params), placeholder="key=value …", id="params")
             yield Checkbox("train on a GPU (CUDA) when one is there", id="gpu")
             yield Static("enter or ctrl+t launches · the new version becomes the candidate", id="training-status")
             yield ProgressBar(total=1.0, show_eta=False, id="progress")

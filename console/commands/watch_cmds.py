@@ -55,6 +55,10 @@ def cmd_watch(ctx: Context) -> int:
             summary["line"] = progress_line(decision)
             if ctx.json or decision.action == RETRAIN:  # human mode prints it on stdout when the run ends
                 ctx.progress(f"watch {summary['line']}")
+        elif kind == "alert":
+            from console.alert_delivery import after_write
+
+            after_write(ws, actor=ctx.actor)  # best effort, never raises; nothing where [alerts] is not set
         elif kind == "progress":
             ctx.progress(f"  epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.4f}", event["progress"])
         elif kind in ("log", "launched"):
@@ -88,7 +92,11 @@ def cmd_watch(ctx: Context) -> int:
                         f"(run {result['training_run']}); production {result['production'] or '(none)'} unchanged")
             _emit_one(ctx, result, line)
         if runs and done >= runs:
-            return code
+            return code  # main() delivers what is pending once the command returns
+        if not args.once:
+            from console.alert_delivery import after_write
+
+            after_write(ws, actor=ctx.actor)  # a loop never returns: retry what a receiver missed, each run
         time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
 
 

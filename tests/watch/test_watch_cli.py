@@ -136,9 +136,15 @@ def test_two_watchers_racing_train_once(production_ws, tmp_path):
 
 
 def test_bad_input_is_one_line_exit_2_nothing_written(production_ws, tmp_path):
+    import pandas as pd
+
     ws = copy_ws(production_ws, tmp_path)
+    unlabelled = tmp_path / "unlabelled.csv"  # drifted, but the label column is gone: not trainable
+    pd.DataFrame({"f0": [5.0, 6.0, 7.0] * 400, "f1": [1.0, 2.0, 3.0] * 400}).to_csv(unlabelled, index=False)
+    mrc_ok("datasets", "add", "other@v1", str(unlabelled), "--workspace", str(ws))
     before = tree_digest(ws)
     for args, needle in [
+        (["watch", MODEL, "--once", "--data", "other"], "label 'y'"),
         (["watch", MODEL, "--once", "--data", "nope"], "dataset 'nope'"),
         (["watch", MODEL, "--once", "--data", "credit@v9"], "credit@v9"),
         (["watch", "../etc", "--once"], "model"),
@@ -170,3 +176,33 @@ def test_datasets_add_refuses_bad_files_and_writes_nothing(production_ws, tmp_pa
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and needle in result.stderr, (args, result.stderr)
     assert tree_digest(ws) == before
+
+
+def test_undrifted_data_after_a_critical_one_resolves_the_drift_alert(story, tmp_path):
+    """drift.critical fires DriftCritical (the alerts' own fold); a newer version back under the
+    critical tier records drift.ok, which resolves it, once."""
+    from console.alerts import AlertsConfig, fold
+    from console.workspace import Workspace
+
+    ws = copy_ws(story.ws, tmp_path)
+
+    def drift_alert():
+        events = Workspace.open(ws).audit().events(model=MODEL)
+        alerts = [a for a in fold(events, AlertsConfig()).values() if a.labels["alertname"] == "DriftCritical"]
+        assert len(alerts) == 1
+        return alerts[0]
+
+    firing = drift_alert()
+    assert firing.status == "firing" and firing.labels["severity"] == "critical"
+    assert "credit@v3" in firing.annotations["summary"]
+    add_dataset(ws, "credit@v4", seed=4, parent="credit@v3")  # back to the reference's distribution
+    before = run_dirs(ws)
+    result = run_mrc("watch", MODEL, "--once", "--json", "--param", EPOCHS, "--workspace", str(ws))
+    assert result.returncode == 0, result.stderr
+    run = one_object(result)
+    assert run["action"] == "no-action" and run["newest_data"] == "credit@v4" and run["resolved_alert"] is True
+    assert run_dirs(ws) == before
+    assert drift_alert().status == "resolved"
+    again = run_mrc("watch", MODEL, "--once", "--json", "--workspace", str(ws))
+    assert again.returncode == 0 and "resolved_alert" not in one_object(again)
+    assert sum(e["action"] == "drift.ok" for e in audit(ws)) == 1

@@ -19,6 +19,8 @@ def workspace_with_newer_data(story, tmp_path):
     the key must pick the newest version, not the candidate's own data."""
     ws = copy_ws(story.ws, tmp_path)
     add_dataset(ws, "credit@v4", seed=4, shift=2.0, parent="credit@v3")
+    with open(ws / "mrc.toml", "a") as fh:  # [models.credit] is the file's last table
+        fh.write('watch_params = "epochs=3 hidden=8"\n')
     return ws
 
 
@@ -46,6 +48,7 @@ def test_home_w_opens_training_prefilled_with_the_newest_data(story, tmp_path):
             screen = await wait_for_training_screen(app, pilot)
             assert screen.model == MODEL
             assert screen.query_one("#data", Input).value == "credit@v4"
+            assert screen.query_one("#params", Input).value == "epochs=3 hidden=8"
             assert "credit@v4" in str(screen.query_one("#training-reason", Static).render())
     asyncio.run(go())
 
