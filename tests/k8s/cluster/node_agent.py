@@ -45,8 +45,9 @@ class NodeAgent:
         import httpx
 
         self.plane, self.name, self.gpus, self.poll_s = plane, name, gpus, poll_s
-        cert, key = plane.pki.issue(f"node-{name}", f"system:node:{name}", groups=("system:nodes",))
-        self.api = httpx.Client(base_url=plane.server, verify=plane.pki.ca, cert=plane.admin_cert, timeout=30)
+        tls = ssl.create_default_context(cafile=plane.pki.ca)
+        tls.load_cert_chain(*plane.admin_cert)
+        self.api = httpx.Client(base_url=plane.server, verify=tls, timeout=30)
         self.serving = plane.pki.issue(f"node-{name}-serving", f"system:node:{name}", server=True, client=False,
                                        dns=("localhost", name), ips=("127.0.0.1",))
         self.logdir = plane.root / "node" / name
