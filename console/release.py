@@ -409,6 +409,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     else:
         target = None
         tried: set[str] = set()
+        wider = iter((*HISTORY_WINDOWS[1:], None))  # None: the whole history
         while True:
             for version in rollback_candidates(history, current):
                 if version in tried:
@@ -423,8 +424,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 skipped.append({"version": version, "why": problem})
             if target is not None or not partial:
                 break
-            # None of the newest fits: read the whole history (its candidates continue these in order).
-            history, partial = _production_history(registry, model)
+            # None of the newest fits: read further back (its candidates continue these in order).
+            history, partial = _production_history(registry, model, next(wider))
         if target is None:
             why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
             raise BadInputError(f"{model}: no earlier production version to roll back to"
@@ -462,9 +463,10 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 
 # Production events a rollback reads first. Candidates from the newest events are the first
 # candidates of the whole history, in the same order, so the whole is read only when none fits.
-# 4: the usual rollback (promote, then roll back to the version before) needs the newest 2; the
-# rest absorbs a skipped unfit version or two without reading everything (S3: a GET per event).
-HISTORY_WINDOW = 4
+# The usual rollback (promote, then roll back to the version before) needs the newest 2 (S3: a
+# GET per event); when none of their versions fits, 16, then the whole history.
+HISTORY_WINDOWS = (2, 16)
+HISTORY_WINDOW = HISTORY_WINDOWS[0]
 
 
 def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:

@@ -682,17 +682,23 @@ class S3Registry:
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
                      reason: str = "", approval: Approval | None = None) -> PointerMove:
         check_name(alias, "alias")
+        key = self._pointer_key(model, alias)
         if new is None:
             self._require_model(model)
         else:  # the version's objects prove the model exists: no separate listing for it
             check_name(new, "version")
-            if not self._version_exists(model, new):
+            if approval is None:  # nothing to claim in between: check the version while reading the pointer
+                exists, pointer = self._each(lambda read: read(), [lambda: self._version_exists(model, new),
+                                                                   lambda: self._read_pointer(model, alias)])
+            else:
+                exists, pointer = self._version_exists(model, new), None
+            if not exists:
                 raise NotFoundError(f"unknown version {new!r} of model {model!r}")
             if approval is not None:
                 self._claim_approval(model, new, approval, alias)
-        key = self._pointer_key(model, alias)
         # Read the pointer before the log: a claim made after our read shows up in the log.
-        pointer = self._read_pointer(model, alias)
+        if new is None or approval is not None:
+            pointer = self._read_pointer(model, alias)
         history = self._events(model, alias, last_only=True, hint=pointer.seq_hint)
         last = history[-1] if history else None
         if self._pending(pointer, last):

@@ -8,7 +8,7 @@ Starts its own SeaweedFS (`weed mini`) on 127.0.0.1 and stops it at the end. Pri
      (GET version.txt, PUT with If-Match);
   2. as processes (what an engineer waits for at 3 AM): `python -m console.cli rollback` vs
      `python bare_rollback.py` (GET + conditional PUT), interpreter start and imports included;
-     then vs a plain boto3 script making the same 17 requests as mrc's rollback (the issue's
+     then vs a plain boto3 script making the same 15 requests as mrc's rollback (the issue's
      baseline: "the same reads and conditional write with the plain client");
   3. what SeaweedFS does with racing conditional writes, and the ABA that content ETags allow
      (why mrc commits a move by creating a numbered event object with If-None-Match).
@@ -47,7 +47,7 @@ BARE = textwrap.dedent("""
 """)
 
 
-# The issue's baseline: the same reads and conditional writes as mrc's rollback (17 requests,
+# The issue's baseline: the same reads and conditional writes as mrc's rollback (15 requests,
 # see docs/registries.md "What a rollback reads"), made one after another with the plain client
 # and no checks beyond picking the previous version. Moves v2 <-> v1 like the bare script above.
 BARE_SAME = textwrap.dedent("""
@@ -61,14 +61,14 @@ BARE_SAME = textwrap.dedent("""
     pointer = s3.get_object(Bucket=bucket, Key=pointer_key)
     old, seq = pointer["Body"].read().decode(), int(pointer["Metadata"]["mrc-seq"])
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=history,
-                                                 StartAfter=f"{history}{seq - 4:010d}.json")["Contents"]]
+                                                 StartAfter=f"{history}{seq - 2:010d}.json")["Contents"]]
     events = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
     new = events[-1]["from"]
     folder = m + f"versions/{new}/"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=folder)["Contents"]
     for name in ("metadata.json", "metrics.json", max(o["Key"] for o in listed if "/approvals/" in o["Key"])):
         s3.get_object(Bucket=bucket, Key=name if name.startswith(folder) else folder + name)["Body"].read()
-    s3.head_object(Bucket=bucket, Key=folder + "metadata.json")
+    s3.head_object(Bucket=bucket, Key=folder + "metadata.json")  # mrc sends these two at once
     again = s3.get_object(Bucket=bucket, Key=pointer_key)
     again["Body"].read()
     last = s3.list_objects_v2(Bucket=bucket, Prefix=history, StartAfter=f"{history}{seq - 1:010d}.json")["Contents"]
@@ -170,7 +170,7 @@ def main() -> int:
         print(f"  process     bare boto3 script      {stats(script_times)}")
         print(f"  ratio mrc / bare (median)          {statistics.median(cli_times) / statistics.median(script_times):5.2f}x")
 
-        # mrc beside the script making the same 17 requests (mrc's own moves: it writes real events)
+        # mrc beside the script making the same 15 requests (mrc's own moves: it writes real events)
         same_script = work / "bare_same_reads.py"
         same_script.write_text(BARE_SAME)
         cli_times, same_times = [], []
@@ -188,7 +188,7 @@ def main() -> int:
             same_times.append(time.perf_counter() - started)
             assert same.returncode == 0 and same.stdout.strip() == "v2 -> v1", same.stdout + same.stderr
         print(f"  process     mrc rollback           {stats(cli_times)}")
-        print(f"  process     same 17 requests bare  {stats(same_times)}")
+        print(f"  process     same 15 requests bare  {stats(same_times)}")
         print(f"  ratio mrc / same-reads (median)    {statistics.median(cli_times) / statistics.median(same_times):5.2f}x")
 
         from console.release import HISTORY_WINDOW
