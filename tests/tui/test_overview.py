@@ -209,3 +209,13 @@ def test_every_canary_in_one_read_matches_each_models_latest(ws_path):
     rows = {row.model: row for row in load_home(ws, {}).rows}
     assert (rows["fraud"].canary_status, rows["fraud"].canary_weight, rows["fraud"].rollback_to) == ("progressing", 25, "2")
     assert rows["ranker"].canary_status is None
+
+
+def test_the_plain_sqlite_readers_read_every_column_of_the_orm_table():
+    """The batch and per-model readers select VERSION_COLUMNS by hand: a column added to the
+    SQLModel table must be added there too, or versions would come back without it."""
+    from backends.local.registry import VERSION_COLUMNS
+    from backends.local.tables import VersionRow
+
+    assert len(set(VERSION_COLUMNS)) == len(VERSION_COLUMNS)
+    assert set(VERSION_COLUMNS) == set(VersionRow.__table__.columns.keys()) - {"id"}
