@@ -78,10 +78,6 @@ def cmd_watch(ctx: Context) -> int:
             ctx.progress(f"watch {args.model}: run failed: {safe_line(exc)} (next try in {args.interval:g} s)")
             result = None
         done += 1
-        if not args.once:  # a loop delivers each run's alerts (drift.critical …) itself; one run: after the command
-            from console.alert_delivery import after_write
-
-            after_write(ws, actor=ctx.actor)
         if result is not None:
             launched = result["action"] == RETRAIN
             result["exit_code"] = EXIT_RETRAIN_LAUNCHED if launched else 0
