@@ -199,3 +199,33 @@ def test_the_console_shows_the_shadow_run_from_the_canary_screen(served, cancer)
     assert f"{comparison['latency']['shadow']['p99']:.2f} ms" in texts["latency"]
     assert texts["judge"].startswith(f"judge: {comparison['verdict'].upper()}")
     assert shown["comparison"]["rows"] == comparison["rows"]
+
+
+def test_the_shadow_setting_is_compare_and_swap_needs_the_key_and_survives_a_router_restart(served):
+    import http.client
+
+    from backends.base import ConflictError
+    from backends.local.traffic import LocalTraffic
+
+    root, _ = served
+    traffic = LocalTraffic(root)
+    traffic.ensure_serving(MODEL, [CANDIDATE])  # a test before may have stopped it
+    before = traffic.get_shadow(MODEL)
+    with pytest.raises(ConflictError):
+        traffic.set_shadow(MODEL, CANDIDATE, sample=0.3, expected_revision=before["revision"] + 7)
+    port = traffic.router_port(MODEL)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("PUT", "/control/shadow", json.dumps({"version": None, "expected_revision": before["revision"]}),
+                 {"Content-Type": "application/json"})  # no key
+    assert conn.getresponse().status == 401
+    conn.close()
+    assert traffic.get_shadow(MODEL)["revision"] == before["revision"]  # nothing moved
+
+    set_now = traffic.set_shadow(MODEL, CANDIDATE, sample=0.3, expected_revision=before["revision"])
+    router_pid = json.loads((root / "serving" / MODEL / "processes.json").read_text())["router"]["pid"]
+    kill_group(router_pid)
+    traffic.ensure_serving(MODEL, [PRODUCTION, CANDIDATE])  # a new router, from the saved split and shadow
+    after = traffic.get_shadow(MODEL)
+    assert after["live"] and json.loads((root / "serving" / MODEL / "processes.json").read_text())["router"]["pid"] != router_pid
+    assert after["shadow"] == set_now["shadow"] and after["revision"] == set_now["revision"]
+    assert traffic.get_split(MODEL).weights == {PRODUCTION: 100}
