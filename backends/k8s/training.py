@@ -40,6 +40,10 @@ def _now() -> str:
     return now_iso()
 
 
+class _RetryLog(Exception):
+    """The log stream failed but the log is readable: follow it again."""
+
+
 def job_state(job: dict[str, Any]) -> tuple[str, str]:
     """Pure: (state, message) of a batch/v1 Job from its status."""
     status = job.get("status") or {}
@@ -450,7 +454,7 @@ class K8sTraining:
             name = pod["metadata"]["name"]
             try:
                 count = 0
-                async for line in self.client().log(name, namespace=meta["namespace"], follow=True, newlines=False):
+                async for line in self._follow_log(name, meta["namespace"]):
                     count += 1
                     if count <= seen.get(name, 0):
                         continue
@@ -459,12 +463,26 @@ class K8sTraining:
                     if shown is not None:
                         yield shown
                 done.add(name)
-            except (ApiError, httpx2.TransportError) as exc:
+            except (ApiError, httpx2.TransportError, _RetryLog) as exc:
                 if isinstance(exc, ApiError) and getattr(exc.status, "code", None) in (401, 403):
                     raise api_error(exc, f"read the log of pod {name}") from None  # retrying cannot help
                 if isinstance(exc, ApiError) and getattr(exc.status, "code", None) == 404:
                     done.add(name)  # the pod went away (cancel, TTL)
                 await asyncio.sleep(self.poll_s)
+
+    async def _follow_log(self, name: str, namespace: str) -> AsyncIterator[str]:
+        """lightkube's followed log, with its error path repaired: on an error answer lightkube 1.0 reads the
+        streamed body synchronously and raises RuntimeError, hiding the API error (a 403, a 404). Asking once
+        without follow (the body read whole) turns it back into that ApiError."""
+        try:
+            async for line in self.client().log(name, namespace=namespace, follow=True, newlines=False):
+                yield line
+        except RuntimeError as exc:
+            if "async stream" not in str(exc):
+                raise
+            async for _ in self.client().log(name, namespace=namespace, tail_lines=1, newlines=False):
+                pass  # it answered this time: follow again from where we were
+            raise _RetryLog() from None
 
     def _take_line(self, run_dir: Path, line: str) -> str | None:
         """Keep one pod log line; the `result` event becomes model.pt + result.json here."""

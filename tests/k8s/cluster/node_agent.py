@@ -256,6 +256,12 @@ class NodeAgent:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
+                try:
+                    self._stream(log, follow)
+                except (ConnectionError, ssl.SSLError):  # the reader went away (a follower that stopped)
+                    pass
+
+            def _stream(self, log: Path, follow: bool) -> None:
                 with open(log, "rb") as fh:
                     while True:
                         chunk = fh.read(1 << 16)
