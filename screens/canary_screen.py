@@ -150,12 +150,12 @@ class CanaryScreen(Screen):
         self.live_split: dict[str, int] | None = None
         self.last_action: dict[str, Any] = {}
         self._shown_events = 0
-        self._shown_key: tuple | None = None  # (canary id, revision, live split) last painted
+        self._shown_key: tuple | None = None  # ((canary id, revision, status), live split) last painted
         self._shown_status: str | None = None
         self._rollback_requested = threading.Event()
         self._rollback_lock = threading.Lock()
         self._rollback_receipts: list[threading.Event] = []  # set once the standby's rollback is done
-        self._standby_ready = False  # the standby worker holds a warm controller
+        self._standby_ready = False  # the standby thread holds a warm controller
         self._closing = False
 
     # -- layout ------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class CanaryScreen(Screen):
             done = threading.Event()
             with self._rollback_lock:
                 self._rollback_receipts.append(done)
-            self._rollback_requested.set()  # the standby thread moves traffic now
+                self._rollback_requested.set()  # the standby thread moves traffic now
             self._rollback_receipt(done)
         else:
             self.act("rollback", stable=self.state.stable if self.state is not None else None)
@@ -306,21 +306,25 @@ class CanaryScreen(Screen):
             while not self._closing:
                 if not self._rollback_requested.wait(STANDBY_WAKE_S):
                     continue
-                self._rollback_requested.clear()
+                receipts = self._take_requests()
                 if self._closing:
+                    for done in receipts:
+                        done.set()
                     break
                 self._act(controller, "rollback")
-                self._rollback_requested.clear()  # presses while it ran asked for the same rollback
-                with self._rollback_lock:
-                    receipts, self._rollback_receipts = self._rollback_receipts, []
+                receipts += self._take_requests()  # presses while it ran asked for the same rollback
                 for done in receipts:
                     done.set()
         finally:
             self._standby_ready = False
-            with self._rollback_lock:
-                receipts, self._rollback_receipts = self._rollback_receipts, []
-            for done in receipts:
+            for done in self._take_requests():
                 done.set()
+
+    def _take_requests(self) -> list[threading.Event]:
+        with self._rollback_lock:
+            self._rollback_requested.clear()
+            receipts, self._rollback_receipts = self._rollback_receipts, []
+        return receipts
 
     @work(thread=True, group="canary-rollback-receipt", exit_on_error=False)
     def _rollback_receipt(self, done: threading.Event) -> None:
