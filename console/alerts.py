@@ -227,11 +227,9 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
                   f"{details.get('error', '')}"
     elif action == "approval.requested":
         name, severity = "ApprovalRequested", "info"
-        summary = f"{event.model} {event.version}: approval requested by {event.actor}" + (
-            f": {details['summary']}" if details.get("summary") else "") + (
-            f" (needs {details['needs']} more)" if not details.get("summary") and isinstance(details.get("needs"), int)
-            and details["needs"] > 0 else "") + (
-            f": {details['reason']}" if details.get("reason") else "")
+        why = details.get("reason") or details.get("summary") or (  # the policy's reason holds its tally line
+            f"needs {details['needs']} more" if isinstance(details.get("needs"), int) and details["needs"] > 0 else "")
+        summary = f"{event.model} {event.version}: approval requested by {event.actor}" + (f": {why}" if why else "")
     elif action == HEALTH_BREACH:
         name = HEALTH_ALERTS.get(str(details.get("metric")), "")
         severity = "critical"

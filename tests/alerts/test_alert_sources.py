@@ -60,8 +60,9 @@ def test_two_person_rule_pages_for_approvals_until_the_second_approver_signs(dem
     [alert] = alertmanager.alerts(run=run)
     assert {k: alert["labels"][k] for k in ("alertname", "model", "version", "severity")} == {
         "alertname": "ApprovalRequested", "model": demo, "version": "5", "severity": "info"}
-    assert alert["annotations"]["summary"] == (
-        f"{demo} 5: approval requested by ci: 0 of 2 approvals: needs 2 more, not tester (trainer)")
+    assert alert["annotations"]["summary"].startswith(f"{demo} 5: approval requested by ci: ")
+    assert alert["annotations"]["summary"].endswith("0 of 2 approvals: needs 2 more, not tester (trainer)")
+    assert alert["annotations"]["summary"].count("0 of 2 approvals") == 1
 
     bob = run_mrc("approve", demo, "5", "--reason", "gates pass", *ws, "--actor", "bob", env=SECRET_ENV)
     assert bob.returncode == 0, bob.stderr

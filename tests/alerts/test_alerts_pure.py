@@ -120,6 +120,9 @@ def test_summaries_use_what_the_policy_and_watch_record():
                               summary="1 of 2 approvals: needs 1 more, not alice (trainer)"), CFG)
     assert asked.annotations["summary"] == ("m 5: approval requested by carol: 1 of 2 approvals: needs 1 more, "
                                             "not alice (trainer)")
+    with_reason = rules.fired_by(ev(4, "approval.requested", actor="ci", summary="0 of 2 approvals: needs 2 more",
+                                    reason="gates passed; 0 of 2 approvals: needs 2 more"), CFG)
+    assert with_reason.annotations["summary"] == "m 5: approval requested by ci: gates passed; 0 of 2 approvals: needs 2 more"
     drift = rules.fired_by(ev(5, "drift.critical", version="1", feature="income", psi=0.412, tier="critical",
                               dataset_version="credit@v3", drift_share=0.5), CFG)
     assert drift.annotations["summary"] == ("m: drift critical on income (PSI 0.41) in credit@v3 vs production 1, "
