@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sqlite3
 import sys
 
@@ -175,14 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:  # a damaged or foreign mrc.db: bad input, not a traceback
         print(f"mrc: error: {ctx.db_path_hint()}: {safe_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `mrc audit | head`: the reader left, nothing is wrong
+        # (before `except Exception`, which would re-raise it as a traceback); stdout goes to
+        # /dev/null so the interpreter's final flush does not raise it again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         if type(exc).__name__ == "OperationalError" and _locked(exc):  # the same, through SQLAlchemy
             print(f"mrc: busy: {ctx.db_path_hint()}: database is locked (held by another process)", file=sys.stderr)
             return EXIT_BACKEND
         raise
-    except BrokenPipeError:  # `mrc audit | head`: the reader left, nothing is wrong
-        sys.stdout = None  # type: ignore[assignment]
-        return EXIT_OK
     except KeyboardInterrupt:
         print("mrc: interrupted", file=sys.stderr)
         return 130

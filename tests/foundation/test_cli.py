@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -247,3 +248,17 @@ def test_help_and_rollback_import_nothing_heavy(demo_ws, argv):
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=mrc_env(), cwd=str(REPO))
     assert "HEAVY [] CODE 0" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(demo_ws):
+    """`mrc audit | head`: the pipe's reader is gone before mrc writes; exit 0, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child starts: its first write meets EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "console.cli", "versions", "breast-cancer", "--workspace",
+                               str(demo_ws)], stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                              env=mrc_env(), timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
