@@ -308,10 +308,11 @@ def rollback_candidates(history: list[PointerMove], current: str | None) -> list
 def rollback_target(history: list[PointerMove], current: str | None,
                     approvals: dict[str, str] | None = None) -> str | None:
     """Pure: the version a rollback from `current` goes to — the first candidate that is
-    approved, when the approvals (version -> status) are known. The artifact check is I/O:
+    approved, or UNREVIEWED (pending with no reviewer: it served production before, `rollback`'s
+    own rule), when the approvals (version -> status) are known. The artifact check is I/O:
     `rollback` makes it."""
     for version in rollback_candidates(history, current):
-        if approvals is None or approvals.get(version) == "approved":
+        if approvals is None or approvals.get(version) in ("approved", UNREVIEWED):
             return version
     return None
 

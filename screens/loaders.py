@@ -32,7 +32,7 @@ class HomeData:
 def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool = True) -> HomeData:
     from backends.base import NotFoundError
     from console.overview import model_overviews
-    from console.release import rollback_target
+    from console.release import UNREVIEWED, rollback_target
 
     registry = ws.registry()
     listed: dict[str, list[Any]] | None = {} if with_versions else None  # filled by the per-model path
@@ -77,7 +77,10 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
         if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
             target = canary.stable
         else:
-            approvals = {version: mv.approval.status for version, mv in overview.versions.items()}
+            # the CLI's rule: a version that served production and nobody reviewed in mrc may be
+            # the target (a team's own registry), one rejected or touched in mrc may not
+            approvals = {version: UNREVIEWED if mv.approval.status == "pending" and not mv.approval.by
+                         else mv.approval.status for version, mv in overview.versions.items()}
             target = rollback_target(overview.production_history, production, approvals) if production else None
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,

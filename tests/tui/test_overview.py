@@ -219,3 +219,28 @@ def test_the_plain_sqlite_readers_read_every_column_of_the_orm_table():
 
     assert len(set(VERSION_COLUMNS)) == len(VERSION_COLUMNS)
     assert set(VERSION_COLUMNS) == set(VersionRow.__table__.columns.keys()) - {"id"}
+
+
+def test_home_offers_the_rollback_the_cli_would_take_on_a_registry_nobody_reviewed_in_mrc(tmp_path):
+    """A team's registry: versions never reviewed in mrc. `mrc rollback` goes back to the earlier
+    production version (it served production, its artifact verifies); home's R must offer the same."""
+    from console.workspace import Workspace
+    from screens.loaders import load_home
+
+    root = tmp_path / "team"
+    Workspace.init(root)
+    registry = Workspace.open(root).registry()
+    registry.ensure_schema()
+    artifact = tmp_path / "model.bin"
+    for v in range(3):
+        artifact.write_bytes(os.urandom(64))
+        registry.register_version("team", str(artifact), metrics={}, lineage=Lineage(code_commit=f"c{v}"))
+    for v in ("1", "2"):
+        _move(registry, "team", "production", v, "release")
+    registry.close()
+    row = load_home(Workspace.open(root), {}, with_versions=False).rows[0]
+    assert (row.production, row.rollback_to) == ("2", "1")
+    registry = Workspace.open(root).registry()
+    _approve(registry, "team", "1", "rejected", "bob")
+    registry.close()
+    assert load_home(Workspace.open(root), {}, with_versions=False).rows[0].rollback_to is None
