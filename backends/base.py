@@ -7,6 +7,7 @@ A backend implements one or more protocols; the domain in `console/` talks only 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, runtime_checkable
@@ -78,6 +79,12 @@ class Record:
         return _clean(self)
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(cls) -> frozenset[str]:
+    """A dataclass's field names, computed once: a registry of 10,000 versions asks per row."""
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 @dataclass
 class Artifact(Record):
     uri: str
@@ -107,15 +114,19 @@ class Lineage(Record):
     environment: Environment = field(default_factory=Environment)
     training_run: str = ""
     parent_version: str | None = None
+    # Who trained it (the actor of `mrc train`, MLflow's run user, an S3 metadata.json
+    # "trained_by"): a protected alias's rule refuses that person's own approval.
+    trained_by: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Lineage":
         data = dict(data or {})
         env = data.pop("environment", None) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = _field_names(cls)
+        env_known = _field_names(Environment)
         return cls(
             **{k: v for k, v in data.items() if k in known},
-            environment=Environment(**{k: v for k, v in env.items() if k in {f.name for f in dataclasses.fields(Environment)}}),
+            environment=Environment(**{k: v for k, v in env.items() if k in env_known}),
         )
 
     def is_complete(self) -> bool:
@@ -185,6 +196,21 @@ class PointerMove(Record):
     seq: int = 0
 
 
+@dataclass
+class ModelOverview(Record):
+    """One model as the home screen reads it: its summary, the production pointer's history,
+    and every version an alias points at or production ever pointed at (approval, artifact)
+    — what the candidate's approval and the rollback target are judged from.
+
+    A registry may answer for all models at once (`model_overviews()`, one read: the local
+    registry); console/overview.py builds the same records from the protocol's per-model reads
+    for any other."""
+
+    summary: ModelSummary
+    production_history: list[PointerMove] = field(default_factory=list)
+    versions: dict[str, ModelVersion] = field(default_factory=dict)  # version -> record
+
+
 # Aliases with a meaning to the console; a backend may map them to its own names.
 PRODUCTION = "production"
 CANDIDATE = "candidate"
@@ -241,6 +267,10 @@ class Registry(Protocol):
     def fetch_artifact(self, model: str, version: str, dest_dir: str) -> str:
         """Copy the artifact to dest_dir, verify its sha256, return the local path."""
         ...
+
+    # Optional: `caller_identity() -> str | None`, who the backend knows the caller as (the OS
+    # user, MLflow's authenticated user, the AWS caller). A protected alias records it beside
+    # the claimed actor and, with identity = "require", refuses a mismatch (console/policy.py).
 
 
 # ---------------------------------------------------------------------------------------------

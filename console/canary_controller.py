@@ -68,6 +68,7 @@ def _crash_point(action: str, phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+ALERTS_RETRY_S = 15.0  # a receiver that is down is retried this often from the controller loop
 MAX_CONFLICTS = 10  # conflicts in a row before the loop treats them as an error (and fails closed)
 
 _SCHEMA_READY: set[tuple[str, int]] = set()
@@ -108,6 +109,15 @@ class CanaryStore:
             row = conn.execute("SELECT state FROM canary_states WHERE model = ? ORDER BY created DESC, rowid DESC LIMIT 1",
                                (model,)).fetchone()
         return CanaryState.from_dict(json.loads(row[0])) if row else None
+
+    def latest_by_model(self) -> dict[str, CanaryState]:
+        """Every model's latest canary in one query (home reads all models at once)."""
+        with self._conn(create=False) as conn:
+            if not self._has_table(conn):
+                return {}
+            rows = conn.execute("SELECT model, state FROM canary_states ORDER BY model, created, rowid").fetchall()
+        latest = dict(rows)  # ordered oldest first: the last row of each model wins
+        return {model: CanaryState.from_dict(json.loads(state)) for model, state in latest.items()}
 
     def get(self, canary_id: str) -> CanaryState:
         with self._conn(create=False) as conn:
@@ -152,6 +162,13 @@ def current_state(ws, model: str) -> CanaryState | None:
     if not Path(ws.db_path).exists():
         return None
     return CanaryStore(ws.db_path).latest(model)
+
+
+def current_states(ws) -> dict[str, CanaryState]:
+    """current_state of every model that ever had a canary, in one read."""
+    if not Path(ws.db_path).exists():
+        return {}
+    return CanaryStore(ws.db_path).latest_by_model()
 
 
 def _pid_alive(pid: int, *, controller: bool = True) -> bool:
@@ -309,6 +326,7 @@ class Controller:
         deadline = None if max_seconds is None else self.clock() + max_seconds
         conflicts = 0
         while True:
+            seen_revision = state.revision
             try:
                 state, done = self._run_once(state, deadline)
                 conflicts = 0
@@ -316,11 +334,32 @@ class Controller:
                 conflicts += 1  # a person acted meanwhile: read again, but a conflict that never clears is an error
                 if conflicts < MAX_CONFLICTS:
                     continue
-                return self._fail_closed(state, exc)
+                state = self._fail_closed(state, exc)
+                self._deliver_alerts(changed=True)
+                return state
             except Exception as exc:  # noqa: BLE001
-                return self._fail_closed(state, exc)
+                state = self._fail_closed(state, exc)
+                self._deliver_alerts(changed=True)
+                return state
+            self._deliver_alerts(changed=done or state.revision != seen_revision)
             if done:
                 return state
+
+    _alerts_retry_at = 0.0  # after a failed delivery the loop retries no more often than ALERTS_RETRY_S
+
+    def _deliver_alerts(self, *, changed: bool) -> None:
+        """Alerts out after a transition committed (never inside one); a receiver that is down is
+        retried from this loop, and never stops it."""
+        config = getattr(self.ws, "config", None)
+        if not isinstance(config, dict) or not isinstance(config.get("alerts"), dict):
+            return
+        if not changed and (not self._alerts_retry_at or time.monotonic() < self._alerts_retry_at):
+            return
+        from console.alert_delivery import after_write
+
+        results = after_write(self.ws, actor="controller")
+        failed = any(not r.ok for r in results)
+        self._alerts_retry_at = time.monotonic() + ALERTS_RETRY_S if failed else 0.0
 
     def _run_once(self, state: CanaryState, deadline: float | None) -> tuple[CanaryState, bool]:
         state = self.store.get(state.id)
@@ -378,6 +417,11 @@ class Controller:
     # -- a person's command ------------------------------------------------------------------
     def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
         """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
+        if name == "rollback":  # a person's rollback follows [policy.production].rollback (default anyone)
+            from console.policy import workspace_policy
+            from console.release import rollback_allowed
+
+            rollback_allowed(workspace_policy(self.ws), self.registry, self.model, self.actor)
         deadline = time.monotonic() + wait_s
         while True:
             state = self.store.latest(self.model)
@@ -443,6 +487,16 @@ class Controller:
         weights = canary.split_for(state, decision.weight)
 
         seen = canary.split_for(state, state.weight)
+        policy = None
+        if decision.action == canary.PROMOTE:  # a protected production: the approvals before any traffic moves
+            from console.policy import workspace_policy
+
+            policy = workspace_policy(self.ws)
+            if policy is not None:
+                from console.release import promotion_guard
+
+                mv = self.registry.get_version(self.model, state.candidate)
+                promotion_guard(self.registry, self.audit, policy, mv, actor)(None, early=True)
 
         def set_split():
             live = self.traffic.get_split(self.model)
@@ -463,7 +517,7 @@ class Controller:
                 return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
                     reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
-                    expected=state.stable, expected_given=True)  # production must still be what the canary ran against
+                    expected=state.stable, expected_given=True, policy=policy)  # production must still be what the canary ran against
 
     def _save(self, state: CanaryState) -> CanaryState:
         return self.store.save(state)

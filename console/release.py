@@ -57,7 +57,7 @@ def _reason(reason: str | None, what: str) -> str:
 
 def decide(registry, audit, model: str, version: str, *, status: str, actor: str, reason: str,
            gate_report: Any = None, override: bool = False, expected_status: str | None = None,
-           gate_error: str = "", custom_policy: str | None = None) -> Outcome:
+           gate_error: str = "", custom_policy: str | None = None, policy=None) -> Outcome:
     """Approve or reject a version. Approval is refused while gates fail, while checks were not
     run (no test set) and when the gates could not be evaluated (`gate_error`), unless overridden.
 
@@ -82,8 +82,18 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
             raise PolicyRefusal(f"{model} {version}: {len(not_run)} checks not run ({', '.join(not_run)}): the gate "
                                 "report is incomplete; approve with --override and a reason")
     digest = report_digest(gate_report) if gate_report is not None and not gate_error else ""
+    identity = None
+    if policy is not None and status == "approved":
+        identity = approver_allowed(policy, registry, mv, actor)
+        if (mv.approval.status == "approved" and mv.approval.gate_report_sha256 == digest and seen == "approved"
+                and mv.approval.by != actor):
+            # the same approval, by someone else: a co-signature (the two-person rule), not a rewrite
+            return cosign(registry, audit, mv, policy, actor=actor, reason=reason, identity=identity)
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
-        return Outcome(status, model, version, False, {"approval": mv.approval.to_dict()})
+        unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
+        if policy is not None and status == "approved":
+            unchanged["policy"] = approval_tally(audit, policy, mv).to_dict()
+        return Outcome(status, model, version, False, unchanged)
     policy_override = bool(custom_policy) and status == "approved"
     overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
     approval = Approval(status, actor, now_iso(), reason, digest, overridden)
@@ -96,20 +106,32 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
         details["policy_sha256"] = getattr(gate_report, "policy_sha256", "")
     if policy_override:
         details["custom_policy"] = custom_policy
+    if identity is not None:
+        details["identity"] = identity
     stored = record_approval(registry, audit, model, version, approval, expected_status=seen, actor=actor,
                              action="approve" if status == "approved" else "reject", details=details)
-    return Outcome(status, model, version, True, {"approval": stored.to_dict()})
+    detail: dict[str, Any] = {"approval": stored.to_dict()}
+    if policy is not None and status == "approved":
+        mv.approval = stored
+        detail["policy"] = request_if_short(audit, policy, mv, actor)
+    return Outcome(status, model, version, True, detail)
 
 
 def promote(registry, audit, model: str, version: str, *, actor: str, reason: str = "",
             expected: str | None = None, expected_given: bool = False, override: bool = False,
-            traffic=None, options: dict[str, Any] | None = None) -> Outcome:
+            traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
     """Production to `version`. With `traffic` (a live split) its server is made healthy first,
-    then the pointer moves, then all traffic follows."""
+    then the pointer moves, then all traffic follows. With `policy` (production's protected-alias
+    rule) the approvals are counted before anything starts and again inside the move's CAS."""
     check_name(model, "model")
     check_name(version, "version")
     settle_intents(registry, audit)
     mv = registry.get_version(model, version)
+    guard = None
+    if policy is not None and registry.get_pointers(model).get(PRODUCTION) != version:
+        # a protected alias: counted before anything starts; --override does not stand in for approvals
+        guard = promotion_guard(registry, audit, policy, mv, actor)
+        guard(None, early=True)
     if mv.approval.status != "approved":
         if not override:
             raise PolicyRefusal(f"{model} {version}: approval is {mv.approval.status!r}; approve it first "
@@ -129,7 +151,7 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
     # the approval we judged travels with the move: the registry moves only if it is still the same
     move = move_audited(registry, audit, model, PRODUCTION, expected=expected, new=version, actor=actor, reason=reason,
-                        action="promote", version=version, approval=mv.approval,
+                        action="promote", version=version, approval=mv.approval, guard=guard,
                         details={"reason": reason, "override": override,
                                  "approval": {"status": mv.approval.status, "by": mv.approval.by, "at": mv.approval.at}})
     _clear_candidate(registry, audit, model, version, actor)
@@ -152,9 +174,12 @@ def _clear_candidate(registry, audit, model: str, version: str, actor: str) -> N
 
 def move_audited(registry, audit, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
                  reason: str, action: str, version: str, details: dict[str, Any],
-                 approval: Approval | None = None) -> PointerMove:
+                 approval: Approval | None = None, guard=None) -> PointerMove:
     """A compare-and-swap pointer move and its audit event, never one without the other.
     With `approval`, the move also needs `new`'s approval to be still that one (Registry.move_pointer).
+    With `guard(conn)` (a protected alias's rule): called inside the move's transaction with its
+    connection when the registry shares the audit's database, else with None right before the
+    registry's CAS; it raises to refuse, and returns details the audit event records.
 
     Local registry in the audit's own SQLite file: the event is appended inside the move's
     transaction. Any other registry: an intent is committed first, the event after the write;
@@ -166,14 +191,17 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
 
     if _shares_transaction(registry, audit):
         def in_transaction(conn, move: PointerMove) -> None:
+            checked = guard(conn) if guard is not None else {}  # raising rolls the move back
             crash_point("move:after-write")
-            audit.append_in(conn, actor, action, model, version, event_details(move))
+            audit.append_in(conn, actor, action, model, version, {**event_details(move), **checked})
             crash_point("move:after-audit")
 
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
                                      audit=in_transaction, **_approval_arg(approval))
         crash_point("move:after-commit")
         return move
+    if guard is not None:
+        details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
     if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
                                      **_approval_arg(approval))
@@ -304,23 +332,29 @@ def unfit_reason(registry, model: str, version: str, *, unreviewed_ok: bool = Fa
     were production before), a version nobody approved or rejected in mrc — "pending" with no
     reviewer, as in a registry a team fills and reviews with its own tools — answers UNREVIEWED
     once its artifact verifies: it served production, so it is fit, and the caller says why."""
-    mv = registry.get_version(model, version)
+    mv = _version_for_check(registry, model, version)
     status = mv.approval.status
     unreviewed = unreviewed_ok and status == "pending" and not mv.approval.by
     if status != "approved" and not unreviewed:
         return status  # "rejected" or "pending"
     try:
-        verify_artifact(registry, mv)
+        verify_artifact(registry, mv, just_read=True)
     except (BadInputError, OSError) as exc:
         return f"corrupt (artifact does not verify: {exc})"
     return UNREVIEWED if unreviewed else None
 
 
-def verify_artifact(registry, mv) -> None:
-    """The registry's own check when it has one, else fetch the bytes and hash them here."""
+def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
+    """The registry's own check when it has one, else fetch the bytes and hash them here.
+
+    `just_read`: `mv` was read a moment ago for this decision, so a registry that can judge the
+    bytes from that same read (S3: the listing it came from) does, instead of reading again."""
     verify = getattr(registry, "verify_artifact", None)
     if verify is not None:
-        verify(mv.model, mv.version)
+        if just_read and "read" in inspect.signature(verify).parameters:
+            verify(mv.model, mv.version, read=mv)
+        else:
+            verify(mv.model, mv.version)
         return
     import tempfile
 
@@ -339,7 +373,7 @@ def verify_artifact(registry, mv) -> None:
 
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
              expected: str | None = None, expected_given: bool = False, override: bool = False,
-             traffic=None, options: dict[str, Any] | None = None) -> Outcome:
+             traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
     """Production away from the version the caller saw (`expected`, else read now), to a
     known-good one: the newest earlier production version that is approved, not rejected, whose
     artifact verifies, and that production was not rolled away from. `to` names it instead
@@ -351,9 +385,10 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
+    rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
     history, partial = _production_history(registry, model, HISTORY_WINDOW)
-    current = registry.get_pointers(model).get(PRODUCTION)
+    current = _production_now(registry, model, history)
     seen = expected if expected_given else current
     done = _already_rolled_back(model, history, current, seen, expected_given, to)
     if done is not None:
@@ -374,6 +409,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     else:
         target = None
         tried: set[str] = set()
+        wider = iter((*HISTORY_WINDOWS[1:], None))  # None: the whole history
         while True:
             for version in rollback_candidates(history, current):
                 if version in tried:
@@ -388,8 +424,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 skipped.append({"version": version, "why": problem})
             if target is not None or not partial:
                 break
-            # None of the newest fits: read the whole history (its candidates continue these in order).
-            history, partial = _production_history(registry, model)
+            # None of the newest fits: read further back (its candidates continue these in order).
+            history, partial = _production_history(registry, model, next(wider))
         if target is None:
             why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
             raise BadInputError(f"{model}: no earlier production version to roll back to"
@@ -427,7 +463,26 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 
 # Production events a rollback reads first. Candidates from the newest events are the first
 # candidates of the whole history, in the same order, so the whole is read only when none fits.
-HISTORY_WINDOW = 8
+# The usual rollback (promote, then roll back to the version before) needs the newest 2 (S3: a
+# GET per event); when none of their versions fits, 16, then the whole history.
+HISTORY_WINDOWS = (2, 16)
+HISTORY_WINDOW = HISTORY_WINDOWS[0]
+
+
+def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
+    """Where production points: the last move of the history just read, where the registry says
+    its history ends at the pointer (S3: no second round of pointer reads), else asked for."""
+    if getattr(registry, "history_shows_pointer", False):
+        moves = [m for m in history if m.alias == PRODUCTION]
+        return moves[-1].to_version if moves else None
+    return registry.get_pointers(model).get(PRODUCTION)
+
+
+def _version_for_check(registry, model: str, version: str):
+    """The version without its aliases where the registry can skip them (they are not judged)."""
+    if "aliases" in inspect.signature(registry.get_version).parameters:
+        return registry.get_version(model, version, aliases=False)
+    return registry.get_version(model, version)
 
 
 def _production_history(registry, model: str, limit: int | None = None) -> tuple[list[PointerMove], bool]:
@@ -581,3 +636,171 @@ def set_alias(registry, audit, model: str, alias: str, version: str | None, *, a
     move = move_audited(registry, audit, model, alias, expected=expected, new=version, actor=actor, reason=reason,
                         action=f"alias:{alias}", version=version or "", details={"reason": reason})
     return Outcome("alias", model, version, True, {"alias": alias, "from": move.from_version, "to": version})
+
+
+# -- protected aliases: the two-person rule (console/policy.py holds the rule and the tally) ----------
+
+
+def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
+    """Refuse an approval the rule cannot count (the trainer's own, one off the allow-list, a
+    backend identity that is not the claimed actor); the identity record for the audit event."""
+    from console.policy import PolicyViolation, approver_problem, check_identity, trainer_of
+
+    what = f"approving {mv.model} {mv.version}"
+    identity = check_identity(policy, registry, actor, what)
+    problem = approver_problem(policy, actor, trainer_of(mv))
+    if problem == "trainer":
+        raise PolicyViolation(f"{mv.model} {mv.version}: {actor} trained this version and cannot approve it "
+                              f"(policy.{policy.alias}.distinct_from_trainer); ask another approver")
+    if problem:
+        raise PolicyViolation(f"{mv.model} {mv.version}: {actor} is not on policy.{policy.alias}.approvers "
+                              f"({', '.join(policy.approvers or ())}); approval refused")
+    return identity
+
+
+def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: dict[str, Any] | None) -> Outcome:
+    """A further approver's approval of the version's approval: a co-signature row and its audit
+    event in one transaction of mrc.db, bound to the artifact, the gate digest and the approval's epoch."""
+    from console.policy import Signature, insert_signature, read_signatures, tally
+
+    if not hasattr(audit, "db_path"):
+        raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
+    from console.audit import _write_tx
+
+    signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
+                          reason, (identity or {}).get("backend"))
+
+    def write(conn) -> tuple[bool, Any]:
+        signed = read_signatures(conn, mv.model, mv.version)
+        if any(s.approver == actor and s.epoch == mv.approval.at for s in signed):
+            return False, tally(policy, mv, signed)
+        insert_signature(conn, mv.model, mv.version, signature)
+        counted = tally(policy, mv, [*signed, signature])
+        audit.append_in(conn, actor, "approve", mv.model, mv.version,
+                        {"reason": reason, "co_signature": True, "gate_report_sha256": signature.gate_report_sha256,
+                         "artifact_sha256": signature.artifact_sha256, "epoch": signature.epoch,
+                         "identity": identity, "policy": counted.to_dict()})
+        if not counted.met:
+            _append_request(audit, conn, actor, policy, mv, counted)
+        return True, counted
+
+    changed, counted = _write_tx(audit.db_path, write)
+    return Outcome("approved", mv.model, mv.version, changed,
+                   {"approval": mv.approval.to_dict(), "co_signature": signature.to_dict(), "policy": counted.to_dict()})
+
+
+def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
+    """`approval.requested`: a candidate needs approvals (turned into an alert elsewhere)."""
+    details = {"alias": policy.alias, "needs": counted.missing, "required": counted.required,
+               "approved_by": counted.counted, "excluded": [{"name": n, "why": w} for n, w in counted.excluded()],
+               "summary": counted.line(), "reason": counted.line()}  # `reason`: the alert's one line
+    if conn is not None:
+        audit.append_in(conn, actor, "approval.requested", mv.model, mv.version, details)
+    else:
+        audit.append(actor, "approval.requested", mv.model, mv.version, details)
+
+
+def approval_tally(audit, policy, mv):
+    """How `mv` stands against the rule now (co-signatures from the workspace's mrc.db)."""
+    from console.policy import load_signatures, tally
+
+    signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
+    return tally(policy, mv, signatures)
+
+
+def request_if_short(audit, policy, mv, actor: str) -> dict[str, Any]:
+    """After an approval, or a gate pass, of a version the rule protects: say who is still needed."""
+    counted = approval_tally(audit, policy, mv)
+    if not counted.met:
+        _append_request(audit, None, actor, policy, mv, counted)
+    return counted.to_dict()
+
+
+def promotion_guard(registry, audit, policy, mv, actor: str):
+    """The rule's check for `move_audited`: `guard(conn)` inside the local move's transaction (the
+    co-signatures read on that connection, the approval re-read by the registry in it), `guard(None)`
+    right before a remote registry's CAS (both read again). Raises PolicyViolation when short."""
+    from console.policy import PolicyViolation, check_identity, load_signatures, read_signatures, tally
+
+    identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
+
+    def guard(conn, early: bool = False) -> dict[str, Any]:
+        if conn is not None:
+            current, signatures, where = mv, read_signatures(conn, mv.model, mv.version), "in the move's transaction"
+        else:
+            current = mv if early else registry.get_version(mv.model, mv.version)
+            if not early and (current.approval.at, current.approval.status) != (mv.approval.at, mv.approval.status):
+                raise ConflictError(f"{mv.model} {mv.version}: approval changed since it was read "
+                                    f"({mv.approval.status} -> {current.approval.status}); the move was not made",
+                                    expected=mv.approval.status, actual=current.approval.status)
+            signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
+            where = "before anything moved" if early else "right before the compare-and-swap"
+        counted = tally(policy, current, signatures)
+        if not counted.met:
+            raise PolicyViolation(f"{mv.model} {mv.version}: policy.{policy.alias}: {counted.line()}; "
+                                  f"{policy.alias} not moved")
+        return {"policy": {**counted.to_dict(), "checked": where}, "identity": identity}
+
+    return guard
+
+
+def rollback_allowed(policy, registry, model: str, actor: str) -> None:
+    """`rollback = [...]` names who may roll back (default anyone: one key for on-call). Only a
+    restricted rule asks the backend who is calling; the open one costs nothing."""
+    if policy is None or policy.rollback is None:
+        return
+    from console.policy import PolicyViolation, check_identity
+
+    if actor not in policy.rollback:
+        raise PolicyViolation(f"{model}: policy.{policy.alias}.rollback allows {', '.join(policy.rollback)}; "
+                              f"{actor} may not roll back")
+    check_identity(policy, registry, actor, f"rolling back {model}")
+
+
+def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str) -> Outcome:
+    """Withdraw `actor`'s own approval: a co-signature is marked revoked; the registry approval
+    (the first one) goes back to pending, which voids every co-signature of it."""
+    check_name(model, "model")
+    check_name(version, "version")
+    reason = _reason(reason, "revoke an approval")
+    mv = registry.get_version(model, version)
+    if hasattr(audit, "db_path"):
+        from console.audit import _write_tx
+        from console.policy import revoke_signature
+
+        def write(conn) -> int:
+            count = revoke_signature(conn, model, version, actor, now_iso())
+            if count:
+                audit.append_in(conn, actor, "revoke-approval", model, version,
+                                {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
+            return count
+
+        if _write_tx(audit.db_path, write):
+            return Outcome("revoke", model, version, True, {"co_signature": True})
+    if mv.approval.status == "approved" and mv.approval.by == actor:
+        pending = Approval("pending", actor, now_iso(), reason, "", False)
+        stored = record_approval(registry, audit, model, version, pending, expected_status="approved", actor=actor,
+                                 action="revoke-approval", details={"reason": reason, "previous_status": "approved"})
+        return Outcome("revoke", model, version, True, {"approval": stored.to_dict()})
+    raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+
+
+def request_after_gate(registry, audit, policy, model: str, version: str, gate_report: Any, *, actor: str) -> dict | None:
+    """A passed gate on a version the rule protects and that lacks approvals: `approval.requested`
+    once per gate report (a re-run of the same gates asks no one twice). The tally, or None."""
+    if policy is None or not getattr(gate_report, "passed", False):
+        return None
+    mv = registry.get_version(model, version)
+    counted = approval_tally(audit, policy, mv)
+    if counted.met or not hasattr(audit, "db_path"):
+        return counted.to_dict()
+    digest = report_digest(gate_report)
+    asked = any(e.action == "approval.requested" and e.version == version and e.details.get("gate_report_sha256") == digest
+                for e in audit.events(model=model))
+    if not asked:
+        audit.append(actor, "approval.requested", model, version,
+                     {"alias": policy.alias, "trigger": "gate passed", "gate_report_sha256": digest,
+                      "needs": counted.missing, "required": counted.required, "approved_by": counted.counted,
+                      "excluded": [{"name": n, "why": w} for n, w in counted.excluded()], "summary": counted.line(),
+                      "reason": f"gates passed; {counted.line()}"})
+    return counted.to_dict()

@@ -89,6 +89,7 @@ def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, 
         code_commit=code_commit, code_repo=code_repo, data_version=spec.data_version,
         data_sha256=result["data_sha256"], params=result.get("params", spec.params),
         environment=Environment(**env), training_run=job_id, parent_version=spec.parent_version,
+        trained_by=actor,
     )
     version = registry.register_version(spec.model, result["model_path"], metrics=result["metrics"], lineage=lineage,
                                         description=f"trained by {actor} from {spec.data_version}")

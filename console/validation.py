@@ -192,6 +192,10 @@ def validate(df, schema: dict[str, Any], baseline: dict[str, Any] | None = None,
     high = {str(k): round(float(v), 4) for k, v in null_fractions.items() if v > max_null}
     checks["null_rates_ok"] = not high
     details["null_rates_ok"] = f"High null rates: {high}" if high else f"every column's null fraction <= {max_null:g}"
+    if baseline is None and len(df) == 0:
+        # A header with no rows passes every column check vacuously; it is no training data.
+        checks["row_count_ok"] = False
+        details["row_count_ok"] = "no data rows (header only)"
     if baseline is not None:
         expected = baseline["row_count"]
         ratio = len(df) / expected
@@ -220,6 +224,8 @@ def validate(df, schema: dict[str, Any], baseline: dict[str, Any] | None = None,
 def baseline_stats(df, schema: dict[str, Any], *, bins: int = 10, data_source: str = "data",
                    schema_source: str = "schema") -> dict[str, Any]:
     """Baseline stats in the seed's format from a trusted dataset (reference-quantile bins)."""
+    if len(df) == 0:
+        raise BadInputError(f"{data_source}: no data rows (header only); a baseline needs data")
     out: dict[str, Any] = {"row_count": int(len(df)), "distributions": {}}
     for col in schema["numeric_columns"]:
         if col not in df.columns:

@@ -170,6 +170,10 @@ class Workspace:
         for role in ROLES:
             ws.backend_name(role)  # validate names early: one clear line, before any write
         ws.lock_timeout_s()
+        if "policy" in config:  # protected aliases: a bad rule is one line before anything runs
+            from console.policy import parse_policies
+
+            parse_policies(config, config_path)
         return ws
 
     @classmethod
@@ -243,6 +247,12 @@ class Workspace:
 
     def metrics(self):
         return self._role("metrics")
+
+    def may_serve(self, model: str) -> bool:
+        """False only when the traffic backend says, without being imported, that nothing serves
+        `model` (its optional `may_serve(config, model)`); True when it cannot tell."""
+        probe = getattr(self._backend(self.backend_name("traffic")), "may_serve", None)
+        return True if probe is None else bool(probe(self.section("traffic"), model))
 
     def audit(self):
         from console.audit import AuditLog

@@ -70,7 +70,8 @@ class ApproveDialog(ModalScreen[Decision | None]):
 
     def __init__(self, model: str, version: str, artifact_sha256: str, gate_digest: str | None,
                  gate_passed: bool | None, failed_checks: list[str] | None = None, opened_by: str = "a", *,
-                 not_run: list[str] | None = None, not_run_why: str = "", gate_error: str = "") -> None:
+                 not_run: list[str] | None = None, not_run_why: str = "", gate_error: str = "",
+                 policy_refusal: str = "") -> None:
         super().__init__(id="approve-dialog")
         self.model = model
         self.version = version
@@ -81,6 +82,7 @@ class ApproveDialog(ModalScreen[Decision | None]):
         self.not_run = list(not_run or [])
         self.not_run_why = not_run_why
         self.gate_error = gate_error
+        self.policy_refusal = policy_refusal  # [policy.production] cannot count this approver: no override for it
         self.needs_override = approval_needs_override(gate_passed, self.not_run, gate_error)
         self.opened_at = clock()
         self.opened_by = opened_by
@@ -95,6 +97,8 @@ class ApproveDialog(ModalScreen[Decision | None]):
             statement.highlight_words(["FAILED", "NOT EVALUATED"], style="bold red")
             statement.highlight_regex(r"\d+ checks not run", style="bold yellow")
             yield Static(statement, id="approve-statement")
+            if self.policy_refusal:
+                yield Static(Text(f"refused: {self.policy_refusal}", style="bold red"), id="approve-policy")
             yield ReasonInput(self.opened_by, placeholder="reason (required): why is this safe to ship?", id="reason")
             if self.needs_override:
                 yield Checkbox(f"{self._override_what()} (recorded as an override in the audit log)", id="override")
@@ -133,6 +137,9 @@ class ApproveDialog(ModalScreen[Decision | None]):
         if clock() - self.opened_at < CONFIRM_GUARD_S:
             return
         reason = self.query_one("#reason", Input).value.strip()
+        if self.policy_refusal:
+            self._error(f"refused: {self.policy_refusal}")
+            return
         if self.needs_override and not self.override:
             if self.gate_error or self.gate_passed is None:
                 why = "the gates could not be evaluated"

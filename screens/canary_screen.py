@@ -4,11 +4,16 @@ the consecutive-failure count and an event log; `R` rolls back now, naming the s
 shows the judge's current evidence; ctrl+y confirms.
 
 All I/O runs in thread workers; the poll re-arms itself only after the last one finished, so
-polls cannot pile up. The app provides `workspace`, `read_only` and `actor`.
+polls cannot pile up. `R` does not wait for a worker to start: a standby thread, started with
+the screen, holds a warm controller and moves traffic the moment the key sets its event (no
+worker start, no event-loop round trip between the key and the split). A poll that brings
+nothing new repaints nothing, so the event loop is free when the key arrives. The app provides
+`workspace`, `read_only` and `actor`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,8 @@ from console.domain import CanaryState
 from console.presenters import needs_more_lines
 
 POLL_S = 0.5
+STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
+RECEIPT_WAIT_S = 60.0  # a rollback's controller retries for seconds at most; never wait forever
 WRITE_ACTIONS = {"rollback", "next_step", "promote", "toggle_pause"}
 
 
@@ -118,6 +125,7 @@ class CanaryScreen(Screen):
         Binding("p", "next_step", "Next step", id="canary.next_step"),
         Binding("P", "promote", "Promote", id="canary.promote"),
         Binding("space", "toggle_pause", "Pause/resume", id="canary.pause"),
+        Binding("s", "shadow", "Shadow", id="canary.shadow"),
         Binding("escape", "back", "Back", id="canary.back"),
     ]
 
@@ -142,6 +150,13 @@ class CanaryScreen(Screen):
         self.live_split: dict[str, int] | None = None
         self.last_action: dict[str, Any] = {}
         self._shown_events = 0
+        self._shown_key: tuple | None = None  # ((canary id, revision, status), live split) last painted
+        self._shown_status: str | None = None
+        self._rollback_requested = threading.Event()
+        self._rollback_lock = threading.Lock()
+        self._rollback_receipts: list[threading.Event] = []  # set once the standby's rollback is done
+        self._standby_ready = False  # the standby thread holds a warm controller
+        self._closing = False
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -168,6 +183,12 @@ class CanaryScreen(Screen):
         if self._read_only:
             self.add_class("read-only")
         self.load_state()
+        if not self._read_only:
+            self._rollback_standby()
+
+    def on_unmount(self) -> None:
+        self._closing = True
+        self._rollback_requested.set()  # wakes the standby thread, which sees _closing and ends
 
     # -- keys --------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -179,7 +200,14 @@ class CanaryScreen(Screen):
         return True
 
     def action_rollback(self) -> None:
-        self.act("rollback", stable=self.state.stable if self.state is not None else None)
+        if self._standby_ready:
+            done = threading.Event()
+            with self._rollback_lock:
+                self._rollback_receipts.append(done)
+                self._rollback_requested.set()  # the standby thread moves traffic now
+            self._rollback_receipt(done)
+        else:
+            self.act("rollback", stable=self.state.stable if self.state is not None else None)
 
     def action_next_step(self) -> None:
         state = self.state
@@ -222,6 +250,11 @@ class CanaryScreen(Screen):
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
+    def action_shadow(self) -> None:
+        from screens.shadow_screen import ShadowScreen
+
+        self.app.push_screen(ShadowScreen(self.model))
+
     # -- workers -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="canary-poll", exit_on_error=False)
     def load_state(self) -> None:
@@ -239,22 +272,74 @@ class CanaryScreen(Screen):
 
     @work(thread=True, exclusive=True, group="canary-write", exit_on_error=False)
     def act(self, action: str, stable: str | None = None, reason: str = "") -> None:
+        self._act(self._controller(), action, reason)
+
+    def _controller(self):
         from console.canary_controller import Controller
 
+        return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
+
+    def _act(self, controller, action: str, reason: str = "") -> None:
         started = time.perf_counter()
         try:
-            controller = Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
             # act("rollback") moves traffic first, against the stored state, then records it
             state = controller.act(action, reason=reason)
             self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
             self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
 
+    def _rollback_standby(self) -> None:
+        """The one thread here that is not a Textual worker: it lives as long as the screen, and
+        anything that waits for the screen's workers to finish would wait for it forever."""
+        threading.Thread(target=self._standby_loop, name=f"mrc-rollback-standby-{self.model}", daemon=True).start()
+
+    def _standby_loop(self) -> None:
+        """Waits for `R` with the controller built and its traffic backend resolved (imports
+        done), so the key's cost is one event set: the move starts in this thread at once."""
+        try:
+            controller = self._controller()
+            controller.traffic  # noqa: B018  (resolve the backend now, not after the key)
+        except Exception:  # noqa: BLE001  (R falls back to a worker of its own, which reports the error)
+            return
+        self._standby_ready = True
+        try:
+            while not self._closing:
+                if not self._rollback_requested.wait(STANDBY_WAKE_S):
+                    continue
+                receipts = self._take_requests()
+                if self._closing:
+                    for done in receipts:
+                        done.set()
+                    break
+                self._act(controller, "rollback")
+                receipts += self._take_requests()  # presses while it ran asked for the same rollback
+                for done in receipts:
+                    done.set()
+        finally:
+            self._standby_ready = False
+            for done in self._take_requests():
+                done.set()
+
+    def _take_requests(self) -> list[threading.Event]:
+        with self._rollback_lock:
+            self._rollback_requested.clear()
+            receipts, self._rollback_receipts = self._rollback_receipts, []
+        return receipts
+
+    @work(thread=True, group="canary-rollback-receipt", exit_on_error=False)
+    def _rollback_receipt(self, done: threading.Event) -> None:
+        """A worker that ends when the standby thread's rollback has: whoever waits for the
+        screen's workers (a test, a shutdown) waits for the rollback too. It moves nothing."""
+        done.wait(RECEIPT_WAIT_S)
+
     # -- results -----------------------------------------------------------------------------
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
-        self.live_split = message.live
-        self._show(message.state)
+        state = message.state
+        key = (state.id, state.revision, state.status) if state is not None else None
+        if (key, message.live) != self._shown_key:  # nothing new: no repaint to hold the event loop
+            self.live_split = message.live
+            self._show(state)
         # Re-arm only now: one poll at a time.
         if self.is_attached:
             self.set_timer(POLL_S, self.load_state)
@@ -274,9 +359,11 @@ class CanaryScreen(Screen):
 
     def _show(self, state: CanaryState | None) -> None:
         self.state = state
+        self._shown_key = ((state.id, state.revision, state.status) if state is not None else None, self.live_split)
+        title = self.query_one("#canary-title", Static)
         for status in ("progressing", "paused", "promoted", "rolled_back", "aborted"):
-            self.set_class(state is not None and state.status == status, f"status-{status}")
-        self.query_one("#canary-title", Static).update(title_line(state, self.model, self._read_only))
+            title.set_class(state is not None and state.status == status, f"status-{status}")
+        title.update(title_line(state, self.model, self._read_only))
         self.query_one("#canary-split", Static).update(split_line(state, self.live_split))
         self.query_one("#canary-plan", Static).update(plan_line(state))
         hint = ""
@@ -297,4 +384,7 @@ class CanaryScreen(Screen):
         for line in lines[self._shown_events:]:
             log.write(line)
         self._shown_events = len(lines)
-        self.refresh_bindings()
+        status = state.status if state is not None else None
+        if status != self._shown_status:  # the write keys' state follows the canary's status only
+            self._shown_status = status
+            self.refresh_bindings()

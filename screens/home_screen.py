@@ -4,6 +4,7 @@ below it every version of every model in a virtual list that `/` filters."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from screens.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
 FIRST_PAGE_VERSIONS = 200  # versions in the first paint of a big registry: more than a screenful
+# the rest of the versions is read once the first page is on screen (or after this long): read
+# meanwhile, the worker would hold the GIL against the event loop that paints the first page
+FIRST_PAINT_WAIT_S = 2.0
 MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and forth
 
 
@@ -43,6 +47,8 @@ class HomeScreen(ConsoleScreen):
         Binding("enter", "review", "Review", id="home.review", priority=True),
         Binding("h", "history", "History", id="home.history"),
         Binding("t", "train", "Train", id="home.train"),
+        # only where the row's drift is critical; off the footer (it lists the everyday keys), in `?`
+        Binding("w", "retrain_newest", "Retrain on newest data (drift critical)", show=False, id="home.retrain"),
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
         # not R: undoing a rollback sends traffic back to what was bad, so it asks first
         Binding("F", "roll_forward", "Roll forward", key_display="F", show=False, id="home.roll_forward"),
@@ -82,6 +88,7 @@ class HomeScreen(ConsoleScreen):
         self.filter_text = ""
         self.loads = 0
         self._first_page = False  # the last Loaded was a first page; the rest of the versions follow
+        self._first_painted = threading.Event()  # set after the first page's refresh
         self._poll_timer = None
         self._last_rollback = 0.0
         self._rolling_back = False
@@ -125,8 +132,8 @@ class HomeScreen(ConsoleScreen):
     def _load_worker(self) -> None:
         from screens.loaders import load_home
 
-        self.app.record_call("registry.list_models(); per model: list_versions, pointer_history"
-                             " · drift.recorded_status · canary_controller.current_state")
+        self.app.record_call(f"{_registry_reads(self.app.workspace)} · drift.recorded_status"
+                             " · canary_controller.current_states")
         try:
             if self.loads:
                 data = load_home(self.app.workspace, self.app.gate_reports)
@@ -138,8 +145,14 @@ class HomeScreen(ConsoleScreen):
                     data.versions.extend(registry.list_versions(pending.pop(0)))
                 if pending:
                     self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
-                    for model in pending:
-                        data.versions.extend(registry.list_versions(model))
+                    self._first_painted.wait(FIRST_PAINT_WAIT_S)
+                    every_version = getattr(registry, "list_all_versions", None)
+                    if every_version is not None:  # one read for all, the first page's models again included
+                        listed = every_version()
+                        data.versions = [mv for row in data.rows for mv in listed.get(row.model, [])]
+                    else:
+                        for model in pending:
+                            data.versions.extend(registry.list_versions(model))
         except Exception as exc:  # shown in the status line; the next poll tries again
             self.post_message(self.Loaded(self.rows, self.version_rows, self.version_keys, self.search_keys,
                                           f"{type(exc).__name__}: {exc}"))
@@ -195,7 +208,9 @@ class HomeScreen(ConsoleScreen):
             self.query_one("#home-status", Static).update(Text(f"⚠ {message.error}", style="bold red"))
         else:
             self._update_status()
-        if not first_page:
+        if first_page:
+            self.call_after_refresh(self._first_painted.set)
+        else:
             self._schedule_poll()
 
     def _fill_models(self, table: VirtualTable, *, only_if_changed: bool = False) -> None:
@@ -237,6 +252,7 @@ class HomeScreen(ConsoleScreen):
     @on(VirtualTable.Highlighted, "#models")
     def _on_model_highlighted(self) -> None:
         self._update_status()
+        self.refresh_bindings()  # w follows the highlighted row's drift
 
     def _update_status(self) -> None:
         row = self.selected_row()
@@ -325,6 +341,14 @@ class HomeScreen(ConsoleScreen):
 
         self.app.push_screen(TrainingScreen(model))
 
+    def action_retrain_newest(self) -> None:
+        row = self.selected_row()
+        if row is None or row.drift != "critical" or not self.app.can_write("training"):
+            return
+        from screens.training_screen import open_with_newest_data
+
+        open_with_newest_data(self, row.model)
+
     def action_canary(self) -> None:
         model = self._model_for_action()
         if model:
@@ -334,6 +358,10 @@ class HomeScreen(ConsoleScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_canary" and self.app.read_only:
             return False  # a write: absent in read-only, like the others
+        if action == "retrain_newest":
+            row = self.selected_row()
+            if self.app.read_only or row is None or row.drift != "critical":
+                return False
         return super().check_action(action, parameters)
 
     def action_start_canary(self) -> None:
@@ -442,6 +470,7 @@ class HomeScreen(ConsoleScreen):
                 return
             if state is not None:
                 self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
+                _deliver_alerts(ws, self.app.actor)
                 return
         from screens.loaders import live_traffic
 
@@ -451,12 +480,13 @@ class HomeScreen(ConsoleScreen):
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model))
+                               options=_model_options(ws, model), policy=_production_policy(ws))
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
         self.post_message(self.RolledBack(outcome.detail.get("message") or
             f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+        _deliver_alerts(ws, self.app.actor)
 
     # -- roll forward: a different, confirmed action ---------------------------------------
     def action_roll_forward(self) -> None:
@@ -502,7 +532,7 @@ class HomeScreen(ConsoleScreen):
             outcome = promote(ws.registry(), ws.audit(), model, target, actor=self.app.actor,
                               reason=f"roll forward from the console (production was {seen_production})",
                               expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                              options=_model_options(ws, model))
+                              options=_model_options(ws, model), policy=_production_policy(ws))
         except Exception as exc:
             self.post_message(self.RolledBack(f"roll forward of {model} refused: {exc}", False))
             return
@@ -517,8 +547,33 @@ class HomeScreen(ConsoleScreen):
         self.load()
 
 
+def _registry_reads(ws) -> str:
+    """What home's load asks the registry, for the `@` log."""
+    try:
+        local = ws.backend_name("registry") == "local"
+    except Exception:  # a broken mrc.toml: the load itself reports it
+        local = False
+    return ("registry.model_overviews() · list_all_versions()" if local else
+            "registry.list_models(); per model: pointer_history, get_version, list_versions")
+
+
 def _model_options(ws, model: str) -> dict:
     try:
         return ws.model_config(model)
     except Exception:  # a broken [models] table must not stop a rollback
         return {}
+
+
+def _production_policy(ws):
+    """[policy.production] of the workspace, None when production is not protected."""
+    from console.policy import workspace_policy
+
+    return workspace_policy(ws)
+
+
+def _deliver_alerts(ws, actor: str) -> None:
+    """On-call alerts out once the rollback has committed and the banner has its message (best
+    effort, short timeouts; a receiver that is down is retried by the next write or flush)."""
+    from console.alert_delivery import after_write
+
+    after_write(ws, actor=actor)

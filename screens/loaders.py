@@ -31,28 +31,34 @@ class HomeData:
 
 def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool = True) -> HomeData:
     from backends.base import NotFoundError
+    from console.overview import model_overviews
     from console.release import rollback_target
 
     registry = ws.registry()
+    listed: dict[str, list[Any]] | None = {} if with_versions else None  # filled by the per-model path
     try:
-        summaries = registry.list_models()
+        overviews = model_overviews(registry, listings=listed)
     except NotFoundError:
         return HomeData([], [], "")  # an empty registry: nothing registered yet
     drift_status = optional("console.drift_record", "recorded_status")  # stdlib only: no numpy before the first paint
     # the controller (and its statistics) is imported only when mrc.db holds a canary at all
-    canary_state = optional("console.canary_controller", "current_state") if _has_canaries(ws.db_path) else None
+    canaries = _canaries(ws, [o.summary.name for o in overviews]) if _has_canaries(ws.db_path) else {}
     rows: list[HomeRow] = []
     versions: list[Any] = []
-    for summary in summaries:
+    every_version = getattr(registry, "list_all_versions", None)
+    if with_versions and every_version is not None and not listed:
+        listed = every_version()  # one read instead of one per model
+    for overview in overviews:
+        summary = overview.summary
         pointers = summary.pointers
         production, candidate = pointers.get("production"), pointers.get("candidate")
-        model_versions = registry.list_versions(summary.name) if with_versions else []
-        versions.extend(model_versions)
-        by_version = {mv.version: mv for mv in model_versions}
+        if with_versions:
+            in_listing = listed is not None and summary.name in listed
+            versions.extend(listed[summary.name] if in_listing else registry.list_versions(summary.name))
         approval = None
         gate = None
-        if candidate:
-            mv = by_version.get(candidate) or registry.get_version(summary.name, candidate)
+        mv = overview.versions.get(candidate) if candidate else None
+        if mv is not None:
             approval = mv.approval.status
             report = gate_cache.get((summary.name, candidate))
             if report is not None:
@@ -66,19 +72,13 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
                 drift = drift_status(ws, summary.name, candidate) if candidate else None
             except Exception:  # a broken drift record must not hide the model list
                 drift = None
-        canary = None
-        if canary_state is not None:
-            try:
-                canary = canary_state(ws, summary.name)
-            except Exception:
-                canary = None
+        canary = canaries.get(summary.name)
         live_canary = canary is not None and bool(getattr(canary, "active", False))
         if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
             target = canary.stable
         else:
-            approvals = {mv.version: mv.approval.status for mv in model_versions} if model_versions else None
-            target = rollback_target(registry.pointer_history(summary.name, "production"), production,
-                                     approvals) if production else None
+            approvals = {version: mv.approval.status for version, mv in overview.versions.items()}
+            target = rollback_target(overview.production_history, production, approvals) if production else None
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
             gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
@@ -86,6 +86,26 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             canary_candidate=canary.candidate if live_canary else None,
         ))
     return HomeData(rows, versions)
+
+
+def _canaries(ws, models: list[str]) -> dict[str, Any]:
+    """model -> its latest canary state, in one read; model by model when that read fails, so
+    that one broken record hides only its own model's canary column."""
+    states = optional("console.canary_controller", "current_states")
+    if states is None:
+        return {}
+    try:
+        return states(ws)
+    except Exception:
+        pass
+    one = optional("console.canary_controller", "current_state")
+    out: dict[str, Any] = {}
+    for model in models:
+        try:
+            out[model] = one(ws, model)
+        except Exception:
+            continue
+    return out
 
 
 def _has_canaries(db_path) -> bool:
@@ -113,6 +133,7 @@ def _has_canaries(db_path) -> bool:
 class ReviewData:
     candidate: Any
     production: Any | None
+    approvals: Any = None  # console.policy.Tally when production is a protected alias, else None
 
 
 def load_review(ws, model: str, version: str | None) -> ReviewData:
@@ -126,7 +147,19 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
     candidate = registry.get_version(model, version)
     production_version = pointers.get("production")
     production = registry.get_version(model, production_version) if production_version else None
-    return ReviewData(candidate, production)
+    return ReviewData(candidate, production, production_approvals(ws, candidate))
+
+
+def production_approvals(ws, candidate):
+    """How the candidate stands against [policy.production] ("1 of 2 approvals …"), None when unprotected."""
+    from console.policy import workspace_policy
+
+    policy = workspace_policy(ws)
+    if policy is None:
+        return None
+    from console.release import approval_tally
+
+    return approval_tally(ws.audit(), policy, candidate)
 
 
 def evaluate_gates(ws, model: str, version: str):

@@ -41,6 +41,7 @@ class ReviewScreen(ConsoleScreen):
         Binding("x", "reject", "Reject", id="review.reject"),
         Binding("h", "history", "History", id="review.history"),
         Binding("g", "rerun_gates", "Re-run gates", id="review.gates"),
+        Binding("w", "retrain_newest", "Retrain on newest data", id="review.retrain"),  # only when drift is critical
         Binding("enter", "check_detail", "Check detail", show=False, id="review.check"),  # footer unchanged; ? lists it
         Binding("escape", "back", "Back", id="review.back"),
     ]
@@ -191,6 +192,10 @@ class ReviewScreen(ConsoleScreen):
         text.append(f" {prod.version} " if prod else " none ", style="bold reverse green")
         text.append(f"   artifact sha256 {short_sha(cand.artifact.sha256, 16)}   data {cand.lineage.data_version}",
                     style="dim")
+        approvals = getattr(self.data, "approvals", None)
+        if approvals is not None:  # [policy.production]: the two-person rule's standing
+            text.append("\n")
+            text.append(f"🔐 {escape_control(approvals.line())}", style="bold green" if approvals.met else "bold yellow")
         if self.app.read_only:
             text.append("\n🔒 READ-ONLY: approve and reject are disabled", style="bold yellow")
         self.query_one("#review-header", Static).update(text)
@@ -278,6 +283,7 @@ class ReviewScreen(ConsoleScreen):
             return
         report = self.drift_report = message.report
         self.app.drift_reports[(self.model, self.version)] = report
+        self.refresh_bindings()  # w (retrain on the newest data) appears when drift is critical
         order = ("none", "warning", "critical")
         severities = [getattr(report, "severity", None) or "none"] + [f.severity for f in report.features]
         worst = max((s for s in severities if s in order), key=order.index, default="none")
@@ -310,6 +316,21 @@ class ReviewScreen(ConsoleScreen):
             from screens.check_detail_screen import CheckDetailScreen
 
             self.app.push_screen(CheckDetailScreen(checks[row], f"{self.model} {self.version or 'candidate'}"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retrain_newest":  # present only where drift is critical
+            report = self.drift_report
+            return (not self.app.read_only and report is not None
+                    and (getattr(report, "severity", None) == "critical"
+                         or any(f.severity == "critical" for f in report.features)))  # as the drift line shows it
+        return super().check_action(action, parameters)
+
+    def action_retrain_newest(self) -> None:
+        if not self.check_action("retrain_newest", ()) or not self.app.can_write("training"):
+            return
+        from screens.training_screen import open_with_newest_data
+
+        open_with_newest_data(self, self.model)
 
     def action_history(self) -> None:
         from screens.history_screen import HistoryScreen
@@ -348,8 +369,26 @@ class ReviewScreen(ConsoleScreen):
                                [c.name for c in report.failed_checks] if report is not None else [],
                                not_run=[c.name for c in not_run],
                                not_run_why=not_run[0].detail.removeprefix("not run: ") if not_run else "",
-                               gate_error=self.gate_error or ("" if report is not None else "no gate report"))
+                               gate_error=self.gate_error or ("" if report is not None else "no gate report"),
+                               policy_refusal=self._policy_refusal(cand))
         self.app.push_screen(dialog, lambda decision: self._decide("approved", decision))
+
+    def _policy_refusal(self, cand: Any) -> str:
+        """Why [policy.production] cannot count this actor's approval (the trainer's own, one off
+        the allow-list): the dialog refuses it in one line. "" when it can."""
+        approvals = getattr(self.data, "approvals", None)
+        if approvals is None:
+            return ""
+        from console.policy import approver_problem
+
+        actor, policy = self.app.actor, approvals.policy
+        problem = approver_problem(policy, actor, approvals.trainer)
+        if problem == "trainer":
+            return (f"{actor} trained {self.model} {cand.version} and cannot approve it "
+                    f"(policy.{policy.alias}.distinct_from_trainer); ask another approver")
+        if problem:
+            return f"{actor} is not on policy.{policy.alias}.approvers ({', '.join(policy.approvers or ())})"
+        return ""
 
     def action_reject(self) -> None:
         if not self.app.can_write("reject") or not self._ready_to_decide():
@@ -380,15 +419,24 @@ class ReviewScreen(ConsoleScreen):
         try:
             outcome = decide(ws.registry(), ws.audit(), self.model, self.version, status=status, actor=self.app.actor,
                              reason=reason, gate_report=self.gate_report, override=override,
-                             expected_status=seen_status, gate_error=gate_error)
+                             expected_status=seen_status, gate_error=gate_error,
+                             policy=_production_policy(ws) if status == "approved" else None)
         except Exception as exc:
             self.post_message(self.Decided(f"{self.model} {self.version}: not {status}: {exc}", False))
             return
         note = " (override)" if outcome.detail.get("approval", {}).get("override") else ""
-        self.post_message(self.Decided(f"{self.model} {self.version}: {status}{note} by {self.app.actor}", True))
+        standing = (outcome.detail.get("policy") or {}).get("summary")
+        self.post_message(self.Decided(f"{self.model} {self.version}: {status}{note} by {self.app.actor}"
+                                       + (f"; {standing}" if standing else ""), True))
 
     @on(Decided)
     def _on_decided(self, message: Decided) -> None:
         self._deciding = False
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self._load()
+
+
+def _production_policy(ws):
+    from console.policy import workspace_policy
+
+    return workspace_policy(ws)

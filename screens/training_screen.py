@@ -53,9 +53,11 @@ class TrainingScreen(ConsoleScreen):
             self.version = version
             self.error = error
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, data: str | None = None, reason: str = "") -> None:
         super().__init__()
         self.model = model
+        self.prefilled_data = data  # set when opened from a critical drift: the newest data version
+        self.reason = reason
         self.title = f"train {model}"
         self.running = False
         self.job_id: str | None = None  # the run under way, once the backend has launched it
@@ -71,12 +73,16 @@ class TrainingScreen(ConsoleScreen):
         with Vertical(id="training-body"):
             yield Static(f"launch a training run of {self.model} through the "
                          f"`{self.app.workspace.backend_name('training')}` training backend", classes="pane-title")
+            if self.reason:
+                yield Static(self.reason, id="training-reason")
             with Horizontal(classes="form-row"):
                 yield Label("data version ", classes="form-label")
-                yield Input(cfg.get("train_data", ""), placeholder="dataset@version", id="data")
+                yield Input(self.prefilled_data or cfg.get("train_data", ""), placeholder="dataset@version", id="data")
             with Horizontal(classes="form-row"):
                 yield Label("params       ", classes="form-label")
-                yield Input("epochs=20 hidden=16", placeholder="key=value …", id="params")
+                # a retrain from drift starts from the parameters `mrc watch` would use
+                params = (cfg.get("watch_params") if self.prefilled_data else None) or "epochs=20 hidden=16"
+                yield Input(str(params), placeholder="key=value …", id="params")
             yield Checkbox("train on a GPU (CUDA) when one is there", id="gpu")
             yield Static("enter or ctrl+t launches · the new version becomes the candidate", id="training-status")
             yield ProgressBar(total=1.0, show_eta=False, id="progress")
@@ -227,3 +233,25 @@ class TrainingScreen(ConsoleScreen):
             from screens.review_screen import ReviewScreen
 
             self.app.push_screen(ReviewScreen(self.model, self.new_version.version))
+
+
+def open_with_newest_data(screen, model: str) -> None:
+    """From a critical drift: the training screen for `model`, its data version prefilled with the
+    newest version of the model's dataset (the one `mrc watch` would retrain on), read in a worker."""
+    app = screen.app
+    app.record_call(f"console.watch_run.newest_data_ref(ws, {model!r}) → TrainingScreen({model!r}, data=…)")
+
+    def find_newest() -> None:
+        from console.watch_run import newest_data_ref, production_of
+
+        try:
+            _, production_mv = production_of(app.workspace, model)
+            newest = newest_data_ref(app.workspace, model, production_mv=production_mv)
+        except Exception as exc:  # noqa: BLE001  (no dataset named anywhere: say so, stay here)
+            app.call_from_thread(app.notify, f"{model}: no newest data version: {exc}", severity="error")
+            return
+        reason = (f"drift is critical: retrain on the newest data version {newest} "
+                  "(the new version becomes the candidate; nothing is promoted)")
+        app.call_from_thread(app.push_screen, TrainingScreen(model, data=newest, reason=reason))
+
+    screen.run_worker(find_newest, thread=True, group="retrain-newest", exclusive=True, exit_on_error=False)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine, then runs them:
 # Debian's chromium (report and `mrc serve` browser tests), prometheus (the metrics backend),
+# prometheus-alertmanager (tests/alerts: alerts posted to and read back from a real one),
 # tmux (the walk-through) and git; a .venv with the CPU build of torch and the test extras.
 # Arguments go to pytest (`bash tests/run.sh tests/gates -x`). `.ci/run` calls this script.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-PACKAGES=(chromium prometheus tmux git)
+PACKAGES=(chromium prometheus prometheus-alertmanager tmux git)
 missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${PACKAGES[@]}" 2>&1 | grep -v '^ii ' || true)
 if [ -z "$missing" ]; then
     echo "== system packages: already installed (${PACKAGES[*]})"

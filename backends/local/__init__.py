@@ -26,6 +26,18 @@ class LocalBackend:
 
         return LocalTraffic(self.workspace.root, config)
 
+    def may_serve(self, config: dict[str, Any], model: str) -> bool:
+        """False when nothing of the model is served here: LocalTraffic keeps every split and
+        server of a model under serving/<model>/, and get_split fails without it. Cheap (a stat,
+        no import of the traffic module): a rollback on a remote registry with no local serving
+        skips it."""
+        from backends.base import BadInputError, check_name
+
+        try:
+            return (self.workspace.root / "serving" / check_name(model, "model")).is_dir()
+        except BadInputError:
+            return True  # let the traffic backend say what is wrong with the name
+
     def metrics(self, config: dict[str, Any]):
         from backends.local.metrics import LocalMetrics
 

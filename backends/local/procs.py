@@ -1,23 +1,5 @@
-"""Process liveness for the local backends' child processes (trainers, model servers, the router)."""
+"""Kept for imports written before the helper moved: the one copy is backends/procutil.py."""
 
-from __future__ import annotations
+from backends.procutil import alive
 
-import os
-
-
-def alive(pid: int) -> bool:
-    """True while pid runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
-    if pid <= 0:  # kill(0 or -n, 0) would ask about a whole process group
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    # a zombie still answers kill(0); /proc tells the truth on Linux. rsplit: the command name may hold ") "
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+__all__ = ["alive"]

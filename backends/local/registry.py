@@ -22,9 +22,11 @@ from backends.base import (
     ConflictError,
     IntegrityError,
     Lineage,
+    ModelOverview,
     ModelSummary,
     ModelVersion,
     NotFoundError,
+    PRODUCTION,
     PointerMove,
     check_name,
 )
@@ -107,6 +109,15 @@ class LocalRegistry:
                 engine.dispose()
         self._read_engine = self._write_engine = None
 
+    def caller_identity(self) -> str | None:
+        """The OS user this process runs as: all a local SQLite file can know of its caller."""
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return None
+
     # -- models and versions ---------------------------------------------------------------
     def list_models(self) -> list[ModelSummary]:
         conn = self._sqlite()
@@ -123,6 +134,75 @@ class LocalRegistry:
         finally:
             conn.close()
         return [ModelSummary(name, count, pointers.get(name, {}), updated) for name, count, updated in rows]
+
+    def model_overviews(self) -> list[ModelOverview]:
+        """Every model's summary, production history and pointed-at versions in one read
+        transaction on one connection (home used to open two or three connections per model).
+        console/overview.py builds the same records from the per-model reads; a test keeps
+        the two equal."""
+        conn = self._sqlite()
+        try:
+            conn.execute("BEGIN")  # one snapshot: a move landing mid-read cannot tear a row
+            models = conn.execute(
+                "SELECT m.name, (SELECT COUNT(*) FROM versions v WHERE v.model = m.name),"
+                " COALESCE((SELECT MAX(at) FROM pointer_moves p WHERE p.model = m.name), m.created_at)"
+                " FROM models m ORDER BY m.name"
+            ).fetchall()
+            pointers = conn.execute("SELECT model, alias, version FROM pointers WHERE version IS NOT NULL"
+                                    " ORDER BY model, alias").fetchall()
+            moves = conn.execute(
+                "SELECT model, alias, from_version, to_version, actor, at, reason, seq FROM pointer_moves"
+                " WHERE alias = ? ORDER BY seq", (PRODUCTION,)).fetchall()
+            rows = conn.execute(
+                "WITH wanted(model, version) AS ("
+                " SELECT model, version FROM pointers WHERE version IS NOT NULL"
+                " UNION SELECT model, to_version FROM pointer_moves WHERE alias = ? AND to_version IS NOT NULL)"
+                f" SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)} FROM wanted w"
+                " JOIN versions v ON v.model = w.model AND v.version = w.version ORDER BY v.id", (PRODUCTION,)
+            ).fetchall()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        by_model: dict[str, dict[str, str]] = {}
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for model, alias, version in pointers:
+            by_model.setdefault(model, {})[alias] = version
+            aliases.setdefault((model, version), []).append(alias)
+        history: dict[str, list[PointerMove]] = {}
+        for row in moves:
+            history.setdefault(row[0], []).append(PointerMove(*row))
+        versions: dict[str, dict[str, ModelVersion]] = {}
+        for row in rows:
+            mv = self._to_version(SimpleNamespace(**dict(zip(VERSION_COLUMNS, row))))
+            mv.aliases = aliases.get((mv.model, mv.version), [])
+            versions.setdefault(mv.model, {})[mv.version] = mv
+        return [ModelOverview(ModelSummary(name, count, by_model.get(name, {}), updated),
+                              history.get(name, []), versions.get(name, {}))
+                for name, count, updated in models]
+
+    def list_all_versions(self) -> dict[str, list[ModelVersion]]:
+        """Every model's list_versions() in one query on one connection (home's version list;
+        model by model it was one connection each)."""
+        conn = self._sqlite()
+        try:
+            conn.execute("BEGIN")
+            rows = conn.execute(f"SELECT {', '.join('v.' + c for c in VERSION_COLUMNS)} FROM versions v"
+                                " JOIN models m ON m.name = v.model ORDER BY v.model, v.id").fetchall()
+            pointers = conn.execute("SELECT model, alias, version FROM pointers WHERE version IS NOT NULL"
+                                    " ORDER BY model, alias").fetchall()
+            models = [name for (name,) in conn.execute("SELECT name FROM models ORDER BY name")]
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for model, alias, version in pointers:
+            aliases.setdefault((model, version), []).append(alias)
+        out: dict[str, list[ModelVersion]] = {name: [] for name in models}
+        for row in rows:
+            mv = self._to_version(SimpleNamespace(**dict(zip(VERSION_COLUMNS, row))))
+            mv.aliases = aliases.get((mv.model, mv.version), [])
+            out[mv.model].append(mv)
+        return out
 
     def _require_model(self, conn: sqlite3.Connection, model: str) -> None:
         check_name(model, "model")
@@ -153,7 +233,7 @@ class LocalRegistry:
                 sql += " AND version = ?"
                 args.append(version)
             rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-            pointers = conn.execute("SELECT alias, version FROM pointers WHERE model = ?", (model,)).fetchall()
+            pointers = conn.execute("SELECT alias, version FROM pointers WHERE model = ? ORDER BY alias", (model,)).fetchall()
         finally:
             conn.close()
         aliases: dict[str, list[str]] = {}

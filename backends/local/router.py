@@ -13,6 +13,12 @@
 - POST /control/fault {"version", "error_rate", "latency_ms", "shift"}: a rehearsal fault applied
   here, for versions whose server is not ours (ours take faults themselves).
 - POST /label {"id", "label"}: a label that arrived later, for online accuracy.
+- GET /control/shadow -> {"shadow", "revision", "counters"}; PUT /control/shadow {"version" | null,
+  "sample", "expected_revision"} (compare-and-swap) mirrors a sampled copy of each request to
+  that version's server, after the served response is written, through a bounded queue and
+  worker threads (a full queue drops the copy and counts it: mirroring never blocks or delays a
+  served request); both predictions and both latencies go to shadow.jsonl, the setting to
+  shadow.json.
 Every request (503 "no backend" and upstream failures included) and every label is appended to
 requests.jsonl (the metrics backend reads it), and the split is saved in split.json (atomic
 rename) before it is answered, so a restart routes the same. stdlib only.
@@ -31,6 +37,7 @@ import http.client
 import json
 import math
 import os
+import queue
 import random
 import sys
 import threading
@@ -163,6 +170,7 @@ class RouterState:
             self.weights = [tuple(x) for x in data.get("weights", [])]
             self.revision = int(data.get("revision", 0))
         self.log = open(state_dir / "requests.jsonl", "a", buffering=1)
+        self.mirror: ShadowMirror | None = None  # set by main: mirroring to a shadow version
 
     def split(self) -> dict:
         return {"model": self.model, "weights": dict(self.weights), "order": [v for v, _ in self.weights],
@@ -203,7 +211,7 @@ class RouterState:
 _local = threading.local()
 
 
-def _forward(url: str, body: bytes, path: str = "/predict") -> tuple[int, bytes]:
+def _forward(url: str, body: bytes, path: str = "/predict", timeout: float = 30.0) -> tuple[int, bytes]:
     """POST to a model server over a per-thread keep-alive connection."""
     conns = getattr(_local, "conns", None)
     if conns is None:
@@ -212,7 +220,7 @@ def _forward(url: str, body: bytes, path: str = "/predict") -> tuple[int, bytes]
         conn = conns.get(url)
         if conn is None:
             parts = urlsplit(url)
-            conn = conns[url] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            conn = conns[url] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         try:
             conn.request("POST", path, body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
@@ -225,15 +233,16 @@ def _forward(url: str, body: bytes, path: str = "/predict") -> tuple[int, bytes]
     raise OSError("unreachable")
 
 
-def call_backend(backend: dict, rows, columns) -> tuple[int, dict]:
+def call_backend(backend: dict, rows, columns, timeout: float = 30.0) -> tuple[int, dict]:
     """One batch to one backend in its own protocol; (status, {"predictions"} or {"error"})."""
     if backend["protocol"] == MRC:
         body = {"rows": rows} if columns is None else {"rows": rows, "columns": columns}
-        status, payload = _forward(backend["url"], json.dumps(body).encode())
+        status, payload = _forward(backend["url"], json.dumps(body).encode(), timeout=timeout)
         return status, json.loads(payload)
     columns = columns or backend.get("columns")
     frame = {"data": rows} if columns is None else {"columns": columns, "data": rows}
-    status, payload = _forward(backend["url"], json.dumps({"dataframe_split": frame}).encode(), "/invocations")
+    status, payload = _forward(backend["url"], json.dumps({"dataframe_split": frame}).encode(), "/invocations",
+                               timeout=timeout)
     try:
         reply = json.loads(payload)
     except ValueError:
@@ -245,6 +254,133 @@ def call_backend(backend: dict, rows, columns) -> tuple[int, dict]:
         return 200, {"predictions": predictions_from_mlflow(reply)}
     except (ValueError, TypeError) as exc:
         return 502, {"error": f"unreadable MLflow answer: {exc}"}
+
+
+SHADOW_QUEUE = 256  # copies waiting for the candidate; beyond this a copy is dropped and counted
+SHADOW_WORKERS = 2
+SHADOW_TIMEOUT_S = 10.0  # a hung candidate holds a worker this long at most
+
+
+def validate_shadow(body, backends: dict) -> dict | None:
+    """{"version", "sample"} of a PUT /control/shadow, checked; None stops mirroring."""
+    if not isinstance(body, dict):
+        raise ValueError("shadow: a JSON object is required")
+    version = body.get("version")
+    if version is None:
+        return None
+    if not isinstance(version, str) or not version:
+        raise ValueError(f"shadow version {version!r}: a version name or null")
+    if version not in backends:
+        raise ValueError(f"shadow version {version}: not served by this router")
+    sample = body.get("sample", 1.0)
+    if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not math.isfinite(sample) \
+            or not 0.0 < float(sample) <= 1.0:
+        raise ValueError(f"shadow sample {sample!r}: a fraction in (0, 1]")
+    return {"version": version, "sample": float(sample)}
+
+
+class ShadowMirror:
+    """Copies of served requests sent to a candidate off the serving path.
+
+    `offer` runs after the served response is written and never waits: a copy goes into a
+    bounded queue or, when it is full, is dropped and counted. Worker threads send the copies
+    to the candidate's server and log both answers (shadow.jsonl, one line per request)."""
+
+    COUNTERS = ("offered", "sampled_out", "queued", "dropped", "completed", "failed")
+
+    def __init__(self, state: "RouterState", *, capacity: int = SHADOW_QUEUE, workers: int = SHADOW_WORKERS,
+                 timeout_s: float = SHADOW_TIMEOUT_S):
+        self.state = state
+        self.path = state.dir / "shadow.json"
+        self.setting: dict | None = None  # {"version", "sample", "started_at"}
+        self.last: dict | None = None  # the setting before, with its stopped_at
+        self.revision = 0
+        if self.path.exists():
+            data = json.loads(self.path.read_text())
+            self.setting, self.last, self.revision = data.get("shadow"), data.get("last"), int(data.get("revision", 0))
+        self.capacity = capacity
+        self.timeout_s = timeout_s
+        self.queue: queue.Queue = queue.Queue(maxsize=capacity)
+        self.counts = dict.fromkeys(self.COUNTERS, 0)
+        self.count_lock = threading.Lock()
+        self.random = random.Random()
+        self.log = open(state.dir / "shadow.jsonl", "a", buffering=1)
+        self.log_lock = threading.Lock()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"shadow-{i}", daemon=True).start()
+
+    def snapshot(self) -> dict:
+        with self.count_lock:
+            counters = dict(self.counts)
+        return {"model": self.state.model, "shadow": self.setting, "last": self.last, "revision": self.revision,
+                "counters": counters, "queue": self.queue.qsize(), "capacity": self.capacity}
+
+    def set(self, setting: dict | None) -> dict:
+        """Caller holds the router's lock. Persisted before it is live, like the split."""
+        now = time.time()
+        last = self.last
+        if self.setting is not None and (setting is None or setting["version"] != self.setting["version"]):
+            last = {**self.setting, "stopped_at": now}
+        if setting is not None:
+            same = self.setting is not None and self.setting["version"] == setting["version"]
+            setting = {**setting, "started_at": self.setting["started_at"] if same else now}
+        revision = self.revision + 1
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"shadow": setting, "last": last, "revision": revision, "at": now}))
+        os.replace(tmp, self.path)
+        if setting is not None and (self.setting is None or self.setting["version"] != setting["version"]):
+            with self.count_lock:  # counters describe the current shadow run
+                self.counts = dict.fromkeys(self.COUNTERS, 0)
+        self.setting, self.last, self.revision = setting, last, revision
+        return self.snapshot()
+
+    def _count(self, name: str) -> None:
+        with self.count_lock:
+            self.counts[name] += 1
+
+    def offer(self, request_id: str, key: str, served: str | None, rows, columns, status: int, preds, ms: float) -> None:
+        setting = self.setting  # one read: a stop in between leaves this copy to the old setting
+        if setting is None or served is None or served == setting["version"]:
+            return
+        self._count("offered")
+        if setting["sample"] < 1.0 and self.random.random() >= setting["sample"]:
+            self._count("sampled_out")
+            return
+        try:
+            self.queue.put_nowait((setting["version"], time.time(), request_id, key, served, rows, columns,
+                                   status, preds, ms))
+        except queue.Full:
+            self._count("dropped")
+            return
+        self._count("queued")
+
+    def _work(self) -> None:
+        # Not niced: a niced worker wakes late on a loaded machine, and the shadow's latency it
+        # times would look worse than production's for no fault of the candidate.
+        while True:
+            version, t, request_id, key, served, rows, columns, status, preds, ms = self.queue.get()
+            backend = self.state.backends.get(version)
+            started = time.perf_counter()
+            if backend is None:
+                shadow_status, reply = 503, {"error": f"no backend for {version}"}
+            else:
+                try:
+                    shadow_status, reply = call_backend(backend, rows, columns, timeout=self.timeout_s)
+                except (OSError, ValueError, http.client.HTTPException) as exc:
+                    shadow_status, reply = 502, {"error": f"{version} unreachable: {exc}"}
+            shadow_ms = (time.perf_counter() - started) * 1000.0
+            if not isinstance(reply, dict):
+                shadow_status, reply = 502, {"error": f"{version}: answer is not a JSON object"}
+            shadow_preds = reply.get("predictions") if shadow_status == 200 else None
+            record = {"type": "shadow", "t": t, "id": request_id, "key": key, "v": served, "sv": version,
+                      "status": status, "sstatus": shadow_status, "p": preds, "sp": shadow_preds,
+                      "ms": round(ms, 3), "sms": round(shadow_ms, 3)}
+            if shadow_preds is None:
+                record["error"] = str(reply.get("error"))[:300]
+            line = json.dumps(record, separators=(",", ":")) + "\n"
+            with self.log_lock:
+                self.log.write(line)
+            self._count("completed" if shadow_preds is not None else "failed")
 
 
 def make_handler(state: RouterState):
@@ -259,6 +395,8 @@ def make_handler(state: RouterState):
             if self.path == "/control/split":
                 with state.lock:
                     self._reply(200, state.split())
+            elif self.path == "/control/shadow" and state.mirror is not None:
+                self._reply(200, state.mirror.snapshot())
             elif self.path == "/health":
                 self._reply(200, {"model": state.model, "pid": os.getpid(), "backends": state.backends,
                                   "faults": {v: f.to_dict() for v, f in state.faults.items()}})
@@ -306,6 +444,20 @@ def make_handler(state: RouterState):
                     state.backends.update(entries)
                     self._journal(self.path, body, {"backends": sorted(entries)})
                     self._reply(200, {"backends": state.backends})
+            elif self.path == "/control/shadow" and state.mirror is not None:
+                try:
+                    setting = validate_shadow(body, state.backends)
+                    expected = int(body["expected_revision"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._reply(400, {"error": str(exc)})
+                    return
+                with state.lock:
+                    if expected != state.mirror.revision:
+                        self._reply(409, {"error": "revision moved", **state.mirror.snapshot()})
+                        return
+                    result = state.mirror.set(setting)
+                    self._journal(self.path, body, {"revision": result["revision"]})
+                    self._reply(200, result)
             else:
                 self._reply(404, {"error": f"no route {self.path}"})
 
@@ -351,6 +503,7 @@ def make_handler(state: RouterState):
 
         def _predict(self, raw: bytes) -> None:
             started = time.perf_counter()
+            upstream_ms = 0.0
             try:
                 body = json.loads(raw or b"{}")
                 key = str(body.get("key") or uuid.uuid4().hex)
@@ -370,8 +523,10 @@ def make_handler(state: RouterState):
             elif fault is not None and fault.error_rate and state.random.random() < fault.error_rate:
                 status, reply = 500, {"error": "injected fault (at the router)"}
             else:
+                called = time.perf_counter()
                 try:
                     status, reply = call_backend(backend, body.get("rows"), columns)
+                    upstream_ms = (time.perf_counter() - called) * 1000.0
                 except (OSError, ValueError, http.client.HTTPException) as exc:
                     status, reply = 502, {"error": f"{version} unreachable: {exc}"}
                 if not isinstance(reply, dict):
@@ -386,6 +541,9 @@ def make_handler(state: RouterState):
                              "status": status, "ms": round(latency_ms, 3), "p": preds[0] if preds else None})
             reply.update({"id": request_id, "version": version})
             self._reply(status, reply)
+            if backend is not None and state.mirror is not None and state.mirror.setting is not None:  # after the answer is out
+                state.mirror.offer(request_id, key, version, body.get("rows"), columns, status, preds,
+                                   upstream_ms if status == 200 else latency_ms)
 
     return Handler
 
@@ -401,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     from backends.local.controlkey import read_key
 
     state = RouterState(Path(args.dir), args.model)
+    state.mirror = ShadowMirror(state)
     handler = make_handler(state)
     handler.control_key = read_key(args.key_file)
     handler.journal_path = str(Path(args.dir) / "control.jsonl")

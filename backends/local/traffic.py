@@ -35,7 +35,7 @@ from typing import Any, Callable
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
 from backends.local.artifacts import sha256_file
 from backends.local.controlkey import auth_headers, ensure_key
-from backends.local.procs import alive
+from backends.procutil import alive
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0  # MLflow's scoring server imports mlflow and pandas: slow on 2 loaded cores
@@ -425,6 +425,56 @@ class LocalTraffic:
         if status != 200:
             raise BackendError(f"{model} {version}: server refused the fault: {body}")
         return body
+
+    # -- shadow traffic -------------------------------------------------------------------------
+    def shadow_log_path(self, model: str) -> Path:
+        """Where the router logs each mirrored request: both predictions, both latencies."""
+        return self.serving_dir(model) / "shadow.jsonl"
+
+    def get_shadow(self, model: str) -> dict[str, Any]:
+        """{"shadow", "last", "revision", "counters", "queue", "capacity", "live"}: from the router
+        when it runs, else the last setting it saved (no counters)."""
+        port = self.router_port(model)
+        if port is not None:
+            try:
+                status, body = _request(port, "GET", "/control/shadow", headers=self._auth())
+                if status == 200:
+                    return {**body, "live": True}
+            except OSError:
+                pass
+        try:
+            data = json.loads((self.serving_dir(model) / "shadow.json").read_text())
+        except (OSError, ValueError):
+            data = {}
+        return {"model": model, "shadow": data.get("shadow"), "last": data.get("last"),
+                "revision": int(data.get("revision", 0)), "counters": {}, "live": False}
+
+    def set_shadow(self, model: str, version: str | None, *, sample: float = 1.0,
+                   expected_revision: int) -> dict[str, Any]:
+        """Mirror a sampled copy of the model's traffic to `version` (None: stop); compare-and-swap
+        on the shadow setting's revision."""
+        if version is not None:
+            check_name(version, "version")
+        port = self.router_port(model)
+        if port is None:
+            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
+        try:
+            status, body = _request(port, "PUT", "/control/shadow",
+                                    {"version": version, "sample": sample, "expected_revision": expected_revision},
+                                    headers=self._auth())
+        except OSError as exc:
+            raise BackendError(f"{model}: router unreachable: {exc}") from None
+        if status == 409:
+            raise ConflictError(f"{model}: shadow revision is {body.get('revision')}, expected {expected_revision}",
+                                expected=str(expected_revision), actual=str(body.get("revision")))
+        if status == 400:
+            raise BadInputError(f"{model} shadow {version}: {body.get('error')}")
+        if status == 404:
+            raise BackendError(f"{model}: the running router predates shadow traffic (restart it: "
+                               f"`mrc serve-models {model} --stop`, then serve again)")
+        if status != 200:
+            raise BackendError(f"{model}: router answered {status}: {body}")
+        return {**body, "live": True}
 
     # -- load ---------------------------------------------------------------------------------
     def load(self, model: str, rows: list[list[float]], labels: list[int] | None, *, columns: list[str] | None = None,

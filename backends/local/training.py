@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from backends.base import BadInputError, NotFoundError, TrainingJob, TrainingSpec, check_name
 from backends.local.datasets import DatasetStore
-from backends.local.procs import alive
+from backends.procutil import alive
 
 
 def _now() -> str:
@@ -61,6 +61,10 @@ class LocalTraining:
         self.config = config or {}
         self.datasets = DatasetStore(self.root)
         self._procs: dict[str, subprocess.Popen] = {}
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse bad parameters before anything runs (`mrc watch` asks before it computes drift)."""
+        check_params(params)
 
     def _run_dir(self, job_id: str) -> Path:
         check_name(job_id, "job id")

@@ -272,6 +272,7 @@ class MlflowRegistry:
         lineage.code_commit = run_tags.get("mlflow.source.git.commit", "")
         lineage.code_repo = run_tags.get("mlflow.source.git.repoURL") or run_tags.get("mlflow.source.name", "")
         lineage.training_run = run.info.run_id
+        lineage.trained_by = run_tags.get("mlflow.user") or getattr(run.info, "user_id", "") or ""
         inputs = getattr(run, "inputs", None)
         datasets = list(getattr(inputs, "dataset_inputs", None) or [])
         training = [d for d in datasets if any(t.key == "mlflow.data.context" and t.value == "training" for t in d.tags)]
@@ -441,6 +442,17 @@ class MlflowRegistry:
     # -- pointers ----------------------------------------------------------------------------
     def _pointers_of(self, rm) -> dict[str, str]:
         return {self._console_alias(alias): str(version) for alias, version in (rm.aliases or {}).items()}
+
+    def caller_identity(self) -> str | None:
+        """The user the tracking server authenticates these requests as: MLFLOW_TRACKING_USERNAME
+        when basic-auth credentials are set (the server refuses every call otherwise); a bearer
+        token names nobody mrc can read, so None."""
+        import os
+
+        user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+        if user and password and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
+            return user
+        return None
 
     def get_pointers(self, model: str) -> dict[str, str]:
         pointers = self._pointers_of(self._registered(model))

@@ -56,6 +56,9 @@ OUTSIDE_MRC = "(outside mrc)"
 # Model files a version folder may hold, in the order they are looked for.
 MODEL_FILES = ("model.pt", "model.onnx", "model.pth", "model.ts")
 SEQ_WIDTH = 10
+# User metadata on a pointer file (x-amz-meta-mrc-seq): the seq of the event whose move wrote it.
+# Not in the body (version.txt stays the seed's one line); only a hint where to start listing.
+SEQ_META = "mrc-seq"
 # Config keys that would put a secret in mrc.toml: refused, credentials come from the AWS chain.
 SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_key", "access_key",
                "password", "token")
@@ -76,6 +79,7 @@ class _Pointer:
     value: str | None  # what the pointer file says ("" and missing both mean no pointer)
     etag: str | None  # None: the file does not exist
     modified: float  # server-side LastModified, epoch seconds
+    seq_hint: int = 0  # the event that wrote it (user metadata SEQ_META), 0 when not said
 
 
 @dataclass
@@ -87,6 +91,11 @@ class _Event:
 
 
 class S3Registry:
+    # pointer_history(model, alias) ends with the move that put the alias where it points now
+    # (a move outside mrc, or a committed move whose pointer write is pending, included): the
+    # rollback reads production from it instead of from get_pointers (console/release.py).
+    history_shows_pointer = True
+
     def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, retries: int = 5, retry_base_s: float = 0.2, timeout_s: float = 10.0):
         self.bucket = bucket
@@ -98,6 +107,7 @@ class S3Registry:
         self.retry_base_s = float(retry_base_s)
         self.timeout_s = float(timeout_s)
         self._client = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], where: str = "mrc.toml") -> "S3Registry":
@@ -138,6 +148,33 @@ class S3Registry:
 
     def close(self) -> None:
         self._client = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _each(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """fn over items, one request each, at once: on one pool kept for the registry's life
+        (a fresh pool per read started threads on every read). Only for leaf work: a task run
+        here never waits on this pool itself, so it cannot deadlock."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mrc-s3")
+        return list(self._pool.map(fn, items))
+
+    def caller_identity(self) -> str | None:
+        """Who AWS knows these credentials as (STS GetCallerIdentity's ARN); on another S3 API
+        (SeaweedFS, MinIO: no STS), the access key id the requests are signed with."""
+        import boto3
+
+        session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
+        if self.endpoint_url is None:
+            try:
+                return str(session.client("sts", region_name=self.region).get_caller_identity()["Arn"])
+            except Exception:  # noqa: BLE001  (no STS permission, no network: fall back to the key id)
+                pass
+        credentials = session.get_credentials()
+        return credentials.access_key if credentials is not None and credentials.access_key else None
 
     def _where(self) -> str:
         return f"s3://{self.bucket}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
@@ -172,11 +209,14 @@ class S3Registry:
         return (exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0),
                 exc.response.get("Error", {}).get("Code", ""))
 
-    def _get(self, key: str) -> tuple[bytes, str, float] | None:
+    def _get(self, key: str, *, meta: dict[str, str] | None = None) -> tuple[bytes, str, float] | None:
+        """(body, ETag, LastModified) or None when missing; `meta` is filled with the user metadata."""
         from botocore.exceptions import ClientError
 
         def call():
             response = self.client.get_object(Bucket=self.bucket, Key=key)
+            if meta is not None:
+                meta.update(response.get("Metadata") or {})
             return response["Body"].read(), response["ETag"], response["LastModified"].timestamp()
 
         try:
@@ -188,6 +228,19 @@ class S3Registry:
             if code == "NoSuchBucket":
                 raise BackendError(f"{self._where()}: bucket does not exist") from None
             raise BackendError(f"{self._where()}: GetObject {key}: HTTP {status} {code}") from None
+
+    def _head(self, key: str) -> bool:
+        """Whether the object exists (HEAD: no body, no listing)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("HeadObject", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+            return True
+        except ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise BackendError(f"{self._where()}: HeadObject {key}: HTTP {status} {code}") from None
 
     def _get_json(self, key: str) -> dict[str, Any] | None:
         found = self._get(key)
@@ -201,7 +254,8 @@ class S3Registry:
             raise BadInputError(f"{self._uri(key)}: must hold a JSON object")
         return data
 
-    def _put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def _put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False,
+             metadata: dict[str, str] | None = None) -> str:
         """Write one object; a conditional write that loses raises _PreconditionFailed."""
         from botocore.exceptions import ClientError
 
@@ -212,7 +266,8 @@ class S3Registry:
             extra["IfNoneMatch"] = "*"
 
         def call():
-            return self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)["ETag"]
+            more = {"Metadata": metadata} if metadata else {}
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra, **more)["ETag"]
 
         try:
             return self._call("PutObject", key, call)
@@ -224,7 +279,8 @@ class S3Registry:
                 raise _PreconditionFailed(key) from None
             raise BackendError(f"{self._where()}: PutObject {key}: HTTP {status} {code}") from None
 
-    def _list(self, prefix: str, *, delimiter: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    def _list(self, prefix: str, *, delimiter: str | None = None,
+              start_after: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
         from botocore.exceptions import ClientError
 
         objects: list[dict[str, Any]] = []
@@ -234,6 +290,8 @@ class S3Registry:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
             if delimiter:
                 kwargs["Delimiter"] = delimiter
+            if start_after:
+                kwargs["StartAfter"] = start_after
             if token:
                 kwargs["ContinuationToken"] = token
             try:
@@ -277,6 +335,8 @@ class S3Registry:
 
     def _version_exists(self, model: str, version: str) -> bool:
         base = self._version_key(model, version)
+        if self._head(base + "metadata.json"):  # what mrc writes: one HEAD instead of a listing
+            return True
         objects, _ = self._list(base)  # recursive: an MLflow model may sit in a sub-folder
         present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
         return bool({"metadata.json", "metrics.json"} & present.keys()) or _locate_artifact(present, {}) is not None
@@ -307,12 +367,15 @@ class S3Registry:
             v.aliases = aliases.get(v.version, [])
         return sorted(versions, key=lambda v: (v.created_at, _natural(v.version)))
 
-    def get_version(self, model: str, version: str) -> ModelVersion:
-        self._require_model(model)
+    def get_version(self, model: str, version: str, *, aliases: bool = True) -> ModelVersion:
+        """`aliases=False`: without the pointers (they cost every alias's reads); the rollback's
+        fitness check does not look at them."""
         mv = self._read_version(model, version)
         if mv is None:
+            self._require_model(model)  # only to say which of the two is unknown
             raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-        mv.aliases = self._aliases_by_version(model).get(version, [])
+        if aliases:
+            mv.aliases = self._aliases_by_version(model).get(version, [])
         return mv
 
     def _aliases_by_version(self, model: str) -> dict[str, list[str]]:
@@ -325,11 +388,17 @@ class S3Registry:
         base = self._version_key(model, version)
         objects, _ = self._list(base)  # the whole version folder: a model may be a sub-folder (MLflow)
         present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
-        metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        approvals = [o for o in objects if o["Key"][len(base):].startswith("approvals/")]
+        if not present:
+            return None
+        # metadata, metrics and the newest decision are independent objects: read them at once
+        metadata, metrics_raw, approval = self._each(lambda read: read(), [
+            lambda: (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {},
+            lambda: (self._get_json(base + "metrics.json") if "metrics.json" in present else None) or {},
+            lambda: self._approval_from(approvals)])
         located = _locate_artifact(present, metadata)
         if located is None and not ({"metadata.json", "metrics.json"} & present.keys()):
             return None
-        metrics_raw = (self._get_json(base + "metrics.json") if "metrics.json" in present else None) or {}
         metrics = {}
         for key, value in metrics_raw.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -348,9 +417,12 @@ class S3Registry:
         if not created and present:
             newest = model_obj or max(present.values(), key=lambda o: o["LastModified"])
             created = newest["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
-                            metrics=metrics, lineage=_lineage_from_metadata(metadata, version),
-                            approval=self._read_approval(model, version), description=str(metadata.get("description", "")))
+        mv = ModelVersion(model=model, version=version, created_at=str(created or ""), artifact=artifact,
+                          metrics=metrics, lineage=_lineage_from_metadata(metadata, version),
+                          approval=approval, description=str(metadata.get("description", "")))
+        # not a field (never serialised): what verify_artifact(read=mv) judges the bytes by
+        mv._s3_read = (self.bucket, base, present, metadata)
+        return mv
 
     def register_version(self, model: str, artifact_path: str, *, metrics: dict[str, float], lineage: Lineage,
                          version: str | None = None, description: str = "", artifact_format: str = "torch-mlp-v1",
@@ -370,14 +442,16 @@ class S3Registry:
         check_name(version, "version")
         base = self._version_key(model, version)
         try:  # creating model.pt claims the version: versions are immutable
-            self._put(base + "model.pt", data, if_none_match=True)
+            etag = self._put(base + "model.pt", data, if_none_match=True)
         except _PreconditionFailed:
             raise BadInputError(f"version {version!r} of model {model!r} already exists (versions are immutable)") from None
         self._put(base + "metrics.json", _dumps({k: float(v) for k, v in metrics.items()}))
         self._put(base + "requirements.txt", (requirements if requirements is not None else _requirements(lineage)).encode())
         metadata = {
             "model": model, "version": version, "created_at": now, "description": description,
-            "artifact": {"sha256": sha, "size_bytes": len(data), "format": artifact_format},
+            "artifact": {"sha256": sha, "size_bytes": len(data), "format": artifact_format,
+                         # what the store answered for these bytes: verify_artifact's no-download check
+                         "md5": hashlib.md5(data).hexdigest(), "etag": etag.strip('"')},
             "lineage": lineage.to_dict(),
             "features": lineage.params.get("features", []) if isinstance(lineage.params, dict) else [],
         }
@@ -416,12 +490,28 @@ class S3Registry:
             (folder / "metadata.json").write_bytes(metadata[0])
         return str(out)
 
-    def verify_artifact(self, model: str, version: str) -> Artifact:
-        self._require_model(model)
+    def verify_artifact(self, model: str, version: str, *, read: ModelVersion | None = None) -> Artifact:
+        """The artifact, its bytes shown to be the registered ones; IntegrityError when not.
+
+        `read`: the version as get_version just returned it. Its listing and metadata are then
+        the ones judged (no second listing): the approval the caller judged and the bytes come
+        from the same read of the version folder."""
+        base = self._version_key(model, version)
+        seen = getattr(read, "_s3_read", None)
+        if seen is not None and seen[:2] == (self.bucket, base):
+            present, metadata = seen[2], seen[3]
+        else:
+            objects, _ = self._list(base)
+            present = {o["Key"][len(base):]: o for o in objects if not o["Key"][len(base):].startswith("approvals/")}
+            metadata = (self._get_json(base + "metadata.json") if "metadata.json" in present else None) or {}
+        verified = _verified_by_etag(present, metadata)
+        if verified is not None:
+            name, size, fmt, sha = verified
+            return Artifact(uri=self._uri(base + name), size_bytes=size, format=fmt, sha256=sha)
         mv = self._read_version(model, version)  # not get_version: its aliases cost every pointer's reads
         if mv is None:
+            self._require_model(model)
             raise NotFoundError(f"unknown version {version!r} of model {model!r}")
-        base = self._version_key(model, version)
         name = mv.artifact.uri.rsplit(base, 1)[-1] if base in mv.artifact.uri else MODEL_FILES[0]
         if name == "" or name.endswith("/"):
             import tempfile
@@ -455,7 +545,10 @@ class S3Registry:
         return objects
 
     def _read_approval(self, model: str, version: str) -> Approval:
-        objects = self._approval_events(model, version)
+        return self._approval_from(self._approval_events(model, version))
+
+    def _approval_from(self, objects: list[dict[str, Any]]) -> Approval:
+        """The newest decision of a listed approvals/ folder."""
         if not objects:
             return Approval()
         latest = max(objects, key=lambda o: o["Key"])
@@ -512,18 +605,37 @@ class S3Registry:
 
     # -- pointers ----------------------------------------------------------------------------
     def _read_pointer(self, model: str, alias: str) -> _Pointer:
-        found = self._get(self._pointer_key(model, alias))
+        return self._pointer_at(self._pointer_key(model, alias))
+
+    def _pointer_at(self, key: str) -> _Pointer:
+        meta: dict[str, str] = {}
+        found = self._get(key, meta=meta)
         if found is None:
             return _Pointer(None, None, 0.0)
         body, etag, modified = found
         value = body.decode("utf-8", "replace").strip()
-        return _Pointer(value or None, etag, modified)
+        hint = str(meta.get(SEQ_META, ""))
+        return _Pointer(value or None, etag, modified, int(hint) if hint.isdigit() else 0)
 
     def _events(self, model: str, alias: str | None = None, *, last_only: bool = False,
-                limit: int | None = None) -> list[_Event]:
+                limit: int | None = None, hint: int = 0) -> list[_Event]:
         """The event objects, oldest first: one LIST, then a GET per event read. `limit` (with an
-        alias: keys sort by sequence) reads only the newest `limit` of them."""
-        objects, _ = self._list(self._history_prefix(model, alias))
+        alias: keys sort by sequence) reads only the newest `limit` of them.
+
+        `hint` (an alias's pointer names the event that wrote it, see _write_pointer): the LIST
+        starts just before the newest events instead of at the first of thousands. A hint is
+        only a place to start: every key after it is listed, so the newest event is always seen;
+        a hint whose own event is not there (a pointer written outside mrc, events deleted) is
+        ignored and the whole log is listed."""
+        prefix = self._history_prefix(model, alias)
+        objects = None
+        if alias is not None and hint > 0 and (limit is not None or last_only):
+            start = max(0, hint - (1 if last_only else max(1, limit or 1)))
+            listed, _ = self._list(prefix, start_after=f"{prefix}{start:0{SEQ_WIDTH}d}.json")
+            if any(o["Key"] == f"{prefix}{hint:0{SEQ_WIDTH}d}.json" for o in listed):
+                objects = listed
+        if objects is None:
+            objects, _ = self._list(prefix)
         objects = [o for o in objects if o["Key"].endswith(".json") and _seq_of(o["Key"]) > 0]
         if limit is not None and alias is not None:
             objects = sorted(objects, key=lambda o: o["Key"])[-max(1, limit):]
@@ -538,8 +650,7 @@ class S3Registry:
         def load(o):
             return _Event(_seq_of(o["Key"]), o["Key"], self._get_json(o["Key"]) or {}, o["LastModified"].timestamp())
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return sorted(pool.map(load, objects), key=lambda e: e.key)
+        return sorted(self._each(load, objects), key=lambda e: e.key)
 
     @staticmethod
     def _pending(pointer: _Pointer, last: _Event | None) -> bool:
@@ -551,35 +662,44 @@ class S3Registry:
                 and pointer.modified <= last.modified + 1.0)
 
     def get_pointers(self, model: str) -> dict[str, str]:
-        self._require_model(model)
         aliases = {PRODUCTION, CANDIDATE}
         objects, _ = self._list(self._model_key(model) + "aliases/")
         aliases |= {o["Key"].rsplit("/", 1)[-1] for o in objects}
         last_by_alias = {e.key.rsplit("/", 2)[-2]: e for e in self._events(model, last_only=True)}
         aliases |= set(last_by_alias)
+        names = sorted(a for a in aliases if _valid(a))
+        read = dict(zip(names, self._each(lambda alias: self._read_pointer(model, alias), names)))
         pointers = {}
-        for alias in sorted(a for a in aliases if _valid(a)):
-            pointer = self._read_pointer(model, alias)
-            last = last_by_alias.get(alias)
+        for alias in names:
+            pointer, last = read[alias], last_by_alias.get(alias)
             value = last.body.get("to") if self._pending(pointer, last) else pointer.value
             if value:
                 pointers[alias] = value
+        if not pointers and not objects and not last_by_alias:
+            self._require_model(model)  # nothing points anywhere: say so when the model is unknown
         return pointers
 
     def move_pointer(self, model: str, alias: str, *, expected: str | None, new: str | None, actor: str,
                      reason: str = "", approval: Approval | None = None) -> PointerMove:
         check_name(alias, "alias")
-        self._require_model(model)
-        if new is not None:
+        key = self._pointer_key(model, alias)
+        if new is None:
+            self._require_model(model)
+        else:  # the version's objects prove the model exists: no separate listing for it
             check_name(new, "version")
-            if not self._version_exists(model, new):
+            if approval is None:  # nothing to claim in between: check the version while reading the pointer
+                exists, pointer = self._each(lambda read: read(), [lambda: self._version_exists(model, new),
+                                                                   lambda: self._read_pointer(model, alias)])
+            else:
+                exists, pointer = self._version_exists(model, new), None
+            if not exists:
                 raise NotFoundError(f"unknown version {new!r} of model {model!r}")
             if approval is not None:
                 self._claim_approval(model, new, approval, alias)
-        key = self._pointer_key(model, alias)
         # Read the pointer before the log: a claim made after our read shows up in the log.
-        pointer = self._read_pointer(model, alias)
-        history = self._events(model, alias, last_only=True)
+        if new is None or approval is not None:
+            pointer = self._read_pointer(model, alias)
+        history = self._events(model, alias, last_only=True, hint=pointer.seq_hint)
         last = history[-1] if history else None
         if self._pending(pointer, last):
             pointer = self._complete(key, pointer, last)
@@ -606,7 +726,7 @@ class S3Registry:
                     f"{model}: {alias} was moved by {winner.get('actor', 'someone else')} to "
                     f"{winner.get('to') or 'nothing'} first", expected=expected, actual=winner.get("to")) from None
         try:
-            self._write_pointer(key, pointer, new)
+            self._write_pointer(key, pointer, new, seq)
         except _PreconditionFailed:
             now = self._read_pointer(model, alias)
             if now.value != new:  # written outside mrc between our read and our write
@@ -619,39 +739,53 @@ class S3Registry:
             self._copy_production_metrics(model, new)
         return PointerMove(model, alias, pointer.value, new, actor, at, reason, seq)
 
-    def _write_pointer(self, key: str, pointer: _Pointer, new: str | None) -> None:
+    def _write_pointer(self, key: str, pointer: _Pointer, new: str | None, seq: int) -> None:
         body = (new or "").encode()
+        metadata = {SEQ_META: str(seq)}
         if pointer.etag is None:
-            self._put(key, body, if_none_match=True)
+            self._put(key, body, if_none_match=True, metadata=metadata)
         else:
-            self._put(key, body, if_match=pointer.etag)
+            self._put(key, body, if_match=pointer.etag, metadata=metadata)
 
     def _complete(self, key: str, pointer: _Pointer, last: _Event) -> _Pointer:
         """Finish a committed move whose pointer write never landed (roll forward)."""
         target = last.body.get("to")
         try:
-            self._write_pointer(key, pointer, target)
+            self._write_pointer(key, pointer, target, last.seq)
         except _PreconditionFailed:
             pass  # someone completed it (or wrote it) meanwhile: re-read below
-        found = self._get(key)
-        if found is None:
-            return _Pointer(None, None, 0.0)
-        return _Pointer(found[0].decode().strip() or None, found[1], found[2])
+        return self._pointer_at(key)
 
     def _copy_production_metrics(self, model: str, version: str) -> None:
-        """production/metrics.json: the seed's "current production baseline"."""
-        metrics = self._get(self._version_key(model, version) + "metrics.json")
-        if metrics is not None:
-            self._put(self._model_key(model) + "production/metrics.json", metrics[0])
+        """production/metrics.json: the seed's "current production baseline". A server-side
+        copy: one request, the bytes never travel (a version without metrics.json copies nothing)."""
+        from botocore.exceptions import ClientError
+
+        source = self._version_key(model, version) + "metrics.json"
+        target = self._model_key(model) + "production/metrics.json"
+        try:
+            self._call("CopyObject", target, lambda: self.client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}))
+        except ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404"):
+                return
+            raise BackendError(f"{self._where()}: CopyObject {source} -> {target}: HTTP {status} {code}") from None
 
     def pointer_history(self, model: str, alias: str | None = None, *, limit: int | None = None) -> list[PointerMove]:
         """Every recorded move, oldest first. With an alias and `limit`, only the moves of its newest
-        `limit` events (plus a trailing move outside mrc): the rollback path reads no more than it needs."""
-        self._require_model(model)
+        `limit` events (plus a trailing move outside mrc): the rollback path reads no more than it needs.
+
+        The last move of an alias always says where it points now (see `history_shows_pointer`)."""
         if alias is not None:
             check_name(alias, "alias")
         moves: list[PointerMove] = []
-        events = self._events(model, alias, limit=limit)
+        # One alias: its pointer first, then its log (as move_pointer reads them). A move landing
+        # in between then shows as committed-but-pending, never as a write "outside mrc".
+        read_first = {alias: self._read_pointer(model, alias)} if alias else {}
+        events = self._events(model, alias, limit=limit, hint=read_first[alias].seq_hint if alias else 0)
+        if not events:
+            self._require_model(model)  # no moves recorded: an unknown model must still say so
         for event in events:
             body = event.body
             outside = body.get("outside_mrc_before")
@@ -666,7 +800,7 @@ class S3Registry:
         for name in aliases:
             mine = [e for e in events if e.body.get("alias") == name]
             last = mine[-1] if mine else None
-            pointer = self._read_pointer(model, name)
+            pointer = read_first.get(name) or self._read_pointer(model, name)
             recorded = last.body.get("to") if last else None
             if pointer.value != recorded and not self._pending(pointer, last):
                 at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(pointer.modified)) if pointer.modified else ""
@@ -727,6 +861,38 @@ def _locate_artifact(present: dict[str, Any], metadata: dict[str, Any]) -> tuple
     return None
 
 
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _verified_by_etag(present: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, int, str, str] | None:
+    """(name, size, format, sha256) of the artifact when the listing alone proves its bytes are
+    the ones registered, else None (the caller downloads and hashes them).
+
+    Why this is enough: register_version hashed the bytes itself (sha256 and MD5) and recorded
+    the ETag the store answered for that PUT. When that ETag was the MD5 of the bytes (single-part
+    PUT, no SSE-KMS: AWS, SeaweedFS, MinIO), the store names content by its MD5, so any rewrite of
+    the object with other bytes lists another ETag, unless someone found an MD5 second preimage of
+    bytes mrc chose (collision attacks need both files crafted up front; mrc hashed the first).
+    Size is compared too. Anything else (no recorded MD5, a multipart or encrypted ETag, a folder
+    artifact, any mismatch) is not trusted here and falls back to the full sha256 check, which is
+    also where a tampered artifact gets its IntegrityError message. metadata.json is the reference
+    in both cases, so neither check is weaker than the other against a rewritten metadata.json."""
+    artifact_meta = metadata.get("artifact") if isinstance(metadata.get("artifact"), dict) else {}
+    md5 = str(artifact_meta.get("md5") or "")
+    sha = str(artifact_meta.get("sha256") or "")
+    located = _locate_artifact(present, metadata)
+    if not (_MD5.match(md5) and sha and located) or located[0] == "" or located[0].endswith("/"):
+        return None  # nothing recorded to compare with, or an MLflow folder (many objects)
+    name, fmt = located
+    listed = present[name]
+    etag = str(listed.get("ETag", "")).strip('"').lower()
+    if etag != md5 or str(artifact_meta.get("etag", "")).lower() != md5:
+        return None  # the store's ETag is not (or no longer) the MD5 mrc computed: hash the bytes
+    if int(listed.get("Size", -1)) != int(artifact_meta.get("size_bytes", -2) or -2):
+        return None
+    return name, int(listed["Size"]), fmt, sha
+
+
 _SEED_VERSION = re.compile(r"^v\d{8}-([0-9a-f]{7,40})$")  # the seed's v$(date +%Y%m%d)-${GITHUB_SHA::8}
 
 
@@ -771,6 +937,7 @@ def _lineage_from_metadata(metadata: dict[str, Any], version: str = "") -> Linea
                             within=data, generic=("uri", "path"))
     lineage.training_run = pick("training_run", "run_id", "training_job", "job_id")
     lineage.params = params if isinstance(params, dict) else {}
+    lineage.trained_by = lineage.trained_by or pick("trained_by", "created_by", "author", within=("training",))
     return lineage
 
 

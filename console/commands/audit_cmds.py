@@ -42,8 +42,10 @@ def ingest_journals(ctx: Context, log) -> list[str]:
 
 def cmd_audit(ctx: Context) -> int:
     log = ctx.workspace.audit()
-    if ctx.args.verify != "checkpoint":
-        ingest_journals(ctx, log)
+    if ctx.args.verify == "checkpoint":
+        ctx.require_write("audit checkpoint")  # before the ingest below writes anything
+    # checkpoint too: a router/server change not yet in the log would be left outside the anchor
+    ingest_journals(ctx, log)
     if ctx.args.verify == "verify":
         return _verify(ctx, log)
     if ctx.args.verify == "checkpoint":

@@ -15,7 +15,8 @@ def register(sub, common) -> None:
     p = common(csub.add_parser("start", help="start (or resume) a canary and run it headless until it ends"))
     p.add_argument("model")
     p.add_argument("version")
-    p.add_argument("--plan", default="5,25,50,100", help="canary weights in percent, the last one 100")
+    p.add_argument("--plan", default="5,25,50,100", help="canary weights in percent, the last one 100; a first "
+                   "step `shadow` (shadow,5,25,50,100) mirrors traffic to the candidate until the shadow judge passes")
     p.add_argument("--hold", type=float, metavar="S", help="seconds each step is held (default 60)")
     p.add_argument("--interval", type=float, metavar="S", help="analysis interval in seconds (default 10)")
     p.add_argument("--judge", choices=["sequential", "threshold", "both"], help="which judge rolls back (default sequential)")
@@ -125,6 +126,9 @@ def cmd_start(ctx: Context) -> int:
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     check_name(args.version, "version")
+    from console.shadow_report import split_shadow_step
+
+    shadow_first, args.plan = split_shadow_step(args.plan)
     plan = _plan(args)
 
     shown = {"events": 0}
@@ -138,6 +142,12 @@ def cmd_start(ctx: Context) -> int:
     # stop the start with one line, not half-way through a canary that already moved traffic.
     controller = Controller(ctx.workspace, args.model, actor=ctx.actor, registry=ctx.registry, on_change=on_change,
                             traffic=ctx.workspace.traffic(), metrics=ctx.workspace.metrics())
+    if shadow_first:
+        report = _shadow_first(ctx, controller, plan)
+        if report is not None and report["outcome"] != "pass":
+            ctx.emit(report, lambda: f"{args.model}: shadow step {report['outcome']}: "
+                     f"{report['comparison'].get('reason', '')}; no user traffic moved")
+            return EXIT_ROLLED_BACK
     state = controller.start(args.version, plan, override=args.override, reason=args.reason)
     try:
         state = controller.run(state, max_seconds=args.max_seconds)
@@ -146,6 +156,32 @@ def cmd_start(ctx: Context) -> int:
         raise
     ctx.emit(state.to_dict(), lambda: _state_text(state))
     return EXIT_ROLLED_BACK if state.status in ("rolled_back", "aborted") else 0
+
+
+def _shadow_first(ctx: Context, controller, plan):
+    """The plan's `shadow` step, before any user sees the candidate; None when this start
+    resumes a canary already past it."""
+    from backends.base import PRODUCTION
+    from console.canary import evidence_timeout
+    from console.canary_controller import current_state
+    from console.release import PolicyRefusal
+    from console.shadow_report import shadow_step
+
+    args = ctx.args
+    existing = current_state(ctx.workspace, args.model)
+    if existing is not None and existing.active:
+        return None  # controller.start resumes it (or refuses a second one)
+    mv = ctx.registry.get_version(args.model, args.version)
+    if mv.approval.status != "approved" and not args.override:
+        raise PolicyRefusal(f"{args.model} {args.version}: approval is {mv.approval.status!r}; approve it first "
+                            "or start the canary with --override and a reason")
+    stable = ctx.registry.get_pointers(args.model).get(PRODUCTION)
+    if stable is None:
+        raise BadInputError(f"{args.model}: has no production version to compare the canary with")
+    return shadow_step(ctx.workspace, args.model, stable, args.version, actor=ctx.actor, registry=ctx.registry,
+                       traffic=controller.traffic, min_s=plan.hold_s, timeout_s=evidence_timeout(plan),
+                       poll_s=plan.interval_s, progress=ctx.progress, alpha=plan.alpha,
+                       min_pairs=plan.min_requests, max_psi=plan.max_prediction_psi)
 
 
 def cmd_status(ctx: Context) -> int:

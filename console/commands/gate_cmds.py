@@ -89,6 +89,7 @@ def cmd_gate(ctx: Context) -> int:
         check_name(a.model, "model")
         check_name(a.version, "version")
         report = gates.evaluate_version(ctx.workspace, a.model, a.version, a.policy)
+        _request_approvals(ctx, report)
     elif a.candidate:
         report = gates.evaluate_files(a.candidate, a.baseline, a.policy)
     else:
@@ -265,3 +266,21 @@ def cmd_report(ctx: Context) -> int:
               "drift": bundle.drift.to_dict() if bundle.drift else None},
              f"{a.model} {a.version}: gates {'passed' if gate.passed else 'FAILED'}; wrote {', '.join(written)}")
     return 0
+
+
+def _request_approvals(ctx: Context, report) -> None:
+    """[policy.production]: a version that passed its (configured) gates and needs approvals says so
+    in the audit log (`approval.requested`, which alerting turns into a page). Never in --read-only."""
+    if report.passed is not True or _custom_gate_policy(ctx) or getattr(ctx.args, "read_only", False) \
+            or "policy" not in ctx.workspace.config:
+        return
+    from console.policy import workspace_policy
+    from console.release import request_after_gate
+
+    request_after_gate(ctx.registry, ctx.workspace.audit(), workspace_policy(ctx.workspace), ctx.args.model,
+                       ctx.args.version, report, actor=ctx.actor)
+
+
+def _custom_gate_policy(ctx: Context) -> bool:
+    """Gates judged by a --policy file of the caller's choosing ask nobody for approvals."""
+    return bool(getattr(ctx.args, "policy", None))

@@ -44,6 +44,12 @@ def register(sub, common) -> None:
         p.add_argument("--no-gates", action="store_true", help="record the decision without evaluating gates")
         p.set_defaults(handler=cmd_decide, status=status)
 
+    p = common(sub.add_parser("revoke", help="withdraw your own approval of a version (protected aliases)"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(handler=cmd_revoke)
+
     p = common(sub.add_parser("alias", help="point an alias (candidate, canary, archived …) at a version"))
     p.add_argument("model")
     p.add_argument("alias")
@@ -115,7 +121,7 @@ def cmd_promote(ctx: Context) -> int:
     expected, given = _expect(ctx.args)
     outcome = promote(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
                       reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
-                      traffic=_live_traffic(ctx), options=_model_options(ctx))
+                      traffic=_live_traffic(ctx), options=_model_options(ctx), policy=_policy(ctx))
     ctx.emit(outcome.to_dict(), outcome.detail.get("message")
              or f"{outcome.model}: production {outcome.detail.get('from') or 'none'} -> {outcome.version}"
              + ("" if outcome.changed else " (no change)"))
@@ -131,6 +137,11 @@ def cmd_rollback(ctx: Context) -> int:
         check_name(ctx.args.to, "--to version")
     if ctx.args.override and not (ctx.args.reason or "").strip():
         raise BadInputError("--override: a --reason is required")
+    policy = _policy(ctx)
+    if policy is not None and policy.rollback is not None:  # the open default costs the rollback nothing
+        from console.release import rollback_allowed
+
+        rollback_allowed(policy, ctx.registry, ctx.args.model, ctx.actor)
     live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
     if live is not None and ctx.args.to is None and not given:
         # its stable is production already: traffic back to it is the whole rollback
@@ -140,7 +151,7 @@ def cmd_rollback(ctx: Context) -> int:
         return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
                        reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
-                       traffic=_live_traffic(ctx), options=_model_options(ctx))
+                       traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy)
     ctx.emit(outcome.to_dict(), outcome.detail.get("message")
              or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0
@@ -193,6 +204,8 @@ def _may_have_live_canary(db_path, model: str) -> bool:
 def _live_traffic(ctx: Context):
     """The traffic backend when the model has a live split to move, else None (never fails the rollback)."""
     try:
+        if not ctx.workspace.may_serve(ctx.args.model):
+            return None  # nothing served: the traffic backend is not even imported
         traffic = ctx.workspace.traffic()
         traffic.get_split(ctx.args.model)
     except Exception:  # noqa: BLE001  (no serving, or a backend not installed: the pointer still moves)
@@ -211,15 +224,22 @@ def cmd_decide(ctx: Context) -> int:
     custom = None
     if args.status == "approved" and args.no_gates and not args.override:
         raise BadInputError("--no-gates: approving without a gate verdict needs --override (and the reason says why)")
+    policy = _policy(ctx) if args.status == "approved" else None
+    if policy is not None:  # the trainer's own approval is refused before the gates are run for it
+        from console.release import approver_allowed
+
+        approver_allowed(policy, ctx.registry, ctx.registry.get_version(args.model, args.version), ctx.actor)
     if args.status == "approved" and not args.no_gates:
         report = gate_report_for(ctx, args.model, args.version, args.policy)
         custom = _custom_policy(ctx, args.model, args.policy, report)
     outcome = decide(ctx.registry, ctx.workspace.audit(), args.model, args.version, status=args.status,
                      actor=ctx.actor, reason=args.reason, gate_report=report, override=args.override,
-                     custom_policy=custom)
+                     custom_policy=custom, policy=policy)
     not_run = [c.name for c in report.not_run] if report is not None else []
+    tally = (outcome.detail.get("policy") or {}).get("summary")
     ctx.emit({**outcome.to_dict(), "checks_not_run": not_run}, f"{args.model} {args.version}: {args.status}"
              + (" (override)" if outcome.detail["approval"].get("override") else "")
+             + (f"; {tally}" if tally else "")
              + (f"; {len(not_run)} checks not run: {', '.join(not_run)}" if not_run else "")
              + ("" if outcome.changed else " (no change)"))
     return 0
@@ -257,4 +277,26 @@ def cmd_alias(ctx: Context) -> int:
     outcome = set_alias(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.alias, version, actor=ctx.actor,
                         reason=ctx.args.reason, expected=expected, expected_given=given)
     ctx.emit(outcome.to_dict(), f"{ctx.args.model}: {ctx.args.alias} -> {version or 'none'}")
+    return 0
+
+
+# -- protected aliases ([policy.production] in mrc.toml) ---------------------------------------------
+
+
+def _policy(ctx: Context, alias: str = PRODUCTION):
+    """The workspace's rule for `alias` (console/policy.py), None when it is not protected."""
+    if "policy" not in ctx.workspace.config:
+        return None
+    from console.policy import alias_policy
+
+    return alias_policy(ctx.workspace, alias)
+
+
+def cmd_revoke(ctx: Context) -> int:
+    from console.release import revoke
+
+    ctx.require_write("revoke")
+    outcome = revoke(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
+                     reason=ctx.args.reason)
+    ctx.emit(outcome.to_dict(), f"{ctx.args.model} {ctx.args.version}: approval by {ctx.actor} revoked")
     return 0

@@ -20,7 +20,7 @@ import sys
 import time
 
 from console.commands.common import Context
-from console.processes import alive
+from backends.procutil import alive
 
 
 def register(sub, common) -> None:

@@ -4,8 +4,11 @@
 
 Each trial starts a canary at 50 % (servers and router stay up), waits until the screen shows it,
 presses `R` through Pilot and times until the router's persisted split (split.json, written
-before the router answers) says stable 100 %. Baseline in the same run: the backend's own
-rollback call (LocalTraffic.rollback) with no UI. Target: p99 <= 100 ms.
+before the router answers) says stable 100 %. Trials alternate two moments for the key:
+"as the state lands" (the key arrives while the screen is still painting the new canary: the
+worst case, what a key meets when a controller update repaints the screen) and "after the
+paint" (the app idle, then 100 ms: a person reacts to what is on the screen). Baseline in the
+same run: the backend's own rollback call (LocalTraffic.rollback) with no UI. Target: p99 <= 100 ms.
 `--load N` runs N busy-loop processes during the baseline and the trials (load N on this box);
 the load average is printed before and after, since a shared box is never idle.
 """
@@ -54,7 +57,9 @@ def prepare(workspace: str | None) -> tuple[Path, Path | None]:
     return root, tmp
 
 
-async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float]]:
+async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float], list[float]]:
+    """ms key -> split changed with the key as the state lands, the same after the paint, and the
+    worker's own seconds (every trial)."""
     from textual.app import App
 
     import screens.canary_screen as canary_screen
@@ -74,11 +79,11 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float]]
         def on_mount(self):
             self.push_screen(canary_screen.CanaryScreen(MODEL))
 
-    key_ms, worker_ms = [], []
+    landing_ms, painted_ms, worker_ms = [], [], []
     app = Host()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        for _ in range(trials):
+        for trial in range(trials):
             controller = Controller(ws, MODEL, actor="bench")
             state = controller.start(CANDIDATE, CanaryPlan(steps=[50, 100], hold_s=600, interval_s=600))
             controller.act("next")
@@ -88,6 +93,10 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float]]
                     raise RuntimeError("the screen did not show the new canary")
                 await asyncio.sleep(0.005)
             assert live_split(root) == {CANDIDATE: 50, STABLE: 50}
+            after_paint = trial % 2 == 1
+            if after_paint:
+                await pilot.pause()  # every message handled, the screen repainted
+                await asyncio.sleep(0.1)
             # A watcher thread timestamps the split change, so the event loop's own pace
             # (Pilot waits for the app to be idle after a key) does not count.
             changed: list[float] = []
@@ -110,12 +119,12 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float]]
                 await asyncio.sleep(0.001)
             if not changed:
                 raise RuntimeError("R did not change the split")
-            key_ms.append((changed[0] - started) * 1000)
+            (painted_ms if after_paint else landing_ms).append((changed[0] - started) * 1000)
             while not screen.last_action or screen.state is None or screen.state.status != "rolled_back":
                 await asyncio.sleep(0.005)
             worker_ms.append(screen.last_action["seconds"] * 1000)
             screen.last_action = {}
-    return key_ms, worker_ms
+    return landing_ms, painted_ms, worker_ms
 
 
 def baseline(root: Path, trials: int) -> list[float]:
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"before: {loadavg()}; adding {args.load} busy loops", flush=True)
         load = busy_loops(args.load)
         base = baseline(root, args.trials)
-        key_ms, worker_ms = asyncio.run(run_trials(root, args.trials))
+        landing_ms, painted_ms, worker_ms = asyncio.run(run_trials(root, args.trials))
         print(f"after:  {loadavg()}")
     finally:
         for proc in load:
@@ -169,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         traffic.stop_serving(MODEL)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"R keypress -> split changed ({len(key_ms)} trials): p50 {statistics.median(key_ms):.1f} ms, "
-          f"p99 {pct(key_ms, 0.99):.1f} ms, max {max(key_ms):.1f} ms   (target p99 <= 100 ms)")
+    key_ms = landing_ms + painted_ms
+    for label, values in (("as the state lands", landing_ms), ("after the paint", painted_ms), ("all", key_ms)):
+        print(f"R keypress -> split changed, {label} ({len(values)} trials): p50 {statistics.median(values):.1f} ms, "
+              f"p99 {pct(values, 0.99):.1f} ms, max {max(values):.1f} ms   (target p99 <= 100 ms)")
     print(f"  worker (Controller.act rollback incl. state + audit writes): p50 {statistics.median(worker_ms):.1f} ms, "
           f"p99 {pct(worker_ms, 0.99):.1f} ms")
     print(f"  baseline LocalTraffic.rollback alone: p50 {statistics.median(base):.1f} ms, p99 {pct(base, 0.99):.1f} ms")

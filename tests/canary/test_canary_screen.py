@@ -108,3 +108,30 @@ async def test_pause_key_then_next_step_key(served_ws):
         await pilot.press("ctrl+y")
         await wait_for(pilot, lambda: screen.state.status == "promoted")
         assert live_split(served_ws) == {CANDIDATE: 100}
+
+
+async def test_R_runs_in_the_standby_thread_and_waiters_see_it_finish_and_the_thread_ends_with_the_screen(served_ws):
+    import threading
+
+    ws, state = live_canary(served_ws)
+    app = ScreenHost(ws, MODEL)
+
+    def standby_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == f"mrc-rollback-standby-{MODEL}" and t.is_alive()]
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_for(pilot, lambda: screen._standby_ready, timeout=30)
+        assert len(standby_threads()) == 1
+        await pilot.press("R")
+        # the key started no worker that moves traffic: only the receipt, which ends with the rollback
+        assert {w.group for w in app.workers} <= {"canary-poll", "canary-rollback-receipt"}
+        await app.workers.wait_for_complete()
+        rollbacks = [e for e in ws.audit().events(model=MODEL)
+                     if e.action == "canary-rollback" and e.details.get("canary") == state.id]
+        assert len(rollbacks) == 1 and rollbacks[0].actor == "pilot"  # recorded before the waiters returned
+        assert live_split(served_ws) == {STABLE: 100}
+        await wait_for(pilot, lambda: screen.state.status == "rolled_back")
+        app.pop_screen()
+        await wait_for(pilot, lambda: not standby_threads(), timeout=30)

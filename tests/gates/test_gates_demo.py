@@ -190,6 +190,12 @@ def test_validate_with_the_seed_schema_and_baseline(demo_template, mrc, tmp_path
     empty.write_text("")
     res = mrc("validate", str(empty), "--schema", str(schema2))
     assert res.returncode == 2 and "empty.csv: empty file" in res.stderr
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,malignant\n")
+    res = mrc("validate", str(header_only), "--schema", str(schema2), "--json")
+    assert res.returncode == 1 and res.json()["checks"]["row_count_ok"] is False, res.stdout
+    res = mrc("validate", str(header_only), "--schema", str(schema2), "--write-baseline", str(tmp_path / "b.json"))
+    assert res.returncode == 2 and "header.csv: no data rows" in res.stderr and not (tmp_path / "b.json").exists()
 
 
 def test_report_html_renders_offline_in_chromium(demo_template, mrc, tmp_path):

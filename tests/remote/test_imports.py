@@ -21,7 +21,8 @@ import pytest
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 {body}
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})
-print(json.dumps({{"rc": rc, "heavy": sorted({{m.split('.')[0] for m in heavy}}), "boto3": "boto3" in sys.modules}}))
+print(json.dumps({{"rc": rc, "heavy": sorted({{m.split('.')[0] for m in heavy}}), "boto3": "boto3" in sys.modules,
+                  "local_traffic": "backends.local.traffic" in sys.modules}}))
 """
 
 
@@ -50,6 +51,7 @@ def test_rollback_on_s3_imports_boto3_but_not_mlflow(s3_workspace, tmp_path):
     assert out["rc"] == 0
     assert out["boto3"]
     assert [m for m in out["heavy"] if m != "boto3"] == []
+    assert not out["local_traffic"]  # nothing is served locally: the traffic module is not even imported
     assert registry.get_pointers("m")[PRODUCTION] == "v1"
 
 

@@ -72,6 +72,29 @@ def test_a_split_change_is_in_the_audit_log_exactly_once_after_two_runs(served, 
     assert len(control_events(ws)) == len(lines) + 1
 
 
+def test_audit_checkpoint_ingests_the_journal_before_it_anchors(served, monkeypatch):
+    """A router change made just before `mrc audit checkpoint` is inside the anchor, not
+    appended after it by the next `mrc audit`."""
+    ws, traffic = served
+    monkeypatch.setenv("MRC_ACTOR", "dave")
+    split = traffic.get_split(MODEL)
+    traffic.set_split(MODEL, {"5": 20, "2": 80}, expected_revision=split.revision)
+    refused = run_mrc("audit", "checkpoint", "--read-only", "--workspace", str(ws), "--json")
+    assert refused.returncode == 2  # a read-only run ingests nothing either
+    logged = run_mrc("audit", "--read-only", "--workspace", str(ws), "--json").json()["events"]
+    logged = [e for e in logged if e["action"] in ("router-control", "server-control")]
+    assert logged and not split_events(logged, [["5", 20], ["2", 80]])
+
+    made = run_mrc("audit", "checkpoint", "--workspace", str(ws), "--json")
+    assert made.returncode == 0, made.stdout + made.stderr
+    head = made.json()["checkpoint"]
+    found = split_events(control_events(ws), [["5", 20], ["2", 80]])
+    assert len(found) == 1 and found[0]["actor"] == "dave via router"
+    assert found[0]["seq"] <= head["seq"], (found[0]["seq"], head)  # anchored, not appended after it
+    verify = run_mrc("audit", "verify", "--workspace", str(ws), "--json")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
 def test_a_journal_line_deleted_after_ingestion_is_named_by_verify(served, monkeypatch):
     ws, traffic = served
     monkeypatch.setenv("MRC_ACTOR", "mallory")

@@ -1,0 +1,25 @@
+"""Process liveness, stdlib only: shared by the console (its `mrc serve` children) and the local
+backends (trainers, model servers, the router). It lives beside the protocols so console/ can
+import it without reaching into a concrete backend (tests/foundation/test_no_side_doors.py)."""
+
+from __future__ import annotations
+
+import os
+
+
+def alive(pid: int) -> bool:
+    """True while pid runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    if pid <= 0:  # kill(0 or -n, 0) would ask about a whole process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    # a zombie still answers kill(0); /proc tells the truth on Linux. rsplit: the command name may hold ") "
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

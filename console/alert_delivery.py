@@ -1,0 +1,280 @@
+"""Alert delivery: Alertmanager's v2 API and plain webhooks signed with HMAC-SHA256.
+
+Runs after a command's own write has committed (console/cli.py), from the canary controller's
+loop, and from `mrc alerts flush`; never before or inside a rollback, and a receiver that is down
+costs one short timeout, never the command. Each receiver has a cursor (the last audit seq it
+was given) in mrc.db; what fails stays behind the cursor and is retried on the next run. Every
+attempt is audited (`alert.delivered`, `alert.failed`); those events are not alerts themselves.
+The webhook secret is read from the environment or a file named in mrc.toml, used to sign, and
+never stored or printed. stdlib only: this runs right after `mrc rollback`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from backends.base import BadInputError
+from console import alerts as alert_rules
+from console.audit import AuditLog, connect
+from console.domain import AuditEvent
+from console.timeutil import now_iso
+
+SIGNATURE_HEADER = "X-Mrc-Signature"  # "sha256=<hex>" over the raw request body
+
+CURSOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_cursors (
+    receiver TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated TEXT NOT NULL,
+    last_error TEXT NOT NULL DEFAULT ''
+)
+"""
+
+
+@dataclass
+class Delivery:
+    receiver: str
+    ok: bool
+    alerts: int
+    through_seq: int
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"receiver": self.receiver, "ok": self.ok, "alerts": self.alerts, "through_seq": self.through_seq,
+                "error": self.error}
+
+
+def config(ws) -> alert_rules.AlertsConfig:
+    return alert_rules.parse_config(ws.config.get("alerts"), str(ws.config_path))
+
+
+# -- reading the log ----------------------------------------------------------------------------
+
+def _read(db_path: str) -> tuple[list[AuditEvent], int, dict[str, tuple[int, str]]]:
+    """(the events that can fire or resolve an alert, the last audit seq, receiver -> (cursor, last error))."""
+    if not os.path.exists(db_path):
+        return [], 0, {}
+    conn = connect(db_path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "audit_events" not in tables:
+            return [], 0, {}
+        actions = alert_rules.mapped_actions()
+        rows = conn.execute(
+            "SELECT seq, at, actor, action, model, version, details, prev_hash, hash FROM audit_events"
+            f" WHERE action IN ({','.join('?' * len(actions))}) ORDER BY seq", actions).fetchall()
+        last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()[0]
+        cursors = {}
+        if "alert_cursors" in tables:
+            cursors = {r[0]: (int(r[1]), r[2]) for r in conn.execute("SELECT receiver, seq, last_error FROM alert_cursors")}
+    finally:
+        conn.close()
+    events = []
+    for r in rows:
+        try:
+            details = json.loads(r[6])
+        except ValueError:
+            details = {}
+        events.append(AuditEvent(r[0], r[1], r[2], r[3], r[4], r[5], details if isinstance(details, dict) else {},
+                                 r[7], r[8]))
+    return events, int(last), cursors
+
+
+def state(ws) -> dict[str, Any]:
+    """For `mrc alerts`: every alert with its delivery (pending until every receiver has it)."""
+    cfg = config(ws)
+    events, last, cursors = _read(str(ws.db_path))
+    alerts = alert_rules.fold(events, cfg)
+    now = now_iso()
+    receivers = [{"name": name, "cursor": cursors.get(name, (None, ""))[0], "last_error": cursors.get(name, (0, ""))[1]}
+                 for name in cfg.receivers()]
+    rows = []
+    for alert in sorted(alerts.values(), key=lambda a: a.changed_seq, reverse=True):
+        waiting = [r["name"] for r in receivers if alert in alert_rules.to_deliver({alert.key: alert}, r["cursor"], now)]
+        status = "pending" if waiting else ("fired" if alert.active(now) else "resolved")
+        rows.append({**alert.to_dict(), "state": status, "pending_for": waiting,
+                     "runbook_url": alert.annotations.get("runbook_url", "")})
+    return {"alerts": rows, "receivers": receivers, "audit_seq": last, "configured": cfg.enabled}
+
+
+# -- health conditions ---------------------------------------------------------------------------
+
+def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent]:
+    """Read production's health of every model; audit each condition that started or ended.
+    A model the metrics backend cannot read is skipped (no data neither fires nor resolves)."""
+    from backends.base import PRODUCTION
+
+    cfg = config(ws)
+    if not cfg.enabled:
+        return []
+    events, _, _ = _read(str(ws.db_path))
+    alerts = alert_rules.fold(events, cfg)
+    registry, metrics, audit = ws.registry(), ws.metrics(), ws.audit()
+    end = time.time() if now is None else now
+    written = []
+    for summary in registry.list_models():
+        model = summary.name
+        production = registry.get_pointers(model).get(PRODUCTION)
+        if not production:
+            continue
+        try:
+            window = metrics.health(model, production, end - cfg.health_window_s, end)
+        except Exception:  # noqa: BLE001  (an unreadable backend is no verdict; the canary judge fails closed, not this)
+            continue
+        firing = {metric for metric, name in alert_rules.HEALTH_ALERTS.items()
+                  if any(a.labels["alertname"] == name and a.labels["model"] == model and a.status == "firing"
+                         for a in alerts.values())}
+        for action, _metric, details in alert_rules.health_changes(firing, alert_rules.health_verdicts(window, cfg)):
+            details.update({"requests": window.requests, "window_s": cfg.health_window_s})
+            written.append(audit.append(actor, action, model, production, details))
+    return written
+
+
+# -- sending -------------------------------------------------------------------------------------
+
+def secret_of(hook: dict[str, str]) -> bytes:
+    if hook.get("secret_env"):
+        value = os.environ.get(hook["secret_env"], "")
+        if not value:
+            raise BadInputError(f"alerts.webhooks {hook['name']}: ${hook['secret_env']} is not set (the HMAC secret)")
+        return value.encode()
+    try:
+        with open(os.path.expanduser(hook["secret_file"]), "rb") as fh:
+            value = fh.read().strip()
+    except OSError as exc:
+        raise BadInputError(f"alerts.webhooks {hook['name']}: secret_file {hook['secret_file']}: "
+                            f"{exc.strerror or exc}") from None
+    if not value:
+        raise BadInputError(f"alerts.webhooks {hook['name']}: secret_file {hook['secret_file']} is empty")
+    return value
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:200].decode(errors="replace").strip()
+        raise OSError(f"HTTP {exc.code}" + (f": {detail}" if detail else "")) from None
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from None
+
+
+def send(cfg: alert_rules.AlertsConfig, receiver: str, batch: list[dict[str, Any]]) -> None:
+    """POST the alerts to one receiver; raises OSError/BadInputError saying why it failed."""
+    if receiver == "alertmanager":
+        _post(f"{cfg.alertmanager_url}/api/v2/alerts", json.dumps(batch).encode(), {}, cfg.timeout_s)
+        return
+    hook = next(h for h in cfg.webhooks if h["name"] == receiver)
+    body = json.dumps({"version": "mrc.alerts/1", "receiver": receiver, "sent_at": now_iso(), "alerts": batch},
+                      sort_keys=True).encode()
+    _post(hook["url"], body, {SIGNATURE_HEADER: sign(secret_of(hook), body)}, cfg.timeout_s)
+
+
+def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
+    """Give every receiver what it has not had yet; audit the outcome. Never raises for a receiver
+    that is down (the result says so); a bad [alerts] table raises BadInputError."""
+    cfg = config(ws)
+    if not cfg.enabled:
+        return []
+    events, last, cursors = _read(str(ws.db_path))
+    if not last:
+        return []
+    alerts = alert_rules.fold(events, cfg)
+    now = now_iso()
+    log = ws.audit()
+    results = []
+    for receiver in cfg.receivers():
+        cursor = cursors.get(receiver, (None, ""))[0]
+        batch = alert_rules.to_deliver(alerts, cursor, now)
+        if not batch:
+            if cursor != last:
+                _advance(log, receiver, cursor, last, None)
+            continue
+        try:
+            send(cfg, receiver, [a.payload() for a in batch])
+        except (OSError, BadInputError, ValueError) as exc:
+            error = str(exc)[:300]
+            _advance(log, receiver, cursor, cursor, ("alert.failed", actor, {
+                "receiver": receiver, "error": error, "pending": len(batch), "from_seq": cursor}), error=error)
+            results.append(Delivery(receiver, False, len(batch), cursor or 0, error))
+            continue
+        _advance(log, receiver, cursor, last, ("alert.delivered", actor, {
+            "receiver": receiver, "through_seq": last,
+            "alerts": [{"alertname": a.labels["alertname"], "model": a.labels["model"], "version": a.labels["version"],
+                        "status": a.status, "seq": a.changed_seq} for a in batch]}))
+        results.append(Delivery(receiver, True, len(batch), last))
+    return results
+
+
+def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, event, *, error: str = "") -> None:
+    """Move the receiver's cursor from what this run read (compare-and-swap: another process that
+    delivered meanwhile wins and nothing is written) and append the outcome in the same transaction."""
+    def write(conn: sqlite3.Connection) -> None:
+        conn.execute(CURSOR_SCHEMA)
+        row = conn.execute("SELECT seq FROM alert_cursors WHERE receiver = ?", (receiver,)).fetchone()
+        if (row[0] if row else None) != seen:
+            return
+        if new is not None:
+            conn.execute("INSERT INTO alert_cursors (receiver, seq, updated, last_error) VALUES (?,?,?,?)"
+                         " ON CONFLICT(receiver) DO UPDATE SET seq = excluded.seq, updated = excluded.updated,"
+                         " last_error = excluded.last_error", (receiver, new, now_iso(), error))
+        if event is not None:
+            action, actor, details = event
+            log.append_in(conn, actor, action, "", "", details)
+
+    from console.audit import _write_tx
+
+    _write_tx(log.db_path, write)
+
+
+def send_test(ws) -> list[Delivery]:
+    """`mrc alerts test`: one short-lived MrcTest alert to every receiver; nothing is written."""
+    cfg = config(ws)
+    if not cfg.enabled:
+        raise BadInputError(f"{ws.config_path}: [alerts] names no alertmanager_url and no webhooks")
+    now = now_iso()
+    alert = alert_rules.Alert({**cfg.labels, "alertname": "MrcTest", "model": "", "version": "", "severity": "info"},
+                              {"summary": "mrc alerts test: this receiver gets mrc's alerts",
+                               **({"runbook_url": cfg.runbook_url} if cfg.runbook_url else {})},
+                              now, alert_rules._plus(now, 300), "firing", 0, 0)
+    results = []
+    for receiver in cfg.receivers():
+        try:
+            send(cfg, receiver, [alert.payload()])
+            results.append(Delivery(receiver, True, 1, 0))
+        except (OSError, BadInputError, ValueError) as exc:
+            results.append(Delivery(receiver, False, 1, 0, str(exc)[:300]))
+    return results
+
+
+def after_write(ws, *, actor: str) -> list[Delivery]:
+    """Best effort after a command's write committed: never raises, never holds a command past
+    the receivers' short timeouts. Nothing happens where [alerts] is not configured."""
+    try:
+        if not isinstance(ws.config.get("alerts"), dict):
+            return []
+        return deliver(ws, actor=actor)
+    except Exception as exc:  # noqa: BLE001  (a broken [alerts] or a locked database: the command itself succeeded)
+        import sys
+
+        from console.redact import safe_line
+
+        print(f"mrc: alerts not delivered: {safe_line(exc)} (retried on the next command or `mrc alerts flush`)",
+              file=sys.stderr)
+        return []

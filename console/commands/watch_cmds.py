@@ -1,0 +1,121 @@
+"""watch"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from console.commands.common import Context
+
+EXIT_RETRAIN_LAUNCHED = 1  # the CLI contract's "drift beyond critical": this run trained a candidate
+
+
+def register(sub, common) -> None:
+    p = common(sub.add_parser(
+        "watch", help="drift of production's reference data vs the newest dataset version; past critical, retrain"))
+    p.add_argument("model")
+    p.add_argument("--once", action="store_true", help="one run, then exit (cron, CI); default: a loop")
+    p.add_argument("--interval", type=float, default=300.0, metavar="S", help="seconds between runs of the loop (300)")
+    p.add_argument("--runs", type=int, default=0, metavar="N", help="stop the loop after N runs (0: never)")
+    p.add_argument("--data", metavar="REF", help="the dataset to watch: NAME (its newest version) or NAME@VERSION "
+                                                 "(default: the dataset of models.MODEL.train_data)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="a retraining parameter (repeatable)")
+    p.add_argument("--gpu", action="store_true", help="retrain on a GPU (CUDA) when one is there")
+    p.set_defaults(handler=cmd_watch)
+
+
+def cmd_watch(ctx: Context) -> int:
+    import math
+    import time
+
+    from backends.base import BackendError, BadInputError, check_name
+    from console.training import parse_param_pairs
+    from console.watch import RETRAIN, WatchDecision, progress_line
+    from console.watch_run import watch_once
+
+    args = ctx.args
+    ctx.require_write("watch")
+    check_name(args.model, "model")
+    if not (math.isfinite(args.interval) and args.interval > 0):
+        raise BadInputError(f"--interval {args.interval!r}: must be a number of seconds > 0")
+    if args.runs < 0:
+        raise BadInputError(f"--runs {args.runs}: must be >= 0")
+    params = parse_param_pairs(args.param, where="--param ")
+    params.update({k: v for k, v in _config_params(ctx, args.model).items() if k not in params})
+    ws = ctx.workspace
+    runs = 1 if args.once else args.runs
+    done = 0
+    code = 0
+    summary: dict = {}
+
+    def on_event(event: dict) -> None:
+        kind = event.get("event")
+        if kind == "decision":
+            decision: WatchDecision = event["decision"]
+            summary["line"] = progress_line(decision)
+            if ctx.json or decision.action == RETRAIN:  # human mode prints it on stdout when the run ends
+                ctx.progress(f"watch {summary['line']}")
+        elif kind == "alert":
+            from console.alert_delivery import after_write
+
+            after_write(ws, actor=ctx.actor)  # best effort, never raises; nothing where [alerts] is not set
+        elif kind == "progress":
+            ctx.progress(f"  epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.4f}", event["progress"])
+        elif kind in ("log", "launched"):
+            ctx.progress("  " + (event.get("message") or f"launched job {event.get('job')}"))
+
+    while True:
+        started = time.monotonic()
+        try:
+            result = watch_once(ws, args.model, actor=ctx.actor, data=args.data, params=params, gpu=args.gpu,
+                                on_event=on_event)
+        except BackendError as exc:
+            if args.once:
+                raise
+            # a loop outlives a backend that is down for a while: say so, try again next interval
+            from console.redact import safe_line
+
+            ctx.progress(f"watch {args.model}: run failed: {safe_line(exc)} (next try in {args.interval:g} s)")
+            result = None
+        done += 1
+        if result is not None:
+            launched = result["action"] == RETRAIN
+            result["exit_code"] = EXIT_RETRAIN_LAUNCHED if launched else 0
+            line = summary.get("line", "")
+            if launched:
+                code = EXIT_RETRAIN_LAUNCHED
+                line = (f"{args.model}: registered candidate {result['candidate']} trained on {result['newest_data']} "
+                        f"(run {result['training_run']}); production {result['production'] or '(none)'} unchanged")
+            _emit_one(ctx, result, line)
+        if runs and done >= runs:
+            return code  # main() delivers what is pending once the command returns
+        if not args.once:
+            from console.alert_delivery import after_write
+
+            after_write(ws, actor=ctx.actor)  # a loop never returns: retry what a receiver missed, each run
+        time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+
+
+def _config_params(ctx: Context, model: str) -> dict:
+    """[models.X] watch_params = "epochs=5 hidden=16": the retraining parameters a team fixes once."""
+    from backends.base import BadInputError
+    from console.training import parse_param_pairs
+
+    raw = ctx.workspace.model_config(model).get("watch_params", "")
+    if not isinstance(raw, str):
+        raise BadInputError(f"{ctx.workspace.config_path}: models.{model}.watch_params must be a string "
+                            "like \"epochs=5 hidden=16\"")
+    return parse_param_pairs(raw.split(), where=f"{ctx.workspace.config_path}: models.{model}.watch_params: ")
+
+
+def _emit_one(ctx: Context, result: dict, line: str) -> None:
+    """One line per run on stdout; with --json one object per run, one line each (JSON Lines),
+    so a loop's output streams."""
+    from console.redact import escape_control, redact, redact_obj
+
+    if not ctx.json:
+        print(escape_control(redact(line)), flush=True)
+        return
+
+    sys.stdout.write(json.dumps(redact_obj(json.loads(json.dumps(result, default=str)))) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,51 @@
+"""Protected aliases ([policy.production]) through real `mrc` processes on real workspaces: a local
+one built here with plain sklearn models, the demo (real trainer), and SeaweedFS for identity."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from tests.remote.fixtures import _remote_credentials, s3_server  # noqa: F401  (fixtures)
+
+MODEL = "fraud"
+TRAINER = "alice"
+
+
+def two_versions(root: Path, *, trainer: str = TRAINER) -> Path:
+    """A local workspace holding two sklearn versions of MODEL, both trained by `trainer`."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from backends.base import Lineage
+    from console.workspace import Workspace
+
+    Workspace.init(root)
+    ws = Workspace.open(root)
+    registry = ws.registry()
+    registry.ensure_schema()
+    ws.audit().ensure_schema()
+    rng = np.random.RandomState(7)
+    X = rng.rand(200, 3)
+    y = (X[:, 0] + 0.1 * rng.rand(200) > 0.55).astype(int)
+    for i, c in ((1, 0.5), (2, 2.0)):
+        path = root / f"model-{i}.pkl"
+        path.write_bytes(pickle.dumps(LogisticRegression(C=c).fit(X, y)))
+        registry.register_version(MODEL, str(path), metrics={"auc_roc": 0.9}, artifact_format="sklearn",
+                                  lineage=Lineage(code_commit="c0ffee", data_version="tx@1", training_run=f"run-{i}",
+                                                  trained_by=trainer))
+        path.unlink()
+    return root
+
+
+def protect(root: Path, body: str) -> None:
+    """Append a [policy.production] table to the workspace's mrc.toml."""
+    with open(root / "mrc.toml", "a") as fh:
+        fh.write("\n[policy.production]\n" + body.strip() + "\n")
+
+
+@pytest.fixture
+def local_ws(tmp_path) -> Path:
+    return two_versions(tmp_path / "ws")

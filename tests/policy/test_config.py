@@ -1,0 +1,40 @@
+"""Bad [policy.<alias>] values: one line naming mrc.toml and the field, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import tree_digest
+from tests.policy.conftest import MODEL, protect
+
+
+@pytest.mark.parametrize("body,field", [
+    ("required_approvals = 0", "policy.production.required_approvals"),
+    ('required_approvals = "two"', "policy.production.required_approvals"),
+    ("required_approvals = true", "policy.production.required_approvals"),
+    ('distinct_from_trainer = "yes"', "policy.production.distinct_from_trainer"),
+    ("approvers = []", "policy.production.approvers"),
+    ('approvers = "bob"', "policy.production.approvers"),
+    ('required_approvals = 3\napprovers = ["bob", "carol"]', "policy.production.approvers"),
+    ('rollback = "everyone"', "policy.production.rollback"),
+    ("rollback = [1, 2]", "policy.production.rollback"),
+    ('identity = "strict"', "policy.production.identity"),
+    ("required_aprovals = 2", "policy.production.required_aprovals"),
+])
+def test_bad_policy_value_is_one_line_naming_the_file_and_field(local_ws, mrc, body, field):
+    protect(local_ws, body)
+    before = tree_digest(local_ws)
+    for argv in (("approve", MODEL, "2", "--reason", "ok", "--no-gates", "--override"), ("versions", MODEL),
+                 ("rollback", MODEL)):
+        result = mrc(*argv, "--workspace", str(local_ws), "--actor", "bob")
+        assert result.returncode == 2, (argv, result.stderr)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert str(local_ws / "mrc.toml") in result.stderr and field in result.stderr, result.stderr
+    assert tree_digest(local_ws) == before
+
+
+def test_policy_must_be_a_table_of_tables(local_ws, mrc):
+    with open(local_ws / "mrc.toml", "a") as fh:
+        fh.write('\n[policy]\nproduction = "two-person"\n')
+    result = mrc("versions", MODEL, "--workspace", str(local_ws))
+    assert result.returncode == 2 and "policy.production: must be a table" in result.stderr

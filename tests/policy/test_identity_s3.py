@@ -1,0 +1,89 @@
+"""Backend identity on a real S3 API (SeaweedFS on 127.0.0.1): it knows the caller by the access key
+the requests are signed with (no STS there), recorded beside the claimed actor, and with
+identity = "require" a claimed actor that is not it is refused."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from tests.conftest import tree_digest
+from tests.policy.conftest import MODEL, TRAINER
+from tests.remote import servers
+from tests.remote.fixtures import s3_toml, unique, write_workspace
+
+KEY_ID = servers.ACCESS_KEY
+
+
+def _s3_ws(tmp_path: Path, s3_server, policy: str) -> Path:
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+
+    from backends.base import Lineage
+    from console.workspace import Workspace
+
+    root = write_workspace(tmp_path / "ws-s3", s3_toml(s3_server.endpoint, unique("policy"))
+                           + "\n[policy.production]\n" + policy + "\n")
+    registry = Workspace.open(root).registry()
+    rng = np.random.RandomState(3)
+    X, y = rng.rand(100, 4), rng.randint(0, 2, 100)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(DecisionTreeClassifier(max_depth=3).fit(X, y)))
+    registry.register_version(MODEL, str(path), metrics={"auc_roc": 0.8},
+                              lineage=Lineage(code_commit="c0ffee", data_version="tx@1", training_run="run-1",
+                                              trained_by=TRAINER))
+    return root
+
+
+def _ws(root: Path, actor: str) -> list[str]:
+    return ["--workspace", str(root), "--actor", actor]
+
+
+def test_mismatched_s3_identity_is_refused_and_the_matching_one_recorded(tmp_path, s3_server, mrc):
+    root = _s3_ws(tmp_path, s3_server, 'required_approvals = 1\nidentity = "require"')
+    version = mrc("versions", MODEL, "--json", *_ws(root, "bob")).json()["versions"][0]["version"]
+    approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
+
+    before = tree_digest(root)
+    refused = mrc(*approve, *_ws(root, "bob"))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"the registry knows this caller as {KEY_ID!r}, not 'bob'" in refused.stderr
+    assert tree_digest(root) == before
+    assert mrc("versions", MODEL, "--json", *_ws(root, "bob")).json()["versions"][0]["approval"]["status"] == "pending"
+
+    ok = mrc(*approve, *_ws(root, KEY_ID))
+    assert ok.returncode == 0, ok.stderr
+    promote_refused = mrc("promote", MODEL, version, *_ws(root, "bob"))
+    assert promote_refused.returncode == 1 and f"knows this caller as {KEY_ID!r}" in promote_refused.stderr
+    promoted = mrc("promote", MODEL, version, "--reason", "ship", "--json", *_ws(root, KEY_ID))
+    assert promoted.returncode == 0, promoted.stderr
+    assert mrc("models", "--json", *_ws(root, KEY_ID)).json()["models"][0]["production"] == version
+
+    events = mrc("audit", "--json", *_ws(root, KEY_ID)).json()["events"]
+    approval = [e for e in events if e["action"] == "approve"][-1]
+    assert approval["details"]["identity"] == {"claimed": KEY_ID, "backend": KEY_ID}
+    move = [e for e in events if e["action"] == "promote"][-1]
+    assert move["details"]["identity"] == {"claimed": KEY_ID, "backend": KEY_ID}
+    assert move["details"]["policy"]["checked"] == "right before the compare-and-swap"
+
+
+def test_two_person_rule_on_s3_records_identity_and_counts_before_the_cas(tmp_path, s3_server, mrc):
+    root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    version = mrc("versions", MODEL, "--json", *_ws(root, "bob")).json()["versions"][0]["version"]
+    approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
+
+    assert mrc(*approve, *_ws(root, TRAINER)).returncode == 1  # the trainer, whatever the backend
+    first = mrc(*approve, *_ws(root, "bob"))
+    assert first.returncode == 0, first.stderr
+    assert first.json()["policy"]["summary"].startswith("1 of 2 approvals: needs 1 more")
+    assert mrc("promote", MODEL, version, *_ws(root, "bob")).returncode == 1
+    assert mrc(*approve, *_ws(root, "carol")).returncode == 0
+    promoted = mrc("promote", MODEL, version, "--reason", "two approvals", *_ws(root, "dave"))
+    assert promoted.returncode == 0, promoted.stderr
+
+    events = mrc("audit", "--json", *_ws(root, "dave")).json()["events"]
+    approvals = [e for e in events if e["action"] == "approve"]
+    assert [e["details"]["identity"] for e in approvals] == [{"claimed": "bob", "backend": KEY_ID},
+                                                            {"claimed": "carol", "backend": KEY_ID}]
+    move = [e for e in events if e["action"] == "promote"][-1]
+    assert move["details"]["policy"]["approved_by"] == ["bob", "carol"]
