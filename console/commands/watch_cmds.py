@@ -28,7 +28,7 @@ def cmd_watch(ctx: Context) -> int:
     import math
     import time
 
-    from backends.base import BadInputError, check_name
+    from backends.base import BackendError, BadInputError, check_name
     from console.training import parse_param_pairs
     from console.watch import RETRAIN, WatchDecision, progress_line
     from console.watch_run import watch_once
@@ -70,8 +70,11 @@ def cmd_watch(ctx: Context) -> int:
             result = watch_once(ws, args.model, actor=ctx.actor, data=args.data, params=params, gpu=args.gpu,
                                 on_event=on_event)
         except Exception as exc:  # noqa: BLE001
-            if args.once:
-                raise  # --once keeps the exit codes (2 bad input, 3 backend, …)
+            if args.once:  # --once keeps the exit codes (2 bad input, 4 backend, …)
+                if _has_exit_code(exc):
+                    raise
+                # not a traceback's exit 1: for watch, 1 means "retrain launched"
+                raise BackendError(f"watch {args.model}: run failed: {type(exc).__name__}: {exc}") from exc
             # a loop outlives any one run's failure (a backend down for a while, a new data version
             # without its label column, a failed training): report it, try again next interval
             _report_loop_error(ctx, args.model, exc, args.interval)
@@ -105,6 +108,17 @@ def _config_params(ctx: Context, model: str) -> dict:
         raise BadInputError(f"{ctx.workspace.config_path}: models.{model}.watch_params must be a string "
                             "like \"epochs=5 hidden=16\"")
     return parse_param_pairs(raw.split(), where=f"{ctx.workspace.config_path}: models.{model}.watch_params: ")
+
+
+def _has_exit_code(exc: BaseException) -> bool:
+    """Whether main() turns the error into one line and its own exit code."""
+    import sqlite3
+
+    from backends.base import BackendError, BadInputError, ConflictError
+    from console.commands.common import PolicyRefusal
+
+    return (isinstance(exc, (BackendError, BadInputError, ConflictError, PolicyRefusal, sqlite3.Error))
+            or type(exc).__name__ == "OperationalError")
 
 
 def _report_loop_error(ctx: Context, model: str, exc: BaseException, interval: float) -> None:
