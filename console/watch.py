@@ -16,6 +16,9 @@ UP_TO_DATE = "up-to-date"  # the newest data version is production's own referen
 NO_ACTION = "no-action"  # drift below the critical tier: reported only
 ALREADY_HANDLED = "already-handled"  # critical, but this data version was retrained on before
 RETRAIN = "retrain"  # critical and new: train on the newest data, register the candidate
+# critical, but a retrain on this data version started on another host and has not finished (or that
+# host crashed): not retrained here; a `mrc train` on the version by hand counts as handled
+IN_PROGRESS = "retrain-in-progress"
 
 SEVERITY_ORDER = {"none": 0, "warning": 1, "critical": 2}
 
@@ -75,17 +78,21 @@ def worst_feature(features: Sequence[Any]) -> WorstFeature:
     return best or WorstFeature()
 
 
-def needs_drift(newest: str, reference: str, handled: dict[str, Any]) -> bool:
+def needs_drift(newest: str, reference: str, handled: dict[str, Any],
+                in_progress: dict[str, Any] | None = None) -> bool:
     """Whether `decide` needs a drift report (the run reads both data sets only then)."""
-    return newest != reference and newest not in handled
+    return newest != reference and newest not in handled and newest not in (in_progress or {})
 
 
 def decide(model: str, *, newest: str, reference: str, production: str | None, report: Any | None,
-           handled: dict[str, Any]) -> WatchDecision:
+           handled: dict[str, Any], in_progress: dict[str, Any] | None = None) -> WatchDecision:
     """What to do about the newest data version.
 
     report: the DriftReport of newest vs reference; None is allowed only where `needs_drift` is False.
-    handled: dataset@version -> the record of its earlier retrain (from the watch state and the audit).
+    handled: dataset@version -> the record of its earlier retrain (from the watch state, the audit
+    and the registry's lineage).
+    in_progress: dataset@version -> the `watch.retrain_started` record of a retrain that may still be
+    running elsewhere (`unfinished_retrains`, less the ones this host knows are dead).
     """
     if newest == reference:
         return WatchDecision(UP_TO_DATE, model, newest, reference, production,
@@ -99,6 +106,17 @@ def decide(model: str, *, newest: str, reference: str, production: str | None, r
                                                 str(done.get("tier") or "")),
                              handled_by=done,
                              reason=f"{newest} was already retrained on (candidate {done.get('candidate') or '?'})")
+    if newest in (in_progress or {}):
+        started = (in_progress or {})[newest]
+        return WatchDecision(IN_PROGRESS, model, newest, reference, production,
+                             severity=str(started.get("severity") or "critical"),
+                             drift_share=float(started.get("drift_share") or 0.0),
+                             worst=WorstFeature(str(started.get("feature") or ""), started.get("psi"),
+                                                str(started.get("tier") or "")),
+                             handled_by=started,
+                             reason=f"a retrain on {newest} started at {started.get('at') or '?'} on host "
+                                    f"{started.get('host') or '?'} and has not finished: not retrained here "
+                                    f"(`mrc train {model} --data {newest}` by hand counts as handled)")
     if report is None:
         raise ValueError(f"{model}: {newest} is neither the reference nor handled: a drift report is needed")
     worst = worst_feature(report.features)
@@ -126,6 +144,37 @@ def handled_from_events(events: Iterable[Any], model: str) -> dict[str, Any]:
     return handled
 
 
+def handled_from_versions(versions: Iterable[Any]) -> dict[str, Any]:
+    """dataset@version -> {candidate, job, at} of every registered version whose lineage names that
+    data version: a retrain by hand (`mrc train`, the console) or a watch retrain whose
+    `watch.retrain` event was never written (a crash right after registering) is handled too."""
+    handled: dict[str, Any] = {}
+    for mv in versions:
+        data = getattr(mv.lineage, "data_version", "") or ""
+        if data and data not in handled:  # the first version trained on it is the one to name
+            handled[data] = {"candidate": mv.version, "job": mv.lineage.training_run, "at": mv.created_at,
+                             "source": "registry"}
+    return handled
+
+
+def unfinished_retrains(events: Iterable[Any], model: str) -> dict[str, Any]:
+    """dataset@version -> the details of its latest `watch.retrain_started` event that no later
+    `watch.retrain` or `watch.retrain.failed` of the same data version followed (events in log order):
+    a retrain still running, or one whose process died mid-way."""
+    started: dict[str, Any] = {}
+    for event in events:
+        if event.model != model:
+            continue
+        data = (event.details or {}).get("dataset_version")
+        if not isinstance(data, str) or not data:
+            continue
+        if event.action == "watch.retrain_started":
+            started[data] = {**(event.details or {}), "at": event.at, "actor": event.actor}
+        elif event.action in ("watch.retrain", "watch.retrain.failed"):
+            started.pop(data, None)
+    return started
+
+
 def progress_line(decision: WatchDecision) -> str:
     """One human line per run (loop mode prints one per interval)."""
     what = f"{decision.model}: {decision.newest} vs {decision.reference or '(no reference)'}"
@@ -136,5 +185,7 @@ def progress_line(decision: WatchDecision) -> str:
     drift = f"drift {decision.severity} ({decision.drift_share:.0%} of features; worst {worst.name or '-'}{psi})"
     tail = {NO_ACTION: "no action", ALREADY_HANDLED: f"already retrained (candidate "
                                                      f"{(decision.handled_by or {}).get('candidate') or '?'})",
+            IN_PROGRESS: f"retrain started on host {(decision.handled_by or {}).get('host') or '?'}, "
+                         "not finished: not retrained here",
             RETRAIN: "retraining"}[decision.action]
     return f"{what}: {drift} → {tail}"

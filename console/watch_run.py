@@ -5,6 +5,17 @@ configured training backend, register the candidate and audit it. Never promotes
 Runs of one model are serialised by a file lock (reports/<model>/watch.lock) held from reading
 what was handled to recording the retrain, so two watchers (cron overlapping a loop) never train
 twice on one data version: the second sees the first's `watch.retrain` and does nothing.
+
+What counts as handled (never retrained): a data version with a `watch.retrain` event, one in the
+state file, and one that a registered version names in its lineage (a retrain by hand, or a watch
+retrain that crashed between registering and auditing). Before training, a run appends
+`watch.retrain_started`; one that no `watch.retrain`/`watch.retrain.failed` followed is a retrain that
+died here (same host and lock, which this run now holds: retrained, the registry check covering a
+crash after registering) or one still running on another host (not retrained: IN_PROGRESS).
+
+The lock is a local file: with a registry shared by several hosts, each with its own workspace, two
+hosts can still both retrain on one new data version when their runs overlap (neither has registered
+yet); after the first registers, the registry check stops the others. Run one watcher per model.
 """
 
 from __future__ import annotations
@@ -16,7 +27,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import PRODUCTION, BadInputError, check_name
-from console.watch import NO_ACTION, RETRAIN, UP_TO_DATE, WatchDecision, decide, handled_from_events, needs_drift
+from console.watch import (NO_ACTION, RETRAIN, UP_TO_DATE, WatchDecision, decide, handled_from_events,
+                           handled_from_versions, needs_drift, unfinished_retrains)
 
 STATE_FILE = "watch.json"
 
@@ -110,9 +122,31 @@ def newest_data_ref(ws, model: str, data: str | None = None, production_mv=None)
 
 def handled_versions(ws, model: str) -> dict[str, Any]:
     """dataset@version -> its retrain record: the state file and the audit log together."""
-    handled = dict(read_state(ws, model).get("handled") or {})
+    handled = handled_from_versions(ws.registry().list_versions(model))
+    handled.update(read_state(ws, model).get("handled") or {})
     handled.update(handled_from_events(ws.audit().events(model=model), model))
     return handled
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _lock_path(ws, model: str) -> str:
+    return str(_model_dir(ws, model) / "watch.lock")
+
+
+def retrains_in_progress(ws, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(started elsewhere and unfinished, started here and dead). Call with the model's lock held:
+    a retrain started on this host under this lock cannot still be running."""
+    elsewhere: dict[str, Any] = {}
+    dead: dict[str, Any] = {}
+    for data, started in unfinished_retrains(ws.audit().events(model=model), model).items():
+        here = started.get("host") == _host() and started.get("lock") == _lock_path(ws, model)
+        (dead if here else elsewhere)[data] = started
+    return elsewhere, dead
 
 
 def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: dict[str, Any] | None = None,
@@ -126,13 +160,19 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
     _check_trainable(ws, model, newest)
     with _model_lock(ws, model):
         handled = handled_versions(ws, model)
+        in_progress, dead = retrains_in_progress(ws, model)
         report = None
-        if needs_drift(newest, reference, handled):
+        if needs_drift(newest, reference, handled, in_progress):
             report = _drift(ws, model, reference, newest, production)
         decision = decide(model, newest=newest, reference=reference, production=production, report=report,
-                          handled=handled)
+                          handled=handled, in_progress=in_progress)
         result = decision.to_dict()
         result.update(candidate=None, training_run=None)
+        if decision.action == RETRAIN and newest in dead:
+            started = dead[newest]
+            decision.reason += (f" (the retrain started at {started.get('at') or '?'} by pid {started.get('pid')} "
+                                "died before registering a candidate)")
+            result.update(reason=decision.reason, interrupted_retrain=started)
         if on_event:
             on_event({"event": "decision", "decision": decision})
         if decision.action == RETRAIN:
@@ -212,6 +252,9 @@ def _retrain(ws, decision: WatchDecision, report, *, actor: str, params: dict[st
     audit.append(actor, "drift.critical", model, decision.production or "", details)
     if on_event:
         on_event({"event": "alert"})  # delivered now, not after a training that may take an hour
+    # before training: a crash from here on leaves a trace that the next run reads (retrains_in_progress)
+    audit.append(actor, "watch.retrain_started", model, decision.production or "",
+                 {**details, "host": _host(), "pid": os.getpid(), "lock": _lock_path(ws, model)})
     cfg = ws.model_config(model)
     spec = TrainingSpec(model, newest, params, gpu=gpu, parent_version=decision.production,
                         label=cfg.get("label", ""), test_data=cfg.get("test_data", ""),

@@ -237,18 +237,31 @@ class TrainingScreen(ConsoleScreen):
 
 def open_with_newest_data(screen, model: str) -> None:
     """From a critical drift: the training screen for `model`, its data version prefilled with the
-    newest version of the model's dataset (the one `mrc watch` would retrain on), read in a worker."""
+    newest version of the model's dataset (the one `mrc watch` would retrain on), read in a worker.
+    Where that version is already handled (a candidate trained on it, a watch retrain), it says
+    which candidate instead of opening the screen."""
     app = screen.app
     app.record_call(f"console.watch_run.newest_data_ref(ws, {model!r}) → TrainingScreen({model!r}, data=…)")
 
     def find_newest() -> None:
-        from console.watch_run import newest_data_ref, production_of
+        from console.watch_run import handled_versions, newest_data_ref, production_of
 
         try:
             _, production_mv = production_of(app.workspace, model)
             newest = newest_data_ref(app.workspace, model, production_mv=production_mv)
         except Exception as exc:  # noqa: BLE001  (no dataset named anywhere: say so, stay here)
             app.call_from_thread(app.notify, f"{model}: no newest data version: {exc}", severity="error")
+            return
+        try:
+            done = handled_versions(app.workspace, model).get(newest)
+        except Exception as exc:  # noqa: BLE001  (registry down: say so, do not offer a retrain blind)
+            app.call_from_thread(app.notify, f"{model}: cannot tell whether {newest} was trained on: {exc}",
+                                 severity="error")
+            return
+        if done:  # a second retrain on one data version is what watch itself never does
+            app.call_from_thread(app.notify, f"{model}: candidate {done.get('candidate') or '?'} is already "
+                                 f"trained on {newest} (the newest data version): review it instead of retraining",
+                                 severity="warning")
             return
         reason = (f"drift is critical: retrain on the newest data version {newest} "
                   "(the new version becomes the candidate; nothing is promoted)")

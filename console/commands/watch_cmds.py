@@ -69,13 +69,15 @@ def cmd_watch(ctx: Context) -> int:
         try:
             result = watch_once(ws, args.model, actor=ctx.actor, data=args.data, params=params, gpu=args.gpu,
                                 on_event=on_event)
-        except BackendError as exc:
-            if args.once:
-                raise
-            # a loop outlives a backend that is down for a while: say so, try again next interval
-            from console.redact import safe_line
-
-            ctx.progress(f"watch {args.model}: run failed: {safe_line(exc)} (next try in {args.interval:g} s)")
+        except Exception as exc:  # noqa: BLE001
+            if args.once:  # --once keeps the exit codes (2 bad input, 4 backend, …)
+                if _has_exit_code(exc):
+                    raise
+                # not a traceback's exit 1: for watch, 1 means "retrain launched"
+                raise BackendError(f"watch {args.model}: run failed: {type(exc).__name__}: {exc}") from exc
+            # a loop outlives any one run's failure (a backend down for a while, a new data version
+            # without its label column, a failed training): report it, try again next interval
+            _report_loop_error(ctx, args.model, exc, args.interval)
             result = None
         done += 1
         if result is not None:
@@ -106,6 +108,32 @@ def _config_params(ctx: Context, model: str) -> dict:
         raise BadInputError(f"{ctx.workspace.config_path}: models.{model}.watch_params must be a string "
                             "like \"epochs=5 hidden=16\"")
     return parse_param_pairs(raw.split(), where=f"{ctx.workspace.config_path}: models.{model}.watch_params: ")
+
+
+def _has_exit_code(exc: BaseException) -> bool:
+    """Whether main() turns the error into one line and its own exit code."""
+    import sqlite3
+
+    from backends.base import BackendError, BadInputError, ConflictError
+    from console.commands.common import PolicyRefusal
+
+    return (isinstance(exc, (BackendError, BadInputError, ConflictError, PolicyRefusal, sqlite3.Error))
+            or type(exc).__name__ == "OperationalError")
+
+
+def _report_loop_error(ctx: Context, model: str, exc: BaseException, interval: float) -> None:
+    """One line for a loop run that failed: on stderr; with --json also one object (with `error`)
+    on stdout, so a consumer of the JSON Lines sees every run."""
+    from backends.base import BackendError, BadInputError
+    from console.redact import redact_obj, safe_line
+
+    kind = "bad-input" if isinstance(exc, BadInputError) else "backend" if isinstance(exc, BackendError) else "error"
+    error = safe_line(exc if kind != "error" else f"{type(exc).__name__}: {exc}")
+    ctx.progress(f"watch {model}: run failed: {error} (next try in {interval:g} s)")
+    if ctx.json:
+        sys.stdout.write(json.dumps(redact_obj({"model": model, "action": "error", "error": error,
+                                                "error_kind": kind})) + "\n")
+        sys.stdout.flush()
 
 
 def _emit_one(ctx: Context, result: dict, line: str) -> None:

@@ -89,3 +89,27 @@ def test_w_is_absent_without_critical_drift_and_in_read_only(story, production_w
             assert app.screen is home
     asyncio.run(go(calm, False))
     asyncio.run(go(copy_ws(story.ws, tmp_path / "ro"), True))
+
+
+def test_home_w_names_the_candidate_already_trained_on_the_newest_data(story, tmp_path):
+    """The story's retrain left candidate 2 on credit@v3, the newest version, with drift critical:
+    `w` must not offer a second retrain on credit@v3; it names the candidate and stays on home."""
+    ws = copy_ws(story.ws, tmp_path)
+
+    async def go():
+        app = make_app(ws)
+        async with app.run_test(size=(150, 48)) as pilot:
+            await settle(app, pilot)
+            home = app.screen
+            row = home.selected_row()
+            assert row is not None and row.model == MODEL and row.drift == "critical"
+            await pilot.press("w")
+            messages: list[str] = []
+            for _ in range(200):  # the check runs in a worker; poll, generously
+                await settle(app, pilot, rounds=1)
+                messages = [n.message for n in app._notifications]
+                if messages or app.screen is not home:
+                    break
+            assert app.screen is home and not isinstance(app.screen, TrainingScreen)
+            assert any("candidate 2" in m and "credit@v3" in m for m in messages), messages
+    asyncio.run(go())

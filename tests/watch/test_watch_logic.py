@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from console.drift import drift_report
-from console.watch import (ALREADY_HANDLED, NO_ACTION, RETRAIN, UP_TO_DATE, decide, handled_from_events,
-                           needs_drift, newest_version, progress_line, worst_feature)
+from console.watch import (ALREADY_HANDLED, IN_PROGRESS, NO_ACTION, RETRAIN, UP_TO_DATE, decide,
+                           handled_from_events, handled_from_versions, needs_drift, newest_version, progress_line,
+                           unfinished_retrains, worst_feature)
 
 
 def columns(seed: int, shift: float = 0.0, n: int = 2000) -> dict:
@@ -77,3 +78,35 @@ def test_handled_comes_from_watch_retrain_events_of_the_model_only():
               ev("drift.critical", "m", "4", {"dataset_version": "d@v5"})]
     handled = handled_from_events(events, "m")
     assert list(handled) == ["d@v3"] and handled["d@v3"]["candidate"] == "5" and handled["d@v3"]["job"] == "r1"
+
+
+def test_handled_from_versions_names_the_first_version_trained_on_each_data_version():
+    mv = lambda version, data: SimpleNamespace(version=version, created_at=f"t{version}",  # noqa: E731
+                                               lineage=SimpleNamespace(data_version=data, training_run=f"r{version}"))
+    handled = handled_from_versions([mv("1", "d@v1"), mv("2", "d@v3"), mv("3", "d@v3"), mv("4", "")])
+    assert sorted(handled) == ["d@v1", "d@v3"] and handled["d@v3"]["candidate"] == "2"
+    assert handled["d@v3"]["job"] == "r2"
+
+
+def test_unfinished_retrains_are_starts_no_end_followed():
+    ev = lambda action, model, data: SimpleNamespace(action=action, model=model, version="", at="t",  # noqa: E731
+                                                     actor="a", details={"dataset_version": data, "host": "h"})
+    events = [ev("watch.retrain_started", "m", "d@v2"), ev("watch.retrain", "m", "d@v2"),
+              ev("watch.retrain_started", "m", "d@v3"), ev("watch.retrain.failed", "m", "d@v3"),
+              ev("watch.retrain_started", "m", "d@v4"),
+              ev("watch.retrain_started", "other", "d@v5")]
+    assert list(unfinished_retrains(events, "m")) == ["d@v4"]
+    # a failed one started again and not ended is unfinished again
+    assert list(unfinished_retrains(events + [ev("watch.retrain_started", "m", "d@v3")], "m")) == ["d@v4", "d@v3"]
+
+
+def test_a_retrain_in_progress_elsewhere_is_not_retrained_and_needs_no_drift(reports):
+    started = {"d@v3": {"host": "gpu-7", "at": "t", "severity": "critical", "feature": "a", "psi": 1.1}}
+    assert not needs_drift("d@v3", "d@v1", {}, started)
+    decision = decide("m", newest="d@v3", reference="d@v1", production="4", report=None, handled={},
+                      in_progress=started)
+    assert decision.action == IN_PROGRESS and "gpu-7" in decision.reason and "gpu-7" in progress_line(decision)
+    # handled (the registry has a version on it) wins over a stale start
+    handled = {"d@v3": {"candidate": "8"}}
+    assert decide("m", newest="d@v3", reference="d@v1", production="4", report=None, handled=handled,
+                  in_progress=started).action == ALREADY_HANDLED
