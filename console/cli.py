@@ -185,7 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "OperationalError" and _locked(exc):  # the same, through SQLAlchemy
             print(f"mrc: busy: {ctx.db_path_hint()}: database is locked (held by another process)", file=sys.stderr)
             return EXIT_BACKEND
-        raise
+        # A bug or an error nobody foresaw: never exit 1, which CI reads as "gate failed" or
+        # "drift beyond critical". The traceback is for the bug report; the last line says what.
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(f"mrc: internal error: {type(exc).__name__}: {safe_line(exc)}", file=sys.stderr)
+        return EXIT_BACKEND
     except KeyboardInterrupt:
         print("mrc: interrupted", file=sys.stderr)
         return 130

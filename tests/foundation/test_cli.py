@@ -262,3 +262,18 @@ def test_a_reader_that_leaves_early_is_not_an_error(demo_ws):
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_an_error_nobody_foresaw_never_exits_1(monkeypatch, capsys, tmp_path):
+    """Exit 1 is a verdict (gate failed, drift beyond critical): a crash must not read as one."""
+    from console import cli
+    from console.commands import gate_cmds
+
+    def crash(ctx):
+        raise RuntimeError("an unforeseen state")
+
+    monkeypatch.setattr(gate_cmds, "cmd_drift", crash)
+    code = cli.main(["drift", "--reference", str(tmp_path / "a.csv"), "--current", str(tmp_path / "b.csv")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BACKEND, err
+    assert err.strip().splitlines()[-1] == "mrc: internal error: RuntimeError: an unforeseen state"
