@@ -21,9 +21,12 @@ fi
 
 # -- k8s control plane (issue #14) ------------------------------------------------------------
 # kube-apiserver, controller-manager, scheduler and kubectl built from Debian's kubernetes source
-# package into ${MRC_K8S_CACHE:-~/.cache/mrc-k8s} (skipped when built: ~12-40 min cold on 2 cores,
+# package into ${MRC_K8S_CACHE:-~/.cache/mrc-k8s} (skipped when built: ~12-36 min cold on 2 cores,
 # ~2 min with its Go cache kept); tests/k8s/real fails without them.
-bash tests/k8s/cluster/build.sh
+# It builds in the background while pip installs (pip mostly waits on the network and disk).
+K8S_LOG=$(mktemp -t mrc-k8s-build.XXXXXX)
+bash tests/k8s/cluster/build.sh >"$K8S_LOG" 2>&1 &
+K8S_BUILD=$!
 # -- end k8s control plane ---------------------------------------------------------------------
 
 echo "== python environment (.venv)"
@@ -32,6 +35,14 @@ echo "== python environment (.venv)"
 # torch first and pinned: the CPU build from this machine's disk, not a multi-GB CUDA build
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e '.[test]'
+
+# a line a minute while the build runs, so a long first build is visibly alive
+waited=0
+while kill -0 "$K8S_BUILD" 2>/dev/null; do
+    sleep 5; waited=$((waited + 5))
+    [ $((waited % 60)) -eq 0 ] && echo "== k8s control plane: still building (${waited} s after pip): $(tail -n 1 "$K8S_LOG" | cut -c1-100)"
+done
+if wait "$K8S_BUILD"; then cat "$K8S_LOG"; else cat "$K8S_LOG"; echo "== k8s control plane build failed"; exit 1; fi
 
 echo "== tests"
 exec .venv/bin/python -m pytest "$@"
