@@ -1,8 +1,9 @@
 """Alert delivery: Alertmanager's v2 API and plain webhooks signed with HMAC-SHA256.
 
 Runs after a command's own write has committed (console/cli.py), from the canary controller's
-loop, and from `mrc alerts flush`; never before or inside a rollback, and a receiver that is down
-costs one short timeout, never the command. Each receiver has a cursor (the last audit seq it
+loop, and from `mrc alerts flush`; never before or inside a rollback. All receivers are sent to at
+once under one overall deadline (deadline_s, DNS included): a receiver that is down or hangs costs
+the command at most that, never the command itself. Each receiver has a cursor (the last audit seq it
 was given) in mrc.db; what fails stays behind the cursor and is retried on the next run. Every
 attempt is audited (`alert.delivered`, `alert.failed`); those events are not alerts themselves.
 The webhook secret is read from the environment or a file named in mrc.toml, used to sign, and
@@ -175,18 +176,20 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
         raise OSError(str(exc.reason)) from None
 
 
-def send(cfg: alert_rules.AlertsConfig, receiver: str, batch: list[dict[str, Any]]) -> None:
+def send(cfg: alert_rules.AlertsConfig, receiver: str, batch: list[dict[str, Any]], *,
+         timeout: float | None = None) -> None:
     """POST the alerts to one receiver; raises OSError/BadInputError saying why it failed."""
+    timeout = cfg.timeout_s if timeout is None else timeout
     if receiver == "alertmanager":
-        _post(f"{cfg.alertmanager_url}/api/v2/alerts", json.dumps(batch).encode(), {}, cfg.timeout_s)
+        _post(f"{cfg.alertmanager_url}/api/v2/alerts", json.dumps(batch).encode(), {}, timeout)
         return
     hook = next(h for h in cfg.webhooks if h["name"] == receiver)
     body = json.dumps({"version": "mrc.alerts/1", "receiver": receiver, "sent_at": now_iso(), "alerts": batch},
                       sort_keys=True).encode()
-    _post(hook["url"], body, {SIGNATURE_HEADER: sign(secret_of(hook), body)}, cfg.timeout_s)
+    _post(hook["url"], body, {SIGNATURE_HEADER: sign(secret_of(hook), body)}, timeout)
 
 
-def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
+def deliver(ws, *, actor: str = "alerts", deadline_s: float | None = None) -> list[Delivery]:
     """Give every receiver what it has not had yet; audit the outcome. Never raises for a receiver
     that is down (the result says so); a bad [alerts] table raises BadInputError."""
     cfg = config(ws)
@@ -198,18 +201,20 @@ def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
     alerts = alert_rules.fold(events, cfg)
     now = now_iso()
     log = ws.audit()
-    results = []
+    batches = {}
     for receiver in cfg.receivers():
         cursor = cursors.get(receiver, (None, ""))[0]
         batch = alert_rules.to_deliver(alerts, cursor, now)
-        if not batch:
-            if cursor != last:
-                _advance(log, receiver, cursor, last, None)
-            continue
-        try:
-            send(cfg, receiver, [a.payload() for a in batch])
-        except (OSError, BadInputError, ValueError) as exc:
-            error = str(exc)[:300]
+        if batch:
+            batches[receiver] = (cursor, batch)
+        elif cursor != last:
+            _advance(log, receiver, cursor, last, None)
+    wait = cfg.deadline_s if deadline_s is None else deadline_s
+    outcomes = send_all(cfg, {r: [a.payload() for a in batch] for r, (_, batch) in batches.items()}, wait)
+    results = []
+    for receiver, (cursor, batch) in batches.items():
+        error = outcomes[receiver]
+        if error is not None:
             _advance(log, receiver, cursor, cursor, ("alert.failed", actor, {
                 "receiver": receiver, "error": error, "pending": len(batch), "from_seq": cursor}), error=error)
             results.append(Delivery(receiver, False, len(batch), cursor or 0, error))
@@ -220,6 +225,37 @@ def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
                         "status": a.status, "seq": a.changed_seq} for a in batch]}))
         results.append(Delivery(receiver, True, len(batch), last))
     return results
+
+
+def send_all(cfg: alert_rules.AlertsConfig, batches: dict[str, list[dict[str, Any]]],
+             deadline_s: float) -> dict[str, str | None]:
+    """Every receiver at once, each in its own daemon thread (the host's DNS lookup too, which
+    urlopen's timeout does not cover), under ONE overall deadline: receiver -> None when it took
+    the batch, else why not. A receiver still busy at the deadline is a failure (its alerts stay
+    behind the cursor for the next run); its thread is left to end on its own, it writes nothing."""
+    import threading
+
+    outcomes: dict[str, str | None] = {}
+
+    def one(receiver: str, batch: list[dict[str, Any]]) -> None:
+        try:
+            send(cfg, receiver, batch, timeout=min(cfg.timeout_s, deadline_s))
+            outcomes[receiver] = None
+        except (OSError, BadInputError, ValueError) as exc:
+            outcomes[receiver] = str(exc)[:300] or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001  (a thread that dies silently would read as "no answer")
+            outcomes[receiver] = f"{type(exc).__name__}: {exc}"[:300]
+
+    threads = {r: threading.Thread(target=one, args=(r, b), name=f"mrc-alerts-{r}", daemon=True)
+               for r, b in batches.items()}
+    for thread in threads.values():
+        thread.start()
+    end = time.monotonic() + deadline_s
+    for thread in threads.values():
+        thread.join(max(0.0, end - time.monotonic()))
+    done = dict(outcomes)  # a snapshot: a thread that answers after the deadline changes nothing
+    return {r: done[r] if r in done else f"no answer within {deadline_s:g} s (all receivers together)"
+            for r in batches}
 
 
 def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, event, *, error: str = "") -> None:
@@ -265,7 +301,7 @@ def send_test(ws) -> list[Delivery]:
 
 def after_write(ws, *, actor: str) -> list[Delivery]:
     """Best effort after a command's write committed: never raises, never holds a command past
-    the receivers' short timeouts. Nothing happens where [alerts] is not configured."""
+    [alerts] deadline_s (all receivers together). Nothing happens where [alerts] is not configured."""
     try:
         if not isinstance(ws.config.get("alerts"), dict):
             return []

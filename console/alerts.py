@@ -57,7 +57,8 @@ class AlertsConfig:
     min_requests: int = 20                # fewer requests in the window: no verdict (the state is kept)
     hold_s: float = 14400.0               # a firing alert's endsAt, unless an event resolves it first
     notice_s: float = 900.0               # an info notice (a promotion) ends by itself after this
-    timeout_s: float = 3.0                # per receiver and request: delivery never holds a command long
+    timeout_s: float = 3.0                # per request's socket (connect, each read)
+    deadline_s: float = 2.0               # all receivers together, DNS included: what a write waits for delivery
     labels: dict[str, str] = field(default_factory=dict)  # added to every alert (team, env …) for routing
 
     @property
@@ -86,7 +87,8 @@ def parse_config(section: Any, where: str = "mrc.toml") -> AlertsConfig:
             raise BadInputError(f"{where}: alerts.{key}: must be an http(s) URL")
         setattr(cfg, key, value.rstrip("/") if key == "alertmanager_url" else value)
     for key, low in (("max_error_rate", 0.0), ("max_p99_latency_ms", 0.0), ("health_window_s", 1.0),
-                     ("hold_s", 1.0), ("notice_s", 1.0), ("timeout_s", 0.1)):
+                     ("hold_s", 1.0), ("notice_s", 1.0), ("timeout_s", 0.1),
+                     ("deadline_s", 0.1)):
         if key in section:
             value = section[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
