@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from backends.base import BadInputError
@@ -110,7 +111,8 @@ def state(ws) -> dict[str, Any]:
 # -- health conditions ---------------------------------------------------------------------------
 
 def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent]:
-    """Read production's health of every model; audit each condition that started or ended.
+    """Read production's health of every model; audit each condition that started, still holds
+    (past half its hold: a fresh endsAt, re-sent) or ended.
     A model the metrics backend cannot read is skipped (no data neither fires nor resolves)."""
     from backends.base import PRODUCTION
 
@@ -121,6 +123,7 @@ def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent
     alerts = alert_rules.fold(events, cfg)
     registry, metrics, audit = ws.registry(), ws.metrics(), ws.audit()
     end = time.time() if now is None else now
+    stamp = datetime.fromtimestamp(end, timezone.utc).isoformat().replace("+00:00", "Z")
     written = []
     for summary in registry.list_models():
         model = summary.name
@@ -131,10 +134,11 @@ def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent
             window = metrics.health(model, production, end - cfg.health_window_s, end)
         except Exception:  # noqa: BLE001  (an unreadable backend is no verdict; the canary judge fails closed, not this)
             continue
-        firing = {metric for metric, name in alert_rules.HEALTH_ALERTS.items()
-                  if any(a.labels["alertname"] == name and a.labels["model"] == model and a.status == "firing"
-                         for a in alerts.values())}
-        for action, _metric, details in alert_rules.health_changes(firing, alert_rules.health_verdicts(window, cfg)):
+        firing = {metric: alert for metric, name in alert_rules.HEALTH_ALERTS.items()
+                  for alert in alerts.values()
+                  if alert.labels["alertname"] == name and alert.labels["model"] == model and alert.status == "firing"}
+        for action, _metric, details in alert_rules.health_changes(
+                firing, alert_rules.health_verdicts(window, cfg), stamp, cfg):
             details.update({"requests": window.requests, "window_s": cfg.health_window_s})
             written.append(audit.append(actor, action, model, production, details))
     return written
