@@ -5,7 +5,9 @@ loop, and from `mrc alerts flush`; never before or inside a rollback. All receiv
 once under one overall deadline (deadline_s, DNS included): a receiver that is down or hangs costs
 the command at most that, never the command itself. Each receiver has a cursor (the last audit seq it
 was given) in mrc.db; what fails stays behind the cursor and is retried on the next run. Every
-attempt is audited (`alert.delivered`, `alert.failed`); those events are not alerts themselves.
+delivery is audited (`alert.delivered`), a failure when its error changes and with exponential
+back-off otherwise (`alert.failed`), and the first delivery after failures (`alert.recovered`);
+those events are not alerts themselves.
 The webhook secret is read from the environment or a file named in mrc.toml, used to sign, and
 never stored or printed. stdlib only: this runs right after `mrc rollback`.
 """
@@ -38,6 +40,18 @@ CREATE TABLE IF NOT EXISTS alert_cursors (
     seq INTEGER NOT NULL,
     updated TEXT NOT NULL,
     last_error TEXT NOT NULL DEFAULT ''
+)
+"""
+
+
+# A receiver's current run of failed tries (none while it takes its alerts): what the back-off of
+# the alert.failed audit record counts.
+FAILURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_failures (
+    receiver TEXT PRIMARY KEY,
+    error TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    since TEXT NOT NULL
 )
 """
 
@@ -264,9 +278,13 @@ def send_all(cfg: alert_rules.AlertsConfig, batches: dict[str, list[dict[str, An
 
 def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, event, *, error: str = "") -> None:
     """Move the receiver's cursor from what this run read (compare-and-swap: another process that
-    delivered meanwhile wins and nothing is written) and append the outcome in the same transaction."""
+    delivered meanwhile wins and nothing is written) and append the outcome in the same transaction.
+    A failure is audited when its error text changes and otherwise only on the 1st, 2nd, 4th, 8th …
+    try of a run of failures (the controller retries every 15 s; a dead receiver must not flood the
+    log); the first delivery after failures is audited as alert.recovered."""
     def write(conn: sqlite3.Connection) -> None:
         conn.execute(CURSOR_SCHEMA)
+        conn.execute(FAILURES_SCHEMA)
         row = conn.execute("SELECT seq FROM alert_cursors WHERE receiver = ?", (receiver,)).fetchone()
         if (row[0] if row else None) != seen:
             return
@@ -274,9 +292,25 @@ def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, ev
             conn.execute("INSERT INTO alert_cursors (receiver, seq, updated, last_error) VALUES (?,?,?,?)"
                          " ON CONFLICT(receiver) DO UPDATE SET seq = excluded.seq, updated = excluded.updated,"
                          " last_error = excluded.last_error", (receiver, new, now_iso(), error))
-        if event is not None:
-            action, actor, details = event
-            log.append_in(conn, actor, action, "", "", details)
+        if event is None:
+            return
+        action, actor, details = event
+        streak = conn.execute("SELECT error, failures, since FROM alert_failures WHERE receiver = ?",
+                              (receiver,)).fetchone()
+        if action == "alert.failed":
+            failures = (streak[1] if streak else 0) + 1
+            since = streak[2] if streak else now_iso()
+            conn.execute("INSERT INTO alert_failures (receiver, error, failures, since) VALUES (?,?,?,?)"
+                         " ON CONFLICT(receiver) DO UPDATE SET error = excluded.error, failures = excluded.failures",
+                         (receiver, details["error"], failures, since))
+            if streak is not None and not alert_rules.audit_failure(streak[0], details["error"], failures):
+                return
+            details = {**details, "failures": failures, "since": since}
+        elif action == "alert.delivered" and streak is not None:
+            conn.execute("DELETE FROM alert_failures WHERE receiver = ?", (receiver,))
+            log.append_in(conn, actor, "alert.recovered", "", "", {
+                "receiver": receiver, "failures": streak[1], "since": streak[2], "last_error": streak[0]})
+        log.append_in(conn, actor, action, "", "", details)
 
     from console.audit import _write_tx
 
