@@ -245,6 +245,9 @@ def deliver(ws, *, actor: str = "alerts", deadline_s: float | None = None) -> li
     return results
 
 
+_IN_FLIGHT: dict[str, Any] = {}  # receiver URL -> the thread of its last try (left running past a deadline)
+
+
 def send_all(cfg: alert_rules.AlertsConfig, batches: dict[str, list[dict[str, Any]]],
              deadline_s: float) -> dict[str, str | None]:
     """Every receiver at once, each in its own daemon thread (the host's DNS lookup too, which
@@ -264,10 +267,18 @@ def send_all(cfg: alert_rules.AlertsConfig, batches: dict[str, list[dict[str, An
         except Exception as exc:  # noqa: BLE001  (a thread that dies silently would read as "no answer")
             outcomes[receiver] = f"{type(exc).__name__}: {exc}"[:300]
 
+    def where(receiver: str) -> str:
+        return cfg.alertmanager_url if receiver == "alertmanager" else \
+            next(h["url"] for h in cfg.webhooks if h["name"] == receiver)
+
+    busy = {r for r in batches if (t := _IN_FLIGHT.get(where(r))) is not None and t.is_alive()}
     threads = {r: threading.Thread(target=one, args=(r, b), name=f"mrc-alerts-{r}", daemon=True)
-               for r, b in batches.items()}
-    for thread in threads.values():
+               for r, b in batches.items() if r not in busy}
+    for receiver, thread in threads.items():
+        _IN_FLIGHT[where(receiver)] = thread
         thread.start()
+    for receiver in busy:  # a long-lived process (the controller) never piles up threads on a hung host
+        outcomes[receiver] = "the previous try is still waiting for an answer (DNS or connection)"
     end = time.monotonic() + deadline_s
     for thread in threads.values():
         thread.join(max(0.0, end - time.monotonic()))
