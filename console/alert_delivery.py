@@ -1,10 +1,13 @@
 """Alert delivery: Alertmanager's v2 API and plain webhooks signed with HMAC-SHA256.
 
 Runs after a command's own write has committed (console/cli.py), from the canary controller's
-loop, and from `mrc alerts flush`; never before or inside a rollback, and a receiver that is down
-costs one short timeout, never the command. Each receiver has a cursor (the last audit seq it
+loop, and from `mrc alerts flush`; never before or inside a rollback. All receivers are sent to at
+once under one overall deadline (deadline_s, DNS included): a receiver that is down or hangs costs
+the command at most that, never the command itself. Each receiver has a cursor (the last audit seq it
 was given) in mrc.db; what fails stays behind the cursor and is retried on the next run. Every
-attempt is audited (`alert.delivered`, `alert.failed`); those events are not alerts themselves.
+delivery is audited (`alert.delivered`), a failure when its error changes and with exponential
+back-off otherwise (`alert.failed`), and the first delivery after failures (`alert.recovered`);
+those events are not alerts themselves.
 The webhook secret is read from the environment or a file named in mrc.toml, used to sign, and
 never stored or printed. stdlib only: this runs right after `mrc rollback`.
 """
@@ -20,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from backends.base import BadInputError
@@ -36,6 +40,18 @@ CREATE TABLE IF NOT EXISTS alert_cursors (
     seq INTEGER NOT NULL,
     updated TEXT NOT NULL,
     last_error TEXT NOT NULL DEFAULT ''
+)
+"""
+
+
+# A receiver's current run of failed tries (none while it takes its alerts): what the back-off of
+# the alert.failed audit record counts.
+FAILURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_failures (
+    receiver TEXT PRIMARY KEY,
+    error TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    since TEXT NOT NULL
 )
 """
 
@@ -109,7 +125,8 @@ def state(ws) -> dict[str, Any]:
 # -- health conditions ---------------------------------------------------------------------------
 
 def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent]:
-    """Read production's health of every model; audit each condition that started or ended.
+    """Read production's health of every model; audit each condition that started, still holds
+    (past half its hold: a fresh endsAt, re-sent) or ended.
     A model the metrics backend cannot read is skipped (no data neither fires nor resolves)."""
     from backends.base import PRODUCTION
 
@@ -120,6 +137,7 @@ def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent
     alerts = alert_rules.fold(events, cfg)
     registry, metrics, audit = ws.registry(), ws.metrics(), ws.audit()
     end = time.time() if now is None else now
+    stamp = datetime.fromtimestamp(end, timezone.utc).isoformat().replace("+00:00", "Z")
     written = []
     for summary in registry.list_models():
         model = summary.name
@@ -130,10 +148,11 @@ def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent
             window = metrics.health(model, production, end - cfg.health_window_s, end)
         except Exception:  # noqa: BLE001  (an unreadable backend is no verdict; the canary judge fails closed, not this)
             continue
-        firing = {metric for metric, name in alert_rules.HEALTH_ALERTS.items()
-                  if any(a.labels["alertname"] == name and a.labels["model"] == model and a.status == "firing"
-                         for a in alerts.values())}
-        for action, _metric, details in alert_rules.health_changes(firing, alert_rules.health_verdicts(window, cfg)):
+        firing = {metric: alert for metric, name in alert_rules.HEALTH_ALERTS.items()
+                  for alert in alerts.values()
+                  if alert.labels["alertname"] == name and alert.labels["model"] == model and alert.status == "firing"}
+        for action, _metric, details in alert_rules.health_changes(
+                firing, alert_rules.health_verdicts(window, cfg), stamp, cfg):
             details.update({"requests": window.requests, "window_s": cfg.health_window_s})
             written.append(audit.append(actor, action, model, production, details))
     return written
@@ -175,18 +194,20 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
         raise OSError(str(exc.reason)) from None
 
 
-def send(cfg: alert_rules.AlertsConfig, receiver: str, batch: list[dict[str, Any]]) -> None:
+def send(cfg: alert_rules.AlertsConfig, receiver: str, batch: list[dict[str, Any]], *,
+         timeout: float | None = None) -> None:
     """POST the alerts to one receiver; raises OSError/BadInputError saying why it failed."""
+    timeout = cfg.timeout_s if timeout is None else timeout
     if receiver == "alertmanager":
-        _post(f"{cfg.alertmanager_url}/api/v2/alerts", json.dumps(batch).encode(), {}, cfg.timeout_s)
+        _post(f"{cfg.alertmanager_url}/api/v2/alerts", json.dumps(batch).encode(), {}, timeout)
         return
     hook = next(h for h in cfg.webhooks if h["name"] == receiver)
     body = json.dumps({"version": "mrc.alerts/1", "receiver": receiver, "sent_at": now_iso(), "alerts": batch},
                       sort_keys=True).encode()
-    _post(hook["url"], body, {SIGNATURE_HEADER: sign(secret_of(hook), body)}, cfg.timeout_s)
+    _post(hook["url"], body, {SIGNATURE_HEADER: sign(secret_of(hook), body)}, timeout)
 
 
-def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
+def deliver(ws, *, actor: str = "alerts", deadline_s: float | None = None) -> list[Delivery]:
     """Give every receiver what it has not had yet; audit the outcome. Never raises for a receiver
     that is down (the result says so); a bad [alerts] table raises BadInputError."""
     cfg = config(ws)
@@ -198,18 +219,20 @@ def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
     alerts = alert_rules.fold(events, cfg)
     now = now_iso()
     log = ws.audit()
-    results = []
+    batches = {}
     for receiver in cfg.receivers():
         cursor = cursors.get(receiver, (None, ""))[0]
         batch = alert_rules.to_deliver(alerts, cursor, now)
-        if not batch:
-            if cursor != last:
-                _advance(log, receiver, cursor, last, None)
-            continue
-        try:
-            send(cfg, receiver, [a.payload() for a in batch])
-        except (OSError, BadInputError, ValueError) as exc:
-            error = str(exc)[:300]
+        if batch:
+            batches[receiver] = (cursor, batch)
+        elif cursor != last:
+            _advance(log, receiver, cursor, last, None)
+    wait = cfg.deadline_s if deadline_s is None else deadline_s
+    outcomes = send_all(cfg, {r: [a.payload() for a in batch] for r, (_, batch) in batches.items()}, wait)
+    results = []
+    for receiver, (cursor, batch) in batches.items():
+        error = outcomes[receiver]
+        if error is not None:
             _advance(log, receiver, cursor, cursor, ("alert.failed", actor, {
                 "receiver": receiver, "error": error, "pending": len(batch), "from_seq": cursor}), error=error)
             results.append(Delivery(receiver, False, len(batch), cursor or 0, error))
@@ -222,11 +245,57 @@ def deliver(ws, *, actor: str = "alerts") -> list[Delivery]:
     return results
 
 
+_IN_FLIGHT: dict[str, Any] = {}  # receiver URL -> the thread of its last try (left running past a deadline)
+
+
+def send_all(cfg: alert_rules.AlertsConfig, batches: dict[str, list[dict[str, Any]]],
+             deadline_s: float) -> dict[str, str | None]:
+    """Every receiver at once, each in its own daemon thread (the host's DNS lookup too, which
+    urlopen's timeout does not cover), under ONE overall deadline: receiver -> None when it took
+    the batch, else why not. A receiver still busy at the deadline is a failure (its alerts stay
+    behind the cursor for the next run); its thread is left to end on its own, it writes nothing."""
+    import threading
+
+    outcomes: dict[str, str | None] = {}
+
+    def one(receiver: str, batch: list[dict[str, Any]]) -> None:
+        try:
+            send(cfg, receiver, batch, timeout=min(cfg.timeout_s, deadline_s))
+            outcomes[receiver] = None
+        except (OSError, BadInputError, ValueError) as exc:
+            outcomes[receiver] = str(exc)[:300] or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001  (a thread that dies silently would read as "no answer")
+            outcomes[receiver] = f"{type(exc).__name__}: {exc}"[:300]
+
+    def where(receiver: str) -> str:
+        return cfg.alertmanager_url if receiver == "alertmanager" else \
+            next(h["url"] for h in cfg.webhooks if h["name"] == receiver)
+
+    busy = {r for r in batches if (t := _IN_FLIGHT.get(where(r))) is not None and t.is_alive()}
+    threads = {r: threading.Thread(target=one, args=(r, b), name=f"mrc-alerts-{r}", daemon=True)
+               for r, b in batches.items() if r not in busy}
+    for receiver, thread in threads.items():
+        _IN_FLIGHT[where(receiver)] = thread
+        thread.start()
+    for receiver in busy:  # a long-lived process (the controller) never piles up threads on a hung host
+        outcomes[receiver] = "the previous try is still waiting for an answer (DNS or connection)"
+    end = time.monotonic() + deadline_s
+    for thread in threads.values():
+        thread.join(max(0.0, end - time.monotonic()))
+    done = dict(outcomes)  # a snapshot: a thread that answers after the deadline changes nothing
+    return {r: done[r] if r in done else f"no answer within {deadline_s:g} s (all receivers together)"
+            for r in batches}
+
+
 def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, event, *, error: str = "") -> None:
     """Move the receiver's cursor from what this run read (compare-and-swap: another process that
-    delivered meanwhile wins and nothing is written) and append the outcome in the same transaction."""
+    delivered meanwhile wins and nothing is written) and append the outcome in the same transaction.
+    A failure is audited when its error text changes and otherwise only on the 1st, 2nd, 4th, 8th …
+    try of a run of failures (the controller retries every 15 s; a dead receiver must not flood the
+    log); the first delivery after failures is audited as alert.recovered."""
     def write(conn: sqlite3.Connection) -> None:
         conn.execute(CURSOR_SCHEMA)
+        conn.execute(FAILURES_SCHEMA)
         row = conn.execute("SELECT seq FROM alert_cursors WHERE receiver = ?", (receiver,)).fetchone()
         if (row[0] if row else None) != seen:
             return
@@ -234,9 +303,25 @@ def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, ev
             conn.execute("INSERT INTO alert_cursors (receiver, seq, updated, last_error) VALUES (?,?,?,?)"
                          " ON CONFLICT(receiver) DO UPDATE SET seq = excluded.seq, updated = excluded.updated,"
                          " last_error = excluded.last_error", (receiver, new, now_iso(), error))
-        if event is not None:
-            action, actor, details = event
-            log.append_in(conn, actor, action, "", "", details)
+        if event is None:
+            return
+        action, actor, details = event
+        streak = conn.execute("SELECT error, failures, since FROM alert_failures WHERE receiver = ?",
+                              (receiver,)).fetchone()
+        if action == "alert.failed":
+            failures = (streak[1] if streak else 0) + 1
+            since = streak[2] if streak else now_iso()
+            conn.execute("INSERT INTO alert_failures (receiver, error, failures, since) VALUES (?,?,?,?)"
+                         " ON CONFLICT(receiver) DO UPDATE SET error = excluded.error, failures = excluded.failures",
+                         (receiver, details["error"], failures, since))
+            if streak is not None and not alert_rules.audit_failure(streak[0], details["error"], failures):
+                return
+            details = {**details, "failures": failures, "since": since}
+        elif action == "alert.delivered" and streak is not None:
+            conn.execute("DELETE FROM alert_failures WHERE receiver = ?", (receiver,))
+            log.append_in(conn, actor, "alert.recovered", "", "", {
+                "receiver": receiver, "failures": streak[1], "since": streak[2], "last_error": streak[0]})
+        log.append_in(conn, actor, action, "", "", details)
 
     from console.audit import _write_tx
 
@@ -265,7 +350,7 @@ def send_test(ws) -> list[Delivery]:
 
 def after_write(ws, *, actor: str) -> list[Delivery]:
     """Best effort after a command's write committed: never raises, never holds a command past
-    the receivers' short timeouts. Nothing happens where [alerts] is not configured."""
+    [alerts] deadline_s (all receivers together). Nothing happens where [alerts] is not configured."""
     try:
         if not isinstance(ws.config.get("alerts"), dict):
             return []

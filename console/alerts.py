@@ -21,8 +21,9 @@ from typing import Any, Iterable
 from backends.base import BadInputError
 
 # Audit actions of delivery itself: never alerts, or a failing receiver would page about itself forever.
-DELIVERY_ACTIONS = ("alert.delivered", "alert.failed")
+DELIVERY_ACTIONS = ("alert.delivered", "alert.failed", "alert.recovered")
 HEALTH_BREACH, HEALTH_RECOVERED = "health.breach", "health.recovered"
+HEALTH_ONGOING = "health.ongoing"  # a breach still measured: its alert's endsAt moves on (re-sent before it ends)
 
 ERROR_RATE, LATENCY = "ProductionErrorRateHigh", "ProductionLatencyHigh"
 HEALTH_ALERTS = {"error_rate": ERROR_RATE, "p99_latency_ms": LATENCY}
@@ -57,7 +58,8 @@ class AlertsConfig:
     min_requests: int = 20                # fewer requests in the window: no verdict (the state is kept)
     hold_s: float = 14400.0               # a firing alert's endsAt, unless an event resolves it first
     notice_s: float = 900.0               # an info notice (a promotion) ends by itself after this
-    timeout_s: float = 3.0                # per receiver and request: delivery never holds a command long
+    timeout_s: float = 3.0                # per request's socket (connect, each read)
+    deadline_s: float = 2.0               # all receivers together, DNS included: what a write waits for delivery
     labels: dict[str, str] = field(default_factory=dict)  # added to every alert (team, env …) for routing
 
     @property
@@ -86,7 +88,8 @@ def parse_config(section: Any, where: str = "mrc.toml") -> AlertsConfig:
             raise BadInputError(f"{where}: alerts.{key}: must be an http(s) URL")
         setattr(cfg, key, value.rstrip("/") if key == "alertmanager_url" else value)
     for key, low in (("max_error_rate", 0.0), ("max_p99_latency_ms", 0.0), ("health_window_s", 1.0),
-                     ("hold_s", 1.0), ("notice_s", 1.0), ("timeout_s", 0.1)):
+                     ("hold_s", 1.0), ("notice_s", 1.0), ("timeout_s", 0.1),
+                     ("deadline_s", 0.1)):
         if key in section:
             value = section[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
@@ -255,6 +258,13 @@ def resolved_by(event, alert: Alert) -> bool:
     return alert.labels["alertname"] in names and (not same_version or alert.labels["version"] == event.version)
 
 
+def extended_by(event, alert: Alert) -> bool:
+    """Whether an audit event says a firing health alert's condition still holds (a fresh endsAt)."""
+    return (event.action == HEALTH_ONGOING and alert.status == "firing" and alert.labels["model"] == event.model
+            and event.seq > alert.fired_seq
+            and alert.labels["alertname"] == HEALTH_ALERTS.get(str((event.details or {}).get("metric"))))
+
+
 def fold(events: Iterable, cfg: AlertsConfig) -> dict[tuple[str, str, str], Alert]:
     """Every alert's current state after these events (in seq order)."""
     alerts: dict[tuple[str, str, str], Alert] = {}
@@ -262,16 +272,26 @@ def fold(events: Iterable, cfg: AlertsConfig) -> dict[tuple[str, str, str], Aler
         for alert in alerts.values():
             if resolved_by(event, alert):
                 alert.status, alert.ends_at, alert.changed_seq = "resolved", event.at, event.seq
+            elif extended_by(event, alert):
+                alert.ends_at, alert.changed_seq = _plus(event.at, cfg.hold_s), event.seq
         fired = fired_by(event, cfg)
         if fired is not None:
             alerts[fired.key] = fired
     return alerts
 
 
+def audit_failure(last_error: str, error: str, failures: int) -> bool:
+    """Whether the failures-th failed try in a row is audited: a new error text always, the same
+    one with exponential back-off (tries 1, 2, 4, 8 …: a dead receiver retried every 15 s costs
+    about 13 audit records a day, not 5,760). The retry itself is not backed off."""
+    return error != last_error or failures & (failures - 1) == 0
+
+
 def mapped_actions() -> tuple[str, ...]:
     """Every action that can fire or resolve an alert (the delivery query reads only these)."""
     return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "rollback", "drift.critical",
-                         "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED, *RESOLVES}))
+                         "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED,
+                         HEALTH_ONGOING, *RESOLVES}))
 
 
 def to_deliver(alerts: dict[tuple[str, str, str], Alert], cursor: int | None, now: str) -> list[Alert]:
@@ -298,16 +318,25 @@ def health_verdicts(window, cfg: AlertsConfig) -> dict[str, tuple[bool, float, f
     }
 
 
-def health_changes(firing_now: set[str], verdicts: dict[str, tuple[bool, float, float] | None]) -> list[tuple[str, str, dict]]:
-    """(action, metric, details) for each condition that started or ended; `firing_now` holds the
-    metrics whose alert is firing according to the log."""
+def health_changes(firing: dict[str, Alert], verdicts: dict[str, tuple[bool, float, float] | None], now: str,
+                   cfg: AlertsConfig) -> list[tuple[str, str, dict]]:
+    """(action, metric, details) for each condition that started, still holds or ended; `firing`
+    holds, per metric, the alert the log says is firing. A breach whose alert is past its endsAt
+    (Alertmanager has resolved it) fires again; one still active is re-sent with a fresh endsAt
+    once less than half of hold_s is left (Alertmanager's resolve_timeout model: a firing alert
+    is re-posted before it ends), so it never lapses while the condition holds, provided
+    `mrc alerts flush` runs more often than hold_s / 2."""
     changes = []
     for metric, verdict in verdicts.items():
         if verdict is None:
             continue
         over, value, threshold = verdict
-        if over and metric not in firing_now:
-            changes.append((HEALTH_BREACH, metric, {"metric": metric, "value": value, "threshold": threshold}))
-        elif not over and metric in firing_now:
-            changes.append((HEALTH_RECOVERED, metric, {"metric": metric, "value": value, "threshold": threshold}))
+        details = {"metric": metric, "value": value, "threshold": threshold}
+        alert = firing.get(metric)
+        if over and (alert is None or not alert.active(now)):
+            changes.append((HEALTH_BREACH, metric, details))
+        elif over and (_parse(alert.ends_at) - _parse(now)).total_seconds() < cfg.hold_s / 2:
+            changes.append((HEALTH_ONGOING, metric, details))
+        elif not over and alert is not None:
+            changes.append((HEALTH_RECOVERED, metric, details))
     return changes

@@ -207,7 +207,10 @@ def deliver_alerts(ctx) -> None:
     """After the command's write committed: pending alerts out, best effort, short timeouts."""
     try:
         ws = ctx.workspace
+        configured = isinstance(ws.config.get("alerts"), dict)
     except Exception:  # noqa: BLE001  (no workspace to read alerts from: nothing to deliver)
+        return
+    if not configured:  # no [alerts]: not even the import (urllib.request, ssl) on the 3 AM path
         return
     from console.alert_delivery import after_write
 

@@ -287,6 +287,10 @@ class CanaryScreen(Screen):
             self.post_message(self.Acted(action, state, seconds=time.perf_counter() - started))
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
             self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
+            return
+        from screens.after_write import deliver_alerts
+
+        deliver_alerts(self.app.workspace, getattr(self.app, "actor", "console"))  # after the move, never before
 
     def _rollback_standby(self) -> None:
         """The one thread here that is not a Textual worker: it lives as long as the screen, and

@@ -428,6 +428,9 @@ class ReviewScreen(ConsoleScreen):
         standing = (outcome.detail.get("policy") or {}).get("summary")
         self.post_message(self.Decided(f"{self.model} {self.version}: {status}{note} by {self.app.actor}"
                                        + (f"; {standing}" if standing else ""), True))
+        from screens.after_write import deliver_alerts
+
+        deliver_alerts(ws, self.app.actor)  # the decision has committed: its alert (or resolution) goes out now
 
     @on(Decided)
     def _on_decided(self, message: Decided) -> None:

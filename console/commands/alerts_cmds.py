@@ -33,7 +33,9 @@ def cmd_alerts(ctx: Context) -> int:
         for event in checked:
             ctx.progress(f"{event.action}: {event.model} {event.version} {event.details.get('metric')} "
                          f"{event.details.get('value')} (threshold {event.details.get('threshold')})")
-        return _report(ctx, alert_delivery.deliver(ws, actor=ctx.actor), "delivered",
+        # an explicit flush may wait for a slow receiver up to its own timeout; a write never does
+        return _report(ctx, alert_delivery.deliver(ws, actor=ctx.actor, deadline_s=max(cfg.deadline_s, cfg.timeout_s)),
+                       "delivered",
                        health=[e.to_dict() for e in checked])
     view = alert_delivery.state(ws)
     ctx.emit(view, lambda: _human(view))

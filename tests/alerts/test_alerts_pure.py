@@ -95,10 +95,76 @@ def test_health_verdicts_need_enough_requests_and_say_over_or_under():
     bad = HealthWindow("m", "2", 0, 1, requests=100, errors=20, latency_p99_ms=50)
     verdicts = rules.health_verdicts(bad, cfg)
     assert verdicts == {"error_rate": (True, 0.2, 0.1), "p99_latency_ms": (False, 50.0, 100.0)}
-    assert [c[:2] for c in rules.health_changes(set(), verdicts)] == [("health.breach", "error_rate")]
-    assert rules.health_changes({"error_rate"}, verdicts) == []
-    assert [c[:2] for c in rules.health_changes({"p99_latency_ms"}, verdicts)] == [
+    now = "2026-01-01T00:00:01Z"
+    firing = rules.fold([ev(1, "health.breach", version="2", metric="error_rate"),
+                         ev(2, "health.breach", version="2", metric="p99_latency_ms")], cfg)
+    rate, latency = firing[(rules.ERROR_RATE, "m", "2")], firing[(rules.LATENCY, "m", "2")]
+    assert [c[:2] for c in rules.health_changes({}, verdicts, now, cfg)] == [("health.breach", "error_rate")]
+    assert rules.health_changes({"error_rate": rate}, verdicts, now, cfg) == []
+    assert [c[:2] for c in rules.health_changes({"p99_latency_ms": latency}, verdicts, now, cfg)] == [
         ("health.breach", "error_rate"), ("health.recovered", "p99_latency_ms")]
+
+
+def _at(seconds: float) -> str:
+    return rules._plus("2026-01-01T00:00:00Z", seconds)
+
+
+def test_a_breach_that_persists_past_hold_is_re_sent_before_its_ends_at_and_never_lapses():
+    """A controlled clock: flush every 15 minutes for 12 hours while the error rate stays high.
+    At every moment the alert Alertmanager was last sent is still active (endsAt in the future)."""
+    from backends.base import HealthWindow
+
+    cfg = rules.parse_config({"alertmanager_url": "http://127.0.0.1:1", "max_error_rate": 0.1, "hold_s": 14400})
+    bad = rules.health_verdicts(HealthWindow("m", "2", 0, 1, requests=100, errors=50, latency_p99_ms=None), cfg)
+    events, sent = [], {}
+    for tick in range(0, 12 * 3600 + 1, 900):
+        now = _at(tick)
+        alerts = rules.fold(events, cfg)
+        firing = {metric: a for metric, name in rules.HEALTH_ALERTS.items() for a in alerts.values()
+                  if a.labels["alertname"] == name and a.status == "firing"}
+        for action, _metric, details in rules.health_changes(firing, bad, now, cfg):
+            events.append(ev(len(events) + 1, action, version="2", at=now, **details))
+        alerts = rules.fold(events, cfg)
+        for alert in rules.to_deliver(alerts, max(sent.values(), default=0) or None, now):
+            sent[alert.key] = alert.changed_seq
+            last_payload = alert.payload()
+        assert rules._parse(last_payload["endsAt"]) > rules._parse(now), f"the alert lapsed at +{tick} s"
+        assert last_payload["startsAt"] == _at(0)  # one alert all along, not a new one each time
+    actions = [e.action for e in events]
+    assert actions[0] == "health.breach" and actions.count("health.breach") == 1
+    # re-sent about every hold_s / 2, not on every flush
+    assert 4 <= actions.count(rules.HEALTH_ONGOING) <= 7
+
+
+def test_an_ongoing_event_extends_only_that_metrics_firing_alert_and_recovery_still_resolves():
+    cfg = rules.parse_config({"alertmanager_url": "http://127.0.0.1:1", "hold_s": 3600})
+    events = [ev(1, "health.breach", version="2", metric="error_rate", at=_at(0)),
+              ev(2, "health.breach", version="2", metric="p99_latency_ms", at=_at(0)),
+              ev(3, rules.HEALTH_ONGOING, version="2", metric="error_rate", at=_at(2000))]
+    state = rules.fold(events, cfg)
+    rate, latency = state[(rules.ERROR_RATE, "m", "2")], state[(rules.LATENCY, "m", "2")]
+    assert (rate.ends_at, rate.changed_seq, rate.starts_at) == (_at(5600), 3, _at(0))
+    assert (latency.ends_at, latency.changed_seq) == (_at(3600), 2)
+    assert rate.active(_at(4000)) and not latency.active(_at(4000))
+    assert rules.fired_by(events[2], cfg) is None
+    events.append(ev(4, "health.recovered", version="2", metric="error_rate", at=_at(4000)))
+    rate = rules.fold(events, cfg)[(rules.ERROR_RATE, "m", "2")]
+    assert (rate.status, rate.ends_at) == ("resolved", _at(4000))
+    # an ongoing event after the recovery does not bring a resolved alert back
+    events.append(ev(5, rules.HEALTH_ONGOING, version="2", metric="error_rate", at=_at(4100)))
+    assert rules.fold(events, cfg)[(rules.ERROR_RATE, "m", "2")].status == "resolved"
+
+
+def test_a_breach_whose_alert_already_lapsed_fires_again():
+    cfg = rules.parse_config({"alertmanager_url": "http://127.0.0.1:1", "max_error_rate": 0.1, "hold_s": 3600})
+    from backends.base import HealthWindow
+
+    bad = rules.health_verdicts(HealthWindow("m", "2", 0, 1, requests=100, errors=50, latency_p99_ms=None), cfg)
+    alert = rules.fold([ev(1, "health.breach", version="2", metric="error_rate", at=_at(0))], cfg)[
+        (rules.ERROR_RATE, "m", "2")]
+    assert [c[0] for c in rules.health_changes({"error_rate": alert}, bad, _at(1000), cfg)] == []
+    assert [c[0] for c in rules.health_changes({"error_rate": alert}, bad, _at(2000), cfg)] == [rules.HEALTH_ONGOING]
+    assert [c[0] for c in rules.health_changes({"error_rate": alert}, bad, _at(3600), cfg)] == ["health.breach"]
 
 
 @pytest.mark.parametrize("section, field", [
