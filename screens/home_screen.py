@@ -573,7 +573,8 @@ def _production_policy(ws):
 
 def _deliver_alerts(ws, actor: str) -> None:
     """On-call alerts out once the rollback has committed and the banner has its message (best
-    effort, short timeouts; a receiver that is down is retried by the next write or flush)."""
-    from console.alert_delivery import after_write
+    effort, under one deadline; a receiver that is down is retried by the next write or flush).
+    Nothing is imported where mrc.toml has no [alerts]."""
+    from screens.after_write import deliver_alerts
 
-    after_write(ws, actor=actor)
+    deliver_alerts(ws, actor)
