@@ -373,7 +373,8 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
              expected: str | None = None, expected_given: bool = False, override: bool = False,
-             traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
+             traffic=None, options: dict[str, Any] | None = None, policy=None,
+             allowed_checked: bool = False) -> Outcome:
     """Production away from the version the caller saw (`expected`, else read now), to a
     known-good one: the newest earlier production version that is approved, not rejected, whose
     artifact verifies, and that production was not rolled away from. `to` names it instead
@@ -385,7 +386,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
-    rollback_allowed(policy, registry, model, actor)
+    if not allowed_checked:  # the CLI checked it already, before ending a live canary
+        rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
     history, partial = _production_history(registry, model, HISTORY_WINDOW)
     current = _production_now(registry, model, history)
@@ -397,6 +399,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         raise ConflictError(f"{model}: production is {current or 'nothing'} now, not {seen or 'nothing'}"
                             " (someone else moved it first)", expected=seen, actual=current)
     skipped: list[dict[str, str]] = []
+    policy_detail: dict[str, Any] | None = None  # --to a never-production version under a protected alias
     taken_unreviewed = False  # a pending target that served production before anyone reviewed it in mrc
     if to is not None:
         target = to
@@ -406,6 +409,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 raise BadInputError(f"--to {to}: {model} {to} is {problem}; roll back to it only with --override "
                                     "--reason")
             reason = _reason(reason, f"roll back to a {problem.split(' ')[0]} version")
+        short = _to_target_short(registry, audit, policy, model, to) if policy is not None else None
+        if short is not None:
+            # never production before: --to must not be a way around the two-person rule
+            if not override:
+                from console.policy import PolicyViolation
+
+                raise PolicyViolation(f"--to {to}: {model} {to} never served production and policy.{policy.alias}: "
+                                      f"{short['summary']}; roll back to it only with --override --reason")
+            reason = _reason(reason, "roll back to a version short of approvals")
+            problem = problem or "short of approvals"
+            policy_detail = {**short, "overridden": True}
     else:
         target = None
         tried: set[str] = set()
@@ -445,7 +459,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,
                             details={"reason": why, "override": bool(override and to is not None and problem),
-                                     "skipped": skipped, "unreviewed_target": taken_unreviewed})
+                                     "skipped": skipped, "unreviewed_target": taken_unreviewed,
+                                     **({"policy": policy_detail} if policy_detail is not None else {})})
     except ConflictError:
         history, _ = _production_history(registry, model, HISTORY_WINDOW)  # only its last move counts
         done = _already_rolled_back(model, history, registry.get_pointers(model).get(PRODUCTION), seen, True, to)
@@ -459,6 +474,16 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         detail["message"] = (detail.get("message") or f"{model}: rolled back production {move.from_version} -> "
                              f"{target}") + f" ({target} served production before; it was never reviewed in mrc)"
     return Outcome("rollback", model, target, True, detail)
+
+
+def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, Any] | None:
+    """The tally of a `--to` target that never served production and lacks the rule's approvals;
+    None when it served production before (rollback stays one key) or its approvals are met."""
+    served = any(m.to_version == to for m in registry.pointer_history(model, PRODUCTION) if m.alias == PRODUCTION)
+    if served:
+        return None
+    counted = approval_tally(audit, policy, registry.get_version(model, to))
+    return None if counted.met else counted.to_dict()
 
 
 # Production events a rollback reads first. Candidates from the newest events are the first

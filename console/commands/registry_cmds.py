@@ -151,7 +151,8 @@ def cmd_rollback(ctx: Context) -> int:
         return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
                        reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
-                       traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy)
+                       traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy,
+                       allowed_checked=True)
     ctx.emit(outcome.to_dict(), outcome.detail.get("message")
              or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0

@@ -1,0 +1,67 @@
+"""The review's findings on protected aliases, each through real `mrc` processes on a local workspace."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.conftest import tree_digest
+from tests.policy.conftest import MODEL, protect
+
+NO_GATES = ("--no-gates", "--override")
+
+
+def _ws(root: Path, actor: str) -> list[str]:
+    return ["--workspace", str(root), "--actor", actor]
+
+
+def _production(root: Path) -> str | None:
+    conn = sqlite3.connect(root / "mrc.db")
+    try:
+        row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = 'production'", (MODEL,)).fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def _approve(mrc, root: Path, actor: str, version: str):
+    return mrc("approve", MODEL, version, "--reason", f"reviewed by {actor}", *NO_GATES, "--json", *_ws(root, actor))
+
+
+def _events(mrc, root: Path) -> list[dict]:
+    return mrc("audit", "--json", *_ws(root, "auditor")).json()["events"]
+
+
+def test_rollback_to_a_never_production_version_must_meet_the_count(local_ws, mrc):
+    protect(local_ws, "required_approvals = 2")
+    for actor in ("bob", "carol"):
+        assert _approve(mrc, local_ws, actor, "1").returncode == 0
+    assert mrc("promote", MODEL, "1", *_ws(local_ws, "bob")).returncode == 0
+    assert _approve(mrc, local_ws, "bob", "2").returncode == 0  # 1 of 2: promote refuses it
+    assert mrc("promote", MODEL, "2", *_ws(local_ws, "bob")).returncode == 1
+
+    before = tree_digest(local_ws)
+    refused = mrc("rollback", MODEL, "--to", "2", "--reason", "pager", *_ws(local_ws, "bob"))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "never served production" in refused.stderr and "1 of 2 approvals" in refused.stderr
+    assert tree_digest(local_ws) == before and _production(local_ws) == "1"
+
+    forced = mrc("rollback", MODEL, "--to", "2", "--override", "--reason", "sev1 fix", "--json", *_ws(local_ws, "bob"))
+    assert forced.returncode == 0, forced.stderr
+    assert _production(local_ws) == "2"
+    event = [e for e in _events(mrc, local_ws) if e["action"] == "rollback"][-1]
+    assert event["details"]["override"] is True
+    assert event["details"]["policy"]["approvals"] == 1 and event["details"]["policy"]["overridden"] is True
+
+
+def test_rollback_to_an_earlier_production_version_stays_one_key(local_ws, mrc):
+    # 1 served production before the rule was added, on one approval: rolling back to it is one key
+    assert _approve(mrc, local_ws, "bob", "1").returncode == 0
+    assert mrc("promote", MODEL, "1", *_ws(local_ws, "bob")).returncode == 0
+    protect(local_ws, "required_approvals = 2")
+    for actor in ("bob", "carol"):
+        assert _approve(mrc, local_ws, actor, "2").returncode == 0
+    assert mrc("promote", MODEL, "2", *_ws(local_ws, "bob")).returncode == 0
+    back = mrc("rollback", MODEL, "--to", "1", "--reason", "pager", *_ws(local_ws, "night-oncall"))
+    assert back.returncode == 0, back.stderr
+    assert _production(local_ws) == "1"
