@@ -65,3 +65,32 @@ def test_rollback_to_an_earlier_production_version_stays_one_key(local_ws, mrc):
     back = mrc("rollback", MODEL, "--to", "1", "--reason", "pager", *_ws(local_ws, "night-oncall"))
     assert back.returncode == 0, back.stderr
     assert _production(local_ws) == "1"
+
+
+def _os_user() -> str:
+    import os
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_local_identity_ignores_user_and_logname(local_ws, mrc):
+    protect(local_ws, 'required_approvals = 1\nidentity = "require"')
+    spoof = {"USER": "mallory", "LOGNAME": "mallory", "USERNAME": "mallory", "LNAME": "mallory"}
+    assert _os_user() != "mallory"
+    refused = mrc("approve", MODEL, "2", "--reason", "me", *NO_GATES, *_ws(local_ws, "mallory"), env=spoof)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"knows this caller as {_os_user()!r}, not 'mallory'" in refused.stderr
+
+
+def test_under_require_trained_by_is_the_backend_identity_not_the_claimed_actor(demo_ws, mrc):
+    protect(demo_ws, 'required_approvals = 2\nidentity = "require"')
+    trained = mrc("train", "breast-cancer", "--param", "epochs=2", "--no-candidate", "--json",
+                  *["--workspace", str(demo_ws), "--actor", "someone-else"], timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    version = trained.json()["version"]
+    from backends.local.registry import LocalRegistry
+
+    mv = LocalRegistry(demo_ws).get_version("breast-cancer", version)
+    assert mv.lineage.trained_by == _os_user()
+    assert mv.description.startswith(f"trained by {_os_user()} from ")
