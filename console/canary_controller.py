@@ -419,10 +419,11 @@ class Controller:
     def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
         """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
         if name == "rollback":  # a person's rollback follows [policy.production].rollback (default anyone)
-            from console.policy import workspace_policy
+            from console.policy import rollback_policy
             from console.release import rollback_allowed
 
-            rollback_allowed(workspace_policy(self.ws), self.registry, self.model, self.actor)
+            # read leniently: a typo in [policy] must not keep on-call from rolling a canary back
+            rollback_allowed(rollback_policy(self.ws)[0], self.registry, self.model, self.actor)
         deadline = time.monotonic() + wait_s
         while True:
             state = self.store.latest(self.model)

@@ -313,3 +313,44 @@ def workspace_policy(workspace, alias: str = PRODUCTION) -> AliasPolicy | None:
     if "policy" not in config:
         return None
     return alias_policy(workspace, alias)
+
+
+# -- the rollback path: a typo in [policy] must not block on-call ----------------------------------------
+
+
+def rollback_policy(workspace, alias: str = PRODUCTION) -> tuple[AliasPolicy | None, str | None]:
+    """(the rule a rollback follows, a warning line or None). A well-formed [policy] is the rule as
+    parsed. A malformed one does not block a rollback: each field is read on its own and a bad one
+    falls back to its default (a bad `rollback` to "anyone": failing closed would lock on-call out),
+    and the warning names mrc.toml and the field. Approve and promote still refuse it (exit 2)."""
+    config = getattr(workspace, "config", None) or {}
+    if "policy" not in config:
+        return None, None
+    where = getattr(workspace, "config_path", "mrc.toml")
+    try:
+        return parse_policies(config, where).get(alias), None
+    except BadInputError as exc:
+        warning = f"warning: {exc}; rollback proceeds on the fields that parse (a bad rollback field: anyone)"
+    section = config.get("policy")
+    table = section.get(alias) if isinstance(section, dict) else None
+    if not isinstance(table, dict):
+        return None, warning
+    return AliasPolicy(alias, **_lenient_fields(table, f"{where}: policy.{alias}")), warning
+
+
+def _lenient_fields(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    required = table.get("required_approvals", 1)
+    if not isinstance(required, bool) and isinstance(required, int) and 1 <= required <= 20:
+        fields["required_approvals"] = required
+    if isinstance(table.get("distinct_from_trainer", True), bool):
+        fields["distinct_from_trainer"] = table.get("distinct_from_trainer", True)
+    for name, anyone in (("rollback", True), ("approvers", False)):
+        if name in table:
+            try:
+                fields[name] = _names(table[name], f"{prefix}.{name}", allow_anyone=anyone)
+            except BadInputError:
+                pass
+    if table.get("identity", "record") in IDENTITY_MODES:
+        fields["identity"] = table.get("identity", "record")
+    return fields

@@ -137,7 +137,11 @@ def cmd_rollback(ctx: Context) -> int:
         check_name(ctx.args.to, "--to version")
     if ctx.args.override and not (ctx.args.reason or "").strip():
         raise BadInputError("--override: a --reason is required")
-    policy = _policy(ctx)
+    from console.policy import rollback_policy
+
+    policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
+    if warning:
+        ctx.progress(warning)
     if policy is not None and policy.rollback is not None:  # the open default costs the rollback nothing
         from console.release import rollback_allowed
 
