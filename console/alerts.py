@@ -227,11 +227,14 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
                   f"{details.get('error', '')}"
     elif action == "approval.requested":
         name, severity = "ApprovalRequested", "info"
+        said, why = str(details.get("summary") or ""), str(details.get("reason") or "")
+        if said and said in why:  # the reason repeats the summary (the policy writes both): say it once
+            why = ""
         summary = f"{event.model} {event.version}: approval requested by {event.actor}" + (
-            f": {details['summary']}" if details.get("summary") else "") + (
-            f" (needs {details['needs']} more)" if not details.get("summary") and isinstance(details.get("needs"), int)
+            f": {said}" if said else "") + (
+            f" (needs {details['needs']} more)" if not said and isinstance(details.get("needs"), int)
             and details["needs"] > 0 else "") + (
-            f": {details['reason']}" if details.get("reason") else "")
+            f": {why}" if why else "")
     elif action == HEALTH_BREACH:
         name = HEALTH_ALERTS.get(str(details.get("metric")), "")
         severity = "critical"

@@ -782,12 +782,17 @@ def rollback_allowed(policy, registry, model: str, actor: str) -> None:
     check_identity(policy, registry, actor, f"rolling back {model}")
 
 
-def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str) -> Outcome:
+def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str, policy=None) -> Outcome:
     """Withdraw `actor`'s own approval: a co-signature is marked revoked; the registry approval
-    (the first one) goes back to pending, which voids every co-signature of it."""
+    (the first one) goes back to pending, which voids every co-signature of it. Under identity =
+    "require" the backend must know the caller as `actor` (no one withdraws another's approval)."""
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "revoke an approval")
+    if policy is not None:
+        from console.policy import check_identity
+
+        check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
     if hasattr(audit, "db_path"):
         from console.audit import _write_tx

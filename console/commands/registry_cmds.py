@@ -302,6 +302,6 @@ def cmd_revoke(ctx: Context) -> int:
 
     ctx.require_write("revoke")
     outcome = revoke(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
-                     reason=ctx.args.reason)
+                     reason=ctx.args.reason, policy=_policy(ctx))
     ctx.emit(outcome.to_dict(), f"{ctx.args.model} {ctx.args.version}: approval by {ctx.actor} revoked")
     return 0

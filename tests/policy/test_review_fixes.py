@@ -94,3 +94,42 @@ def test_under_require_trained_by_is_the_backend_identity_not_the_claimed_actor(
     mv = LocalRegistry(demo_ws).get_version("breast-cancer", version)
     assert mv.lineage.trained_by == _os_user()
     assert mv.description.startswith(f"trained by {_os_user()} from ")
+
+
+def test_approval_requested_alert_says_the_tally_once():
+    from console import alerts as rules
+    from console.domain import AuditEvent
+
+    cfg = rules.parse_config({"alertmanager_url": "http://127.0.0.1:9093"})
+    line = "1 of 2 approvals: needs 1 more, not alice (trainer), not bob (approved)"
+    for reason in (line, f"gates passed; {line}"):  # as cosign/decide and request_after_gate write them
+        event = AuditEvent(4, "2026-01-01T00:00:00.000000Z", "bob", "approval.requested", MODEL, "2",
+                           {"alias": "production", "needs": 1, "required": 2, "summary": line, "reason": reason}, "", "")
+        summary = rules.fired_by(event, cfg).annotations["summary"]
+        assert summary.count(line) == 1 and summary == f"{MODEL} 2: approval requested by bob: {line}", summary
+
+
+def test_home_shows_one_of_two_approvals_not_approved(local_ws, mrc):
+    from console.workspace import Workspace
+    from screens.loaders import load_home
+
+    protect(local_ws, "required_approvals = 2")
+    assert mrc("alias", MODEL, "candidate", "2", *_ws(local_ws, "bob")).returncode == 0
+    assert _approve(mrc, local_ws, "bob", "2").returncode == 0
+    [row] = load_home(Workspace.open(local_ws), {}).rows
+    assert row.candidate == "2" and row.approvals_short == "1/2"
+    assert row.cells()[3][0] == "1/2"
+    assert _approve(mrc, local_ws, "carol", "2").returncode == 0
+    [row] = load_home(Workspace.open(local_ws), {}).rows
+    assert row.approvals_short is None and row.cells()[3][0] != "1/2"
+
+
+def test_revoke_under_require_checks_the_backend_identity(local_ws, mrc):
+    protect(local_ws, 'required_approvals = 2\nidentity = "require"')
+    me = _os_user()
+    assert mrc("approve", MODEL, "2", "--reason", "ok", *NO_GATES, *_ws(local_ws, me)).returncode == 0
+    before = tree_digest(local_ws)
+    spoof = mrc("revoke", MODEL, "2", "--reason", "not me", *_ws(local_ws, "mallory"))
+    assert spoof.returncode == 1 and spoof.stderr.count("\n") == 1, spoof.stderr
+    assert f"knows this caller as {me!r}, not 'mallory'" in spoof.stderr
+    assert tree_digest(local_ws) == before
