@@ -200,9 +200,9 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      audit=in_transaction, **_approval_arg(approval))
         crash_point("move:after-commit")
         return move
-    if guard is not None:
-        details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
     if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
+        if guard is not None:
+            details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
                                      **_approval_arg(approval))
         audit.append(actor, action, model, version, event_details(move))
@@ -214,14 +214,54 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                            details)
     crash_point("intent:after-record")
     try:
-        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
-                                     **_approval_arg(approval))
-    except (ConflictError, BadInputError) as exc:  # refused: nothing was written
+        if guard is None:
+            move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                         **_approval_arg(approval))
+        else:
+            # The count and the registry's swap under mrc.db's write lock (BEGIN IMMEDIATE), which
+            # `revoke` and every co-signature take too: no co-signature can be withdrawn between the
+            # count and the swap. The other choice, re-reading after the swap and undoing, lets
+            # production point at a short-counted version for a moment (a server may load it, an
+            # alert fire) and the undo can itself lose a CAS race; the lock shows nothing wrong ever.
+            # The registry approval itself is not in mrc.db: the swap carries it (`approval=`).
+            with _write_lock(audit.db_path) as held:
+                details = {**details, **guard(None, held=held)}
+                from backends.stall import stall_point
+
+                stall_point("promote:counted")  # tests: a revoke lands here, between the count and the swap
+                move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                             **_approval_arg(approval))
+    except (ConflictError, BadInputError, PolicyRefusal) as exc:  # refused: nothing was written
         abandon_intent(audit, intent, f"{type(exc).__name__}: {exc}")
         raise
     crash_point("remote:after-write")
     commit_intent(audit, intent, actor, action, model, version, event_details(move))
     return move
+
+
+class _write_lock:
+    """mrc.db's write lock held (BEGIN IMMEDIATE, nothing written) while a remote swap is made."""
+
+    def __init__(self, db_path: str):
+        self.db_path = db_path
+
+    def __enter__(self):
+        from console.audit import connect
+
+        self.conn = connect(self.db_path)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.conn.close()
+            raise
+        return self.conn
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self.conn.close()
 
 
 def _approval_arg(approval: Approval | None) -> dict[str, Any]:
@@ -749,7 +789,7 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
 
     identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
 
-    def guard(conn, early: bool = False) -> dict[str, Any]:
+    def guard(conn, early: bool = False, held=None) -> dict[str, Any]:
         if conn is not None:
             current, signatures, where = mv, read_signatures(conn, mv.model, mv.version), "in the move's transaction"
         else:
@@ -758,13 +798,17 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
                 raise ConflictError(f"{mv.model} {mv.version}: approval changed since it was read "
                                     f"({mv.approval.status} -> {current.approval.status}); the move was not made",
                                     expected=mv.approval.status, actual=current.approval.status)
-            signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
+            if held is not None:  # mrc.db's write lock is held until the swap: no revoke in between
+                signatures = read_signatures(held, mv.model, mv.version)
+            else:
+                signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
             where = "before anything moved" if early else "right before the compare-and-swap"
         counted = tally(policy, current, signatures)
         if not counted.met:
             raise PolicyViolation(f"{mv.model} {mv.version}: policy.{policy.alias}: {counted.line()}; "
                                   f"{policy.alias} not moved")
-        return {"policy": {**counted.to_dict(), "checked": where}, "identity": identity}
+        checked = {"checked": where, **({"locked_to_swap": "mrc.db"} if held is not None else {})}
+        return {"policy": {**counted.to_dict(), **checked}, "identity": identity}
 
     return guard
 
