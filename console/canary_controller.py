@@ -472,7 +472,8 @@ class Controller:
             return None
         from console.release import approval_tally
 
-        counted = approval_tally(self.audit, policy, self.registry.get_version(self.model, state.candidate))
+        counted = approval_tally(self.audit, policy, self.registry.get_version(self.model, state.candidate),
+                                 self.registry)
         return None if counted.met else counted
 
     def _await_approvals(self, state: CanaryState, counted, actor: str) -> CanaryState:

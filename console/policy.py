@@ -161,6 +161,40 @@ def read_signatures(conn: sqlite3.Connection, model: str, version: str) -> list[
     return [Signature(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
 
+def registry_stores_signatures(registry) -> bool:
+    """A remote registry that keeps the co-signatures itself (S3: objects beside the model), so
+    approvers on different machines see each other's; else they live in the workspace's mrc.db."""
+    return callable(getattr(registry, "add_cosignature", None))
+
+
+def signature_record(model: str, version: str, signature: Signature) -> dict[str, Any]:
+    return {"model": model, "version": version, "approver": signature.approver, "at": signature.at,
+            "reason": signature.reason, "artifact_sha256": signature.artifact_sha256,
+            "gate_report_sha256": signature.gate_report_sha256, "epoch": signature.epoch,
+            "identity": signature.identity, "revoked_at": None}
+
+
+def registry_signatures(registry, model: str, version: str) -> list[Signature]:
+    """The registry's co-signatures not revoked, oldest first."""
+    out = []
+    for r in registry.read_cosignatures(model, version):
+        if r.get("revoked_at") or not r.get("approver"):
+            continue
+        out.append(Signature(str(r["approver"]), str(r.get("at", "")), str(r.get("artifact_sha256", "")),
+                             str(r.get("gate_report_sha256", "")), str(r.get("epoch", "")), str(r.get("reason", "")),
+                             r.get("identity")))
+    return out
+
+
+def signatures_of(registry, audit, model: str, version: str, held: sqlite3.Connection | None = None) -> list[Signature]:
+    """The version's live co-signatures from wherever they are kept (the registry, else mrc.db)."""
+    if registry is not None and registry_stores_signatures(registry):
+        return registry_signatures(registry, model, version)
+    if held is not None:
+        return read_signatures(held, model, version)
+    return load_signatures(audit.db_path, model, version) if hasattr(audit, "db_path") else []
+
+
 def load_signatures(db_path: str, model: str, version: str) -> list[Signature]:
     import os
 

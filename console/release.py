@@ -92,7 +92,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
         if policy is not None and status == "approved":
-            unchanged["policy"] = approval_tally(audit, policy, mv).to_dict()
+            unchanged["policy"] = approval_tally(audit, policy, mv, registry).to_dict()
         return Outcome(status, model, version, False, unchanged)
     policy_override = bool(custom_policy) and status == "approved"
     overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
@@ -113,7 +113,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     detail: dict[str, Any] = {"approval": stored.to_dict()}
     if policy is not None and status == "approved":
         mv.approval = stored
-        detail["policy"] = request_if_short(audit, policy, mv, actor)
+        detail["policy"] = request_if_short(audit, policy, mv, actor, registry)
     return Outcome(status, model, version, True, detail)
 
 
@@ -522,7 +522,7 @@ def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, 
     served = any(m.to_version == to for m in registry.pointer_history(model, PRODUCTION) if m.alias == PRODUCTION)
     if served:
         return None
-    counted = approval_tally(audit, policy, registry.get_version(model, to))
+    counted = approval_tally(audit, policy, registry.get_version(model, to), registry)
     return None if counted.met else counted.to_dict()
 
 
@@ -728,12 +728,27 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
     event in one transaction of mrc.db, bound to the artifact, the gate digest and the approval's epoch."""
     from console.policy import Signature, insert_signature, read_signatures, tally
 
+    signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
+                          reason, (identity or {}).get("backend"))
+    from console.policy import registry_signatures, registry_stores_signatures, signature_record
+
+    if registry_stores_signatures(registry):  # in the shared registry: every approver's machine sees it
+        added = registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, signature))
+        counted = tally(policy, mv, registry_signatures(registry, mv.model, mv.version))
+        if added:
+            audit.append(actor, "approve", mv.model, mv.version,
+                         {"reason": reason, "co_signature": True, "stored": "registry",
+                          "gate_report_sha256": signature.gate_report_sha256,
+                          "artifact_sha256": signature.artifact_sha256, "epoch": signature.epoch,
+                          "identity": identity, "policy": counted.to_dict()})
+            if not counted.met:
+                _append_request(audit, None, actor, policy, mv, counted)
+        return Outcome("approved", mv.model, mv.version, added,
+                       {"approval": mv.approval.to_dict(), "co_signature": signature.to_dict(),
+                        "policy": counted.to_dict()})
     if not hasattr(audit, "db_path"):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
     from console.audit import _write_tx
-
-    signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
-                          reason, (identity or {}).get("backend"))
 
     def write(conn) -> tuple[bool, Any]:
         signed = read_signatures(conn, mv.model, mv.version)
@@ -765,17 +780,17 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
         audit.append(actor, "approval.requested", mv.model, mv.version, details)
 
 
-def approval_tally(audit, policy, mv):
-    """How `mv` stands against the rule now (co-signatures from the workspace's mrc.db)."""
-    from console.policy import load_signatures, tally
+def approval_tally(audit, policy, mv, registry=None):
+    """How `mv` stands against the rule now (co-signatures from the registry where it keeps them,
+    else from the workspace's mrc.db)."""
+    from console.policy import signatures_of, tally
 
-    signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
-    return tally(policy, mv, signatures)
+    return tally(policy, mv, signatures_of(registry, audit, mv.model, mv.version))
 
 
-def request_if_short(audit, policy, mv, actor: str) -> dict[str, Any]:
+def request_if_short(audit, policy, mv, actor: str, registry=None) -> dict[str, Any]:
     """After an approval, or a gate pass, of a version the rule protects: say who is still needed."""
-    counted = approval_tally(audit, policy, mv)
+    counted = approval_tally(audit, policy, mv, registry)
     if not counted.met:
         _append_request(audit, None, actor, policy, mv, counted)
     return counted.to_dict()
@@ -785,7 +800,7 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
     """The rule's check for `move_audited`: `guard(conn)` inside the local move's transaction (the
     co-signatures read on that connection, the approval re-read by the registry in it), `guard(None)`
     right before a remote registry's CAS (both read again). Raises PolicyViolation when short."""
-    from console.policy import PolicyViolation, check_identity, load_signatures, read_signatures, tally
+    from console.policy import PolicyViolation, check_identity, read_signatures, signatures_of, tally
 
     identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
 
@@ -798,10 +813,9 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
                 raise ConflictError(f"{mv.model} {mv.version}: approval changed since it was read "
                                     f"({mv.approval.status} -> {current.approval.status}); the move was not made",
                                     expected=mv.approval.status, actual=current.approval.status)
-            if held is not None:  # mrc.db's write lock is held until the swap: no revoke in between
-                signatures = read_signatures(held, mv.model, mv.version)
-            else:
-                signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
+            # with mrc.db's write lock held until the swap no local revoke lands in between; the
+            # registry's own co-signatures are read last, right before the swap
+            signatures = signatures_of(registry, audit, mv.model, mv.version, held)
             where = "before anything moved" if early else "right before the compare-and-swap"
         counted = tally(policy, current, signatures)
         if not counted.met:
@@ -838,7 +852,14 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
 
         check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
-    if hasattr(audit, "db_path"):
+    from console.policy import registry_stores_signatures
+
+    if registry_stores_signatures(registry):
+        if registry.revoke_cosignature(model, version, actor, now_iso()):
+            audit.append(actor, "revoke-approval", model, version,
+                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
+            return Outcome("revoke", model, version, True, {"co_signature": True})
+    elif hasattr(audit, "db_path"):
         from console.audit import _write_tx
         from console.policy import revoke_signature
 
@@ -865,7 +886,7 @@ def request_after_gate(registry, audit, policy, model: str, version: str, gate_r
     if policy is None or not getattr(gate_report, "passed", False):
         return None
     mv = registry.get_version(model, version)
-    counted = approval_tally(audit, policy, mv)
+    counted = approval_tally(audit, policy, mv, registry)
     if counted.met or not hasattr(audit, "db_path"):
         return counted.to_dict()
     digest = report_digest(gate_report)

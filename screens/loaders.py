@@ -105,7 +105,7 @@ def _approvals_short(ws, mv, policy) -> str | None:
         return None
     from console.release import approval_tally
 
-    counted = approval_tally(ws.audit(), policy, mv)
+    counted = approval_tally(ws.audit(), policy, mv, ws.registry())
     return None if counted.met else f"{len(counted.counted)}/{counted.required}"
 
 
@@ -180,7 +180,7 @@ def production_approvals(ws, candidate):
         return None
     from console.release import approval_tally
 
-    return approval_tally(ws.audit(), policy, candidate)
+    return approval_tally(ws.audit(), policy, candidate, ws.registry())
 
 
 def evaluate_gates(ws, model: str, version: str):
