@@ -224,6 +224,8 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
             # production point at a short-counted version for a moment (a server may load it, an
             # alert fire) and the undo can itself lose a CAS race; the lock shows nothing wrong ever.
             # The registry approval itself is not in mrc.db: the swap carries it (`approval=`).
+            # Co-signatures kept in the registry (S3) are re-read here, last; a revoke from another
+            # machine's workspace can still land between that read and the swap (see README).
             with _write_lock(audit.db_path) as held:
                 details = {**details, **guard(None, held=held)}
                 from backends.stall import stall_point

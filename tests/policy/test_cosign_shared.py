@@ -4,7 +4,6 @@ co-signatures, because they are stored in the bucket beside the model, not in mr
 
 from __future__ import annotations
 
-
 from tests.policy.conftest import MODEL
 from tests.policy.test_identity_s3 import _s3_ws, _ws
 from tests.remote.fixtures import write_workspace
