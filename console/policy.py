@@ -11,8 +11,8 @@ The version's first approval is the registry's own (status, by, at, gate digest)
 approvers co-sign it: a row in mrc.db's `approval_signatures`, bound to the artifact sha256, the
 gate report digest and the first approval's `at` (its epoch) — a reject or a new approval changes
 the epoch and every co-signature of the old one stops counting. The tally is pure; the store is
-the registry where it keeps them (S3: `add_cosignature`/`read_cosignatures`/`revoke_cosignature`,
-so approvers on different machines see each other's), else stdlib sqlite3 on the workspace
+the registry where it keeps them (S3 objects, MLflow version tags: `add_cosignature`,
+`read_cosignatures`, `revoke_cosignature`), so approvers on different machines see each other's), else stdlib sqlite3 on the workspace
 database (the audit log's).
 """
 
