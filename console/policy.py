@@ -8,12 +8,12 @@
     identity = "record"               # "require": the backend's identity must be the claimed actor
 
 The version's first approval is the registry's own (status, by, at, gate digest). Further
-approvers co-sign it: a row in mrc.db's `approval_signatures`, bound to the artifact sha256, the
+approvers co-sign it (a row in mrc.db's `approval_signatures`, or the registry's record), bound to the artifact sha256, the
 gate report digest and the first approval's `at` (its epoch) — a reject or a new approval changes
-the epoch and every co-signature of the old one stops counting. The tally is pure; the store is
+the epoch and every co-signature of the old one stops counting. The tally is pure. The store is
 the registry where it keeps them (S3 objects, MLflow version tags: `add_cosignature`,
-`read_cosignatures`, `revoke_cosignature`), so approvers on different machines see each other's), else stdlib sqlite3 on the workspace
-database (the audit log's).
+`read_cosignatures`, `revoke_cosignature`), so approvers on different machines see each other's;
+else stdlib sqlite3 on the workspace database (the audit log's).
 """
 
 from __future__ import annotations
