@@ -216,7 +216,9 @@ def _configured_keymap(workspace) -> dict[str, str]:
 def build_app(args) -> ReleaseConsole:
     from console.workspace import Workspace
 
-    ws = Workspace.open(getattr(args, "workspace", None))
+    # lenient: a typo in [policy] must not keep on-call out of the console's rollback key
+    # (approve/promote there still refuse the bad table)
+    ws = Workspace.open(getattr(args, "workspace", None), lenient_policy=True)
     return ReleaseConsole(ws, read_only=bool(getattr(args, "read_only", False)),
                           actor=getattr(args, "actor", None) or default_actor())
 

@@ -69,6 +69,7 @@ def _crash_point(action: str, phase: str) -> None:
 
 
 ALERTS_RETRY_S = 15.0  # a receiver that is down is retried this often from the controller loop
+AWAITING_APPROVALS = "awaiting-approvals"  # the canary's log: its promote holds for the two-person rule
 MAX_CONFLICTS = 10  # conflicts in a row before the loop treats them as an error (and fails closed)
 
 _SCHEMA_READY: set[tuple[str, int]] = set()
@@ -418,10 +419,11 @@ class Controller:
     def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
         """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
         if name == "rollback":  # a person's rollback follows [policy.production].rollback (default anyone)
-            from console.policy import workspace_policy
+            from console.policy import rollback_policy
             from console.release import rollback_allowed
 
-            rollback_allowed(workspace_policy(self.ws), self.registry, self.model, self.actor)
+            # read leniently: a typo in [policy] must not keep on-call from rolling a canary back
+            rollback_allowed(rollback_policy(self.ws)[0], self.registry, self.model, self.actor)
         deadline = time.monotonic() + wait_s
         while True:
             state = self.store.latest(self.model)
@@ -437,8 +439,64 @@ class Controller:
                 return self._carry_out(state, decision, self.actor, human=True)
             except ConflictError:
                 if time.monotonic() >= deadline:
+                    self._clear_own_pending(state.id)
                     raise
                 continue
+            except BaseException:
+                # a refused command must not leave its intent behind: another controller would wait
+                # on it ("mid-transition") and its replay would roll a healthy canary back
+                self._clear_own_pending(state.id)
+                raise
+
+    def _clear_own_pending(self, canary_id: str) -> None:
+        """Drop this process's pending intent when its effect never reached traffic (the live split
+        is still the recorded one); a split that did move keeps it, for resume to settle."""
+        try:
+            latest = self.store.get(canary_id)
+            if not latest.pending or int(latest.pending.get("pid", 0)) != os.getpid():
+                return
+            live = self.traffic.get_split(self.model).weights
+            if _same_split(live, canary.split_for(latest, latest.weight)):
+                self._save(dataclasses.replace(latest, pending=None))
+        except Exception:  # noqa: BLE001  (best effort: the original error is what the caller sees)
+            pass
+
+    # -- the two-person rule at the last step -------------------------------------------------------
+    def _approvals_short(self, state: CanaryState):
+        """The tally when [policy.production] protects production and the candidate lacks its
+        approvals; None when it may take production (or already has it)."""
+        from console.policy import workspace_policy
+
+        policy = workspace_policy(self.ws)
+        if policy is None or self.registry.get_pointers(self.model).get(PRODUCTION) == state.candidate:
+            return None
+        from console.release import approval_tally
+
+        counted = approval_tally(self.audit, policy, self.registry.get_version(self.model, state.candidate),
+                                 self.registry)
+        return None if counted.met else counted
+
+    def _await_approvals(self, state: CanaryState, counted, actor: str) -> CanaryState:
+        """A promote short of approvals holds at its step (never rolls back): "awaiting approvals"
+        in the canary's log and one `approval.requested`, the first time only."""
+        already = any(e.get("kind") == AWAITING_APPROVALS for e in state.events)
+        stale = bool(state.pending and state.pending.get("action") == canary.PROMOTE)
+        if already and not stale:
+            return state
+        if stale:  # an intent saved before the count was short (a replay): it never moved traffic
+            state = dataclasses.replace(state, pending=None)
+        if not already:
+            state = canary.log_event(state, now_iso(), AWAITING_APPROVALS,
+                                     f"awaiting approvals: policy.{counted.policy.alias}: {counted.line()}", actor)
+        state = self._save(state)  # saved first: a lost compare-and-swap asks no one
+        if not already:
+            self.audit.append(actor, "approval.requested", self.model, state.candidate,
+                              {"alias": counted.policy.alias, "trigger": "canary promote", "canary": state.id,
+                               "needs": counted.missing, "required": counted.required,
+                               "approved_by": counted.counted, "summary": counted.line(),
+                               "excluded": [{"name": n, "why": w} for n, w in counted.excluded()]})
+        self._changed(state)
+        return state
 
     # -- the three moves -----------------------------------------------------------------------
     def _carry_out(self, state: CanaryState, decision: Decision, actor: str, *, intent_saved: bool = False,
@@ -446,6 +504,18 @@ class Controller:
         action = decision.action
         if action == canary.HOLD:
             return state
+        if action == canary.PROMOTE:
+            # the two-person rule before any intent is saved: short is a hold, never a rollback
+            short = self._approvals_short(state)
+            if short is not None:
+                live = self.traffic.get_split(self.model).weights if intent_saved else None
+                if human and not intent_saved:
+                    from console.policy import PolicyViolation
+
+                    raise PolicyViolation(f"{self.model} {state.candidate}: policy.{short.policy.alias}: "
+                                          f"{short.line()}; production not moved")
+                if live is None or _same_split(live, canary.split_for(state, state.weight)):
+                    return self._await_approvals(state, short, actor)
         if action == canary.PROMOTE and not state.override and not self._still_approved(state):
             # approval withdrawn mid-canary: never put a rejected version at 100%
             decision = Decision(canary.ROLLBACK, 0, f"{state.candidate} is no longer approved", state.step)

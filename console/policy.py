@@ -8,10 +8,12 @@
     identity = "record"               # "require": the backend's identity must be the claimed actor
 
 The version's first approval is the registry's own (status, by, at, gate digest). Further
-approvers co-sign it: a row in mrc.db's `approval_signatures`, bound to the artifact sha256, the
+approvers co-sign it (a row in mrc.db's `approval_signatures`, or the registry's record), bound to the artifact sha256, the
 gate report digest and the first approval's `at` (its epoch) — a reject or a new approval changes
-the epoch and every co-signature of the old one stops counting. The tally is pure; the store is
-stdlib sqlite3 on the workspace database (the audit log's), whatever the registry backend.
+the epoch and every co-signature of the old one stops counting. The tally is pure. The store is
+the registry where it keeps them (S3 objects, MLflow version tags: `add_cosignature`,
+`read_cosignatures`, `revoke_cosignature`), so approvers on different machines see each other's;
+else stdlib sqlite3 on the workspace database (the audit log's).
 """
 
 from __future__ import annotations
@@ -159,6 +161,40 @@ def read_signatures(conn: sqlite3.Connection, model: str, version: str) -> list[
                         " FROM approval_signatures WHERE model = ? AND version = ? AND revoked_at IS NULL"
                         " ORDER BY id", (model, version)).fetchall()
     return [Signature(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+def registry_stores_signatures(registry) -> bool:
+    """A remote registry that keeps the co-signatures itself (S3: objects beside the model), so
+    approvers on different machines see each other's; else they live in the workspace's mrc.db."""
+    return callable(getattr(registry, "add_cosignature", None))
+
+
+def signature_record(model: str, version: str, signature: Signature) -> dict[str, Any]:
+    return {"model": model, "version": version, "approver": signature.approver, "at": signature.at,
+            "reason": signature.reason, "artifact_sha256": signature.artifact_sha256,
+            "gate_report_sha256": signature.gate_report_sha256, "epoch": signature.epoch,
+            "identity": signature.identity, "revoked_at": None}
+
+
+def registry_signatures(registry, model: str, version: str) -> list[Signature]:
+    """The registry's co-signatures not revoked, oldest first."""
+    out = []
+    for r in registry.read_cosignatures(model, version):
+        if r.get("revoked_at") or not r.get("approver"):
+            continue
+        out.append(Signature(str(r["approver"]), str(r.get("at", "")), str(r.get("artifact_sha256", "")),
+                             str(r.get("gate_report_sha256", "")), str(r.get("epoch", "")), str(r.get("reason", "")),
+                             r.get("identity")))
+    return out
+
+
+def signatures_of(registry, audit, model: str, version: str, held: sqlite3.Connection | None = None) -> list[Signature]:
+    """The version's live co-signatures from wherever they are kept (the registry, else mrc.db)."""
+    if registry is not None and registry_stores_signatures(registry):
+        return registry_signatures(registry, model, version)
+    if held is not None:
+        return read_signatures(held, model, version)
+    return load_signatures(audit.db_path, model, version) if hasattr(audit, "db_path") else []
 
 
 def load_signatures(db_path: str, model: str, version: str) -> list[Signature]:
@@ -313,3 +349,44 @@ def workspace_policy(workspace, alias: str = PRODUCTION) -> AliasPolicy | None:
     if "policy" not in config:
         return None
     return alias_policy(workspace, alias)
+
+
+# -- the rollback path: a typo in [policy] must not block on-call ----------------------------------------
+
+
+def rollback_policy(workspace, alias: str = PRODUCTION) -> tuple[AliasPolicy | None, str | None]:
+    """(the rule a rollback follows, a warning line or None). A well-formed [policy] is the rule as
+    parsed. A malformed one does not block a rollback: each field is read on its own and a bad one
+    falls back to its default (a bad `rollback` to "anyone": failing closed would lock on-call out),
+    and the warning names mrc.toml and the field. Approve and promote still refuse it (exit 2)."""
+    config = getattr(workspace, "config", None) or {}
+    if "policy" not in config:
+        return None, None
+    where = getattr(workspace, "config_path", "mrc.toml")
+    try:
+        return parse_policies(config, where).get(alias), None
+    except BadInputError as exc:
+        warning = f"warning: {exc}; rollback proceeds on the fields that parse (a bad rollback field: anyone)"
+    section = config.get("policy")
+    table = section.get(alias) if isinstance(section, dict) else None
+    if not isinstance(table, dict):
+        return None, warning
+    return AliasPolicy(alias, **_lenient_fields(table, f"{where}: policy.{alias}")), warning
+
+
+def _lenient_fields(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    required = table.get("required_approvals", 1)
+    if not isinstance(required, bool) and isinstance(required, int) and 1 <= required <= 20:
+        fields["required_approvals"] = required
+    if isinstance(table.get("distinct_from_trainer", True), bool):
+        fields["distinct_from_trainer"] = table.get("distinct_from_trainer", True)
+    for name, anyone in (("rollback", True), ("approvers", False)):
+        if name in table:
+            try:
+                fields[name] = _names(table[name], f"{prefix}.{name}", allow_anyone=anyone)
+            except BadInputError:
+                pass
+    if table.get("identity", "record") in IDENTITY_MODES:
+        fields["identity"] = table.get("identity", "record")
+    return fields

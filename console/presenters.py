@@ -219,6 +219,7 @@ class HomeRow:
     versions: int = 0
     rollback_to: str | None = None
     canary_candidate: str | None = None  # set while a canary is live: rollback aborts it
+    approvals_short: str | None = None  # "1/2": approved, but short of [policy.production]'s count
 
     def cells(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """(text, style) for each home column."""
@@ -226,7 +227,8 @@ class HomeRow:
             (self.model, "bold"),
             (self.production or "—", "bold reverse green" if self.production else "dim"),
             (self.candidate or "—", "bold yellow" if self.candidate else "dim"),
-            approval_label(self.candidate_approval) if self.candidate else ("—", "dim"),
+            (approval_label(self.candidate_approval) if not self.approvals_short
+             else (self.approvals_short, "bold yellow")) if self.candidate else ("—", "dim"),
             gate_label(self.gate),
             canary_label(self.canary_status, self.canary_weight),
             drift_label(self.drift),

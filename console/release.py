@@ -92,7 +92,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
         unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
         if policy is not None and status == "approved":
-            unchanged["policy"] = approval_tally(audit, policy, mv).to_dict()
+            unchanged["policy"] = approval_tally(audit, policy, mv, registry).to_dict()
         return Outcome(status, model, version, False, unchanged)
     policy_override = bool(custom_policy) and status == "approved"
     overridden = bool(override and (gate_passed is not True or not_run)) or policy_override
@@ -113,7 +113,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     detail: dict[str, Any] = {"approval": stored.to_dict()}
     if policy is not None and status == "approved":
         mv.approval = stored
-        detail["policy"] = request_if_short(audit, policy, mv, actor)
+        detail["policy"] = request_if_short(audit, policy, mv, actor, registry)
     return Outcome(status, model, version, True, detail)
 
 
@@ -200,9 +200,9 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      audit=in_transaction, **_approval_arg(approval))
         crash_point("move:after-commit")
         return move
-    if guard is not None:
-        details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
     if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
+        if guard is not None:
+            details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
                                      **_approval_arg(approval))
         audit.append(actor, action, model, version, event_details(move))
@@ -214,14 +214,56 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                            details)
     crash_point("intent:after-record")
     try:
-        move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
-                                     **_approval_arg(approval))
-    except (ConflictError, BadInputError) as exc:  # refused: nothing was written
+        if guard is None:
+            move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                         **_approval_arg(approval))
+        else:
+            # The count and the registry's swap under mrc.db's write lock (BEGIN IMMEDIATE), which
+            # `revoke` and every co-signature take too: no co-signature can be withdrawn between the
+            # count and the swap. The other choice, re-reading after the swap and undoing, lets
+            # production point at a short-counted version for a moment (a server may load it, an
+            # alert fire) and the undo can itself lose a CAS race; the lock shows nothing wrong ever.
+            # The registry approval itself is not in mrc.db: the swap carries it (`approval=`).
+            # Co-signatures kept in the registry (S3) are re-read here, last; a revoke from another
+            # machine's workspace can still land between that read and the swap (see README).
+            with _write_lock(audit.db_path) as held:
+                details = {**details, **guard(None, held=held)}
+                from backends.stall import stall_point
+
+                stall_point("promote:counted")  # tests: a revoke lands here, between the count and the swap
+                move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
+                                             **_approval_arg(approval))
+    except (ConflictError, BadInputError, PolicyRefusal) as exc:  # refused: nothing was written
         abandon_intent(audit, intent, f"{type(exc).__name__}: {exc}")
         raise
     crash_point("remote:after-write")
     commit_intent(audit, intent, actor, action, model, version, event_details(move))
     return move
+
+
+class _write_lock:
+    """mrc.db's write lock held (BEGIN IMMEDIATE, nothing written) while a remote swap is made."""
+
+    def __init__(self, db_path: str):
+        self.db_path = db_path
+
+    def __enter__(self):
+        from console.audit import connect
+
+        self.conn = connect(self.db_path)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.conn.close()
+            raise
+        return self.conn
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self.conn.close()
 
 
 def _approval_arg(approval: Approval | None) -> dict[str, Any]:
@@ -374,7 +416,8 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
              expected: str | None = None, expected_given: bool = False, override: bool = False,
-             traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
+             traffic=None, options: dict[str, Any] | None = None, policy=None,
+             allowed_checked: bool = False) -> Outcome:
     """Production away from the version the caller saw (`expected`, else read now), to a
     known-good one: the newest earlier production version that is approved, not rejected, whose
     artifact verifies, and that production was not rolled away from. `to` names it instead
@@ -386,7 +429,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
-    rollback_allowed(policy, registry, model, actor)
+    if not allowed_checked:  # the CLI checked it already, before ending a live canary
+        rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
     history, partial = _production_history(registry, model, HISTORY_WINDOW)
     current = _production_now(registry, model, history)
@@ -398,6 +442,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         raise ConflictError(f"{model}: production is {current or 'nothing'} now, not {seen or 'nothing'}"
                             " (someone else moved it first)", expected=seen, actual=current)
     skipped: list[dict[str, str]] = []
+    policy_detail: dict[str, Any] | None = None  # --to a never-production version under a protected alias
     taken_unreviewed = False  # a pending target that served production before anyone reviewed it in mrc
     if to is not None:
         target = to
@@ -407,6 +452,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 raise BadInputError(f"--to {to}: {model} {to} is {problem}; roll back to it only with --override "
                                     "--reason")
             reason = _reason(reason, f"roll back to a {problem.split(' ')[0]} version")
+        short = _to_target_short(registry, audit, policy, model, to) if policy is not None else None
+        if short is not None:
+            # never production before: --to must not be a way around the two-person rule
+            if not override:
+                from console.policy import PolicyViolation
+
+                raise PolicyViolation(f"--to {to}: {model} {to} never served production and policy.{policy.alias}: "
+                                      f"{short['summary']}; roll back to it only with --override --reason")
+            reason = _reason(reason, "roll back to a version short of approvals")
+            problem = problem or "short of approvals"
+            policy_detail = {**short, "overridden": True}
     else:
         target = None
         tried: set[str] = set()
@@ -446,7 +502,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,
                             details={"reason": why, "override": bool(override and to is not None and problem),
-                                     "skipped": skipped, "unreviewed_target": taken_unreviewed})
+                                     "skipped": skipped, "unreviewed_target": taken_unreviewed,
+                                     **({"policy": policy_detail} if policy_detail is not None else {})})
     except ConflictError:
         history, _ = _production_history(registry, model, HISTORY_WINDOW)  # only its last move counts
         done = _already_rolled_back(model, history, registry.get_pointers(model).get(PRODUCTION), seen, True, to)
@@ -460,6 +517,16 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         detail["message"] = (detail.get("message") or f"{model}: rolled back production {move.from_version} -> "
                              f"{target}") + f" ({target} served production before; it was never reviewed in mrc)"
     return Outcome("rollback", model, target, True, detail)
+
+
+def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, Any] | None:
+    """The tally of a `--to` target that never served production and lacks the rule's approvals;
+    None when it served production before (rollback stays one key) or its approvals are met."""
+    served = any(m.to_version == to for m in registry.pointer_history(model, PRODUCTION) if m.alias == PRODUCTION)
+    if served:
+        return None
+    counted = approval_tally(audit, policy, registry.get_version(model, to), registry)
+    return None if counted.met else counted.to_dict()
 
 
 # Production events a rollback reads first. Candidates from the newest events are the first
@@ -664,12 +731,27 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
     event in one transaction of mrc.db, bound to the artifact, the gate digest and the approval's epoch."""
     from console.policy import Signature, insert_signature, read_signatures, tally
 
+    signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
+                          reason, (identity or {}).get("backend"))
+    from console.policy import registry_signatures, registry_stores_signatures, signature_record
+
+    if registry_stores_signatures(registry):  # in the shared registry: every approver's machine sees it
+        added = registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, signature))
+        counted = tally(policy, mv, registry_signatures(registry, mv.model, mv.version))
+        if added:
+            audit.append(actor, "approve", mv.model, mv.version,
+                         {"reason": reason, "co_signature": True, "stored": "registry",
+                          "gate_report_sha256": signature.gate_report_sha256,
+                          "artifact_sha256": signature.artifact_sha256, "epoch": signature.epoch,
+                          "identity": identity, "policy": counted.to_dict()})
+            if not counted.met:
+                _append_request(audit, None, actor, policy, mv, counted)
+        return Outcome("approved", mv.model, mv.version, added,
+                       {"approval": mv.approval.to_dict(), "co_signature": signature.to_dict(),
+                        "policy": counted.to_dict()})
     if not hasattr(audit, "db_path"):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
     from console.audit import _write_tx
-
-    signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
-                          reason, (identity or {}).get("backend"))
 
     def write(conn) -> tuple[bool, Any]:
         signed = read_signatures(conn, mv.model, mv.version)
@@ -701,17 +783,17 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
         audit.append(actor, "approval.requested", mv.model, mv.version, details)
 
 
-def approval_tally(audit, policy, mv):
-    """How `mv` stands against the rule now (co-signatures from the workspace's mrc.db)."""
-    from console.policy import load_signatures, tally
+def approval_tally(audit, policy, mv, registry=None):
+    """How `mv` stands against the rule now (co-signatures from the registry where it keeps them,
+    else from the workspace's mrc.db)."""
+    from console.policy import signatures_of, tally
 
-    signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
-    return tally(policy, mv, signatures)
+    return tally(policy, mv, signatures_of(registry, audit, mv.model, mv.version))
 
 
-def request_if_short(audit, policy, mv, actor: str) -> dict[str, Any]:
+def request_if_short(audit, policy, mv, actor: str, registry=None) -> dict[str, Any]:
     """After an approval, or a gate pass, of a version the rule protects: say who is still needed."""
-    counted = approval_tally(audit, policy, mv)
+    counted = approval_tally(audit, policy, mv, registry)
     if not counted.met:
         _append_request(audit, None, actor, policy, mv, counted)
     return counted.to_dict()
@@ -721,11 +803,11 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
     """The rule's check for `move_audited`: `guard(conn)` inside the local move's transaction (the
     co-signatures read on that connection, the approval re-read by the registry in it), `guard(None)`
     right before a remote registry's CAS (both read again). Raises PolicyViolation when short."""
-    from console.policy import PolicyViolation, check_identity, load_signatures, read_signatures, tally
+    from console.policy import PolicyViolation, check_identity, read_signatures, signatures_of, tally
 
     identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
 
-    def guard(conn, early: bool = False) -> dict[str, Any]:
+    def guard(conn, early: bool = False, held=None) -> dict[str, Any]:
         if conn is not None:
             current, signatures, where = mv, read_signatures(conn, mv.model, mv.version), "in the move's transaction"
         else:
@@ -734,13 +816,16 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
                 raise ConflictError(f"{mv.model} {mv.version}: approval changed since it was read "
                                     f"({mv.approval.status} -> {current.approval.status}); the move was not made",
                                     expected=mv.approval.status, actual=current.approval.status)
-            signatures = load_signatures(audit.db_path, mv.model, mv.version) if hasattr(audit, "db_path") else []
+            # with mrc.db's write lock held until the swap no local revoke lands in between; the
+            # registry's own co-signatures are read last, right before the swap
+            signatures = signatures_of(registry, audit, mv.model, mv.version, held)
             where = "before anything moved" if early else "right before the compare-and-swap"
         counted = tally(policy, current, signatures)
         if not counted.met:
             raise PolicyViolation(f"{mv.model} {mv.version}: policy.{policy.alias}: {counted.line()}; "
                                   f"{policy.alias} not moved")
-        return {"policy": {**counted.to_dict(), "checked": where}, "identity": identity}
+        checked = {"checked": where, **({"locked_to_swap": "mrc.db"} if held is not None else {})}
+        return {"policy": {**counted.to_dict(), **checked}, "identity": identity}
 
     return guard
 
@@ -758,14 +843,26 @@ def rollback_allowed(policy, registry, model: str, actor: str) -> None:
     check_identity(policy, registry, actor, f"rolling back {model}")
 
 
-def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str) -> Outcome:
+def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str, policy=None) -> Outcome:
     """Withdraw `actor`'s own approval: a co-signature is marked revoked; the registry approval
-    (the first one) goes back to pending, which voids every co-signature of it."""
+    (the first one) goes back to pending, which voids every co-signature of it. Under identity =
+    "require" the backend must know the caller as `actor` (no one withdraws another's approval)."""
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "revoke an approval")
+    if policy is not None:
+        from console.policy import check_identity
+
+        check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
-    if hasattr(audit, "db_path"):
+    from console.policy import registry_stores_signatures
+
+    if registry_stores_signatures(registry):
+        if registry.revoke_cosignature(model, version, actor, now_iso()):
+            audit.append(actor, "revoke-approval", model, version,
+                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
+            return Outcome("revoke", model, version, True, {"co_signature": True})
+    elif hasattr(audit, "db_path"):
         from console.audit import _write_tx
         from console.policy import revoke_signature
 
@@ -792,7 +889,7 @@ def request_after_gate(registry, audit, policy, model: str, version: str, gate_r
     if policy is None or not getattr(gate_report, "passed", False):
         return None
     mv = registry.get_version(model, version)
-    counted = approval_tally(audit, policy, mv)
+    counted = approval_tally(audit, policy, mv, registry)
     if counted.met or not hasattr(audit, "db_path"):
         return counted.to_dict()
     digest = report_digest(gate_report)

@@ -78,24 +78,36 @@ def follow(training, job_id: str, on_event: Callable[[dict[str, Any]], None] | N
     return training.status(job_id)
 
 
+def trainer_name(registry, policy, actor: str) -> str:
+    """Who `trained_by` records: under identity = "require" the backend's identity (the two-person
+    rule excludes the trainer, so a claimed --actor must not pick who is excluded), else the actor."""
+    if policy is None or policy.identity != "require":
+        return actor
+    from console.policy import backend_identity
+
+    return backend_identity(registry) or actor
+
+
 def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, *, actor: str,
-                    make_candidate: bool = True) -> ModelVersion:
+                    make_candidate: bool = True, policy=None) -> ModelVersion:
     result = training.result(job_id)
     if result.get("state") != "succeeded":
         raise BackendError(f"training job {job_id} {result.get('state')}: {result.get('message', '')}")
     code_commit, code_repo = (spec.code_commit, spec.code_repo) if spec.code_commit else code_identity()
     env = result.get("environment", {})
+    trainer = trainer_name(registry, policy, actor)
     lineage = Lineage(
         code_commit=code_commit, code_repo=code_repo, data_version=spec.data_version,
         data_sha256=result["data_sha256"], params=result.get("params", spec.params),
         environment=Environment(**env), training_run=job_id, parent_version=spec.parent_version,
-        trained_by=actor,
+        trained_by=trainer,
     )
     version = registry.register_version(spec.model, result["model_path"], metrics=result["metrics"], lineage=lineage,
-                                        description=f"trained by {actor} from {spec.data_version}")
+                                        description=f"trained by {trainer} from {spec.data_version}")
     training.record(job_id, version=version.version)
     audit.append(actor, "register", spec.model, version.version,
-                 {"training_run": job_id, "data_version": spec.data_version, "artifact_sha256": version.artifact.sha256})
+                 {"training_run": job_id, "data_version": spec.data_version, "artifact_sha256": version.artifact.sha256,
+                  **({"trained_by": trainer} if trainer != actor else {})})
     if make_candidate:
         from console.release import set_alias
 
@@ -105,6 +117,9 @@ def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, 
 
 
 def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, make_candidate: bool = True):
+    from console.policy import workspace_policy
+
+    policy = workspace_policy(ws)  # read before training: a bad [policy] table fails before the work
     training = ws.training()
     try:
         job = training.launch(spec)
@@ -117,7 +132,7 @@ def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, mak
         if status.state != "succeeded":
             raise BackendError(f"training job {job.id} {status.state}: {status.message}")
         return register_result(ws.registry(), ws.audit(), training, job.id, spec, actor=actor,
-                               make_candidate=make_candidate)
+                               make_candidate=make_candidate, policy=policy)
     finally:  # a remote backend holds a client and its event-loop thread: one per run, not one per run leaked
         close = getattr(training, "close", None)
         if close is not None:

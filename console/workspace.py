@@ -112,6 +112,7 @@ class Workspace:
     root: Path
     config: dict[str, Any] = field(default_factory=dict)
     _backends: dict[str, Any] = field(default_factory=dict, repr=False)
+    policy_error: str | None = None  # a bad [policy] table, opened with lenient_policy (the rollback path)
 
     # -- paths -----------------------------------------------------------------------------
     @property
@@ -136,8 +137,10 @@ class Workspace:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> "Workspace":
-        """Open an existing workspace; with create=True make an empty one first."""
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = False,
+             lenient_policy: bool = False) -> "Workspace":
+        """Open an existing workspace; with create=True make an empty one first. `lenient_policy`:
+        a bad [policy] table is kept in `policy_error` instead of refusing (the rollback path)."""
         if path is not None and not str(path).strip():
             raise BadInputError("--workspace: empty path (leave the option out for the default workspace)")
         root = resolve_dir(path)
@@ -173,7 +176,14 @@ class Workspace:
         if "policy" in config:  # protected aliases: a bad rule is one line before anything runs
             from console.policy import parse_policies
 
-            parse_policies(config, config_path)
+            try:
+                parse_policies(config, config_path)
+            except BadInputError as exc:
+                if not lenient_policy:
+                    raise
+                # the rollback path (mrc rollback, the console) opens anyway: it reads only the
+                # rollback key, leniently (console/policy.py rollback_policy); approve/promote refuse
+                ws.policy_error = str(exc)
         return ws
 
     @classmethod

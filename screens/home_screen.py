@@ -476,16 +476,19 @@ class HomeScreen(ConsoleScreen):
 
         self.app.record_call(f"console.release.rollback(registry, audit, {model!r}, to={target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
+        warning = None
         try:
+            policy, warning = _rollback_policy(ws)
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model), policy=_production_policy(ws))
+                               options=_model_options(ws, model), policy=policy)
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
-        self.post_message(self.RolledBack(outcome.detail.get("message") or
-            f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)", True))
+        message = outcome.detail.get("message") or (
+            f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)")
+        self.post_message(self.RolledBack(message + (f" ({warning})" if warning else ""), True))
         _deliver_alerts(ws, self.app.actor)
 
     # -- roll forward: a different, confirmed action ---------------------------------------
@@ -569,6 +572,14 @@ def _production_policy(ws):
     from console.policy import workspace_policy
 
     return workspace_policy(ws)
+
+
+def _rollback_policy(ws):
+    """(the rule the rollback key follows, a warning or None): a malformed [policy] table is read
+    leniently and said so, never a blocked rollback (console/policy.py rollback_policy)."""
+    from console.policy import rollback_policy
+
+    return rollback_policy(ws)
 
 
 def _deliver_alerts(ws, actor: str) -> None:

@@ -45,6 +45,7 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     canaries = _canaries(ws, [o.summary.name for o in overviews]) if _has_canaries(ws.db_path) else {}
     rows: list[HomeRow] = []
     versions: list[Any] = []
+    protected = _home_policy(ws)
     every_version = getattr(registry, "list_all_versions", None)
     if with_versions and every_version is not None and not listed:
         listed = every_version()  # one read instead of one per model
@@ -66,6 +67,7 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
                         "passed" if getattr(report, "complete", True) else "incomplete")
             elif mv.approval.gate_report_sha256:  # evaluated at approval: passed, or overridden on failure
                 gate = "failed" if mv.approval.override else "passed"
+        short = _approvals_short(ws, mv, protected) if mv is not None and approval == "approved" else None
         drift = None
         if drift_status is not None:
             try:
@@ -86,9 +88,28 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
             gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
-            canary_candidate=canary.candidate if live_canary else None,
+            canary_candidate=canary.candidate if live_canary else None, approvals_short=short,
         ))
     return HomeData(rows, versions)
+
+
+def _home_policy(ws):
+    """[policy.production] for the home column, read leniently (a bad table must not hide the list)."""
+    if "policy" not in (getattr(ws, "config", None) or {}):
+        return None
+    from console.policy import rollback_policy
+
+    return rollback_policy(ws)[0]
+
+
+def _approvals_short(ws, mv, policy) -> str | None:
+    """"1/2" when the rule protects production and the approved candidate lacks approvals."""
+    if policy is None or policy.required_approvals <= 1:
+        return None
+    from console.release import approval_tally
+
+    counted = approval_tally(ws.audit(), policy, mv, ws.registry())
+    return None if counted.met else f"{len(counted.counted)}/{counted.required}"
 
 
 def _canaries(ws, models: list[str]) -> dict[str, Any]:
@@ -162,7 +183,7 @@ def production_approvals(ws, candidate):
         return None
     from console.release import approval_tally
 
-    return approval_tally(ws.audit(), policy, candidate)
+    return approval_tally(ws.audit(), policy, candidate, ws.registry())
 
 
 def evaluate_gates(ws, model: str, version: str):

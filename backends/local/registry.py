@@ -110,11 +110,13 @@ class LocalRegistry:
         self._read_engine = self._write_engine = None
 
     def caller_identity(self) -> str | None:
-        """The OS user this process runs as: all a local SQLite file can know of its caller."""
-        import getpass
+        """The OS user this process runs as: all a local SQLite file can know of its caller. From
+        the effective uid, never $USER/$LOGNAME (getpass reads those: anyone can set them)."""
+        import os
+        import pwd
 
         try:
-            return getpass.getuser()
+            return pwd.getpwuid(os.geteuid()).pw_name
         except (KeyError, OSError):
             return None
 

@@ -609,6 +609,60 @@ class MlflowRegistry:
                                 f"{winner.get('mrc.status')} while the move was checking the approval; "
                                 "the move was not made", expected=seen.status, actual=winner.get("mrc.status"))
 
+    # -- co-signatures of the two-person rule: model-version tags, seen from every machine ----------
+    @staticmethod
+    def _cosign_tag(approver: str) -> str:
+        """`mrc.cosign.<actor>`; a name MLflow's tag keys cannot hold goes by its hash."""
+        if approver and all(c.isalnum() or c in "_-." for c in approver) and len(approver) <= 200:
+            return f"mrc.cosign.{approver}"
+        return "mrc.cosign.h-" + hashlib.sha256(approver.encode()).hexdigest()[:32]
+
+    def _cosign_tags(self, model: str, version: str) -> dict[str, str]:
+        mv = self._call("get version", lambda: self.client.get_model_version(model, str(version)),
+                        missing=f"unknown version {version!r} of model {model!r}")
+        return {k: v for k, v in (getattr(mv, "tags", None) or {}).items() if k.startswith("mrc.cosign.")}
+
+    def read_cosignatures(self, model: str, version: str) -> list[dict[str, Any]]:
+        records = []
+        for value in self._cosign_tags(model, version).values():
+            try:
+                record = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return sorted(records, key=lambda r: (str(r.get("at", "")), str(r.get("approver", ""))))
+
+    def add_cosignature(self, model: str, version: str, record: dict[str, Any]) -> bool:
+        """One tag per approver, holding the approval epoch it co-signs: False when that approver
+        co-signed this approval already. MLflow has no conditional tag write; the key is the
+        approver's own, so the only racing writer is the same person (the same record)."""
+        key = self._cosign_tag(record["approver"])
+        held = self._cosign_tags(model, version).get(key)
+        if held:
+            try:
+                old = json.loads(held)
+            except ValueError:
+                old = {}
+            if old.get("epoch") == record["epoch"] and not old.get("revoked_at"):
+                return False
+        value = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        self._call("set version tag", lambda: self.client.set_model_version_tag(model, version, key, value))
+        return True
+
+    def revoke_cosignature(self, model: str, version: str, approver: str, at: str) -> int:
+        key = self._cosign_tag(approver)
+        held = self._cosign_tags(model, version).get(key)
+        try:
+            record = json.loads(held) if held else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or record.get("revoked_at"):
+            return 0
+        value = json.dumps({**record, "revoked_at": at}, sort_keys=True, separators=(",", ":"))
+        self._call("set version tag", lambda: self.client.set_model_version_tag(model, version, key, value))
+        return 1
+
     def _write_approval_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
         for key in ("status", "by", "at", "reason", "gate_report_sha256", "override"):
             value = tags.get(f"mrc.{key}", "")

@@ -603,6 +603,47 @@ class S3Registry:
                                 "move was checking the approval; the move was not made",
                                 expected=seen.status, actual=actual.status) from None
 
+    # -- co-signatures of the two-person rule: in the bucket, so approvers on any machine see them --
+    def _cosign_prefix(self, model: str, version: str) -> str:
+        return self._model_key(model) + f"cosignatures/{check_name(version, 'version')}/"
+
+    def read_cosignatures(self, model: str, version: str) -> list[dict[str, Any]]:
+        """Every co-signature record of the version (revoked ones carry `revoked_at`), oldest first."""
+        objects, _ = self._list(self._cosign_prefix(model, version))
+        records = [r for r in self._each(lambda o: self._get_json(o["Key"]), objects) if isinstance(r, dict)]
+        return sorted(records, key=lambda r: (str(r.get("at", "")), str(r.get("approver", ""))))
+
+    def add_cosignature(self, model: str, version: str, record: dict[str, Any]) -> bool:
+        """One object per approver and approval epoch, created If-None-Match: False when that
+        approver co-signed this approval already (here or on another machine)."""
+        name = hashlib.sha256(f"{record['epoch']}\0{record['approver']}".encode()).hexdigest()[:32]
+        try:
+            self._put(self._cosign_prefix(model, version) + f"{name}.json", _dumps(record), if_none_match=True)
+        except _PreconditionFailed:
+            return False
+        return True
+
+    def revoke_cosignature(self, model: str, version: str, approver: str, at: str) -> int:
+        """Mark the approver's live co-signatures revoked, each If-Match its ETag (a racing write
+        makes this one re-read and try again)."""
+        count = 0
+        objects, _ = self._list(self._cosign_prefix(model, version))
+        for obj in objects:
+            for _ in range(5):
+                got = self._get(obj["Key"])
+                if got is None:
+                    break
+                record = json.loads(got[0])
+                if record.get("approver") != approver or record.get("revoked_at"):
+                    break
+                try:
+                    self._put(obj["Key"], _dumps({**record, "revoked_at": at}), if_match=got[1])
+                except _PreconditionFailed:
+                    continue
+                count += 1
+                break
+        return count
+
     # -- pointers ----------------------------------------------------------------------------
     def _read_pointer(self, model: str, alias: str) -> _Pointer:
         return self._pointer_at(self._pointer_key(model, alias))

@@ -38,7 +38,9 @@ class Context:
         if self._ws is None:
             from console.workspace import Workspace
 
-            self._ws = Workspace.open(getattr(self.args, "workspace", None))
+            # `mrc rollback` opens a workspace whose [policy] is malformed: it must not block on-call
+            lenient = getattr(self.args, "command", None) == "rollback"
+            self._ws = Workspace.open(getattr(self.args, "workspace", None), lenient_policy=lenient)
         return self._ws
 
     @property

@@ -137,7 +137,11 @@ def cmd_rollback(ctx: Context) -> int:
         check_name(ctx.args.to, "--to version")
     if ctx.args.override and not (ctx.args.reason or "").strip():
         raise BadInputError("--override: a --reason is required")
-    policy = _policy(ctx)
+    from console.policy import rollback_policy
+
+    policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
+    if warning:
+        ctx.progress(warning)
     if policy is not None and policy.rollback is not None:  # the open default costs the rollback nothing
         from console.release import rollback_allowed
 
@@ -151,7 +155,8 @@ def cmd_rollback(ctx: Context) -> int:
         return 0
     outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
                        reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
-                       traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy)
+                       traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy,
+                       allowed_checked=True)
     ctx.emit(outcome.to_dict(), outcome.detail.get("message")
              or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0
@@ -297,6 +302,6 @@ def cmd_revoke(ctx: Context) -> int:
 
     ctx.require_write("revoke")
     outcome = revoke(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,
-                     reason=ctx.args.reason)
+                     reason=ctx.args.reason, policy=_policy(ctx))
     ctx.emit(outcome.to_dict(), f"{ctx.args.model} {ctx.args.version}: approval by {ctx.actor} revoked")
     return 0

@@ -30,3 +30,50 @@ def test_revoke_during_a_remote_promote_refuses_it(tmp_path, s3_server, mrc):
     assert mrc("models", "--json", *_ws(root, "x")).json()["models"][0]["production"] is None
     events = mrc("audit", "--json", *_ws(root, "x")).json()["events"]
     assert not [e for e in events if e["action"] == "promote"]
+
+
+def test_a_revoke_cannot_land_between_the_remote_count_and_the_swap(tmp_path, s3_server, mrc):
+    """The promote counts two approvals and holds right before the S3 swap; carol's revoke is
+    started then. It must wait for mrc.db's lock, so it lands after the promotion: the audit never
+    shows a promote counted on an approval that was already revoked when production moved."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO, mrc_env
+
+    root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    version = mrc("versions", MODEL, "--json", *_ws(root, "x")).json()["versions"][0]["version"]
+    approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
+    assert mrc(*approve, *_ws(root, "bob")).returncode == 0
+    assert mrc(*approve, *_ws(root, "carol")).returncode == 0
+
+    stall = tmp_path / "release"
+    env = mrc_env({"MRC_STALL_AT": "promote:counted", "MRC_STALL_FILE": str(stall)})
+    promote = subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, version, "--reason", "ship",
+                                *_ws(root, "dave")], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    revoke = None
+    try:
+        _wait_for(Path(str(stall) + ".reached"), promote)
+        revoke = subprocess.Popen([sys.executable, "-m", "console.cli", "revoke", MODEL, version, "--reason", "bug",
+                                   *_ws(root, "carol")], cwd=str(REPO), env=mrc_env({"MRC_LOCK_TIMEOUT": "300"}),
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        # give an unlocked revoke every chance to land inside the window (a locked one waits it out);
+        # the outcome below is decided by the order of the audit events, not by this wait
+        deadline = time.monotonic() + 20
+        while revoke.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stall.write_text("go")
+    _, err = promote.communicate(timeout=180)
+    assert revoke is not None
+    _, revoke_err = revoke.communicate(timeout=180)
+    assert revoke.returncode == 0, revoke_err
+    events = mrc("audit", "--json", *_ws(root, "x")).json()["events"]
+    seq = {e["action"]: e["seq"] for e in events if e["action"] in ("promote", "revoke-approval")}
+    if promote.returncode == 0:  # it moved on two approvals: the revoke must come after the move
+        assert seq["revoke-approval"] > seq["promote"], (seq, err)
+    else:
+        assert "promote" not in seq and "1 of 2 approvals" in err, err

@@ -183,9 +183,10 @@ def test_rollback_restricted_when_configured(local_ws, mrc):
 
 
 def test_local_identity_is_the_os_user_and_require_refuses_another_name(local_ws, mrc):
-    import getpass
+    import os
+    import pwd
 
-    os_user = getpass.getuser()
+    os_user = pwd.getpwuid(os.geteuid()).pw_name
     protect(local_ws, 'required_approvals = 1\nidentity = "require"')
     refused = _approve(mrc, local_ws, "bob")
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
