@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -152,6 +153,7 @@ class CanaryScreen(Screen):
         self._shown_events = 0
         self._shown_key: tuple | None = None  # ((canary id, revision, status), live split) last painted
         self._shown_status: str | None = None
+        self._shown_text: dict[str, str] = {}  # selector -> text last given to that Static
         self._rollback_requested = threading.Event()
         self._rollback_lock = threading.Lock()
         self._rollback_receipts: list[threading.Event] = []  # set once the standby's rollback is done
@@ -357,25 +359,44 @@ class CanaryScreen(Screen):
                 self.notify(f"rolled back: stable {state.stable} at 100%", title="canary")
             self._show(state)
 
+    def _set_text(self, selector: str, text: str) -> None:
+        """Update one text widget only if its text changed, and ask for a layout pass only if its
+        height can change (another line count, or a line that may wrap): a layout pass re-arranges
+        the whole screen, which is what a key pressed as a new state lands waits behind."""
+        shown = self._shown_text.get(selector)
+        if shown == text:
+            return
+        self._shown_text[selector] = text
+        widget = self.query_one(selector, Static)
+        width = widget.content_region.width
+        lines = text.split("\n")
+        same_height = (bool(shown) and bool(text) and width > 0 and len(lines) == shown.count("\n") + 1
+                       and max(cell_len(line) for line in lines) < width
+                       and max(cell_len(line) for line in shown.split("\n")) < width)
+        widget.update(text, layout=not same_height)
+
     def _show(self, state: CanaryState | None) -> None:
         self.state = state
         self._shown_key = ((state.id, state.revision, state.status) if state is not None else None, self.live_split)
         title = self.query_one("#canary-title", Static)
         for status in ("progressing", "paused", "promoted", "rolled_back", "aborted"):
             title.set_class(state is not None and state.status == status, f"status-{status}")
-        title.update(title_line(state, self.model, self._read_only))
-        self.query_one("#canary-split", Static).update(split_line(state, self.live_split))
-        self.query_one("#canary-plan", Static).update(plan_line(state))
         hint = ""
         if state is not None and state.active and not self._read_only:
             hint = (f"R rolls back now to stable {state.stable} · p next step · P promote {state.candidate} (both "
                     "confirm with ctrl+y) · space pause/resume")
-        self.query_one("#canary-rollback-hint", Static).update(hint)
+        self._set_text("#canary-title", title_line(state, self.model, self._read_only))
+        self._set_text("#canary-split", split_line(state, self.live_split))
+        self._set_text("#canary-plan", plan_line(state))
+        self._set_text("#canary-rollback-hint", hint)
         for key in ("error_rate", "p99_ms"):
             for variant in ("canary", "stable"):
-                self.query_one(f"#chart-{key.replace('_', '-')}-{variant}", Sparkline).data = series(state, variant, key)
-        self.query_one("#canary-sequential", Static).update(sequential_line(state))
-        self.query_one("#canary-failures", Static).update(failures_line(state))
+                data = series(state, variant, key)
+                chart = self.query_one(f"#chart-{key.replace('_', '-')}-{variant}", Sparkline)
+                if list(chart.data or []) != data:  # an unchanged chart is not re-rendered
+                    chart.data = data
+        self._set_text("#canary-sequential", sequential_line(state))
+        self._set_text("#canary-failures", failures_line(state))
         lines = event_lines(state)
         log = self.query_one("#canary-events", RichLog)
         if len(lines) < self._shown_events:
