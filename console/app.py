@@ -18,6 +18,7 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 
+from console.key_first import PriorityKeysFirst
 from console.presenters import WRITE_ACTIONS, Command, parse_command
 
 STARTED = time.perf_counter()
@@ -26,7 +27,7 @@ STARTED = time.perf_counter()
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
-class ReleaseConsole(App):
+class ReleaseConsole(PriorityKeysFirst, App):
     """Model Release Console."""
 
     TITLE = "mrc"

@@ -13,6 +13,7 @@ nothing new repaints nothing, so the event loop is free when the key arrives. Th
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from console.presenters import needs_more_lines
 POLL_S = 0.5
 STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
 RECEIPT_WAIT_S = 60.0  # a rollback's controller retries for seconds at most; never wait forever
+ROLLBACK_SWITCH_INTERVAL_S = 0.0002  # the GIL switch interval while the standby thread rolls back
 WRITE_ACTIONS = {"rollback", "next_step", "promote", "toggle_pause"}
 
 
@@ -203,13 +205,28 @@ class CanaryScreen(Screen):
 
     def action_rollback(self) -> None:
         if self._standby_ready:
-            done = threading.Event()
-            with self._rollback_lock:
-                self._rollback_receipts.append(done)
-                self._rollback_requested.set()  # the standby thread moves traffic now
-            self._rollback_receipt(done)
+            self._wake_standby()
         else:
             self.act("rollback", stable=self.state.stable if self.state is not None else None)
+
+    def _wake_standby(self) -> None:
+        done = threading.Event()
+        with self._rollback_lock:
+            self._rollback_receipts.append(done)
+            self._rollback_requested.set()  # the standby thread moves traffic now
+        self._rollback_receipt(done)
+
+    def run_key_first(self, action: str) -> bool:
+        """Called by the app (console.key_first) as a priority key is posted, before the event loop
+        reads it: `R` wakes the standby thread at once, even while the screen repaints a state that
+        just landed. Only when the key would reach action_rollback now (this screen on top, not
+        read-only, a live canary) and the standby is warm; otherwise the key takes the usual path."""
+        if action != "rollback" or not self._standby_ready or self.app.screen is not self:
+            return False
+        if self.check_action("rollback", ()) is not True:
+            return False
+        self._wake_standby()
+        return True
 
     def action_next_step(self) -> None:
         state = self.state
@@ -313,7 +330,15 @@ class CanaryScreen(Screen):
                     for done in receipts:
                         done.set()
                     break
-                self._act(controller, "rollback")
+                # The event loop may be repainting as the key lands, holding the GIL for the whole
+                # switch interval (5 ms) each time this thread waits on a read or write of the move:
+                # a short interval while the rollback runs hands it back after each of them.
+                interval = sys.getswitchinterval()
+                sys.setswitchinterval(ROLLBACK_SWITCH_INTERVAL_S)
+                try:
+                    self._act(controller, "rollback")
+                finally:
+                    sys.setswitchinterval(interval)
                 receipts += self._take_requests()  # presses while it ran asked for the same rollback
                 for done in receipts:
                     done.set()
