@@ -23,7 +23,10 @@ class PriorityKeysFirst:
     def post_message(self, message: Message) -> bool:
         # Keys are posted on the event loop's thread (driver and Pilot alike); anything posted from
         # another thread takes the usual path, as the binding chain may only be read on the loop.
-        if isinstance(message, events.Key) and threading.get_ident() == self._thread_id:
+        # A key nobody handled bubbles back up to the app through here: check each key once.
+        if (isinstance(message, events.Key) and threading.get_ident() == self._thread_id
+                and not getattr(message, "_priority_checked", False)):
+            message._priority_checked = True
             try:
                 if self._run_key_first(message.key):
                     return True

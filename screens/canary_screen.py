@@ -6,9 +6,12 @@ shows the judge's current evidence; ctrl+y confirms.
 All I/O runs in thread workers; the poll re-arms itself only after the last one finished, so
 polls cannot pile up. `R` does not wait for a worker to start: a standby thread, started with
 the screen, holds a warm controller and moves traffic the moment the key sets its event (no
-worker start, no event-loop round trip between the key and the split). A poll that brings
-nothing new repaints nothing, so the event loop is free when the key arrives. The app provides
-`workspace`, `read_only` and `actor`.
+worker start, no event-loop round trip between the key and the split). Under the console's app
+(console.key_first) `R` acts as it is posted, before the app's queue, so a key pressed while the
+screen repaints a state that just landed does not wait for that repaint: `run_key_first` wakes
+the standby and holds the loop (bounded) until the split moved. A poll that brings nothing new
+repaints nothing, and a new state updates only the texts and charts that changed, with a layout
+pass only when a text's height can change. The app provides `workspace`, `read_only` and `actor`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ POLL_S = 0.5
 STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
 RECEIPT_WAIT_S = 60.0  # a rollback's controller retries for seconds at most; never wait forever
 ROLLBACK_SWITCH_INTERVAL_S = 0.0002  # the GIL switch interval while the standby thread rolls back
+KEY_FIRST_HOLD_S = 0.25  # R at post time waits at most this long for the split to move
 WRITE_ACTIONS = {"rollback", "next_step", "promote", "toggle_pause"}
 
 
@@ -118,6 +122,24 @@ def event_lines(state: CanaryState | None) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+class _SignalsMove:
+    """The standby controller's traffic backend: sets `moved` after each rollback call returns
+    (or fails), so the key that asked for it knows when the split has moved."""
+
+    def __init__(self, traffic, moved: threading.Event) -> None:
+        self._traffic = traffic
+        self._moved = moved
+
+    def rollback(self, *args, **kwargs):
+        try:
+            return self._traffic.rollback(*args, **kwargs)
+        finally:
+            self._moved.set()
+
+    def __getattr__(self, name: str):
+        return getattr(self._traffic, name)
+
+
 class CanaryScreen(Screen):
     """One model's canary. Construct as CanaryScreen(model)."""
 
@@ -160,6 +182,7 @@ class CanaryScreen(Screen):
         self._rollback_lock = threading.Lock()
         self._rollback_receipts: list[threading.Event] = []  # set once the standby's rollback is done
         self._standby_ready = False  # the standby thread holds a warm controller
+        self._traffic_moved = threading.Event()  # set once the standby's rollback moved the split
         self._closing = False
 
     # -- layout ------------------------------------------------------------------------------
@@ -225,7 +248,12 @@ class CanaryScreen(Screen):
             return False
         if self.check_action("rollback", ()) is not True:
             return False
+        self._traffic_moved.clear()
         self._wake_standby()
+        # Hold the event loop (a bounded wait, which releases the GIL) until the split has moved:
+        # a repaint running meanwhile would take the CPU the move needs; the screen has nothing
+        # newer to show before the move anyway.
+        self._traffic_moved.wait(KEY_FIRST_HOLD_S)
         return True
 
     def action_next_step(self) -> None:
@@ -293,10 +321,10 @@ class CanaryScreen(Screen):
     def act(self, action: str, stable: str | None = None, reason: str = "") -> None:
         self._act(self._controller(), action, reason)
 
-    def _controller(self):
+    def _controller(self, traffic=None):
         from console.canary_controller import Controller
 
-        return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
+        return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"), traffic=traffic)
 
     def _act(self, controller, action: str, reason: str = "") -> None:
         started = time.perf_counter()
@@ -316,8 +344,8 @@ class CanaryScreen(Screen):
         """Waits for `R` with the controller built and its traffic backend resolved (imports
         done), so the key's cost is one event set: the move starts in this thread at once."""
         try:
-            controller = self._controller()
-            controller.traffic  # noqa: B018  (resolve the backend now, not after the key)
+            # the traffic backend resolved now (imports done), not after the key
+            controller = self._controller(traffic=_SignalsMove(self.app.workspace.traffic(), self._traffic_moved))
         except Exception:  # noqa: BLE001  (R falls back to a worker of its own, which reports the error)
             return
         self._standby_ready = True
