@@ -7,7 +7,7 @@ All I/O runs in thread workers; the poll re-arms itself only after the last one 
 polls cannot pile up. `R` does not wait for a worker to start: a standby thread, started with
 the screen, holds a warm controller and moves traffic the moment the key sets its event (no
 worker start, no event-loop round trip between the key and the split). Under the console's app
-(console.key_first) `R` acts as it is posted, before the app's queue, so a key pressed while the
+(console.app.PriorityKeysFirst) `R` acts as it is posted, before the app's queue, so a key pressed while the
 screen repaints a state that just landed does not wait for that repaint: `run_key_first` wakes
 the standby and holds the loop (bounded) until the split moved. A poll that brings nothing new
 repaints nothing, and a new state updates only the texts and charts that changed, with a layout
@@ -240,7 +240,7 @@ class CanaryScreen(Screen):
         self._rollback_receipt(done)
 
     def run_key_first(self, action: str) -> bool:
-        """Called by the app (console.key_first) as a priority key is posted, before the event loop
+        """Called by the app (console.app.PriorityKeysFirst) as a priority key is posted, before the event loop
         reads it: `R` wakes the standby thread at once, even while the screen repaints a state that
         just landed. Only when the key would reach action_rollback now (this screen on top, not
         read-only, a live canary) and the standby is warm; otherwise the key takes the usual path."""

@@ -62,7 +62,7 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float],
     worker's own seconds (every trial)."""
     from textual.app import App
 
-    from console.key_first import PriorityKeysFirst
+    from console.app import PriorityKeysFirst
     import screens.canary_screen as canary_screen
     from console.canary_controller import Controller
     from console.domain import CanaryPlan

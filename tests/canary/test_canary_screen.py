@@ -138,7 +138,7 @@ async def test_R_runs_in_the_standby_thread_and_waiters_see_it_finish_and_the_th
 
 
 def _key_first_host(ws, **kwargs):
-    from console.key_first import PriorityKeysFirst
+    from console.app import PriorityKeysFirst
 
     host = type("KeyFirstHost", (PriorityKeysFirst, ScreenHost), {})
     return host(ws, MODEL, **kwargs)
