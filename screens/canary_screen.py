@@ -6,18 +6,23 @@ shows the judge's current evidence; ctrl+y confirms.
 All I/O runs in thread workers; the poll re-arms itself only after the last one finished, so
 polls cannot pile up. `R` does not wait for a worker to start: a standby thread, started with
 the screen, holds a warm controller and moves traffic the moment the key sets its event (no
-worker start, no event-loop round trip between the key and the split). A poll that brings
-nothing new repaints nothing, so the event loop is free when the key arrives. The app provides
-`workspace`, `read_only` and `actor`.
+worker start, no event-loop round trip between the key and the split). Under the console's app
+(console.app.PriorityKeysFirst) `R` acts as it is posted, before the app's queue, so a key pressed while the
+screen repaints a state that just landed does not wait for that repaint: `run_key_first` wakes
+the standby and holds the loop (bounded) until the split moved. A poll that brings nothing new
+repaints nothing, and a new state updates only the texts and charts that changed, with a layout
+pass only when a text's height can change. The app provides `workspace`, `read_only` and `actor`.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -32,6 +37,8 @@ from console.presenters import needs_more_lines
 POLL_S = 0.5
 STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
 RECEIPT_WAIT_S = 60.0  # a rollback's controller retries for seconds at most; never wait forever
+ROLLBACK_SWITCH_INTERVAL_S = 0.0002  # the GIL switch interval while the standby thread rolls back
+KEY_FIRST_HOLD_S = 0.25  # R at post time waits at most this long for the split to move
 WRITE_ACTIONS = {"rollback", "next_step", "promote", "toggle_pause"}
 
 
@@ -115,6 +122,24 @@ def event_lines(state: CanaryState | None) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+class _SignalsMove:
+    """The standby controller's traffic backend: sets `moved` after each rollback call returns
+    (or fails), so the key that asked for it knows when the split has moved."""
+
+    def __init__(self, traffic, moved: threading.Event) -> None:
+        self._traffic = traffic
+        self._moved = moved
+
+    def rollback(self, *args, **kwargs):
+        try:
+            return self._traffic.rollback(*args, **kwargs)
+        finally:
+            self._moved.set()
+
+    def __getattr__(self, name: str):
+        return getattr(self._traffic, name)
+
+
 class CanaryScreen(Screen):
     """One model's canary. Construct as CanaryScreen(model)."""
 
@@ -152,10 +177,12 @@ class CanaryScreen(Screen):
         self._shown_events = 0
         self._shown_key: tuple | None = None  # ((canary id, revision, status), live split) last painted
         self._shown_status: str | None = None
+        self._shown_text: dict[str, str] = {}  # selector -> text last given to that Static
         self._rollback_requested = threading.Event()
         self._rollback_lock = threading.Lock()
         self._rollback_receipts: list[threading.Event] = []  # set once the standby's rollback is done
         self._standby_ready = False  # the standby thread holds a warm controller
+        self._traffic_moved = threading.Event()  # set once the standby's rollback moved the split
         self._closing = False
 
     # -- layout ------------------------------------------------------------------------------
@@ -201,13 +228,33 @@ class CanaryScreen(Screen):
 
     def action_rollback(self) -> None:
         if self._standby_ready:
-            done = threading.Event()
-            with self._rollback_lock:
-                self._rollback_receipts.append(done)
-                self._rollback_requested.set()  # the standby thread moves traffic now
-            self._rollback_receipt(done)
+            self._wake_standby()
         else:
             self.act("rollback", stable=self.state.stable if self.state is not None else None)
+
+    def _wake_standby(self) -> None:
+        done = threading.Event()
+        with self._rollback_lock:
+            self._rollback_receipts.append(done)
+            self._rollback_requested.set()  # the standby thread moves traffic now
+        self._rollback_receipt(done)
+
+    def run_key_first(self, action: str) -> bool:
+        """Called by the app (console.app.PriorityKeysFirst) as a priority key is posted, before the event loop
+        reads it: `R` wakes the standby thread at once, even while the screen repaints a state that
+        just landed. Only when the key would reach action_rollback now (this screen on top, not
+        read-only, a live canary) and the standby is warm; otherwise the key takes the usual path."""
+        if action != "rollback" or not self._standby_ready or self.app.screen is not self:
+            return False
+        if self.check_action("rollback", ()) is not True:
+            return False
+        self._traffic_moved.clear()
+        self._wake_standby()
+        # Hold the event loop (a bounded wait, which releases the GIL) until the split has moved:
+        # a repaint running meanwhile would take the CPU the move needs; the screen has nothing
+        # newer to show before the move anyway.
+        self._traffic_moved.wait(KEY_FIRST_HOLD_S)
+        return True
 
     def action_next_step(self) -> None:
         state = self.state
@@ -274,10 +321,10 @@ class CanaryScreen(Screen):
     def act(self, action: str, stable: str | None = None, reason: str = "") -> None:
         self._act(self._controller(), action, reason)
 
-    def _controller(self):
+    def _controller(self, traffic=None):
         from console.canary_controller import Controller
 
-        return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"))
+        return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"), traffic=traffic)
 
     def _act(self, controller, action: str, reason: str = "") -> None:
         started = time.perf_counter()
@@ -301,8 +348,8 @@ class CanaryScreen(Screen):
         """Waits for `R` with the controller built and its traffic backend resolved (imports
         done), so the key's cost is one event set: the move starts in this thread at once."""
         try:
-            controller = self._controller()
-            controller.traffic  # noqa: B018  (resolve the backend now, not after the key)
+            # the traffic backend resolved now (imports done), not after the key
+            controller = self._controller(traffic=_SignalsMove(self.app.workspace.traffic(), self._traffic_moved))
         except Exception:  # noqa: BLE001  (R falls back to a worker of its own, which reports the error)
             return
         self._standby_ready = True
@@ -315,7 +362,15 @@ class CanaryScreen(Screen):
                     for done in receipts:
                         done.set()
                     break
-                self._act(controller, "rollback")
+                # The event loop may be repainting as the key lands, holding the GIL for the whole
+                # switch interval (5 ms) each time this thread waits on a read or write of the move:
+                # a short interval while the rollback runs hands it back after each of them.
+                interval = sys.getswitchinterval()
+                sys.setswitchinterval(ROLLBACK_SWITCH_INTERVAL_S)
+                try:
+                    self._act(controller, "rollback")
+                finally:
+                    sys.setswitchinterval(interval)
                 receipts += self._take_requests()  # presses while it ran asked for the same rollback
                 for done in receipts:
                     done.set()
@@ -361,25 +416,44 @@ class CanaryScreen(Screen):
                 self.notify(f"rolled back: stable {state.stable} at 100%", title="canary")
             self._show(state)
 
+    def _set_text(self, selector: str, text: str) -> None:
+        """Update one text widget only if its text changed, and ask for a layout pass only if its
+        height can change (another line count, or a line that may wrap): a layout pass re-arranges
+        the whole screen, which is what a key pressed as a new state lands waits behind."""
+        shown = self._shown_text.get(selector)
+        if shown == text:
+            return
+        self._shown_text[selector] = text
+        widget = self.query_one(selector, Static)
+        width = widget.content_region.width
+        lines = text.split("\n")
+        same_height = (bool(shown) and bool(text) and width > 0 and len(lines) == shown.count("\n") + 1
+                       and max(cell_len(line) for line in lines) < width
+                       and max(cell_len(line) for line in shown.split("\n")) < width)
+        widget.update(text, layout=not same_height)
+
     def _show(self, state: CanaryState | None) -> None:
         self.state = state
         self._shown_key = ((state.id, state.revision, state.status) if state is not None else None, self.live_split)
         title = self.query_one("#canary-title", Static)
         for status in ("progressing", "paused", "promoted", "rolled_back", "aborted"):
             title.set_class(state is not None and state.status == status, f"status-{status}")
-        title.update(title_line(state, self.model, self._read_only))
-        self.query_one("#canary-split", Static).update(split_line(state, self.live_split))
-        self.query_one("#canary-plan", Static).update(plan_line(state))
         hint = ""
         if state is not None and state.active and not self._read_only:
             hint = (f"R rolls back now to stable {state.stable} · p next step · P promote {state.candidate} (both "
                     "confirm with ctrl+y) · space pause/resume")
-        self.query_one("#canary-rollback-hint", Static).update(hint)
+        self._set_text("#canary-title", title_line(state, self.model, self._read_only))
+        self._set_text("#canary-split", split_line(state, self.live_split))
+        self._set_text("#canary-plan", plan_line(state))
+        self._set_text("#canary-rollback-hint", hint)
         for key in ("error_rate", "p99_ms"):
             for variant in ("canary", "stable"):
-                self.query_one(f"#chart-{key.replace('_', '-')}-{variant}", Sparkline).data = series(state, variant, key)
-        self.query_one("#canary-sequential", Static).update(sequential_line(state))
-        self.query_one("#canary-failures", Static).update(failures_line(state))
+                data = series(state, variant, key)
+                chart = self.query_one(f"#chart-{key.replace('_', '-')}-{variant}", Sparkline)
+                if list(chart.data or []) != data:  # an unchanged chart is not re-rendered
+                    chart.data = data
+        self._set_text("#canary-sequential", sequential_line(state))
+        self._set_text("#canary-failures", failures_line(state))
         lines = event_lines(state)
         log = self.query_one("#canary-events", RichLog)
         if len(lines) < self._shown_events:

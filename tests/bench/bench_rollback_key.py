@@ -62,6 +62,7 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float],
     worker's own seconds (every trial)."""
     from textual.app import App
 
+    from console.app import PriorityKeysFirst
     import screens.canary_screen as canary_screen
     from console.canary_controller import Controller
     from console.domain import CanaryPlan
@@ -71,7 +72,7 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float],
 
     ws = Workspace.open(root)
 
-    class Host(App):
+    class Host(PriorityKeysFirst, App):  # as the console's app: priority keys act as they are posted
         def __init__(self):
             super().__init__()
             self.workspace, self.read_only, self.actor = ws, False, "bench"

@@ -135,3 +135,66 @@ async def test_R_runs_in_the_standby_thread_and_waiters_see_it_finish_and_the_th
         await wait_for(pilot, lambda: screen.state.status == "rolled_back")
         app.pop_screen()
         await wait_for(pilot, lambda: not standby_threads(), timeout=30)
+
+
+def _key_first_host(ws, **kwargs):
+    from console.app import PriorityKeysFirst
+
+    host = type("KeyFirstHost", (PriorityKeysFirst, ScreenHost), {})
+    return host(ws, MODEL, **kwargs)
+
+
+async def test_console_app_runs_R_as_it_is_posted_through_the_keymap_and_never_past_a_dialog(served_ws):
+    ws, state = live_canary(served_ws)
+    app = _key_first_host(ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_for(pilot, lambda: screen._standby_ready, timeout=30)
+        dispatched, first = [], []
+        action_rollback, run_key_first = screen.action_rollback, screen.run_key_first
+        screen.action_rollback = lambda: (dispatched.append(1), action_rollback())
+        screen.run_key_first = lambda action: first.append(run_key_first(action)) or first[-1]
+
+        # A dialog on top hides the canary's bindings, at post time as in Textual's own pass.
+        await pilot.press("p")
+        from screens.promote_dialog import PromoteDialog
+
+        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog))
+        await pilot.press("R")
+        await pilot.pause(0.3)
+        assert first == [] and dispatched == [] and live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+
+        # A remapped rollback key: R is no longer it, ctrl+r is, and acts at post time.
+        app.set_keymap({"canary.rollback": "ctrl+r"})
+        await pilot.press("R")
+        await pilot.pause(0.3)
+        assert first == [] and live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: live_split(served_ws) == {STABLE: 100})
+        await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: screen.state.status == "rolled_back")
+        assert first == [True] and dispatched == []  # acted on as posted; the binding never ran
+        rollbacks = [e for e in ws.audit().events(model=MODEL)
+                     if e.action == "canary-rollback" and e.details.get("canary") == state.id]
+        assert len(rollbacks) == 1 and rollbacks[0].actor == "pilot"
+
+        # Nothing live: the key takes Textual's usual path (greyed binding), nothing moves.
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.3)
+        assert first == [True, False] and len([e for e in ws.audit().events(model=MODEL)
+                                               if e.action == "canary-rollback"]) == len(rollbacks)
+
+
+async def test_console_app_read_only_R_is_not_run_at_post_time(served_ws):
+    ws, state = live_canary(served_ws)
+    app = _key_first_host(ws, read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        assert screen.run_key_first("rollback") is False
+        await pilot.press("R")
+        await pilot.pause(0.3)
+        assert live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
