@@ -14,6 +14,26 @@ MODEL = "fraud"
 TRAINER = "alice"
 
 
+# Shared by the policy tests: `--workspace/--actor` arguments, approvals without a test set, and
+# production as the workspace's own SQLite file says it (not through mrc).
+NO_GATES = ("--no-gates", "--override")
+
+
+def ws_args(root: Path, actor: str) -> list[str]:
+    return ["--workspace", str(root), "--actor", actor]
+
+
+def production_of(root: Path) -> str | None:
+    import sqlite3
+
+    conn = sqlite3.connect(root / "mrc.db")
+    try:
+        row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = 'production'", (MODEL,)).fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
 def two_versions(root: Path, *, trainer: str = TRAINER) -> Path:
     """A local workspace holding two sklearn versions of MODEL, both trained by `trainer`."""
     import numpy as np

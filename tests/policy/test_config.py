@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, protect
+from tests.policy.conftest import MODEL, protect, production_of
 
 
 @pytest.mark.parametrize("body,field", [
@@ -47,17 +47,6 @@ def _two_productions(root, mrc) -> None:
         assert mrc("promote", MODEL, version, *ws).returncode == 0
 
 
-def _production(root) -> str | None:
-    import sqlite3
-
-    conn = sqlite3.connect(root / "mrc.db")
-    try:
-        row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = 'production'", (MODEL,)).fetchone()
-    finally:
-        conn.close()
-    return row[0] if row else None
-
-
 @pytest.mark.parametrize("body,field", [
     ("required_aprovals = 2", "policy.production.required_aprovals"),
     ('rollback = "everyone"', "policy.production.rollback"),
@@ -69,7 +58,7 @@ def test_a_malformed_policy_never_blocks_a_rollback(local_ws, mrc, body, field):
     assert back.returncode == 0, back.stderr
     warning = [line for line in back.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and str(local_ws / "mrc.toml") in warning[0] and field in warning[0], back.stderr
-    assert _production(local_ws) == "1"
+    assert production_of(local_ws) == "1"
 
 
 def test_a_malformed_policy_still_honours_a_well_formed_rollback_list(local_ws, mrc):
@@ -77,7 +66,7 @@ def test_a_malformed_policy_still_honours_a_well_formed_rollback_list(local_ws, 
     protect(local_ws, 'required_approvals = "two"\nrollback = ["sre-1"]')
     refused = mrc("rollback", MODEL, "--reason", "pager", "--workspace", str(local_ws), "--actor", "bob")
     assert refused.returncode == 1 and "bob may not roll back" in refused.stderr, refused.stderr
-    assert _production(local_ws) == "2"
+    assert production_of(local_ws) == "2"
     back = mrc("rollback", MODEL, "--reason", "pager", "--workspace", str(local_ws), "--actor", "sre-1")
     assert back.returncode == 0, back.stderr
-    assert _production(local_ws) == "1"
+    assert production_of(local_ws) == "1"

@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, TRAINER
+from tests.policy.conftest import MODEL, TRAINER, ws_args
 from tests.remote import servers
 from tests.remote.fixtures import s3_toml, unique, write_workspace
 
@@ -35,31 +35,27 @@ def _s3_ws(tmp_path: Path, s3_server, policy: str) -> Path:
     return root
 
 
-def _ws(root: Path, actor: str) -> list[str]:
-    return ["--workspace", str(root), "--actor", actor]
-
-
 def test_mismatched_s3_identity_is_refused_and_the_matching_one_recorded(tmp_path, s3_server, mrc):
     root = _s3_ws(tmp_path, s3_server, 'required_approvals = 1\nidentity = "require"')
-    version = mrc("versions", MODEL, "--json", *_ws(root, "bob")).json()["versions"][0]["version"]
+    version = mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
 
     before = tree_digest(root)
-    refused = mrc(*approve, *_ws(root, "bob"))
+    refused = mrc(*approve, *ws_args(root, "bob"))
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert f"the registry knows this caller as {KEY_ID!r}, not 'bob'" in refused.stderr
     assert tree_digest(root) == before
-    assert mrc("versions", MODEL, "--json", *_ws(root, "bob")).json()["versions"][0]["approval"]["status"] == "pending"
+    assert mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["approval"]["status"] == "pending"
 
-    ok = mrc(*approve, *_ws(root, KEY_ID))
+    ok = mrc(*approve, *ws_args(root, KEY_ID))
     assert ok.returncode == 0, ok.stderr
-    promote_refused = mrc("promote", MODEL, version, *_ws(root, "bob"))
+    promote_refused = mrc("promote", MODEL, version, *ws_args(root, "bob"))
     assert promote_refused.returncode == 1 and f"knows this caller as {KEY_ID!r}" in promote_refused.stderr
-    promoted = mrc("promote", MODEL, version, "--reason", "ship", "--json", *_ws(root, KEY_ID))
+    promoted = mrc("promote", MODEL, version, "--reason", "ship", "--json", *ws_args(root, KEY_ID))
     assert promoted.returncode == 0, promoted.stderr
-    assert mrc("models", "--json", *_ws(root, KEY_ID)).json()["models"][0]["production"] == version
+    assert mrc("models", "--json", *ws_args(root, KEY_ID)).json()["models"][0]["production"] == version
 
-    events = mrc("audit", "--json", *_ws(root, KEY_ID)).json()["events"]
+    events = mrc("audit", "--json", *ws_args(root, KEY_ID)).json()["events"]
     approval = [e for e in events if e["action"] == "approve"][-1]
     assert approval["details"]["identity"] == {"claimed": KEY_ID, "backend": KEY_ID}
     move = [e for e in events if e["action"] == "promote"][-1]
@@ -69,19 +65,19 @@ def test_mismatched_s3_identity_is_refused_and_the_matching_one_recorded(tmp_pat
 
 def test_two_person_rule_on_s3_records_identity_and_counts_before_the_cas(tmp_path, s3_server, mrc):
     root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
-    version = mrc("versions", MODEL, "--json", *_ws(root, "bob")).json()["versions"][0]["version"]
+    version = mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
 
-    assert mrc(*approve, *_ws(root, TRAINER)).returncode == 1  # the trainer, whatever the backend
-    first = mrc(*approve, *_ws(root, "bob"))
+    assert mrc(*approve, *ws_args(root, TRAINER)).returncode == 1  # the trainer, whatever the backend
+    first = mrc(*approve, *ws_args(root, "bob"))
     assert first.returncode == 0, first.stderr
     assert first.json()["policy"]["summary"].startswith("1 of 2 approvals: needs 1 more")
-    assert mrc("promote", MODEL, version, *_ws(root, "bob")).returncode == 1
-    assert mrc(*approve, *_ws(root, "carol")).returncode == 0
-    promoted = mrc("promote", MODEL, version, "--reason", "two approvals", *_ws(root, "dave"))
+    assert mrc("promote", MODEL, version, *ws_args(root, "bob")).returncode == 1
+    assert mrc(*approve, *ws_args(root, "carol")).returncode == 0
+    promoted = mrc("promote", MODEL, version, "--reason", "two approvals", *ws_args(root, "dave"))
     assert promoted.returncode == 0, promoted.stderr
 
-    events = mrc("audit", "--json", *_ws(root, "dave")).json()["events"]
+    events = mrc("audit", "--json", *ws_args(root, "dave")).json()["events"]
     approvals = [e for e in events if e["action"] == "approve"]
     assert [e["details"]["identity"] for e in approvals] == [{"claimed": "bob", "backend": KEY_ID},
                                                             {"claimed": "carol", "backend": KEY_ID}]

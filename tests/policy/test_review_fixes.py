@@ -2,53 +2,37 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, protect
-
-NO_GATES = ("--no-gates", "--override")
-
-
-def _ws(root: Path, actor: str) -> list[str]:
-    return ["--workspace", str(root), "--actor", actor]
-
-
-def _production(root: Path) -> str | None:
-    conn = sqlite3.connect(root / "mrc.db")
-    try:
-        row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = 'production'", (MODEL,)).fetchone()
-    finally:
-        conn.close()
-    return row[0] if row else None
+from tests.policy.conftest import MODEL, protect, ws_args, production_of, NO_GATES
 
 
 def _approve(mrc, root: Path, actor: str, version: str):
-    return mrc("approve", MODEL, version, "--reason", f"reviewed by {actor}", *NO_GATES, "--json", *_ws(root, actor))
+    return mrc("approve", MODEL, version, "--reason", f"reviewed by {actor}", *NO_GATES, "--json", *ws_args(root, actor))
 
 
 def _events(mrc, root: Path) -> list[dict]:
-    return mrc("audit", "--json", *_ws(root, "auditor")).json()["events"]
+    return mrc("audit", "--json", *ws_args(root, "auditor")).json()["events"]
 
 
 def test_rollback_to_a_never_production_version_must_meet_the_count(local_ws, mrc):
     protect(local_ws, "required_approvals = 2")
     for actor in ("bob", "carol"):
         assert _approve(mrc, local_ws, actor, "1").returncode == 0
-    assert mrc("promote", MODEL, "1", *_ws(local_ws, "bob")).returncode == 0
+    assert mrc("promote", MODEL, "1", *ws_args(local_ws, "bob")).returncode == 0
     assert _approve(mrc, local_ws, "bob", "2").returncode == 0  # 1 of 2: promote refuses it
-    assert mrc("promote", MODEL, "2", *_ws(local_ws, "bob")).returncode == 1
+    assert mrc("promote", MODEL, "2", *ws_args(local_ws, "bob")).returncode == 1
 
     before = tree_digest(local_ws)
-    refused = mrc("rollback", MODEL, "--to", "2", "--reason", "pager", *_ws(local_ws, "bob"))
+    refused = mrc("rollback", MODEL, "--to", "2", "--reason", "pager", *ws_args(local_ws, "bob"))
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert "never served production" in refused.stderr and "1 of 2 approvals" in refused.stderr
-    assert tree_digest(local_ws) == before and _production(local_ws) == "1"
+    assert tree_digest(local_ws) == before and production_of(local_ws) == "1"
 
-    forced = mrc("rollback", MODEL, "--to", "2", "--override", "--reason", "sev1 fix", "--json", *_ws(local_ws, "bob"))
+    forced = mrc("rollback", MODEL, "--to", "2", "--override", "--reason", "sev1 fix", "--json", *ws_args(local_ws, "bob"))
     assert forced.returncode == 0, forced.stderr
-    assert _production(local_ws) == "2"
+    assert production_of(local_ws) == "2"
     event = [e for e in _events(mrc, local_ws) if e["action"] == "rollback"][-1]
     assert event["details"]["override"] is True
     assert event["details"]["policy"]["approvals"] == 1 and event["details"]["policy"]["overridden"] is True
@@ -57,14 +41,14 @@ def test_rollback_to_a_never_production_version_must_meet_the_count(local_ws, mr
 def test_rollback_to_an_earlier_production_version_stays_one_key(local_ws, mrc):
     # 1 served production before the rule was added, on one approval: rolling back to it is one key
     assert _approve(mrc, local_ws, "bob", "1").returncode == 0
-    assert mrc("promote", MODEL, "1", *_ws(local_ws, "bob")).returncode == 0
+    assert mrc("promote", MODEL, "1", *ws_args(local_ws, "bob")).returncode == 0
     protect(local_ws, "required_approvals = 2")
     for actor in ("bob", "carol"):
         assert _approve(mrc, local_ws, actor, "2").returncode == 0
-    assert mrc("promote", MODEL, "2", *_ws(local_ws, "bob")).returncode == 0
-    back = mrc("rollback", MODEL, "--to", "1", "--reason", "pager", *_ws(local_ws, "night-oncall"))
+    assert mrc("promote", MODEL, "2", *ws_args(local_ws, "bob")).returncode == 0
+    back = mrc("rollback", MODEL, "--to", "1", "--reason", "pager", *ws_args(local_ws, "night-oncall"))
     assert back.returncode == 0, back.stderr
-    assert _production(local_ws) == "1"
+    assert production_of(local_ws) == "1"
 
 
 def _os_user() -> str:
@@ -78,7 +62,7 @@ def test_local_identity_ignores_user_and_logname(local_ws, mrc):
     protect(local_ws, 'required_approvals = 1\nidentity = "require"')
     spoof = {"USER": "mallory", "LOGNAME": "mallory", "USERNAME": "mallory", "LNAME": "mallory"}
     assert _os_user() != "mallory"
-    refused = mrc("approve", MODEL, "2", "--reason", "me", *NO_GATES, *_ws(local_ws, "mallory"), env=spoof)
+    refused = mrc("approve", MODEL, "2", "--reason", "me", *NO_GATES, *ws_args(local_ws, "mallory"), env=spoof)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert f"knows this caller as {_os_user()!r}, not 'mallory'" in refused.stderr
 
@@ -115,7 +99,7 @@ def test_home_shows_one_of_two_approvals_not_approved(local_ws, mrc):
     from screens.loaders import load_home
 
     protect(local_ws, "required_approvals = 2")
-    assert mrc("alias", MODEL, "candidate", "2", *_ws(local_ws, "bob")).returncode == 0
+    assert mrc("alias", MODEL, "candidate", "2", *ws_args(local_ws, "bob")).returncode == 0
     assert _approve(mrc, local_ws, "bob", "2").returncode == 0
     [row] = load_home(Workspace.open(local_ws), {}).rows
     assert row.candidate == "2" and row.approvals_short == "1/2"
@@ -128,9 +112,9 @@ def test_home_shows_one_of_two_approvals_not_approved(local_ws, mrc):
 def test_revoke_under_require_checks_the_backend_identity(local_ws, mrc):
     protect(local_ws, 'required_approvals = 2\nidentity = "require"')
     me = _os_user()
-    assert mrc("approve", MODEL, "2", "--reason", "ok", *NO_GATES, *_ws(local_ws, me)).returncode == 0
+    assert mrc("approve", MODEL, "2", "--reason", "ok", *NO_GATES, *ws_args(local_ws, me)).returncode == 0
     before = tree_digest(local_ws)
-    spoof = mrc("revoke", MODEL, "2", "--reason", "not me", *_ws(local_ws, "mallory"))
+    spoof = mrc("revoke", MODEL, "2", "--reason", "not me", *ws_args(local_ws, "mallory"))
     assert spoof.returncode == 1 and spoof.stderr.count("\n") == 1, spoof.stderr
     assert f"knows this caller as {me!r}, not 'mallory'" in spoof.stderr
     assert tree_digest(local_ws) == before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,32 +10,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, mrc_env, tree_digest
-from tests.policy.conftest import MODEL, protect
+from tests.policy.conftest import MODEL, protect, ws_args, production_of, NO_GATES
 
 # These versions have no test set: approving them records the decision without a gate verdict
 # (--no-gates --override), the same for every approver, so the gate digest binds them alike.
-NO_GATES = ("--no-gates", "--override")
-
-
-def _ws(root: Path, actor: str) -> list[str]:
-    return ["--workspace", str(root), "--actor", actor]
-
-
-def _production(root: Path) -> str | None:
-    conn = sqlite3.connect(root / "mrc.db")
-    try:
-        row = conn.execute("SELECT version FROM pointers WHERE model = ? AND alias = 'production'", (MODEL,)).fetchone()
-    finally:
-        conn.close()
-    return row[0] if row else None
 
 
 def _approve(mrc, root: Path, actor: str, version: str = "2"):
-    return mrc("approve", MODEL, version, "--reason", f"reviewed by {actor}", *NO_GATES, "--json", *_ws(root, actor))
+    return mrc("approve", MODEL, version, "--reason", f"reviewed by {actor}", *NO_GATES, "--json", *ws_args(root, actor))
 
 
 def _events(mrc, root: Path) -> list[dict]:
-    return mrc("audit", "--json", *_ws(root, "auditor")).json()["events"]
+    return mrc("audit", "--json", *ws_args(root, "auditor")).json()["events"]
 
 
 def test_second_approver_required_before_promotion(local_ws, mrc):
@@ -45,23 +30,23 @@ def test_second_approver_required_before_promotion(local_ws, mrc):
     assert first.returncode == 0, first.stderr
     assert first.json()["policy"]["summary"] == "1 of 2 approvals: needs 1 more, not alice (trainer), not bob (approved)"
 
-    short = mrc("promote", MODEL, "2", "--reason", "ship", *_ws(local_ws, "bob"))
+    short = mrc("promote", MODEL, "2", "--reason", "ship", *ws_args(local_ws, "bob"))
     assert short.returncode == 1 and short.stderr.count("\n") == 1, short.stderr
     assert "1 of 2 approvals" in short.stderr and "production not moved" in short.stderr
-    override = mrc("promote", MODEL, "2", "--override", "--reason", "urgent", *_ws(local_ws, "bob"))
+    override = mrc("promote", MODEL, "2", "--override", "--reason", "urgent", *ws_args(local_ws, "bob"))
     assert override.returncode == 1 and "1 of 2 approvals" in override.stderr  # --override is no way around it
-    assert _production(local_ws) is None
+    assert production_of(local_ws) is None
 
     again = _approve(mrc, local_ws, "bob")  # the same person twice is still one approval
     assert again.returncode == 0 and again.json()["changed"] is False
-    assert mrc("promote", MODEL, "2", *_ws(local_ws, "bob")).returncode == 1
+    assert mrc("promote", MODEL, "2", *ws_args(local_ws, "bob")).returncode == 1
 
     second = _approve(mrc, local_ws, "carol")
     assert second.returncode == 0, second.stderr
     assert second.json()["policy"]["approved_by"] == ["bob", "carol"] and second.json()["policy"]["met"] is True
-    done = mrc("promote", MODEL, "2", "--reason", "two approvals", "--json", *_ws(local_ws, "dave"))
+    done = mrc("promote", MODEL, "2", "--reason", "two approvals", "--json", *ws_args(local_ws, "dave"))
     assert done.returncode == 0, done.stderr
-    assert _production(local_ws) == "2"
+    assert production_of(local_ws) == "2"
 
     events = _events(mrc, local_ws)
     promote = [e for e in events if e["action"] == "promote"][-1]
@@ -72,7 +57,7 @@ def test_second_approver_required_before_promotion(local_ws, mrc):
     assert len(requested) == 1 and requested[0]["details"]["needs"] == 1  # after bob, not after carol
     cosign = [e for e in events if e["action"] == "approve" and e["actor"] == "carol"]
     assert cosign and cosign[0]["details"]["co_signature"] is True
-    assert mrc("audit", "verify", *_ws(local_ws, "auditor")).returncode == 0
+    assert mrc("audit", "verify", *ws_args(local_ws, "auditor")).returncode == 0
 
 
 def test_self_approval_refused_with_one_line_and_nothing_written(local_ws, mrc):
@@ -89,8 +74,8 @@ def test_self_approval_refused_with_one_line_and_nothing_written(local_ws, mrc):
 def test_trainer_may_approve_when_distinct_from_trainer_is_off(local_ws, mrc):
     protect(local_ws, "required_approvals = 1\ndistinct_from_trainer = false")
     assert _approve(mrc, local_ws, "alice").returncode == 0
-    assert mrc("promote", MODEL, "2", *_ws(local_ws, "alice")).returncode == 0
-    assert _production(local_ws) == "2"
+    assert mrc("promote", MODEL, "2", *ws_args(local_ws, "alice")).returncode == 0
+    assert production_of(local_ws) == "2"
 
 
 def test_approver_not_on_the_allow_list_is_refused(local_ws, mrc):
@@ -108,17 +93,17 @@ def test_a_reject_voids_the_co_signatures_of_the_approval_it_replaces(local_ws, 
     protect(local_ws, "required_approvals = 2")
     assert _approve(mrc, local_ws, "bob").returncode == 0
     assert _approve(mrc, local_ws, "carol").returncode == 0
-    assert mrc("reject", MODEL, "2", "--reason", "label leak", *_ws(local_ws, "erin")).returncode == 0
+    assert mrc("reject", MODEL, "2", "--reason", "label leak", *ws_args(local_ws, "erin")).returncode == 0
     again = _approve(mrc, local_ws, "bob")  # a fresh approval: carol's signed the old one
     assert again.returncode == 0 and again.json()["policy"]["approved_by"] == ["bob"]
-    assert mrc("promote", MODEL, "2", *_ws(local_ws, "bob")).returncode == 1
-    assert _production(local_ws) is None
+    assert mrc("promote", MODEL, "2", *ws_args(local_ws, "bob")).returncode == 1
+    assert production_of(local_ws) is None
 
 
 def _stalled_promote(root: Path, actor: str, stall: Path, version: str = "2") -> subprocess.Popen:
     env = mrc_env({"MRC_STALL_AT": "promote:approval-read", "MRC_STALL_FILE": str(stall)})
     return subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, version, "--reason", "ship",
-                             *_ws(root, actor)], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
+                             *ws_args(root, actor)], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -142,14 +127,14 @@ def test_promotion_refused_when_an_approval_changes_between_its_read_and_the_mov
     try:
         _wait_for(Path(str(stall) + ".reached"), proc)
         if change == "revoke":
-            changed = mrc("revoke", MODEL, "2", "--reason", "found a bug", *_ws(local_ws, "carol"))
+            changed = mrc("revoke", MODEL, "2", "--reason", "found a bug", *ws_args(local_ws, "carol"))
         else:
-            changed = mrc("reject", MODEL, "2", "--reason", "found a bug", *_ws(local_ws, "erin"))
+            changed = mrc("reject", MODEL, "2", "--reason", "found a bug", *ws_args(local_ws, "erin"))
         assert changed.returncode == 0, changed.stderr
     finally:
         stall.write_text("go")
     out, err = proc.communicate(timeout=120)
-    assert _production(local_ws) is None
+    assert production_of(local_ws) is None
     if change == "revoke":
         assert proc.returncode == 1 and "1 of 2 approvals" in err and "production not moved" in err, err
     else:
@@ -161,25 +146,25 @@ def test_rollback_is_open_to_anyone_by_default(local_ws, mrc):
     protect(local_ws, "required_approvals = 1\ndistinct_from_trainer = false")
     for version in ("1", "2"):
         assert _approve(mrc, local_ws, "bob", version).returncode == 0
-        assert mrc("promote", MODEL, version, *_ws(local_ws, "bob")).returncode == 0
-    back = mrc("rollback", MODEL, "--reason", "pager", *_ws(local_ws, "night-oncall"))
+        assert mrc("promote", MODEL, version, *ws_args(local_ws, "bob")).returncode == 0
+    back = mrc("rollback", MODEL, "--reason", "pager", *ws_args(local_ws, "night-oncall"))
     assert back.returncode == 0, back.stderr
-    assert _production(local_ws) == "1"
+    assert production_of(local_ws) == "1"
 
 
 def test_rollback_restricted_when_configured(local_ws, mrc):
     protect(local_ws, 'required_approvals = 1\ndistinct_from_trainer = false\nrollback = ["sre-1", "sre-2"]')
     for version in ("1", "2"):
         assert _approve(mrc, local_ws, "bob", version).returncode == 0
-        assert mrc("promote", MODEL, version, *_ws(local_ws, "bob")).returncode == 0
+        assert mrc("promote", MODEL, version, *ws_args(local_ws, "bob")).returncode == 0
     before = tree_digest(local_ws)
-    refused = mrc("rollback", MODEL, "--reason", "pager", *_ws(local_ws, "bob"))
+    refused = mrc("rollback", MODEL, "--reason", "pager", *ws_args(local_ws, "bob"))
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert "policy.production.rollback allows sre-1, sre-2; bob may not roll back" in refused.stderr
-    assert tree_digest(local_ws) == before and _production(local_ws) == "2"
-    allowed = mrc("rollback", MODEL, "--reason", "pager", *_ws(local_ws, "sre-2"))
+    assert tree_digest(local_ws) == before and production_of(local_ws) == "2"
+    allowed = mrc("rollback", MODEL, "--reason", "pager", *ws_args(local_ws, "sre-2"))
     assert allowed.returncode == 0, allowed.stderr
-    assert _production(local_ws) == "1"
+    assert production_of(local_ws) == "1"
 
 
 def test_local_identity_is_the_os_user_and_require_refuses_another_name(local_ws, mrc):
