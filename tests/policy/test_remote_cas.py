@@ -5,30 +5,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.policy.conftest import MODEL
-from tests.policy.test_identity_s3 import _s3_ws, _ws
+from tests.policy.conftest import MODEL, ws_args
+from tests.policy.test_identity_s3 import _s3_ws
 from tests.policy.test_two_person import _stalled_promote, _wait_for
 
 
 def test_revoke_during_a_remote_promote_refuses_it(tmp_path, s3_server, mrc):
     root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
-    version = mrc("versions", MODEL, "--json", *_ws(root, "x")).json()["versions"][0]["version"]
+    version = mrc("versions", MODEL, "--json", *ws_args(root, "x")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
-    assert mrc(*approve, *_ws(root, "bob")).returncode == 0
-    assert mrc(*approve, *_ws(root, "carol")).returncode == 0
+    assert mrc(*approve, *ws_args(root, "bob")).returncode == 0
+    assert mrc(*approve, *ws_args(root, "carol")).returncode == 0
 
     stall = tmp_path / "release"
     proc = _stalled_promote(root, "dave", stall, version=version)
     try:
         _wait_for(Path(str(stall) + ".reached"), proc)
-        revoked = mrc("revoke", MODEL, version, "--reason", "found a bug", *_ws(root, "carol"))
+        revoked = mrc("revoke", MODEL, version, "--reason", "found a bug", *ws_args(root, "carol"))
         assert revoked.returncode == 0, revoked.stderr
     finally:
         stall.write_text("go")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "1 of 2 approvals" in err and "production not moved" in err, err
-    assert mrc("models", "--json", *_ws(root, "x")).json()["models"][0]["production"] is None
-    events = mrc("audit", "--json", *_ws(root, "x")).json()["events"]
+    assert mrc("models", "--json", *ws_args(root, "x")).json()["models"][0]["production"] is None
+    events = mrc("audit", "--json", *ws_args(root, "x")).json()["events"]
     assert not [e for e in events if e["action"] == "promote"]
 
 
@@ -43,21 +43,21 @@ def test_a_revoke_cannot_land_between_the_remote_count_and_the_swap(tmp_path, s3
     from tests.conftest import REPO, mrc_env
 
     root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
-    version = mrc("versions", MODEL, "--json", *_ws(root, "x")).json()["versions"][0]["version"]
+    version = mrc("versions", MODEL, "--json", *ws_args(root, "x")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
-    assert mrc(*approve, *_ws(root, "bob")).returncode == 0
-    assert mrc(*approve, *_ws(root, "carol")).returncode == 0
+    assert mrc(*approve, *ws_args(root, "bob")).returncode == 0
+    assert mrc(*approve, *ws_args(root, "carol")).returncode == 0
 
     stall = tmp_path / "release"
     env = mrc_env({"MRC_STALL_AT": "promote:counted", "MRC_STALL_FILE": str(stall)})
     promote = subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, version, "--reason", "ship",
-                                *_ws(root, "dave")], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
+                                *ws_args(root, "dave")], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     revoke = None
     try:
         _wait_for(Path(str(stall) + ".reached"), promote)
         revoke = subprocess.Popen([sys.executable, "-m", "console.cli", "revoke", MODEL, version, "--reason", "bug",
-                                   *_ws(root, "carol")], cwd=str(REPO), env=mrc_env({"MRC_LOCK_TIMEOUT": "300"}),
+                                   *ws_args(root, "carol")], cwd=str(REPO), env=mrc_env({"MRC_LOCK_TIMEOUT": "300"}),
                                   stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         # give an unlocked revoke every chance to land inside the window (a locked one waits it out);
@@ -71,7 +71,7 @@ def test_a_revoke_cannot_land_between_the_remote_count_and_the_swap(tmp_path, s3
     assert revoke is not None
     _, revoke_err = revoke.communicate(timeout=180)
     assert revoke.returncode == 0, revoke_err
-    events = mrc("audit", "--json", *_ws(root, "x")).json()["events"]
+    events = mrc("audit", "--json", *ws_args(root, "x")).json()["events"]
     seq = {e["action"]: e["seq"] for e in events if e["action"] in ("promote", "revoke-approval")}
     if promote.returncode == 0:  # it moved on two approvals: the revoke must come after the move
         assert seq["revoke-approval"] > seq["promote"], (seq, err)
