@@ -32,6 +32,8 @@ RUN_LABEL = "mrc.dev/run"
 MODEL_ANNOTATION = "mrc.dev/model"
 DEFAULT_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 TERMINAL = ("succeeded", "failed", "cancelled")
+DOWNLOAD_CHUNK = 1 << 18  # the model from object storage, read and hashed 256 KiB at a time
+DOWNLOAD_REPORT_STEP = 0.1  # a progress line every 10 % of it
 
 
 def _now() -> str:
@@ -317,14 +319,30 @@ class K8sTraining:
             except (BotoCoreError, ClientError) as exc:
                 raise BackendError(f"{self.where}: [training] upload of dataset {ref['ref']} to {where}: {exc}") from None
 
-    def _download_model(self, run_dir: Path, event: dict[str, Any]) -> bytes:
+    def _download_model(self, run_dir: Path, event: dict[str, Any], report) -> Path:
+        """On a worker thread: stream the model into model.pt.part, hashing as it comes; report(done, total)
+        after each chunk. Returns the part file once its sha256 is the logged one (removed otherwise)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        where = f"s3://{self.s3['bucket']}/{event['model_key']}"
+        part = run_dir / "model.pt.part"
+        digest = hashlib.sha256()
         try:
-            body = self._s3_client().get_object(Bucket=self.s3["bucket"], Key=event["model_key"])["Body"].read()
+            body = self._s3_client().get_object(Bucket=self.s3["bucket"], Key=event["model_key"])
+            total, done = int(body.get("ContentLength") or 0), 0
+            with open(part, "wb") as fh:
+                for chunk in body["Body"].iter_chunks(DOWNLOAD_CHUNK):
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    report(done, total)
         except (BotoCoreError, ClientError) as exc:
-            raise BackendError(f"run {run_dir.name}: model s3://{self.s3['bucket']}/{event['model_key']}: {exc}") from None
-        return body
+            part.unlink(missing_ok=True)
+            raise BackendError(f"run {run_dir.name}: model {where}: {exc}") from None
+        if digest.hexdigest() != event["model_sha256"]:
+            part.unlink(missing_ok=True)
+            raise BackendError(f"run {run_dir.name}: the model in {where} does not match its sha256")
+        return part
 
     # -- status --------------------------------------------------------------------------------
     def status(self, job_id: str) -> TrainingJob:
@@ -400,7 +418,8 @@ class K8sTraining:
                         event = candidate
         if event is None or event.get("state") != "succeeded":
             return "failed", "the Job completed but its pod log held no result event"
-        self._store_result(run_dir, event)
+        async for note in self._store_result(run_dir, event):
+            self._append_log(run_dir, note)
         return "succeeded", "Job complete"
 
     def _last_progress(self, run_dir: Path) -> dict[str, Any] | None:
@@ -459,8 +478,7 @@ class K8sTraining:
                     if count <= seen.get(name, 0):
                         continue
                     seen[name] = count
-                    shown = self._take_line(run_dir, line)
-                    if shown is not None:
+                    async for shown in self._take_line(run_dir, line):
                         yield shown
                 done.add(name)
             except (ApiError, httpx2.TransportError, _RetryLog) as exc:
@@ -484,32 +502,63 @@ class K8sTraining:
                 pass  # it answered this time: follow again from where we were
             raise _RetryLog() from None
 
-    def _take_line(self, run_dir: Path, line: str) -> str | None:
-        """Keep one pod log line; the `result` event becomes model.pt + result.json here."""
+    async def _take_line(self, run_dir: Path, line: str) -> AsyncIterator[str]:
+        """Keep one pod log line and yield it; the `result` event becomes model.pt + result.json here, the
+        lines of its download (from object storage) coming first."""
         try:
             event = json.loads(line)
         except ValueError:
             event = None
         if isinstance(event, dict) and event.get("event") == "result":
-            self._store_result(run_dir, event)
+            async for note in self._store_result(run_dir, event):
+                yield self._append_log(run_dir, note)
             line = json.dumps({"event": "done", "state": event.get("state"), "message": event.get("message", "")})
+        yield self._append_log(run_dir, line)
+
+    @staticmethod
+    def _append_log(run_dir: Path, line: str) -> str:
         with open(run_dir / "log.jsonl", "a") as fh:
             fh.write(line + "\n")
         return line
 
-    def _store_result(self, run_dir: Path, event: dict[str, Any]) -> None:
+    async def _store_result(self, run_dir: Path, event: dict[str, Any]) -> AsyncIterator[str]:
+        """Keep the result event's model (checked against its sha256) and metrics. A model in object storage
+        is downloaded on a worker thread — the event loop keeps streaming and polling meanwhile — and this
+        yields its progress as log events (every DOWNLOAD_REPORT_STEP of it)."""
+        import asyncio
+
         if event.get("state") != "succeeded":
             (run_dir / "failed.json").write_text(json.dumps(event, indent=2))
             return
         if "model_key" in event:  # the pod wrote it to object storage: fetch it, check it is those bytes
-            blob = self._download_model(run_dir, event)
             where = f"s3://{self.s3['bucket']}/{event['model_key']}"
+            loop = asyncio.get_running_loop()
+            notes: asyncio.Queue = asyncio.Queue()
+            reported = [-1.0]
+
+            def report(done: int, total: int) -> None:  # on the worker thread
+                share = done / total if total else 0.0
+                if share >= 1.0 or share - reported[0] >= DOWNLOAD_REPORT_STEP:
+                    reported[0] = share
+                    loop.call_soon_threadsafe(notes.put_nowait, (done, total))
+
+            download = asyncio.ensure_future(asyncio.to_thread(self._download_model, run_dir, event, report))
+            while not (download.done() and notes.empty()):
+                waiter = asyncio.ensure_future(notes.get())
+                await asyncio.wait({waiter, download}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    waiter.cancel()
+                    continue
+                done, total = waiter.result()
+                yield json.dumps({"event": "log", "message": f"model download {100 * done / max(total, 1):.0f}% "
+                                  f"({done / 1e6:.1f} of {total / 1e6:.1f} MB) from {where}",
+                                  "download": {"bytes": done, "total": total}})
+            download.result().replace(run_dir / "model.pt")  # raises the download's error (sha256, S3)
         else:
             blob = base64.b64decode(event["model_b64"])
-            where = "the pod log"
-        if hashlib.sha256(blob).hexdigest() != event["model_sha256"]:
-            raise BackendError(f"run {run_dir.name}: the model in {where} does not match its sha256")
-        (run_dir / "model.pt").write_bytes(blob)
+            if hashlib.sha256(blob).hexdigest() != event["model_sha256"]:
+                raise BackendError(f"run {run_dir.name}: the model in the pod log does not match its sha256")
+            (run_dir / "model.pt").write_bytes(blob)
         result = {k: event[k] for k in ("state", "metrics", "params", "environment", "model_sha256")}
         if "model_key" in event:
             result["model_uri"] = f"s3://{self.s3['bucket']}/{event['model_key']}"

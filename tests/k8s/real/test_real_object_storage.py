@@ -72,5 +72,60 @@ def test_a_model_whose_bytes_in_s3_are_not_the_logged_hash_is_refused(cluster, k
     event = {"event": "result", "state": "succeeded", "metrics": {}, "params": {}, "environment": {},
              "model_sha256": hashlib.sha256(b"the model").hexdigest(), "model_key": "tampered/model.pt"}
     with pytest.raises(BackendError, match="does not match its sha256"):
-        training._store_result(run_dir, event)
-    assert not (run_dir / "model.pt").exists() and not (run_dir / "result.json").exists()
+        training.loop.run(_drain(training._store_result(run_dir, event)))
+    assert sorted(p.name for p in run_dir.iterdir()) == []  # no model.pt, no result.json, no part file left
+    training.close()
+
+
+async def _drain(notes) -> list[str]:
+    return [note async for note in notes]
+
+
+def test_the_model_download_runs_off_the_event_loop_with_progress_and_its_hash_checked(k8s_ws, s3_server,
+                                                                                       tmp_path):  # noqa: F811
+    """A heartbeat coroutine on the backend's loop keeps ticking while an 8 MB model comes from SeaweedFS:
+    it ticks between the download's progress reports, which it could not if the download held the loop."""
+    import asyncio
+    import os
+
+    s3_server.create_bucket(BUCKET)
+    model = os.urandom(8 << 20)
+    s3_server.client().put_object(Bucket=BUCKET, Key="big/model.pt", Body=model)
+    training = K8sTraining(k8s_ws, {"namespace": "unused", "store": "s3", "s3_bucket": BUCKET,
+                                    "s3_endpoint_url": s3_server.endpoint, "s3_region": "us-east-1"})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "log.jsonl").write_text("")
+    event = {"event": "result", "state": "succeeded", "metrics": {"auc_roc": 0.9}, "params": {}, "environment": {},
+             "model_sha256": hashlib.sha256(model).hexdigest(), "model_key": "big/model.pt"}
+
+    async def download_with_heartbeat() -> tuple[list[dict], list[int]]:
+        ticks, ticks_at_note, notes = [0], [], []
+        running = True
+
+        async def heartbeat():
+            while running:
+                ticks[0] += 1
+                await asyncio.sleep(0.005)
+
+        beating = asyncio.ensure_future(heartbeat())
+        async for line in training._take_line(run_dir, json.dumps(event)):
+            notes.append(json.loads(line))
+            ticks_at_note.append(ticks[0])
+        running = False
+        await beating
+        return notes, ticks_at_note
+
+    notes, ticks_at_note = training.loop.run(download_with_heartbeat())
+    progress = [n["download"] for n in notes if "download" in n]
+    assert len(progress) >= 5 and progress[-1] == {"bytes": len(model), "total": len(model)}
+    assert [p["bytes"] for p in progress] == sorted(p["bytes"] for p in progress)
+    assert "100% (8.4 of 8.4 MB) from s3://" in notes[-2]["message"]
+    assert notes[-1]["event"] == "done" and notes[-1]["state"] == "succeeded"
+    # the loop ran the heartbeat between progress reports: the download did not hold it
+    assert len(set(ticks_at_note[:len(progress)])) >= 3, ticks_at_note
+    assert (run_dir / "model.pt").read_bytes() == model and not (run_dir / "model.pt.part").exists()
+    assert json.loads((run_dir / "result.json").read_text())["model_uri"] == f"s3://{BUCKET}/big/model.pt"
+    logged = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert logged == notes  # the progress is in the run's log, as the training's own progress is
+    training.close()
