@@ -42,6 +42,14 @@ def _now() -> str:
     return now_iso()
 
 
+def _age_s(iso: str) -> float:
+    from datetime import datetime, timezone
+
+    from console.timeutil import parse_iso
+
+    return (datetime.now(timezone.utc) - parse_iso(iso)).total_seconds()
+
+
 class _RetryLog(Exception):
     """The log stream failed but the log is readable: follow it again."""
 
@@ -61,17 +69,56 @@ def job_state(job: dict[str, Any]) -> tuple[str, str]:
     return "pending", "waiting for a pod"
 
 
-def pod_message(pod: dict[str, Any]) -> str:
-    """Pure: why a pod is not running yet (unschedulable, image pull …), or its phase."""
-    status = pod.get("status") or {}
-    for cs in status.get("containerStatuses") or []:
+def _container_waiting(pod: dict[str, Any]) -> str | None:
+    """Pure: a container held waiting (image pull, config error …) — the pod's current trouble — or None."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason") not in (None, "ContainerCreating"):
             return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+    return None
+
+
+def pod_message(pod: dict[str, Any]) -> str:
+    """Pure: why a pod is not running yet (unschedulable, image pull …), or its phase."""
+    status = pod.get("status") or {}
+    waiting = _container_waiting(pod)
+    if waiting:
+        return waiting
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             return f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}".strip(": ")
     return status.get("phase", "Pending")
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    """An event's newest moment: a core/v1 event carries lastTimestamp (seconds), one written through
+    events.k8s.io (the 1.20+ scheduler) eventTime (microseconds) or its series' lastObservedTime."""
+    from datetime import datetime
+
+    for text in ((event.get("series") or {}).get("lastObservedTime"), event.get("lastTimestamp"),
+                 event.get("eventTime"), (event.get("metadata") or {}).get("creationTimestamp")):
+        if text:
+            try:
+                return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
+
+
+def waiting_reason(pod: dict[str, Any] | None, events: list[dict[str, Any]]) -> str:
+    """Pure: why the run has no running pod yet, in the cluster's newest words. A container waiting
+    (image pull, config error) is the current state; else the newest event about the pod, or about the
+    Job when it has no pod (the Job controller's FailedCreate: no service account, quota, admission);
+    else the pod's PodScheduled condition."""
+    if pod is not None and _container_waiting(pod):
+        return _container_waiting(pod)
+    if events:
+        newest = max(events, key=lambda e: (_event_time(e), int(e.get("count") or 0)))
+        text = " ".join(str(newest.get("message") or newest.get("note") or "").split())
+        return f"{newest.get('reason') or newest.get('type') or 'Event'}: {text}".strip(": ")
+    if pod is None:
+        return "no pod created yet"
+    return pod_message(pod)
 
 
 class K8sTraining:
@@ -110,6 +157,8 @@ class K8sTraining:
         self.s3.setdefault("prefix", "mrc-training")
         self.s3.setdefault("secret", "mrc-s3")
         self.poll_s = float(config.get("poll_s", 1.0))
+        # how long a run may wait for its first pod to start before it fails with the cluster's reason
+        self.start_timeout_s = check_int(config, "start_timeout_s", 1800, here, minimum=1)
         self.datasets = DatasetStore(self.root)
         self._loop: LoopThread | None = None
         self._client = None
@@ -390,8 +439,14 @@ class K8sTraining:
             state, message = await self._collect_result(job_id, meta["namespace"], run_dir)
         if state in ("pending", "running"):  # a Job counts a Pending pod as active: the pod says more
             pods = await self._pods(job_id, meta["namespace"])
-            if pods and (pods[-1].get("status") or {}).get("phase", "Pending") == "Pending":
-                state, message = "pending", pod_message(pods[-1])
+            newest = pods[-1] if pods else None
+            if (newest is None and state == "pending") or \
+                    (newest is not None and (newest.get("status") or {}).get("phase", "Pending") == "Pending"):
+                about = (newest or {}).get("metadata", {}).get("name") or meta["job_name"]
+                state, message = "pending", waiting_reason(newest, await self._events(about, meta["namespace"]))
+                never_started = all((p.get("status") or {}).get("phase", "Pending") == "Pending" for p in pods)
+                if never_started and _age_s(meta["started_at"]) > self.start_timeout_s:
+                    return await self._give_up(job_id, job, message)
         job.state = state
         if state in ("failed", "pending") or not progress:
             job.message = message
@@ -402,6 +457,35 @@ class K8sTraining:
         if state in TERMINAL:
             self.record(job_id, state=state, message=job.message, finished_at=_now())
             job.finished_at = self._meta(job_id)["finished_at"]
+        return job
+
+    async def _events(self, name: str, namespace: str) -> list[dict[str, Any]]:
+        """The events about one object (the pod, or the Job while it has none), for why it has not started."""
+        from lightkube.resources.core_v1 import Event
+
+        try:
+            return [e.to_dict() async for e in self.client().list(Event, namespace=namespace,
+                                                                  fields={"involvedObject.name": name})]
+        except Exception as exc:
+            raise api_error(exc, f"list events of {name} in {namespace}") from None
+
+    async def _give_up(self, job_id: str, job: TrainingJob, reason: str) -> TrainingJob:
+        """No pod started within start_timeout_s: delete the Job (it must not start later, unwatched) and fail
+        with the cluster's reason."""
+        from lightkube import ApiError
+        from lightkube.resources.batch_v1 import Job
+        from lightkube.types import CascadeType
+
+        meta = self._meta(job_id)
+        try:
+            await self.client().delete(Job, meta["job_name"], namespace=meta["namespace"],
+                                       cascade=CascadeType.FOREGROUND)
+        except ApiError as exc:
+            if getattr(exc.status, "code", None) != 404:
+                raise api_error(exc, f"delete Job {meta['job_name']}") from None
+        job.state, job.message = "failed", f"no pod started within {self.start_timeout_s} s (Job deleted): {reason}"
+        self.record(job_id, state="failed", message=job.message, finished_at=_now())
+        job.finished_at = self._meta(job_id)["finished_at"]
         return job
 
     async def _collect_result(self, job_id: str, namespace: str, run_dir: Path) -> tuple[str, str]:
@@ -460,13 +544,19 @@ class K8sTraining:
             return
         seen: dict[str, int] = {}  # pod -> lines already taken (a broken stream resumes after them)
         done: set[str] = set()
+        waiting = ""  # why no pod runs, as last shown: a new line only when the cluster's reason changes
         while True:
             pods = await self._pods(job_id, meta["namespace"])
             streamable = [p for p in pods if p["metadata"]["name"] not in done
                           and (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
             if not streamable:
-                if (await self.astatus(job_id)).state in TERMINAL:
+                status = await self.astatus(job_id)
+                if status.state in TERMINAL:
                     return
+                if status.state == "pending" and status.message != waiting:
+                    waiting = status.message
+                    yield self._append_log(run_dir, json.dumps({"event": "log", "waiting": waiting,
+                                                                "message": f"pod not started: {waiting}"}))
                 await asyncio.sleep(self.poll_s)
                 continue
             pod = streamable[0]

@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 JOBS = kmock.resource("batch", "v1", "jobs")
 PODS = kmock.resource("", "v1", "pods")
 ISVCS = kmock.resource("serving.kserve.io", "v1beta1", "inferenceservices")
+EVENTS = kmock.resource("", "v1", "events")
 
 
 def _now() -> str:
@@ -103,7 +104,7 @@ class ApiServer(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for res in (JOBS, PODS, ISVCS):
+        for res in (JOBS, PODS, ISVCS, EVENTS):
             self.resources[res] = {}
 
     # -- the store ---------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request):  # type: ignore[override]
         res = request.resource
-        if res is None or res not in (JOBS, PODS, ISVCS):
+        if res is None or res not in (JOBS, PODS, ISVCS, EVENTS):
             return await super()._handle(request)
         namespace = request.namespace
         if request.subresource == "log" and res == PODS:
@@ -194,8 +195,11 @@ class ApiServer(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(obj)
         if request.action == kmock.action.LIST:
             selector = request.params.get("labelSelector", "")
+            fields = dict(f.split("=", 1) for f in request.params.get("fieldSelector", "").split(",") if "=" in f)
+            about = fields.pop("involvedObject.name", None)  # the only field selector mrc sends
             items = [o for o in self.items(res, namespace)
-                     if selector_matches(selector, (o["metadata"].get("labels") or {}))]
+                     if selector_matches(selector, (o["metadata"].get("labels") or {}))
+                     and (about is None or (o.get("involvedObject") or {}).get("name") == about)]
             return aiohttp.web.json_response({"apiVersion": "v1", "kind": "List", "items": items,
                                               "metadata": {"resourceVersion": str(self.revision)}})
         if request.action == kmock.action.FETCH:
@@ -312,6 +316,11 @@ class ApiServer(kmock.KubernetesEmulator):
             if unschedulable:
                 await self._set_status(PODS, namespace, pod_name, {"conditions": [
                     {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}]})
+                await self.create(EVENTS, namespace, {  # and the scheduler says so in an event about the pod
+                    "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{pod_name}.{secrets.token_hex(4)}"},
+                    "involvedObject": {"kind": "Pod", "namespace": namespace, "name": pod_name},
+                    "type": "Warning", "reason": "FailedScheduling", "message": unschedulable,
+                    "eventTime": _now(), "reportingComponent": "default-scheduler"})
                 return  # stays Pending, as on a cluster without a fitting node
             exit_code = await self._run_container(namespace, pod_name, template["spec"], started,
                                                   spec.get("activeDeadlineSeconds"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.base import BadInputError, TrainingSpec
-from backends.k8s.training import K8sTraining, job_state, pod_message
+from backends.k8s.training import K8sTraining, job_state, pod_message, waiting_reason
 from backends.k8s.traffic import KServeTraffic, detect_mode
 from tests.k8s.conftest import validate_isvc, validate_k8s
 
@@ -24,6 +24,32 @@ def test_job_and_pod_status_are_read_as_kubernetes_writes_them():
     assert pod_message({"status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}]}}) \
         == "Unschedulable: 0/3 nodes"
+
+
+def test_why_no_pod_runs_is_the_clusters_newest_word():
+    unschedulable = {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}]}}
+    assert waiting_reason(None, []) == "no pod created yet"
+    assert waiting_reason(unschedulable, []) == "Unschedulable: 0/1 nodes"
+    # the Job controller could not create the pod: only the Job's events say why
+    failed_create = {"type": "Warning", "reason": "FailedCreate", "count": 3,
+                     "lastTimestamp": "2026-12-01T20:00:05Z",
+                     "message": 'Error creating: pods "p" is forbidden: serviceaccount "nobody" not found'}
+    assert waiting_reason(None, [failed_create]) == \
+        'FailedCreate: Error creating: pods "p" is forbidden: serviceaccount "nobody" not found'
+    # the newest event wins, whichever API wrote it: eventTime (events.k8s.io, microseconds) or lastTimestamp;
+    # a multi-line message is one line
+    scheduled_late = {"type": "Normal", "reason": "Scheduled", "eventTime": "2026-12-01T20:00:05.500000Z",
+                      "message": "Successfully assigned\nns/p to gpu-node-1"}
+    assert waiting_reason(unschedulable, [failed_create, scheduled_late]) == \
+        "Scheduled: Successfully assigned ns/p to gpu-node-1"
+    repeated = {"type": "Warning", "reason": "FailedScheduling", "eventTime": "2026-12-01T19:59:00.000000Z",
+                "series": {"count": 4, "lastObservedTime": "2026-12-01T20:00:06.000000Z"}, "message": "0/1 nodes"}
+    assert waiting_reason(unschedulable, [scheduled_late, repeated]) == "FailedScheduling: 0/1 nodes"
+    # a container held waiting is the pod's current trouble, whatever the events said before
+    pulling = {"status": {"phase": "Pending", "containerStatuses": [
+        {"state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}}]}}
+    assert waiting_reason(pulling, [repeated]) == "ErrImagePull: pull access denied"
 
 
 def isvc(mode: str | None, uri: str = "s3://m/x/2", **predictor) -> dict:
