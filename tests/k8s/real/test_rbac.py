@@ -1,7 +1,7 @@
 """Least privilege on the real API server's RBAC: the documented Role suffices, and every rule in it is needed.
 
 mrc runs as the user `mrc`, bound only to the Role block of docs/kubernetes.md. The whole flow
-(launch, status, log, cancel; read and patch an InferenceService) passes with it; with any one
+(launch, status, log, cancel, why a pod cannot start; read and patch an InferenceService) passes with it; with any one
 rule removed, the flow fails at the step that needs it with one line naming the verb and the
 resource (the API server's own words).
 """
@@ -32,6 +32,15 @@ def flow(cluster, ws, ns: str) -> None:
             if "data verified" in line:
                 break
         assert training.cancel(job.id).state == "cancelled"
+        # a pod that cannot start (GPU taint not tolerated): why comes from the events about it
+        stuck = K8sTraining(ws, {**config, "tolerations": []})
+        try:
+            held = stuck.launch(TrainingSpec(MODEL, "breast_cancer@v1", {"epochs": 1}, gpu=True, label="malignant",
+                                             code_commit="0" * 40, code_repo="test"))
+            wait_for(lambda: "taint" in stuck.status(held.id).message, "the scheduler's reason")
+            assert stuck.cancel(held.id).state == "cancelled"
+        finally:
+            stuck.close()
         split = traffic.get_split(MODEL)
         traffic.set_split(MODEL, {"2": 90, "5": 10}, expected_revision=split.revision)
     finally:
