@@ -26,6 +26,10 @@ def cmd_alerts(ctx: Context) -> int:
     from console import alert_delivery
 
     ws = ctx.workspace
+    if ctx.args.alerts_action != "run" and (ctx.args.interval is not None or ctx.args.runs or ctx.args.once):
+        from backends.base import BadInputError
+
+        raise BadInputError("--interval, --runs and --once belong to `mrc alerts run`")
     if ctx.args.alerts_action == "test":
         return _report(ctx, alert_delivery.send_test(ws), "test alert")
     if ctx.args.alerts_action == "flush":
@@ -45,10 +49,6 @@ def cmd_alerts(ctx: Context) -> int:
                        health=[e.to_dict() for e in checked])
     if ctx.args.alerts_action == "run":
         return _run(ctx)
-    if ctx.args.interval is not None or ctx.args.runs or ctx.args.once:
-        from backends.base import BadInputError
-
-        raise BadInputError("--interval, --runs and --once belong to `mrc alerts run`")
     view = alert_delivery.state(ws)
     ctx.emit(view, lambda: _human(view))
     return 0
