@@ -1,7 +1,8 @@
 """Alert delivery: Alertmanager's v2 API and plain webhooks signed with HMAC-SHA256.
 
 Runs after a command's own write has committed (console/cli.py), from the canary controller's
-loop, and from `mrc alerts flush`; never before or inside a rollback. All receivers are sent to at
+loop, from the health loops (`mrc alerts run`, `mrc watch`: console/alerts_run.py) and from
+`mrc alerts flush`; never before or inside a rollback. All receivers are sent to at
 once under one overall deadline (deadline_s, DNS included): a receiver that is down or hangs costs
 the command at most that, never the command itself. Each receiver has a cursor (the last audit seq it
 was given) in mrc.db; what fails stays behind the cursor and is retried on the next run. Every

@@ -113,12 +113,15 @@ def _health_rounds(ctx: Context):
     from console.alerts_run import HealthRounds
 
     try:
-        config(ctx.workspace)
+        cfg = config(ctx.workspace)
     except BadInputError as exc:
         from console.redact import safe_line
 
         ctx.progress(f"alerts: production health not checked: {safe_line(exc)}")
         return None
+    if not ctx.args.once and ctx.args.interval >= cfg.hold_s / 2:
+        ctx.progress(f"alerts: --interval {ctx.args.interval:g} is not under alerts.hold_s / 2 "
+                     f"({cfg.hold_s / 2:g} s): a firing health alert may lapse between two runs")
 
     def report(record: dict, line: str, problem: bool) -> None:
         ctx.progress(f"alerts: {line}")  # stderr: stdout keeps one line (one JSON object) per watch run
