@@ -1,7 +1,8 @@
 """Alert delivery: Alertmanager's v2 API and plain webhooks signed with HMAC-SHA256.
 
 Runs after a command's own write has committed (console/cli.py), from the canary controller's
-loop, and from `mrc alerts flush`; never before or inside a rollback. All receivers are sent to at
+loop, from the health loops (`mrc alerts run`, `mrc watch`: console/alerts_run.py) and from
+`mrc alerts flush`; never before or inside a rollback. All receivers are sent to at
 once under one overall deadline (deadline_s, DNS included): a receiver that is down or hangs costs
 the command at most that, never the command itself. Each receiver has a cursor (the last audit seq it
 was given) in mrc.db; what fails stays behind the cursor and is retried on the next run. Every
@@ -124,10 +125,13 @@ def state(ws) -> dict[str, Any]:
 
 # -- health conditions ---------------------------------------------------------------------------
 
-def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent]:
+def check_health(ws, *, actor: str, now: float | None = None, metrics=None,
+                 unreadable=None) -> list[AuditEvent]:
     """Read production's health of every model; audit each condition that started, still holds
     (past half its hold: a fresh endsAt, re-sent) or ended.
-    A model the metrics backend cannot read is skipped (no data neither fires nor resolves)."""
+    A model the metrics backend cannot read is skipped (no data neither fires nor resolves) and
+    handed to `unreadable(model, version, exc)` when given. `metrics`: a backend kept by a loop
+    (console/alerts_run.py), so its index of the request log is not rebuilt every round."""
     from backends.base import PRODUCTION
 
     cfg = config(ws)
@@ -135,7 +139,8 @@ def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent
         return []
     events, _, _ = _read(str(ws.db_path))
     alerts = alert_rules.fold(events, cfg)
-    registry, metrics, audit = ws.registry(), ws.metrics(), ws.audit()
+    registry, audit = ws.registry(), ws.audit()
+    metrics = ws.metrics() if metrics is None else metrics
     end = time.time() if now is None else now
     stamp = datetime.fromtimestamp(end, timezone.utc).isoformat().replace("+00:00", "Z")
     written = []
@@ -146,7 +151,9 @@ def check_health(ws, *, actor: str, now: float | None = None) -> list[AuditEvent
             continue
         try:
             window = metrics.health(model, production, end - cfg.health_window_s, end)
-        except Exception:  # noqa: BLE001  (an unreadable backend is no verdict; the canary judge fails closed, not this)
+        except Exception as exc:  # noqa: BLE001  (an unreadable backend is no verdict; the canary judge fails closed, not this)
+            if unreadable is not None:
+                unreadable(model, production, exc)
             continue
         firing = {metric: alert for metric, name in alert_rules.HEALTH_ALERTS.items()
                   for alert in alerts.values()

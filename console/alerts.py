@@ -325,7 +325,7 @@ def health_changes(firing: dict[str, Alert], verdicts: dict[str, tuple[bool, flo
     (Alertmanager has resolved it) fires again; one still active is re-sent with a fresh endsAt
     once less than half of hold_s is left (Alertmanager's resolve_timeout model: a firing alert
     is re-posted before it ends), so it never lapses while the condition holds, provided
-    `mrc alerts flush` runs more often than hold_s / 2."""
+    health is checked more often than hold_s / 2 (`mrc alerts run` and the `mrc watch` loop)."""
     changes = []
     for metric, verdict in verdicts.items():
         if verdict is None:

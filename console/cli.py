@@ -69,8 +69,8 @@ def writes(args) -> str | None:
     action = getattr(args, "canary_command", None) or getattr(args, "shadow_command", None)
     if command in WRITE_COMMANDS and (command, action) not in READ_ACTIONS:
         return f"mrc {command}" + (f" {action}" if action else "")
-    if command == "alerts" and getattr(args, "alerts_action", None) == "flush":
-        return "mrc alerts flush"  # audits health changes and deliveries
+    if command == "alerts" and getattr(args, "alerts_action", None) in ("flush", "run"):
+        return f"mrc alerts {args.alerts_action}"  # audits health changes and deliveries
     if (command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS:
         return f"mrc {command} {args.datasets_command}"
     for cmd, option in WRITE_OPTIONS:

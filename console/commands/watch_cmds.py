@@ -64,6 +64,7 @@ def cmd_watch(ctx: Context) -> int:
         elif kind in ("log", "launched"):
             ctx.progress("  " + (event.get("message") or f"launched job {event.get('job')}"))
 
+    health = _health_rounds(ctx)  # None without [alerts]: not even the import
     while True:
         started = time.monotonic()
         try:
@@ -89,13 +90,43 @@ def cmd_watch(ctx: Context) -> int:
                 line = (f"{args.model}: registered candidate {result['candidate']} trained on {result['newest_data']} "
                         f"(run {result['training_run']}); production {result['production'] or '(none)'} unchanged")
             _emit_one(ctx, result, line)
-        if runs and done >= runs:
-            return code  # main() delivers what is pending once the command returns
-        if not args.once:
+        if health is not None:
+            health.round()  # production's error rate and latency, each run; delivers what is pending; never raises
+        elif not args.once and isinstance(ws.config.get("alerts"), dict):
             from console.alert_delivery import after_write
 
-            after_write(ws, actor=ctx.actor)  # a loop never returns: retry what a receiver missed, each run
+            after_write(ws, actor=ctx.actor)  # a broken [alerts]: says so each run, as any write does
+        if runs and done >= runs:
+            return code  # main() delivers what is pending once the command returns
         time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+
+
+def _health_rounds(ctx: Context):
+    """With [alerts] configured, each run also checks production health (console/alerts_run.py), so
+    a team running `mrc watch` needs no `mrc alerts run` beside it. A bad [alerts] table never
+    stops the watcher (alerts never block a write): one line, and no health checks."""
+    from backends.base import BadInputError
+
+    if not isinstance(ctx.workspace.config.get("alerts"), dict):
+        return None
+    from console.alert_delivery import config
+    from console.alerts_run import HealthRounds
+
+    try:
+        cfg = config(ctx.workspace)
+    except BadInputError as exc:
+        from console.redact import safe_line
+
+        ctx.progress(f"alerts: production health not checked: {safe_line(exc)}")
+        return None
+    if not ctx.args.once and ctx.args.interval >= cfg.hold_s / 2:
+        ctx.progress(f"alerts: --interval {ctx.args.interval:g} is not under alerts.hold_s / 2 "
+                     f"({cfg.hold_s / 2:g} s): a firing health alert may lapse between two runs")
+
+    def report(record: dict, line: str, problem: bool) -> None:
+        ctx.progress(f"alerts: {line}")  # stderr: stdout keeps one line (one JSON object) per watch run
+
+    return HealthRounds(ctx.workspace, actor=ctx.actor, report=report)
 
 
 def _config_params(ctx: Context, model: str) -> dict:
