@@ -341,37 +341,56 @@ class LocalTraffic:
             return None
         return TrafficSplit(model, {v: int(w) for v, w in data.get("weights", [])}, int(data.get("revision", 0)))
 
-    def get_split(self, model: str) -> TrafficSplit:
+    def _control_get(self, model: str, route: str) -> dict | None:
+        """The running router's answer to a control GET; None when no router answers 200 (the
+        caller falls back to what the router saved on disk)."""
         port = self.router_port(model)
-        if port is not None:
-            try:
-                status, body = _request(port, "GET", "/control/split", headers=self._auth())
-                if status == 200:
-                    return self._split_from(model, body)
-            except OSError:
-                pass
+        if port is None:
+            return None
+        try:
+            status, body = _request(port, "GET", route, headers=self._auth())
+        except OSError:
+            return None
+        return body if status == 200 else None
+
+    def _control_put(self, model: str, route: str, body: dict[str, Any], *, expected_revision: int, what: str,
+                     about: Any, gone: str | None = None) -> dict[str, Any]:
+        """One compare-and-swap PUT to a router control route (the split, the shadow setting):
+        the control key, expected_revision, and the router's answers as mrc's errors (409: the
+        revision moved; 400: bad input, named by `what` and `about`; 404: `gone`, a router
+        older than the route)."""
+        port = self.router_port(model)
+        if port is None:
+            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
+        try:
+            status, reply = _request(port, "PUT", route, {**body, "expected_revision": expected_revision},
+                                     headers=self._auth())
+        except OSError as exc:
+            raise BackendError(f"{model}: router unreachable: {exc}") from None
+        if status == 409:
+            raise ConflictError(f"{model}: {what} revision is {reply.get('revision')}, expected {expected_revision}",
+                                expected=str(expected_revision), actual=str(reply.get("revision")))
+        if status == 400:
+            raise BadInputError(f"{model} {what} {about}: {reply.get('error')}")
+        if status == 404 and gone is not None:
+            raise BackendError(gone)
+        if status != 200:
+            raise BackendError(f"{model}: router answered {status}: {reply}")
+        return reply
+
+    def get_split(self, model: str) -> TrafficSplit:
+        body = self._control_get(model, "/control/split")
+        if body is not None:
+            return self._split_from(model, body)
         split = self._split_on_disk(model)
         if split is None:
             raise BackendError(f"{model}: not served and no recorded split (run `mrc serve-models {model}`)")
         return split
 
     def set_split(self, model: str, weights: dict[str, int], *, expected_revision: int) -> TrafficSplit:
-        port = self.router_port(model)
-        if port is None:
-            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
         items = [[str(v), int(w)] for v, w in weights.items()]
-        try:
-            status, body = _request(port, "PUT", "/control/split", {"weights": items, "expected_revision": expected_revision},
-                                    headers=self._auth())
-        except OSError as exc:
-            raise BackendError(f"{model}: router unreachable: {exc}") from None
-        if status == 409:
-            raise ConflictError(f"{model}: split revision is {body.get('revision')}, expected {expected_revision}",
-                                expected=str(expected_revision), actual=str(body.get("revision")))
-        if status == 400:
-            raise BadInputError(f"{model} split {weights}: {body.get('error')}")
-        if status != 200:
-            raise BackendError(f"{model}: router answered {status}: {body}")
+        body = self._control_put(model, "/control/split", {"weights": items}, expected_revision=expected_revision,
+                                 what="split", about=weights)
         return self._split_from(model, body)
 
     def rollback(self, model: str, stable_version: str) -> TrafficSplit:
@@ -434,14 +453,9 @@ class LocalTraffic:
     def get_shadow(self, model: str) -> dict[str, Any]:
         """{"shadow", "last", "revision", "counters", "queue", "capacity", "live"}: from the router
         when it runs, else the last setting it saved (no counters)."""
-        port = self.router_port(model)
-        if port is not None:
-            try:
-                status, body = _request(port, "GET", "/control/shadow", headers=self._auth())
-                if status == 200:
-                    return {**body, "live": True}
-            except OSError:
-                pass
+        body = self._control_get(model, "/control/shadow")
+        if body is not None:
+            return {**body, "live": True}
         try:
             data = json.loads((self.serving_dir(model) / "shadow.json").read_text())
         except (OSError, ValueError):
@@ -455,25 +469,10 @@ class LocalTraffic:
         on the shadow setting's revision."""
         if version is not None:
             check_name(version, "version")
-        port = self.router_port(model)
-        if port is None:
-            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
-        try:
-            status, body = _request(port, "PUT", "/control/shadow",
-                                    {"version": version, "sample": sample, "expected_revision": expected_revision},
-                                    headers=self._auth())
-        except OSError as exc:
-            raise BackendError(f"{model}: router unreachable: {exc}") from None
-        if status == 409:
-            raise ConflictError(f"{model}: shadow revision is {body.get('revision')}, expected {expected_revision}",
-                                expected=str(expected_revision), actual=str(body.get("revision")))
-        if status == 400:
-            raise BadInputError(f"{model} shadow {version}: {body.get('error')}")
-        if status == 404:
-            raise BackendError(f"{model}: the running router predates shadow traffic (restart it: "
-                               f"`mrc serve-models {model} --stop`, then serve again)")
-        if status != 200:
-            raise BackendError(f"{model}: router answered {status}: {body}")
+        body = self._control_put(model, "/control/shadow", {"version": version, "sample": sample},
+                                 expected_revision=expected_revision, what="shadow", about=version,
+                                 gone=f"{model}: the running router predates shadow traffic (restart it: "
+                                      f"`mrc serve-models {model} --stop`, then serve again)")
         return {**body, "live": True}
 
     # -- load ---------------------------------------------------------------------------------
