@@ -240,6 +240,7 @@ class LocalTraffic:
         """
         for v in versions:
             check_name(v, "version")
+        router_flags = self._router_flags()  # a bad [traffic] value fails before anything starts
         options = dict(options or {})
         own_registry = registry is None
         if own_registry:
@@ -259,7 +260,7 @@ class LocalTraffic:
                         starting[f"server-{v}"] = self._start_version(folder, model, v, registry, options, resolve_format)
                 if router is None:
                     starting["router"] = {"pid": self._spawn_ours(folder, "router", [
-                        "backends.local.router", "--dir", str(folder), "--model", model])}
+                        "backends.local.router", "--dir", str(folder), "--model", model, *router_flags])}
                 ports = self._wait_ready(folder, starting)
             except BaseException:
                 for entry in starting.values():
@@ -284,6 +285,21 @@ class LocalTraffic:
             if not split.weights and versions:
                 self.set_split(model, {versions[0]: 100}, expected_revision=split.revision)
         return {"router": router, "servers": servers}
+
+    ROUTER_SETTINGS = {"shadow_log_max_bytes": "--shadow-log-max-bytes", "shadow_log_keep": "--shadow-log-keep"}
+
+    def _router_flags(self) -> list[str]:
+        """The [traffic] settings a router starts with (shadow.jsonl's rotation size and the
+        generations kept), as its flags; the router's defaults where unset."""
+        flags = []
+        for key, flag in self.ROUTER_SETTINGS.items():
+            if key not in self.config:
+                continue
+            value = self.config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadInputError(f"{self.root / 'mrc.toml'}: traffic.{key} = {value!r} must be a whole number >= 1")
+            flags += [flag, str(value)]
+        return flags
 
     @staticmethod
     def _backend_entry(server: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -447,7 +463,9 @@ class LocalTraffic:
 
     # -- shadow traffic -------------------------------------------------------------------------
     def shadow_log_path(self, model: str) -> Path:
-        """Where the router logs each mirrored request: both predictions, both latencies."""
+        """Where the router logs each mirrored request: both predictions, both latencies. Past
+        [traffic] shadow_log_max_bytes (64 MiB) it is rotated to <path>.1, <path>.2 … (up to
+        shadow_log_keep, 1), whole lines only."""
         return self.serving_dir(model) / "shadow.jsonl"
 
     def get_shadow(self, model: str) -> dict[str, Any]:
