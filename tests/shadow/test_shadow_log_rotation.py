@@ -116,3 +116,75 @@ def test_a_bad_rotation_setting_is_refused_before_anything_starts(tmp_path):
     assert not (tmp_path / "serving").exists()
     assert LocalTraffic(tmp_path, {"shadow_log_max_bytes": 4096, "shadow_log_keep": 3})._router_flags() == [
         "--shadow-log-max-bytes", "4096", "--shadow-log-keep", "3"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_window_spanning_rotations_is_counted_whole_by_shadow_status(models, cancer, tmp_path_factory):
+    """A tiny rotation size in mrc.toml, the real router and model servers: every request the
+    router mirrored is in `mrc shadow status`, though the log was rotated under it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backends.base import Lineage
+    from backends.local.registry import LocalRegistry
+    from backends.local.traffic import LocalTraffic
+    from tests.shadow.conftest import CANDIDATE, MODEL, PRODUCTION, mrc_ws, post, stop_everything, wait_for
+
+    root = tmp_path_factory.mktemp("rotation") / "ws"
+    assert mrc_ws(root, "init").returncode == 0
+    config = root / "mrc.toml"
+    toml = config.read_text()
+    assert '[traffic]\nbackend = "local"\n' in toml
+    # ~250-350 bytes a 3-row record: 30 requests fill two to three 4 KiB files, all kept
+    config.write_text(toml.replace('[traffic]\nbackend = "local"\n',
+                                   '[traffic]\nbackend = "local"\nshadow_log_max_bytes = 4096\nshadow_log_keep = 5\n'))
+    registry = LocalRegistry(root)
+    try:
+        for version, (_, path) in models.items():
+            registry.register_version(MODEL, str(path), metrics={"auc_roc": 0.9}, lineage=Lineage(), version=version,
+                                      artifact_format="torchscript")
+    finally:
+        registry.close()
+    X, _ = cancer
+    requests = 30
+    try:
+        served = mrc_ws(root, "serve-models", MODEL, "--versions", PRODUCTION)
+        assert served.returncode == 0, served.stderr
+        started = mrc_ws(root, "shadow", "start", MODEL, CANDIDATE, "--json")
+        assert started.returncode == 0, started.stderr
+        port = json.loads((root / "serving" / MODEL / "processes.json").read_text())["router"]["port"]
+
+        def one(i):
+            rows = X[3 * i:3 * i + 3].tolist()
+            code, body = post(port, "/predict", {"rows": rows, "key": f"k-{i}", "id": f"r-{i}"})
+            assert code == 200 and body["version"] == PRODUCTION, body
+
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(one, range(requests)))
+
+        def settled():
+            result = mrc_ws(root, "shadow", "status", MODEL, "--json")
+            assert result.returncode in (0, 1), result.stderr
+            report = result.json()
+            c = report["counters"]
+            return report if c["offered"] == requests and c["completed"] + c["failed"] == c["queued"] else None
+
+        report = wait_for(settled, "every mirrored copy answered")
+        counters = report["counters"]
+        assert counters["queued"] == requests and counters["dropped"] == 0
+
+        log = root / "serving" / MODEL / "shadow.jsonl"
+        files = [log] + sorted(log.parent.glob("shadow.jsonl.*"))
+        live = LocalTraffic(root).get_shadow(MODEL)
+        assert live["log"]["max_bytes"] == 4096 and live["log"]["keep"] == 5
+        assert 1 <= live["log"]["rotations"] < 5, live["log"]  # rotated, and nothing dropped yet
+        assert generation(log, 1).exists() and len(files) == live["log"]["rotations"] + 1
+        ids = []
+        for f in files:
+            assert f.stat().st_size <= 4096
+            ids += [json.loads(line)["id"] for line in f.read_text().splitlines()]  # whole lines only
+        assert sorted(ids) == sorted(f"r-{i}" for i in range(requests))
+        assert report["comparison"]["requests"] == counters["completed"] + counters["failed"] == requests
+        assert report["comparison"]["rows"] == 3 * counters["completed"]
+    finally:
+        stop_everything(root)
