@@ -125,26 +125,13 @@ def test_a_window_spanning_rotations_is_counted_whole_by_shadow_status(models, c
     router mirrored is in `mrc shadow status`, though the log was rotated under it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from backends.base import Lineage
-    from backends.local.registry import LocalRegistry
     from backends.local.traffic import LocalTraffic
-    from tests.shadow.conftest import CANDIDATE, MODEL, PRODUCTION, mrc_ws, post, stop_everything, wait_for
+    from tests.shadow.conftest import (CANDIDATE, MODEL, PRODUCTION, mrc_ws, post, stop_everything, wait_for,
+                                       workspace_with)
 
-    root = tmp_path_factory.mktemp("rotation") / "ws"
-    assert mrc_ws(root, "init").returncode == 0
-    config = root / "mrc.toml"
-    toml = config.read_text()
-    assert '[traffic]\nbackend = "local"\n' in toml
     # ~250-350 bytes a 3-row record: 30 requests fill two to three 4 KiB files, all kept
-    config.write_text(toml.replace('[traffic]\nbackend = "local"\n',
-                                   '[traffic]\nbackend = "local"\nshadow_log_max_bytes = 4096\nshadow_log_keep = 5\n'))
-    registry = LocalRegistry(root)
-    try:
-        for version, (_, path) in models.items():
-            registry.register_version(MODEL, str(path), metrics={"auc_roc": 0.9}, lineage=Lineage(), version=version,
-                                      artifact_format="torchscript")
-    finally:
-        registry.close()
+    root = workspace_with(models, tmp_path_factory.mktemp("rotation") / "ws",
+                          "shadow_log_max_bytes = 4096\nshadow_log_keep = 5\n")
     X, _ = cancer
     requests = 30
     try:
