@@ -5,26 +5,55 @@ shadow status` and the console's shadow screen both read it here."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from backends.base import BadInputError
 
 
+def _open_generations(path) -> list:
+    """The shadow log and its rotated generations (<path>.1 newest … <path>.N), open, oldest
+    first, each file once. The live file is opened first: a rotation while this runs moves it
+    to <path>.1, which is then the same file (same inode) and read once; so a window spanning
+    a rotation is complete up to the moment the live file was opened."""
+    path = Path(path)
+    handles = []
+    try:
+        handles.append(open(path, encoding="utf-8"))
+    except FileNotFoundError:
+        pass
+    numbers = [int(p.name.rsplit(".", 1)[1]) for p in path.parent.glob(f"{path.name}.*")
+               if p.name.rsplit(".", 1)[1].isdigit()]
+    for number in range(1, max(numbers, default=0) + 2):  # +1: a rotation during the scan shifts them up
+        try:
+            handles.insert(0, open(path.with_name(f"{path.name}.{number}"), encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+    seen, out = set(), []
+    for fh in handles:
+        st = os.fstat(fh.fileno())
+        if (st.st_dev, st.st_ino) in seen:
+            fh.close()
+        else:
+            seen.add((st.st_dev, st.st_ino))
+            out.append(fh)
+    return out
+
+
 def read_records(path, version: str, since: float | None) -> list[dict[str, Any]]:
-    """The shadow log's records of one run; a torn last line (the router writing) is skipped."""
+    """The shadow log's records of one run, its rotated generations included; a torn last
+    line (the router writing) is skipped."""
     from console.shadow import select
 
     out = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        return out
-    with fh:
-        for line in fh:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
+    for fh in _open_generations(path):
+        with fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
     return select(out, version, since)
 
 

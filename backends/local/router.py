@@ -17,8 +17,8 @@
   "sample", "expected_revision"} (compare-and-swap) mirrors a sampled copy of each request to
   that version's server, after the served response is written, through a bounded queue and
   worker threads (a full queue drops the copy and counts it: mirroring never blocks or delays a
-  served request); both predictions and both latencies go to shadow.jsonl, the setting to
-  shadow.json.
+  served request); both predictions and both latencies go to shadow.jsonl (rotated to
+  shadow.jsonl.1 … past --shadow-log-max-bytes, whole lines only), the setting to shadow.json.
 Every request (503 "no backend" and upstream failures included) and every label is appended to
 requests.jsonl (the metrics backend reads it), and the split is saved in split.json (atomic
 rename) before it is answered, so a restart routes the same. stdlib only.
@@ -259,6 +259,50 @@ def call_backend(backend: dict, rows, columns, timeout: float = 30.0) -> tuple[i
 SHADOW_QUEUE = 256  # copies waiting for the candidate; beyond this a copy is dropped and counted
 SHADOW_WORKERS = 2
 SHADOW_TIMEOUT_S = 10.0  # a hung candidate holds a worker this long at most
+SHADOW_LOG_MAX_BYTES = 64 * 1024 * 1024  # shadow.jsonl is rotated to shadow.jsonl.1 past this size
+SHADOW_LOG_KEEP = 1  # rotated generations kept: shadow.jsonl.1 … shadow.jsonl.<keep>
+
+
+def generation(path: Path, number: int) -> Path:
+    """The rotated generation `number` of a log: shadow.jsonl.1 is the newest."""
+    return path.with_name(f"{path.name}.{number}")
+
+
+class RotatingLog:
+    """An append-only JSON-lines file rotated at a size: the file becomes <name>.1, <name>.1
+    becomes <name>.2 … up to `keep`, the oldest is dropped. Whole lines only: each line goes
+    to one file in one write, and a rotation happens between two writes under the same lock."""
+
+    def __init__(self, path: Path, max_bytes: int = SHADOW_LOG_MAX_BYTES, keep: int = SHADOW_LOG_KEEP):
+        if max_bytes < 1 or keep < 1:
+            raise ValueError(f"{path}: max_bytes and keep must be at least 1")
+        self.path, self.max_bytes, self.keep = path, max_bytes, keep
+        self.lock = threading.Lock()
+        self.rotations = 0
+        self._open()
+
+    def _open(self) -> None:
+        self.fh = open(self.path, "a", buffering=1, encoding="utf-8")  # line-buffered: each line is flushed whole
+        self.size = os.fstat(self.fh.fileno()).st_size
+
+    def write(self, line: str) -> None:
+        size = len(line.encode("utf-8"))
+        with self.lock:
+            if self.size and self.size + size > self.max_bytes:  # a longer line still goes whole, alone
+                self._rotate()
+            self.fh.write(line)
+            self.size += size
+
+    def _rotate(self) -> None:
+        self.fh.close()
+        for number in range(self.keep - 1, 0, -1):  # oldest first, so no generation is overwritten
+            try:
+                os.replace(generation(self.path, number), generation(self.path, number + 1))
+            except FileNotFoundError:
+                pass
+        os.replace(self.path, generation(self.path, 1))
+        self.rotations += 1
+        self._open()
 
 
 def validate_shadow(body, backends: dict) -> dict | None:
@@ -289,7 +333,8 @@ class ShadowMirror:
     COUNTERS = ("offered", "sampled_out", "queued", "dropped", "completed", "failed")
 
     def __init__(self, state: "RouterState", *, capacity: int = SHADOW_QUEUE, workers: int = SHADOW_WORKERS,
-                 timeout_s: float = SHADOW_TIMEOUT_S):
+                 timeout_s: float = SHADOW_TIMEOUT_S, log_max_bytes: int = SHADOW_LOG_MAX_BYTES,
+                 log_keep: int = SHADOW_LOG_KEEP):
         self.state = state
         self.path = state.dir / "shadow.json"
         self.setting: dict | None = None  # {"version", "sample", "started_at"}
@@ -304,8 +349,7 @@ class ShadowMirror:
         self.counts = dict.fromkeys(self.COUNTERS, 0)
         self.count_lock = threading.Lock()
         self.random = random.Random()
-        self.log = open(state.dir / "shadow.jsonl", "a", buffering=1)
-        self.log_lock = threading.Lock()
+        self.log = RotatingLog(state.dir / "shadow.jsonl", log_max_bytes, log_keep)
         for i in range(workers):
             threading.Thread(target=self._work, name=f"shadow-{i}", daemon=True).start()
 
@@ -313,7 +357,8 @@ class ShadowMirror:
         with self.count_lock:
             counters = dict(self.counts)
         return {"model": self.state.model, "shadow": self.setting, "last": self.last, "revision": self.revision,
-                "counters": counters, "queue": self.queue.qsize(), "capacity": self.capacity}
+                "counters": counters, "queue": self.queue.qsize(), "capacity": self.capacity,
+                "log": {"max_bytes": self.log.max_bytes, "keep": self.log.keep, "rotations": self.log.rotations}}
 
     def set(self, setting: dict | None) -> dict:
         """Caller holds the router's lock. Persisted before it is live, like the split."""
@@ -377,9 +422,7 @@ class ShadowMirror:
                       "ms": round(ms, 3), "sms": round(shadow_ms, 3)}
             if shadow_preds is None:
                 record["error"] = str(reply.get("error"))[:300]
-            line = json.dumps(record, separators=(",", ":")) + "\n"
-            with self.log_lock:
-                self.log.write(line)
+            self.log.write(json.dumps(record, separators=(",", ":")) + "\n")
             self._count("completed" if shadow_preds is not None else "failed")
 
 
@@ -555,11 +598,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     parser.add_argument("--key-file", required=True, help="the workspace's serving/control.key (the key itself never in argv)")
+    parser.add_argument("--shadow-log-max-bytes", type=int, default=SHADOW_LOG_MAX_BYTES,
+                        help="rotate shadow.jsonl to shadow.jsonl.1 past this size")
+    parser.add_argument("--shadow-log-keep", type=int, default=SHADOW_LOG_KEEP, help="rotated generations kept")
     args = parser.parse_args(argv)
     from backends.local.controlkey import read_key
 
     state = RouterState(Path(args.dir), args.model)
-    state.mirror = ShadowMirror(state)
+    state.mirror = ShadowMirror(state, log_max_bytes=args.shadow_log_max_bytes, log_keep=args.shadow_log_keep)
     handler = make_handler(state)
     handler.control_key = read_key(args.key_file)
     handler.journal_path = str(Path(args.dir) / "control.jsonl")

@@ -240,6 +240,7 @@ class LocalTraffic:
         """
         for v in versions:
             check_name(v, "version")
+        router_flags = self._router_flags()  # a bad [traffic] value fails before anything starts
         options = dict(options or {})
         own_registry = registry is None
         if own_registry:
@@ -259,7 +260,7 @@ class LocalTraffic:
                         starting[f"server-{v}"] = self._start_version(folder, model, v, registry, options, resolve_format)
                 if router is None:
                     starting["router"] = {"pid": self._spawn_ours(folder, "router", [
-                        "backends.local.router", "--dir", str(folder), "--model", model])}
+                        "backends.local.router", "--dir", str(folder), "--model", model, *router_flags])}
                 ports = self._wait_ready(folder, starting)
             except BaseException:
                 for entry in starting.values():
@@ -284,6 +285,21 @@ class LocalTraffic:
             if not split.weights and versions:
                 self.set_split(model, {versions[0]: 100}, expected_revision=split.revision)
         return {"router": router, "servers": servers}
+
+    ROUTER_SETTINGS = {"shadow_log_max_bytes": "--shadow-log-max-bytes", "shadow_log_keep": "--shadow-log-keep"}
+
+    def _router_flags(self) -> list[str]:
+        """The [traffic] settings a router starts with (shadow.jsonl's rotation size and the
+        generations kept), as its flags; the router's defaults where unset."""
+        flags = []
+        for key, flag in self.ROUTER_SETTINGS.items():
+            if key not in self.config:
+                continue
+            value = self.config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadInputError(f"{self.root / 'mrc.toml'}: traffic.{key} = {value!r} must be a whole number >= 1")
+            flags += [flag, str(value)]
+        return flags
 
     @staticmethod
     def _backend_entry(server: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -341,37 +357,56 @@ class LocalTraffic:
             return None
         return TrafficSplit(model, {v: int(w) for v, w in data.get("weights", [])}, int(data.get("revision", 0)))
 
-    def get_split(self, model: str) -> TrafficSplit:
+    def _control_get(self, model: str, route: str) -> dict | None:
+        """The running router's answer to a control GET; None when no router answers 200 (the
+        caller falls back to what the router saved on disk)."""
         port = self.router_port(model)
-        if port is not None:
-            try:
-                status, body = _request(port, "GET", "/control/split", headers=self._auth())
-                if status == 200:
-                    return self._split_from(model, body)
-            except OSError:
-                pass
+        if port is None:
+            return None
+        try:
+            status, body = _request(port, "GET", route, headers=self._auth())
+        except OSError:
+            return None
+        return body if status == 200 else None
+
+    def _control_put(self, model: str, route: str, body: dict[str, Any], *, expected_revision: int, what: str,
+                     about: Any, gone: str | None = None) -> dict[str, Any]:
+        """One compare-and-swap PUT to a router control route (the split, the shadow setting):
+        the control key, expected_revision, and the router's answers as mrc's errors (409: the
+        revision moved; 400: bad input, named by `what` and `about`; 404: `gone`, a router
+        older than the route)."""
+        port = self.router_port(model)
+        if port is None:
+            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
+        try:
+            status, reply = _request(port, "PUT", route, {**body, "expected_revision": expected_revision},
+                                     headers=self._auth())
+        except OSError as exc:
+            raise BackendError(f"{model}: router unreachable: {exc}") from None
+        if status == 409:
+            raise ConflictError(f"{model}: {what} revision is {reply.get('revision')}, expected {expected_revision}",
+                                expected=str(expected_revision), actual=str(reply.get("revision")))
+        if status == 400:
+            raise BadInputError(f"{model} {what} {about}: {reply.get('error')}")
+        if status == 404 and gone is not None:
+            raise BackendError(gone)
+        if status != 200:
+            raise BackendError(f"{model}: router answered {status}: {reply}")
+        return reply
+
+    def get_split(self, model: str) -> TrafficSplit:
+        body = self._control_get(model, "/control/split")
+        if body is not None:
+            return self._split_from(model, body)
         split = self._split_on_disk(model)
         if split is None:
             raise BackendError(f"{model}: not served and no recorded split (run `mrc serve-models {model}`)")
         return split
 
     def set_split(self, model: str, weights: dict[str, int], *, expected_revision: int) -> TrafficSplit:
-        port = self.router_port(model)
-        if port is None:
-            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
         items = [[str(v), int(w)] for v, w in weights.items()]
-        try:
-            status, body = _request(port, "PUT", "/control/split", {"weights": items, "expected_revision": expected_revision},
-                                    headers=self._auth())
-        except OSError as exc:
-            raise BackendError(f"{model}: router unreachable: {exc}") from None
-        if status == 409:
-            raise ConflictError(f"{model}: split revision is {body.get('revision')}, expected {expected_revision}",
-                                expected=str(expected_revision), actual=str(body.get("revision")))
-        if status == 400:
-            raise BadInputError(f"{model} split {weights}: {body.get('error')}")
-        if status != 200:
-            raise BackendError(f"{model}: router answered {status}: {body}")
+        body = self._control_put(model, "/control/split", {"weights": items}, expected_revision=expected_revision,
+                                 what="split", about=weights)
         return self._split_from(model, body)
 
     def rollback(self, model: str, stable_version: str) -> TrafficSplit:
@@ -428,20 +463,17 @@ class LocalTraffic:
 
     # -- shadow traffic -------------------------------------------------------------------------
     def shadow_log_path(self, model: str) -> Path:
-        """Where the router logs each mirrored request: both predictions, both latencies."""
+        """Where the router logs each mirrored request: both predictions, both latencies. Past
+        [traffic] shadow_log_max_bytes (64 MiB) it is rotated to <path>.1, <path>.2 … (up to
+        shadow_log_keep, 1), whole lines only."""
         return self.serving_dir(model) / "shadow.jsonl"
 
     def get_shadow(self, model: str) -> dict[str, Any]:
         """{"shadow", "last", "revision", "counters", "queue", "capacity", "live"}: from the router
         when it runs, else the last setting it saved (no counters)."""
-        port = self.router_port(model)
-        if port is not None:
-            try:
-                status, body = _request(port, "GET", "/control/shadow", headers=self._auth())
-                if status == 200:
-                    return {**body, "live": True}
-            except OSError:
-                pass
+        body = self._control_get(model, "/control/shadow")
+        if body is not None:
+            return {**body, "live": True}
         try:
             data = json.loads((self.serving_dir(model) / "shadow.json").read_text())
         except (OSError, ValueError):
@@ -455,25 +487,10 @@ class LocalTraffic:
         on the shadow setting's revision."""
         if version is not None:
             check_name(version, "version")
-        port = self.router_port(model)
-        if port is None:
-            raise BackendError(f"{model}: router is not running (run `mrc serve-models {model}`)")
-        try:
-            status, body = _request(port, "PUT", "/control/shadow",
-                                    {"version": version, "sample": sample, "expected_revision": expected_revision},
-                                    headers=self._auth())
-        except OSError as exc:
-            raise BackendError(f"{model}: router unreachable: {exc}") from None
-        if status == 409:
-            raise ConflictError(f"{model}: shadow revision is {body.get('revision')}, expected {expected_revision}",
-                                expected=str(expected_revision), actual=str(body.get("revision")))
-        if status == 400:
-            raise BadInputError(f"{model} shadow {version}: {body.get('error')}")
-        if status == 404:
-            raise BackendError(f"{model}: the running router predates shadow traffic (restart it: "
-                               f"`mrc serve-models {model} --stop`, then serve again)")
-        if status != 200:
-            raise BackendError(f"{model}: router answered {status}: {body}")
+        body = self._control_put(model, "/control/shadow", {"version": version, "sample": sample},
+                                 expected_revision=expected_revision, what="shadow", about=version,
+                                 gone=f"{model}: the running router predates shadow traffic (restart it: "
+                                      f"`mrc serve-models {model} --stop`, then serve again)")
         return {**body, "live": True}
 
     # -- load ---------------------------------------------------------------------------------

@@ -3,59 +3,20 @@ generator, and controller processes — each stopped afterwards, also when a tes
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, mrc_env, run_mrc
+from tests.serving_procs import kill_group, stop_everything  # noqa: F401  (the tests import stop_everything here)
 
 MODEL = "breast-cancer"
 STABLE, CANDIDATE = "2", "5"
 # Short canaries: the whole area stays within a few minutes on 2 shared cores.
 # a few dozen requests: the power-aware wait for evidence before promotion is off (tests/canary/test_sequential_* test it)
 FAST_PLAN = ["--plan", "25,50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10", "--min-detectable", "off"]
-
-
-def _kill_group(pid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            if not _running(pid):
-                return
-            time.sleep(0.05)
-
-
-def _running(pid: int) -> bool:
-    try:  # reap it when it is our child (servers started by the fixture are)
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def stop_everything(ws: Path) -> None:
-    """Every process the serving folder knows of, by its recorded pid (process groups)."""
-    for procs in (ws / "serving").glob("*/processes.json"):
-        data = json.loads(procs.read_text())
-        pids = [s["pid"] for s in data.get("servers", {}).values()]
-        if data.get("router"):
-            pids.append(data["router"]["pid"])
-        for pid in pids:
-            _kill_group(pid)
 
 
 @pytest.fixture
@@ -107,7 +68,7 @@ class Controllers:
     def close(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                _kill_group(proc.pid)
+                kill_group(proc.pid)
             proc.communicate(timeout=10)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, mrc_env
+from tests.serving_procs import kill_group, running, served_pids  # noqa: F401  (the tests import them here)
 from tests.remote.fixtures import (  # noqa: F401  (fixtures)
     _remote_credentials,
     mlflow_server,
@@ -23,40 +23,6 @@ from tests.remote.fixtures import (  # noqa: F401  (fixtures)
     s3_server,
     s3_workspace,
 )
-
-
-def running(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def kill_group(pid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and running(pid):
-            time.sleep(0.05)
-
-
-def served_pids(ws: Path) -> list[int]:
-    """Every pid the workspace's serving folders record (routers and model servers)."""
-    pids = []
-    for procs in (ws / "serving").glob("*/processes.json"):
-        data = json.loads(procs.read_text())
-        pids += [s["pid"] for s in data.get("servers", {}).values()]
-        if data.get("router"):
-            pids.append(data["router"]["pid"])
-    return pids
 
 
 @pytest.fixture

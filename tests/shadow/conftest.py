@@ -7,50 +7,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_mrc
+from tests.serving_procs import kill_group, stop_everything  # noqa: F401  (the tests import them here)
 
 MODEL = "cancer"
 PRODUCTION, CANDIDATE = "1", "2"
-
-
-def _running(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def kill_group(pid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _running(pid):
-            time.sleep(0.05)
-
-
-def stop_everything(ws: Path) -> None:
-    for procs in (ws / "serving").glob("*/processes.json"):
-        data = json.loads(procs.read_text())
-        pids = [s["pid"] for s in data.get("servers", {}).values()]
-        if data.get("router"):
-            pids.append(data["router"]["pid"])
-        for pid in pids:
-            kill_group(pid)
 
 
 def post(port: int, path: str, body, timeout: float = 60.0, headers: dict | None = None) -> tuple[int, dict]:
@@ -134,17 +100,19 @@ def own_predictions(module, rows) -> list[float]:
         return module(torch.tensor(rows, dtype=torch.float32)).tolist()
 
 
-@pytest.fixture(scope="module")
-def served(models, tmp_path_factory):
-    """(workspace root, router port): both versions registered (production pointer at 1) and
-    served, the router sending all traffic to production."""
+def workspace_with(models, root: Path, traffic_settings: str = "") -> Path:
+    """A workspace made by `mrc init` (traffic_settings: lines added to its [traffic] table)
+    with both versions of `models` registered."""
     from backends.base import Lineage
     from backends.local.registry import LocalRegistry
-    from backends.local.traffic import LocalTraffic
 
-    root = tmp_path_factory.mktemp("shadow") / "ws"
     result = run_mrc("init", "--workspace", str(root))
     assert result.returncode == 0, result.stderr
+    if traffic_settings:
+        config = root / "mrc.toml"
+        toml = config.read_text()
+        assert '[traffic]\nbackend = "local"\n' in toml
+        config.write_text(toml.replace('[traffic]\nbackend = "local"\n', f'[traffic]\nbackend = "local"\n{traffic_settings}'))
     registry = LocalRegistry(root)
     try:
         for version, (_, path) in models.items():
@@ -152,6 +120,16 @@ def served(models, tmp_path_factory):
                                       artifact_format="torchscript")
     finally:
         registry.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(models, tmp_path_factory):
+    """(workspace root, router port): both versions registered (production pointer at 1) and
+    served, the router sending all traffic to production."""
+    from backends.local.traffic import LocalTraffic
+
+    root = workspace_with(models, tmp_path_factory.mktemp("shadow") / "ws")
     traffic = LocalTraffic(root)
     try:
         traffic.ensure_serving(MODEL, [PRODUCTION])  # production first: it takes 100 %
