@@ -35,7 +35,7 @@ from typing import Any, Callable
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
 from backends.local.artifacts import sha256_file
 from backends.local.controlkey import auth_headers, ensure_key
-from backends.procutil import alive
+from backends.procutil import alive, group_alive
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0  # MLflow's scoring server imports mlflow and pandas: slow on 2 loaded cores
@@ -315,7 +315,7 @@ class LocalTraffic:
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and alive(pid):
+        while time.monotonic() < deadline and group_alive(pid):
             time.sleep(0.05)
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -325,6 +325,10 @@ class LocalTraffic:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
+        # "stopped" means the whole group is gone, children included: SIGKILL is sent, not done
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and group_alive(pid):
+            time.sleep(0.02)
 
     def stop_serving(self, model: str, versions: list[str] | None = None) -> list[str]:
         """Stop the model's servers (all, or these versions) and, with all, its router."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backends.procutil import group_alive
 from tests.conftest import run_mrc
 from tests.remote.fixtures import remote_env, unique
 from tests.serving.conftest import add_model_table, http_json, running, seed_bucket, served_pids, write_csv
@@ -28,19 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def mrc(*args, root: Path):
     return run_mrc(*args, "--workspace", str(root), env=remote_env(), timeout=600)
-
-
-def group_alive(pgid: int) -> bool:
-    """Any process left in the group (a server's own children, e.g. MLflow's uvicorn)?"""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
 
 
 def stop_and_check(root: Path, model: str) -> None:
