@@ -102,6 +102,9 @@ def test_every_sklearn_flavour_is_served_with_its_gate_score(mlflow_server, mlfl
     assert result.returncode == 0, result.stderr
     served = result.json()
     print("served formats:", served["formats"])
+    # labels from MLflow's pyfunc (1, 4): mrc's own server; already P(y=1) (2, 3): MLflow's
+    assert {v: f["protocol"] for v, f in served["formats"].items()} == {
+        "1": "mrc", "2": "mlflow-invocations", "3": "mlflow-invocations", "4": "mrc"}
     port = int(served["router"].rsplit(":", 1)[1])
 
     from console.workspace import Workspace
