@@ -9,7 +9,7 @@ must not take the traffic down); `stop_serving` ends them.
 A version is served by its model format's server: serve_protocol "mrc" by our model server
 (backends/local/serving.py, which loads any format through ModelFormat.load), and
 "mlflow-invocations" by the format's own serve_argv (MLflow's scoring server) behind the
-router, which speaks its protocol. The caller resolves formats (`resolve_format`, from
+router, which speaks its protocol (by ours when serve_argv gives None for that artifact). The caller resolves formats (`resolve_format`, from
 console/plugins.py): a backend never looks in console/.
 
 The rollback path here is stdlib only: one POST to the router, retried with backoff; if the
