@@ -409,7 +409,8 @@ class ModelFormat(Protocol):
 
     name: str  # as written in mrc.toml `[models.X] format = ...` and in Artifact.format
     # "mrc": served by mrc's own model server (backends/local/serving.py) through load();
-    # "mlflow-invocations": by the argv of serve_argv, which speaks MLflow's /invocations.
+    # "mlflow-invocations": by the argv of serve_argv, which speaks MLflow's /invocations (or,
+    # for an artifact whose serve_argv is None, by mrc's own model server after all).
     serve_protocol: str
 
     def sniff(self, path: str) -> bool:

@@ -1,7 +1,10 @@
 """Any MLflow model folder (one holding an `MLmodel` file), through mlflow.pyfunc.
 
 sklearn classifiers are loaded through their own flavor so that the score is predict_proba's
-P(y=1), not pyfunc's predicted label. Served by MLflow's scoring server (`/invocations`).
+P(y=1), not pyfunc's predicted label. Served by MLflow's scoring server (`/invocations`), except
+an sklearn classifier whose pyfunc would answer something else than predict_proba (a plain
+`mlflow.sklearn.log_model` answers predict()'s 0/1 labels): mrc's own model server serves that
+one through load(), so the served score is the gated one (see serve_argv).
 """
 
 from __future__ import annotations
@@ -107,12 +110,39 @@ class MlflowPyfuncFormat:
         return MlflowModel(model, False, features, dtypes, options, folder, tuple(meta.flavors or ()))
 
     def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
+        if gated_with_predict_proba(model_folder(path), options):
+            # MLflow's server would answer pyfunc's predict_fn (labels), not the P(y=1) the gates
+            # judged: None = mrc's own server, which scores through load() like the gates do. The
+            # registered artifact is served as it is (rewriting its MLmodel would change its digest).
+            return None
         # `mlflow models serve` execs `uvicorn` found on PATH: put this interpreter's bin first,
         # so a venv that is not activated still serves with its own uvicorn.
         bin_dir = os.path.dirname(sys.executable)
         search = os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])
         return ["env", f"PATH={search}", sys.executable, "-m", "mlflow", "models", "serve", "-m", model_folder(path),
                 "--env-manager", "local", "-h", host, "-p", str(port)]
+
+
+def gated_with_predict_proba(folder: str, options: dict[str, Any]) -> bool:
+    """True when load() scores with the sklearn flavor's predict_proba (a binary task, an sklearn
+    flavor) but the pyfunc flavor MLflow serves with has another predict_fn ("predict" when the
+    team logged none). Read from the MLmodel alone: the estimator is not unpickled here, so an
+    estimator without predict_proba (LinearSVC) is served by mrc too, with the labels it is gated on."""
+    from backends.formats._scores import task_of
+
+    if task_of(options) != "binary":
+        return False
+    try:
+        import yaml
+
+        with open(os.path.join(folder, "MLmodel")) as fh:
+            flavors = (yaml.safe_load(fh) or {}).get("flavors") or {}
+    except Exception:  # no readable MLmodel (or no PyYAML): MLflow's server will say why
+        return False
+    if not isinstance(flavors, dict) or "sklearn" not in flavors:
+        return False
+    pyfunc = flavors.get("python_function")
+    return not (isinstance(pyfunc, dict) and pyfunc.get("predict_fn") == "predict_proba")
 
 
 def _signature_columns(meta) -> tuple[list[str] | None, dict[str, Any]]:

@@ -9,7 +9,7 @@ must not take the traffic down); `stop_serving` ends them.
 A version is served by its model format's server: serve_protocol "mrc" by our model server
 (backends/local/serving.py, which loads any format through ModelFormat.load), and
 "mlflow-invocations" by the format's own serve_argv (MLflow's scoring server) behind the
-router, which speaks its protocol. The caller resolves formats (`resolve_format`, from
+router, which speaks its protocol (by ours when serve_argv gives None for that artifact). The caller resolves formats (`resolve_format`, from
 console/plugins.py): a backend never looks in console/.
 
 The rollback path here is stdlib only: one POST to the router, retried with backoff; if the
@@ -207,8 +207,15 @@ class LocalTraffic:
         path = registry.fetch_artifact(model, version, str(dest))  # verified against the registry's sha256
         fmt = resolve_format(mv.artifact.format, path, options)
         name = f"server-{version}"
-        entry: dict[str, Any] = {"format": fmt.name, "protocol": fmt.serve_protocol, "artifact": path}
-        if fmt.serve_protocol == MRC:
+        protocol, argv, port = fmt.serve_protocol, None, None
+        if protocol == MLFLOW:
+            port = free_port()
+            argv = fmt.serve_argv(path, "127.0.0.1", port, options)
+            # ModelFormat.serve_argv: None = mrc's own model server (e.g. an sklearn classifier
+            # whose MLflow pyfunc would answer labels while the gates score P(y=1))
+            protocol = MLFLOW if argv else MRC
+        entry: dict[str, Any] = {"format": fmt.name, "protocol": protocol, "artifact": path}
+        if protocol == MRC:
             cls = type(fmt)
             # a registry that records no sha256 (a seed bucket): the copy fetched now is the reference
             sha256 = mv.artifact.sha256 or (sha256_file(path)[0] if os.path.isfile(path) else "")
@@ -216,11 +223,8 @@ class LocalTraffic:
                 "backends.local.serving", "--artifact", path, "--sha256", sha256, "--version", version,
                 "--format", fmt.name, "--format-class", f"{cls.__module__}:{cls.__qualname__}",
                 "--options", json.dumps(options, default=str)])
-        elif fmt.serve_protocol == MLFLOW:
-            entry["port"] = free_port()
-            argv = fmt.serve_argv(path, "127.0.0.1", entry["port"], options)
-            if not argv:
-                raise BadInputError(f"{model} {version}: format {fmt.name} serves over {MLFLOW} but gave no command")
+        elif protocol == MLFLOW:
+            entry["port"] = port
             (folder / f"{name}.log").write_bytes(b"")
             # cwd: the serving folder, so whatever the server writes stays in the workspace
             entry["pid"] = self._spawn(folder, name, argv, cwd=folder)

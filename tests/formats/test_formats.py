@@ -188,7 +188,7 @@ def test_mlflow_sklearn_model_without_signature_takes_the_names_it_was_fitted_on
 
 def test_mlflow_serve_argv_starts_the_scoring_server_and_writes_nothing_in_its_cwd(cancer, tmp_path):
     """The argv runs as given (no activated venv, no MLFLOW_* in the environment) and answers
-    /invocations with what the model's pyfunc predicts."""
+    /invocations with what the model's pyfunc predicts (here predict_proba, as it was logged)."""
     import signal
     import socket
     import subprocess
@@ -199,7 +199,7 @@ def test_mlflow_serve_argv_starts_the_scoring_server_and_writes_nothing_in_its_c
 
     X, _, columns, clf = cancer
     path = tmp_path / "sk"
-    mlflow.sklearn.save_model(clf, str(path), pip_requirements=["scikit-learn"])
+    mlflow.sklearn.save_model(clf, str(path), pip_requirements=["scikit-learn"], pyfunc_predict_fn="predict_proba")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -225,12 +225,39 @@ def test_mlflow_serve_argv_starts_the_scoring_server_and_writes_nothing_in_its_c
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())
-        np.testing.assert_array_equal(np.asarray(answer["predictions"]), clf.predict(X[:20]))
+        np.testing.assert_allclose(np.asarray(answer["predictions"]), clf.predict_proba(X[:20]), rtol=1e-9)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
         log.close()
     assert sorted(os.listdir(cwd)) == []
+
+
+def test_mlflow_serve_argv_leaves_a_labelling_sklearn_classifier_to_mrcs_server(cancer, tmp_path):
+    """A plain mlflow.sklearn model's pyfunc answers predict()'s labels while the gates score
+    predict_proba: no MLflow command (None = mrc's own server), unless it is a regression or
+    was logged to answer predict_proba."""
+    import mlflow.sklearn
+
+    X, y, columns, clf = cancer
+    fmt = model_format("mlflow-pyfunc")
+    for fn, options, served_by_mlflow in (("predict", {}, False), ("predict", {"task": "binary"}, False),
+                                          ("predict_log_proba", {}, False), ("predict", {"task": "regression"}, True),
+                                          ("predict_proba", {}, True)):
+        path = tmp_path / f"sk-{fn}-{options.get('task', '')}"
+        mlflow.sklearn.save_model(clf, str(path), pip_requirements=["scikit-learn"], pyfunc_predict_fn=fn)
+        argv = fmt.serve_argv(str(path), "127.0.0.1", 1, options)
+        assert (argv is not None) == served_by_mlflow, (fn, options)
+        assert (fmt.serve_argv(str(path / "MLmodel"), "127.0.0.1", 1, options) is not None) == served_by_mlflow
+    import mlflow.pyfunc
+
+    class Half(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return [0.5] * len(model_input)
+
+    python_model = tmp_path / "pyfunc-only"
+    mlflow.pyfunc.save_model(str(python_model), python_model=Half(), pip_requirements=["mlflow"])
+    assert fmt.serve_argv(str(python_model), "127.0.0.1", 1, {})  # no sklearn flavor: MLflow serves it
 
 
 def test_mlflow_python_model_scores_through_pyfunc(cancer, tmp_path):
