@@ -110,10 +110,12 @@ class MlflowPyfuncFormat:
         return MlflowModel(model, False, features, dtypes, options, folder, tuple(meta.flavors or ()))
 
     def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
-        if gated_with_predict_proba(model_folder(path), options):
+        declared_logits = str(options.get("output") or "").lower().startswith("logit")
+        if declared_logits or gated_with_predict_proba(model_folder(path), options):
             # MLflow's server would answer pyfunc's predict_fn (labels), not the P(y=1) the gates
             # judged: None = mrc's own server, which scores through load() like the gates do. The
             # registered artifact is served as it is (rewriting its MLmodel would change its digest).
+            # Declared logits likewise: MLflow's server would answer them raw, the gates a sigmoid of them.
             return None
         # `mlflow models serve` execs `uvicorn` found on PATH: put this interpreter's bin first,
         # so a venv that is not activated still serves with its own uvicorn.

@@ -258,6 +258,8 @@ def test_mlflow_serve_argv_leaves_a_labelling_sklearn_classifier_to_mrcs_server(
     python_model = tmp_path / "pyfunc-only"
     mlflow.pyfunc.save_model(str(python_model), python_model=Half(), pip_requirements=["mlflow"])
     assert fmt.serve_argv(str(python_model), "127.0.0.1", 1, {})  # no sklearn flavor: MLflow serves it
+    # declared logits: MLflow would answer them raw while the gates score their sigmoid
+    assert fmt.serve_argv(str(python_model), "127.0.0.1", 1, {"output": "logits"}) is None
 
 
 def test_mlflow_python_model_scores_through_pyfunc(cancer, tmp_path):
