@@ -17,6 +17,7 @@ import json
 import math
 import mmap
 import os
+import re
 import threading
 from bisect import bisect_left
 from pathlib import Path
@@ -30,6 +31,13 @@ from backends.base import HealthWindow, check_name
 DISORDER_S = 60.0
 _PROBE_SPAN = 64 * 1024  # bisect down to this many bytes, then parse the rest
 _CHUNK = 8 * 1024 * 1024
+# A label line exactly as the router writes it (compact JSON, an ASCII id without escapes),
+# preceded by the newline before it: its id and label are read without a JSON parse.
+_ROUTER_LABEL = re.compile(
+    rb'\n\{"type":"label","t":-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?,'
+    rb'"id":"([\x20\x21\x23-\x5b\x5d-\x7e]*)","label":(true|false|null)\}(?=\n)')
+_LABEL_VALUES = {b"true": True, b"false": False, b"null": None}
+_LABEL_WORD = re.compile(rb'"label"')
 
 
 def quantile(sorted_values: list[float], q: float) -> float | None:
@@ -172,10 +180,12 @@ class _LogIndex:
         return disorder
 
     def _label(self, offset: int, rec: dict[str, Any]) -> None:
-        key = str(rec.get("id"))
+        self._set_label(offset, str(rec.get("id")), rec.get("label"))
+
+    def _set_label(self, offset: int, key: str, label: Any) -> None:
         known = self.labels.get(key)
         if known is None or known[0] <= offset:
-            self.labels[key] = (offset, rec.get("label"))
+            self.labels[key] = (offset, label)
 
     def _append(self, fh, size: int, bulk: bool = False) -> bool:
         fh.seek(self.offset)
@@ -256,21 +266,31 @@ class _LogIndex:
         return None
 
     def _scan_labels(self, fh, lo: int, hi: int) -> None:
-        """Every label line of [lo, hi), found by a byte search for its type (no parse of the
-        request lines around it)."""
+        """Every label line of [lo, hi) (lo a line start, hi a line end), without parsing the
+        request lines around them: the router's own label lines are read by one regex; if the
+        range holds any other mention of "label", each such line is parsed instead."""
         if hi <= lo:
             return
         with mmap.mmap(fh.fileno(), hi, access=mmap.ACCESS_READ) as mm:
-            at = mm.find(b'"label"', lo, hi)
-            while at >= 0:
-                line_start = mm.rfind(b"\n", lo, at) + 1 or lo
-                line_start = max(line_start, lo)
-                line_end = mm.find(b"\n", at, hi)
-                line_end = hi if line_end < 0 else line_end
-                for offset, rec in _records(mm[line_start:line_end], line_start):
-                    if rec.get("type") == "label":
-                        self._label(offset, rec)
-                at = mm.find(b'"label"', line_end, hi)
+            first_end = mm.find(b"\n", lo, hi)  # the regex wants the \n before a line: line one apart
+            self._parse_labels(mm, lo, first_end + 1)
+            found = [(m.start() + 1, m.group(1), m.group(2)) for m in _ROUTER_LABEL.finditer(mm, first_end, hi)]
+            if 2 * len(found) == len(_LABEL_WORD.findall(mm, first_end, hi)):  # type and key per line
+                for offset, label_id, value in found:
+                    self._set_label(offset, label_id.decode("ascii"), _LABEL_VALUES[value])
+            else:
+                self._parse_labels(mm, first_end + 1, hi)
+
+    def _parse_labels(self, mm, lo: int, hi: int) -> None:
+        at = mm.find(b'"label"', lo, hi)
+        while at >= 0:
+            line_start = max(mm.rfind(b"\n", lo, at) + 1, lo)
+            line_end = mm.find(b"\n", at, hi)
+            line_end = hi if line_end < 0 else line_end
+            for offset, rec in _records(mm[line_start:line_end], line_start):
+                if rec.get("type") == "label":
+                    self._label(offset, rec)
+            at = mm.find(b'"label"', line_end, hi)
 
 
 class LocalMetrics:
