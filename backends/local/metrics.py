@@ -123,16 +123,17 @@ class _LogIndex:
         self.offset = 0
         self.covers_after = -math.inf
         self.versions: dict[str, _Version] = {}
-        self.labels: dict[str, tuple[int, Any]] = {}  # id -> (offset of its line, label)
+        self.labels: dict[str, tuple[int, Any]] = {}  # id -> (offset of its line, label), from [first, offset)
+        self.early: dict[str, Any] = {}  # id -> label, the last one in [0, first) as the tail was first read
         self.max_t = -math.inf  # over [first, offset), in file order
         self.min_t = math.inf
         self.whole = False  # disorder beyond DISORDER_S was seen: index from byte 0
 
-    def read(self, start: float, end: float) -> tuple[dict[str, _Version], dict[str, tuple[int, Any]]]:
+    def read(self, start: float, end: float) -> None:
         try:
             fh = open(self.path, "rb")
         except FileNotFoundError:
-            return self.versions, self.labels
+            return
         with fh:
             st = os.fstat(fh.fileno())
             identity = (st.st_dev, st.st_ino)
@@ -144,7 +145,13 @@ class _LogIndex:
                 self._read_whole(fh, st.st_size)
             if start <= self.covers_after:
                 self._extend_back(fh, start)
-        return self.versions, self.labels
+
+    def label(self, request_id: Any) -> Any:
+        """The request's label: the last label line for its id anywhere in the log read so far
+        (a line of the parsed part is later than any of `early`, or the same one)."""
+        key = str(request_id)
+        known = self.labels.get(key)
+        return known[1] if known is not None else self.early.get(key)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -274,10 +281,10 @@ class _LogIndex:
         with mmap.mmap(fh.fileno(), hi, access=mmap.ACCESS_READ) as mm:
             first_end = mm.find(b"\n", lo, hi)  # the regex wants the \n before a line: line one apart
             self._parse_labels(mm, lo, first_end + 1)
-            found = [(m.start() + 1, m.group(1), m.group(2)) for m in _ROUTER_LABEL.finditer(mm, first_end, hi)]
+            found = _ROUTER_LABEL.findall(mm, first_end, hi)
             if 2 * len(found) == len(_LABEL_WORD.findall(mm, first_end, hi)):  # type and key per line
-                for offset, label_id, value in found:
-                    self._set_label(offset, label_id.decode("ascii"), _LABEL_VALUES[value])
+                values = _LABEL_VALUES
+                self.early.update({label_id.decode("ascii"): values[value] for label_id, value in found})
             else:
                 self._parse_labels(mm, first_end + 1, hi)
 
@@ -289,7 +296,7 @@ class _LogIndex:
             line_end = hi if line_end < 0 else line_end
             for offset, rec in _records(mm[line_start:line_end], line_start):
                 if rec.get("type") == "label":
-                    self._label(offset, rec)
+                    self.early[str(rec.get("id"))] = rec.get("label")
             at = mm.find(b'"label"', line_end, hi)
 
 
@@ -308,8 +315,8 @@ class LocalMetrics:
     def health(self, model: str, version: str, start: float, end: float) -> HealthWindow:
         index = self._index(model)
         with index.lock:
-            versions, labels = index.read(start, end)
-            variant = versions.get(version)
+            index.read(start, end)
+            variant = index.versions.get(version)
             rows = variant.window(start, end) if variant is not None else []
             window = HealthWindow(model, version, start, end, requests=len(rows))
             latencies = sorted(float(r.get("ms", 0.0)) for r in rows)
@@ -319,8 +326,7 @@ class LocalMetrics:
             window.latency_p99_ms = quantile(latencies, 0.99)
             window.predictions = [float(r["p"]) for r in rows if r.get("p") is not None]
             for r in rows:
-                known = labels.get(str(r.get("id")))
-                label = known[1] if known is not None else None
+                label = index.label(r.get("id"))
                 if label is None or r.get("p") is None:
                     continue
                 window.labelled += 1
