@@ -9,6 +9,11 @@ sorted by `t` (ties and reporting in file order), so a window is two bisects and
 Labels arrive as separate lines and join their request by id, the last label in the file winning,
 wherever it is: the part of the log before the parsed tail is searched for label lines with a byte
 search (no JSON parse of request lines), so a label posted before its request still counts.
+
+What the bisect assumes, and what is checked: no line is stamped more than DISORDER_S before one
+written ahead of it. Disorder beyond that seen in the parsed part (a clock stepped back, a request
+without t, which counts as t = 0) makes the index read the whole log from then on; a step back
+hidden entirely in the unread part before the tail cannot be seen without reading it.
 """
 
 from __future__ import annotations
