@@ -69,3 +69,30 @@ def protect(root: Path, body: str) -> None:
 @pytest.fixture
 def local_ws(tmp_path) -> Path:
     return two_versions(tmp_path / "ws")
+
+
+# -- a real `mlflow server --app-name basic-auth` (tests/policy/test_identity_mlflow_auth.py) ---------------
+
+MLFLOW_AUTH_MODELS = ("fraud-require", "fraud-two", "fraud-record", "fraud-rollback")
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server():
+    """Started once; alice/bob/carol exist, alice logged two versions of each MLFLOW_AUTH_MODELS name and
+    bob and carol may edit them. A server that does not come up fails the tests (never a skip)."""
+    import atexit
+
+    from tests.policy.mlflow_auth import MlflowAuthServer
+
+    server = MlflowAuthServer()
+    atexit.register(server.cleanup)  # also on Ctrl-C or a crash of the test run
+    try:
+        server.start()
+        server.create_users()
+        server.models = server.build_models(list(MLFLOW_AUTH_MODELS))
+        for model in MLFLOW_AUTH_MODELS:
+            for user in ("bob", "carol"):
+                server.grant(user, model)
+        yield server
+    finally:
+        server.cleanup()
