@@ -1,9 +1,9 @@
 """Register sklearn models in an MLflow server as the logged-in user, with the plain MLflow API only.
 
     MLFLOW_TRACKING_USERNAME=alice MLFLOW_TRACKING_PASSWORD=… \
-        python tests/policy/build_mlflow_auth.py TRACKING_URI NAME [NAME …]  -> JSON on stdout
+        python tests/policy/build_mlflow_auth.py TRACKING_URI NAME:COUNT [NAME:COUNT …]  -> JSON on stdout
 
-Each NAME gets two versions (LogisticRegression with C=0.5 and C=2.0, mlflow.sklearn.log_model with
+Each NAME gets COUNT versions (LogisticRegression with C=0.5, 2.0, …, mlflow.sklearn.log_model with
 registered_model_name). Its own process, so MLflow's fluent state never leaks into the tests.
 """
 
@@ -35,10 +35,11 @@ def main() -> int:
     X = rng.rand(300, 4)
     y = (X[:, 0] + 0.2 * rng.rand(300) > 0.6).astype(int)
     out: dict = {}
-    for name in names:
+    for spec in names:
+        name, count = spec.rsplit(":", 1)
         mlflow.set_experiment(f"{name}-training")
         versions = []
-        for c in (0.5, 2.0):
+        for c in (0.5, 2.0, 8.0)[:int(count)]:
             with mlflow.start_run() as run:
                 model = LogisticRegression(C=c).fit(X, y)
                 mlflow.log_param("C", c)

@@ -73,14 +73,16 @@ def local_ws(tmp_path) -> Path:
 
 # -- a real `mlflow server --app-name basic-auth` (tests/policy/test_identity_mlflow_auth.py) ---------------
 
-MLFLOW_AUTH_MODELS = ("fraud-require", "fraud-two", "fraud-record", "fraud-rollback")
+MLFLOW_AUTH_MODELS = {"fraud-require": 1, "fraud-two": 1, "fraud-record": 1, "fraud-rollback": 2}  # versions
 
 
 @pytest.fixture(scope="session")
 def mlflow_auth_server():
-    """Started once; alice/bob/carol exist, alice logged two versions of each MLFLOW_AUTH_MODELS name and
-    bob and carol may edit them. A server that does not come up fails the tests (never a skip)."""
+    """Started once; alice/bob/carol exist, alice logged the versions of MLFLOW_AUTH_MODELS and bob and
+    carol may edit them. A server that does not come up fails the tests (never a skip)."""
     import atexit
+    import sys
+    import time
 
     from tests.policy.mlflow_auth import MlflowAuthServer
 
@@ -89,7 +91,10 @@ def mlflow_auth_server():
     try:
         server.start()
         server.create_users()
-        server.models = server.build_models(list(MLFLOW_AUTH_MODELS))
+        started = time.monotonic()
+        server.models = server.build_models([f"{name}:{count}" for name, count in MLFLOW_AUTH_MODELS.items()])
+        print(f"mlflow basic-auth server ready in {server.ready_s:.1f} s; models logged by alice in "
+              f"{time.monotonic() - started:.1f} s", file=sys.stderr)
         for model in MLFLOW_AUTH_MODELS:
             for user in ("bob", "carol"):
                 server.grant(user, model)

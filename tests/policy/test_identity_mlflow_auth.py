@@ -16,6 +16,8 @@ from tests.remote.fixtures import mlflow_toml, write_workspace
 
 PROD = "champion"  # mrc's production alias on MLflow by default
 NO_GATES = ("--reason", "reviewed", "--no-gates", "--override")
+# pytest-timeout counts the session fixture's set-up (server start, models logged): minutes on a busy 2-core box
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +79,7 @@ def test_a_claim_the_server_does_not_back_is_refused_and_the_backed_one_recorded
 
 def test_a_wrong_password_is_one_clear_line_and_changes_nothing(tmp_path, mlflow_auth_server, mrc):
     server, model = mlflow_auth_server, "fraud-require"
-    version = server.models[model][1]["version"]
+    version = server.models[model][0]["version"]
     root = _ws(tmp_path, server, 'required_approvals = 1\nidentity = "require"')
     wrong = "not-" + server.passwords["carol"]
     tags_before, before = server.version_tags(model, version), tree_digest(root)
@@ -94,7 +96,7 @@ def test_a_wrong_password_is_one_clear_line_and_changes_nothing(tmp_path, mlflow
 
 def test_two_distinct_authenticated_approvers_let_promote_through(tmp_path, mlflow_auth_server, mrc):
     server, model = mlflow_auth_server, "fraud-two"
-    version = server.models[model][1]["version"]
+    version = server.models[model][0]["version"]
     root = _ws(tmp_path, server, 'required_approvals = 2\nidentity = "require"')
     approve = ("approve", model, version, *NO_GATES, "--json")
 
