@@ -145,7 +145,8 @@ def test_under_record_the_mismatch_is_kept_beside_the_claim(tmp_path, mlflow_aut
 def test_rollback_goes_through_with_the_callers_credentials(tmp_path, mlflow_auth_server, mrc):
     server, model = mlflow_auth_server, "fraud-rollback"
     first, second = (v["version"] for v in server.models[model])
-    root = _ws(tmp_path, server, 'required_approvals = 1\nidentity = "require"')
+    # a restricted rollback rule is what asks the backend who is calling (the open one costs nothing)
+    root = _ws(tmp_path, server, 'required_approvals = 1\nidentity = "require"\nrollback = ["bob", "carol"]')
     for version in (first, second):
         assert mrc("approve", model, version, *NO_GATES, *ws_args(root, "bob"), env=_as(server, "bob")).returncode == 0
         moved = mrc("promote", model, version, "--reason", "ship", *ws_args(root, "bob"), env=_as(server, "bob"))
