@@ -161,3 +161,22 @@ def test_rollback_goes_through_with_the_callers_credentials(tmp_path, mlflow_aut
     last = max(ledger, key=lambda e: e["name"])
     tags = {t["key"]: t["value"] for t in last.get("tags") or []}
     assert (tags["mrc.to"], tags["mrc.actor"]) == (first, "carol")
+
+
+def test_a_missing_permission_is_one_line_naming_the_user(tmp_path, mlflow_auth_server, mrc):
+    server, model = mlflow_auth_server, "fraud-record"
+    version = server.models[model][0]["version"]
+    root = _ws(tmp_path, server, 'required_approvals = 1\nidentity = "record"')
+    server.call("POST", "/api/3.0/mlflow/users/permissions/revoke",
+                {"username": "carol", "resource_type": "registered_model", "resource_id": model})
+    try:
+        tags_before = server.version_tags(model, version)
+        refused = mrc("reject", model, version, "--reason", "second thoughts", *ws_args(root, "carol"),
+                      env=_as(server, "carol"))
+        assert refused.returncode == 4, refused.stderr
+        _one_line(refused)
+        assert "MLFLOW_TRACKING_USERNAME 'carol' lacks the permission to" in refused.stderr
+        assert "(403 permission denied" in refused.stderr
+        assert server.version_tags(model, version) == tags_before
+    finally:
+        server.grant("carol", model)
