@@ -147,6 +147,8 @@ class MlflowRegistry:
                 raise _AlreadyExists(what) from None
             if code == "INVALID_PARAMETER_VALUE" and missing and "not found" in str(exc).lower():
                 raise NotFoundError(missing) from None
+            if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+                raise BackendError(self._auth_refusal(what, code)) from None
             raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({_short(exc)})") from None
         except OSError as exc:  # requests' ConnectionError and friends
             raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({type(exc).__name__})") from None
@@ -444,15 +446,40 @@ class MlflowRegistry:
         return {self._console_alias(alias): str(version) for alias, version in (rm.aliases or {}).items()}
 
     def caller_identity(self) -> str | None:
-        """The user the tracking server authenticates these requests as: MLFLOW_TRACKING_USERNAME
-        when basic-auth credentials are set (the server refuses every call otherwise); a bearer
-        token names nobody mrc can read, so None."""
+        """The user the tracking server authenticates these requests as. With MLflow's auth app
+        (`mlflow server --app-name basic-auth`) the server says so itself (users/current), so a
+        username the server does not accept never stands as an identity; a server without that
+        endpoint (auth by a proxy in front) leaves MLFLOW_TRACKING_USERNAME when basic-auth
+        credentials are set; a bearer token names nobody mrc can read, so None."""
         import os
 
         user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-        if user and password and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        asked = None
+        if self.tracking_uri.startswith(("http://", "https://")) and (token or (user and password)):
+            asked = self._call("ask who the caller is", lambda: self.client.current_user())
+        if asked:
+            return asked
+        if user and password and not token:
             return user
         return None
+
+    def _auth_refusal(self, what: str, code: str) -> str:
+        """One line for a 401/403: who was refused and what to check (never the secret itself)."""
+        import os
+
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+            who, check = "MLFLOW_TRACKING_TOKEN", "check MLFLOW_TRACKING_TOKEN"
+        elif user:
+            who, check = f"MLFLOW_TRACKING_USERNAME {user!r}", "check MLFLOW_TRACKING_PASSWORD"
+        else:
+            who, check = "no credentials", "set MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN"
+        if code == "UNAUTHENTICATED":
+            return (f"MLflow at {self.tracking_uri} does not accept {who} (401 unauthenticated; {check}); "
+                    f"{what} not done")
+        return (f"MLflow at {self.tracking_uri}: {who} lacks the permission to {what} (403 permission denied; "
+                f"an MLflow admin grants it); {what} refused")
 
     def get_pointers(self, model: str) -> dict[str, str]:
         pointers = self._pointers_of(self._registered(model))

@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 API = "/api/2.0/mlflow/"
 RETRY_STATUS = {429, 500, 502, 503, 504}
+AUTH_STATUS = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
 
 
 class RestError(Exception):
@@ -153,9 +154,11 @@ class RestClient:
             if status != 200:
                 if not isinstance(answer, dict):
                     answer = {}
+                # the basic-auth app answers 401/403 in plain text: name them as MLflow's client does
+                code = answer.get("error_code") or AUTH_STATUS.get(status, "INTERNAL_ERROR")
                 raise RestError(f"{answer.get('error_code', 'HTTP ' + str(status))}: "
                                 f"{answer.get('message', raw[:200].decode(errors='replace'))}",
-                                answer.get("error_code", "INTERNAL_ERROR"), status)
+                                code, status)
             return answer if isinstance(answer, dict) else {}
 
     # -- registered models and versions ----------------------------------------------------
@@ -213,3 +216,17 @@ class RestClient:
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self._request("POST", "experiments/set-experiment-tag",
                       {"experiment_id": str(experiment_id), "key": key, "value": str(value)})
+
+    # -- who the server authenticates these requests as -----------------------------------
+    def current_user(self) -> str | None:
+        """The user name MLflow's auth app (`mlflow server --app-name basic-auth`) authenticated
+        this request as; None when the server has no such endpoint (no auth app)."""
+        try:
+            answer = self._request("GET", "users/current", {})
+        except RestError as exc:
+            if exc.status == 404 or exc.error_code in ("ENDPOINT_NOT_FOUND", "RESOURCE_DOES_NOT_EXIST"):
+                return None
+            raise
+        user = answer.get("user")
+        name = user.get("username") if isinstance(user, dict) else None
+        return str(name) if name else None

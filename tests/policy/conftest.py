@@ -69,3 +69,35 @@ def protect(root: Path, body: str) -> None:
 @pytest.fixture
 def local_ws(tmp_path) -> Path:
     return two_versions(tmp_path / "ws")
+
+
+# -- a real `mlflow server --app-name basic-auth` (tests/policy/test_identity_mlflow_auth.py) ---------------
+
+MLFLOW_AUTH_MODELS = {"fraud-require": 1, "fraud-two": 1, "fraud-record": 1, "fraud-rollback": 2}  # versions
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server():
+    """Started once; alice/bob/carol exist, alice logged the versions of MLFLOW_AUTH_MODELS and bob and
+    carol may edit them. A server that does not come up fails the tests (never a skip)."""
+    import atexit
+    import sys
+    import time
+
+    from tests.policy.mlflow_auth import MlflowAuthServer
+
+    server = MlflowAuthServer()
+    atexit.register(server.cleanup)  # also on Ctrl-C or a crash of the test run
+    try:
+        server.start()
+        server.create_users()
+        started = time.monotonic()
+        server.models = server.build_models([f"{name}:{count}" for name, count in MLFLOW_AUTH_MODELS.items()])
+        print(f"mlflow basic-auth server ready in {server.ready_s:.1f} s; models logged by alice in "
+              f"{time.monotonic() - started:.1f} s", file=sys.stderr)
+        for model in MLFLOW_AUTH_MODELS:
+            for user in ("bob", "carol"):
+                server.grant(user, model)
+        yield server
+    finally:
+        server.cleanup()
