@@ -21,7 +21,7 @@ import os
 import time
 from types import SimpleNamespace
 from typing import Any, Callable
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 API = "/api/2.0/mlflow/"
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -72,6 +72,37 @@ def _model_version(raw: dict[str, Any]) -> SimpleNamespace:
                            status=raw.get("status", ""), current_stage=raw.get("current_stage", ""),
                            model_id=raw.get("model_id") or None, tags=_tags(raw.get("tags")),
                            aliases=list(raw.get("aliases") or []))
+
+
+def _key_values(entries: list[dict[str, Any]] | None) -> list[SimpleNamespace]:
+    return [SimpleNamespace(key=e.get("key", ""), value=e.get("value", "")) for e in entries or []]
+
+
+def _run(raw: dict[str, Any]) -> SimpleNamespace:
+    """runs/get's answer in MlflowClient's Run shape, as far as the registry reads it: info,
+    data.metrics (latest value per key) / params / tags as dicts, inputs.dataset_inputs."""
+    info, data = raw.get("info") or {}, raw.get("data") or {}
+    inputs = []
+    for entry in (raw.get("inputs") or {}).get("dataset_inputs") or []:
+        dataset = entry.get("dataset") or {}
+        inputs.append(SimpleNamespace(tags=_key_values(entry.get("tags")), dataset=SimpleNamespace(
+            name=dataset.get("name", ""), digest=dataset.get("digest", ""), source=dataset.get("source", ""),
+            source_type=dataset.get("source_type", ""))))
+    return SimpleNamespace(
+        info=SimpleNamespace(run_id=info.get("run_id") or info.get("run_uuid", ""), user_id=info.get("user_id", ""),
+                             experiment_id=info.get("experiment_id", ""), status=info.get("status", ""),
+                             start_time=info.get("start_time"), end_time=info.get("end_time")),
+        data=SimpleNamespace(metrics={m["key"]: float(m["value"]) for m in data.get("metrics") or [] if "key" in m},
+                             params={p["key"]: p.get("value", "") for p in data.get("params") or [] if "key" in p},
+                             tags=_tags(data.get("tags"))),
+        inputs=SimpleNamespace(dataset_inputs=inputs))
+
+
+def _logged_model(raw: dict[str, Any]) -> SimpleNamespace:
+    info, data = raw.get("info") or {}, raw.get("data") or {}
+    return SimpleNamespace(model_id=info.get("model_id", ""), source_run_id=info.get("source_run_id") or None,
+                           metrics=[SimpleNamespace(key=m.get("key", ""), value=float(m.get("value", "nan")))
+                                    for m in data.get("metrics") or []])
 
 
 class RestClient:
@@ -168,6 +199,15 @@ class RestClient:
     def get_model_version(self, name: str, version: str):
         return _model_version(self._request("GET", "model-versions/get",
                                             {"name": name, "version": str(version)})["model_version"])
+
+    def get_run(self, run_id: str):
+        """Over REST so that reading a version logged by a run (a team's log_model) stays off
+        mlflow's import on the rollback path."""
+        return _run(self._request("GET", "runs/get", {"run_id": run_id})["run"])
+
+    def get_logged_model(self, model_id: str):
+        """MLflow 3's LoggedModel (the metrics of a model logged with log_model); its REST path."""
+        return _logged_model(self._request("GET", "logged-models/" + quote(model_id, safe=""), {})["model"])
 
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
         self._request("POST", "registered-models/alias", {"name": name, "alias": alias, "version": str(version)})

@@ -123,3 +123,52 @@ def test_rest_client_answers_like_the_mlflow_client(mlflow_server):
     found = rest.search_experiments(view_type=3, filter_string=f"name LIKE '{name}%'")
     assert [e.experiment_id for e in found] == [exp_id] and found.token is None
     rest.close()
+
+
+TEAM_LOG = """
+import sys, mlflow, mlflow.sklearn, numpy as np, pandas as pd
+from sklearn.linear_model import LogisticRegression
+mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_experiment(sys.argv[2] + "-training")
+rng = np.random.RandomState(3); X = pd.DataFrame(rng.rand(120, 3), columns=["a", "b", "c"]); y = (X.a > 0.5).astype(int)
+for c in (0.5, 2.0):
+    with mlflow.start_run():
+        mlflow.log_param("C", c); mlflow.log_metric("auc_roc", 0.8 + c / 100)
+        mlflow.set_tag("mlflow.source.git.commit", "abc123")
+        mlflow.log_input(mlflow.data.from_pandas(X.assign(y=y), source="s3://team/data/v7.csv", name="team-data@v7"),
+                         context="training")
+        mlflow.sklearn.log_model(LogisticRegression(C=c).fit(X, y), name="model", registered_model_name=sys.argv[2],
+                                 pip_requirements=["scikit-learn"])
+"""
+
+
+def test_a_team_logged_version_reads_the_same_over_rest_and_its_rollback_imports_no_mlflow(mlflow_server,
+                                                                                           mlflow_workspace):
+    """Versions a team logged with log_model carry a run and (MLflow 3) a LoggedModel: the registry
+    reads both over REST, with what MlflowClient would have given, so the default-target rollback of
+    such a model still imports no mlflow."""
+    from mlflow.tracking import MlflowClient
+
+    from backends.mlflow.registry import MlflowRegistry
+
+    root, _ = mlflow_workspace
+    model = f"team-{uuid.uuid4().hex[:8]}"
+    built = subprocess.run([sys.executable, "-c", TEAM_LOG, mlflow_server.url, model], capture_output=True, text=True,
+                           env=mrc_env(remote_env()), timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    rest = MlflowRegistry(mlflow_server.url)
+    plain = MlflowRegistry(mlflow_server.url)
+    plain._client = MlflowClient(mlflow_server.url)  # the heavy client, as the reference
+    for version in ("1", "2"):
+        a, b = rest.get_version(model, version), plain.get_version(model, version)
+        assert a.metrics == b.metrics and a.metrics["auc_roc"] > 0.8
+        assert a.lineage.to_dict() == b.lineage.to_dict()
+        assert a.lineage.code_commit == "abc123" and a.lineage.data_version == "team-data@v7"
+        assert a.lineage.params == {"C": "0.5" if version == "1" else "2.0"} and a.lineage.trained_by
+    assert type(rest.client).__module__ == "backends.mlflow.rest" and rest.client._heavy is None
+    rest.move_pointer(model, PRODUCTION, expected=None, new="1", actor="setup")
+    rest.move_pointer(model, PRODUCTION, expected="1", new="2", actor="setup")
+
+    out = _probe(["rollback", model, "--reason", "3 AM", "--workspace", str(root)])  # the default target
+    assert out["rc"] == 0, out["stderr"]
+    assert out["mlflow"] == []
+    assert MlflowClient(mlflow_server.url).get_registered_model(model).aliases == {"champion": "1"}
