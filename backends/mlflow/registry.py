@@ -47,6 +47,7 @@ from backends.base import (
 OUTSIDE_MRC = "(outside mrc)"
 SEQ_WIDTH = 10
 LEDGER = "mrc-ledger"
+ABORTED = "mrc.aborted"  # on a ledger entry whose effect the server refused (401/403): never rolled forward
 APPROVALS = "mrc-approvals"
 VIEW_ALL = 3  # mlflow.entities.ViewType.ALL, without importing mlflow
 SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_key", "secret")
@@ -62,6 +63,10 @@ def _iso_ms(ms: int | None) -> str:
     if not ms:
         return ""
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Refused(BackendError):
+    """The server refused this caller (401/403): a definite no, never a write to complete later."""
 
 
 class _AlreadyExists(Exception):
@@ -148,7 +153,7 @@ class MlflowRegistry:
             if code == "INVALID_PARAMETER_VALUE" and missing and "not found" in str(exc).lower():
                 raise NotFoundError(missing) from None
             if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-                raise BackendError(self._auth_refusal(what, code)) from None
+                raise _Refused(self._auth_refusal(what, code)) from None
             raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({_short(exc)})") from None
         except OSError as exc:  # requests' ConnectionError and friends
             raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({type(exc).__name__})") from None
@@ -436,10 +441,33 @@ class MlflowRegistry:
                 return winner.experiment_id, None
             return None, winner_tags
 
+    def _abort(self, experiment_id: str | None, refusal: _Refused) -> str:
+        """The server refused the effect of an entry we just claimed: mark the entry aborted, so no
+        later mrc run (with someone else's permissions) rolls it forward. Returns what to add to
+        the refusal's message."""
+        if not experiment_id:
+            return ""
+        try:
+            self._call("mark move aborted", lambda: self.client.set_experiment_tag(
+                experiment_id, ABORTED, str(refusal)[:500]))
+        except BackendError:
+            return f"; its ledger entry {experiment_id} could not be marked aborted and may be completed later"
+        return ""
+
     def _mark_applied(self, experiment_id: str | None) -> None:
         """The alias write of this entry landed: tells a later reader it is not pending (ABA)."""
-        if experiment_id:
-            self._call("mark move applied", lambda: self.client.set_experiment_tag(experiment_id, "mrc.applied", "true"))
+        if not experiment_id:
+            return
+        mark = lambda: self.client.set_experiment_tag(experiment_id, "mrc.applied", "true")  # noqa: E731
+        try:
+            self._call("mark move applied", mark)
+        except _Refused:
+            raise
+        except BackendError:
+            # A racer rolling the same entry forward marks it too: MLflow's SQL store inserts the
+            # tag twice and answers 400 (UNIQUE constraint) to one of us. The mark is idempotent:
+            # once more finds the row and updates it.
+            self._call("mark move applied", mark)
 
     # -- pointers ----------------------------------------------------------------------------
     def _pointers_of(self, rm) -> dict[str, str]:
@@ -484,7 +512,7 @@ class MlflowRegistry:
     def get_pointers(self, model: str) -> dict[str, str]:
         pointers = self._pointers_of(self._registered(model))
         last: dict[str, dict[str, str]] = {}
-        for _, tags in self._ledger(f"{LEDGER}/{model}/"):  # one search for every alias, in seq order
+        for _, tags in _live(self._ledger(f"{LEDGER}/{model}/")):  # one search for every alias, in seq order
             last[tags.get("mrc.alias", "")] = tags
         for alias, tags in last.items():
             if _pending(pointers.get(alias), tags):
@@ -520,7 +548,7 @@ class MlflowRegistry:
         # Read the alias before the ledger: a move claimed after our read shows up in the ledger.
         current = self._current_alias(model, alias)
         entries = self._ledger(f"{LEDGER}/{model}/{alias}/")
-        last_seq, last = entries[-1] if entries else (0, None)
+        last_seq, last = _last(entries)
         if last is not None and _pending(current, last):
             self._set_alias(model, alias, last.get("mrc.to") or None)  # roll a committed move forward
             current = self._current_alias(model, alias)
@@ -546,6 +574,8 @@ class MlflowRegistry:
                                 actual=winner.get("mrc.to") or None)
         try:
             self._set_alias(model, alias, new)
+        except _Refused as exc:
+            raise _Refused(f"{exc}{self._abort(experiment_id, exc)}") from None
         except BackendError as exc:
             raise BackendError(f"{exc}; the move {current or 'none'} -> {new or 'none'} is recorded as ledger "
                                f"entry {seq} and the next mrc move completes it") from None
@@ -560,7 +590,7 @@ class MlflowRegistry:
         rm = self._registered(model)
         if alias is not None:
             check_name(alias, "alias")
-        entries = self._ledger(f"{LEDGER}/{model}/" + (f"{alias}/" if alias else ""))
+        entries = _live(self._ledger(f"{LEDGER}/{model}/" + (f"{alias}/" if alias else "")))
         moves: list[PointerMove] = []
         last_by_alias: dict[str, dict[str, str]] = {}
         for seq, tags in sorted(entries, key=lambda e: (e[1].get("mrc.at", ""), e[0])):
@@ -586,7 +616,7 @@ class MlflowRegistry:
     def set_approval(self, model: str, version: str, approval: Approval, *, expected_status: str | None) -> Approval:
         current = self.get_version(model, version).approval
         entries = self._ledger(f"{APPROVALS}/{model}/{version}/")
-        last_seq, last = entries[-1] if entries else (0, None)
+        last_seq, last = _last(entries)
         if last is not None and last.get("mrc.status") and last.get("mrc.status") != current.status \
                 and last.get("mrc.previous") == current.status:
             self._write_approval_tags(model, version, last)  # roll a committed decision forward
@@ -599,12 +629,15 @@ class MlflowRegistry:
         tags = {"mrc.status": stored.status, "mrc.by": stored.by, "mrc.at": stored.at, "mrc.reason": stored.reason[:4000],
                 "mrc.gate_report_sha256": stored.gate_report_sha256, "mrc.override": str(stored.override).lower(),
                 "mrc.previous": current.status, "mrc.move_id": uuid.uuid4().hex}
-        _, winner = self._claim(f"{APPROVALS}/{model}/{version}/{last_seq + 1:0{SEQ_WIDTH}d}", tags)
+        experiment_id, winner = self._claim(f"{APPROVALS}/{model}/{version}/{last_seq + 1:0{SEQ_WIDTH}d}", tags)
         if winner is not None:
             raise ConflictError(f"{model} {version}: {winner.get('mrc.by', 'someone else')} recorded "
                                 f"{winner.get('mrc.status')} first", expected=expected_status,
                                 actual=winner.get("mrc.status"))
-        self._write_approval_tags(model, version, tags)
+        try:
+            self._write_approval_tags(model, version, tags)
+        except _Refused as exc:
+            raise _Refused(f"{exc}{self._abort(experiment_id, exc)}") from None
         return stored
 
     def _claim_approval(self, model: str, version: str, seen: Approval, alias: str) -> None:
@@ -616,7 +649,7 @@ class MlflowRegistry:
         (ConflictError); one recorded after the claim is ordered after the move.
         """
         entries = self._ledger(f"{APPROVALS}/{model}/{version}/")
-        last_seq, last = entries[-1] if entries else (0, None)
+        last_seq, last = _last(entries)
         current = self.get_version(model, version).approval
         if last is not None and last.get("mrc.status") and last.get("mrc.status") != current.status:
             current = Approval(last.get("mrc.status", ""), last.get("mrc.by", ""), last.get("mrc.at", ""),
@@ -704,6 +737,17 @@ def _mlflow_errors() -> tuple[type[BaseException], ...]:
     if "mlflow.exceptions" in sys.modules:
         return (RestError, sys.modules["mlflow.exceptions"].MlflowException)
     return (RestError,)
+
+
+def _live(entries: list[tuple[int, dict[str, str]]]) -> list[tuple[int, dict[str, str]]]:
+    """The entries whose effect was not refused by the server (an aborted claim decided nothing)."""
+    return [(seq, tags) for seq, tags in entries if not tags.get(ABORTED)]
+
+
+def _last(entries: list[tuple[int, dict[str, str]]]) -> tuple[int, dict[str, str] | None]:
+    """(the highest seq taken — the next claim goes after it —, the last live entry or None)."""
+    live = _live(entries)
+    return (entries[-1][0] if entries else 0), (live[-1][1] if live else None)
 
 
 def _pending(current: str | None, last: dict[str, str]) -> bool:

@@ -180,3 +180,16 @@ def test_a_missing_permission_is_one_line_naming_the_user(tmp_path, mlflow_auth_
         assert server.version_tags(model, version) == tags_before
     finally:
         server.grant("carol", model)
+    # the refused decision is no pending write: once carol may write again, bob's approval is the
+    # next decision, and nobody's run completes carol's refused "rejected" with its own permission
+    approved = mrc("approve", model, version, *NO_GATES, *ws_args(root, "bob"), env=_as(server, "bob"))
+    assert approved.returncode == 0, approved.stderr
+    tags = server.version_tags(model, version)
+    assert (tags["mrc.approval.status"], tags["mrc.approval.by"]) == ("approved", "bob")
+    ledger = server.call("POST", "/api/2.0/mlflow/experiments/search",
+                         {"max_results": 100, "view_type": "ALL",
+                          "filter": f"name LIKE 'mrc-approvals/{model}/{version}/%'"})["experiments"]
+    aborted = [{t["key"]: t["value"] for t in e.get("tags") or []} for e in ledger]
+    aborted = [t for t in aborted if t.get("mrc.aborted")]
+    assert [(t["mrc.status"], t["mrc.by"]) for t in aborted] == [("rejected", "carol")]
+    assert "403 permission denied" in aborted[0]["mrc.aborted"]
