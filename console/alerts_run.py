@@ -56,6 +56,9 @@ class RoundResult:
         return not self.problems
 
 
+FRESH_METRICS_EVERY = 30  # rounds between fresh metrics backends (a first read costs one window's tail)
+
+
 class HealthRounds:
     """One workspace's rounds; remembers the last round's problems, so each is reported once per change."""
 
@@ -79,7 +82,9 @@ class HealthRounds:
         try:
             if metrics is not None:
                 self.metrics = metrics
-            elif self.metrics is None:
+            elif self.metrics is None or (self.rounds and self.rounds % FRESH_METRICS_EVERY == 0):
+                # kept between rounds (the local backend reads only new bytes), but renewed now and
+                # then: it keeps every request since its first read, and a daemon must not grow forever
                 self.metrics = self.ws.metrics()
             result.health = alert_delivery.check_health(self.ws, actor=self.actor, now=now, metrics=self.metrics,
                                                         unreadable=on_unreadable)

@@ -22,7 +22,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import PRODUCTION, BadInputError
+from backends.base import PRODUCTION, BackendError, BadInputError
 from console.release import PolicyRefusal
 
 POLICY_FIELDS = ("required_approvals", "distinct_from_trainer", "approvers", "rollback", "identity")
@@ -331,9 +331,15 @@ def backend_identity(registry) -> str | None:
 def check_identity(policy: AliasPolicy | None, registry, actor: str, what: str) -> dict[str, Any]:
     """{"claimed", "backend"} for the audit details; with identity = "require" a backend identity
     that is not the claimed actor (or none at all) is refused."""
-    identity = backend_identity(registry)
+    required = policy is not None and policy.identity == "require"
+    try:
+        identity = backend_identity(registry)
+    except BackendError:
+        if required:
+            raise
+        identity = None  # only recorded here: a server that cannot say who calls must not fail the write
     record = {"claimed": actor, "backend": identity}
-    if policy is not None and policy.identity == "require":
+    if required:
         if identity is None:
             raise PolicyViolation(f"policy.{policy.alias}.identity = \"require\": the registry cannot say who is "
                                   f"calling, so {what} as {actor!r} is refused")

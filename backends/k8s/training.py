@@ -158,7 +158,9 @@ class K8sTraining:
         self.s3.setdefault("secret", "mrc-s3")
         self.poll_s = float(config.get("poll_s", 1.0))
         # how long a run may wait for its first pod to start before it fails with the cluster's reason
-        self.start_timeout_s = check_int(config, "start_timeout_s", 1800, here, minimum=1)
+        # 0 (the default): wait as long as the cluster makes it wait; a shared cluster may queue a GPU Job
+        # for hours (quota, an autoscaler, Kueue), and a status read must not delete it unasked
+        self.start_timeout_s = check_int(config, "start_timeout_s", 0, here, minimum=0)
         self.datasets = DatasetStore(self.root)
         self._loop: LoopThread | None = None
         self._client = None
@@ -445,7 +447,7 @@ class K8sTraining:
                 about = (newest or {}).get("metadata", {}).get("name") or meta["job_name"]
                 state, message = "pending", waiting_reason(newest, await self._events(about, meta["namespace"]))
                 never_started = all((p.get("status") or {}).get("phase", "Pending") == "Pending" for p in pods)
-                if never_started and _age_s(meta["started_at"]) > self.start_timeout_s:
+                if never_started and self.start_timeout_s and _age_s(meta["started_at"]) > self.start_timeout_s:
                     return await self._give_up(job_id, job, message)
         job.state = state
         if state in ("failed", "pending") or not progress:

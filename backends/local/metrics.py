@@ -13,7 +13,9 @@ search (no JSON parse of request lines), so a label posted before its request st
 What the bisect assumes, and what is checked: no line is stamped more than DISORDER_S before one
 written ahead of it. Disorder beyond that seen in the parsed part (a clock stepped back, a request
 without t, which counts as t = 0) makes the index read the whole log from then on; a step back
-hidden entirely in the unread part before the tail cannot be seen without reading it.
+hidden entirely in the unread part before the tail cannot be seen without reading it: a line
+stamped more than DISORDER_S late there is left out of the window, silently (the router stamps
+each line right before writing it, so only a clock stepped back makes one).
 """
 
 from __future__ import annotations

@@ -295,14 +295,16 @@ class RotatingLog:
 
     def _rotate(self) -> None:
         self.fh.close()
-        for number in range(self.keep - 1, 0, -1):  # oldest first, so no generation is overwritten
-            try:
-                os.replace(generation(self.path, number), generation(self.path, number + 1))
-            except FileNotFoundError:
-                pass
-        os.replace(self.path, generation(self.path, 1))
-        self.rotations += 1
-        self._open()
+        try:
+            for number in range(self.keep - 1, 0, -1):  # oldest first, so no generation is overwritten
+                try:
+                    os.replace(generation(self.path, number), generation(self.path, number + 1))
+                except FileNotFoundError:
+                    pass
+            os.replace(self.path, generation(self.path, 1))
+            self.rotations += 1
+        finally:  # a rename refused (a full disk, permissions) keeps the log writable where it is
+            self._open()
 
 
 def validate_shadow(body, backends: dict) -> dict | None:

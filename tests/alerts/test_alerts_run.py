@@ -16,7 +16,8 @@ import pytest
 
 from tests.alerts.conftest import wait_for
 from tests.alerts.test_alertmanager import audit, configure
-from tests.canary.conftest import MODEL, STABLE, _kill_group
+from tests.canary.conftest import MODEL, STABLE
+from tests.serving_procs import kill_group
 from tests.conftest import REPO, mrc_env, run_mrc, tree_digest
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def test_a_breach_that_starts_while_alerts_run_loops_fires_then_resolves_and_sig
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "stopped after" in err.splitlines()[-1]
