@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,24 +21,20 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.remote.servers import VENV_BIN, _stop, free_ports
+from tests.remote.servers import VENV_BIN, MlflowServer
 
 USERS = ("alice", "bob", "carol")
 BUILDER = Path(__file__).with_name("build_mlflow_auth.py")
 
 
-class MlflowAuthServer:
+class MlflowAuthServer(MlflowServer):
+    """tests/remote's MlflowServer (port, url, stop, cleanup) started as the basic-auth app."""
+
     def __init__(self):
-        self.root = Path(tempfile.mkdtemp(prefix="mrc-mlflow-auth-"))
-        self.port = free_ports(1)[0]
+        super().__init__(Path(tempfile.mkdtemp(prefix="mrc-mlflow-auth-")))
         self.admin_password = "admin-" + secrets.token_hex(8)
         self.passwords = {user: f"{user}-" + secrets.token_hex(8) for user in USERS}
-        self.proc: subprocess.Popen | None = None
         self.ready_s = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 300.0) -> "MlflowAuthServer":
         config = self.root / "basic_auth.ini"
@@ -121,11 +116,3 @@ class MlflowAuthServer:
         mv = self.call("GET", "/api/2.0/mlflow/model-versions/get", {"name": model, "version": version})
         return {t["key"]: t.get("value", "") for t in mv["model_version"].get("tags") or []}
 
-    def stop(self) -> None:
-        _stop(self.proc)
-        if getattr(self, "log", None):
-            self.log.close()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)

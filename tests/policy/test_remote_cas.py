@@ -10,12 +10,18 @@ from tests.policy.test_identity_s3 import _s3_ws
 from tests.policy.test_two_person import _stalled_promote, _wait_for
 
 
-def test_revoke_during_a_remote_promote_refuses_it(tmp_path, s3_server, mrc):
+def _approved_by_two(tmp_path, s3_server, mrc) -> tuple[Path, str]:
+    """An S3 workspace under required_approvals = 2 whose newest version bob and carol approved."""
     root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
     version = mrc("versions", MODEL, "--json", *ws_args(root, "x")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
     assert mrc(*approve, *ws_args(root, "bob")).returncode == 0
     assert mrc(*approve, *ws_args(root, "carol")).returncode == 0
+    return root, version
+
+
+def test_revoke_during_a_remote_promote_refuses_it(tmp_path, s3_server, mrc):
+    root, version = _approved_by_two(tmp_path, s3_server, mrc)
 
     stall = tmp_path / "release"
     proc = _stalled_promote(root, "dave", stall, version=version)
@@ -42,11 +48,7 @@ def test_a_revoke_cannot_land_between_the_remote_count_and_the_swap(tmp_path, s3
 
     from tests.conftest import REPO, mrc_env
 
-    root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
-    version = mrc("versions", MODEL, "--json", *ws_args(root, "x")).json()["versions"][0]["version"]
-    approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
-    assert mrc(*approve, *ws_args(root, "bob")).returncode == 0
-    assert mrc(*approve, *ws_args(root, "carol")).returncode == 0
+    root, version = _approved_by_two(tmp_path, s3_server, mrc)
 
     stall = tmp_path / "release"
     env = mrc_env({"MRC_STALL_AT": "promote:counted", "MRC_STALL_FILE": str(stall)})
