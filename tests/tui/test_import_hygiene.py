@@ -26,7 +26,7 @@ def test_console_domain_modules_import_without_textual_or_screens():
         "import importlib, json, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'screens', 'rich'))))"))
-    assert "console.presenters" in modules and "console.gates" in modules
+    assert "screens.presenters" in modules and "console.evaluate.gates" in modules
     assert [m for m in loaded if m.split(".")[0] in ("textual", "screens")] == []
 
 
@@ -48,7 +48,7 @@ def test_starting_the_console_imports_no_heavy_library(release_ws):
 def test_mrc_help_and_rollback_path_stay_light():
     loaded = json.loads(python(
         "import json, sys\n"
-        "import console.cli, console.release, console.commands.serve_cmds\n"
+        "import console.cli, console.release.actions, console.commands.serve_cmds\n"
         "console.cli.build_parser()\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY + ('textual', 'textual_serve')!r})))"))
     assert loaded == []
