@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.support.cli import tree_digest
 
 MODEL = "breast-cancer"
 LONG = "n" * 100_000

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, tree_digest
+from tests.support.cli import REPO, mrc_env, tree_digest
 
 
 def test_versions_json_lists_every_version_with_lineage_and_artifact(demo_ws, mrc):

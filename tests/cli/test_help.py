@@ -11,7 +11,7 @@ import argparse
 
 import pytest
 
-from tests.conftest import run_mrc
+from tests.support.cli import run_mrc
 
 
 def _commands() -> list[tuple[str, ...]]:

@@ -35,7 +35,7 @@ def test_starting_the_console_imports_no_heavy_library(release_ws):
     """Start the real app headless, let the home screen load (its workers included), then look."""
     code = (
         "import asyncio, json, sys\n"
-        "from tests.tui.conftest import make_app, settle\n"
+        "from tests.support.pilot import make_app, settle\n"
         "async def main():\n"
         f"    app = make_app({str(release_ws)!r})\n"
         "    async with app.run_test(size=(120, 40)) as pilot:\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.support.cli import tree_digest
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, protect, production_of
+from tests.support.cli import tree_digest
+from tests.support.policy import MODEL, protect, production_of
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 
 @pytest.mark.parametrize("body,field", [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, protect, ws_args, production_of, NO_GATES
+from tests.support.cli import tree_digest
+from tests.support.policy import MODEL, protect, ws_args, production_of, NO_GATES
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 
 def _approve(mrc, root: Path, actor: str, version: str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.support.cli import tree_digest
 
 READ_COMMANDS = [
     ("canary", "status", "breast-cancer"),

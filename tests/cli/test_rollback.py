@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, tree_digest
+from tests.support.cli import REPO, mrc_env, tree_digest
 
 MODEL = "breast-cancer"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.base import BackendError, TrafficSplit
-from tests.conftest import tree_digest
+from tests.support.cli import tree_digest
 
 
 def _ws(path):

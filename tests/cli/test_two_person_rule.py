@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, tree_digest
-from tests.policy.conftest import MODEL, protect, ws_args, production_of, NO_GATES
+from tests.support.cli import REPO, mrc_env, tree_digest
+from tests.support.policy import MODEL, protect, ws_args, production_of, NO_GATES
+from tests.support.policy import stalled_promote, wait_for_stall  # noqa: F401
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 # These versions have no test set: approving them records the decision without a gate verdict
 # (--no-gates --override), the same for every approver, so the gate digest binds them alike.
@@ -100,21 +102,6 @@ def test_a_reject_voids_the_co_signatures_of_the_approval_it_replaces(local_ws, 
     assert production_of(local_ws) is None
 
 
-def _stalled_promote(root: Path, actor: str, stall: Path, version: str = "2") -> subprocess.Popen:
-    env = mrc_env({"MRC_STALL_AT": "promote:approval-read", "MRC_STALL_FILE": str(stall)})
-    return subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, version, "--reason", "ship",
-                             *ws_args(root, actor)], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(path: Path, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the promote never reached its stall point"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("change", ["revoke", "reject"])
 def test_promotion_refused_when_an_approval_changes_between_its_read_and_the_move(local_ws, mrc, tmp_path, change):
     """The promote counts two approvals, then holds right before its move; meanwhile carol revokes
@@ -123,9 +110,9 @@ def test_promotion_refused_when_an_approval_changes_between_its_read_and_the_mov
     assert _approve(mrc, local_ws, "bob").returncode == 0
     assert _approve(mrc, local_ws, "carol").returncode == 0
     stall = tmp_path / "release"
-    proc = _stalled_promote(local_ws, "dave", stall)
+    proc = stalled_promote(local_ws, "dave", stall)
     try:
-        _wait_for(Path(str(stall) + ".reached"), proc)
+        wait_for_stall(Path(str(stall) + ".reached"), proc)
         if change == "revoke":
             changed = mrc("revoke", MODEL, "2", "--reason", "found a bug", *ws_args(local_ws, "carol"))
         else:

@@ -21,7 +21,7 @@ from backends.base import (
     NotFoundError,
     Registry,
 )
-from tests.remote.fixtures import BUCKET, unique
+from tests.support.remote import BUCKET, unique
 
 BACKENDS = ["local", "mlflow", "s3"]
 

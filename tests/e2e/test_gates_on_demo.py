@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.domain import CHECK_KINDS
-from tests.conftest import REPO, tree_digest
+from tests.support.cli import REPO, tree_digest
 
 MODEL = "breast-cancer"
 
@@ -199,7 +199,7 @@ def test_validate_with_the_seed_schema_and_baseline(demo_template, mrc, tmp_path
 
 
 def test_report_html_renders_offline_in_chromium(demo_template, mrc, tmp_path):
-    from gates_browser import visit_page
+    from tests.support.browser import visit_page
 
     html, md = tmp_path / "report.html", tmp_path / "report.md"
     res = mrc("report", MODEL, "4", "--html", str(html), "--md", str(md), *_ws(demo_template))

@@ -3,7 +3,8 @@ approvals bound to the real gate report's digest, `approval.requested` when a ga
 
 from __future__ import annotations
 
-from tests.policy.conftest import protect, ws_args
+from tests.support.policy import protect, ws_args
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 MODEL = "breast-cancer"
 

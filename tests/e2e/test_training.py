@@ -56,7 +56,7 @@ import pytest  # noqa: E402
 @pytest.mark.parametrize("param,needle", [("epochs=ten", "epochs"), ("hidden=0", "hidden"), ("lr=-1", "lr"),
                                           ("colour=blue", "unknown")])
 def test_bad_params_are_refused_before_any_run_starts(demo_ws, mrc, param, needle):
-    from tests.conftest import tree_digest
+    from tests.support.cli import tree_digest
 
     before = tree_digest(demo_ws)
     result = mrc("train", "breast-cancer", "--param", param, "--workspace", str(demo_ws))

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from console.workspace import Workspace
-from tests.conftest import REPO, mrc_env
+from tests.support.cli import REPO, mrc_env
 
 
 class Terminal:

@@ -7,6 +7,8 @@ a test fails (the fixture's finally, and atexit for an interrupted run)."""
 from __future__ import annotations
 
 import atexit
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -16,12 +18,14 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.canary.conftest import controllers, load, served_ws  # noqa: F401  (fixtures used here)
+from tests.support.canary import controllers, load, served_ws  # noqa: F401  (fixtures used here)
+from tests.support.cli import run_mrc
 
 AM_CONFIG = """\
 route:
@@ -147,3 +151,46 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+SECRET = "SENTINEL-webhook-secret-7d1e09c4"
+
+
+SECRET_ENV = {"MRC_TEST_HOOK_SECRET": SECRET}
+
+
+RUNBOOK = "https://runbooks.example/mrc/canary-rolled-back"
+
+
+def configure(ws, alertmanager_url: str, hook_url: str | None = None, **extra) -> str:
+    """[alerts] appended to the workspace's mrc.toml; returns the test's own label value, which
+    keeps this test's alerts apart in the session's one Alertmanager."""
+    run = uuid.uuid4().hex[:10]
+    lines = ["", "[alerts]", f'alertmanager_url = "{alertmanager_url}"', f'runbook_url = "{RUNBOOK}"',
+             "timeout_s = 2", f'labels = {{ run = "{run}" }}']
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    if hook_url:
+        lines += ["", "[[alerts.webhooks]]", 'name = "chat"', f'url = "{hook_url}"', 'secret_env = "MRC_TEST_HOOK_SECRET"']
+    with open(ws / "mrc.toml", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return run
+
+
+def set_alertmanager_url(ws, url: str) -> None:
+    text = (ws / "mrc.toml").read_text()
+    start = text.index("alertmanager_url = ")
+    end = text.index("\n", start)
+    (ws / "mrc.toml").write_text(text[:start] + f'alertmanager_url = "{url}"' + text[end:])
+
+
+def audit(ws) -> list[dict]:
+    result = run_mrc("audit", "--json", "--workspace", str(ws))
+    assert result.returncode == 0, result.stderr
+    return result.json()["events"]
+
+
+def verified(delivery: dict) -> dict:
+    """The webhook body, after checking its signature the way a receiver must (constant-time)."""
+    expected = "sha256=" + hmac.new(SECRET.encode(), delivery["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(delivery["headers"]["X-Mrc-Signature"], expected)
+    return json.loads(delivery["body"])

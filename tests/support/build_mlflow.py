@@ -1,8 +1,8 @@
 """Fill an MLflow registry the way a team does, with the plain MLflow 3 API only (no mrc code).
 
-    python tests/teams/build_mlflow.py TRACKING_URI MODEL_NAME DATA_DIR  -> JSON on stdout
+    python tests/support/build_mlflow.py TRACKING_URI MODEL_NAME DATA_DIR  -> JSON on stdout
 
-Run as its own process (by tests/teams/conftest.py and the gate benchmark) so that MLflow's
+Run as its own process (by tests/support/teams.py and the gate benchmark) so that MLflow's
 fluent state (tracking URI, active run) never leaks into the test process. Versions:
   1 sklearn pipeline, mlflow.sklearn.log_model (an MLflow 3 logged model, source models:/m-…)
   2 a PythonModel from code wrapping a second pipeline (pyfunc, logged model)

@@ -1,7 +1,7 @@
 """Register sklearn models in an MLflow server as the logged-in user, with the plain MLflow API only.
 
     MLFLOW_TRACKING_USERNAME=alice MLFLOW_TRACKING_PASSWORD=… \
-        python tests/policy/build_mlflow_auth.py TRACKING_URI NAME:COUNT [NAME:COUNT …]  -> JSON on stdout
+        python tests/support/build_mlflow_auth.py TRACKING_URI NAME:COUNT [NAME:COUNT …]  -> JSON on stdout
 
 Each NAME gets COUNT versions (LogisticRegression with C=0.5, 2.0, …, mlflow.sklearn.log_model with
 registered_model_name). Its own process, so MLflow's fluent state never leaks into the tests.

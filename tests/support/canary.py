@@ -4,18 +4,19 @@ generator, and controller processes — each stopped afterwards, also when a tes
 from __future__ import annotations
 
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, run_mrc
-from tests.serving_procs import kill_group, stop_everything  # noqa: F401  (the tests import stop_everything here)
+from tests.support.cli import REPO, mrc_env, run_mrc
+from tests.support.processes import kill_group, stop_everything  # noqa: F401  (the tests import stop_everything here)
 
 MODEL = "breast-cancer"
 STABLE, CANDIDATE = "2", "5"
 # Short canaries: the whole area stays within a few minutes on 2 shared cores.
-# a few dozen requests: the power-aware wait for evidence before promotion is off (tests/canary/test_sequential_* test it)
+# a few dozen requests: the power-aware wait for evidence before promotion is off (tests/unit/rollout/test_sequential_* test it)
 FAST_PLAN = ["--plan", "25,50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10", "--min-detectable", "off"]
 
 
@@ -79,3 +80,25 @@ def controllers(served_ws):
         yield c
     finally:
         c.close()
+
+
+HEAVY = ("plotly", "pandas", "mlflow", "scipy", "torch", "sklearn", "textual")
+
+
+# Runs `mrc rollback` in-process with every heavy library and the drift/report/plot modules
+# made unimportable: if the path touched any of them, the rollback would fail.
+SCRIPT = textwrap.dedent("""
+    import importlib.abc, json, sys
+    BROKEN = {broken!r}
+    class Broken(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BROKEN or name in BROKEN:
+                raise ImportError(f"{{name}} is broken in this test")
+            return None
+    sys.meta_path.insert(0, Broken())
+    from console.cli import main
+    code = main(["rollback", {model!r}, "--workspace", {ws!r}, "--reason", "page", "--json"])
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+    print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+    sys.exit(code)
+""")

@@ -1,22 +1,15 @@
-"""Shared fixtures: run `mrc` as a real process, and a demo workspace built once per session.
-
-Area-specific fixtures (servers: mlflow, SeaweedFS, prometheus, model servers) live in the
-conftest.py of their own test folder.
-"""
+"""Running `mrc` from a test: as a real process (run_mrc), and proving a command changed nothing."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def mrc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -41,32 +34,13 @@ class Result:
 
 
 def run_mrc(*args: str, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None) -> Result:
+    """`python -m console.cli ARGS` as a real process, from the repository root."""
     proc = subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True,
                           env=mrc_env(env), timeout=timeout, input=input, cwd=str(REPO))
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.fixture
-def mrc():
-    """mrc("versions", "m", "--json") -> Result, as a real subprocess."""
-    return run_mrc
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    """The demo workspace, built once per test session by the real `mrc demo --no-tui`."""
-    root = tmp_path_factory.mktemp("demo-template") / "ws"
-    result = run_mrc("demo", "--no-tui", "--workspace", str(root), timeout=600)
-    assert result.returncode == 0, result.stderr
-    return root
-
-
-@pytest.fixture
-def demo_ws(demo_template, tmp_path) -> Path:
-    """A private copy of the demo workspace for one test."""
-    dest = tmp_path / "ws"
-    shutil.copytree(demo_template, dest)
-    return dest
+run_process = run_mrc  # the name for the tests where a process is the point (signals, start-up, races)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

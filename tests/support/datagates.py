@@ -1,6 +1,6 @@
 """Data sources, gates without a test set and honest review, on models mrc did not make.
 
-Servers (MLflow, SeaweedFS) are the session ones of tests/remote; data and models are built here
+Servers (MLflow, SeaweedFS) are the session ones of tests/support/servers.py; data and models are built here
 with plain numpy / pandas / scikit-learn / torch / boto3 / the MLflow client.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.remote.fixtures import _remote_credentials, mlflow_server, s3_server  # noqa: F401  (fixtures)
+from tests.support.remote import _remote_credentials, mlflow_server, s3_server  # noqa: F401  (fixtures)
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 WEIGHTS = np.array([1.6, -1.2, 0.9, 0.0])
@@ -118,8 +118,8 @@ def format_plugin(tmp_path_factory) -> Path:
 
 
 def plugin_env(format_plugin: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    from tests.conftest import REPO
-    from tests.remote.fixtures import remote_env
+    from tests.support.cli import REPO
+    from tests.support.remote import remote_env
 
     env = remote_env(extra)
     env["PYTHONPATH"] = f"{REPO}:{format_plugin}"

@@ -1,12 +1,12 @@
 """Model formats: artifacts built by the plain libraries (sklearn, torch, onnx, MLflow), loaded
-through mrc's format seam. The registry tests use the real servers of tests/remote."""
+through mrc's format seam. The registry tests use the real servers of tests/support/servers.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.remote.fixtures import (  # noqa: F401  (fixtures)
+from tests.support.remote import (  # noqa: F401  (fixtures)
     _remote_credentials,
     mlflow_server,
     s3_server,

@@ -2,7 +2,7 @@
 
 Its own temp dir: tracking store, artifacts, and the auth app's config (MLFLOW_AUTH_CONFIG_PATH)
 with its own admin password and user database. Users alice, bob and carol are created through the
-REST API as the admin; alice logs the models with the plain MLflow client (tests/policy/
+REST API as the admin; alice logs the models with the plain MLflow client (tests/support/
 build_mlflow_auth.py), the admin grants bob and carol EDIT on them (approval tags, aliases).
 """
 
@@ -21,14 +21,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.remote.servers import VENV_BIN, MlflowServer
+from tests.support.servers import VENV_BIN, MlflowServer
 
 USERS = ("alice", "bob", "carol")
 BUILDER = Path(__file__).with_name("build_mlflow_auth.py")
 
 
 class MlflowAuthServer(MlflowServer):
-    """tests/remote's MlflowServer (port, url, stop, cleanup) started as the basic-auth app."""
+    """tests/support/servers.py's MlflowServer (port, url, stop, cleanup) started as the basic-auth app."""
 
     def __init__(self):
         super().__init__(Path(tempfile.mkdtemp(prefix="mrc-mlflow-auth-")))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.synth import release_workspace
+from tests.support.workspaces import release_workspace
 
 FIXED_NOW = datetime(2026, 1, 9, 12, 0, tzinfo=timezone.utc)
 # Snapshots show the workspace path in the title bar: keep it the same on every run.
@@ -54,3 +54,6 @@ def empty_ws(tmp_path, mrc) -> Path:
     assert result.returncode == 0, result.stderr
     return root
 
+
+def keys(text: str) -> list[str]:
+    return ["space" if c == " " else c for c in text]

@@ -4,11 +4,16 @@ one built here with plain sklearn models, the demo (real trainer), and SeaweedFS
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.remote.fixtures import _remote_credentials, s3_server  # noqa: F401  (fixtures)
+from tests.support.remote import _remote_credentials, s3_server  # noqa: F401  (fixtures)
+from tests.support.cli import REPO, mrc_env
+from tests.support.remote import s3_toml, unique, write_workspace
 
 MODEL = "fraud"
 TRAINER = "alice"
@@ -71,7 +76,7 @@ def local_ws(tmp_path) -> Path:
     return two_versions(tmp_path / "ws")
 
 
-# -- a real `mlflow server --app-name basic-auth` (tests/policy/test_identity_mlflow_auth.py) ---------------
+# -- a real `mlflow server --app-name basic-auth` (tests/integration/mlflow/test_identity_basic_auth.py) ---------------
 
 MLFLOW_AUTH_MODELS = {"fraud-require": 1, "fraud-two": 1, "fraud-record": 1, "fraud-rollback": 2}  # versions
 
@@ -84,7 +89,7 @@ def mlflow_auth_server():
     import sys
     import time
 
-    from tests.policy.mlflow_auth import MlflowAuthServer
+    from tests.support.mlflow_auth import MlflowAuthServer
 
     server = MlflowAuthServer()
     atexit.register(server.cleanup)  # also on Ctrl-C or a crash of the test run
@@ -101,3 +106,38 @@ def mlflow_auth_server():
         yield server
     finally:
         server.cleanup()
+
+
+def policy_s3_ws(tmp_path: Path, s3_server, policy: str) -> Path:
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+
+    from backends.base import Lineage
+    from console.workspace import Workspace
+
+    root = write_workspace(tmp_path / "ws-s3", s3_toml(s3_server.endpoint, unique("policy"))
+                           + "\n[policy.production]\n" + policy + "\n")
+    registry = Workspace.open(root).registry()
+    rng = np.random.RandomState(3)
+    X, y = rng.rand(100, 4), rng.randint(0, 2, 100)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(DecisionTreeClassifier(max_depth=3).fit(X, y)))
+    registry.register_version(MODEL, str(path), metrics={"auc_roc": 0.8},
+                              lineage=Lineage(code_commit="c0ffee", data_version="tx@1", training_run="run-1",
+                                              trained_by=TRAINER))
+    return root
+
+
+def stalled_promote(root: Path, actor: str, stall: Path, version: str = "2") -> subprocess.Popen:
+    env = mrc_env({"MRC_STALL_AT": "promote:approval-read", "MRC_STALL_FILE": str(stall)})
+    return subprocess.Popen([sys.executable, "-m", "console.cli", "promote", MODEL, version, "--reason", "ship",
+                             *ws_args(root, actor)], cwd=str(REPO), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_stall(path: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the promote never reached its stall point"
+        time.sleep(0.05)

@@ -1,6 +1,6 @@
 """Stopping what a test served: the routers and model servers a workspace's serving folders
 record, each in its own session (process group), killed by pid, also when a test fails.
-One copy for tests/serving, tests/shadow and tests/canary."""
+One copy for the serving, shadow and canary tests."""
 
 from __future__ import annotations
 

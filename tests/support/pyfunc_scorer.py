@@ -1,5 +1,5 @@
 """An MLflow 3 "model from code": a plain PythonModel a team might write around a pickled
-scikit-learn pipeline. Logged by tests/teams/build_mlflow.py with `python_model=<this file>`;
+scikit-learn pipeline. Logged by tests/support/build_mlflow.py with `python_model=<this file>`;
 MLflow copies this file into the model and runs it on load. Nothing here knows mrc."""
 
 import pickle

@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/remote and tests/registry_contract (imported by both conftests).
+"""Fixtures of the remote registries (MLflow, SeaweedFS), imported by the folder conftests that need them.
 
 The servers behind them are reference-counted in servers.py, so one MLflow server and one
 SeaweedFS run per test session whichever folders are collected.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.remote import servers
+from tests.support import servers
 
 BUCKET = "mrc-registry-test"
 

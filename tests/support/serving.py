@@ -1,5 +1,5 @@
 """Fixtures for serving models mrc did not make: the real MLflow server and SeaweedFS of
-tests/remote, processes started in their own sessions (killed at teardown, also on failure),
+tests/support/servers.py, processes started in their own sessions (killed at teardown, also on failure),
 and the breast-cancer data every model here is built on with the plain libraries."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mrc_env
-from tests.serving_procs import kill_group, running, served_pids  # noqa: F401  (the tests import them here)
-from tests.remote.fixtures import (  # noqa: F401  (fixtures)
+from tests.support.cli import REPO, mrc_env
+from tests.support.processes import kill_group, running, served_pids  # noqa: F401  (the tests import them here)
+from tests.support.remote import (  # noqa: F401  (fixtures)
     _remote_credentials,
     mlflow_server,
     mlflow_workspace,
@@ -139,7 +139,7 @@ def seed_bucket(s3_server, registry, root: Path, tmp_path: Path, cancer):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tests.remote.fixtures import BUCKET, unique
+    from tests.support.remote import BUCKET, unique
 
     names, X, y = cancer
     model = "fraud-" + unique("m")[2:]

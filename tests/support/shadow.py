@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_mrc
-from tests.serving_procs import kill_group, stop_everything  # noqa: F401  (the tests import them here)
+from tests.support.cli import run_mrc
+from tests.support.processes import kill_group, stop_everything  # noqa: F401  (the tests import them here)
 
 MODEL = "cancer"
 PRODUCTION, CANDIDATE = "1", "2"

@@ -1,7 +1,7 @@
 """Registries filled the way teams fill them, with plain MLflow / boto3 / sklearn / torch / onnx
 code only (never mrc's helpers), once per session on the shared real servers:
 
-- MLflow (tests/remote's `mlflow_server`): one registered model, four versions — sklearn, a
+- MLflow (tests/support/servers.py's `mlflow_server`): one registered model, four versions — sklearn, a
   PythonModel from code, a torch MLP (MLflow 3 logged models, `models:/m-…`) and a bad one
   registered the classic way from run artifacts (`runs:/<id>/model`); champion (mrc's production)
   on the sklearn one, challenger (mrc's candidate) on the pyfunc one. build_mlflow.py does it in
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.remote.fixtures import (  # noqa: F401  (fixtures)
+from tests.support.cli import REPO
+from tests.support.remote import (  # noqa: F401  (fixtures)
     BUCKET,
     _remote_credentials,
     mlflow_server,
@@ -38,7 +38,7 @@ from tests.remote.fixtures import (  # noqa: F401  (fixtures)
     write_workspace,
 )
 
-from tests.teams import teamdata
+from tests.support import teamdata
 
 HERE = Path(__file__).resolve().parent
 
@@ -295,8 +295,8 @@ class Background:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        from tests.conftest import mrc_env
-        from tests.remote.fixtures import remote_env
+        from tests.support.cli import mrc_env
+        from tests.support.remote import remote_env
 
         proc = subprocess.Popen([sys.executable, "-m", "console.cli", *args], cwd=str(REPO),
                                 env=mrc_env({**remote_env(), **(env or {})}), stdout=subprocess.PIPE,

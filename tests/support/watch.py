@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_mrc
+from tests.support.cli import run_mrc
 
 MODEL = "credit"
 FEATURES = ["f0", "f1", "f2", "f3"]

@@ -91,8 +91,9 @@ def lineage(i: int, data: str = "breast_cancer@v2", parent: str | None = None, *
     }
 
 
-def release_workspace(root: Path) -> Path:
-    """Two models: breast-cancer (production 2, candidate 5 pending, 3 and 4 rejected) and churn."""
+def release_workspace(root: Path, *, trained_by: str = "") -> Path:
+    """Two models: breast-cancer (production 2, candidate 5 pending, 3 and 4 rejected) and churn.
+    trained_by: who the lineage says trained every version (the two-person rule reads it)."""
     metrics = [
         {"auc_roc": 0.9612, "precision": 0.91, "f1": 0.90, "p99_latency_ms": 0.4},
         {"auc_roc": 0.9874, "precision": 0.95, "f1": 0.93, "p99_latency_ms": 0.4},
@@ -111,6 +112,9 @@ def release_workspace(root: Path) -> Path:
     ]
     versions = [{"version": str(i + 1), "metrics": metrics[i], "lineage": lineage(i + 1, data[i], parents[i]),
                  "approval": approvals[i]} for i in range(5)]
+    if trained_by:
+        for v in versions:
+            v["lineage"]["trained_by"] = trained_by
     churn = [{"version": "1", "metrics": {"auc_roc": 0.81}, "lineage": lineage(7, "churn@v1"),
               "approval": {"status": "approved", "by": "carol", "at": at(6), "reason": "baseline"}}]
     return make_workspace(

@@ -6,7 +6,8 @@ import re
 
 from rich.console import Console
 
-from tests.tui.conftest import make_app, run, settle
+from tests.support.pilot import make_app, run, settle
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 
 def _plain(renderable, width: int) -> str:

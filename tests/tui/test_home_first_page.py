@@ -1,13 +1,14 @@
 """Home on a big registry paints every model and a first page of versions, then the rest.
 
-Real local backend (tests/tui/synth.big_workspace); the order of what reached the screen is
+Real local backend (tests/support/workspaces.big_workspace); the order of what reached the screen is
 read from the console's own trace lines and from the tables, never from timings."""
 
 from __future__ import annotations
 
 from screens.widgets.virtual_table import VirtualTable
-from tests.tui.conftest import make_app, run, settle
-from tests.tui.synth import big_workspace
+from tests.support.pilot import make_app, run, settle
+from tests.support.workspaces import big_workspace
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 
 def test_big_registry_paints_rows_first_then_every_version(tmp_path):

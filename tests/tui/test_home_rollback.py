@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from tests.tui.conftest import make_app, run, settle
-from tests.tui.synth import release_workspace
+from tests.support.pilot import make_app, run, settle
+from tests.support.workspaces import release_workspace
 
 MODEL = "breast-cancer"
 

@@ -5,8 +5,9 @@ refuses the trainer's own approval in one line. Run under the TUI lock (see COMM
 from __future__ import annotations
 
 from console.workspace import Workspace
-from tests.policy.conftest import protect
-from tests.tui.conftest import make_app, run, settle
+from tests.support.policy import protect
+from tests.support.pilot import make_app, run, settle
+from tests.support.remote import _remote_credentials  # noqa: F401  (autouse: sentinel credentials, as in its old folder)
 
 MODEL = "breast-cancer"
 

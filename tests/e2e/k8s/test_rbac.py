@@ -13,8 +13,8 @@ import pytest
 from backends.base import BackendError, TrainingSpec
 from backends.k8s.traffic import KServeTraffic
 from backends.k8s.training import K8sTraining
-from tests.k8s.real.conftest import MODEL, STORAGE, documented_role, isvc, wait_for
-from tests.k8s.real.test_real_training import workspace_toml
+from tests.support.k8s.real_cluster import MODEL, STORAGE, documented_role, isvc, wait_for
+from tests.support.k8s.real_cluster import workspace_toml
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import pytest
 
 from backends.base import ConflictError, NotFoundError
 from backends.k8s.traffic import KServeTraffic
-from tests.k8s.conftest import validate_isvc
-from tests.k8s.real.conftest import MODEL, STORAGE, isvc
-from tests.prometheus.conftest import scraping_prometheus  # noqa: F401  (a fixture)
-from tests.prometheus.queue_proxy import QueueProxyExporter
-from tests.prometheus.test_canary_judged_from_prometheus import PLAN, controller_for, release_ws  # noqa: F401
+from tests.support.k8s.emulator import validate_isvc
+from tests.support.k8s.real_cluster import MODEL, STORAGE, isvc
+from tests.support.prometheus import scraping_prometheus  # noqa: F401  (a fixture)
+from tests.support.queue_proxy import QueueProxyExporter
+from tests.support.kserve import PLAN, controller_for, two_version_ws  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_the_structural_schema_rejects_out_of_range_and_prunes_typos(cluster, cr
 
 
 def test_a_drilled_candidate_is_rolled_back_automatically_then_mrc_rollback_on_a_new_canary(
-        cluster, crd, release_ws, scraping_prometheus, mrc):  # noqa: F811
+        cluster, crd, two_version_ws, scraping_prometheus, mrc):  # noqa: F811
     ns = cluster.namespace()
     cluster.apply(isvc(ns, "Serverless", "1"))
     traffic = KServeTraffic({"namespace": ns, "storage_uri": STORAGE, "kubeconfig": str(cluster.mrc_kubeconfig)})
@@ -115,7 +115,7 @@ def test_a_drilled_candidate_is_rolled_back_automatically_then_mrc_rollback_on_a
         while metrics.health(MODEL, "1", time.time() - 5, time.time()).requests in (None, 0):
             assert time.monotonic() < wait_for_scrapes, "Prometheus never scraped the exporter"
             time.sleep(0.5)
-        controller = controller_for(release_ws, traffic, metrics)
+        controller = controller_for(two_version_ws, traffic, metrics)
         state = controller.run(controller.start("2", PLAN), max_seconds=60)
         assert state.status == "rolled_back", state.reason
         assert "error rate" in state.reason
@@ -124,14 +124,14 @@ def test_a_drilled_candidate_is_rolled_back_automatically_then_mrc_rollback_on_a
         metrics.close()
 
         # a new canary, then `mrc rollback` (the key R) as one command, as the least-privileged user
-        toml = release_ws.config_path.read_text().replace('[traffic]\nbackend = "local"', "[traffic]\n"
+        toml = two_version_ws.config_path.read_text().replace('[traffic]\nbackend = "local"', "[traffic]\n"
             f'backend = "k8s"\nnamespace = "{ns}"\nstorage_uri = "{STORAGE}"\nkubeconfig = "{cluster.mrc_kubeconfig}"')
         assert f'namespace = "{ns}"' in toml
-        release_ws.config_path.write_text(toml)
-        controller = controller_for(release_ws, traffic, metrics=None)
+        two_version_ws.config_path.write_text(toml)
+        controller = controller_for(two_version_ws, traffic, metrics=None)
         state = controller.tick(controller.start("2", PLAN))
         assert state.weight == 10 and traffic.get_split(MODEL).weights == {"1": 90, "2": 10}
-        result = mrc("rollback", MODEL, "--json", "--workspace", str(release_ws.root))
+        result = mrc("rollback", MODEL, "--json", "--workspace", str(two_version_ws.root))
         assert result.returncode == 0, result.stderr
         assert result.json()["traffic"] == {"1": 100}
         predictor = stored(cluster, ns)["spec"]["predictor"]

@@ -14,9 +14,9 @@ import pytest
 
 from backends.base import BackendError
 from backends.k8s.training import K8sTraining
-from tests.k8s.real.test_real_training import workspace_toml
-from tests.remote import servers
-from tests.remote.fixtures import _remote_credentials, s3_server  # noqa: F401  (fixtures)
+from tests.support.k8s.real_cluster import workspace_toml
+from tests.support import servers
+from tests.support.remote import _remote_credentials, s3_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 BUCKET = "mrc-k8s-training"

@@ -12,8 +12,8 @@ import pytest
 
 from backends.base import TrainingSpec
 from backends.k8s.training import K8sTraining
-from tests.k8s.real.conftest import wait_for
-from tests.k8s.real.test_real_training import workspace_toml
+from tests.support.k8s.real_cluster import wait_for
+from tests.support.k8s.real_cluster import workspace_toml
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """GPU training Jobs against the real API server, Job controller (+ TTL controller) and scheduler.
 
-Only the node is a stand-in (tests/k8s/cluster/node_agent.py). `mrc` runs as the user `mrc`
+Only the node is a stand-in (tests/support/k8s/node_agent.py). `mrc` runs as the user `mrc`
 holding the documented Role; kubectl (admin) only observes.
 """
 
@@ -13,19 +13,12 @@ import pytest
 
 from backends.base import BackendError, BadInputError, TrainingSpec
 from backends.k8s.training import K8sTraining
-from tests.k8s.conftest import WORKSPACE_TOML, validate_k8s
-from tests.k8s.real.conftest import wait_for
+from tests.support.k8s.emulator import WORKSPACE_TOML, validate_k8s
+from tests.support.k8s.real_cluster import wait_for
+from tests.support.k8s.real_cluster import workspace_toml  # noqa: F401
 
 pytestmark = pytest.mark.integration
 GPU_NODE_SELECTOR = 'node_selector = { "nvidia.com/gpu.present" = "true" }'
-
-
-def workspace_toml(namespace: str, kubeconfig, **training) -> str:
-    toml = WORKSPACE_TOML.replace('namespace = "ml"', f'namespace = "{namespace}"\nkubeconfig = "{kubeconfig}"')
-    toml = toml.replace("gpus = 1", "gpus = 0")  # the GPU comes from --gpu
-    for key, value in training.items():
-        toml = toml.replace("[training]\n", f"[training]\n{key} = {json.dumps(value)}\n")
-    return toml
 
 
 def _spec(**params) -> TrainingSpec:

@@ -8,8 +8,8 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO, mrc_env, run_mrc, tree_digest
-from tests.watch.conftest import EPOCHS, MODEL, add_dataset, audit, copy_ws, mrc_ok, run_dirs, versions
+from tests.support.cli import REPO, mrc_env, run_mrc, tree_digest
+from tests.support.watch import EPOCHS, MODEL, add_dataset, audit, copy_ws, mrc_ok, run_dirs, versions
 
 
 def one_object(result) -> dict:

@@ -1,6 +1,6 @@
 """In the console, where drift shows critical (home's row, review's drift pane), `w` opens the
 training screen prefilled with the model and the newest data version. Run under the TUI lock:
-flock /tmp/mrc-tui.lock … pytest tests/watch/test_watch_console.py"""
+flock /tmp/mrc-tui.lock … pytest tests/e2e/watch/test_watch_console.py"""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from textual.widgets import Input, Static
 
 from screens.help_screen import screen_keys
 from screens.training_screen import TrainingScreen
-from tests.tui.conftest import make_app, settle
-from tests.watch.conftest import MODEL, add_dataset, copy_ws
+from tests.support.pilot import make_app, settle
+from tests.support.watch import MODEL, add_dataset, copy_ws
 
 
 def workspace_with_newer_data(story, tmp_path):

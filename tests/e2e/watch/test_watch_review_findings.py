@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 
-from tests.conftest import REPO, mrc_env, run_mrc
-from tests.watch.conftest import EPOCHS, FEATURES, MODEL, add_dataset, audit, copy_ws, mrc_ok, run_dirs, versions
+from tests.support.cli import REPO, mrc_env, run_mrc
+from tests.support.watch import EPOCHS, FEATURES, MODEL, add_dataset, audit, copy_ws, mrc_ok, run_dirs, versions
 
 # `mrc` with one seam of the real code swapped: how a crash (os._exit, no cleanup, no except) or a
 # failed training is produced at an exact point of a real run

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.alerts.conftest import wait_for
-from tests.alerts.test_alertmanager import audit, configure
-from tests.conftest import run_mrc
-from tests.watch.conftest import EPOCHS, MODEL, add_dataset, copy_ws, production_ws  # noqa: F401  (fixture)
+from tests.support.alerts import wait_for
+from tests.support.alerts import audit, configure
+from tests.support.cli import run_mrc
+from tests.support.watch import EPOCHS, MODEL, add_dataset, copy_ws, production_ws  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,8 @@ def test_two_person_rule_pages_for_approvals_until_the_second_approver_signs(dem
     approval updates the page to "1 of 2"; the second ends it."""
     import json
 
-    from tests.alerts.test_alertmanager import SECRET_ENV, verified
-    from tests.policy.conftest import protect
+    from tests.support.alerts import SECRET_ENV, verified
+    from tests.support.policy import protect
 
     demo = "breast-cancer"
     run = configure(demo_ws, alertmanager.url, webhook.url)

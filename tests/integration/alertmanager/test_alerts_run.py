@@ -2,7 +2,7 @@
 when someone runs `mrc alerts flush`: a breach that starts while the loop runs is posted to a real
 Alertmanager and read back from /api/v2/alerts, resolved when production recovers, and the loop
 outlives a metrics backend that raises. Real model servers, router, load and request log
-(tests/canary fixtures); rounds are driven by count and a fixed clock, never by sleeps."""
+(tests/support/canary.py fixtures); rounds are driven by count and a fixed clock, never by sleeps."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import sys
 
 import pytest
 
-from tests.alerts.conftest import wait_for
-from tests.alerts.test_alertmanager import audit, configure
-from tests.canary.conftest import MODEL, STABLE
-from tests.serving_procs import kill_group
-from tests.conftest import REPO, mrc_env, run_mrc, tree_digest
+from tests.support.alerts import wait_for
+from tests.support.alerts import audit, configure
+from tests.support.canary import MODEL, STABLE
+from tests.support.processes import kill_group
+from tests.support.cli import REPO, mrc_env, run_mrc, tree_digest
 
 pytestmark = pytest.mark.integration
 

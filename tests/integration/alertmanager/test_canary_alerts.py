@@ -11,49 +11,12 @@ import uuid
 
 import pytest
 
-from tests.alerts.conftest import free_port, wait_for
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE
-from tests.conftest import run_mrc
+from tests.support.alerts import free_port, wait_for
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.cli import run_mrc
+from tests.support.alerts import RUNBOOK, SECRET, SECRET_ENV, audit, configure, set_alertmanager_url, verified  # noqa: F401
 
 pytestmark = pytest.mark.integration
-
-SECRET = "SENTINEL-webhook-secret-7d1e09c4"
-SECRET_ENV = {"MRC_TEST_HOOK_SECRET": SECRET}
-RUNBOOK = "https://runbooks.example/mrc/canary-rolled-back"
-
-
-def configure(ws, alertmanager_url: str, hook_url: str | None = None, **extra) -> str:
-    """[alerts] appended to the workspace's mrc.toml; returns the test's own label value, which
-    keeps this test's alerts apart in the session's one Alertmanager."""
-    run = uuid.uuid4().hex[:10]
-    lines = ["", "[alerts]", f'alertmanager_url = "{alertmanager_url}"', f'runbook_url = "{RUNBOOK}"',
-             "timeout_s = 2", f'labels = {{ run = "{run}" }}']
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    if hook_url:
-        lines += ["", "[[alerts.webhooks]]", 'name = "chat"', f'url = "{hook_url}"', 'secret_env = "MRC_TEST_HOOK_SECRET"']
-    with open(ws / "mrc.toml", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return run
-
-
-def set_alertmanager_url(ws, url: str) -> None:
-    text = (ws / "mrc.toml").read_text()
-    start = text.index("alertmanager_url = ")
-    end = text.index("\n", start)
-    (ws / "mrc.toml").write_text(text[:start] + f'alertmanager_url = "{url}"' + text[end:])
-
-
-def audit(ws) -> list[dict]:
-    result = run_mrc("audit", "--json", "--workspace", str(ws))
-    assert result.returncode == 0, result.stderr
-    return result.json()["events"]
-
-
-def verified(delivery: dict) -> dict:
-    """The webhook body, after checking its signature the way a receiver must (constant-time)."""
-    expected = "sha256=" + hmac.new(SECRET.encode(), delivery["body"], hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(delivery["headers"]["X-Mrc-Signature"], expected)
-    return json.loads(delivery["body"])
 
 
 def _split(ws) -> dict[str, int]:
@@ -242,8 +205,8 @@ def test_rollback_with_alerts_configured_still_imports_nothing_heavy_and_deliver
     from backends.local.registry import LocalRegistry
     from console.release.audit import AuditLog
     from console.release.actions import promote
-    from tests.canary.test_canary_rollback_path import HEAVY, SCRIPT
-    from tests.conftest import REPO, mrc_env
+    from tests.support.canary import HEAVY, SCRIPT
+    from tests.support.cli import REPO, mrc_env
 
     promote(LocalRegistry(served_ws), AuditLog(str(served_ws / "mrc.db")), MODEL, CANDIDATE, actor="tester")
     run = configure(served_ws, alertmanager.url)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from tests.alerts.test_alertmanager import audit, configure
-from tests.tui.conftest import make_app, run, settle
-from tests.tui.synth import release_workspace
+from tests.support.alerts import audit, configure
+from tests.support.pilot import make_app, run, settle
+from tests.support.workspaces import release_workspace
 
 pytestmark = pytest.mark.integration
 

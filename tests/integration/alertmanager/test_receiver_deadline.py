@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-from tests.alerts.conftest import Alertmanager  # noqa: F401  (the session fixture's type)
-from tests.alerts.test_alertmanager import SECRET_ENV, audit, configure, set_alertmanager_url
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE
-from tests.conftest import run_mrc
+from tests.support.alerts import Alertmanager  # noqa: F401  (the session fixture's type)
+from tests.support.alerts import SECRET_ENV, audit, configure, set_alertmanager_url
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.cli import run_mrc
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def test_a_write_without_an_alerts_table_imports_no_delivery_code(demo_ws):
     import subprocess
     import sys
 
-    from tests.conftest import REPO, mrc_env
+    from tests.support.cli import REPO, mrc_env
 
     assert run_mrc("approve", MODEL, CANDIDATE, "--reason", "t", "--no-gates", "--override",
                    "--workspace", str(demo_ws)).returncode == 0

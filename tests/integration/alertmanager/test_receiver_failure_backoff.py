@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.alerts.conftest import free_port
-from tests.alerts.test_alertmanager import configure, set_alertmanager_url
-from tests.canary.conftest import MODEL, STABLE
+from tests.support.alerts import free_port
+from tests.support.alerts import configure, set_alertmanager_url
+from tests.support.canary import MODEL, STABLE
 
 pytestmark = pytest.mark.integration
 

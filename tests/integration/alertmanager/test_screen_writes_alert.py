@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from tests.alerts.test_alertmanager import audit, configure
-from tests.canary.conftest import CANDIDATE, STABLE
-from tests.canary.test_canary_screen import ScreenHost, live_canary, live_split, wait_for
-from tests.policy.conftest import protect
-from tests.tui.conftest import make_app, run, settle
+from tests.support.alerts import audit, configure
+from tests.support.canary import CANDIDATE, STABLE
+from tests.support.canary_screen import ScreenHost, live_canary, live_split, wait_until
+from tests.support.policy import protect
+from tests.support.pilot import make_app, run, settle
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +37,10 @@ async def test_canary_screen_R_delivers_the_rollback_alert_after_the_move(served
     app = ScreenHost(ws, MODEL)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
         await pilot.press("R")
-        await wait_for(pilot, lambda: live_split(served_ws) == {STABLE: 100}, timeout=60)
-        await wait_for(pilot, lambda: alertmanager.alerts(run=label), timeout=60)
+        await wait_until(pilot, lambda: live_split(served_ws) == {STABLE: 100}, timeout=60)
+        await wait_until(pilot, lambda: alertmanager.alerts(run=label), timeout=60)
     [alert] = alertmanager.alerts(run=label)
     assert (alert["labels"]["alertname"], alert["labels"]["version"]) == ("CanaryRolledBack", CANDIDATE)
     assert _delivered_after(served_ws, "canary-rollback", "pilot")

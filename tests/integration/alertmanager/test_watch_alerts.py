@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from tests.alerts.conftest import alertmanager, wait_for  # noqa: F401  (the session Alertmanager)
-from tests.conftest import run_mrc
-from tests.watch.conftest import EPOCHS, MODEL, add_dataset, audit, copy_ws
+from tests.support.alerts import alertmanager, wait_for  # noqa: F401  (the session Alertmanager)
+from tests.support.cli import run_mrc
+from tests.support.watch import EPOCHS, MODEL, add_dataset, audit, copy_ws
 
 pytestmark = pytest.mark.integration
 

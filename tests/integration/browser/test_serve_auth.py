@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from console.commands.serve_cmds import descendants
-from tests.conftest import REPO, mrc_env
+from tests.support.cli import REPO, mrc_env
 
 TOKEN = "serve-token-for-tests-0123456789abcdef"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from console.commands.serve_cmds import descendants
-from tests.conftest import REPO, mrc_env
+from tests.support.cli import REPO, mrc_env
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

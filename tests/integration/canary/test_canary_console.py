@@ -10,8 +10,8 @@ import signal
 import time
 
 from console.domain import CanaryPlan
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE, load, served_ws  # noqa: F401  (fixtures)
-from tests.tui.conftest import make_app, run, settle
+from tests.support.canary import CANDIDATE, MODEL, STABLE, load, served_ws  # noqa: F401  (fixtures)
+from tests.support.pilot import make_app, run, settle
 
 
 async def wait_for(pilot, predicate, timeout: float = 120.0, what: str = "condition"):
@@ -255,7 +255,7 @@ def test_home_shows_no_data_for_production_without_traffic(served_ws):
 
 
 def test_home_shows_production_error_rate_p99_and_rate_live_and_sees_a_drill(served_ws, load):
-    from tests.conftest import run_mrc
+    from tests.support.cli import run_mrc
 
     healthy = _home_health(served_ws, lambda text: "req/s" in text)
     assert f"production {STABLE}: error rate 0.00%" in healthy["numbers"] and "p99 " in healthy["numbers"]

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE
-from tests.conftest import run_mrc
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.cli import run_mrc
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_healthy_canary_reaches_100_percent(served_ws, load, controllers):
     assert any(a["canary"]["labelled"] for a in state["analyses"])
 
 
-# kill -9 at every crash point: tests/canary/test_fail_closed.py (one test per MRC_CANARY_CRASH hook).
+# kill -9 at every crash point: tests/integration/canary/test_fail_closed.py (one test per MRC_CANARY_CRASH hook).
 
 
 def test_mrc_rollback_during_a_live_canary_sends_traffic_to_stable(served_ws, load, controllers):
@@ -126,7 +126,7 @@ def test_pause_stops_stepping_and_abort_restores_stable(served_ws, load, control
     (["canary", "pause", MODEL], "no canary"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(demo_ws, args, words):
-    from tests.conftest import tree_digest
+    from tests.support.cli import tree_digest
 
     before = tree_digest(demo_ws)
     result = run_mrc(*args, "--workspace", str(demo_ws))

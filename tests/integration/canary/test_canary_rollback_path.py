@@ -9,30 +9,11 @@ import textwrap
 
 import pytest
 
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE
-from tests.conftest import REPO, mrc_env
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.cli import REPO, mrc_env
+from tests.support.canary import HEAVY, SCRIPT  # noqa: F401
 
 pytestmark = pytest.mark.integration
-
-HEAVY = ("plotly", "pandas", "mlflow", "scipy", "torch", "sklearn", "textual")
-
-# Runs `mrc rollback` in-process with every heavy library and the drift/report/plot modules
-# made unimportable: if the path touched any of them, the rollback would fail.
-SCRIPT = textwrap.dedent("""
-    import importlib.abc, json, sys
-    BROKEN = {broken!r}
-    class Broken(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BROKEN or name in BROKEN:
-                raise ImportError(f"{{name}} is broken in this test")
-            return None
-    sys.meta_path.insert(0, Broken())
-    from console.cli import main
-    code = main(["rollback", {model!r}, "--workspace", {ws!r}, "--reason", "page", "--json"])
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
-    print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
-    sys.exit(code)
-""")
 
 
 def _run(ws):

@@ -8,50 +8,10 @@ import time
 import pytest
 from textual.app import App
 
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.canary_screen import ScreenHost, live_canary, live_split, wait_until  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-class ScreenHost(App):
-    """The smallest app the screen needs: workspace, read_only, actor."""
-
-    def __init__(self, workspace, model: str, *, read_only: bool = False, actor: str = "pilot"):
-        super().__init__()
-        self.workspace = workspace
-        self.read_only = read_only
-        self.actor = actor
-        self.model = model
-
-    def on_mount(self) -> None:
-        from screens.canary_screen import CanaryScreen
-
-        self.push_screen(CanaryScreen(self.model))
-
-
-def live_canary(ws_root):
-    from console.rollout.controller import Controller
-    from console.domain import CanaryPlan
-    from console.workspace import Workspace
-
-    ws = Workspace.open(ws_root)
-    controller = Controller(ws, MODEL, actor="tester")
-    state = controller.start(CANDIDATE, CanaryPlan(steps=[50, 100], hold_s=600, interval_s=600))
-    controller.act("next")
-    return ws, state
-
-
-def live_split(ws_root) -> dict[str, int]:
-    data = json.loads((ws_root / "serving" / MODEL / "split.json").read_text())
-    return {v: w for v, w in data["weights"] if w}
-
-
-async def wait_for(pilot, predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await pilot.pause(0.01)
 
 
 async def test_screen_shows_the_canary_and_R_rolls_back_naming_stable(served_ws):
@@ -59,7 +19,7 @@ async def test_screen_shows_the_canary_and_R_rolls_back_naming_stable(served_ws)
     app = ScreenHost(ws, MODEL)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
         assert f"stable {STABLE}" in str(screen.query_one("#canary-rollback-hint").render())
         assert "50%" in str(screen.query_one("#canary-split").render())
         assert "▶50%◀" in str(screen.query_one("#canary-plan").render())
@@ -67,8 +27,8 @@ async def test_screen_shows_the_canary_and_R_rolls_back_naming_stable(served_ws)
             assert binding.id and binding.description
         assert live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
         await pilot.press("R")
-        await wait_for(pilot, lambda: live_split(served_ws) == {STABLE: 100})
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.status == "rolled_back")
+        await wait_until(pilot, lambda: live_split(served_ws) == {STABLE: 100})
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.status == "rolled_back")
         assert screen.last_action["action"] == "rollback" and not screen.last_action["error"]
         events = [e for e in ws.audit().events(model=MODEL) if e.action == "canary-rollback"]
         assert events[-1].actor == "pilot"
@@ -79,7 +39,7 @@ async def test_read_only_screen_has_no_write_keys(served_ws):
     app = ScreenHost(ws, MODEL, read_only=True)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
         for action in ("rollback", "next_step", "promote", "toggle_pause"):
             assert screen.check_action(action, ()) is False
         await pilot.press("R")
@@ -94,19 +54,19 @@ async def test_pause_key_then_next_step_key(served_ws):
     app = ScreenHost(ws, MODEL)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
         await pilot.press("space")
-        await wait_for(pilot, lambda: screen.state.status == "paused")
+        await wait_until(pilot, lambda: screen.state.status == "paused")
         await pilot.press("space")
-        await wait_for(pilot, lambda: screen.state.status == "progressing")
+        await wait_until(pilot, lambda: screen.state.status == "progressing")
         await pilot.press("p")  # 50 % -> the last step: promote, after a confirmation
         from screens.dialogs.promote import PromoteDialog
 
-        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog))
+        await wait_until(pilot, lambda: isinstance(app.screen, PromoteDialog))
         assert "promote" in str(app.screen.query_one(".dialog-title").render())
         await pilot.pause(0.6)
         await pilot.press("ctrl+y")
-        await wait_for(pilot, lambda: screen.state.status == "promoted")
+        await wait_until(pilot, lambda: screen.state.status == "promoted")
         assert live_split(served_ws) == {CANDIDATE: 100}
 
 
@@ -121,8 +81,8 @@ async def test_R_runs_in_the_standby_thread_and_waiters_see_it_finish_and_the_th
 
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
-        await wait_for(pilot, lambda: screen._standby_ready, timeout=30)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen._standby_ready, timeout=30)
         assert len(standby_threads()) == 1
         await pilot.press("R")
         # the key started no worker that moves traffic: only the receipt, which ends with the rollback
@@ -132,9 +92,9 @@ async def test_R_runs_in_the_standby_thread_and_waiters_see_it_finish_and_the_th
                      if e.action == "canary-rollback" and e.details.get("canary") == state.id]
         assert len(rollbacks) == 1 and rollbacks[0].actor == "pilot"  # recorded before the waiters returned
         assert live_split(served_ws) == {STABLE: 100}
-        await wait_for(pilot, lambda: screen.state.status == "rolled_back")
+        await wait_until(pilot, lambda: screen.state.status == "rolled_back")
         app.pop_screen()
-        await wait_for(pilot, lambda: not standby_threads(), timeout=30)
+        await wait_until(pilot, lambda: not standby_threads(), timeout=30)
 
 
 def _key_first_host(ws, **kwargs):
@@ -149,8 +109,8 @@ async def test_console_app_runs_R_as_it_is_posted_through_the_keymap_and_never_p
     app = _key_first_host(ws)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
-        await wait_for(pilot, lambda: screen._standby_ready, timeout=30)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen._standby_ready, timeout=30)
         dispatched, first = [], []
         action_rollback, run_key_first = screen.action_rollback, screen.run_key_first
         screen.action_rollback = lambda: (dispatched.append(1), action_rollback())
@@ -160,12 +120,12 @@ async def test_console_app_runs_R_as_it_is_posted_through_the_keymap_and_never_p
         await pilot.press("p")
         from screens.dialogs.promote import PromoteDialog
 
-        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog))
+        await wait_until(pilot, lambda: isinstance(app.screen, PromoteDialog))
         await pilot.press("R")
         await pilot.pause(0.3)
         assert first == [] and dispatched == [] and live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen)
+        await wait_until(pilot, lambda: app.screen is screen)
 
         # A remapped rollback key: R is no longer it, ctrl+r is, and acts at post time.
         app.set_keymap({"canary.rollback": "ctrl+r"})
@@ -173,9 +133,9 @@ async def test_console_app_runs_R_as_it_is_posted_through_the_keymap_and_never_p
         await pilot.pause(0.3)
         assert first == [] and live_split(served_ws) == {CANDIDATE: 50, STABLE: 50}
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: live_split(served_ws) == {STABLE: 100})
+        await wait_until(pilot, lambda: live_split(served_ws) == {STABLE: 100})
         await app.workers.wait_for_complete()
-        await wait_for(pilot, lambda: screen.state.status == "rolled_back")
+        await wait_until(pilot, lambda: screen.state.status == "rolled_back")
         assert first == [True] and dispatched == []  # acted on as posted; the binding never ran
         rollbacks = [e for e in ws.audit().events(model=MODEL)
                      if e.action == "canary-rollback" and e.details.get("canary") == state.id]
@@ -193,7 +153,7 @@ async def test_console_app_read_only_R_is_not_run_at_post_time(served_ws):
     app = _key_first_host(ws, read_only=True)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
-        await wait_for(pilot, lambda: screen.state is not None and screen.state.weight == 50)
+        await wait_until(pilot, lambda: screen.state is not None and screen.state.weight == 50)
         assert screen.run_key_first("rollback") is False
         await pilot.press("R")
         await pilot.pause(0.3)

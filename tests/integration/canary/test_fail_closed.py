@@ -1,7 +1,7 @@
 """The canary fails closed: errors, NaN and silence are failed checks; a start that cannot judge
 starts nothing; an error in the loop rolls back; kill -9 at every crash point ends consistent.
 
-Real router and model servers (tests/canary/conftest.py) carry the traffic; only the metrics
+Real router and model servers (tests/support/canary.py) carry the traffic; only the metrics
 backend is swapped, for a tiny class that raises or rewrites the real windows.
 """
 
@@ -17,13 +17,13 @@ import time
 
 import pytest
 
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE, stop_everything
-from tests.conftest import REPO, mrc_env, run_mrc
+from tests.support.canary import CANDIDATE, MODEL, STABLE, stop_everything
+from tests.support.cli import REPO, mrc_env, run_mrc
 
 pytestmark = pytest.mark.integration
 
 # Steps fast enough for a loaded 2-core machine, slow enough to be judged (80 req/s of load).
-# a few dozen requests: the power-aware wait for evidence is off (tests/canary/test_sequential_* test it)
+# a few dozen requests: the power-aware wait for evidence is off (tests/unit/rollout/test_sequential_* test it)
 PLAN = dict(steps=[25, 50, 100], hold_s=1, interval_s=0.4, min_requests=10, min_detectable_error_ratio=None,
             min_detectable_tail_ratio=None)
 

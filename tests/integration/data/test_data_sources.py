@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from backends.base import BadInputError
-from tests.datagates.conftest import put, synthetic
-from tests.remote.fixtures import BUCKET, unique
+from tests.support.datagates import put, synthetic
+from tests.support.remote import BUCKET, unique
 
 
 def _workspace(tmp_path, extra: str = ""):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.datagates.conftest import append_toml, synthetic
+from tests.support.datagates import append_toml, synthetic
 
 
 def _local_ws(tmp_path, mrc, versions: dict[str, dict], production: str, candidate: str):
@@ -93,8 +93,8 @@ METRICS = {"1": {"auc_roc": 0.90, "precision": 0.85, "f1": 0.80}, "2": {"auc_roc
 def test_review_lists_checks_not_run_and_approval_needs_the_override_key(tmp_path, mrc):
     from screens.dialogs.approve import ApproveDialog
     from screens.review_screen import ReviewScreen
-    from tests.tui.conftest import make_app, run, settle
-    from tests.tui.test_flows import keys
+    from tests.support.pilot import make_app, run, settle
+    from tests.support.pilot import keys
 
     v1, v2 = _data(tmp_path, "v1.csv", 40), _data(tmp_path, "v2.csv", 41)
     root = _local_ws(tmp_path, mrc, {"1": {"metrics": METRICS["1"], "lineage": {"data_uri": v1}},
@@ -148,8 +148,8 @@ def test_a_gate_evaluation_error_never_records_a_clean_approval(tmp_path, mrc):
     """The console bug of issue 10: an errored gate evaluation approved with override=False."""
     from screens.dialogs.approve import ApproveDialog
     from screens.review_screen import ReviewScreen
-    from tests.tui.conftest import make_app, run, settle
-    from tests.tui.test_flows import keys
+    from tests.support.pilot import make_app, run, settle
+    from tests.support.pilot import keys
 
     root = _local_ws(tmp_path, mrc, {"1": {"metrics": METRICS["1"]}, "2": {"metrics": METRICS["2"]}},
                      production="1", candidate="2")

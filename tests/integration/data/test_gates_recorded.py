@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from tests.conftest import tree_digest
-from tests.datagates.conftest import append_toml, policy_file, seed_bucket, synthetic, train_lr
-from tests.remote.fixtures import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
+from tests.support.cli import tree_digest
+from tests.support.datagates import append_toml, policy_file, seed_bucket, synthetic, train_lr
+from tests.support.remote import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
 
 pytestmark = pytest.mark.integration  # real SeaweedFS and MLflow servers on 127.0.0.1
 

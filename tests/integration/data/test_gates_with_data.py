@@ -9,10 +9,10 @@ import io
 
 import pytest
 
-from tests.conftest import tree_digest
-from tests.datagates.conftest import (append_toml, plugin_env, policy_file, put, seed_bucket, synthetic,
+from tests.support.cli import tree_digest
+from tests.support.datagates import (append_toml, plugin_env, policy_file, put, seed_bucket, synthetic,
                                       torchscript_bytes, train_lr)
-from tests.remote.fixtures import BUCKET, s3_toml, unique, write_workspace
+from tests.support.remote import BUCKET, s3_toml, unique, write_workspace
 
 pytestmark = pytest.mark.integration  # real SeaweedFS on 127.0.0.1
 

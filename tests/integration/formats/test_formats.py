@@ -12,7 +12,7 @@ import pytest
 
 from backends.base import BadInputError
 from console.plugins import SNIFF_ORDER, model_format, resolve_format
-from tests.formats.conftest import torch_probabilities
+from tests.support.formats import torch_probabilities
 
 
 def _scores(path, X, columns, options=None, declared=None):

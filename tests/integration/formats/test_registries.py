@@ -1,6 +1,6 @@
 """Artifacts that plain tools put in a registry — the MLflow client (MLflow 3 logged models and
 classic run artifacts) and boto3 in the seed's S3 layout — fetched by mrc's registry and loaded
-through the format seam, against the real servers of tests/remote."""
+through the format seam, against the real servers of tests/support/servers.py."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import pytest
 
 from backends.base import BadInputError, IntegrityError
 from console.plugins import resolve_format
-from tests.formats.conftest import torch_probabilities
-from tests.remote.fixtures import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
+from tests.support.formats import torch_probabilities
+from tests.support.remote import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
 
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _load(mv, path, X, columns, options=None):

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from tests.k8s.apiserver import JOBS
-from tests.k8s.conftest import validate_k8s
+from tests.support.k8s.apiserver import JOBS
+from tests.support.k8s.emulator import validate_k8s
 
 pytestmark = pytest.mark.integration
 NS = "ml"
@@ -110,7 +110,7 @@ def test_cancel_from_the_training_screen_deletes_the_job_and_registers_nothing(a
 
     from console.app import ReleaseConsole
     from console.workspace import Workspace
-    from tests.k8s.apiserver import PODS
+    from tests.support.k8s.apiserver import PODS
 
     apiserver.server.volumes["mrc-data"] = str(k8s_ws / "data")
 

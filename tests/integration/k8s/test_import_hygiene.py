@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, mrc_env
-from tests.k8s.apiserver import ISVCS
+from tests.support.cli import REPO, mrc_env
+from tests.support.k8s.apiserver import ISVCS
 
 HEAVY = ("lightkube", "httpx2", "kubernetes", "kubernetes_validate", "httpx", "msgspec")
 

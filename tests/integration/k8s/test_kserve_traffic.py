@@ -9,8 +9,8 @@ import pytest
 
 from backends.base import ConflictError, Traffic
 from backends.k8s.traffic import KServeTraffic
-from tests.k8s.apiserver import ISVCS
-from tests.k8s.conftest import validate_isvc
+from tests.support.k8s.apiserver import ISVCS
+from tests.support.k8s.emulator import validate_isvc
 
 pytestmark = pytest.mark.integration
 NS = "serving"

@@ -9,8 +9,8 @@ import pytest
 
 from backends.base import Training, TrainingSpec
 from backends.k8s.training import K8sTraining
-from tests.k8s.apiserver import JOBS, PODS
-from tests.k8s.conftest import validate_k8s
+from tests.support.k8s.apiserver import JOBS, PODS
+from tests.support.k8s.emulator import validate_k8s
 
 pytestmark = pytest.mark.integration
 NS = "ml"

@@ -1,4 +1,4 @@
-"""Backend identity on a real `mlflow server --app-name basic-auth` (tests/policy/mlflow_auth.py).
+"""Backend identity on a real `mlflow server --app-name basic-auth` (tests/support/mlflow_auth.py).
 
 The caller is who MLflow's auth app says it authenticated (users/current), recorded beside the
 claimed --actor; with identity = "require" a claim the server does not back is refused, under
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import tree_digest
-from tests.policy.conftest import ws_args
-from tests.remote.fixtures import mlflow_toml, write_workspace
+from tests.support.cli import tree_digest
+from tests.support.policy import ws_args
+from tests.support.remote import mlflow_toml, write_workspace
 
 PROD = "champion"  # mrc's production alias on MLflow by default
 NO_GATES = ("--reason", "reviewed", "--no-gates", "--override")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tests.remote.fixtures import BUCKET, remote_env, unique
+from tests.support.remote import BUCKET, remote_env, unique
 import pytest
 
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
@@ -73,7 +73,7 @@ def _put(client, key, body):
 
 
 def test_bucket_filled_by_plain_boto3_in_the_seed_layout(s3_server, tmp_path, mrc):
-    from tests.remote.fixtures import s3_toml, write_workspace
+    from tests.support.remote import s3_toml, write_workspace
 
     prefix = unique("seed")
     root = write_workspace(tmp_path / "ws", s3_toml(s3_server.endpoint, prefix))
@@ -163,7 +163,7 @@ def test_mrc_train_on_an_mlflow_workspace_logs_a_tracked_run(mlflow_server, tmp_
     from mlflow.tracking import MlflowClient
 
     from backends.native.datasets import DatasetStore
-    from tests.remote.fixtures import mlflow_toml
+    from tests.support.remote import mlflow_toml
 
     root = tmp_path / "ws"
     assert mrc("init", "--workspace", str(root)).returncode == 0  # local tables for datasets

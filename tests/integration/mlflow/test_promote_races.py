@@ -12,8 +12,8 @@ import sys
 
 from backends.base import PRODUCTION, Approval, Lineage
 from console.release.audit import AuditLog
-from tests.conftest import REPO, mrc_env
-from tests.remote.fixtures import remote_env, unique
+from tests.support.cli import REPO, mrc_env
+from tests.support.remote import remote_env, unique
 import pytest
 
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1

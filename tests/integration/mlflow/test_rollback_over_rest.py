@@ -1,6 +1,6 @@
 """`mrc rollback` on MLflow goes over the REST API: no mlflow import, same compare-and-swap.
 
-Real `mlflow server` (tests/remote/servers.py); models made with the plain MlflowClient."""
+Real `mlflow server` (tests/support/servers.py); models made with the plain MlflowClient."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from backends.base import PRODUCTION
-from tests.conftest import REPO, mrc_env
-from tests.remote.fixtures import remote_env
+from tests.support.cli import REPO, mrc_env
+from tests.support.remote import remote_env
 
 pytestmark = pytest.mark.integration  # starts a real mlflow server on 127.0.0.1
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from backends.base import PRODUCTION, Approval, BackendError, Lineage
-from tests.remote import servers
-from tests.remote.fixtures import mlflow_toml, remote_env, s3_toml, unique, write_workspace
+from tests.support import servers
+from tests.support.remote import mlflow_toml, remote_env, s3_toml, unique, write_workspace
 
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 

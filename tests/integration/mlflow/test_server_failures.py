@@ -16,8 +16,8 @@ import pytest
 
 from backends.base import PRODUCTION, BackendError, Lineage
 from backends.s3.registry import S3Registry
-from tests.remote.fixtures import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
-from tests.remote.servers import FaultProxy, SeaweedServer
+from tests.support.remote import BUCKET, mlflow_toml, remote_env, s3_toml, unique, write_workspace
+from tests.support.servers import FaultProxy, SeaweedServer
 
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO, mrc_env
+from tests.support.cli import REPO, mrc_env
 
 
 @pytest.fixture

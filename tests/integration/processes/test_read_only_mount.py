@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, tree_digest
+from tests.support.cli import REPO, mrc_env, tree_digest
 
 READS = [
     ["models"],

@@ -1,6 +1,6 @@
 """End to end: the canary controller (console/rollout/controller.py, unchanged) on KServe + Prometheus.
 
-Traffic: KServeTraffic on the Kubernetes emulator (tests/k8s/apiserver.py), Serverless mode.
+Traffic: KServeTraffic on the Kubernetes emulator (tests/support/k8s/apiserver.py), Serverless mode.
 Metrics: PrometheusMetrics on a real Prometheus scraping a queue-proxy-shaped endpoint whose
 per-revision errors and latency the test drills. A regression on the canary revision is
 rolled back (pinned to 0 and the previous storageUri restored); a canary with no data holds
@@ -17,34 +17,13 @@ from backends.base import Lineage
 from backends.k8s.traffic import KServeTraffic
 from backends.prometheus.metrics import PrometheusMetrics
 from console.domain import CanaryPlan
-from tests.k8s.apiserver import ISVCS, RunningApiServer
-from tests.prometheus.queue_proxy import QueueProxyExporter
+from tests.support.k8s.apiserver import ISVCS, RunningApiServer
+from tests.support.queue_proxy import QueueProxyExporter
+from tests.support.kserve import PLAN, controller_for, two_version_ws  # noqa: F401
 
 pytestmark = pytest.mark.integration
 MODEL, NS = "breast-cancer", "serving"
 STORAGE = "s3://models/$model/$version"
-
-
-@pytest.fixture
-def release_ws(tmp_path):
-    """A workspace whose registry has production = 1 and an approved version 2 (artifacts are plain bytes)."""
-    from console.release.actions import decide, promote
-    from console.workspace import Workspace
-
-    root = tmp_path / "ws"
-    Workspace.init(root)
-    ws = Workspace.open(root)
-    registry, audit = ws.registry(), ws.audit()
-    registry.ensure_schema()
-    audit.ensure_schema()
-    for version in ("1", "2"):
-        artifact = tmp_path / f"model-{version}.pt"
-        artifact.write_bytes(f"model {version}".encode())
-        registry.register_version(MODEL, str(artifact), metrics={"auc_roc": 0.9}, version=version,
-                                  lineage=Lineage(code_commit="c" * 40, data_version="d@v1", training_run=f"run{version}"))
-        decide(registry, audit, MODEL, version, status="approved", actor="tester", reason="e2e")
-    promote(registry, audit, MODEL, "1", actor="tester")
-    return ws
 
 
 @pytest.fixture
@@ -69,24 +48,14 @@ def exporter():
     live.close()
 
 
-def controller_for(ws, traffic, metrics):
-    from console.rollout.controller import Controller
-
-    return Controller(ws, MODEL, actor="tester", traffic=traffic, metrics=metrics)
-
-
-PLAN = CanaryPlan(steps=[10, 50, 100], hold_s=60, interval_s=2.0, judge="threshold", consecutive_failures=2,
-                  min_requests=20, max_error_rate_delta=0.02)
-
-
-def test_a_drilled_regression_in_prometheus_is_rolled_back_on_kserve(release_ws, kserve, exporter,
+def test_a_drilled_regression_in_prometheus_is_rolled_back_on_kserve(two_version_ws, kserve, exporter,
                                                                      scraping_prometheus):
     apiserver, traffic = kserve
     exporter.serve(f"{MODEL}-predictor-1", per_tick=20, error_ratio=0.005, latency_ms=20)
     exporter.serve(f"{MODEL}-predictor-2", per_tick=10, error_ratio=0.3, latency_ms=400)  # the drill
     metrics = PrometheusMetrics(scraping_prometheus(exporter.target))
     time.sleep(2.5)  # a couple of scrapes before the first window
-    controller = controller_for(release_ws, traffic, metrics)
+    controller = controller_for(two_version_ws, traffic, metrics)
     state = controller.start("2", PLAN)
     state = controller.run(state, max_seconds=40)
     assert state.status == "rolled_back", state.reason
@@ -100,14 +69,14 @@ def test_a_drilled_regression_in_prometheus_is_rolled_back_on_kserve(release_ws,
     metrics.close()
 
 
-def test_a_canary_that_serves_nothing_fails_closed_and_says_why(release_ws, kserve, exporter, scraping_prometheus):
+def test_a_canary_that_serves_nothing_fails_closed_and_says_why(two_version_ws, kserve, exporter, scraping_prometheus):
     """Silence is not health (issue 11): a canary with traffic but no requests in Prometheus is a
     failed check each window, and consecutive failures roll it back with the reason recorded."""
     _, traffic = kserve
     exporter.serve(f"{MODEL}-predictor-1", per_tick=20, error_ratio=0.005, latency_ms=20)  # the canary serves nothing
     metrics = PrometheusMetrics(scraping_prometheus(exporter.target))
     time.sleep(2.5)
-    controller = controller_for(release_ws, traffic, metrics)
+    controller = controller_for(two_version_ws, traffic, metrics)
     state = controller.start("2", PLAN)
     state = controller.run(state, max_seconds=120)  # ends as soon as it rolls back
     assert state.status == "rolled_back", (state.status, state.reason)
@@ -119,18 +88,18 @@ def test_a_canary_that_serves_nothing_fails_closed_and_says_why(release_ws, kser
     metrics.close()
 
 
-def test_mrc_rollback_one_command_rolls_a_live_kserve_canary_back(release_ws, kserve, mrc):
+def test_mrc_rollback_one_command_rolls_a_live_kserve_canary_back(two_version_ws, kserve, mrc):
     """`mrc rollback MODEL` (the key `R` behind it) on a workspace whose traffic is KServe."""
     apiserver, traffic = kserve
-    toml = release_ws.config_path.read_text().replace('[traffic]\nbackend = "local"', "[traffic]\n"
+    toml = two_version_ws.config_path.read_text().replace('[traffic]\nbackend = "local"', "[traffic]\n"
         f'backend = "k8s"\nnamespace = "{NS}"\nstorage_uri = "{STORAGE}"\nkubeconfig = "{apiserver.kubeconfig}"')
     assert 'backend = "k8s"' in toml
-    release_ws.config_path.write_text(toml)
-    controller = controller_for(release_ws, traffic, metrics=None)
+    two_version_ws.config_path.write_text(toml)
+    controller = controller_for(two_version_ws, traffic, metrics=None)
     state = controller.tick(controller.start("2", PLAN))  # the first step: 10 % to the canary
     assert state.weight == 10 and traffic.get_split(MODEL).weights == {"1": 90, "2": 10}
     started = time.perf_counter()
-    result = mrc("rollback", MODEL, "--json", "--workspace", str(release_ws.root))
+    result = mrc("rollback", MODEL, "--json", "--workspace", str(two_version_ws.root))
     elapsed = time.perf_counter() - started
     print(f"`mrc rollback` of a live KServe canary, whole process: {elapsed * 1000:.0f} ms")
     assert result.returncode == 0, result.stderr
@@ -139,4 +108,4 @@ def test_mrc_rollback_one_command_rolls_a_live_kserve_canary_back(release_ws, ks
     assert predictor["canaryTrafficPercent"] == 0 and predictor["model"]["storageUri"] == f"s3://models/{MODEL}/1"
     from console.rollout.controller import current_state
 
-    assert current_state(release_ws, MODEL).status == "rolled_back"
+    assert current_state(two_version_ws, MODEL).status == "rolled_back"

@@ -8,7 +8,7 @@ import pytest
 
 from backends.base import BadInputError, Metrics
 from backends.prometheus.metrics import PrometheusMetrics
-from tests.prometheus.queue_proxy import BUCKETS_MS, QueueProxyExporter, StepTraffic, openmetrics_backfill
+from tests.support.queue_proxy import BUCKETS_MS, QueueProxyExporter, StepTraffic, openmetrics_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_live_scrape_sees_a_drilled_regression_on_the_canary_revision(scraping_p
 
 def test_unreachable_prometheus_is_a_backend_error_after_retries():
     from backends.base import BackendError
-    from tests.prometheus.conftest import free_port
+    from tests.support.prometheus import free_port
 
     metrics = PrometheusMetrics(f"http://127.0.0.1:{free_port()}", retries=2, timeout_s=0.5)
     with pytest.raises(BackendError, match="after 2 attempts"):

@@ -12,8 +12,8 @@ from backends.prometheus.metrics import PrometheusMetrics
 from console.rollout import canary
 from console.rollout import sequential
 from console.domain import CanaryPlan
-from tests.prometheus.conftest import preloaded_prometheus  # noqa: F401  (the fixture)
-from tests.prometheus.queue_proxy import StepTraffic, openmetrics_backfill
+from tests.support.prometheus import preloaded_prometheus  # noqa: F401  (the fixture)
+from tests.support.queue_proxy import StepTraffic, openmetrics_backfill
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from backends.base import PRODUCTION, Approval, ConflictError, Lineage
-from tests.conftest import REPO, mrc_env
-from tests.remote.fixtures import mlflow_toml, s3_toml, unique, write_workspace
+from tests.support.cli import REPO, mrc_env
+from tests.support.remote import mlflow_toml, s3_toml, unique, write_workspace
 
 POLL_LIMIT_S = 240  # generous: the machine is loaded; the outcome never depends on it
 

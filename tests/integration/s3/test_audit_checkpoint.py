@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import run_mrc
-from tests.remote.fixtures import BUCKET, _remote_credentials, remote_env, s3_server, unique  # noqa: F401
+from tests.support.cli import run_mrc
+from tests.support.remote import BUCKET, _remote_credentials, remote_env, s3_server, unique  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import concurrent.futures as cf
 import pytest
 
 from backends.s3.registry import S3Registry, _PreconditionFailed
-from tests.remote.fixtures import BUCKET, unique
+from tests.support.remote import BUCKET, unique
 
 pytestmark = pytest.mark.integration  # starts real servers on 127.0.0.1
 

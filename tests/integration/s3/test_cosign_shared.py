@@ -4,13 +4,13 @@ co-signatures, because they are stored in the bucket beside the model, not in mr
 
 from __future__ import annotations
 
-from tests.policy.conftest import MODEL, ws_args
-from tests.policy.test_identity_s3 import _s3_ws
-from tests.remote.fixtures import mlflow_server, write_workspace  # noqa: F401  (fixture)
+from tests.support.policy import MODEL, ws_args
+from tests.support.policy import policy_s3_ws
+from tests.support.remote import mlflow_server, write_workspace  # noqa: F401  (fixture)
 
 
 def test_approvers_on_two_machines_count_each_other(tmp_path, s3_server, mrc):
-    first = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    first = policy_s3_ws(tmp_path, s3_server, "required_approvals = 2")
     second = write_workspace(tmp_path / "second-machine", (first / "mrc.toml").read_text())
     assert (second / "mrc.db").exists() and not (second / "mrc.db").samefile(first / "mrc.db")
     version = mrc("versions", MODEL, "--json", *ws_args(first, "x")).json()["versions"][0]["version"]
@@ -35,7 +35,7 @@ def test_approvers_on_two_machines_count_each_other(tmp_path, s3_server, mrc):
 
 
 def test_a_revoke_on_one_machine_is_seen_on_the_other(tmp_path, s3_server, mrc):
-    first = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    first = policy_s3_ws(tmp_path, s3_server, "required_approvals = 2")
     second = write_workspace(tmp_path / "second-machine", (first / "mrc.toml").read_text())
     version = mrc("versions", MODEL, "--json", *ws_args(first, "x")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
@@ -56,8 +56,8 @@ def test_on_mlflow_co_signatures_are_version_tags_both_machines_count(tmp_path, 
 
     from backends.base import Lineage
     from console.workspace import Workspace
-    from tests.policy.conftest import TRAINER
-    from tests.remote.fixtures import mlflow_toml, unique
+    from tests.support.policy import TRAINER
+    from tests.support.remote import mlflow_toml, unique
 
     toml = mlflow_toml(mlflow_server.url) + "\n[policy.production]\nrequired_approvals = 2\n"
     first = write_workspace(tmp_path / "first-machine", toml)

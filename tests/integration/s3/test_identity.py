@@ -7,36 +7,17 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, TRAINER, ws_args
-from tests.remote import servers
-from tests.remote.fixtures import s3_toml, unique, write_workspace
+from tests.support.cli import tree_digest
+from tests.support.policy import MODEL, TRAINER, ws_args
+from tests.support import servers
+from tests.support.remote import s3_toml, unique, write_workspace
+from tests.support.policy import policy_s3_ws  # noqa: F401
 
 KEY_ID = servers.ACCESS_KEY
 
 
-def _s3_ws(tmp_path: Path, s3_server, policy: str) -> Path:
-    import numpy as np
-    from sklearn.tree import DecisionTreeClassifier
-
-    from backends.base import Lineage
-    from console.workspace import Workspace
-
-    root = write_workspace(tmp_path / "ws-s3", s3_toml(s3_server.endpoint, unique("policy"))
-                           + "\n[policy.production]\n" + policy + "\n")
-    registry = Workspace.open(root).registry()
-    rng = np.random.RandomState(3)
-    X, y = rng.rand(100, 4), rng.randint(0, 2, 100)
-    path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps(DecisionTreeClassifier(max_depth=3).fit(X, y)))
-    registry.register_version(MODEL, str(path), metrics={"auc_roc": 0.8},
-                              lineage=Lineage(code_commit="c0ffee", data_version="tx@1", training_run="run-1",
-                                              trained_by=TRAINER))
-    return root
-
-
 def test_mismatched_s3_identity_is_refused_and_the_matching_one_recorded(tmp_path, s3_server, mrc):
-    root = _s3_ws(tmp_path, s3_server, 'required_approvals = 1\nidentity = "require"')
+    root = policy_s3_ws(tmp_path, s3_server, 'required_approvals = 1\nidentity = "require"')
     version = mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
 
@@ -64,7 +45,7 @@ def test_mismatched_s3_identity_is_refused_and_the_matching_one_recorded(tmp_pat
 
 
 def test_two_person_rule_on_s3_records_identity_and_counts_before_the_cas(tmp_path, s3_server, mrc):
-    root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    root = policy_s3_ws(tmp_path, s3_server, "required_approvals = 2")
     version = mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
 

@@ -8,8 +8,8 @@ import sys
 import tomllib
 
 from backends.base import PRODUCTION, Lineage
-from tests.conftest import REPO, mrc_env
-from tests.remote.fixtures import remote_env
+from tests.support.cli import REPO, mrc_env
+from tests.support.remote import remote_env
 
 HEAVY = ("mlflow", "torch", "pandas", "plotly", "sklearn", "kubernetes", "lightkube", "textual")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.policy.conftest import MODEL, ws_args
-from tests.policy.test_identity_s3 import _s3_ws
-from tests.policy.test_two_person import _stalled_promote, _wait_for
+from tests.support.policy import MODEL, ws_args
+from tests.support.policy import policy_s3_ws
+from tests.support.policy import stalled_promote, wait_for_stall
 
 
 def _approved_by_two(tmp_path, s3_server, mrc) -> tuple[Path, str]:
     """An S3 workspace under required_approvals = 2 whose newest version bob and carol approved."""
-    root = _s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    root = policy_s3_ws(tmp_path, s3_server, "required_approvals = 2")
     version = mrc("versions", MODEL, "--json", *ws_args(root, "x")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override")
     assert mrc(*approve, *ws_args(root, "bob")).returncode == 0
@@ -24,9 +24,9 @@ def test_revoke_during_a_remote_promote_refuses_it(tmp_path, s3_server, mrc):
     root, version = _approved_by_two(tmp_path, s3_server, mrc)
 
     stall = tmp_path / "release"
-    proc = _stalled_promote(root, "dave", stall, version=version)
+    proc = stalled_promote(root, "dave", stall, version=version)
     try:
-        _wait_for(Path(str(stall) + ".reached"), proc)
+        wait_for_stall(Path(str(stall) + ".reached"), proc)
         revoked = mrc("revoke", MODEL, version, "--reason", "found a bug", *ws_args(root, "carol"))
         assert revoked.returncode == 0, revoked.stderr
     finally:
@@ -46,7 +46,7 @@ def test_a_revoke_cannot_land_between_the_remote_count_and_the_swap(tmp_path, s3
     import sys
     import time
 
-    from tests.conftest import REPO, mrc_env
+    from tests.support.cli import REPO, mrc_env
 
     root, version = _approved_by_two(tmp_path, s3_server, mrc)
 
@@ -57,7 +57,7 @@ def test_a_revoke_cannot_land_between_the_remote_count_and_the_swap(tmp_path, s3
                                stderr=subprocess.PIPE, text=True)
     revoke = None
     try:
-        _wait_for(Path(str(stall) + ".reached"), promote)
+        wait_for_stall(Path(str(stall) + ".reached"), promote)
         revoke = subprocess.Popen([sys.executable, "-m", "console.cli", "revoke", MODEL, version, "--reason", "bug",
                                    *ws_args(root, "carol")], cwd=str(REPO), env=mrc_env({"MRC_LOCK_TIMEOUT": "300"}),
                                   stdout=subprocess.PIPE,

@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from backends.base import Lineage
-from tests.conftest import run_mrc
-from tests.remote.fixtures import _remote_credentials, make_artifact, remote_env, s3_server, s3_workspace  # noqa: F401
+from tests.support.cli import run_mrc
+from tests.support.remote import _remote_credentials, make_artifact, remote_env, s3_server, s3_workspace  # noqa: F401
 
 pytestmark = pytest.mark.integration
 MODEL = "churn"

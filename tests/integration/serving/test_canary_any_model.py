@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, run_mrc
-from tests.remote.fixtures import BUCKET, remote_env
-from tests.serving.conftest import kill_group, seed_bucket
+from tests.support.cli import REPO, mrc_env, run_mrc
+from tests.support.remote import BUCKET, remote_env
+from tests.support.serving import kill_group, seed_bucket
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PLAN = ["--plan", "50,100", "--hold", "1", "--interval", "0.4", "--min-requests", "10", "--max-seconds", "240",
-        "--min-detectable", "off"]  # a few dozen requests: no power-aware wait (tests/canary/test_sequential_*)
+        "--min-detectable", "off"]  # a few dozen requests: no power-aware wait (tests/unit/rollout/test_sequential_*)
 
 
 def mrc(*args, root):
@@ -74,8 +74,8 @@ def test_canary_on_mlflow_models_rolls_back_a_candidate_drilled_at_the_router(ml
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tests.remote.fixtures import unique
-    from tests.serving.conftest import add_model_table, write_csv
+    from tests.support.remote import unique
+    from tests.support.serving import add_model_table, write_csv
 
     root, _ = mlflow_workspace
     cleanup_serving(root)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_mrc
+from tests.support.cli import run_mrc
 
 MODEL = "breast-cancer"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from backends.local.serving.router import predictions_from_mlflow
-from tests.serving.conftest import PYTHON, http_json, wait_for
+from tests.support.serving import PYTHON, http_json, wait_for
 
 MODEL = "plain"
 
@@ -89,7 +89,7 @@ def test_router_speaks_mlflow_invocations_and_applies_faults(tmp_path, spawn, ca
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tests.remote.servers import free_ports
+    from tests.support.servers import free_ports
 
     names, X, y = cancer
     frame = pd.DataFrame(X, columns=names)

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from backends.support.procs import group_alive
-from tests.conftest import run_mrc
-from tests.remote.fixtures import remote_env, unique
-from tests.serving.conftest import add_model_table, http_json, running, seed_bucket, served_pids, write_csv
+from tests.support.cli import run_mrc
+from tests.support.remote import remote_env, unique
+from tests.support.serving import add_model_table, http_json, running, seed_bucket, served_pids, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

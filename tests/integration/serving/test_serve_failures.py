@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tests.conftest import run_mrc
-from tests.remote.fixtures import BUCKET, remote_env, unique
-from tests.serving.conftest import running
+from tests.support.cli import run_mrc
+from tests.support.remote import BUCKET, remote_env, unique
+from tests.support.serving import running
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ One registered model, four versions logged with the plain MLflow client into the
 server (no mrc helpers):
   1 (a) a pipeline, plain `mlflow.sklearn.log_model` (pyfunc answers predict()'s labels);
   2 (b) the same kind, `pyfunc_predict_fn="predict_proba"` (pyfunc answers [[P0, P1], …]);
-  3 (c) a PythonModel from code answering P(y=1) (tests/teams/pyfunc_scorer.py);
+  3 (c) a PythonModel from code answering P(y=1) (tests/support/pyfunc_scorer.py);
   4 (d) a LinearSVC: no predict_proba at all, so gates and servers both score its labels.
 Each version, alone behind mrc's real router, answers the rows with what the gate path
 (ModelFormat.load(...).predict on the registry's artifact) scores them with, and (a)-(c) with
@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_mrc
-from tests.remote.fixtures import remote_env, unique
-from tests.serving.conftest import add_model_table, http_json, served_pids, running
+from tests.support.cli import REPO, run_mrc
+from tests.support.remote import remote_env, unique
+from tests.support.serving import add_model_table, http_json, served_pids, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SCORER = REPO / "tests" / "teams" / "pyfunc_scorer.py"
+SCORER = REPO / "tests" / "support" / "pyfunc_scorer.py"
 
 
 def mrc(*args, root: Path):

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.canary.conftest import stop_everything
+from tests.support.canary import stop_everything
 
 MODEL = "breast-cancer"
 pytestmark = pytest.mark.integration

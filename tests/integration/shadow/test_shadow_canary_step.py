@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.shadow.conftest import MODEL, PRODUCTION, mrc_ws
+from tests.support.shadow import MODEL, PRODUCTION, mrc_ws
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -126,7 +126,7 @@ def test_a_window_spanning_rotations_is_counted_whole_by_shadow_status(models, c
     from concurrent.futures import ThreadPoolExecutor
 
     from backends.local.traffic import LocalTraffic
-    from tests.shadow.conftest import (CANDIDATE, MODEL, PRODUCTION, mrc_ws, post, stop_everything, wait_for,
+    from tests.support.shadow import (CANDIDATE, MODEL, PRODUCTION, mrc_ws, post, stop_everything, wait_for,
                                        workspace_with)
 
     # ~250-350 bytes a 3-row record: 30 requests fill two to three 4 KiB files, all kept

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.shadow.conftest import (CANDIDATE, MODEL, PRODUCTION, kill_group, mrc_ws, own_predictions, post, read_log,
+from tests.support.shadow import (CANDIDATE, MODEL, PRODUCTION, kill_group, mrc_ws, own_predictions, post, read_log,
                                    wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -161,7 +161,7 @@ def test_the_console_shows_the_shadow_run_from_the_canary_screen(served, cancer)
     """`:canary MODEL`, then `s`: the shadow screen draws what `mrc shadow status` reports."""
     from backends.local.traffic import LocalTraffic
     from screens.shadow_screen import ShadowScreen
-    from tests.tui.conftest import make_app, run, settle
+    from tests.support.pilot import make_app, run, settle
 
     root, port = served
     X, _ = cancer

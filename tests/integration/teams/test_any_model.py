@@ -24,10 +24,10 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, run_mrc, tree_digest
-from tests.remote.fixtures import remote_env
-from tests.teams import teamdata
-from tests.teams.conftest import ONNX_MODEL, PICKLE_MODEL, TS_MODEL, alive, kill_recorded, recorded_pids
+from tests.support.cli import REPO, mrc_env, run_mrc, tree_digest
+from tests.support.remote import remote_env
+from tests.support import teamdata
+from tests.support.teams import ONNX_MODEL, PICKLE_MODEL, TS_MODEL, alive, kill_recorded, recorded_pids
 
 pytestmark = pytest.mark.integration
 
@@ -317,7 +317,7 @@ def test_console_review_shows_gates_drift_and_lineage(team):
     from textual.widgets import DataTable, Tree
 
     from screens.review_screen import ReviewScreen
-    from tests.tui.conftest import make_app, run, settle
+    from tests.support.pilot import make_app, run, settle
 
     ws = team.plain_ws()
 

@@ -42,7 +42,7 @@ import attrs
 import kmock
 from kmock._internal.k8s import KubernetesError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 JOBS = kmock.resource("batch", "v1", "jobs")
 PODS = kmock.resource("", "v1", "pods")
 ISVCS = kmock.resource("serving.kserve.io", "v1beta1", "inferenceservices")

@@ -9,7 +9,7 @@ import pytest
 
 import kmock
 
-from tests.k8s.apiserver import RunningApiServer
+from tests.support.k8s.apiserver import RunningApiServer
 
 PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 

@@ -1,6 +1,6 @@
 """The InferenceService CustomResourceDefinition, built from the schema kept as test data.
 
-tests/k8s/data/kserve_v1beta1_inferenceservice.schema.json is a JSON schema (strict: it rejects
+tests/support/k8s/data/kserve_v1beta1_inferenceservice.schema.json is a JSON schema (strict: it rejects
 unknown fields). An apiextensions.k8s.io/v1 CRD needs a *structural* schema: every node typed,
 no `additionalProperties` beside `properties`, no `const`, only spec/status at the root
 (the API server validates metadata itself). Untyped objects keep their content with
@@ -13,7 +13,7 @@ import copy
 import json
 from pathlib import Path
 
-SCHEMA = Path(__file__).resolve().parents[1] / "data" / "kserve_v1beta1_inferenceservice.schema.json"
+SCHEMA = Path(__file__).resolve().parent / "data" / "kserve_v1beta1_inferenceservice.schema.json"
 
 
 def structural(node: dict) -> dict:

@@ -1,6 +1,6 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager, kube-scheduler.
 
-Binaries come from tests/k8s/cluster/build.sh ($MRC_K8S_CACHE/bin, default ~/.cache/mrc-k8s/bin)
+Binaries come from tests/support/k8s/build.sh ($MRC_K8S_CACHE/bin, default ~/.cache/mrc-k8s/bin)
 and Debian's etcd-server. Each start makes a throwaway PKI (CA, apiserver serving cert,
 client certs for admin / controller-manager / scheduler / the apiserver's kubelet client /
 the node agent / a least-privilege `mrc` user, service-account signing key) with
@@ -8,7 +8,7 @@ the node agent / a least-privilege `mrc` user, service-account signing key) with
 controller-manager and scheduler serve nothing: `--port 0 --secure-port 0`), and stop()
 ends exactly the processes it started (their process groups), then removes its folder.
 
-    python -m tests.k8s.cluster.plane   # start, print the admin kubeconfig path, wait for ctrl-c
+    python -m tests.support.k8s.plane   # start, print the admin kubeconfig path, wait for ctrl-c
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def binaries() -> dict[str, str]:
     missing = [n for n in BINARIES if n not in found] + ([] if etcd else ["etcd"])
     if missing:
         raise MissingBinaries(f"Kubernetes control plane binaries missing ({', '.join(missing)}) in {BIN}: "
-                              "run tests/k8s/cluster/build.sh (tests/run.sh does)")
+                              "run tests/support/k8s/build.sh (tests/run.sh does)")
     found["etcd"] = etcd
     return found
 

@@ -1,6 +1,6 @@
-"""A real control plane (etcd, kube-apiserver, controller-manager, scheduler: tests/k8s/cluster) once per session.
+"""A real control plane (etcd, kube-apiserver, controller-manager, scheduler: tests/support/k8s/) once per session.
 
-The binaries come from tests/k8s/cluster/build.sh (tests/run.sh runs it); when they are
+The binaries come from tests/support/k8s/build.sh (tests/run.sh runs it); when they are
 missing the fixture FAILS, it does not skip. The one stand-in is the node agent (a GPU node
 that runs pod commands as local processes). Each test gets its own namespace bound to the
 least-privilege Role documented in docs/kubernetes.md, and `mrc` talks to the API server as
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s.cluster.plane import ControlPlane, MissingBinaries, binaries, write_kubeconfig
+from tests.support.k8s.plane import ControlPlane, MissingBinaries, binaries, write_kubeconfig
+from tests.support.k8s.emulator import WORKSPACE_TOML
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO / "docs" / "kubernetes.md"
@@ -108,7 +109,7 @@ def wait_for(condition, what: str, timeout: float = 120, every: float = 0.3):
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    from tests.k8s.cluster.node_agent import NodeAgent
+    from tests.support.k8s.node_agent import NodeAgent
 
     try:
         binaries()
@@ -147,7 +148,7 @@ def _node_ready(cluster: Cluster, name: str) -> bool:
 def crd(cluster):
     """Installs the CRD once; returns what mrc said while it was missing."""
     from backends.k8s.traffic import KServeTraffic
-    from tests.k8s.real.kserve_crd import inferenceservice_crd
+    from tests.support.k8s.kserve_crd import inferenceservice_crd
 
     ns = cluster.namespace()
     traffic = KServeTraffic({"namespace": ns, "storage_uri": STORAGE, "kubeconfig": str(cluster.mrc_kubeconfig)})
@@ -169,3 +170,11 @@ def isvc(namespace: str, mode: str, version: str) -> dict:
                          "annotations": {"serving.kserve.io/deploymentMode": mode}},
             "spec": {"predictor": {"minReplicas": 1, "model": {
                 "modelFormat": {"name": "pytorch"}, "storageUri": f"s3://models/{MODEL}/{version}"}}}}
+
+
+def workspace_toml(namespace: str, kubeconfig, **training) -> str:
+    toml = WORKSPACE_TOML.replace('namespace = "ml"', f'namespace = "{namespace}"\nkubeconfig = "{kubeconfig}"')
+    toml = toml.replace("gpus = 1", "gpus = 0")  # the GPU comes from --gpu
+    for key, value in training.items():
+        toml = toml.replace("[training]\n", f"[training]\n{key} = {json.dumps(value)}\n")
+    return toml

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import betaln
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import lindon_baseline  # noqa: E402
 

@@ -7,7 +7,7 @@ import pytest
 from backends.base import BadInputError, TrainingSpec
 from backends.k8s.training import K8sTraining, job_state, pod_message, waiting_reason
 from backends.k8s.traffic import KServeTraffic, detect_mode
-from tests.k8s.conftest import validate_isvc, validate_k8s
+from tests.support.k8s.emulator import validate_isvc, validate_k8s
 
 
 def test_job_and_pod_status_are_read_as_kubernetes_writes_them():
@@ -85,7 +85,7 @@ def test_bad_weights_are_refused_before_any_write(weights):
 
 
 def test_serverless_patches_and_the_rollback_restores_the_model():
-    from tests.k8s.apiserver import merge_patch
+    from tests.support.k8s.apiserver import merge_patch
 
     traffic = KServeTraffic({"storage_uri": "s3://m/$model/$version"})
     start = traffic.patch_for("x", isvc("Serverless"), {"2": 95, "3": 5})

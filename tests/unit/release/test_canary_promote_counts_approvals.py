@@ -1,6 +1,6 @@
 """The canary's promote to 100 % under [policy.production]: counted before any traffic moves, and
 again inside the production move. Traffic is an in-memory Traffic with the router's CAS contract
-(as tests/canary/test_controller_races.py): under test is the controller's orchestration."""
+(as tests/unit/rollout/test_controller_races.py): under test is the controller's orchestration."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 
 from console.domain import CanaryPlan
 from console.release.policy import PolicyViolation
-from tests.canary.test_controller_races import MODEL, MemoryTraffic, NoData
-from tests.policy.conftest import protect
+from tests.support.controllers import MODEL, MemoryTraffic, NoData
+from tests.support.policy import protect
 
 
-def test_canary_promote_waits_for_the_second_approval(demo_ws):
+def test_canary_promote_waits_for_the_second_approval(synthetic_ws):
     from backends.local.registry import LocalRegistry
     from console.release.audit import AuditLog
     from console.rollout.controller import Controller
@@ -20,10 +20,10 @@ def test_canary_promote_waits_for_the_second_approval(demo_ws):
     from console.release.actions import decide
     from console.workspace import Workspace
 
-    protect(demo_ws, "required_approvals = 2")
-    ws = Workspace.open(demo_ws)
+    protect(synthetic_ws, "required_approvals = 2")
+    ws = Workspace.open(synthetic_ws)
     policy = workspace_policy(ws)
-    registry, audit = LocalRegistry(demo_ws), AuditLog(str(demo_ws / "mrc.db"))
+    registry, audit = LocalRegistry(synthetic_ws), AuditLog(str(synthetic_ws / "mrc.db"))
     decide(registry, audit, MODEL, "5", status="approved", actor="bob", reason="ok", override=True, policy=policy)
     traffic = MemoryTraffic("2")
     controller = Controller(ws, MODEL, actor="tester", traffic=traffic, metrics=NoData(), registry=registry,

@@ -1,6 +1,6 @@
 """A canary promote short of the two-person rule's approvals holds; it never leaves a stale intent
 behind and never rolls a healthy canary back. Traffic is the in-memory CAS Traffic of
-tests/canary/test_controller_races.py; the metrics are two identical healthy windows."""
+tests/unit/rollout/test_controller_races.py; the metrics are two identical healthy windows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from backends.base import HealthWindow
 from console.domain import CanaryPlan
 from console.release.policy import PolicyViolation
-from tests.canary.test_controller_races import MODEL, MemoryTraffic, NoData
-from tests.policy.conftest import protect
+from tests.support.controllers import MODEL, MemoryTraffic, NoData
+from tests.support.policy import protect
 
 
 class Healthy:
@@ -33,7 +33,7 @@ class Clock:
         self.t += max(s, 0.05)
 
 
-def _setup(demo_ws, metrics, clock=None):
+def _setup(synthetic_ws, metrics, clock=None):
     from backends.local.registry import LocalRegistry
     from console.release.audit import AuditLog
     from console.rollout.controller import Controller
@@ -41,10 +41,10 @@ def _setup(demo_ws, metrics, clock=None):
     from console.release.actions import decide
     from console.workspace import Workspace
 
-    protect(demo_ws, "required_approvals = 2")
-    ws = Workspace.open(demo_ws)
+    protect(synthetic_ws, "required_approvals = 2")
+    ws = Workspace.open(synthetic_ws)
     policy = workspace_policy(ws)
-    registry, audit = LocalRegistry(demo_ws), AuditLog(str(demo_ws / "mrc.db"))
+    registry, audit = LocalRegistry(synthetic_ws), AuditLog(str(synthetic_ws / "mrc.db"))
     decide(registry, audit, MODEL, "5", status="approved", actor="bob", reason="ok", override=True, policy=policy)
     traffic = MemoryTraffic("2")
     extra = {"clock": clock, "sleep": clock.sleep} if clock else {"sleep": lambda s: None}
@@ -53,8 +53,8 @@ def _setup(demo_ws, metrics, clock=None):
     return controller, traffic, registry, audit, policy
 
 
-def test_a_refused_operator_promote_leaves_no_pending_intent(demo_ws):
-    controller, traffic, registry, audit, _ = _setup(demo_ws, NoData())
+def test_a_refused_operator_promote_leaves_no_pending_intent(synthetic_ws):
+    controller, traffic, registry, audit, _ = _setup(synthetic_ws, NoData())
     controller.start("5", CanaryPlan(steps=[5, 50, 100], hold_s=0, interval_s=1))
     controller.act("next")
     with pytest.raises(PolicyViolation, match="1 of 2 approvals"):
@@ -66,11 +66,11 @@ def test_a_refused_operator_promote_leaves_no_pending_intent(demo_ws):
     assert not [e for e in audit.events() if e.action == "canary-rollback"]
 
 
-def test_the_last_step_auto_promote_short_of_approvals_holds_and_asks_once(demo_ws):
+def test_the_last_step_auto_promote_short_of_approvals_holds_and_asks_once(synthetic_ws):
     from console.release.actions import decide
 
     clock = Clock()
-    controller, traffic, registry, audit, policy = _setup(demo_ws, Healthy(), clock)
+    controller, traffic, registry, audit, policy = _setup(synthetic_ws, Healthy(), clock)
     plan = CanaryPlan(steps=[5, 50, 100], hold_s=0, interval_s=1, judge="threshold", min_requests=10,
                       min_detectable_error_ratio=None, min_detectable_tail_ratio=None, check_sample_ratio=False)
     state = controller.start("5", plan)

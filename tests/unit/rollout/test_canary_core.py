@@ -15,7 +15,7 @@ from console.rollout import canary
 from console.rollout import sequential
 from console.domain import CanaryPlan, CanaryState
 
-from tests.conftest import REPO
+from tests.support.cli import REPO
 
 
 def window(version: str, requests: int, errors: int = 0, latency: float = 5.0, preds=None, labelled=0, correct=0):

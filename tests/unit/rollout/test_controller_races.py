@@ -11,43 +11,19 @@ import pytest
 
 from backends.base import Approval, ConflictError, HealthWindow, TrafficSplit
 from console.domain import CanaryPlan
-
-MODEL = "breast-cancer"
-
-
-class MemoryTraffic:
-    def __init__(self, stable: str):
-        self.split = TrafficSplit(MODEL, {stable: 100}, 1)
-
-    def get_split(self, model):
-        return TrafficSplit(model, dict(self.split.weights), self.split.revision)
-
-    def set_split(self, model, weights, *, expected_revision):
-        if expected_revision != self.split.revision:
-            raise ConflictError("stale revision")
-        self.split = TrafficSplit(model, dict(weights), self.split.revision + 1)
-        return self.get_split(model)
-
-    def rollback(self, model, stable_version):
-        self.split = TrafficSplit(model, {stable_version: 100}, self.split.revision + 1)
-        return self.get_split(model)
-
-
-class NoData:
-    def health(self, model, version, start, end):
-        return HealthWindow(model, version, start, end)
+from tests.support.controllers import MODEL, MemoryTraffic, NoData  # noqa: F401
 
 
 @pytest.fixture
-def started(demo_ws):
+def started(synthetic_ws):
     from backends.local.registry import LocalRegistry
     from console.release.audit import AuditLog
     from console.rollout.controller import Controller
     from console.release.actions import decide
     from console.workspace import Workspace
 
-    ws = Workspace.open(demo_ws)
-    registry, audit = LocalRegistry(demo_ws), AuditLog(str(demo_ws / "mrc.db"))
+    ws = Workspace.open(synthetic_ws)
+    registry, audit = LocalRegistry(synthetic_ws), AuditLog(str(synthetic_ws / "mrc.db"))
     decide(registry, audit, MODEL, "5", status="approved", actor="t", reason="ok", override=True)
     traffic = MemoryTraffic("2")
     controller = Controller(ws, MODEL, actor="tester", traffic=traffic, metrics=NoData(), registry=registry,
