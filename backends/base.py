@@ -270,7 +270,7 @@ class Registry(Protocol):
 
     # Optional: `caller_identity() -> str | None`, who the backend knows the caller as (the OS
     # user, MLflow's authenticated user, the AWS caller). A protected alias records it beside
-    # the claimed actor and, with identity = "require", refuses a mismatch (console/policy.py).
+    # the claimed actor and, with identity = "require", refuses a mismatch (console/release/policy.py).
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,7 +408,7 @@ class ModelFormat(Protocol):
     """How a version's artifact is recognised, loaded and served (one module per format)."""
 
     name: str  # as written in mrc.toml `[models.X] format = ...` and in Artifact.format
-    # "mrc": served by mrc's own model server (backends/local/serving.py) through load();
+    # "mrc": served by mrc's own model server (backends/local/serving/server.py) through load();
     # "mlflow-invocations": by the argv of serve_argv, which speaks MLflow's /invocations (or,
     # for an artifact whose serve_argv is None, by mrc's own model server after all).
     serve_protocol: str

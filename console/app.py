@@ -21,7 +21,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
-from console.presenters import WRITE_ACTIONS, Command, parse_command
+from screens.presenters import WRITE_ACTIONS, Command, parse_command
 
 STARTED = time.perf_counter()
 

@@ -17,7 +17,8 @@ import sqlite3
 import sys
 
 from backends.base import BackendError, BadInputError, ConflictError
-from console.redact import safe_line
+from console.errors import LockTimeout
+from backends.support.redact import safe_line
 
 # Order is the order of `mrc --help`.
 COMMAND_MODULES = [
@@ -79,10 +80,6 @@ def writes(args) -> str | None:
     return None
 
 
-class LockTimeout(BackendError):
-    """The workspace's write lock stayed held past the configured wait (exit 4)."""
-
-
 def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     # In subparsers the defaults are SUPPRESS so an option given before the subcommand survives.
     default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
@@ -127,7 +124,8 @@ def command_named(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from console.commands.common import Context, PolicyRefusal
+    from console.commands.common import Context
+    from console.errors import PolicyRefusal
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(COMMAND_HOME.get(command_named(argv) or ""))
@@ -212,7 +210,7 @@ def deliver_alerts(ctx) -> None:
         return
     if not configured:  # no [alerts]: not even the import (urllib.request, ssl) on the 3 AM path
         return
-    from console.alert_delivery import after_write
+    from console.notify.delivery import after_write
 
     after_write(ws, actor=ctx.actor)
 
@@ -247,7 +245,7 @@ def wait_for_write_lock(ctx, *, poll_s: float = 0.1, say_every_s: float = 2.0, q
     """
     import time
 
-    from backends.dbfile import writable_folder
+    from backends.support.dbfile import writable_folder
 
     db = ctx.workspace.db_path
     if not db.is_file():

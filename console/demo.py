@@ -100,7 +100,7 @@ def build_datasets(ws) -> None:
 def build(root: str | Path, *, actor: str = "demo", force: bool = False,
           progress: Callable[[str, float], None] | None = None):
     """Create the demo workspace at root; return the opened Workspace."""
-    from console.release import decide, promote, set_alias
+    from console.release.actions import decide, promote, set_alias
     from console.training import register_result
     from console.workspace import Workspace
 
@@ -173,7 +173,7 @@ def build(root: str | Path, *, actor: str = "demo", force: bool = False,
     set_alias(registry, audit, MODEL, "archived", "1", actor=actor, reason="superseded by 2")
     set_alias(registry, audit, MODEL, "candidate", "5", actor=actor, reason="retrain with a wider network")
     assert registry.get_pointers(MODEL)[PRODUCTION] == "2"
-    from console.drift import version_drift
+    from console.evaluate.drift import version_drift
 
     version_drift(ws, MODEL, "5")  # records the candidate's drift status for `mrc models` and home
     say(f"demo workspace ready in {time.monotonic() - started:.0f}s: {root}", 1.0)

@@ -150,7 +150,7 @@ class CanaryPlan(Record):
     # Fail closed on silence: this long with no window carrying data from both variants rolls
     # back (None: NO_DATA_INTERVALS analysis intervals).
     no_data_timeout_s: float | None = None
-    # The power-aware plan (sequential judge, console/canary.py evidence_gap): the last step
+    # The power-aware plan (sequential judge, console/rollout/canary.py evidence_gap): the last step
     # promotes only once the sample could detect these odds ratios (errors; requests above
     # stable's p99) with 80 % power; None turns that wait off. Waiting longer than
     # evidence_timeout_s (None: 30 holds) rolls back.

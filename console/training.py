@@ -6,17 +6,14 @@ adds the lineage (code, data, run) and hands the artifact to whichever registry 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import subprocess
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import CANDIDATE, BackendError, Environment, Lineage, ModelVersion, TrainingSpec
+from backends.native.lineage import code_identity
 
-TRAINER_SOURCES = ("backends/local/trainer.py", "backends/local/model.py")
 
 
 def parse_param_pairs(pairs, *, where: str = "") -> dict[str, Any]:
@@ -41,30 +38,6 @@ def parse_param_pairs(pairs, *, where: str = "") -> dict[str, Any]:
     return params
 
 
-def code_identity() -> tuple[str, str]:
-    """(code_commit, code_repo) of the training code: git when we run from a checkout,
-    else a digest of the trainer's source, so the lineage never says "unknown"."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD"],
-                                capture_output=True, text=True, timeout=5).stdout.strip()
-        if len(commit) == 40:
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *TRAINER_SOURCES],
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
-            remote = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
-                                    capture_output=True, text=True, timeout=5).stdout.strip()
-            from console.redact import redact
-
-            # a remote may carry an access token (https://TOKEN@host/…): lineage keeps it masked
-            return commit + ("-dirty" if dirty else ""), redact(remote) or str(root)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    digest = hashlib.sha256()
-    for rel in TRAINER_SOURCES:
-        digest.update((root / rel).read_bytes())
-    return "sha256:" + digest.hexdigest()[:40], "model-release-console (installed)"
-
-
 def follow(training, job_id: str, on_event: Callable[[dict[str, Any]], None] | None = None):
     """Stream the job's events to on_event until it ends; return its final status."""
     for line in training.logs(job_id, follow=True):
@@ -83,7 +56,7 @@ def trainer_name(registry, policy, actor: str) -> str:
     rule excludes the trainer, so a claimed --actor must not pick who is excluded), else the actor."""
     if policy is None or policy.identity != "require":
         return actor
-    from console.policy import backend_identity
+    from console.release.policy import backend_identity
 
     return backend_identity(registry) or actor
 
@@ -109,7 +82,7 @@ def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, 
                  {"training_run": job_id, "data_version": spec.data_version, "artifact_sha256": version.artifact.sha256,
                   **({"trained_by": trainer} if trainer != actor else {})})
     if make_candidate:
-        from console.release import set_alias
+        from console.release.actions import set_alias
 
         set_alias(registry, audit, spec.model, CANDIDATE, version.version, actor=actor, reason=f"trained in {job_id}")
         version = registry.get_version(spec.model, version.version)
@@ -117,7 +90,7 @@ def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, 
 
 
 def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, make_candidate: bool = True):
-    from console.policy import workspace_policy
+    from console.release.policy import workspace_policy
 
     policy = workspace_policy(ws)  # read before training: a bad [policy] table fails before the work
     training = ws.training()

@@ -57,7 +57,7 @@ def check_config_urls(config: Any, where: Path | str, path: str = "") -> None:
 
     The message names the field and the kind of secret, never the secret itself.
     """
-    from console.redact import credential_in_url, redact
+    from backends.support.redact import credential_in_url, redact
 
     if isinstance(config, dict):
         for key, value in config.items():
@@ -174,7 +174,7 @@ class Workspace:
             ws.backend_name(role)  # validate names early: one clear line, before any write
         ws.lock_timeout_s()
         if "policy" in config:  # protected aliases: a bad rule is one line before anything runs
-            from console.policy import parse_policies
+            from console.release.policy import parse_policies
 
             try:
                 parse_policies(config, config_path)
@@ -182,7 +182,7 @@ class Workspace:
                 if not lenient_policy:
                     raise
                 # the rollback path (mrc rollback, the console) opens anyway: it reads only the
-                # rollback key, leniently (console/policy.py rollback_policy); approve/promote refuse
+                # rollback key, leniently (console/release/policy.py rollback_policy); approve/promote refuse
                 ws.policy_error = str(exc)
         return ws
 
@@ -265,7 +265,7 @@ class Workspace:
         return True if probe is None else bool(probe(self.section("traffic"), model))
 
     def audit(self):
-        from console.audit import AuditLog
+        from console.release.audit import AuditLog
 
         log = AuditLog(str(self.db_path))
         return log

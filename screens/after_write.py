@@ -12,6 +12,6 @@ def deliver_alerts(ws, actor: str) -> None:
             return
     except Exception:  # noqa: BLE001  (no config to read: nothing to deliver)
         return
-    from console.alert_delivery import after_write
+    from console.notify.delivery import after_write
 
     after_write(ws, actor=actor)

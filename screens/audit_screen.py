@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
-from console.presenters import AUDIT_COLUMNS, audit_cells
+from screens.presenters import AUDIT_COLUMNS, audit_cells
 from screens.base import ConsoleScreen
-from screens.virtual_table import VirtualTable
+from screens.widgets.virtual_table import VirtualTable
 
 
 class AuditScreen(ConsoleScreen):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.screen import Screen
 
-from console.presenters import WRITE_ACTIONS
+from screens.presenters import WRITE_ACTIONS
 
 
 class ConsoleScreen(Screen):

@@ -32,7 +32,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Sparkline, Static
 
 from console.domain import CanaryState
-from console.presenters import needs_more_lines
+from screens.presenters import needs_more_lines
 
 POLL_S = 0.5
 STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
@@ -276,8 +276,8 @@ class CanaryScreen(Screen):
                       "leaves production)?", "P")
 
     def _confirm(self, action: str, title: str, key: str) -> None:
-        from console.presenters import canary_evidence_lines
-        from screens.promote_dialog import PromoteDialog
+        from screens.presenters import canary_evidence_lines
+        from screens.dialogs.promote import PromoteDialog
 
         state = self.state
         verdict = state.sequential.get("verdict") if state is not None else None
@@ -305,7 +305,7 @@ class CanaryScreen(Screen):
     # -- workers -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="canary-poll", exit_on_error=False)
     def load_state(self) -> None:
-        from console.canary_controller import current_state
+        from console.rollout.controller import current_state
 
         ws = self.app.workspace
         state = current_state(ws, self.model)
@@ -322,7 +322,7 @@ class CanaryScreen(Screen):
         self._act(self._controller(), action, reason)
 
     def _controller(self, traffic=None):
-        from console.canary_controller import Controller
+        from console.rollout.controller import Controller
 
         return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"), traffic=traffic)
 

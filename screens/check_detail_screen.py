@@ -15,8 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from console.presenters import check_cells, fmt_number
-from console.redact import escape_control
+from screens.presenters import check_cells, fmt_number
+from backends.support.redact import escape_control
 
 
 def check_lines(check: Any) -> Table:

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static
 
-from console.presenters import COMMANDS
+from screens.presenters import COMMANDS
 
 
 class CommandScreen(ModalScreen[str | None]):

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from console.presenters import diff_versions
+from screens.presenters import diff_versions
 from screens.base import ConsoleScreen
 
 

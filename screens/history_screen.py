@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
-from console.presenters import (
+from screens.presenters import (
     alias_style,
     approval_label,
     fmt_number,
@@ -25,7 +25,7 @@ from console.presenters import (
     sparkline,
 )
 from screens.base import ConsoleScreen
-from screens.virtual_table import VirtualTable
+from screens.widgets.virtual_table import VirtualTable
 
 TIMELINE_COLUMNS = [("", 1), ("version", 8), ("aliases", 20), ("approval", 16), ("auc_roc", 8), ("data", 22),
                     ("parent", 7), ("created", 19)]

@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
-from console.presenters import (
+from screens.presenters import (
     HOME_COLUMNS,
     VERSION_COLUMNS,
     HomeRow,
@@ -27,9 +27,9 @@ from console.presenters import (
     version_cells,
 )
 from screens.base import ConsoleScreen
-from screens.filter_line import FilterLine
-from screens.health_panel import HealthPanel
-from screens.virtual_table import VirtualTable
+from screens.widgets.filter_line import FilterLine
+from screens.widgets.health_panel import HealthPanel
+from screens.widgets.virtual_table import VirtualTable
 
 ROLLBACK_DEBOUNCE_S = 1.5
 FIRST_PAGE_VERSIONS = 200  # versions in the first paint of a big registry: more than a screenful
@@ -374,7 +374,7 @@ class HomeScreen(ConsoleScreen):
         if not row.candidate or not row.production:
             self.notify(f"{row.model}: a canary needs a candidate and a production version", severity="warning")
             return
-        from screens.canary_start_dialog import CanaryStartDialog
+        from screens.dialogs.canary_start import CanaryStartDialog
 
         def started(choice) -> None:
             if choice is not None:
@@ -385,9 +385,9 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-canary-start", exit_on_error=False)
     def _start_canary_worker(self, model: str, candidate: str, choice) -> None:
-        from console.canary_controller import launch_controller
+        from console.rollout.controller import launch_controller
 
-        self.app.record_call(f"mrc canary start {model} {candidate} --plan {choice.plan} (console.canary_controller"
+        self.app.record_call(f"mrc canary start {model} {candidate} --plan {choice.plan} (console.rollout.controller"
                              f".launch_controller, actor={self.app.actor!r})")
         try:
             state, pid = launch_controller(self.app.workspace, model, candidate, actor=self.app.actor, plan=choice.plan,
@@ -456,13 +456,13 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _rollback_worker(self, model: str, seen_production: str, target: str, canary: str | None) -> None:
-        from console.release import rollback
+        from console.release.actions import rollback
 
         ws = self.app.workspace
         if canary:  # a live canary: the fast path sends all traffic back to its stable version
-            from console.canary_controller import rollback_live_canary
+            from console.rollout.controller import rollback_live_canary
 
-            self.app.record_call(f"console.canary_controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
+            self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
             try:
                 state = rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
             except Exception as exc:
@@ -474,7 +474,7 @@ class HomeScreen(ConsoleScreen):
                 return
         from screens.loaders import live_traffic
 
-        self.app.record_call(f"console.release.rollback(registry, audit, {model!r}, to={target!r}, "
+        self.app.record_call(f"console.release.actions.rollback(registry, audit, {model!r}, to={target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
         warning = None
         try:
@@ -500,7 +500,7 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _roll_forward_lookup(self, model: str, production: str) -> None:
-        from console.release import rolled_back_from
+        from console.release.actions import rolled_back_from
 
         self.app.record_call(f"registry.pointer_history({model!r}, 'production')")
         try:
@@ -515,7 +515,7 @@ class HomeScreen(ConsoleScreen):
         self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version)
 
     def _confirm_roll_forward(self, model: str, production: str, target: str) -> None:
-        from screens.roll_forward_dialog import RollForwardDialog
+        from screens.dialogs.roll_forward import RollForwardDialog
 
         def done(confirmed: bool | None) -> None:
             if confirmed:
@@ -525,11 +525,11 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _roll_forward_worker(self, model: str, seen_production: str, target: str) -> None:
-        from console.release import promote
+        from console.release.actions import promote
         from screens.loaders import live_traffic
 
         ws = self.app.workspace
-        self.app.record_call(f"console.release.promote(registry, audit, {model!r}, {target!r}, "
+        self.app.record_call(f"console.release.actions.promote(registry, audit, {model!r}, {target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
         try:
             outcome = promote(ws.registry(), ws.audit(), model, target, actor=self.app.actor,
@@ -569,15 +569,15 @@ def _model_options(ws, model: str) -> dict:
 
 def _production_policy(ws):
     """[policy.production] of the workspace, None when production is not protected."""
-    from console.policy import workspace_policy
+    from console.release.policy import workspace_policy
 
     return workspace_policy(ws)
 
 
 def _rollback_policy(ws):
     """(the rule the rollback key follows, a warning or None): a malformed [policy] table is read
-    leniently and said so, never a blocked rollback (console/policy.py rollback_policy)."""
-    from console.policy import rollback_policy
+    leniently and said so, never a blocked rollback (console/release/policy.py rollback_policy)."""
+    from console.release.policy import rollback_policy
 
     return rollback_policy(ws)
 

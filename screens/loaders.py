@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.presenters import HomeRow
+from screens.presenters import HomeRow
 
 
 def optional(module: str, attr: str):
@@ -32,7 +32,7 @@ class HomeData:
 def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool = True) -> HomeData:
     from backends.base import NotFoundError
     from console.overview import model_overviews
-    from console.release import UNREVIEWED, rollback_target
+    from console.release.actions import UNREVIEWED, rollback_target
 
     registry = ws.registry()
     listed: dict[str, list[Any]] | None = {} if with_versions else None  # filled by the per-model path
@@ -40,7 +40,7 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
         overviews = model_overviews(registry, listings=listed)
     except NotFoundError:
         return HomeData([], [], "")  # an empty registry: nothing registered yet
-    drift_status = optional("console.drift_record", "recorded_status")  # stdlib only: no numpy before the first paint
+    drift_status = optional("console.evaluate.drift_record", "recorded_status")  # stdlib only: no numpy before the first paint
     # the controller (and its statistics) is imported only when mrc.db holds a canary at all
     canaries = _canaries(ws, [o.summary.name for o in overviews]) if _has_canaries(ws.db_path) else {}
     rows: list[HomeRow] = []
@@ -97,7 +97,7 @@ def _home_policy(ws):
     """[policy.production] for the home column, read leniently (a bad table must not hide the list)."""
     if "policy" not in (getattr(ws, "config", None) or {}):
         return None
-    from console.policy import rollback_policy
+    from console.release.policy import rollback_policy
 
     return rollback_policy(ws)[0]
 
@@ -106,7 +106,7 @@ def _approvals_short(ws, mv, policy) -> str | None:
     """"1/2" when the rule protects production and the approved candidate lacks approvals."""
     if policy is None or policy.required_approvals <= 1:
         return None
-    from console.release import approval_tally
+    from console.release.actions import approval_tally
 
     counted = approval_tally(ws.audit(), policy, mv, ws.registry())
     return None if counted.met else f"{len(counted.counted)}/{counted.required}"
@@ -115,14 +115,14 @@ def _approvals_short(ws, mv, policy) -> str | None:
 def _canaries(ws, models: list[str]) -> dict[str, Any]:
     """model -> its latest canary state, in one read; model by model when that read fails, so
     that one broken record hides only its own model's canary column."""
-    states = optional("console.canary_controller", "current_states")
+    states = optional("console.rollout.controller", "current_states")
     if states is None:
         return {}
     try:
         return states(ws)
     except Exception:
         pass
-    one = optional("console.canary_controller", "current_state")
+    one = optional("console.rollout.controller", "current_state")
     out: dict[str, Any] = {}
     for model in models:
         try:
@@ -137,7 +137,7 @@ def _has_canaries(db_path) -> bool:
     import os
     import sqlite3
 
-    from backends.dbfile import connect_db
+    from backends.support.dbfile import connect_db
 
     if not os.path.exists(db_path):
         return False
@@ -157,7 +157,7 @@ def _has_canaries(db_path) -> bool:
 class ReviewData:
     candidate: Any
     production: Any | None
-    approvals: Any = None  # console.policy.Tally when production is a protected alias, else None
+    approvals: Any = None  # console.release.policy.Tally when production is a protected alias, else None
 
 
 def load_review(ws, model: str, version: str | None) -> ReviewData:
@@ -176,19 +176,19 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
 
 def production_approvals(ws, candidate):
     """How the candidate stands against [policy.production] ("1 of 2 approvals …"), None when unprotected."""
-    from console.policy import workspace_policy
+    from console.release.policy import workspace_policy
 
     policy = workspace_policy(ws)
     if policy is None:
         return None
-    from console.release import approval_tally
+    from console.release.actions import approval_tally
 
     return approval_tally(ws.audit(), policy, candidate, ws.registry())
 
 
 def evaluate_gates(ws, model: str, version: str):
     """The gate report, or None when the gate engine is not available."""
-    evaluate = optional("console.gates", "evaluate_version")
+    evaluate = optional("console.evaluate.gates", "evaluate_version")
     if evaluate is None:
         return None
     return evaluate(ws, model, version)
@@ -196,7 +196,7 @@ def evaluate_gates(ws, model: str, version: str):
 
 def evaluate_drift(ws, model: str, version: str, *, record: bool = True):
     """The drift report; `record` keeps the verdict for the home screen (never in read-only)."""
-    version_drift = optional("console.drift", "version_drift")
+    version_drift = optional("console.evaluate.drift", "version_drift")
     if version_drift is None:
         return None
     return version_drift(ws, model, version, record=record)
@@ -217,7 +217,7 @@ def load_history(ws, model: str) -> HistoryData:
 def load_audit(ws, limit: int | None = None):
     import sqlite3
 
-    from console.audit import verify_chain
+    from console.release.audit import verify_chain
 
     if not ws.db_path.exists():  # never create a database just to read it
         return [], verify_chain([])

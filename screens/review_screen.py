@@ -14,8 +14,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
-from console.redact import escape_control
-from console.presenters import (
+from backends.support.redact import escape_control
+from screens.presenters import (
     approval_label,
     bar,
     delta_style,
@@ -129,7 +129,7 @@ class ReviewScreen(ConsoleScreen):
     def _gates(self, version: str) -> None:
         from screens.loaders import evaluate_gates
 
-        self.app.record_call(f"console.gates.evaluate_version(ws, {self.model!r}, {version!r})")
+        self.app.record_call(f"console.evaluate.gates.evaluate_version(ws, {self.model!r}, {version!r})")
         try:
             report = evaluate_gates(self.app.workspace, self.model, version)
         except Exception as exc:
@@ -141,7 +141,7 @@ class ReviewScreen(ConsoleScreen):
     def _drift(self, version: str) -> None:
         from screens.loaders import evaluate_drift
 
-        self.app.record_call(f"console.drift.version_drift(ws, {self.model!r}, {version!r}, "
+        self.app.record_call(f"console.evaluate.drift.version_drift(ws, {self.model!r}, {version!r}, "
                              f"record={not self.app.read_only})")
         try:
             report = evaluate_drift(self.app.workspace, self.model, version, record=not self.app.read_only)
@@ -250,7 +250,7 @@ class ReviewScreen(ConsoleScreen):
         self.gate_error = ""
         self.gate_report = report = message.report
         self.app.gate_reports[(self.model, self.version)] = report
-        from console.release import report_digest
+        from console.release.actions import report_digest
 
         verdict = Text("✔ ALL GATES PASSED", style="bold green") if report.passed else Text(
             f"✘ GATES FAILED: {', '.join(c.name for c in report.failed_checks)}", style="bold red")
@@ -357,8 +357,8 @@ class ReviewScreen(ConsoleScreen):
     def action_approve(self) -> None:
         if not self.app.can_write("approve") or not self._ready_to_decide():
             return
-        from console.release import report_digest
-        from screens.approve_dialog import ApproveDialog
+        from console.release.actions import report_digest
+        from screens.dialogs.approve import ApproveDialog
 
         report = self.gate_report
         cand = self.data.candidate
@@ -379,7 +379,7 @@ class ReviewScreen(ConsoleScreen):
         approvals = getattr(self.data, "approvals", None)
         if approvals is None:
             return ""
-        from console.policy import approver_problem
+        from console.release.policy import approver_problem
 
         actor, policy = self.app.actor, approvals.policy
         problem = approver_problem(policy, actor, approvals.trainer)
@@ -393,7 +393,7 @@ class ReviewScreen(ConsoleScreen):
     def action_reject(self) -> None:
         if not self.app.can_write("reject") or not self._ready_to_decide():
             return
-        from screens.reject_dialog import RejectDialog
+        from screens.dialogs.reject import RejectDialog
 
         cand = self.data.candidate
         self.app.push_screen(RejectDialog(self.model, cand.version, cand.artifact.sha256),
@@ -410,10 +410,10 @@ class ReviewScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="review-decide", exit_on_error=False)
     def _decide_worker(self, status: str, reason: str, override: bool, seen_status: str, gate_error: str = "") -> None:
-        from console.release import decide
+        from console.release.actions import decide
 
         ws = self.app.workspace
-        self.app.record_call(f"console.release.decide(registry, audit, {self.model!r}, {self.version!r}, "
+        self.app.record_call(f"console.release.actions.decide(registry, audit, {self.model!r}, {self.version!r}, "
                              f"status={status!r}, reason={reason!r}, override={override}, "
                              f"expected_status={seen_status!r}, actor={self.app.actor!r})")
         try:
@@ -440,6 +440,6 @@ class ReviewScreen(ConsoleScreen):
 
 
 def _production_policy(ws):
-    from console.policy import workspace_policy
+    from console.release.policy import workspace_policy
 
     return workspace_policy(ws)

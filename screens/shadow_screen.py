@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from console.presenters import bar, sparkline
+from screens.presenters import bar, sparkline
 
 POLL_S = 2.0
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -199,7 +199,7 @@ class ShadowScreen(Screen):
 
     @work(thread=True, exclusive=True, group="shadow-poll", exit_on_error=False)
     def load_report(self) -> None:
-        from console.shadow_report import shadow_report
+        from console.rollout.shadow_report import shadow_report
 
         try:
             report = shadow_report(self.app.workspace, self.model)

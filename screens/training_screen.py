@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static
 
-from console.presenters import fmt_number, parse_params, training_progress_text
+from screens.presenters import fmt_number, parse_params, training_progress_text
 from screens.base import ConsoleScreen
 
 LOG_LINES = 500  # a bounded buffer: a long run must not grow the console without end
@@ -241,10 +241,10 @@ def open_with_newest_data(screen, model: str) -> None:
     Where that version is already handled (a candidate trained on it, a watch retrain), it says
     which candidate instead of opening the screen."""
     app = screen.app
-    app.record_call(f"console.watch_run.newest_data_ref(ws, {model!r}) → TrainingScreen({model!r}, data=…)")
+    app.record_call(f"console.monitor.watch_run.newest_data_ref(ws, {model!r}) → TrainingScreen({model!r}, data=…)")
 
     def find_newest() -> None:
-        from console.watch_run import handled_versions, newest_data_ref, production_of
+        from console.monitor.watch_run import handled_versions, newest_data_ref, production_of
 
         try:
             _, production_mv = production_of(app.workspace, model)

@@ -9,7 +9,7 @@ from backends.base import BadInputError, Table
 
 class DatasetStoreSource:
     def load(self, ref: str, options: dict[str, Any]) -> Table:
-        from backends.local.datasets import DatasetStore
+        from backends.native.datasets import DatasetStore
 
         root = options.get("workspace")
         if not root:

@@ -1,4 +1,4 @@
-"""mrc's own artifact: the tabular torch MLP of backends/local/model.py ("torch-mlp-v1")."""
+"""mrc's own artifact: the tabular torch MLP of backends/native/mlp.py ("torch-mlp-v1")."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class TorchMlpModel:
 
     def predict(self, rows, columns):
         from backends.formats._scores import ordered
-        from backends.local import model as mlp
+        from backends.native import mlp
 
         data = ordered(rows, columns, self.features, self.where)
         if data.shape[1] != self.net.mean.shape[0]:
@@ -36,7 +36,7 @@ class TorchMlpFormat:
         return b"torch-mlp-v1" in (read_zip_member(path, "/data.pkl") or b"")
 
     def load(self, path: str, options: dict[str, Any]) -> TorchMlpModel:
-        from backends.local import model as mlp
+        from backends.native import mlp
 
         try:
             net, arch = mlp.load_with_arch(path)

@@ -41,7 +41,7 @@ def _s3(store: dict):
 
 
 def main() -> int:
-    from backends.local.trainer import emit, train
+    from backends.native.trainer import emit, train
 
     try:
         spec = json.loads(os.environ["MRC_TRAINER_SPEC"])

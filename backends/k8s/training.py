@@ -37,7 +37,7 @@ DOWNLOAD_REPORT_STEP = 0.1  # a progress line every 10 % of it
 
 
 def _now() -> str:
-    from console.timeutil import now_iso
+    from backends.support.timeutil import now_iso
 
     return now_iso()
 
@@ -45,7 +45,7 @@ def _now() -> str:
 def _age_s(iso: str) -> float:
     from datetime import datetime, timezone
 
-    from console.timeutil import parse_iso
+    from backends.support.timeutil import parse_iso
 
     return (datetime.now(timezone.utc) - parse_iso(iso)).total_seconds()
 
@@ -123,7 +123,7 @@ def waiting_reason(pod: dict[str, Any] | None, events: list[dict[str, Any]]) -> 
 
 class K8sTraining:
     def __init__(self, root: str | Path, config: dict[str, Any], *, where: str = "mrc.toml"):
-        from backends.local.datasets import DatasetStore
+        from backends.native.datasets import DatasetStore
 
         self.root = Path(root)
         self.runs = self.root / "runs"
@@ -282,7 +282,7 @@ class K8sTraining:
 
         check_name(spec.model, "model")
         if not spec.code_commit:  # the lineage must name the code: record it before the Job exists
-            from console.training import code_identity
+            from backends.native.lineage import code_identity
 
             spec.code_commit, spec.code_repo = code_identity()
         train = self._dataset_ref(spec.data_version)

@@ -44,7 +44,7 @@ class LocalBackend:
         return LocalMetrics(self.workspace.root, config)
 
     def datasets(self):
-        from backends.local.datasets import DatasetStore
+        from backends.native.datasets import DatasetStore
 
         return DatasetStore(self.workspace.root)
 

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from backends.base import IntegrityError, NotFoundError
+from backends.support.files import sha256_file
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path: str | os.PathLike) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 class ArtifactStore:

@@ -4,19 +4,17 @@ Each request carries a user key (drawn from a fixed pool, so users keep their va
 row and, when known, the column names (so any model server can pick its features by name); the
 row's true label is posted to /label `label_delay_s` later, as labels arrive in life.
 Use it in-process (`LoadGenerator(...).start()` / `.stop()`, or `.run(duration)`), through
-`LocalTraffic.load`, or as `python -m backends.local.loadgen --workspace WS --model M
---data name@version --rate 50 --duration 30` (mrc's own dataset store).
+or through `LocalTraffic.load` (`mrc load MODEL --data REF --rate R`). A library only: its old
+`python -m` entry point imported LocalTraffic back, a cycle with traffic.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import tomllib
 import http.client
 import json
 import random
-import sys
 import threading
 import time
 import uuid
@@ -153,7 +151,7 @@ class LoadGenerator:
 
 def holdout_rows(ws_root: str | Path, ref: str, label: str | None = None) -> tuple[list[str], list[list[float]], list[int]]:
     """(feature columns, rows, labels) of a dataset name@version in mrc's own dataset store."""
-    from backends.local.datasets import DatasetStore
+    from backends.native.datasets import DatasetStore
 
     dataset, columns, data = DatasetStore(Path(ws_root)).load(ref)
     label = label or dataset.label
@@ -176,29 +174,3 @@ def holdout(ws_root: str, model: str, ref: str | None = None) -> tuple[list[list
         raise ValueError(f"{model}: no test_data in mrc.toml; pass --data name@version")
     _, rows, labels = holdout_rows(ws_root, ref, table.get("label"))
     return rows, labels
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="backends.local.loadgen")
-    parser.add_argument("--workspace", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", help="dataset name@version (default: the model's test_data)")
-    parser.add_argument("--rate", type=float, default=50.0)
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--label-delay", type=float, default=0.5)
-    args = parser.parse_args(argv)
-    from backends.local.traffic import LocalTraffic
-
-    port = LocalTraffic(args.workspace).router_port(args.model)
-    if port is None:
-        print(f"{args.model}: not served (run `mrc serve-models {args.model}`)", file=sys.stderr)
-        return 2
-    rows, labels = holdout(args.workspace, args.model, args.data)
-    from backends.local.controlkey import auth_headers
-
-    print(json.dumps(LoadGenerator(port, rows, labels, rate=args.rate, label_delay_s=args.label_delay,
-                                   headers=auth_headers(args.workspace)).run(args.duration)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,7 +30,7 @@ from backends.base import (
     PointerMove,
     check_name,
 )
-from backends.dbfile import connect_db
+from backends.support.dbfile import connect_db
 from backends.local.artifacts import ArtifactStore
 
 VERSION_COLUMNS = ("model", "version", "created_at", "artifact_uri", "artifact_sha256", "artifact_size",
@@ -43,7 +43,7 @@ VERSION_COLUMNS = ("model", "version", "created_at", "artifact_uri", "artifact_s
 AuditHook = Callable[[sqlite3.Connection, Any], None]
 
 def _now() -> str:
-    from console.timeutil import now_iso
+    from backends.support.timeutil import now_iso
 
     return now_iso()
 

@@ -86,7 +86,7 @@ def make_engine(db_path: str, *, immediate: bool):
     # NullPool: a session's connection closes with the session. A pooled idle connection would keep
     # mrc.db-wal / mrc.db-shm beside the database (a read-only session leaving files behind) until
     # the engine happens to be collected; opening a SQLite file costs microseconds.
-    from backends.dbfile import connect_db
+    from backends.support.dbfile import connect_db
 
     engine = create_engine(f"sqlite:///{db_path}", poolclass=NullPool,  # creator: read-only folders too
                            creator=lambda: connect_db(db_path, timeout=30, check_same_thread=False))

@@ -7,7 +7,7 @@ sessions so that they outlive the controller that started them (a kill -9 of the
 must not take the traffic down); `stop_serving` ends them.
 
 A version is served by its model format's server: serve_protocol "mrc" by our model server
-(backends/local/serving.py, which loads any format through ModelFormat.load), and
+(backends/local/serving/server.py, which loads any format through ModelFormat.load), and
 "mlflow-invocations" by the format's own serve_argv (MLflow's scoring server) behind the
 router, which speaks its protocol (by ours when serve_argv gives None for that artifact). The caller resolves formats (`resolve_format`, from
 console/plugins.py): a backend never looks in console/.
@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
-from backends.local.artifacts import sha256_file
-from backends.local.controlkey import auth_headers, ensure_key
-from backends.procutil import alive, group_alive
+from backends.support.files import sha256_file
+from backends.local.serving.controlkey import auth_headers, ensure_key
+from backends.support.procs import alive, group_alive
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0  # MLflow's scoring server imports mlflow and pandas: slow on 2 loaded cores
@@ -220,7 +220,7 @@ class LocalTraffic:
             # a registry that records no sha256 (a seed bucket): the copy fetched now is the reference
             sha256 = mv.artifact.sha256 or (sha256_file(path)[0] if os.path.isfile(path) else "")
             entry["pid"] = self._spawn_ours(folder, name, [
-                "backends.local.serving", "--artifact", path, "--sha256", sha256, "--version", version,
+                "backends.local.serving.server", "--artifact", path, "--sha256", sha256, "--version", version,
                 "--format", fmt.name, "--format-class", f"{cls.__module__}:{cls.__qualname__}",
                 "--options", json.dumps(options, default=str)])
         elif protocol == MLFLOW:
@@ -264,7 +264,7 @@ class LocalTraffic:
                         starting[f"server-{v}"] = self._start_version(folder, model, v, registry, options, resolve_format)
                 if router is None:
                     starting["router"] = {"pid": self._spawn_ours(folder, "router", [
-                        "backends.local.router", "--dir", str(folder), "--model", model, *router_flags])}
+                        "backends.local.serving.router", "--dir", str(folder), "--model", model, *router_flags])}
                 ports = self._wait_ready(folder, starting)
             except BaseException:
                 for entry in starting.values():

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from backends.base import BadInputError, NotFoundError, TrainingJob, TrainingSpec, check_name
-from backends.local.datasets import DatasetStore
-from backends.procutil import alive
+from backends.native.datasets import DatasetStore
+from backends.support.procs import alive
 
 
 def _now() -> str:
-    from console.timeutil import now_iso
+    from backends.support.timeutil import now_iso
 
     return now_iso()
 
@@ -104,7 +104,7 @@ class LocalTraining:
         env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
         (run_dir / "trainer.json").write_text(json.dumps(trainer_spec))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backends.local.trainer", str(run_dir / "trainer.json")],
+            [sys.executable, "-m", "backends.native.trainer", str(run_dir / "trainer.json")],
             stdout=log, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=str(run_dir), start_new_session=True,
         )
         log.close()

@@ -54,7 +54,7 @@ SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_
 
 
 def _now() -> str:
-    from console.timeutil import now_iso
+    from backends.support.timeutil import now_iso
 
     return now_iso()
 

@@ -65,7 +65,7 @@ SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"
 
 
 def _now() -> str:
-    from console.timeutil import now_iso
+    from backends.support.timeutil import now_iso
 
     return now_iso()
 
@@ -93,7 +93,7 @@ class _Event:
 class S3Registry:
     # pointer_history(model, alias) ends with the move that put the alias where it points now
     # (a move outside mrc, or a committed move whose pointer write is pending, included): the
-    # rollback reads production from it instead of from get_pointers (console/release.py).
+    # rollback reads production from it instead of from get_pointers (console/release/actions.py).
     history_shows_pointer = True
 
     def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,

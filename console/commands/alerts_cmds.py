@@ -23,7 +23,7 @@ def register(sub, common) -> None:
 
 
 def cmd_alerts(ctx: Context) -> int:
-    from console import alert_delivery
+    from console.notify import delivery as alert_delivery
 
     ws = ctx.workspace
     if ctx.args.alerts_action != "run" and (ctx.args.interval is not None or ctx.args.runs or ctx.args.once):
@@ -84,8 +84,9 @@ def _run(ctx: Context) -> int:
     import threading
 
     from backends.base import BadInputError
-    from console import alert_delivery, alerts_run
-    from console.redact import escape_control, redact, redact_obj
+    from console.notify import delivery as alert_delivery
+    from console.monitor import alerts_run
+    from backends.support.redact import escape_control, redact, redact_obj
 
     args, ws = ctx.args, ctx.workspace
     ctx.require_write("alerts run")

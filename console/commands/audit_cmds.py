@@ -27,7 +27,7 @@ def register(sub, common) -> None:
 def ingest_journals(ctx: Context, log) -> list[str]:
     """The router's and model servers' control journals into the log first (not under
     --read-only); a journal that no longer holds what was ingested from it is warned about."""
-    from console.control_journal import ingest
+    from console.rollout.control_journal import ingest
 
     if getattr(ctx.args, "read_only", False):
         return []
@@ -61,9 +61,9 @@ def cmd_audit(ctx: Context) -> int:
 
 
 def _verify(ctx: Context, log) -> int:
-    from console.audit import intents
-    from console.audit_checks import check_checkpoints, cross_check, read_checkpoints, workspace_key
-    from console.release import settle_intents
+    from console.release.audit import intents
+    from console.release.audit_checks import check_checkpoints, cross_check, read_checkpoints, workspace_key
+    from console.release.actions import settle_intents
 
     ws = ctx.workspace
     reconciled = []
@@ -75,14 +75,14 @@ def _verify(ctx: Context, log) -> int:
     key = workspace_key(ws.root, create=False)
     problems = check_checkpoints(checkpoints, events, key)
     if ctx.args.to:
-        from console.audit_checks import read_remote_checkpoints
+        from console.release.audit_checks import read_remote_checkpoints
 
         remote = read_remote_checkpoints(ctx.args.to, _endpoint(ws))
         if not remote:
             problems.append(f"{ctx.args.to}: no checkpoints there")
         problems += [f"{ctx.args.to}: {p}" for p in check_checkpoints(remote, events, key)]
     problems += cross_check(ctx.registry, events)
-    from console.control_journal import missing
+    from console.rollout.control_journal import missing
 
     problems += missing(log, ws.root)  # journal lines the log lacks, or logged lines the journal lost
     still_open = [i.id for i in intents(log, state="open")]
@@ -101,7 +101,7 @@ def _verify(ctx: Context, log) -> int:
 
 
 def _checkpoint(ctx: Context, log) -> int:
-    from console.audit_checks import check_checkpoints, read_checkpoints, workspace_key, write_checkpoint
+    from console.release.audit_checks import check_checkpoints, read_checkpoints, workspace_key, write_checkpoint
 
     ctx.require_write("audit checkpoint")
     ws = ctx.workspace
@@ -116,7 +116,7 @@ def _checkpoint(ctx: Context, log) -> int:
     cp = write_checkpoint(ws.root, events, key)
     where = None
     if ctx.args.to:
-        from console.audit_checks import put_remote_checkpoint
+        from console.release.audit_checks import put_remote_checkpoint
 
         where = put_remote_checkpoint(ctx.args.to, cp, _endpoint(ws))
     ctx.emit({"ok": True, "checkpoint": cp, "remote": where},

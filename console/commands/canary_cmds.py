@@ -89,7 +89,7 @@ def _state_text(state) -> str:
 def _plan(args):
     import dataclasses
 
-    from console.canary import parse_plan, validate_plan
+    from console.rollout.canary import parse_plan, validate_plan
     from console.domain import CanaryPlan
 
     plan = parse_plan(args.plan)
@@ -117,7 +117,7 @@ def _plan(args):
 
 
 def cmd_start(ctx: Context) -> int:
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
 
     args = ctx.args
     ctx.require_write("canary start")
@@ -126,7 +126,7 @@ def cmd_start(ctx: Context) -> int:
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     check_name(args.version, "version")
-    from console.shadow_report import split_shadow_step
+    from console.rollout.shadow_report import split_shadow_step
 
     shadow_first, args.plan = split_shadow_step(args.plan)
     plan = _plan(args)
@@ -162,10 +162,10 @@ def _shadow_first(ctx: Context, controller, plan):
     """The plan's `shadow` step, before any user sees the candidate; None when this start
     resumes a canary already past it."""
     from backends.base import PRODUCTION
-    from console.canary import evidence_timeout
-    from console.canary_controller import current_state
-    from console.release import PolicyRefusal
-    from console.shadow_report import shadow_step
+    from console.rollout.canary import evidence_timeout
+    from console.rollout.controller import current_state
+    from console.errors import PolicyRefusal
+    from console.rollout.shadow_report import shadow_step
 
     args = ctx.args
     existing = current_state(ctx.workspace, args.model)
@@ -185,7 +185,7 @@ def _shadow_first(ctx: Context, controller, plan):
 
 
 def cmd_status(ctx: Context) -> int:
-    from console.canary_controller import current_state
+    from console.rollout.controller import current_state
 
     state = current_state(ctx.workspace, check_name(ctx.args.model, "model"))
     if state is None:
@@ -195,7 +195,7 @@ def cmd_status(ctx: Context) -> int:
 
 
 def cmd_act(ctx: Context) -> int:
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
 
     ctx.require_write(f"canary {ctx.args.action}")
     check_name(ctx.args.model, "model")
@@ -232,7 +232,7 @@ def cmd_drill(ctx: Context) -> int:
 
 def cmd_serve_models(ctx: Context) -> int:
     from backends.base import CANDIDATE, PRODUCTION
-    from console.serving import ensure_served
+    from console.release.serving import ensure_served
 
     args = ctx.args
     ctx.require_write("serve-models")  # it sets the split and starts or stops processes
@@ -273,7 +273,7 @@ def cmd_serve_models(ctx: Context) -> int:
 
 
 def cmd_load(ctx: Context) -> int:
-    from console.serving import load_rows
+    from console.release.serving import load_rows
 
     args = ctx.args
     ctx.require_write("load")  # the router logs every request it sends, and the labels

@@ -9,8 +9,8 @@ import sys
 from typing import Any, Callable
 
 from backends.base import BadInputError
-from console.redact import escape_control, redact, redact_obj
-from console.release import PolicyRefusal  # noqa: F401  (re-exported for cli.py)
+from backends.support.redact import escape_control, redact, redact_obj
+from console.errors import PolicyRefusal  # noqa: F401  (re-exported for the command modules)
 
 
 class Context:

@@ -76,7 +76,7 @@ def _check_rows(report) -> str:
 
 
 def cmd_gate(ctx: Context) -> int:
-    from console import gates
+    from console.evaluate import gates
 
     a = ctx.args
     # --predictions may come with --candidate/--baseline metrics files (latency, size figures)
@@ -101,8 +101,8 @@ def cmd_gate(ctx: Context) -> int:
 def gate_predictions(a):
     import numpy as np
 
-    from console import gates
-    from console.validation import numeric_column, read_table
+    from console.evaluate import gates
+    from console.evaluate.validation import numeric_column, read_table
 
     policy = gates.load_policy(a.policy)
     df = read_table(a.predictions)
@@ -148,7 +148,7 @@ def _drift_rows(report) -> str:
 def kinds_from_schema(path: str | None) -> dict[str, str]:
     if not path:
         return {}
-    from console.validation import load_json, parse_schema
+    from console.evaluate.validation import load_json, parse_schema
 
     schema = parse_schema(load_json(path, "schema"), str(path))
     kinds = {c: "numeric" for c in schema["numeric_columns"]}
@@ -160,7 +160,7 @@ def kinds_from_schema(path: str | None) -> dict[str, str]:
 
 
 def cmd_drift(ctx: Context) -> int:
-    from console import drift
+    from console.evaluate import drift
 
     a = ctx.args
     if not 0 < a.alpha < 1:
@@ -168,7 +168,7 @@ def cmd_drift(ctx: Context) -> int:
     if a.threads < 1:
         raise BadInputError("--threads: must be at least 1")
     if a.html:
-        from console.report import check_output_path
+        from console.evaluate.report import check_output_path
 
         check_output_path(a.html)
     if a.model:
@@ -186,7 +186,7 @@ def cmd_drift(ctx: Context) -> int:
     else:
         if not (a.reference and a.current):
             raise BadInputError("drift: give --reference F and --current F (or --model M)")
-        from console.validation import read_table
+        from console.evaluate.validation import read_table
 
         kinds = kinds_from_schema(a.schema)
         ref_df, cur_df = read_table(a.reference), read_table(a.current)
@@ -202,7 +202,7 @@ def cmd_drift(ctx: Context) -> int:
                                     source_reference=str(a.reference), source_current=str(a.current))
         report.reference, report.current = str(a.reference), str(a.current)
     if a.html:
-        from console.report import drift_html, write_text_atomic
+        from console.evaluate.report import drift_html, write_text_atomic
 
         write_text_atomic(a.html, drift_html(report))
     ctx.emit(report.to_dict(), lambda: _drift_rows(report))
@@ -213,14 +213,14 @@ def cmd_drift(ctx: Context) -> int:
 
 
 def cmd_validate(ctx: Context) -> int:
-    from console import validation
+    from console.evaluate import validation
 
     a = ctx.args
     for flag, value in (("--max-null-fraction", a.max_null_fraction), ("--max-drift", a.max_drift)):
         if not value >= 0 or value != value:
             raise BadInputError(f"{flag}: must be a non-negative number")
     if a.write_baseline:
-        from console.report import check_output_path
+        from console.evaluate.report import check_output_path
 
         check_output_path(a.write_baseline)
         schema = validation.parse_schema(validation.load_json(a.schema, "schema"), str(a.schema))
@@ -241,7 +241,7 @@ def cmd_validate(ctx: Context) -> int:
 
 
 def cmd_report(ctx: Context) -> int:
-    from console import report as reports
+    from console.evaluate import report as reports
 
     a = ctx.args
     if not (a.html or a.md):
@@ -274,8 +274,8 @@ def _request_approvals(ctx: Context, report) -> None:
     if report.passed is not True or _custom_gate_policy(ctx) or getattr(ctx.args, "read_only", False) \
             or "policy" not in ctx.workspace.config:
         return
-    from console.policy import workspace_policy
-    from console.release import request_after_gate
+    from console.release.policy import workspace_policy
+    from console.release.actions import request_after_gate
 
     request_after_gate(ctx.registry, ctx.workspace.audit(), workspace_policy(ctx.workspace), ctx.args.model,
                        ctx.args.version, report, actor=ctx.actor)

@@ -92,7 +92,7 @@ def drift_status(ctx: Context, model: str, candidate: str | None) -> str | None:
     """The drift severity last recorded for the model's candidate, if the drift engine recorded one."""
     if not candidate:
         return None
-    from console.drift import recorded_status
+    from console.evaluate.drift import recorded_status
 
     return recorded_status(ctx.workspace, model, candidate)
 
@@ -115,7 +115,7 @@ def cmd_versions(ctx: Context) -> int:
 
 
 def cmd_promote(ctx: Context) -> int:
-    from console.release import promote
+    from console.release.actions import promote
 
     ctx.require_write("promote")
     expected, given = _expect(ctx.args)
@@ -129,7 +129,7 @@ def cmd_promote(ctx: Context) -> int:
 
 
 def cmd_rollback(ctx: Context) -> int:
-    from console.release import rollback
+    from console.release.actions import rollback
 
     ctx.require_write("rollback")
     expected, given = _expect(ctx.args)
@@ -137,13 +137,13 @@ def cmd_rollback(ctx: Context) -> int:
         check_name(ctx.args.to, "--to version")
     if ctx.args.override and not (ctx.args.reason or "").strip():
         raise BadInputError("--override: a --reason is required")
-    from console.policy import rollback_policy
+    from console.release.policy import rollback_policy
 
     policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
     if warning:
         ctx.progress(warning)
     if policy is not None and policy.rollback is not None:  # the open default costs the rollback nothing
-        from console.release import rollback_allowed
+        from console.release.actions import rollback_allowed
 
         rollback_allowed(policy, ctx.registry, ctx.args.model, ctx.actor)
     live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
@@ -175,7 +175,7 @@ def _rollback_live_canary(ctx: Context):
     if not _may_have_live_canary(ctx.workspace.db_path, ctx.args.model):
         return None  # the common case: the controller (and its statistics) is not even imported
     try:
-        from console.canary_controller import current_state, rollback_live_canary
+        from console.rollout.controller import current_state, rollback_live_canary
     except ImportError:
         return None
     state = current_state(ctx.workspace, ctx.args.model)
@@ -189,7 +189,7 @@ def _may_have_live_canary(db_path, model: str) -> bool:
     import os
     import sqlite3
 
-    from backends.dbfile import connect_db
+    from backends.support.dbfile import connect_db
 
     if not os.path.exists(db_path):
         return False
@@ -219,7 +219,7 @@ def _live_traffic(ctx: Context):
 
 
 def cmd_decide(ctx: Context) -> int:
-    from console.release import decide
+    from console.release.actions import decide
 
     args = ctx.args
     ctx.require_write(args.command)
@@ -231,7 +231,7 @@ def cmd_decide(ctx: Context) -> int:
         raise BadInputError("--no-gates: approving without a gate verdict needs --override (and the reason says why)")
     policy = _policy(ctx) if args.status == "approved" else None
     if policy is not None:  # the trainer's own approval is refused before the gates are run for it
-        from console.release import approver_allowed
+        from console.release.actions import approver_allowed
 
         approver_allowed(policy, ctx.registry, ctx.registry.get_version(args.model, args.version), ctx.actor)
     if args.status == "approved" and not args.no_gates:
@@ -254,7 +254,7 @@ def _custom_policy(ctx: Context, model: str, policy: str | None, report) -> str 
     """`--policy FILE` when its bytes are not the workspace's configured policy: the approval is then an override."""
     if not policy:
         return None
-    from console.gates import policy_for
+    from console.evaluate.gates import policy_for
 
     configured = policy_for(ctx.workspace, model, None)
     if getattr(report, "policy_sha256", None) == configured.sha256:
@@ -265,13 +265,13 @@ def _custom_policy(ctx: Context, model: str, policy: str | None, report) -> str 
 def gate_report_for(ctx: Context, model: str, version: str, policy: str | None):
     """The gate report of a registry version: from recorded metrics, and from the test set when
     the model has one (checks that need data are listed as not run without it)."""
-    from console.gates import evaluate_version
+    from console.evaluate.gates import evaluate_version
 
     return evaluate_version(ctx.workspace, model, version, policy_path=policy)
 
 
 def cmd_alias(ctx: Context) -> int:
-    from console.release import set_alias
+    from console.release.actions import set_alias
 
     ctx.require_write("alias")
     if ctx.args.alias in (PRODUCTION, CANARY):
@@ -289,16 +289,16 @@ def cmd_alias(ctx: Context) -> int:
 
 
 def _policy(ctx: Context, alias: str = PRODUCTION):
-    """The workspace's rule for `alias` (console/policy.py), None when it is not protected."""
+    """The workspace's rule for `alias` (console/release/policy.py), None when it is not protected."""
     if "policy" not in ctx.workspace.config:
         return None
-    from console.policy import alias_policy
+    from console.release.policy import alias_policy
 
     return alias_policy(ctx.workspace, alias)
 
 
 def cmd_revoke(ctx: Context) -> int:
-    from console.release import revoke
+    from console.release.actions import revoke
 
     ctx.require_write("revoke")
     outcome = revoke(ctx.registry, ctx.workspace.audit(), ctx.args.model, ctx.args.version, actor=ctx.actor,

@@ -20,7 +20,7 @@ import sys
 import time
 
 from console.commands.common import Context
-from backends.procutil import alive
+from backends.support.procs import alive
 
 
 def register(sub, common) -> None:
@@ -176,7 +176,7 @@ def cmd_serve(ctx: Context) -> int:
     server = guarded_server(command, host=host, port=port, token=token, title="mrc — Model Release Console")
     shown = f"[{host}]" if ":" in host else host
     # printed once, like Jupyter: whoever holds this URL acts as you in the console
-    from console.redact import escape_control
+    from backends.support.redact import escape_control
 
     print(f"mrc: serving the console for {escape_control(root)} as {escape_control(ctx.actor)} via mrc serve; open\n"
           f"    http://{shown}:{port}/?token={token}", file=sys.stderr, flush=True)

@@ -2,7 +2,7 @@
 
 The router (local traffic backend) mirrors a sampled copy of each served request to the shadow
 version after the answer is out; users are served by the split alone. `status` compares both
-answers from the router's shadow log (console/shadow.py) and gives the judge's verdict.
+answers from the router's shadow log (console/rollout/shadow.py) and gives the judge's verdict.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _traffic(ctx: Context):
 
 
 def cmd_start(ctx: Context) -> int:
-    from console.serving import ensure_served
+    from console.release.serving import ensure_served
 
     args = ctx.args
     ctx.require_write("shadow start")
@@ -105,8 +105,8 @@ def _counters_text(counters: dict[str, int]) -> str:
 
 
 def cmd_status(ctx: Context) -> int:
-    from console.shadow import FAIL, summary_lines
-    from console.shadow_report import shadow_report
+    from console.rollout.shadow import FAIL, summary_lines
+    from console.rollout.shadow_report import shadow_report
 
     args = ctx.args
     model = check_name(args.model, "model")

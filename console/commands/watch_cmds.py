@@ -30,8 +30,8 @@ def cmd_watch(ctx: Context) -> int:
 
     from backends.base import BackendError, BadInputError, check_name
     from console.training import parse_param_pairs
-    from console.watch import RETRAIN, WatchDecision, progress_line
-    from console.watch_run import watch_once
+    from console.monitor.watch import RETRAIN, WatchDecision, progress_line
+    from console.monitor.watch_run import watch_once
 
     args = ctx.args
     ctx.require_write("watch")
@@ -56,7 +56,7 @@ def cmd_watch(ctx: Context) -> int:
             if ctx.json or decision.action == RETRAIN:  # human mode prints it on stdout when the run ends
                 ctx.progress(f"watch {summary['line']}")
         elif kind == "alert":
-            from console.alert_delivery import after_write
+            from console.notify.delivery import after_write
 
             after_write(ws, actor=ctx.actor)  # best effort, never raises; nothing where [alerts] is not set
         elif kind == "progress":
@@ -93,7 +93,7 @@ def cmd_watch(ctx: Context) -> int:
         if health is not None:
             health.round()  # production's error rate and latency, each run; delivers what is pending; never raises
         elif not args.once and isinstance(ws.config.get("alerts"), dict):
-            from console.alert_delivery import after_write
+            from console.notify.delivery import after_write
 
             after_write(ws, actor=ctx.actor)  # a broken [alerts]: says so each run, as any write does
         if runs and done >= runs:
@@ -102,20 +102,20 @@ def cmd_watch(ctx: Context) -> int:
 
 
 def _health_rounds(ctx: Context):
-    """With [alerts] configured, each run also checks production health (console/alerts_run.py), so
+    """With [alerts] configured, each run also checks production health (console/monitor/alerts_run.py), so
     a team running `mrc watch` needs no `mrc alerts run` beside it. A bad [alerts] table never
     stops the watcher (alerts never block a write): one line, and no health checks."""
     from backends.base import BadInputError
 
     if not isinstance(ctx.workspace.config.get("alerts"), dict):
         return None
-    from console.alert_delivery import config
-    from console.alerts_run import HealthRounds
+    from console.notify.delivery import config
+    from console.monitor.alerts_run import HealthRounds
 
     try:
         cfg = config(ctx.workspace)
     except BadInputError as exc:
-        from console.redact import safe_line
+        from backends.support.redact import safe_line
 
         ctx.progress(f"alerts: production health not checked: {safe_line(exc)}")
         return None
@@ -156,7 +156,7 @@ def _report_loop_error(ctx: Context, model: str, exc: BaseException, interval: f
     """One line for a loop run that failed: on stderr; with --json also one object (with `error`)
     on stdout, so a consumer of the JSON Lines sees every run."""
     from backends.base import BackendError, BadInputError
-    from console.redact import redact_obj, safe_line
+    from backends.support.redact import redact_obj, safe_line
 
     kind = "bad-input" if isinstance(exc, BadInputError) else "backend" if isinstance(exc, BackendError) else "error"
     error = safe_line(exc if kind != "error" else f"{type(exc).__name__}: {exc}")
@@ -170,7 +170,7 @@ def _report_loop_error(ctx: Context, model: str, exc: BaseException, interval: f
 def _emit_one(ctx: Context, result: dict, line: str) -> None:
     """One line per run on stdout; with --json one object per run, one line each (JSON Lines),
     so a loop's output streams."""
-    from console.redact import escape_control, redact, redact_obj
+    from backends.support.redact import escape_control, redact, redact_obj
 
     if not ctx.json:
         print(escape_control(redact(line)), flush=True)

@@ -117,7 +117,7 @@ def test_automatic_rollback_fires_in_alertmanager_and_webhook_and_a_promotion_re
 
 
 def test_alertmanager_down_never_blocks_the_rollback_and_flush_delivers_later(served_ws, alertmanager, webhook):
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
     from console.domain import CanaryPlan
     from console.workspace import Workspace
 
@@ -240,14 +240,14 @@ def test_rollback_with_alerts_configured_still_imports_nothing_heavy_and_deliver
     import sys
 
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.release import promote
+    from console.release.audit import AuditLog
+    from console.release.actions import promote
     from tests.canary.test_canary_rollback_path import HEAVY, SCRIPT
     from tests.conftest import REPO, mrc_env
 
     promote(LocalRegistry(served_ws), AuditLog(str(served_ws / "mrc.db")), MODEL, CANDIDATE, actor="tester")
     run = configure(served_ws, alertmanager.url)
-    broken = list(HEAVY) + ["console.drift", "console.report", "console.reports", "console.plots", "console.gates"]
+    broken = list(HEAVY) + ["console.evaluate.drift", "console.evaluate.report", "console.reports", "console.plots", "console.evaluate.gates"]
     code = SCRIPT.format(broken=broken, model=MODEL, ws=str(served_ws), heavy=list(HEAVY))
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), env=mrc_env(), capture_output=True, text=True,
                           timeout=120)

@@ -104,7 +104,7 @@ def test_a_receiver_that_never_answers_does_not_hold_the_rollback_and_a_later_fl
 
 
 def test_a_write_without_an_alerts_table_imports_no_delivery_code(demo_ws):
-    """No [alerts] in mrc.toml: the write path never imports console.alert_delivery (urllib.request, ssl)."""
+    """No [alerts] in mrc.toml: the write path never imports console.notify.delivery (urllib.request, ssl)."""
     import json
     import subprocess
     import sys
@@ -118,11 +118,11 @@ def test_a_write_without_an_alerts_table_imports_no_delivery_code(demo_ws):
         "import json, sys\n"
         "from console import cli\n"
         f"code = cli.main(['promote', {MODEL!r}, {CANDIDATE!r}, '--reason', 't', '--workspace', {str(demo_ws)!r}])\n"
-        "print(json.dumps({'code': code, 'loaded': [m for m in ('console.alert_delivery',) if m in sys.modules]}),"
+        "print(json.dumps({'code': code, 'loaded': [m for m in ('console.notify.delivery',) if m in sys.modules]}),"
         " file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), env=mrc_env(), capture_output=True, text=True,
                           timeout=180)
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, proc.stderr
     assert _production(demo_ws) == CANDIDATE
-    assert "console.alert_delivery" not in report["loaded"]
+    assert "console.notify.delivery" not in report["loaded"]

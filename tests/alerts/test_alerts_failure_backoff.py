@@ -15,14 +15,14 @@ pytestmark = pytest.mark.integration
 
 
 def _events(ws, action: str) -> list:
-    from console.audit import AuditLog
+    from console.release.audit import AuditLog
 
     return [e for e in AuditLog(str(ws / "mrc.db")).events() if e.action == action]
 
 
 def test_failures_are_audited_on_a_changed_error_or_with_back_off_and_the_recovery_is_recorded(demo_ws, webhook):
-    from console import alert_delivery
-    from console.audit import AuditLog
+    from console.notify import delivery as alert_delivery
+    from console.release.audit import AuditLog
     from console.workspace import Workspace
 
     configure(demo_ws, f"http://127.0.0.1:{free_port()}")  # nothing listens there
@@ -66,7 +66,7 @@ def test_failures_are_audited_on_a_changed_error_or_with_back_off_and_the_recove
     assert not alert_delivery.deliver(ws, actor="controller")[0].ok
     assert _events(demo_ws, "alert.failed")[-1].details["failures"] == 1
     # the delivery events themselves never fire alerts
-    from console import alerts as rules
+    from console.notify import alerts as rules
 
     assert all(rules.fired_by(e, alert_delivery.config(ws)) is None
                for e in _events(demo_ws, "alert.recovered") + _events(demo_ws, "alert.failed"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.base import BadInputError
-from console import alerts as rules
+from console.notify import alerts as rules
 from console.domain import AuditEvent
 
 CFG = rules.parse_config({"alertmanager_url": "http://127.0.0.1:9093", "runbook_url": "https://runbooks.example/mrc"})

@@ -98,7 +98,7 @@ class FlakyMetrics:
 def test_the_loop_outlives_a_metrics_backend_that_raises_and_the_next_round_delivers(served_ws, load, alertmanager):
     import time
 
-    from console.alerts_run import HealthRounds, run as run_rounds
+    from console.monitor.alerts_run import HealthRounds, run as run_rounds
     from console.workspace import Workspace
 
     run = configure(served_ws, alertmanager.url, health_window_s=5, min_requests=20, max_error_rate=0.05)
@@ -162,8 +162,8 @@ def test_bad_interval_or_no_alerts_table_is_one_line_exit_2_and_nothing_written(
 
 
 def test_default_interval_stays_well_under_half_the_hold():
-    from console.alerts import AlertsConfig
-    from console.alerts_run import default_interval
+    from console.notify.alerts import AlertsConfig
+    from console.monitor.alerts_run import default_interval
 
     assert default_interval(AlertsConfig()) == 60.0  # hold 4 h, window 5 min: every minute
     assert default_interval(AlertsConfig(health_window_s=2)) == 1.0
@@ -192,7 +192,7 @@ def test_watch_loop_without_an_alerts_table_imports_no_alert_code(demo_ws):
         "import json, sys\n"
         "from console import cli\n"
         f"code = cli.main(['watch', {MODEL!r}, '--runs', '1', '--workspace', {str(demo_ws)!r}])\n"
-        "print(json.dumps({'code': code, 'loaded': [m for m in ('console.alert_delivery', 'console.alerts_run')"
+        "print(json.dumps({'code': code, 'loaded': [m for m in ('console.notify.delivery', 'console.monitor.alerts_run')"
         " if m in sys.modules]}), file=sys.stderr)\n")
     assert "[alerts]" not in (demo_ws / "mrc.toml").read_text()
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), env=mrc_env(), capture_output=True, text=True,

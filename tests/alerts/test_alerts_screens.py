@@ -49,7 +49,7 @@ async def test_canary_screen_R_delivers_the_rollback_alert_after_the_move(served
 def test_review_screen_approval_delivers_its_alert_right_after_the_decision(demo_ws, alertmanager, monkeypatch):
     """Two approvals required: bob's approval leaves one more to find, and the on-call channel
     hears about it (ApprovalRequested) as soon as bob's approval has committed."""
-    from screens import approve_dialog
+    from screens.dialogs import approve as approve_dialog
 
     now = [1000.0]
     monkeypatch.setattr(approve_dialog, "clock", lambda: now[0])

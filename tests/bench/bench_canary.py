@@ -1,5 +1,5 @@
 """Benchmark: the sequential judge against the seed's 3-consecutive threshold rule, on simulated
-request streams. Pure (no servers): the real console/canary.py analysis and state machine run on
+request streams. Pure (no servers): the real console/rollout/canary.py analysis and state machine run on
 generated health windows with errors, latencies, predictions and labels (a fifth of the requests
 labelled, accuracy 0.8).
 
@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backends.base import HealthWindow  # noqa: E402
-from console import canary, sequential  # noqa: E402
+from console.rollout import canary  # noqa: E402
+from console.rollout import sequential
 from console.domain import CanaryPlan  # noqa: E402
 
 import lindon_baseline  # noqa: E402  (tests/bench, beside this file)

@@ -137,7 +137,7 @@ def reset_peak() -> int:
 
 def worker_mrc(path: Path, repeats: int, mode: str, threads: int) -> dict:
     sys.path.insert(0, str(REPO))
-    from console.drift import drift_report, profile
+    from console.evaluate.drift import drift_report, profile
 
     reference, current = load(path)
     drift_report(profile({k: v[:2000] for k, v in reference.items()}), {k: v[:2000] for k, v in current.items()})  # warm imports

@@ -33,11 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from console import stats  # noqa: E402
+from console.evaluate import stats  # noqa: E402
 
 
 def old_weighted_auc(weights: np.ndarray, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """The pairwise form mrc used before (console/stats.py at 2072360), kept here to compare."""
+    """The pairwise form mrc used before (console/evaluate/stats.py at 2072360), kept here to compare."""
     pos, neg = scores[y], scores[~y]
     wins = (pos[:, None] > neg[None, :]).astype(float) + 0.5 * (pos[:, None] == neg[None, :])
     wp, wn = weights[:, y].astype(float), weights[:, ~y].astype(float)

@@ -64,7 +64,7 @@ async def run_trials(root: Path, trials: int) -> tuple[list[float], list[float],
 
     from console.app import PriorityKeysFirst
     import screens.canary_screen as canary_screen
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
     from console.domain import CanaryPlan
     from console.workspace import Workspace
 

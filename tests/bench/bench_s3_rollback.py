@@ -100,8 +100,8 @@ def main() -> int:
 
     from backends.base import PRODUCTION, Approval, Lineage
     from backends.s3.registry import S3Registry
-    from console.audit import AuditLog
-    from console.release import rollback
+    from console.release.audit import AuditLog
+    from console.release.actions import rollback
 
     server = servers.SeaweedServer().start()
     try:
@@ -191,7 +191,7 @@ def main() -> int:
         print(f"  process     same 15 requests bare  {stats(same_times)}")
         print(f"  ratio mrc / same-reads (median)    {statistics.median(cli_times) / statistics.median(same_times):5.2f}x")
 
-        from console.release import HISTORY_WINDOW
+        from console.release.actions import HISTORY_WINDOW
 
         print(f"  (production history at the end: {len(registry.pointer_history('m', PRODUCTION))} moves; "
               f"a rollback reads only the newest {HISTORY_WINDOW} event objects unless none of their versions fits)")

@@ -112,14 +112,14 @@ def main() -> None:
 
             mlflow_start = wait(ping)
             ours_ready = tmp / "ours.ready"
-            from backends.local.artifacts import sha256_file
+            from backends.support.files import sha256_file
 
-            from backends.local.controlkey import auth_headers, ensure_key
+            from backends.local.serving.controlkey import auth_headers, ensure_key
 
             key_file = ensure_key(tmp)
             auth = auth_headers(tmp)
             t0 = time.perf_counter()
-            procs.append(start([sys.executable, "-m", "backends.local.serving", "--key-file", str(key_file), "--artifact", str(tmp / "model.onnx"),
+            procs.append(start([sys.executable, "-m", "backends.local.serving.server", "--key-file", str(key_file), "--artifact", str(tmp / "model.onnx"),
                                 "--sha256", sha256_file(str(tmp / "model.onnx"))[0], "--version", "2",
                                 "--format", "onnx", "--format-class", "backends.formats.onnx:OnnxFormat",
                                 "--ready-file", str(ours_ready)], REPO))
@@ -129,7 +129,7 @@ def main() -> None:
             (tmp / "serving" / "processes.json").write_text(json.dumps({"router": None, "servers": {
                 "1": {"pid": procs[0].pid, "port": mlflow_port}, "2": {"pid": procs[1].pid, "port": ours_port}}}))
             router_ready = tmp / "router.ready"
-            procs.append(start([sys.executable, "-m", "backends.local.router", "--dir", str(tmp / "serving"),
+            procs.append(start([sys.executable, "-m", "backends.local.serving.router", "--dir", str(tmp / "serving"),
                                 "--model", "bench", "--ready-file", str(router_ready), "--key-file", str(key_file)], REPO))
             wait(router_ready.exists)
             router = json.loads(router_ready.read_text())["port"]

@@ -96,7 +96,7 @@ async def filter_latency(ws_path: Path, queries: list[str]) -> tuple[list[float]
     """ms from a key press in the filter to the version list's next repaint, per keystroke."""
     from console.app import ReleaseConsole
     from console.workspace import Workspace
-    from screens.virtual_table import VirtualTable
+    from screens.widgets.virtual_table import VirtualTable
 
     painted = {"at": 0.0}
     original = VirtualTable.render_line

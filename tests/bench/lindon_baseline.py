@@ -15,7 +15,7 @@ fixed 50 % split it equals their closed form up to quadrature error (tests/stats
 Their test is two-sided (equality); a rollback is called only when the canary holds more than
 its share of the errors, which can only lower the false-alarm rate.
 
-Only numpy and scipy.special/scipy.stats here; mrc's own exact e-process (console/sequential.py's
+Only numpy and scipy.special/scipy.stats here; mrc's own exact e-process (console/rollout/sequential.py's
 ODDS_RATIOS grid, one-sided) is evaluated on the same simulated streams for comparison.
 """
 
@@ -90,7 +90,7 @@ def lindon_detections(counts: dict, alpha: float, thetas: np.ndarray | None = No
 
 
 def mrc_detections(counts: dict, alpha: float, ratios, weights) -> np.ndarray:
-    """First look at which mrc's exact one-sided e-process (console/sequential.py's grid) rolls back."""
+    """First look at which mrc's exact one-sided e-process (console/rollout/sequential.py's grid) rolls back."""
     ratios, weights = np.asarray(ratios, float), np.asarray(weights, float)
     log_e = np.zeros((counts["k"].shape[0], ratios.size))
     out = []

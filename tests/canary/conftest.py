@@ -41,7 +41,7 @@ def load(served_ws):
     from backends.local.traffic import LocalTraffic
 
     rows, labels = holdout(str(served_ws), MODEL)
-    from backends.local.controlkey import auth_headers
+    from backends.local.serving.controlkey import auth_headers
 
     gen = LoadGenerator(LocalTraffic(served_ws).router_port(MODEL), rows, labels, rate=80, label_delay_s=0.3,
                         headers=auth_headers(served_ws)).start()

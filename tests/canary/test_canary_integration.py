@@ -20,7 +20,7 @@ def _split(ws) -> dict[str, int]:
 
 
 def _state(ws):
-    from console.canary_controller import current_state
+    from console.rollout.controller import current_state
     from console.workspace import Workspace
 
     return current_state(Workspace.open(ws), MODEL)

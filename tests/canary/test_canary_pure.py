@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from backends.base import BadInputError, HealthWindow
-from backends.local.router import bucket_of, choose, validate_weights
-from console import canary, sequential
+from backends.local.serving.router import bucket_of, choose, validate_weights
+from console.rollout import canary
+from console.rollout import sequential
 from console.domain import CanaryPlan, CanaryState
 
 from tests.conftest import REPO
@@ -199,7 +200,7 @@ def test_state_round_trips_through_json():
 
 
 def test_domain_core_imports_neither_textual_nor_heavy_libraries():
-    code = ("import sys, console.canary, console.sequential, console.canary_controller, console.commands.canary_cmds;"
+    code = ("import sys, console.rollout.canary, console.rollout.sequential, console.rollout.controller, console.commands.canary_cmds;"
             "bad = [m for m in ('textual', 'screens', 'torch', 'pandas', 'plotly', 'mlflow', 'scipy') if m in sys.modules];"
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True)

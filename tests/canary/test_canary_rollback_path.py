@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def _run(ws):
-    broken = list(HEAVY) + ["console.drift", "console.report", "console.reports", "console.plots", "console.gates"]
+    broken = list(HEAVY) + ["console.evaluate.drift", "console.evaluate.report", "console.reports", "console.plots", "console.evaluate.gates"]
     code = SCRIPT.format(broken=broken, model=MODEL, ws=str(ws), heavy=list(HEAVY))
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), env=mrc_env(), capture_output=True, text=True,
                           timeout=60)
@@ -46,7 +46,7 @@ def _run(ws):
 
 def test_rollback_of_a_live_canary_imports_nothing_heavy(served_ws):
     from backends.local.traffic import LocalTraffic
-    from console.canary_controller import Controller, current_state
+    from console.rollout.controller import Controller, current_state
     from console.domain import CanaryPlan
     from console.workspace import Workspace
 
@@ -66,10 +66,10 @@ def test_rollback_of_a_live_canary_imports_nothing_heavy(served_ws):
 def test_pointer_rollback_moves_a_live_split_too_without_heavy_imports(served_ws):
     from backends.local.registry import LocalRegistry
     from backends.local.traffic import LocalTraffic
-    from console.audit import AuditLog
+    from console.release.audit import AuditLog
 
     registry = LocalRegistry(served_ws)
-    from console.release import promote
+    from console.release.actions import promote
 
     promote(registry, AuditLog(str(served_ws / "mrc.db")), MODEL, CANDIDATE, actor="tester")
     traffic = LocalTraffic(served_ws)

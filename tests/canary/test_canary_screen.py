@@ -30,7 +30,7 @@ class ScreenHost(App):
 
 
 def live_canary(ws_root):
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
     from console.domain import CanaryPlan
     from console.workspace import Workspace
 
@@ -100,7 +100,7 @@ async def test_pause_key_then_next_step_key(served_ws):
         await pilot.press("space")
         await wait_for(pilot, lambda: screen.state.status == "progressing")
         await pilot.press("p")  # 50 % -> the last step: promote, after a confirmation
-        from screens.promote_dialog import PromoteDialog
+        from screens.dialogs.promote import PromoteDialog
 
         await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog))
         assert "promote" in str(app.screen.query_one(".dialog-title").render())
@@ -158,7 +158,7 @@ async def test_console_app_runs_R_as_it_is_posted_through_the_keymap_and_never_p
 
         # A dialog on top hides the canary's bindings, at post time as in Textual's own pass.
         await pilot.press("p")
-        from screens.promote_dialog import PromoteDialog
+        from screens.dialogs.promote import PromoteDialog
 
         await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog))
         await pilot.press("R")

@@ -41,9 +41,9 @@ class NoData:
 @pytest.fixture
 def started(demo_ws):
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.canary_controller import Controller
-    from console.release import decide
+    from console.release.audit import AuditLog
+    from console.rollout.controller import Controller
+    from console.release.actions import decide
     from console.workspace import Workspace
 
     ws = Workspace.open(demo_ws)

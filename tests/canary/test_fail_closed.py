@@ -68,7 +68,7 @@ class BrokenSplit:
 
 
 def _controller(ws_root, **roles):
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
     from console.workspace import Workspace
 
     return Controller(Workspace.open(ws_root), MODEL, actor="tester", **roles)
@@ -93,7 +93,7 @@ def _production(ws_root) -> str | None:
 
 
 def _audit(ws_root, action: str) -> list:
-    from console.audit import AuditLog
+    from console.release.audit import AuditLog
 
     return [e for e in AuditLog(str(ws_root / "mrc.db")).events(model=MODEL) if e.action == action]
 
@@ -189,7 +189,7 @@ def test_start_with_an_unreachable_metrics_backend_exits_4_with_nothing_live_or_
             data = json.loads(procs.read_text())
             pids = [s["pid"] for s in data.get("servers", {}).values()] + ([data["router"]["pid"]] if data.get("router") else [])
             assert not [p for p in pids if _alive(p)]
-        from console.canary_controller import current_state
+        from console.rollout.controller import current_state
         from console.workspace import Workspace
 
         assert current_state(Workspace.open(demo_ws), MODEL) is None
@@ -224,7 +224,7 @@ def test_start_probes_metrics_before_serving_or_moving_anything(served_ws):
 # -- kill -9 at every crash point ----------------------------------------------------------------
 
 def _state(ws_root):
-    from console.canary_controller import current_state
+    from console.rollout.controller import current_state
     from console.workspace import Workspace
 
     return current_state(Workspace.open(ws_root), MODEL)
@@ -241,7 +241,7 @@ def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
 
 
 def _crash_ids():
-    from console.canary_controller import CRASH_POINTS
+    from console.rollout.controller import CRASH_POINTS
 
     return list(CRASH_POINTS)
 
@@ -249,9 +249,9 @@ def _crash_ids():
 def test_every_crash_hook_in_the_controller_is_listed_and_tested():
     import re
 
-    from console.canary_controller import CRASH_POINTS
+    from console.rollout.controller import CRASH_POINTS
 
-    source = (REPO / "console" / "canary_controller.py").read_text()
+    source = (REPO / "console" / "rollout" / "controller.py").read_text()
     literal = set(re.findall(r'_crash_point\("(\w+)", "(\w+)"\)', source))
     assert {f"{a}:{p}" for a, p in literal} <= set(CRASH_POINTS)
     phases = set(re.findall(r'_crash_point\(\w+(?:\.action)?, "(\w+)"\)', source))

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from backends.base import BadInputError, HealthWindow
-from console import canary
+from console.rollout import canary
 from console.domain import CanaryPlan
 
 

@@ -1,4 +1,4 @@
-"""The sequential judge end to end through the real state machine (console/canary.py): analyze ->
+"""The sequential judge end to end through the real state machine (console/rollout/canary.py): analyze ->
 record_analysis -> decide -> apply, on simulated windows shaped like the two metrics sources —
 raw latencies (the local backend) or a latency histogram and counters (Prometheus / Knative
 queue-proxy buckets) — with predictions and delayed labels. Seeded: deterministic.
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from backends.base import HealthWindow
-from console import canary, sequential
+from console.rollout import canary
+from console.rollout import sequential
 from console.domain import CanaryPlan
 
 # Knative queue-proxy's default latency buckets (ms)

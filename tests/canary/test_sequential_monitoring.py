@@ -4,7 +4,7 @@ shared trend in the base rate or latency; false alarms must stay <= alpha plus a
 Then power: the regressions the issue names are found.
 
 The simulations are vectorised with numpy (all canaries at once); each one is first checked against
-the real per-window functions of console/sequential.py on a few canaries, so what is simulated is
+the real per-window functions of console/rollout/sequential.py on a few canaries, so what is simulated is
 what runs. Seeds are fixed: the outcomes are deterministic.
 """
 
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from console import sequential
+from console.rollout import sequential
 
 ALPHA = 0.05
 RUNS = 2000

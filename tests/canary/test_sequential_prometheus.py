@@ -9,7 +9,8 @@ import time
 import pytest
 
 from backends.prometheus.metrics import PrometheusMetrics
-from console import canary, sequential
+from console.rollout import canary
+from console.rollout import sequential
 from console.domain import CanaryPlan
 from tests.prometheus.conftest import preloaded_prometheus  # noqa: F401  (the fixture)
 from tests.prometheus.queue_proxy import StepTraffic, openmetrics_backfill

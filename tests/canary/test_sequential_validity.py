@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from console import sequential
+from console.rollout import sequential
 
 ALPHA = 0.05
 SPLITS = [5] * 60 + [25] * 60 + [50] * 60  # the default plan's weights, one look a second

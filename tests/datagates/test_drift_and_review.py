@@ -91,7 +91,7 @@ METRICS = {"1": {"auc_roc": 0.90, "precision": 0.85, "f1": 0.80}, "2": {"auc_roc
 
 
 def test_review_lists_checks_not_run_and_approval_needs_the_override_key(tmp_path, mrc):
-    from screens.approve_dialog import ApproveDialog
+    from screens.dialogs.approve import ApproveDialog
     from screens.review_screen import ReviewScreen
     from tests.tui.conftest import make_app, run, settle
     from tests.tui.test_flows import keys
@@ -146,7 +146,7 @@ def test_review_lists_checks_not_run_and_approval_needs_the_override_key(tmp_pat
 
 def test_a_gate_evaluation_error_never_records_a_clean_approval(tmp_path, mrc):
     """The console bug of issue 10: an errored gate evaluation approved with override=False."""
-    from screens.approve_dialog import ApproveDialog
+    from screens.dialogs.approve import ApproveDialog
     from screens.review_screen import ReviewScreen
     from tests.tui.conftest import make_app, run, settle
     from tests.tui.test_flows import keys
@@ -188,7 +188,8 @@ def test_a_gate_evaluation_error_never_records_a_clean_approval(tmp_path, mrc):
 
 def test_decide_refuses_an_errored_gate_without_override(tmp_path, mrc):
     """The one path every surface calls: no clean approval on a gate error, even if a UI forgets."""
-    from console.release import PolicyRefusal, decide
+    from console.errors import PolicyRefusal
+    from console.release.actions import decide
     from console.workspace import Workspace
 
     root = _local_ws(tmp_path, mrc, {"1": {}, "2": {}}, production="1", candidate="2")

@@ -96,8 +96,8 @@ def _race(demo_ws: Path, n: int) -> list[subprocess.Popen]:
 def test_twenty_racing_promotions_exactly_one_wins(demo_ws, mrc, tmp_path):
     from backends.base import Approval, Lineage
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.release import promote
+    from console.release.audit import AuditLog
+    from console.release.actions import promote
 
     registry = LocalRegistry(demo_ws)
     artifact = tmp_path / "a.bin"

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends.base import BadInputError, PointerMove, check_name
-from console.audit import GENESIS, event_hash, verify_chain
+from console.release.audit import GENESIS, event_hash, verify_chain
 from console.domain import AuditEvent
-from console.evaluation import auc_roc, classification_metrics
-from console.release import rollback_target
+from backends.native.metrics import auc_roc, classification_metrics
+from console.release.actions import rollback_target
 
 
 @pytest.mark.parametrize("name", ["a", "fraud-detector", "v20260215-a3b4c5d6", "model_1.2"])

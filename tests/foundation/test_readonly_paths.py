@@ -35,7 +35,7 @@ def test_read_command_leaves_workspace_byte_for_byte_unchanged(demo_ws, mrc, arg
 
 @pytest.mark.parametrize("args", [("canary", "status", "breast-cancer", "--json"), ("models", "--json")], ids=" ".join)
 def test_reads_of_a_recorded_canary_write_nothing(demo_ws, mrc, args):
-    from console.canary_controller import CanaryStore
+    from console.rollout.controller import CanaryStore
     from console.domain import CanaryState
 
     CanaryStore(demo_ws / "mrc.db").insert(CanaryState(model="breast-cancer", stable="2", candidate="5", id="c-1",

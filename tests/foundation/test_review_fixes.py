@@ -44,8 +44,8 @@ class _BrokenTraffic:
 
 def test_a_rollback_whose_traffic_fails_still_audits_the_pointer_move(demo_ws):
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.release import rollback
+    from console.release.audit import AuditLog
+    from console.release.actions import rollback
 
     registry, audit = LocalRegistry(demo_ws), AuditLog(str(demo_ws / "mrc.db"))
     outcome = rollback(registry, audit, "breast-cancer", actor="oncall", reason="3am", traffic=_BrokenTraffic())

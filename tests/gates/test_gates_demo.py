@@ -20,7 +20,7 @@ def _ws(root: Path) -> list[str]:
 
 
 def test_candidate_passes_and_worse_versions_fail_with_reasons(demo_template):
-    from console.gates import evaluate_version
+    from console.evaluate.gates import evaluate_version
     from console.workspace import Workspace
 
     ws = Workspace.open(demo_template)
@@ -68,7 +68,7 @@ def test_approve_is_refused_on_failed_gates(demo_ws, mrc):
 
 
 def test_version_drift_and_recorded_status(demo_ws, mrc):
-    from console.drift import recorded_status, version_drift
+    from console.evaluate.drift import recorded_status, version_drift
     from console.workspace import Workspace
 
     ws = Workspace.open(demo_ws)
@@ -220,7 +220,7 @@ def test_report_html_renders_offline_in_chromium(demo_template, mrc, tmp_path):
 
 
 def test_domain_modules_import_nothing_heavy():
-    code = ("import sys; import console.gates, console.drift, console.stats, console.validation, console.report, "
+    code = ("import sys; import console.evaluate.gates, console.evaluate.drift, console.evaluate.stats, console.evaluate.validation, console.evaluate.report, "
             "console.commands.gate_cmds; heavy = [m for m in ('textual', 'torch', 'pandas', 'plotly', 'scipy', 'screens') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)

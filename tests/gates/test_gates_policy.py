@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends.base import BadInputError
-from console import gates
+from console.evaluate import gates
 
 # The seed article's own example policy (000_c87f1661b78c8c91.txt), as written.
 SEED_POLICY = {

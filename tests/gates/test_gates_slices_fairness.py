@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from console import gates
+from console.evaluate import gates
 
 
 def _policy(**sections) -> gates.GatePolicy:

@@ -27,7 +27,7 @@ def test_startup_and_backend_factories_import_no_kubernetes_client():
         "t0 = time.perf_counter()\n"
         "import console.cli\n"
         "console.cli.build_parser()\n"
-        "import console.release, console.canary_controller, console.workspace\n"
+        "import console.release.actions, console.rollout.controller, console.workspace\n"
         "import backends.k8s, backends.prometheus\n"
         "elapsed = time.perf_counter() - t0\n"
         f"print(json.dumps({{'elapsed_s': elapsed, 'loaded': sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})}}))\n")

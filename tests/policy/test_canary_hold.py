@@ -8,7 +8,7 @@ import pytest
 
 from backends.base import HealthWindow
 from console.domain import CanaryPlan
-from console.policy import PolicyViolation
+from console.release.policy import PolicyViolation
 from tests.canary.test_controller_races import MODEL, MemoryTraffic, NoData
 from tests.policy.conftest import protect
 
@@ -35,10 +35,10 @@ class Clock:
 
 def _setup(demo_ws, metrics, clock=None):
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.canary_controller import Controller
-    from console.policy import workspace_policy
-    from console.release import decide
+    from console.release.audit import AuditLog
+    from console.rollout.controller import Controller
+    from console.release.policy import workspace_policy
+    from console.release.actions import decide
     from console.workspace import Workspace
 
     protect(demo_ws, "required_approvals = 2")
@@ -67,7 +67,7 @@ def test_a_refused_operator_promote_leaves_no_pending_intent(demo_ws):
 
 
 def test_the_last_step_auto_promote_short_of_approvals_holds_and_asks_once(demo_ws):
-    from console.release import decide
+    from console.release.actions import decide
 
     clock = Clock()
     controller, traffic, registry, audit, policy = _setup(demo_ws, Healthy(), clock)

@@ -7,17 +7,17 @@ from __future__ import annotations
 import pytest
 
 from console.domain import CanaryPlan
-from console.policy import PolicyViolation
+from console.release.policy import PolicyViolation
 from tests.canary.test_controller_races import MODEL, MemoryTraffic, NoData
 from tests.policy.conftest import protect
 
 
 def test_canary_promote_waits_for_the_second_approval(demo_ws):
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.canary_controller import Controller
-    from console.policy import workspace_policy
-    from console.release import decide
+    from console.release.audit import AuditLog
+    from console.rollout.controller import Controller
+    from console.release.policy import workspace_policy
+    from console.release.actions import decide
     from console.workspace import Workspace
 
     protect(demo_ws, "required_approvals = 2")

@@ -34,7 +34,7 @@ def _approval(ws_path):
 
 
 def test_trainer_cannot_approve_in_the_dialog_and_the_header_names_who_is_needed(demo_ws, monkeypatch):
-    from screens import approve_dialog
+    from screens.dialogs import approve as approve_dialog
 
     now = [1000.0]
     monkeypatch.setattr(approve_dialog, "clock", lambda: now[0])

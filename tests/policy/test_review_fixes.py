@@ -81,7 +81,7 @@ def test_under_require_trained_by_is_the_backend_identity_not_the_claimed_actor(
 
 
 def test_approval_requested_alert_says_the_tally_once():
-    from console import alerts as rules
+    from console.notify import alerts as rules
     from console.domain import AuditEvent
 
     cfg = rules.parse_config({"alertmanager_url": "http://127.0.0.1:9093"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.base import Approval, Artifact, BadInputError, Lineage, ModelVersion
-from console.policy import Signature, parse_policies, tally, trainer_of
+from console.release.policy import Signature, parse_policies, tally, trainer_of
 
 SHA, DIGEST, AT = "a" * 64, "d" * 64, "2026-01-01T00:00:00Z"
 

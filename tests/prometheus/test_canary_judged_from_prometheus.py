@@ -1,4 +1,4 @@
-"""End to end: the canary controller (console/canary_controller.py, unchanged) on KServe + Prometheus.
+"""End to end: the canary controller (console/rollout/controller.py, unchanged) on KServe + Prometheus.
 
 Traffic: KServeTraffic on the Kubernetes emulator (tests/k8s/apiserver.py), Serverless mode.
 Metrics: PrometheusMetrics on a real Prometheus scraping a queue-proxy-shaped endpoint whose
@@ -28,7 +28,7 @@ STORAGE = "s3://models/$model/$version"
 @pytest.fixture
 def release_ws(tmp_path):
     """A workspace whose registry has production = 1 and an approved version 2 (artifacts are plain bytes)."""
-    from console.release import decide, promote
+    from console.release.actions import decide, promote
     from console.workspace import Workspace
 
     root = tmp_path / "ws"
@@ -70,7 +70,7 @@ def exporter():
 
 
 def controller_for(ws, traffic, metrics):
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
 
     return Controller(ws, MODEL, actor="tester", traffic=traffic, metrics=metrics)
 
@@ -137,6 +137,6 @@ def test_mrc_rollback_one_command_rolls_a_live_kserve_canary_back(release_ws, ks
     assert result.json()["traffic"] == {"1": 100}
     predictor = apiserver.server.get(ISVCS, NS, MODEL)["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == 0 and predictor["model"]["storageUri"] == f"s3://models/{MODEL}/1"
-    from console.canary_controller import current_state
+    from console.rollout.controller import current_state
 
     assert current_state(release_ws, MODEL).status == "rolled_back"

@@ -158,8 +158,8 @@ def test_fetch_artifact_returns_the_registered_bytes(registry, model, tmp_path):
 
 
 def test_release_promote_and_rollback_through_any_registry(registry, model, tmp_path):
-    from console.audit import AuditLog
-    from console.release import promote, rollback
+    from console.release.audit import AuditLog
+    from console.release.actions import promote, rollback
 
     audit = AuditLog(str(tmp_path / "audit.db"))
     audit.ensure_schema()

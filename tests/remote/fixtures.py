@@ -60,7 +60,7 @@ def unique(prefix: str) -> str:
 
 
 def write_workspace(root: Path, registry_toml: str) -> Path:
-    from console.audit import AuditLog
+    from console.release.audit import AuditLog
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "mrc.toml").write_text(registry_toml)

@@ -162,7 +162,7 @@ def test_mrc_train_on_an_mlflow_workspace_logs_a_tracked_run(mlflow_server, tmp_
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from backends.local.datasets import DatasetStore
+    from backends.native.datasets import DatasetStore
     from tests.remote.fixtures import mlflow_toml
 
     root = tmp_path / "ws"

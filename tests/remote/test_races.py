@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from backends.base import PRODUCTION, Approval, Lineage
-from console.audit import AuditLog
+from console.release.audit import AuditLog
 from tests.conftest import REPO, mrc_env
 from tests.remote.fixtures import remote_env, unique
 import pytest

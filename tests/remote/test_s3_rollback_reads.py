@@ -10,11 +10,11 @@ import json
 import pytest
 
 from backends.base import PRODUCTION, Approval, IntegrityError, Lineage
-from console.release import HISTORY_WINDOW, _production_now, rollback
+from console.release.actions import HISTORY_WINDOW, _production_now, rollback
 
 
 class _Audit:
-    """An audit sink without intents (console/release.py's fakes path): only S3 is counted."""
+    """An audit sink without intents (console/release/actions.py's fakes path): only S3 is counted."""
 
     def __init__(self):
         self.events = []

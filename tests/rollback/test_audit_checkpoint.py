@@ -20,7 +20,7 @@ def _ws(path: Path) -> list[str]:
 
 def _rewrite_from(db: Path, k: int) -> None:
     """Change event k and recompute every hash after it: a consistent forgery."""
-    from console.audit import GENESIS, event_hash
+    from console.release.audit import GENESIS, event_hash
 
     conn = sqlite3.connect(db)
     rows = conn.execute("SELECT seq, at, actor, action, model, version, details FROM audit_events ORDER BY seq").fetchall()
@@ -120,8 +120,8 @@ def test_checkpoint_refuses_to_anchor_a_broken_chain(demo_ws, mrc):
 
 
 def test_pure_checkpoint_checks():
-    from console.audit import GENESIS, event_hash
-    from console.audit_checks import _mac, check_checkpoints
+    from console.release.audit import GENESIS, event_hash
+    from console.release.audit_checks import _mac, check_checkpoints
     from console.domain import AuditEvent
 
     events, prev = [], GENESIS

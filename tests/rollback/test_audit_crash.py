@@ -80,8 +80,8 @@ def test_audit_verify_names_a_write_that_has_no_event(demo_ws, mrc):
 SCRIPT = textwrap.dedent("""
     import sys
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog
-    from console.release import decide, rollback
+    from console.release.audit import AuditLog
+    from console.release.actions import decide, rollback
     registry, log = LocalRegistry(sys.argv[1]), AuditLog(sys.argv[2])
     if sys.argv[3] == "move":
         rollback(registry, log, "breast-cancer", actor="oncall", reason="page")
@@ -95,9 +95,9 @@ SCRIPT = textwrap.dedent("""
 def test_remote_write_killed_midway_is_reconciled_from_its_intent(demo_ws, tmp_path, write, point):
     """The registry lives in another database than the audit log (as MLflow or S3 would)."""
     from backends.local.registry import LocalRegistry
-    from console.audit import AuditLog, intents
-    from console.audit_checks import unaudited_approvals, unaudited_moves
-    from console.release import settle_intents
+    from console.release.audit import AuditLog, intents
+    from console.release.audit_checks import unaudited_approvals, unaudited_moves
+    from console.release.actions import settle_intents
 
     audit_db = tmp_path / "elsewhere" / "audit.db"
     audit_db.parent.mkdir()

@@ -11,7 +11,7 @@ MODEL = "breast-cancer"
 
 def test_banner_after_a_rollback_does_not_offer_the_bad_version_and_roll_forward_confirms(tmp_path):
     from console.workspace import Workspace
-    from screens.roll_forward_dialog import RollForwardDialog
+    from screens.dialogs.roll_forward import RollForwardDialog
 
     ws_path = release_workspace(tmp_path / "ws")
 

@@ -18,8 +18,8 @@ MODEL = "churn"
 
 @pytest.mark.parametrize("point", ["intent:after-record", "remote:after-write"])
 def test_s3_rollback_killed_midway_is_reconciled_by_the_next_verify(s3_workspace, tmp_path, point):
-    from console.audit import AuditLog, intents
-    from console.release import decide, promote
+    from console.release.audit import AuditLog, intents
+    from console.release.actions import decide, promote
 
     root, registry = s3_workspace
     audit = AuditLog(str(root / "mrc.db"))

@@ -27,7 +27,7 @@ def _predict(port: int, row: list[float]) -> tuple[int, dict]:
 
 def test_promote_starts_the_target_server_first_and_rollback_finds_it_warm(demo_ws, mrc):
     from backends.local.loadgen import holdout
-    from backends.procutil import alive
+    from backends.support.procs import alive
     from backends.local.traffic import LocalTraffic
 
     ws = ["--workspace", str(demo_ws), "--json"]

@@ -51,7 +51,7 @@ def test_forged_actor_and_reason_are_stored_as_given_and_printed_escaped(demo_ws
 
 def test_audit_presenter_escapes_every_cell():
     from console.domain import AuditEvent
-    from console.presenters import audit_cells
+    from screens.presenters import audit_cells
 
     event = AuditEvent(1, "2026-01-01T00:00:00.000000Z", FORGED, "alias", "m", "1",
                        {"reason": "a\nb\x1b[5m"}, "0" * 64, "f" * 64)

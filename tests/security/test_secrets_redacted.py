@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from console.redact import credential_in_url, escape_control, redact, redact_obj
+from backends.support.redact import credential_in_url, escape_control, redact, redact_obj
 
 SENTINEL = "SENTINEL-credential-7f3a9c"
 
@@ -92,7 +92,7 @@ def test_git_remote_token_in_lineage_never_printed_nor_audited(demo_ws, mrc):
 
 def test_lineage_presenters_mask_the_remote():
     from backends.base import Artifact, Lineage, ModelVersion
-    from console.presenters import lineage_outline
+    from screens.presenters import lineage_outline
 
     mv = ModelVersion("m", "1", "2026-01-01T00:00:00.000000Z", Artifact("file:///m.pt", "0" * 64, 1),
                       lineage=Lineage(code_repo=f"https://oauth2:{SENTINEL}@gitlab.example/g/r.git"))

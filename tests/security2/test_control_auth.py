@@ -230,7 +230,7 @@ def test_mrc_own_client_still_works_and_is_journaled(served, row, monkeypatch):
 
 
 def test_the_key_is_private_created_once_and_never_on_a_command_line(served):
-    from backends.local.controlkey import ensure_key
+    from backends.local.serving.controlkey import ensure_key
 
     ws, _ = served
     path = ws / "serving" / "control.key"
@@ -248,7 +248,7 @@ def test_the_key_is_private_created_once_and_never_on_a_command_line(served):
 
 def test_a_key_others_can_read_is_refused(tmp_path):
     from backends.base import BackendError
-    from backends.local.controlkey import ensure_key, read_key
+    from backends.local.serving.controlkey import ensure_key, read_key
 
     path = ensure_key(tmp_path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

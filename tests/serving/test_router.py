@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from backends.local.router import predictions_from_mlflow
+from backends.local.serving.router import predictions_from_mlflow
 from tests.serving.conftest import PYTHON, http_json, wait_for
 
 MODEL = "plain"
@@ -37,7 +37,7 @@ def test_unreadable_mlflow_answers_are_refused(reply):
 def start_router(spawn, folder, servers: dict[str, int]):
     """The router of a workspace whose serving folder records these servers (version -> port):
     the only backends it accepts. Control calls carry the workspace's key (AUTH)."""
-    from backends.local.controlkey import auth_headers, ensure_key
+    from backends.local.serving.controlkey import auth_headers, ensure_key
 
     root = folder.parent.parent
     (folder / "processes.json").write_text(json.dumps(
@@ -46,7 +46,7 @@ def start_router(spawn, folder, servers: dict[str, int]):
     AUTH.clear()
     AUTH.update(auth_headers(root))
     ready = folder / "router.ready"
-    proc = spawn([PYTHON, "-m", "backends.local.router", "--dir", str(folder), "--model", MODEL,
+    proc = spawn([PYTHON, "-m", "backends.local.serving.router", "--dir", str(folder), "--model", MODEL,
                   "--ready-file", str(ready), "--key-file", str(key_file)])
     wait_for(ready.exists, "router ready", proc=proc)
     return json.loads(ready.read_text())["port"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.procutil import group_alive
+from backends.support.procs import group_alive
 from tests.conftest import run_mrc
 from tests.remote.fixtures import remote_env, unique
 from tests.serving.conftest import add_model_table, http_json, running, seed_bucket, served_pids, write_csv

@@ -31,11 +31,11 @@ def events(root, action: str) -> list:
 
 def test_a_shadow_first_step_stops_a_failing_candidate_and_passes_a_faithful_one(served, models, cancer):
     from backends.base import Lineage
-    from backends.local.controlkey import auth_headers
+    from backends.local.serving.controlkey import auth_headers
     from backends.local.loadgen import LoadGenerator
     from backends.local.registry import LocalRegistry
     from backends.local.traffic import LocalTraffic
-    from console.canary_controller import current_state
+    from console.rollout.controller import current_state
     from console.workspace import Workspace
 
     root, port = served

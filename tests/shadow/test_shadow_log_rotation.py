@@ -14,8 +14,8 @@ import threading
 
 import pytest
 
-from backends.local.router import RotatingLog, generation
-from console.shadow_report import read_records
+from backends.local.serving.router import RotatingLog, generation
+from console.rollout.shadow_report import read_records
 
 
 def record(i: int, version: str = "2", t: float | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The shadow comparison and its presenters, without servers: console/shadow.py is pure."""
+"""The shadow comparison and its presenters, without servers: console/rollout/shadow.py is pure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from backends.local.router import validate_shadow
-from console.shadow import compare, quantile, select
+from backends.local.serving.router import validate_shadow
+from console.rollout.shadow import compare, quantile, select
 from screens.shadow_screen import diff_lines, histogram_lines, latency_lines, limit_bars
 
 

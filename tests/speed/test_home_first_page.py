@@ -5,7 +5,7 @@ read from the console's own trace lines and from the tables, never from timings.
 
 from __future__ import annotations
 
-from screens.virtual_table import VirtualTable
+from screens.widgets.virtual_table import VirtualTable
 from tests.tui.conftest import make_app, run, settle
 from tests.tui.synth import big_workspace
 

@@ -7,8 +7,9 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from console import drift, stats
-from console.validation import seed_psi
+from console.evaluate import drift
+from console.evaluate import stats
+from console.evaluate.validation import seed_psi
 
 
 # -- AUC from ranks -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 and for the benchmark (50 models × 200 versions in well under a second).
 
 Rows go straight into the local registry's tables (the same schema LocalRegistry creates), and
-audit events are chained with console.audit.event_hash so that `verify` holds.
+audit events are chained with console.release.audit.event_hash so that `verify` holds.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from console.audit import GENESIS, event_hash
+from console.release.audit import GENESIS, event_hash
 from console.workspace import Workspace
 
 FIXED_AT = "2026-01-0{day}T0{hour}:00:00Z"

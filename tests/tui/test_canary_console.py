@@ -30,7 +30,7 @@ def text_of(screen, selector: str) -> str:
 
 
 def state_of(ws_root):
-    from console.canary_controller import current_state
+    from console.rollout.controller import current_state
     from console.workspace import Workspace
 
     return current_state(Workspace.open(ws_root), MODEL)
@@ -59,7 +59,7 @@ def kill_group(pid: int) -> None:
 
 def test_C_starts_a_canary_after_ctrl_y_and_escape_starts_nothing(served_ws):
     from screens.canary_screen import CanaryScreen
-    from screens.canary_start_dialog import CanaryStartDialog
+    from screens.dialogs.canary_start import CanaryStartDialog
 
     pids: list[int] = []
 
@@ -111,7 +111,7 @@ def test_C_starts_a_canary_after_ctrl_y_and_escape_starts_nothing(served_ws):
 
 def test_C_on_an_unapproved_candidate_needs_a_reason(served_ws):
     from backends.base import Approval
-    from screens.canary_start_dialog import CanaryStartDialog
+    from screens.dialogs.canary_start import CanaryStartDialog
 
     from console.workspace import Workspace
 
@@ -139,7 +139,7 @@ def test_C_on_an_unapproved_candidate_needs_a_reason(served_ws):
 # -- P / p in the canary screen: confirm with the evidence ---------------------------------------
 
 def _live_canary_at_50(ws_root):
-    from console.canary_controller import Controller
+    from console.rollout.controller import Controller
     from console.workspace import Workspace
 
     controller = Controller(Workspace.open(ws_root), MODEL, actor="tester")
@@ -149,7 +149,7 @@ def _live_canary_at_50(ws_root):
 
 def test_P_and_p_confirm_with_the_judges_evidence_before_moving_traffic(served_ws):
     from screens.canary_screen import CanaryScreen
-    from screens.promote_dialog import PromoteDialog
+    from screens.dialogs.promote import PromoteDialog
 
     _live_canary_at_50(served_ws)
 
@@ -194,8 +194,8 @@ def test_P_and_p_confirm_with_the_judges_evidence_before_moving_traffic(served_w
 
 
 def test_evidence_names_the_sequential_statistic_the_requests_still_needed_and_failures():
-    from console import canary
-    from console.presenters import canary_evidence_lines
+    from console.rollout import canary
+    from screens.presenters import canary_evidence_lines
 
     state = canary.new_state("m", "1", "2", CanaryPlan(), 1000.0, "2026-01-01T00:00:00.000000Z")
     state.step, state.weight, state.failures = 1, 25, 2
@@ -215,7 +215,7 @@ def test_evidence_names_the_sequential_statistic_the_requests_still_needed_and_f
 # -- home: production's live health ---------------------------------------------------------------
 
 def _home_health(ws_root, until, *, prepare=None):
-    from screens.health_panel import HealthPanel
+    from screens.widgets.health_panel import HealthPanel
 
     seen = {}
 
@@ -326,8 +326,8 @@ def test_training_says_it_moves_the_candidate_alias_and_v_reviews_the_new_versio
 
 
 def test_the_canary_screen_says_what_the_power_aware_plan_still_waits_for():
-    """The judge's own `needs_more` (console/canary.py), as the last step holds for evidence."""
-    from console import canary
+    """The judge's own `needs_more` (console/rollout/canary.py), as the last step holds for evidence."""
+    from console.rollout import canary
     from screens.canary_screen import sequential_line
 
     state = canary.new_state("m", "1", "2", CanaryPlan(), 1000.0, "2026-01-01T00:00:00.000000Z")

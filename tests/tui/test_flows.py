@@ -42,8 +42,8 @@ def keys(text: str) -> list[str]:
 def test_approve_with_a_reason_records_approval_audit_and_gate_digest(demo_ws, monkeypatch):
     """The held-key guard is about human timing, so the test steps the dialog's clock itself: on a
     loaded machine real time between two presses is anything, and must not decide the outcome."""
-    from console.release import report_digest
-    from screens import approve_dialog
+    from console.release.actions import report_digest
+    from screens.dialogs import approve as approve_dialog
 
     now = [1000.0]
     monkeypatch.setattr(approve_dialog, "clock", lambda: now[0])
@@ -54,7 +54,7 @@ def test_approve_with_a_reason_records_approval_audit_and_gate_digest(demo_ws, m
             review = await open_review(app, pilot)
             assert review.gate_state == "done" and review.gate_report.passed, review.gate_report
             await pilot.press("a")
-            from screens.approve_dialog import ApproveDialog
+            from screens.dialogs.approve import ApproveDialog
 
             dialog = app.screen
             assert isinstance(dialog, ApproveDialog)
@@ -93,7 +93,7 @@ def test_approve_is_refused_on_failing_gates_then_overridden_with_a_reason(demo_
             await pilot.press(*keys("ship it"))
             await pilot.press("ctrl+y")
             await pilot.pause(0.1)
-            from screens.approve_dialog import ApproveDialog
+            from screens.dialogs.approve import ApproveDialog
 
             dialog = app.screen
             assert isinstance(dialog, ApproveDialog)  # still open: refused
@@ -151,7 +151,7 @@ def test_rollback_from_home_names_the_target_and_moves_production(release_ws):
             await settle(app, pilot)
             assert home.rows[0].production == "1"
             calls = [call for _, call in app.calls if "rollback" in call]
-            assert calls == ["console.release.rollback(registry, audit, 'breast-cancer', to='1', expected='2', "
+            assert calls == ["console.release.actions.rollback(registry, audit, 'breast-cancer', to='1', expected='2', "
                              "actor='tester')"]
             await pilot.press("at")  # the action log shows it
             from screens.action_log_screen import ActionLogScreen

@@ -190,7 +190,7 @@ def test_home_rows_are_the_same_from_the_batch_and_the_per_model_path(ws_path):
 
 
 def test_every_canary_in_one_read_matches_each_models_latest(ws_path):
-    from console.canary_controller import CanaryStore, current_state, current_states
+    from console.rollout.controller import CanaryStore, current_state, current_states
     from console.domain import CanaryState
     from console.workspace import Workspace
     from screens.loaders import load_home

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from backends.base import Approval, Artifact, Lineage, ModelVersion
-from console import presenters as p
+from screens import presenters as p
 from console.domain import GateCheck
 
 

@@ -181,7 +181,7 @@ def test_datasets_add_refuses_bad_files_and_writes_nothing(production_ws, tmp_pa
 def test_undrifted_data_after_a_critical_one_resolves_the_drift_alert(story, tmp_path):
     """drift.critical fires DriftCritical (the alerts' own fold); a newer version back under the
     critical tier records drift.ok, which resolves it, once."""
-    from console.alerts import AlertsConfig, fold
+    from console.notify.alerts import AlertsConfig, fold
     from console.workspace import Workspace
 
     ws = copy_ws(story.ws, tmp_path)

@@ -17,18 +17,18 @@ from tests.watch.conftest import EPOCHS, FEATURES, MODEL, add_dataset, audit, co
 # failed training is produced at an exact point of a real run
 CRASHING_MRC = """
 import os, socket, sys
-import console.audit, console.training
+import console.release.audit, console.training
 from console.cli import main
 mode, host = os.environ["CRASH_MODE"], os.environ.get("CRASH_HOST")
 if host:
     socket.gethostname = lambda: host
 if mode == "before-retrain-event":  # trained and registered; dies before `watch.retrain` is written
-    append = console.audit.AuditLog.append
+    append = console.release.audit.AuditLog.append
     def crash_on_retrain(self, actor, action, *args, **kwargs):
         if action == "watch.retrain":
             os._exit(9)
         return append(self, actor, action, *args, **kwargs)
-    console.audit.AuditLog.append = crash_on_retrain
+    console.release.audit.AuditLog.append = crash_on_retrain
 elif mode == "during-training":  # dies mid-training: nothing registered
     def crash(*args, **kwargs):
         os._exit(9)

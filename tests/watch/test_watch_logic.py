@@ -1,4 +1,4 @@
-"""The pure decision of a watch run (console/watch.py): no I/O, real DriftReports."""
+"""The pure decision of a watch run (console/monitor/watch.py): no I/O, real DriftReports."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from console.drift import drift_report
-from console.watch import (ALREADY_HANDLED, IN_PROGRESS, NO_ACTION, RETRAIN, UP_TO_DATE, decide,
+from console.evaluate.drift import drift_report
+from console.monitor.watch import (ALREADY_HANDLED, IN_PROGRESS, NO_ACTION, RETRAIN, UP_TO_DATE, decide,
                            handled_from_events, handled_from_versions, needs_drift, newest_version, progress_line,
                            unfinished_retrains, worst_feature)
 

@@ -1,0 +1,1 @@
+"""mrc's own ML pieces (datasets, the torch MLP, its trainer, metrics, lineage), used by several backends."""

@@ -1,0 +1,1 @@
+"""Evaluation: gates, drift, validation, statistics and reports (pure where it can be)."""

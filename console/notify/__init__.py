@@ -1,0 +1,1 @@
+"""Notification: audit events to alerts (pure) and their delivery (Alertmanager, webhooks)."""

@@ -1,0 +1,1 @@
+"""Release: one path per act (approve, promote, rollback), approvals policy, audit."""

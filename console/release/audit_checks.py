@@ -1,0 +1,237 @@
+"""What `mrc audit verify` checks beyond the hash chain, and the chain's anchor.
+
+- Cross-check: every pointer move in the registry's history and every recorded approval has
+  its audit event (a write without one is named). Pure functions over records.
+- Checkpoints: `mrc audit checkpoint` signs the chain's head (seq, hash) with HMAC-SHA256 under
+  a workspace key and appends it to audit-checkpoints.jsonl; each checkpoint's MAC covers the
+  previous one's, so a checkpoint cannot be dropped from the middle either. A log truncated
+  below a checkpoint, rewritten from any row up to it (even with consistent hashes) or emptied
+  no longer matches. stdlib only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterable
+
+from console.domain import AuditEvent
+from backends.support.timeutil import now_iso
+
+KEY_ENV = "MRC_AUDIT_KEY"
+KEY_FILE = ".mrc-key"
+CHECKPOINTS_FILE = "audit-checkpoints.jsonl"
+
+
+# -- cross-check: registry writes vs the log -----------------------------------------------------
+
+def _event_move(event: AuditEvent) -> tuple[str, str | None, str | None, int | None] | None:
+    """(alias, from, to, move_seq) of a pointer-moving event; None for other events."""
+    d = event.details
+    if "move_seq" in d:
+        return d.get("alias"), d.get("from"), d.get("to"), d.get("move_seq")
+    if event.action in ("promote", "rollback") and "from" in d and "to" in d:
+        return "production", d["from"], d["to"], None
+    if event.action.startswith("alias:") and "to" in d:
+        return event.action.removeprefix("alias:"), d.get("from"), d.get("to"), None
+    if event.action == "clear-candidate":
+        return "candidate", event.version, None, None
+    return None
+
+
+def unaudited_moves(moves: Iterable[Any], events: Iterable[AuditEvent]) -> list[Any]:
+    """Pointer moves (of one model) with no event: events written with the move carry its
+    `move_seq`; older ones are matched by (alias, from, to), each event used once."""
+    by_seq: dict[Any, AuditEvent] = {}
+    legacy: list[tuple[tuple, AuditEvent]] = []
+    for event in events:
+        key = _event_move(event)
+        if key is None:
+            continue
+        if key[3] is not None:
+            by_seq[key[3]] = event
+        else:
+            legacy.append((key[:3], event))
+    missing = []
+    for move in moves:
+        if move.seq in by_seq and _event_move(by_seq[move.seq])[:3] == (move.alias, move.from_version, move.to_version):
+            continue
+        key = (move.alias, move.from_version, move.to_version)
+        hit = next((i for i, (k, _) in enumerate(legacy) if k == key), None)
+        if hit is None:
+            missing.append(move)
+        else:
+            legacy.pop(hit)
+    return missing
+
+
+def unaudited_approvals(versions: Iterable[Any], events: Iterable[AuditEvent]) -> list[Any]:
+    """Versions whose recorded approval is not what their last approve/reject event says."""
+    last: dict[tuple[str, str], AuditEvent] = {}
+    for event in events:
+        if event.action in ("approve", "reject"):
+            last[(event.model, event.version)] = event
+    missing = []
+    for mv in versions:
+        status = mv.approval.status
+        if status not in ("approved", "rejected"):
+            continue
+        event = last.get((mv.model, mv.version))
+        wanted = "approve" if status == "approved" else "reject"
+        if event is None or event.action != wanted:
+            missing.append(mv)
+        elif "approval_at" in event.details and event.details["approval_at"] != mv.approval.at:
+            missing.append(mv)
+    return missing
+
+
+def cross_check(registry, events: list[AuditEvent]) -> list[str]:
+    """One line per registry write that the log does not account for."""
+    from backends.base import NotFoundError
+
+    problems = []
+    try:
+        models = registry.list_models()
+    except NotFoundError:
+        return []  # no registry yet: nothing was written
+    for summary in models:
+        mine = [e for e in events if e.model == summary.name]
+        for move in unaudited_moves(registry.pointer_history(summary.name), mine):
+            problems.append(f"{summary.name}: pointer move #{move.seq} {move.alias} {move.from_version or 'none'} → "
+                            f"{move.to_version or 'none'} by {move.actor} at {move.at} has no audit event")
+        for mv in unaudited_approvals(registry.list_versions(summary.name), mine):
+            a = mv.approval
+            problems.append(f"{summary.name} {mv.version}: {a.status} by {a.by} at {a.at} has no matching audit event")
+    return problems
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+def workspace_key(root: Path, *, create: bool) -> bytes | None:
+    """MRC_AUDIT_KEY, else <workspace>/.mrc-key (created 0600 on first use when `create`)."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    path = Path(root) / KEY_FILE
+    if not path.exists():
+        if not create:
+            return None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip().encode()
+
+
+def _mac(key: bytes, body: dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def read_checkpoints(root: Path) -> list[dict[str, Any]]:
+    path = Path(root) / CHECKPOINTS_FILE
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            out.append({"n": n, "unparseable": line[:80]})
+    return out
+
+
+def write_checkpoint(root: Path, events: list[AuditEvent], key: bytes) -> dict[str, Any]:
+    """Append a signed checkpoint of the head; the caller has verified the chain first."""
+    previous = read_checkpoints(root)
+    head = events[-1] if events else None
+    body = {"n": len(previous) + 1, "at": now_iso(), "seq": head.seq if head else 0,
+            "hash": head.hash if head else "", "prev_mac": previous[-1].get("mac", "") if previous else ""}
+    checkpoint = {**body, "mac": _mac(key, body)}
+    with open(Path(root) / CHECKPOINTS_FILE, "a") as fh:
+        fh.write(json.dumps(checkpoint, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return checkpoint
+
+
+def check_checkpoints(checkpoints: list[dict[str, Any]], events: list[AuditEvent], key: bytes | None) -> list[str]:
+    """Pure: one line per checkpoint that is forged, out of order, or no longer matched by the log."""
+    if not checkpoints:
+        return []
+    if key is None:
+        return [f"{len(checkpoints)} checkpoint(s) but no key to check them ({KEY_ENV} or {KEY_FILE})"]
+    problems = []
+    by_seq = {e.seq: e for e in events}
+    prev_mac = ""
+    for cp in checkpoints:
+        n = cp.get("n", "?")
+        body = {k: v for k, v in cp.items() if k != "mac"}
+        if "unparseable" in cp or not hmac.compare_digest(str(cp.get("mac", "")), _mac(key, body)):
+            problems.append(f"checkpoint {n}: signature does not match (forged, edited or another key)")
+            prev_mac = str(cp.get("mac", ""))
+            continue
+        if cp.get("prev_mac", "") != prev_mac:
+            problems.append(f"checkpoint {n}: does not follow the checkpoint before it (one was removed)")
+        prev_mac = cp["mac"]
+        seq = int(cp.get("seq", 0))
+        if seq == 0:
+            continue
+        event = by_seq.get(seq)
+        if event is None:
+            problems.append(f"checkpoint {n} (event {seq} at {cp.get('at')}): event {seq} is missing: "
+                            f"the log was truncated or emptied ({len(events)} events now)")
+        elif event.hash != cp.get("hash"):
+            problems.append(f"checkpoint {n}: event {seq} is not the event checkpointed at {cp.get('at')}: "
+                            "the log was rewritten")
+    return problems
+
+
+# -- checkpoints in a write-once place: s3://bucket/prefix ---------------------------------------
+
+def _s3(uri: str, endpoint_url: str | None):
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        from backends.base import BadInputError
+
+        raise BadInputError(f"{uri}: checkpoints go to s3://BUCKET/PREFIX")
+    import boto3
+    from botocore.config import Config
+
+    config = Config(s3={"addressing_style": "path"}) if endpoint_url else None
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+    return client, parsed.netloc, parsed.path.strip("/")
+
+
+def put_remote_checkpoint(uri: str, checkpoint: dict[str, Any], endpoint_url: str | None) -> str:
+    """One object per checkpoint, written with If-None-Match: * so nothing is ever overwritten
+    (pair it with S3 Object Lock on the bucket so nothing is deleted either)."""
+    client, bucket, prefix = _s3(uri, endpoint_url)
+    key = f"{prefix}/checkpoint-{int(checkpoint['n']):08d}.json".lstrip("/")
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(checkpoint, sort_keys=True).encode(), IfNoneMatch="*")
+    return f"s3://{bucket}/{key}"
+
+
+def read_remote_checkpoints(uri: str, endpoint_url: str | None) -> list[dict[str, Any]]:
+    client, bucket, prefix = _s3(uri, endpoint_url)
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/checkpoint-".lstrip("/")):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    out = []
+    for key in sorted(keys):
+        try:
+            out.append(json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        except ValueError:
+            out.append({"n": key, "unparseable": key})
+    return out

@@ -1,0 +1,1 @@
+"""Rollout: the canary state machine and judge (pure), its controller, shadow traffic."""

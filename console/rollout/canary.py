@@ -1,0 +1,737 @@
+"""Canary analysis and the canary state machine. PURE: data in, verdict out, no I/O.
+
+The controller (console/rollout/controller.py) feeds health windows in and carries the
+decisions out to the traffic backend and the registry; the screen and the CLI read the state.
+
+Two judges look at every interval:
+- the threshold rule of the seed pipeline, against the stable variant: error-rate delta, p99
+  latency ratio, prediction drift (PSI) and online accuracy; N consecutive failing windows
+  (default 3) roll back;
+- the sequential judge (console/rollout/sequential.py): anytime-valid tests that roll back, with the
+  false-rollback rate held at alpha, as soon as the evidence is in: an exact e-process on each
+  window's error counts (canary vs stable, conditional on the window's errors and split), and a
+  confidence sequence on the cumulative log-latency difference (and on the error-rate
+  difference when a margin above 0 is configured).
+With judge="sequential" only anytime-valid tests roll back, with alpha spent across all of
+them (ALPHA_SHARES): errors, latency within windows (log-mean from raw latencies, or the share
+above stable's median from a histogram), the latency tail (the share of requests above stable's
+p99, from raw latencies or histogram buckets), online accuracy (wrong among labelled), prediction
+drift (share above stable's median, within windows) and the sample ratio (halts the canary); the
+threshold checks are shown as advisory. "threshold" uses the seed rule alone; "both" rolls back
+on either. The last step holds until the count tests have the sample to detect the plan's minimum
+detectable regression (`evidence_gap`), and rolls back when that takes longer than
+`evidence_timeout_s`.
+
+The judge fails closed: a metrics-backend error, a NaN or infinite value in a window, and a
+window in which a variant that carries traffic got no request at all are FAILED checks (they
+count toward the consecutive-failure rule like any other), and no data for longer than the
+plan's no-data timeout rolls back by itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import BadInputError, HealthWindow
+from console.rollout import sequential
+from console.domain import CanaryPlan, CanaryState
+
+MAX_ANALYSES = 40  # kept in the state: enough for the screen's charts
+MAX_EVENTS = 200
+PSI_MIN_SAMPLE = 100
+
+# The share of alpha each sequential check that can roll back (or halt) spends: a weighted
+# Bonferroni, fixed in advance, so the judge's false-rollback rate is <= alpha over all of them.
+ALPHA_SHARES = {"error_rate": 0.3, "latency": 0.2, "latency_tail": 0.2, "online_accuracy": 0.1,
+                "prediction_drift": 0.1, "sample_ratio": 0.1}
+# Latency bounds for the count tests: (state key, stable quantile, stable requests needed to set it).
+LATENCY_BOUNDS = (("latency_tail", 0.99, 100), ("latency_p50", 0.5, 20))
+DRIFT_MIN_PREDICTIONS = 20
+# The power-aware plan's defaults (a plan may set these attributes): the regressions the last step
+# must be able to detect before it promotes, the power, and how long it may wait for that sample.
+MIN_DETECTABLE = {"error_ratio": 2.0, "error_delta": 0.002, "tail_ratio": 3.0, "tail_delta": 0.01}
+PROMOTION_POWER = 0.8
+EVIDENCE_TIMEOUT_HOLDS = 30  # evidence_timeout_s defaults to this many hold_s
+TERMINAL = ("promoted", "rolled_back", "aborted")
+NO_DATA_INTERVALS = 5  # the default no-data timeout, in analysis intervals
+
+# Actions a decision asks the controller to carry out.
+HOLD, STEP, PROMOTE, ROLLBACK, PAUSE, RESUME, ABORT = "hold", "step", "promote", "rollback", "pause", "resume", "abort"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan
+
+
+def parse_plan(text: str, base: CanaryPlan | None = None) -> CanaryPlan:
+    """"5,25,50,100" -> a plan with those steps; one clear error naming --plan otherwise."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    try:
+        steps = [int(p) for p in parts]
+    except ValueError:
+        raise BadInputError(f"--plan {text!r}: steps must be integers (percent of traffic), e.g. 5,25,50,100") from None
+    plan = dataclasses.replace(base or CanaryPlan(), steps=steps)
+    validate_plan(plan, "--plan")
+    return plan
+
+
+def validate_plan(plan: CanaryPlan, where: str = "plan") -> CanaryPlan:
+    steps = list(plan.steps)
+    if not steps:
+        raise BadInputError(f"{where}: at least one step is needed")
+    if any(s <= 0 or s > 100 for s in steps):
+        raise BadInputError(f"{where}: every step must be between 1 and 100 percent (got {steps})")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise BadInputError(f"{where}: steps must increase (got {steps})")
+    if steps[-1] != 100:
+        raise BadInputError(f"{where}: the last step must be 100 (got {steps[-1]})")
+    import math
+
+    if not (math.isfinite(plan.hold_s) and math.isfinite(plan.interval_s)) or plan.hold_s < 0 or plan.interval_s <= 0:
+        # a NaN or infinite interval would never analyse, so never roll back by itself
+        raise BadInputError(f"{where}: hold_s must be a finite number >= 0 and interval_s a finite number > 0")
+    min_requests = getattr(plan, "min_requests", 1)
+    if not isinstance(min_requests, int) or min_requests < 1:
+        raise BadInputError(f"{where}: min_requests must be a whole number >= 1")
+    delta = plan.max_error_rate_delta
+    if not math.isfinite(delta) or delta < 0:
+        raise BadInputError(f"{where}: max_error_rate_delta must be a finite number >= 0")
+    if plan.consecutive_failures < 1:
+        raise BadInputError(f"{where}: consecutive_failures must be >= 1")
+    if not 0 < plan.alpha < 1:
+        raise BadInputError(f"{where}: alpha must be between 0 and 1")
+    for name in ("min_detectable_error_ratio", "min_detectable_tail_ratio"):
+        value = getattr(plan, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 1):
+            raise BadInputError(f"{where}: {name} must be an odds ratio > 1 (or None to promote without waiting)")
+    if not isinstance(getattr(plan, "check_sample_ratio", True), bool):
+        raise BadInputError(f"{where}: check_sample_ratio must be true or false")
+    value = getattr(plan, "evidence_timeout_s", None)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or value <= 0):
+        raise BadInputError(f"{where}: evidence_timeout_s must be a finite number of seconds > 0")
+    timeout = getattr(plan, "no_data_timeout_s", None)
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise BadInputError(f"{where}: no_data_timeout_s must be a finite number > 0")
+    if plan.judge not in ("sequential", "threshold", "both"):
+        raise BadInputError(f"{where}: judge must be sequential, threshold or both (got {plan.judge!r})")
+    return plan
+
+
+def new_state(model: str, stable: str, candidate: str, plan: CanaryPlan, now: float, now_iso: str) -> CanaryState:
+    validate_plan(plan)
+    if stable == candidate:
+        raise BadInputError(f"{model}: candidate {candidate} is already the stable version")
+    state = CanaryState(model=model, stable=stable, candidate=candidate, plan=plan, step=-1, weight=0,
+                        status="progressing", id=uuid.uuid4().hex[:12], started_at=now, step_started_at=now,
+                        updated_at=now_iso)
+    state.sequential = {"cumulative": {}, "last_end": now, "min_p_value": 1.0}
+    return log_event(state, now_iso, "start", f"canary {candidate} against stable {stable}, plan "
+                     + " → ".join(f"{s}%" for s in plan.steps))
+
+
+def log_event(state: CanaryState, at: str, kind: str, text: str, actor: str = "controller") -> CanaryState:
+    state.events = (state.events + [{"at": at, "kind": kind, "text": text, "actor": actor}])[-MAX_EVENTS:]
+    return state
+
+
+def split_for(state: CanaryState, weight: int) -> dict[str, int]:
+    """The weights the router gets for a canary weight; the canary first, so its buckets stay put."""
+    if weight >= 100:
+        return {state.candidate: 100}
+    if weight <= 0:
+        return {state.stable: 100}
+    return {state.candidate: weight, state.stable: 100 - weight}
+
+
+def stable_split(state: CanaryState) -> dict[str, int]:
+    return {state.stable: 100}
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis
+
+
+def psi(reference: list[float], current: list[float], bins: int = 10) -> float | None:
+    """Population stability index of two prediction samples on [0, 1]."""
+    if len(reference) < 5 or len(current) < 5:
+        return None
+
+    def shares(values: list[float]) -> list[float]:
+        counts = [0] * bins
+        for v in values:
+            counts[min(bins - 1, max(0, int(v * bins)))] += 1
+        return [(c + 0.5) / (len(values) + 0.5 * bins) for c in counts]
+
+    ref, cur = shares(reference), shares(current)
+    return sum((c - r) * math.log(c / r) for r, c in zip(ref, cur))
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool | None  # None: not enough data to say
+    value: float | None
+    threshold: float | None
+    baseline: float | None
+    detail: str
+    counts: bool = True  # does a failure count toward the consecutive-failure rule?
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Analysis:
+    at: float
+    weight: int
+    canary: dict[str, Any]
+    stable: dict[str, Any]
+    checks: list[Check]
+    window_verdict: str  # pass | fail | no_data
+    sequential_results: list[sequential.SequentialResult]
+    sequential_verdict: str  # reject | safe | continue
+    rollback: bool
+    reason: str
+    cumulative: dict[str, Any] = field(default_factory=dict)
+    has_data: bool = True  # did both variants report finite numbers (what the no-data timeout waits for)?
+    halt: bool = False  # a broken experiment (sample-ratio mismatch): abort rather than roll back
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at, "has_data": self.has_data, "weight": self.weight, "canary": self.canary, "stable": self.stable,
+            "checks": [c.to_dict() for c in self.checks], "window_verdict": self.window_verdict,
+            "sequential": [r.to_dict() for r in self.sequential_results],
+            "sequential_verdict": self.sequential_verdict, "rollback": self.rollback, "reason": self.reason,
+        }
+
+
+def _safe_summary(w: HealthWindow) -> dict[str, Any]:
+    """The summary of a window that failed the finite check: non-finite numbers become None (JSON-safe)."""
+    out = _summary(dataclasses.replace(w, predictions=[p for p in w.predictions if math.isfinite(p)]))
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+def _summary(w: HealthWindow) -> dict[str, Any]:
+    return {"version": w.version, "requests": w.requests, "errors": w.errors, "error_rate": w.error_rate,
+            "p50_ms": w.latency_p50_ms, "p99_ms": w.latency_p99_ms, "labelled": w.labelled,
+            "accuracy": w.online_accuracy,
+            "mean_prediction": (sum(w.predictions) / len(w.predictions)) if w.predictions else None}
+
+
+def threshold_checks(plan: CanaryPlan, stable: HealthWindow, canary: HealthWindow) -> list[Check]:
+    """The seed's threshold rule, relative to the stable variant, on one window."""
+    enough = canary.requests >= plan.min_requests and stable.requests >= plan.min_requests
+    # In sequential mode every check here is advisory: the anytime-valid tests own the rollback
+    # (a threshold on 10 labels per arm alone gave 11.5 % false rollbacks in A/A).
+    seq_counts = plan.judge != "sequential"
+    checks = []
+    if enough:
+        delta = canary.error_rate - stable.error_rate
+        checks.append(Check("error_rate", delta <= plan.max_error_rate_delta, canary.error_rate,
+                            stable.error_rate + plan.max_error_rate_delta, stable.error_rate,
+                            f"error rate {canary.error_rate:.2%} vs stable {stable.error_rate:.2%} "
+                            f"(allowed +{plan.max_error_rate_delta:.2%})", seq_counts))
+        if canary.latency_p99_ms is not None and stable.latency_p99_ms:
+            limit = stable.latency_p99_ms * plan.max_p99_latency_ratio
+            checks.append(Check("p99_latency", canary.latency_p99_ms <= limit, canary.latency_p99_ms, limit,
+                                stable.latency_p99_ms, f"p99 {canary.latency_p99_ms:.1f} ms vs stable "
+                                f"{stable.latency_p99_ms:.1f} ms (allowed ×{plan.max_p99_latency_ratio:g})", seq_counts))
+    else:
+        checks.append(Check("requests", None, canary.requests, plan.min_requests, stable.requests,
+                            f"{canary.requests} canary / {stable.requests} stable requests in the window, "
+                            f"need {plan.min_requests} each", False))
+    # PSI on a few dozen predictions is noise: judge drift only on a sample that can carry it.
+    drift = psi(stable.predictions, canary.predictions) if min(len(stable.predictions), len(canary.predictions)) >= max(
+        PSI_MIN_SAMPLE, plan.min_requests) else None
+    if enough and drift is not None:
+        checks.append(Check("prediction_psi", drift <= plan.max_prediction_psi, drift, plan.max_prediction_psi,
+                            0.0, f"prediction PSI canary vs stable {drift:.3f} (allowed {plan.max_prediction_psi:g})",
+                            seq_counts))
+    min_labels = max(5, plan.min_requests // 2)
+    if canary.labelled >= min_labels and stable.labelled >= min_labels:
+        delta = canary.online_accuracy - stable.online_accuracy
+        checks.append(Check("online_accuracy", delta >= plan.min_online_accuracy_delta, canary.online_accuracy,
+                            stable.online_accuracy + plan.min_online_accuracy_delta, stable.online_accuracy,
+                            f"online accuracy {canary.online_accuracy:.1%} vs stable {stable.online_accuracy:.1%} "
+                            f"({canary.labelled} labels)", seq_counts))
+    return checks
+
+
+def accumulate(cumulative: dict[str, Any], variant: str, window: HealthWindow) -> dict[str, Any]:
+    """Add one window to the running totals the sequential judge reads (pure: returns a copy)."""
+    out = {k: dict(v) for k, v in cumulative.items()}
+    entry = out.get(variant, {"requests": 0, "errors": 0, "log_latency": {}})
+    moments = sequential.Moments.from_dict(entry.get("log_latency"))
+    moments = sequential.Moments(moments.n, moments.total, moments.total_sq)
+    moments.extend(math.log1p(max(0.0, x)) for x in window.latencies_ms)
+    out[variant] = {"requests": entry["requests"] + window.requests, "errors": entry["errors"] + window.errors,
+                    "log_latency": moments.to_dict()}
+    return out
+
+
+def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bool = True) -> list[sequential.SequentialResult]:
+    """Every anytime-valid check, each at its share of alpha (ALPHA_SHARES)."""
+    c = cumulative.get("canary", {"requests": 0, "errors": 0})
+    s = cumulative.get("stable", {"requests": 0, "errors": 0})
+    share = {name: plan.alpha * part for name, part in ALPHA_SHARES.items()}
+    results = [sequential.error_rate_test(c["errors"], c["requests"], s["errors"], s["requests"], alpha=share["error_rate"],
+                                          margin=plan.error_rate_margin, explain=explain,
+                                          evidence=cumulative.get("error_evidence"))]
+    strata = cumulative.get("latency_strata")
+    if strata is not None or not cumulative.get("latency_p50"):  # raw latencies seen (or nothing yet)
+        results.append(sequential.stratified_latency_test(strata, alpha=share["latency"],
+                                                          margin_ratio=plan.latency_margin_ratio, explain=explain))
+    else:  # a histogram source: the share of requests above stable's median, counted exactly
+        results.append(_count_result(cumulative["latency_p50"], "latency_over_p50", share["latency"], explain))
+    results.append(_count_result(cumulative.get("latency_tail") or {}, "latency_over_p99", share["latency_tail"], explain))
+    results.append(_count_result(cumulative.get("accuracy") or {}, "online_error", share["online_accuracy"], explain))
+    results.append(sequential.stratified_shift_test(cumulative.get("drift_strata"), "prediction_over_median",
+                                                    alpha=share["prediction_drift"],
+                                                    margin=getattr(plan, "max_prediction_shift", 0.1), explain=explain))
+    ratio = _ratio_result(cumulative.get("sample_ratio") or {}, share["sample_ratio"])
+    if not getattr(plan, "check_sample_ratio", True) and ratio.decision == sequential.REJECT:
+        ratio.decision = sequential.CONTINUE  # shown, never acted on: the plan says routing is sticky
+        ratio.detail = ratio.detail.rsplit(" -> ", 1)[0] + " -> advisory (check_sample_ratio off)"
+    results.append(ratio)
+    return results
+
+
+def _count_result(entry: dict[str, Any], metric: str, alpha: float, explain: bool) -> sequential.SequentialResult:
+    counts = entry.get("counts") or [0, 0, 0, 0]
+    return sequential.error_rate_test(counts[0], counts[1], counts[2], counts[3], alpha=alpha, explain=explain,
+                                      evidence=entry.get("evidence") or sequential.new_error_evidence(), metric=metric)
+
+
+def _ratio_result(entry: dict[str, Any], alpha: float) -> sequential.SequentialResult:
+    e_value = sequential.error_e_value(entry.get("evidence"))
+    canary_n, stable_n, expected = entry.get("canary", 0), entry.get("stable", 0), entry.get("expected", 0.0)
+    total = canary_n + stable_n
+    decision = sequential.REJECT if e_value >= 1.0 / alpha else sequential.CONTINUE
+    detail = (f"sample_ratio: canary got {canary_n} of {total} requests ({canary_n / total:.2%}) where the split "
+              f"promised {expected / total:.2%}, e = {e_value:.3g} (halts at {1.0 / alpha:.3g})" if total else
+              "sample_ratio: no requests yet") + f" -> {decision}"
+    return sequential.SequentialResult("sample_ratio", None, None, None, 0.0, alpha, decision,
+                                       min(1.0, 1.0 / e_value) if e_value > 0 else 1.0, canary_n, stable_n, None,
+                                       detail, e_value)
+
+
+# -- per-window evidence ----------------------------------------------------------------------
+
+
+def _over(window: HealthWindow, threshold: float, canary_side: bool) -> tuple[int, int] | None:
+    """(requests above threshold, requests) from raw latencies or the histogram.
+
+    A histogram counts above a bucket bound: the canary's bound is rounded up and stable's down,
+    so under H0 the canary's count can only come out smaller: the test stays valid, if coarser."""
+    if window.latencies_ms:
+        return sum(1 for x in window.latencies_ms if x > threshold), len(window.latencies_ms)
+    buckets = sorted((float(le), int(n)) for le, n in window.latency_buckets)
+    if not buckets or not math.isinf(buckets[-1][0]):
+        return None
+    total = buckets[-1][1]
+    if canary_side:
+        le, at = next((le, n) for le, n in buckets if le >= threshold * (1 - 1e-9))
+        if math.isinf(le):
+            return None  # no finite bucket above the canary's bound: nothing to count
+        return total - at, total
+    below = [n for le, n in buckets if le <= threshold * (1 + 1e-9)]
+    return total - (below[-1] if below else 0), total
+
+
+def _bound(window: HealthWindow, quantile: float, min_n: int) -> float | None:
+    """Stable's latency quantile in this window (a bucket bound for a histogram), or None."""
+    if window.latencies_ms:
+        ordered = sorted(window.latencies_ms)
+        if len(ordered) < min_n:
+            return None
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
+    buckets = sorted((float(le), int(n)) for le, n in window.latency_buckets)
+    if not buckets or buckets[-1][1] < min_n:
+        return None
+    for le, n in buckets:
+        if n >= quantile * buckets[-1][1]:
+            return None if math.isinf(le) else le
+    return None
+
+
+def fold_window(state: CanaryState, previous: dict[str, Any], cumulative: dict[str, Any], stable: HealthWindow,
+                canary: HealthWindow) -> dict[str, Any]:
+    """Fold one window into every sequential test's running evidence (pure: returns a copy).
+
+    Every bound a window is judged against (stable's latency quantiles, its prediction median)
+    comes from earlier windows: fixed before the window's data, it keeps each window's factor a
+    valid e-value given the past. Each window is compared within itself (split and moment shared)."""
+    plan = state.plan
+    out = dict(cumulative)
+    if canary.latencies_ms or stable.latencies_ms:
+        out["latency_strata"] = sequential.add_stratum(previous.get("latency_strata"),
+                                                       sequential.log_latency_moments(canary.latencies_ms),
+                                                       sequential.log_latency_moments(stable.latencies_ms))
+    for key, quantile, min_n in LATENCY_BOUNDS:
+        entry = dict(previous.get(key) or {"bound_ms": None, "counts": [0, 0, 0, 0], "events": 0.0, "info": 0.0})
+        bound = entry.get("bound_ms")
+        if bound is not None:
+            got_c = _over(canary, bound * plan.latency_margin_ratio, True)
+            got_s = _over(stable, bound, False)
+            if got_c and got_s:
+                entry = _add_counts(entry, got_c[0], got_c[1], got_s[0], got_s[1])
+        fresh = _bound(stable, quantile, min_n)
+        entry["bound_ms"] = fresh if fresh is not None else bound
+        out[key] = entry
+    accuracy = dict(previous.get("accuracy") or {"counts": [0, 0, 0, 0], "events": 0.0, "info": 0.0})
+    out["accuracy"] = _add_counts(accuracy, canary.labelled - canary.correct, canary.labelled,
+                                  stable.labelled - stable.correct, stable.labelled)
+    errors = dict(previous.get("errors_info") or {"counts": [0, 0, 0, 0], "events": 0.0, "info": 0.0})
+    out["errors_info"] = _add_counts(errors, canary.errors, canary.requests, stable.errors, stable.requests,
+                                     keep_evidence=False)
+    cut = (previous.get("drift") or {}).get("cut")
+    if cut is not None and canary.predictions and stable.predictions:
+        out["drift_strata"] = sequential.add_stratum(
+            previous.get("drift_strata"), sequential.Moments().extend(float(p > cut) for p in canary.predictions),
+            sequential.Moments().extend(float(p > cut) for p in stable.predictions))
+    if len(stable.predictions) >= DRIFT_MIN_PREDICTIONS:
+        ordered = sorted(stable.predictions)
+        cut = ordered[len(ordered) // 2]
+    out["drift"] = {"cut": cut}
+    out["sample_ratio"] = _fold_ratio(state, previous.get("sample_ratio") or {}, stable, canary)
+    return out
+
+
+def _add_counts(entry: dict[str, Any], canary_events: int, canary_n: int, stable_events: int, stable_n: int,
+                keep_evidence: bool = True) -> dict[str, Any]:
+    out = dict(entry)
+    counts = list(out.get("counts") or [0, 0, 0, 0])
+    out["counts"] = [counts[0] + canary_events, counts[1] + canary_n, counts[2] + stable_events, counts[3] + stable_n]
+    if keep_evidence:
+        out["evidence"] = sequential.update_error_evidence(out.get("evidence"), canary_events, canary_n,
+                                                           stable_events, stable_n)
+    if canary_n > 0 and stable_n > 0:
+        share = canary_n / (canary_n + stable_n)
+        # information a window's events carry about the odds ratio grows with share * (1 - share)
+        out["info"] = out.get("info", 0.0) + (canary_events + stable_events) * share * (1 - share)
+        out["events"] = out.get("events", 0.0) + canary_events + stable_events
+    return out
+
+
+def _fold_ratio(state: CanaryState, entry: dict[str, Any], stable: HealthWindow, canary: HealthWindow) -> dict[str, Any]:
+    """Sample-ratio mismatch evidence. The first window after a step is skipped: routers take a
+    moment to apply a new split, and a window straddling it has no single promised share."""
+    out = dict(entry)
+    weight = state.weight
+    settled = canary.start >= state.step_started_at + state.plan.interval_s - 1e-9
+    if 0 < weight < 100 and settled and canary.requests + stable.requests > 0:
+        out["evidence"] = sequential.update_ratio_evidence(out.get("evidence"), canary.requests, stable.requests,
+                                                           weight / 100)
+        out["canary"] = out.get("canary", 0) + canary.requests
+        out["stable"] = out.get("stable", 0) + stable.requests
+        out["expected"] = out.get("expected", 0.0) + (canary.requests + stable.requests) * weight / 100
+    return out
+
+
+# -- the power-aware plan ---------------------------------------------------------------------
+
+
+def _plan_value(plan: CanaryPlan, name: str, default: float) -> float:
+    value = getattr(plan, name, None)
+    return float(default if value is None else value)
+
+
+def evidence_gap(state: CanaryState) -> tuple[str, int] | None:
+    """(test, about how many more canary requests) before "no rollback" means "no regression of
+    the plan's minimum detectable size", at the current split; None when the sample is there.
+
+    The needed sample is the exact count test's (sequential.events_needed) at the regression
+    max(ratio, base + delta): with a base rate near 0 a ratio means nothing, an absolute rise does."""
+    plan = state.plan
+    share = state.weight / 100
+    if not 0 < share < 1:
+        return None
+    cumulative = state.sequential.get("cumulative", {})
+    worst: tuple[str, int] | None = None
+    power = _plan_value(plan, "promotion_power", PROMOTION_POWER)
+    for test, key, ratio_name, delta_name, alpha_key in (
+            ("error_rate", "errors_info", "error_ratio", "error_delta", "error_rate"),
+            ("latency_over_p99", "latency_tail", "tail_ratio", "tail_delta", "latency_tail")):
+        entry = cumulative.get(key) or {}
+        counts = entry.get("counts") or [0, 0, 0, 0]
+        base = (counts[0] + counts[2] + 1) / (counts[1] + counts[3] + 2)  # smoothed: 0 events is not rate 0
+        if test == "latency_over_p99":
+            base = max(base, 1 - LATENCY_BOUNDS[0][1])  # stable's tail above its own p99 is 1 % by construction
+        if getattr(plan, f"min_detectable_{ratio_name}", MIN_DETECTABLE[ratio_name]) is None:
+            continue  # this wait is turned off
+        ratio = _plan_value(plan, f"min_detectable_{ratio_name}", MIN_DETECTABLE[ratio_name])
+        delta = _plan_value(plan, f"min_detectable_{delta_name}", MIN_DETECTABLE[delta_name])
+        regressed = min(1.0, max(base * ratio, base + delta))  # the canary's rate under the regression
+        target = min(regressed / base, max(sequential.ODDS_RATIOS))  # the grid's top detects more no slower
+        needed = sequential.events_needed(target, share, plan.alpha * ALPHA_SHARES[alpha_key], power)
+        missing_info = needed * share * (1 - share) - entry.get("info", 0.0)
+        if missing_info <= 0:
+            continue
+        rate_alt = (1 - share) * base + share * regressed  # events per request under the regression
+        more = int(math.ceil(missing_info / (share * (1 - share)) / rate_alt * share))
+        if worst is None or more > worst[1]:
+            worst = (test, more)
+    return worst
+
+
+def evidence_timeout(plan: CanaryPlan) -> float:
+    value = getattr(plan, "evidence_timeout_s", None)
+    return float(value) if value is not None else EVIDENCE_TIMEOUT_HOLDS * max(plan.hold_s, plan.interval_s)
+
+
+def window_problems(w: HealthWindow) -> list[str]:
+    """What makes a window unusable as evidence: NaN/inf values, impossible counts."""
+    problems = []
+    numbers = {"requests": w.requests, "errors": w.errors, "labelled": w.labelled, "correct": w.correct,
+               "p50 latency": w.latency_p50_ms, "p99 latency": w.latency_p99_ms}
+    for name, value in numbers.items():
+        if value is not None and not math.isfinite(value):
+            problems.append(f"{name} is {value}")
+    if not problems and (w.requests < 0 or w.errors < 0 or w.errors > w.requests):
+        problems.append(f"{w.errors} errors in {w.requests} requests")
+    for name, values in (("prediction", w.predictions), ("latency", w.latencies_ms)):
+        bad = sum(1 for v in values if not math.isfinite(v))
+        if bad:
+            problems.append(f"{bad} NaN/inf {name}(s) of {len(values)}")
+    return problems
+
+
+def _silence(state: CanaryState, stable: HealthWindow, canary: HealthWindow) -> list[str]:
+    """Variants that carry traffic at this weight but got no request in the window."""
+    silent = []
+    if 0 < state.weight < 100 and stable.requests == 0:
+        silent.append(f"stable {stable.version}")
+    if state.weight > 0 and canary.requests == 0:
+        silent.append(f"canary {canary.version}")
+    return silent
+
+
+def _verdict(state: CanaryState, checks: list[Check], results: list[sequential.SequentialResult],
+             now: float, summaries: tuple[dict[str, Any], dict[str, Any]], cumulative: dict[str, Any],
+             has_data: bool) -> Analysis:
+    plan = state.plan
+    judged = [c for c in checks if c.passed is not None]
+    if not judged:
+        window_verdict = "no_data"
+    else:
+        window_verdict = "fail" if any(c.passed is False and c.counts for c in judged) else "pass"
+    if any(r.decision == sequential.REJECT for r in results):
+        seq_verdict = sequential.REJECT
+    elif results and all(r.decision == sequential.SAFE for r in results if r.metric in DECIDING):
+        seq_verdict = sequential.SAFE
+    else:
+        seq_verdict = sequential.CONTINUE
+    failures = state.failures + 1 if window_verdict == "fail" else (0 if window_verdict == "pass" else state.failures)
+    reasons = []
+    if failures >= plan.consecutive_failures:
+        failed = "; ".join(c.detail for c in judged if c.passed is False and c.counts)
+        reasons.append(f"{failures} consecutive failing windows (limit {plan.consecutive_failures}): {failed}")
+    if seq_verdict == sequential.REJECT:
+        reasons += [r.detail for r in results if r.decision == sequential.REJECT]
+    return _mark_halt(Analysis(now, state.weight, summaries[0], summaries[1], checks, window_verdict, results,
+                               seq_verdict, bool(reasons), " | ".join(reasons), cumulative, has_data))
+
+
+def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now: float, *, explain: bool = True) -> Analysis:
+    """Judge one interval: the window checks, then the sequential test on everything so far.
+
+    Fails closed: a window with NaN/inf values or a silent variant is a failed check, and it
+    is kept out of the sequential totals (a NaN there would poison every later verdict)."""
+    plan = state.plan
+    previous = state.sequential.get("cumulative", {})
+    problems = [f"canary {canary.version}: {p}" for p in window_problems(canary)] + \
+               [f"stable {stable.version}: {p}" for p in window_problems(stable)]
+    silent = _silence(state, stable, canary)
+    if problems or silent:
+        checks = []
+        if problems:
+            checks.append(Check("finite", False, None, None, None, "non-finite or impossible values in the window: "
+                                + "; ".join(problems) + " (counted as a failed check)"))
+        if silent:
+            checks.append(Check("no_data", False, 0, plan.min_requests, None, f"no requests reached {' and '.join(silent)} "
+                                f"in the window at {state.weight}% (counted as a failed check)"))
+        results = sequential_results(plan, previous, explain) if plan.judge != "threshold" and previous else []
+        summaries = (_safe_summary(canary), _safe_summary(stable))
+        return _verdict(state, checks, results, now, summaries, previous, False)
+    checks = threshold_checks(plan, stable, canary)
+    cumulative = accumulate(accumulate(previous, "stable", stable), "canary", canary)
+    # The exact error-rate test is a product over windows: fold in this window's counts alone.
+    cumulative["error_evidence"] = sequential.update_error_evidence(
+        previous.get("error_evidence"), canary.errors, canary.requests, stable.errors, stable.requests)
+    cumulative = fold_window(state, previous, cumulative, stable, canary)
+    results = sequential_results(plan, cumulative, explain) if plan.judge != "threshold" else []
+    return _verdict(state, checks, results, now, (_summary(canary), _summary(stable)), cumulative, True)
+
+
+def failed_window(state: CanaryState, now: float, name: str, detail: str) -> Analysis:
+    """A window that could not be measured at all (the metrics backend failed): a failed check."""
+    previous = state.sequential.get("cumulative", {})
+    empty = {"version": None, "requests": None, "errors": None, "error_rate": None, "p50_ms": None, "p99_ms": None,
+             "labelled": None, "accuracy": None, "mean_prediction": None}
+    check = Check(name, False, None, None, None, f"{detail} (counted as a failed check)")
+    results = sequential_results(state.plan, previous, False) if state.plan.judge != "threshold" and previous else []
+    return _verdict(state, [check], results, now, ({**empty, "version": state.candidate},
+                                                   {**empty, "version": state.stable}), previous, False)
+
+
+def no_data_timeout(plan: CanaryPlan) -> float:
+    timeout = getattr(plan, "no_data_timeout_s", None)
+    return float(timeout) if timeout else NO_DATA_INTERVALS * plan.interval_s
+
+
+def silent_for(state: CanaryState, now: float) -> float:
+    """Seconds since the last window that carried data from both variants (or since the start)."""
+    return now - max(state.sequential.get("last_data_at", 0.0), state.started_at)
+
+
+DECIDING = ("error_rate", "log_latency", "latency_over_p50", "latency_over_p99")  # what "safe" is judged on
+
+
+def _mark_halt(analysis: Analysis) -> Analysis:
+    """A sample-ratio mismatch is no verdict on the candidate: the split itself is broken, so every
+    comparison is suspect. The canary halts (aborts to stable) and says so."""
+    if any(r.metric == "sample_ratio" and r.decision == sequential.REJECT for r in analysis.sequential_results):
+        analysis.halt = True
+        analysis.reason = "halted: sample-ratio mismatch, the router is not splitting as planned: " + analysis.reason
+    return analysis
+
+
+def record_analysis(state: CanaryState, analysis: Analysis, now_iso: str) -> CanaryState:
+    """The state after an analysis: failure count, cumulative totals, bounded history."""
+    s = dataclasses.replace(state)
+    if analysis.window_verdict == "fail":
+        s.failures = state.failures + 1
+    elif analysis.window_verdict == "pass":
+        s.failures = 0
+    seq = dict(state.sequential)
+    seq["cumulative"] = analysis.cumulative
+    seq["last_end"] = analysis.at
+    if analysis.has_data:
+        seq["last_data_at"] = analysis.at
+    seq["results"] = [r.to_dict() for r in analysis.sequential_results]
+    seq["verdict"] = analysis.sequential_verdict
+    gap = evidence_gap(dataclasses.replace(s, sequential={**seq}))
+    # what the screen shows while the last step waits: "needs ~N more requests (test)"
+    seq["needs_more"] = {"test": gap[0], "requests": gap[1]} if gap else None
+    p_values = [r.p_value for r in analysis.sequential_results if math.isfinite(r.p_value)]
+    seq["min_p_value"] = min([seq.get("min_p_value", 1.0)] + p_values)  # the always-valid p is a running min
+    s.sequential = seq
+    s.analyses = (state.analyses + [analysis.to_dict()])[-MAX_ANALYSES:]
+    s.updated_at = now_iso
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# The state machine
+
+
+@dataclass
+class Decision:
+    action: str  # hold | step | promote | rollback | pause | resume | abort
+    weight: int  # the canary weight after the action
+    reason: str = ""
+    step: int = -1
+
+
+def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> Decision:
+    """What the controller does next, given the state and (maybe) a fresh analysis."""
+    if state.status in TERMINAL:
+        return Decision(HOLD, state.weight, f"canary already {state.status}", state.step)
+    if analysis is not None and analysis.rollback:
+        return Decision(ABORT if analysis.halt else ROLLBACK, 0, analysis.reason, state.step)
+    if state.step >= 0 and silent_for(state, now) > no_data_timeout(state.plan):
+        return Decision(ROLLBACK, 0, f"no data from both variants for {silent_for(state, now):.0f} s (no-data timeout "
+                        f"{no_data_timeout(state.plan):g} s): failing closed", state.step)
+    if state.status == "paused":
+        return Decision(HOLD, state.weight, "paused", state.step)
+    if state.step < 0:
+        return _step_to(state, 0, "first step")
+    held = now - state.step_started_at
+    if held < state.plan.hold_s:
+        return Decision(HOLD, state.weight, f"holding {state.weight}% ({held:.0f}/{state.plan.hold_s:.0f} s)", state.step)
+    judged = [a for a in state.analyses if a.get("weight") == state.weight and a.get("at", 0) >= state.step_started_at
+              and a.get("window_verdict") != "no_data"]
+    if not judged:
+        return Decision(HOLD, state.weight, f"holding {state.weight}%: no analysis with data yet at this step", state.step)
+    if state.failures:
+        return Decision(HOLD, state.weight, f"holding {state.weight}%: {state.failures} failing window(s)", state.step)
+    promoting = state.step + 1 >= len(state.plan.steps) - 1
+    gap = evidence_gap(state) if promoting and state.plan.judge != "threshold" else None
+    if gap:  # the power-aware plan: no promotion on a sample too small to have seen the regression
+        test, more = gap
+        if held > evidence_timeout(state.plan):
+            return Decision(ROLLBACK, 0, f"not enough evidence to promote after {held:.0f} s at {state.weight}% "
+                            f"(evidence timeout {evidence_timeout(state.plan):g} s): {test} needs ~{more} more "
+                            "canary requests", state.step)
+        return Decision(HOLD, state.weight, f"holding {state.weight}%: needs ~{more} more canary requests "
+                        f"({test}) to rule out the minimum detectable regression", state.step)
+    return _step_to(state, state.step + 1, f"{state.weight}% held {held:.0f} s, healthy")
+
+
+def _step_to(state: CanaryState, step: int, reason: str) -> Decision:
+    steps = state.plan.steps
+    if step >= len(steps) - 1 or steps[min(step, len(steps) - 1)] >= 100:
+        return Decision(PROMOTE, 100, reason, len(steps) - 1)
+    return Decision(STEP, steps[step], reason, step)
+
+
+def command(state: CanaryState, name: str, now: float) -> Decision:
+    """A person's command (CLI or screen key) as a decision; refuses what makes no sense."""
+    if state.status in TERMINAL:
+        raise BadInputError(f"{state.model}: canary {state.candidate} is already {state.status}")
+    if name == "pause":
+        if state.status == "paused":
+            return Decision(HOLD, state.weight, "already paused", state.step)
+        return Decision(PAUSE, state.weight, "paused by operator", state.step)
+    if name == "resume":
+        if state.status != "paused":
+            return Decision(HOLD, state.weight, "not paused", state.step)
+        return Decision(RESUME, state.weight, "resumed by operator", state.step)
+    if name == "next":
+        return _step_to(state, state.step + 1, "next step by operator")
+    if name == "promote":
+        return Decision(PROMOTE, 100, "promoted by operator", len(state.plan.steps) - 1)
+    if name in ("rollback", "abort"):
+        return Decision(ROLLBACK if name == "rollback" else ABORT, 0, f"{name} by operator", state.step)
+    raise BadInputError(f"unknown canary command {name!r}")
+
+
+def apply(state: CanaryState, decision: Decision, now: float, now_iso: str, actor: str = "controller") -> CanaryState:
+    """The state after a decision was carried out (the controller calls this after the side effect)."""
+    s = dataclasses.replace(state)
+    s.pending = None
+    s.updated_at = now_iso
+    a = decision.action
+    if a == HOLD:
+        return s
+    if a == STEP:
+        s.step, s.weight, s.step_started_at, s.failures = decision.step, decision.weight, now, 0
+        text = f"step {decision.step + 1}/{len(s.plan.steps)}: canary {s.candidate} at {decision.weight}% ({decision.reason})"
+    elif a == PROMOTE:
+        s.step, s.weight, s.status, s.finished_at = decision.step, 100, "promoted", now_iso
+        s.reason = decision.reason
+        text = f"promoted {s.candidate} to 100% and production ({decision.reason})"
+    elif a in (ROLLBACK, ABORT):
+        s.weight, s.status, s.finished_at = 0, "rolled_back" if a == ROLLBACK else "aborted", now_iso
+        s.reason = decision.reason
+        text = f"{'rolled back' if a == ROLLBACK else 'aborted'}: stable {s.stable} at 100% ({decision.reason})"
+    elif a == PAUSE:
+        s.status = "paused"
+        text = f"paused at {s.weight}%"
+    elif a == RESUME:
+        s.status = "progressing"
+        s.step_started_at = now  # the hold restarts: the pause was not a healthy hold
+        text = f"resumed at {s.weight}%"
+    else:
+        raise ValueError(a)
+    return log_event(s, now_iso, a, text, actor)
+
+
+def changes_traffic(decision: Decision) -> bool:
+    return decision.action in (STEP, PROMOTE, ROLLBACK, ABORT)

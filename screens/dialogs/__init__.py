@@ -1,0 +1,1 @@
+"""Modal dialogs: typed ModalScreen results for approve, reject, promote, roll forward, canary start."""

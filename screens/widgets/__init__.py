@@ -1,0 +1,1 @@
+"""Reusable widgets: the virtual table, the filter line, the health panel."""
