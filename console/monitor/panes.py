@@ -1,0 +1,106 @@
+"""Per-minute panes of bin counts: pure (a batch of records in, counts out; no I/O).
+
+A pane is one (version, minute) of traffic, one int64 vector (`Layout`):
+    [records, units, feature counts F×WIDTH, unit feature counts F×WIDTH,
+     prediction counts PRED_WIDTH, unit prediction counts PRED_WIDTH]
+"Units" count each routing key (a user) once per pane, its first record there: the statistics
+that decide read those, so a heavy user weighs as one user (records without a key are each
+their own unit). A window (1 h, 24 h, 7 d) is the sum of its panes; panes merge by addition,
+so two monitors' panes of one stream add up to the panes of the whole stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from console.monitor.profile import PRED_WIDTH, WIDTH, Profile, bin_feature, bin_prediction
+
+PANE_S = 60
+
+
+@dataclass(frozen=True)
+class Layout:
+    features: int
+
+    @property
+    def size(self) -> int:
+        return 2 + 2 * self.features * WIDTH + 2 * PRED_WIDTH
+
+    def feature_counts(self, v: np.ndarray, units: bool = True) -> np.ndarray:
+        """(..., F, WIDTH) counts of pane vectors v (..., size)."""
+        fw = self.features * WIDTH
+        start = 2 + (fw if units else 0)
+        return v[..., start:start + fw].reshape(v.shape[:-1] + (self.features, WIDTH))
+
+    def prediction_counts(self, v: np.ndarray, units: bool = True) -> np.ndarray:
+        start = 2 + 2 * self.features * WIDTH + (PRED_WIDTH if units else 0)
+        return v[..., start:start + PRED_WIDTH]
+
+    @staticmethod
+    def records(v: np.ndarray):
+        return v[..., 0]
+
+    @staticmethod
+    def units(v: np.ndarray):
+        return v[..., 1]
+
+
+def fold(profile: Profile, t: np.ndarray, versions: np.ndarray, keys: np.ndarray, ids: np.ndarray,
+         features: dict[str, np.ndarray], prediction: np.ndarray, pane_s: int = PANE_S
+         ) -> dict[tuple[str, int], np.ndarray]:
+    """The panes of one batch: {(version, pane start / pane_s): vector}. A feature the profile
+    has and the batch lacks counts as missing; a batch feature the profile lacks is ignored."""
+    layout = Layout(len(profile.features))
+    n = len(t)
+    if n == 0:
+        return {}
+    minute = np.floor(np.asarray(t, dtype=float) / pane_s).astype(np.int64)
+    vnames, vcode = np.unique(np.asarray([("" if v is None else str(v)) for v in versions], dtype=object),
+                              return_inverse=True)
+    group_key = vcode.astype(np.int64) * (1 << 40) + (minute - minute.min())
+    groups, g = np.unique(group_key, return_inverse=True)
+    G = len(groups)
+    # a unit: the key, else the record itself (its id)
+    unit_names = np.asarray([k if k is not None else "id:" + str(i) for k, i in zip(keys, ids)], dtype=object)
+    _, ucode = np.unique(unit_names, return_inverse=True)
+    pair = g.astype(np.int64) * (int(ucode.max()) + 1) + ucode
+    _, first = np.unique(pair, return_index=True)
+    is_unit = np.zeros(n, dtype=bool)
+    is_unit[first] = True
+    out = np.zeros((G, layout.size), dtype=np.int64)
+    out[:, 0] = np.bincount(g, minlength=G)
+    out[:, 1] = np.bincount(g[is_unit], minlength=G)
+    feat_all = layout.feature_counts(out, units=False)
+    feat_unit = layout.feature_counts(out, units=True)
+    from console.monitor.profile import MISSING
+
+    for j, fb in enumerate(profile.features):
+        values = features.get(fb.name)
+        if values is None:
+            slots = np.full(n, MISSING, dtype=np.int64)
+        else:
+            slots = bin_feature(fb, values)
+        flat = g * WIDTH + slots
+        feat_all[:, j, :] = np.bincount(flat, minlength=G * WIDTH).reshape(G, WIDTH)
+        feat_unit[:, j, :] = np.bincount(flat[is_unit], minlength=G * WIDTH).reshape(G, WIDTH)
+    pslots = bin_prediction(profile, prediction)
+    flat = g * PRED_WIDTH + pslots
+    layout.prediction_counts(out, units=False)[:] = np.bincount(flat, minlength=G * PRED_WIDTH).reshape(G, PRED_WIDTH)
+    layout.prediction_counts(out, units=True)[:] = np.bincount(flat[is_unit], minlength=G * PRED_WIDTH).reshape(
+        G, PRED_WIDTH)
+    result = {}
+    base = minute.min()
+    for row, key in enumerate(groups):
+        version = str(vnames[key >> 40])
+        result[(version, int(base + (key & ((1 << 40) - 1))))] = out[row]
+    return result
+
+
+def merge(into: dict[tuple[str, int], np.ndarray], more: dict[tuple[str, int], np.ndarray]) -> None:
+    for key, vector in more.items():
+        if key in into:
+            into[key] = into[key] + vector
+        else:
+            into[key] = vector.copy()
