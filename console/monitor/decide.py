@@ -15,10 +15,12 @@ What decides the tier (`tier_of`, kept small so the judge's user-level e-process
    at R ≥ A and restarts at 0: under H0 the mean time between alarms is at least A panes
    (Shin, Ramdas & Rinaldo, e-detectors), so A = 43 200 / `false_alarms_per_month` states the
    false alarms per 30 days of one-minute panes, for a monitor that never stops.
-2. The size of the change: the tier is the one PSI reaches (warning 0.1, critical 0.3), PSI
-   debiased by its sampling noise ((K − 1)(1/n_ref + 1/n_units)) so a small reference or a
-   quiet window does not read as drift. Noise alone needs the detector too, so an A/A stream
-   alarms no more often than the detector does.
+2. The size of the change: the tier is the one PSI's lower bound reaches (warning 0.1,
+   critical 0.3). Under no change PSI ≈ c·χ²(K − 1) with c = 1/n_ref + 1/n_eff, so the bound
+   is PSI − c·(K − 1 + 3·√(2(K − 1))); n_eff is the window's units, or its distinct feature rows
+   where fewer (a replay of a small test set is that many observations, however often sent).
+   A small reference or a quiet window does not read as drift. Noise alone needs the detector
+   too, so an A/A stream alarms no more often than the detector does.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def chi2_p(ref: np.ndarray, cur: np.ndarray) -> float:
 
 
 def compare(name: str, ref: np.ndarray, cur: np.ndarray, *, value_bins: int, missing: int, unseen: int,
-            cfg: MonitorConfig, alarmed: bool) -> Verdict:
+            cfg: MonitorConfig, alarmed: bool, distinct: float | None = None) -> Verdict:
     """One feature's (or the prediction's) verdict on a window."""
     ref, cur = np.asarray(ref), np.asarray(cur)
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
@@ -131,8 +133,7 @@ def compare(name: str, ref: np.ndarray, cur: np.ndarray, *, value_bins: int, mis
     if n_cur == 0 or n_ref == 0:
         return v
     v.psi = psi(ref, cur)
-    used = int(((ref + cur) > 0).sum())
-    v.psi_debiased = max(0.0, v.psi - (used - 1) * (1.0 / n_ref + 1.0 / n_cur))
+    v.psi_debiased = max(0.0, v.psi - psi_noise(ref, cur, distinct))
     v.kl = kl(ref, cur)
     v.ks, v.ks_p_value = ks_binned(ref[:value_bins], cur[:value_bins])
     v.p_value = chi2_p(ref, cur)
@@ -142,6 +143,13 @@ def compare(name: str, ref: np.ndarray, cur: np.ndarray, *, value_bins: int, mis
     if n_cur >= cfg.min_units and alarmed:
         v.tier = "critical" if v.psi_debiased >= cfg.critical else "warning" if v.psi_debiased >= cfg.warning else "ok"
     return v
+
+
+def psi_noise(ref: np.ndarray, cur: np.ndarray, distinct: float | None = None) -> float:
+    """How far PSI reaches by sampling noise alone (mean + 3 SD of c·χ²(K − 1))."""
+    n_eff = float(cur.sum()) if distinct is None else max(1.0, min(float(cur.sum()), distinct))
+    dof = max(1, int(((ref + cur) > 0).sum()) - 1)
+    return (1.0 / float(ref.sum()) + 1.0 / n_eff) * (dof + 3.0 * math.sqrt(2.0 * dof))
 
 
 # -- the e-detector --------------------------------------------------------------------------------
@@ -206,12 +214,13 @@ class WindowReport:
     records: int
     units: int
     enough: bool
+    distinct: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
 def judge_window(profile: Profile, ref_pred: np.ndarray | None, panes: np.ndarray, feature_units: np.ndarray,
                  pred_units: np.ndarray, records: int, units_total: int, window_panes: int,
-                 cfg: MonitorConfig) -> WindowReport:
+                 cfg: MonitorConfig, distinct: float | None = None) -> WindowReport:
     """The verdict on the last `window_panes` of `panes` (pane indexes in time order, the
     history before them feeding the detector): feature_units (T, F, W), pred_units (T, PW)."""
     ref = np.asarray([f.ref for f in profile.features], dtype=float).reshape(len(profile.features), WIDTH)
@@ -224,17 +233,17 @@ def judge_window(profile: Profile, ref_pred: np.ndarray | None, panes: np.ndarra
     alarmed = any(i >= T - window_panes for i in alarms)
     window_units = feature_units[max(0, T - window_panes):].sum(axis=0)
     feats = [compare(f.name, ref[j], window_units[j], value_bins=len(f.edges) + 1 if f.kind == "numeric" else 10,
-                     missing=MISSING, unseen=UNSEEN, cfg=cfg, alarmed=alarmed)
+                     missing=MISSING, unseen=UNSEEN, cfg=cfg, alarmed=alarmed, distinct=distinct)
              for j, f in enumerate(profile.features)]
     window_pred = pred_units[max(0, T - window_panes):].sum(axis=0)
     if ref_pred is not None:
         pred = compare("prediction", np.asarray(ref_pred), window_pred, value_bins=PRED_MISSING,
-                       missing=PRED_MISSING, unseen=PRED_UNSEEN, cfg=cfg, alarmed=alarmed)
+                       missing=PRED_MISSING, unseen=PRED_UNSEEN, cfg=cfg, alarmed=alarmed, distinct=distinct)
     else:
         pred = Verdict("prediction", units=int(window_pred.sum()))
     enough = units_total >= cfg.min_units
     report = WindowReport(tier_of(feats + [pred]) if enough else "ok", feats, pred, alarmed, len(alarms), log_r,
-                          records, units_total, enough)
+                          records, units_total, enough, distinct if distinct is not None else float(units_total))
     if not enough:
         report.notes.append(f"too few records: {units_total} units in the window (< min_units {cfg.min_units})")
     return report

@@ -25,8 +25,9 @@ import numpy as np
 
 from backends.base import PRODUCTION, BadInputError, FieldMapping, check_name
 from console.monitor.decide import MonitorConfig, WindowReport, judge_window, order_by_tier
-from console.monitor.panes import PANE_S, Layout, fold, merge
+from console.monitor.panes import PANE_S, Layout, combine, distinct_rows, fold, unite
 from console.monitor.profile import PRED_WIDTH, Profile, build_profile
+from console.monitor.tier_file import write_tier
 
 WINDOWS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
 DETECTOR_SPAN_PANES = 24 * 60  # the detector replays at most the last day of panes each round
@@ -207,8 +208,11 @@ def fold_source(state: State, source, profile: Profile, *, max_batches: int = MA
         panes = fold(profile, batch.t, batch.versions, batch.keys, batch.ids, batch.features, batch.prediction)
         db = state.db
         db.execute("BEGIN IMMEDIATE")
+        if state.get("cursor") != cursor:  # another monitor (the daemon, a screen) folded this batch first
+            db.execute("ROLLBACK")
+            continue
         try:
-            _add_panes(db, panes)
+            _add_panes(db, panes, Layout(len(profile.features)))
             minutes = np.floor(batch.t / PANE_S).astype(np.int64) if batch.rows else []
             rows = [(str(i), None if v is None else str(v), int(m), None if not math.isfinite(p) else float(p))
                     for i, v, m, p in zip(batch.ids, batch.versions, minutes, batch.prediction)]
@@ -241,13 +245,13 @@ def fold_source(state: State, source, profile: Profile, *, max_batches: int = MA
     return result
 
 
-def _add_panes(db, panes: dict[tuple[str, int], np.ndarray]) -> None:
+def _add_panes(db, panes: dict[tuple[str, int], np.ndarray], layout: Layout) -> None:
     for (version, minute), vector in panes.items():
         row = db.execute("SELECT data FROM panes WHERE version = ? AND minute = ?", (version, minute)).fetchone()
         if row is not None:
             old = np.frombuffer(row[0], dtype=np.int64)
             if len(old) == len(vector):
-                vector = vector + old
+                vector = combine(old, vector, layout)
         db.execute("INSERT OR REPLACE INTO panes VALUES (?, ?, ?)", (version, minute, vector.astype(np.int64).tobytes()))
 
 
@@ -318,6 +322,7 @@ def labels_summary(state: State, version: str, first: int, last: int) -> dict[st
     out: dict[str, Any] = {"predictions": n, "labelled": labelled, "coverage": labelled / n if n else None,
                            "accuracy": None, "accuracy_interval": None, "error_rate": None, "precision": None,
                            "recall": None}
+    out["pending"] = state.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]  # labels awaiting their id
     if labelled:
         acc = correct / labelled
         out.update(accuracy=acc, error_rate=1 - acc, accuracy_interval=list(wilson(correct, labelled)),
@@ -339,9 +344,10 @@ def judge(state: State, profile: Profile, version: str, now: float, cfg: Monitor
     first = last - max(window_panes, min(DETECTOR_SPAN_PANES, window_panes * 24))
     matrix = pane_matrix(state, version, first, last, layout)
     window = matrix[-window_panes:]
+    distinct = distinct_rows(unite([layout.sketch(window)]))
     report = judge_window(profile, baseline(state, version, layout), matrix, layout.feature_counts(matrix),
                           layout.prediction_counts(matrix), int(window[:, 0].sum()), int(window[:, 1].sum()),
-                          window_panes, cfg)
+                          window_panes, cfg, distinct=distinct)
     return report, labels_summary(state, version, last - window_panes, last)
 
 
@@ -367,8 +373,20 @@ def window_name(seconds: int) -> str:
     return next((k for k, v in WINDOWS.items() if v == seconds), f"{seconds}s")
 
 
+def detail(state: State, profile: Profile, version: str, now: float, cfg: MonitorConfig) -> dict[str, Any]:
+    """What the screen draws beside the report: 24 h PSI sparklines, the prediction histogram."""
+    layout = Layout(len(profile.features))
+    last = int(now // PANE_S) + 1
+    window = pane_matrix(state, version, last - max(1, cfg.window_s // PANE_S), last, layout)
+    ref = baseline(state, version, layout)
+    return {"sparklines": sparkline(state, profile, version, now),
+            "prediction_histogram": {"edges": profile.pred_edges,
+                                     "reference": None if ref is None else ref.tolist(),
+                                     "current": layout.prediction_counts(window).sum(axis=0).tolist()}}
+
+
 def monitor_once(ws, model: str, *, now: float | None = None, window: str | None = None,
-                 s: Settings | None = None, state: State | None = None) -> dict[str, Any]:
+                 s: Settings | None = None, state: State | None = None, with_detail: bool = False) -> dict[str, Any]:
     """Fold what is new and judge production's window: the `--json` report."""
     check_name(model, "model")
     s = s or settings(ws)
@@ -404,6 +422,9 @@ def monitor_once(ws, model: str, *, now: float | None = None, window: str | None
                "false_alarms_per_month": s.cfg.false_alarms_per_month}
         if folded.bad:
             out["notes"] = out.get("notes", []) + [f"{n} bad record(s): {k}" for k, n in sorted(folded.bad.items())]
+        if with_detail and production:
+            out["detail"] = detail(state, profile, production, now, s.cfg)
+        write_tier(ws, model, out)
         return out
     finally:
         if own:
@@ -418,7 +439,8 @@ def _report_dict(report: WindowReport, labels: dict[str, Any], cfg: MonitorConfi
             "detector": {"alarmed": report.alarmed, "alarms": report.alarms,
                          "log_r": None if report.log_r == -math.inf else round(report.log_r, 3),
                          "threshold": cfg.alarm_threshold},
-            "records": report.records, "units": report.units, "enough": report.enough, "notes": report.notes}
+            "records": report.records, "units": report.units, "distinct_rows": round(report.distinct, 1),
+            "enough": report.enough, "notes": report.notes}
 
 
 def _live_canary(ws, model: str) -> str | None:

@@ -53,7 +53,7 @@ def test_fold_counts_match_a_plain_count_and_units_count_each_key_once_per_pane(
     half = n // 2
     merged = fold(profile, t[:half], versions[:half], keys[:half], ids[:half], {"a": feats["a"][:half]}, pred[:half])
     merge(merged, fold(profile, t[half:], versions[half:], keys[half:], ids[half:], {"a": feats["a"][half:]},
-                       pred[half:]))
+                       pred[half:]), layout)
     assert sorted(merged) == sorted(panes)
     for key in panes:
         assert (layout.feature_counts(merged[key], units=False) == layout.feature_counts(panes[key], units=False)).all()
