@@ -159,6 +159,15 @@ class _Fallback(Exception):
     pass
 
 
+def _strings(column) -> np.ndarray:
+    """An Arrow column as an object array of str (None where null), in C++ where it is text."""
+    import pyarrow as pa
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.to_numpy(zero_copy_only=False)
+    return np.asarray([None if v is None else str(v) for v in column.to_pylist()], dtype=object)
+
+
 def _arrow_batch(data: bytes, mapping: FieldMapping, source: str) -> SourceBatch:
     import pyarrow as pa  # ~0.2 s: only the monitor's fold reads with it
     import pyarrow.json as pj
@@ -180,7 +189,8 @@ def _arrow_batch(data: bytes, mapping: FieldMapping, source: str) -> SourceBatch
     has_features = (np.zeros(len(t), dtype=bool) if features_col is None
                     else ~features_col.is_null().to_numpy(zero_copy_only=False))
     ids_col = table.column(mapping.id)
-    ids = np.asarray([None if x is None else str(x) for x in ids_col.to_pylist()], dtype=object)
+    ids = (ids_col.to_numpy(zero_copy_only=False) if pa.types.is_string(ids_col.type)
+           else np.asarray([None if x is None else str(x) for x in ids_col.to_pylist()], dtype=object))
     batch = SourceBatch()
     bad_t = ~np.isfinite(t) if len(t) else np.zeros(0, dtype=bool)
     label_col = table.column(mapping.label).to_pylist() if mapping.label in names else [None] * len(t)
@@ -205,10 +215,9 @@ def _arrow_batch(data: bytes, mapping: FieldMapping, source: str) -> SourceBatch
     rows = np.flatnonzero(ok)
     batch.t = t[rows]
     batch.ids = ids[rows]
-    batch.versions = (np.asarray([None if v is None else str(v) for v in table.column(mapping.version).to_pylist()],
-                                 dtype=object)[rows] if mapping.version in names else np.full(len(rows), None, object))
-    batch.keys = (np.asarray(table.column(mapping.key).to_pylist(), dtype=object)[rows]
-                  if mapping.key in names else np.full(len(rows), None, object))
+    batch.versions = (_strings(table.column(mapping.version))[rows] if mapping.version in names
+                      else np.full(len(rows), None, object))
+    batch.keys = _strings(table.column(mapping.key))[rows] if mapping.key in names else np.full(len(rows), None, object)
     if mapping.prediction in names:
         p_col = table.column(mapping.prediction)
         if pa.types.is_floating(p_col.type) or pa.types.is_integer(p_col.type):

@@ -186,9 +186,9 @@ def pane_log_evalues(groups: list[tuple[np.ndarray, np.ndarray]], cfg: MonitorCo
     return top[:, 0] + np.log(np.exp(log_lr - top).sum(axis=1)) - math.log(log_lr.shape[1])
 
 
-def detector(log_e: np.ndarray, threshold: float) -> tuple[list[int], float]:
-    """Shiryaev–Roberts on pane e-values: (indexes of the panes where it alarmed, log R now)."""
-    log_r = -math.inf
+def detector(log_e: np.ndarray, threshold: float, log_r: float = -math.inf) -> tuple[list[int], float]:
+    """Shiryaev–Roberts on pane e-values, from log R = log_r: (indexes of the panes where it
+    alarmed, log R after the last)."""
     log_a = math.log(threshold)
     alarms = []
     for i, le in enumerate(log_e.tolist()):
@@ -218,31 +218,32 @@ class WindowReport:
     notes: list[str] = field(default_factory=list)
 
 
-def judge_window(profile: Profile, ref_pred: np.ndarray | None, panes: np.ndarray, feature_units: np.ndarray,
-                 pred_units: np.ndarray, records: int, units_total: int, window_panes: int,
-                 cfg: MonitorConfig, distinct: float | None = None) -> WindowReport:
-    """The verdict on the last `window_panes` of `panes` (pane indexes in time order, the
-    history before them feeding the detector): feature_units (T, F, W), pred_units (T, PW)."""
+def group_units(profile: Profile, ref_pred: np.ndarray | None, feature_units: np.ndarray,
+                pred_units: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The detector's statistics: every feature, and the prediction once its reference is pinned."""
     ref = np.asarray([f.ref for f in profile.features], dtype=float).reshape(len(profile.features), WIDTH)
     groups = [(ref, feature_units)]
     if ref_pred is not None:
         groups.append((np.asarray(ref_pred, dtype=float)[None], np.asarray(pred_units)[:, None, :]))
-    log_e = pane_log_evalues(groups, cfg)
-    alarms, log_r = detector(log_e, cfg.alarm_threshold)
-    T = feature_units.shape[0]
-    alarmed = any(i >= T - window_panes for i in alarms)
-    window_units = feature_units[max(0, T - window_panes):].sum(axis=0)
+    return groups
+
+
+def judge_window(profile: Profile, ref_pred: np.ndarray | None, window_units: np.ndarray, window_pred: np.ndarray,
+                 records: int, units_total: int, cfg: MonitorConfig, *, alarmed: bool, alarms: int,
+                 log_r: float, distinct: float | None = None) -> WindowReport:
+    """The verdict on one window: its summed unit counts per feature (F, W) and for the
+    prediction (PW), and the detector's state (whether it alarmed inside the window)."""
+    ref = np.asarray([f.ref for f in profile.features], dtype=float).reshape(len(profile.features), WIDTH)
     feats = [compare(f.name, ref[j], window_units[j], value_bins=len(f.edges) + 1 if f.kind == "numeric" else 10,
                      missing=MISSING, unseen=UNSEEN, cfg=cfg, alarmed=alarmed, distinct=distinct)
              for j, f in enumerate(profile.features)]
-    window_pred = pred_units[max(0, T - window_panes):].sum(axis=0)
     if ref_pred is not None:
         pred = compare("prediction", np.asarray(ref_pred), window_pred, value_bins=PRED_MISSING,
                        missing=PRED_MISSING, unseen=PRED_UNSEEN, cfg=cfg, alarmed=alarmed, distinct=distinct)
     else:
-        pred = Verdict("prediction", units=int(window_pred.sum()))
+        pred = Verdict("prediction", units=int(np.asarray(window_pred).sum()))
     enough = units_total >= cfg.min_units
-    report = WindowReport(tier_of(feats + [pred]) if enough else "ok", feats, pred, alarmed, len(alarms), log_r,
+    report = WindowReport(tier_of(feats + [pred]) if enough else "ok", feats, pred, alarmed, alarms, log_r,
                           records, units_total, enough, distinct if distinct is not None else float(units_total))
     if not enough:
         report.notes.append(f"too few records: {units_total} units in the window (< min_units {cfg.min_units})")

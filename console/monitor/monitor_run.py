@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from backends.base import PRODUCTION, BadInputError, FieldMapping, check_name
-from console.monitor.decide import MonitorConfig, WindowReport, judge_window, order_by_tier
-from console.monitor.panes import PANE_S, Layout, combine, distinct_rows, fold, unite
+from console.monitor.decide import (MonitorConfig, WindowReport, detector, group_units, judge_window, order_by_tier,
+                                    pane_log_evalues)
+from console.monitor.panes import EMPTY, PANE_S, Layout, combine, distinct_rows, fold, unite
 from console.monitor.profile import PRED_WIDTH, Profile, build_profile
 from console.monitor.tier_file import write_tier
 
@@ -115,6 +116,8 @@ class State:
         self.db.executescript("""
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE IF NOT EXISTS panes (version TEXT, minute INTEGER, data BLOB, PRIMARY KEY (version, minute));
+            -- the same panes summed per hour: a 24 h window reads 24 of these and two partial hours' minutes
+            CREATE TABLE IF NOT EXISTS hours (version TEXT, hour INTEGER, data BLOB, PRIMARY KEY (version, hour));
             CREATE TABLE IF NOT EXISTS preds (id TEXT PRIMARY KEY, version TEXT, minute INTEGER, p REAL,
                                               label INTEGER, labelled_at REAL);
             CREATE INDEX IF NOT EXISTS preds_window ON preds (version, minute);
@@ -159,6 +162,7 @@ def reference_profile(ws, model: str, state: State, options: dict[str, Any]) -> 
     try:
         if saved:  # a new reference: the old panes were binned on other edges
             state.db.execute("DELETE FROM panes")
+            state.db.execute("DELETE FROM hours")
             state.db.execute("DELETE FROM meta WHERE key LIKE 'pred_ref:%'")
         state.put("profile", {"ident": ident, "profile": profile.to_dict()})
         state.db.execute("COMMIT")
@@ -245,14 +249,26 @@ def fold_source(state: State, source, profile: Profile, *, max_batches: int = MA
     return result
 
 
+PANES_PER_HOUR = 3600 // PANE_S
+
+
 def _add_panes(db, panes: dict[tuple[str, int], np.ndarray], layout: Layout) -> None:
+    hours: dict[tuple[str, int], np.ndarray] = {}
     for (version, minute), vector in panes.items():
-        row = db.execute("SELECT data FROM panes WHERE version = ? AND minute = ?", (version, minute)).fetchone()
-        if row is not None:
-            old = np.frombuffer(row[0], dtype=np.int64)
-            if len(old) == len(vector):
-                vector = combine(old, vector, layout)
-        db.execute("INSERT OR REPLACE INTO panes VALUES (?, ?, ?)", (version, minute, vector.astype(np.int64).tobytes()))
+        key = (version, minute // PANES_PER_HOUR)
+        hours[key] = combine(hours[key], vector, layout) if key in hours else vector
+        _upsert(db, "panes", "minute", version, minute, vector, layout)
+    for (version, hour), vector in hours.items():
+        _upsert(db, "hours", "hour", version, hour, vector, layout)
+
+
+def _upsert(db, table: str, column: str, version: str, at: int, vector: np.ndarray, layout: Layout) -> None:
+    row = db.execute(f"SELECT data FROM {table} WHERE version = ? AND {column} = ?", (version, at)).fetchone()
+    if row is not None:
+        old = np.frombuffer(row[0], dtype=np.int64)
+        if len(old) == len(vector):
+            vector = combine(old, vector, layout)
+    db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (version, at, vector.astype(np.int64).tobytes()))
 
 
 def prune(state: State, now: float) -> dict[str, int]:
@@ -271,6 +287,7 @@ def prune(state: State, now: float) -> dict[str, int]:
         db.execute("DELETE FROM pending WHERE t < ?", (now - JOIN_WINDOW_S,))
         db.execute("DELETE FROM preds WHERE minute < ?", (cutoff,))
         db.execute("DELETE FROM panes WHERE minute < ?", (int((now - WINDOWS["7d"]) // PANE_S),))
+        db.execute("DELETE FROM hours WHERE hour < ?", (int((now - WINDOWS["7d"] - 3600) // 3600),))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -284,6 +301,7 @@ def prune(state: State, now: float) -> dict[str, int]:
 def pane_matrix(state: State, version: str, first: int, last: int, layout: Layout) -> np.ndarray:
     """Dense (last - first, size) panes of one version; a minute without traffic is zeros."""
     out = np.zeros((max(0, last - first), layout.size), dtype=np.int64)
+    out[:, layout.counts:] = EMPTY  # a minute without traffic has an empty sketch
     for minute, data in state.db.execute("SELECT minute, data FROM panes WHERE version = ? AND minute >= ? "
                                          "AND minute < ?", (version, first, last)):
         vector = np.frombuffer(data, dtype=np.int64)
@@ -337,18 +355,73 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def advance_detector(state: State, profile: Profile, version: str, now: float, cfg: MonitorConfig,
+                     layout: Layout, ref_pred: np.ndarray | None) -> dict[str, Any]:
+    """The version's e-detector, advanced over the panes completed since its last round (each
+    pane once: the pane still filling waits; records that arrive for a pane already judged count
+    in the windows, not in the detector). Its state: {"minute", "log_r", "alarms" [minutes]}."""
+    key = f"detector:{version}"
+    det = state.get(key) or {"minute": None, "log_r": None, "alarms": []}
+    current = int(now // PANE_S)  # the pane still filling
+    start = current - DETECTOR_SPAN_PANES if det["minute"] is None else max(det["minute"] + 1,
+                                                                             current - DETECTOR_SPAN_PANES)
+    if start < current:
+        history = max(cfg.history_panes)
+        matrix = pane_matrix(state, version, start - history, current, layout)
+        groups = group_units(profile, ref_pred, layout.feature_counts(matrix), layout.prediction_counts(matrix))
+        log_e = pane_log_evalues(groups, cfg)[history:]
+        log_r0 = -math.inf if det["log_r"] is None else det["log_r"]
+        alarms, log_r = detector(log_e, cfg.alarm_threshold, log_r0)
+        keep_after = current - WINDOWS["7d"] // PANE_S
+        det = {"minute": current - 1, "log_r": None if log_r == -math.inf else log_r,
+               "alarms": [m for m in det["alarms"] if m >= keep_after] + [start + i for i in alarms]}
+        state.put(key, det)
+    # the pane still filling, looked at without being kept: a likelihood ratio over a pane's
+    # records is a martingale in them, so looking before the pane ends keeps the guarantee
+    history = max(cfg.history_panes)
+    matrix = pane_matrix(state, version, current - history, current + 1, layout)
+    groups = group_units(profile, ref_pred, layout.feature_counts(matrix), layout.prediction_counts(matrix))
+    log_now = float(np.logaddexp(-math.inf if det["log_r"] is None else det["log_r"], 0.0)
+                    + pane_log_evalues(groups, cfg)[-1])
+    alarms = det["alarms"] + ([current] if log_now >= math.log(cfg.alarm_threshold) else [])
+    return {**det, "alarms": alarms, "log_r": log_now}
+
+
 def judge(state: State, profile: Profile, version: str, now: float, cfg: MonitorConfig) -> tuple[WindowReport, dict]:
     layout = Layout(len(profile.features))
     last = int(now // PANE_S) + 1
     window_panes = max(1, cfg.window_s // PANE_S)
-    first = last - max(window_panes, min(DETECTOR_SPAN_PANES, window_panes * 24))
-    matrix = pane_matrix(state, version, first, last, layout)
-    window = matrix[-window_panes:]
-    distinct = distinct_rows(unite([layout.sketch(window)]))
-    report = judge_window(profile, baseline(state, version, layout), matrix, layout.feature_counts(matrix),
-                          layout.prediction_counts(matrix), int(window[:, 0].sum()), int(window[:, 1].sum()),
-                          window_panes, cfg, distinct=distinct)
-    return report, labels_summary(state, version, last - window_panes, last)
+    first = last - window_panes
+    ref_pred = baseline(state, version, layout)
+    det = advance_detector(state, profile, version, now, cfg, layout, ref_pred)
+    window = window_sum(state, version, first, last, layout)
+    in_window = [m for m in det["alarms"] if m >= first]
+    report = judge_window(profile, ref_pred, layout.feature_counts(window), layout.prediction_counts(window),
+                          int(window[0]), int(window[1]), cfg, alarmed=bool(in_window), alarms=len(in_window),
+                          log_r=-math.inf if det["log_r"] is None else det["log_r"],
+                          distinct=distinct_rows(layout.sketch(window)))
+    return report, labels_summary(state, version, first, last)
+
+
+def window_sum(state: State, version: str, first: int, last: int, layout: Layout) -> np.ndarray:
+    """One vector for the window: counts summed, sketches united."""
+    lo_hour = -(-first // PANES_PER_HOUR)  # the first whole hour inside the window
+    hi_hour = last // PANES_PER_HOUR  # … and the end of the last whole hour
+    if hi_hour > lo_hour:
+        parts = [("panes", "minute", first, lo_hour * PANES_PER_HOUR), ("hours", "hour", lo_hour, hi_hour),
+                 ("panes", "minute", hi_hour * PANES_PER_HOUR, last)]
+    else:
+        parts = [("panes", "minute", first, last)]
+    blobs = [data for table, column, lo, hi in parts for (data,) in state.db.execute(
+        f"SELECT data FROM {table} WHERE version = ? AND {column} >= ? AND {column} < ?", (version, lo, hi))]
+    vectors = np.frombuffer(b"".join(b for b in blobs if len(b) == 8 * layout.size), dtype=np.int64)
+    vectors = vectors.reshape(-1, layout.size)
+    out = np.zeros(layout.size, dtype=np.int64)
+    out[layout.counts:] = EMPTY
+    if len(vectors):
+        out[:layout.counts] = vectors[:, :layout.counts].sum(axis=0)
+        out[layout.counts:] = unite([layout.sketch(vectors)])
+    return out
 
 
 def sparkline(state: State, profile: Profile, version: str, now: float, hours: int = 24) -> dict[str, list[float]]:

@@ -69,14 +69,21 @@ def fold(profile: Profile, t: np.ndarray, versions: np.ndarray, keys: np.ndarray
     if n == 0:
         return {}
     minute = np.floor(np.asarray(t, dtype=float) / pane_s).astype(np.int64)
-    vnames, vcode = np.unique(np.asarray([("" if v is None else str(v)) for v in versions], dtype=object),
-                              return_inverse=True)
+    versions = np.asarray(versions, dtype=object)
+    vnames, vcode = np.unique(np.where(versions == None, "", versions).astype(str), return_inverse=True)  # noqa: E711
     group_key = vcode.astype(np.int64) * (1 << 40) + (minute - minute.min())
     groups, g = np.unique(group_key, return_inverse=True)
     G = len(groups)
     # a unit: the key, else the record itself (its id)
-    unit_names = np.asarray([k if k is not None else "id:" + str(i) for k, i in zip(keys, ids)], dtype=object)
-    _, ucode = np.unique(unit_names, return_inverse=True)
+    keys = np.asarray(keys, dtype=object)
+    keyless = keys == None  # noqa: E711  (elementwise)
+    ucode = np.empty(n, dtype=np.int64)
+    if keyless.all():
+        ucode[:] = np.arange(n)
+    else:
+        _, codes = np.unique(keys[~keyless].astype(str), return_inverse=True)
+        ucode[~keyless] = codes
+        ucode[keyless] = codes.max() + 1 + np.arange(int(keyless.sum()))  # each its own unit
     pair = g.astype(np.int64) * (int(ucode.max()) + 1) + ucode
     _, first = np.unique(pair, return_index=True)
     is_unit = np.zeros(n, dtype=bool)
