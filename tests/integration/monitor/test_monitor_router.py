@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving_procs import kill_group, served_pids
+from tests.support.processes import kill_group, served_pids
 
 MODEL = "breast-cancer"
 # the demo's v3-drifted: every third kept feature scaled upstream (plain names, not mrc's helper)
