@@ -209,6 +209,10 @@ def fold_source(state: State, source, profile: Profile, *, max_batches: int = MA
         batch = source.read(cursor)
         if batch.rows == 0 and not batch.labels and batch.cursor == cursor:
             break
+        missing = {k: n for k, n in batch.bad.items() if k.endswith(": missing")}
+        if batch.rows == 0 and not batch.labels and missing:  # no record has a field the mapping names
+            key, n = max(missing.items(), key=lambda kv: kv[1])
+            raise BadInputError(f"{key} in {n} record(s), none usable: check the field mapping under [monitor]")
         panes = fold(profile, batch.t, batch.versions, batch.keys, batch.ids, batch.features, batch.prediction)
         db = state.db
         db.execute("BEGIN IMMEDIATE")

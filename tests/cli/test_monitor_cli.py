@@ -93,3 +93,12 @@ def test_run_audits_each_tier_change_once_as_an_alerting_event(demo_ws, mrc):
     assert events[0]["details"]["feature"] in SCALED
     tier = json.loads((demo_ws / "monitor" / MODEL / "tier.json").read_text())
     assert tier["tier"] == "critical"
+
+
+def test_a_mapping_naming_a_field_no_record_has_is_one_line_naming_source_and_field(demo_ws, mrc):
+    configure(demo_ws, "[monitor]\nfeatures = \"inputs\"")
+    write_capture(demo_ws, 200, seed=3)
+    result = mrc("monitor", MODEL, "--workspace", str(demo_ws))
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "router log" in line and "inputs: missing" in line

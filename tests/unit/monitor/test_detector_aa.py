@@ -89,3 +89,39 @@ def test_a_shift_on_one_feature_is_found_within_minutes():
     assert not [a for a in alarms if a < start]
     after = [a for a in alarms if a >= start]
     assert after and after[0] - start <= 5, after[:3]
+
+
+def test_heavy_users_count_once_per_pane_so_an_aa_stream_stays_within_the_rate():
+    """A user who sends 30 requests a minute with the same features is one observation, not 30:
+    on unit counts (each key once per pane) the detector keeps its rate on an A/A stream whose
+    requests are heavily clustered; on request counts the same stream alarms far more often."""
+    from console.monitor.panes import Layout, fold
+    from console.monitor.profile import build_profile
+
+    rng = np.random.default_rng(11)
+    profile = build_profile({"a": rng.normal(size=200_000), "b": rng.normal(size=200_000)})
+    layout = Layout(2)
+    panes, t, keys, a, b = 2 * 24 * 60, [], [], [], []
+    for pane in range(panes):
+        active = [0] + list(rng.choice(np.arange(1, 400), size=4, replace=False))
+        for user in active:
+            row = rng.normal(size=2)  # the user's features this minute: a fresh draw from the reference
+            count = 30 if user == 0 else int(rng.integers(1, 3))
+            t += list(pane * 60 + rng.uniform(0, 60, count))
+            keys += [f"user{user}"] * count
+            a += [row[0]] * count
+            b += [row[1]] * count
+    n = len(t)
+    folded = fold(profile, np.asarray(t), np.asarray(["1"] * n, dtype=object), np.asarray(keys, dtype=object),
+                  np.asarray([str(i) for i in range(n)], dtype=object), {"a": np.asarray(a), "b": np.asarray(b)},
+                  np.full(n, 0.5))
+    matrix = np.stack([folded[("1", m)] for m in range(panes)])
+    ref = np.asarray([f.ref for f in profile.features], dtype=float)
+    cfg = MonitorConfig(false_alarms_per_month=600.0)  # A = 72 panes: ≈ 40 alarms allowed in two days
+    allowed = panes / cfg.alarm_threshold
+    on_units, _ = detector(pane_log_evalues([(ref, layout.feature_counts(matrix, units=True))], cfg),
+                           cfg.alarm_threshold)
+    on_requests, _ = detector(pane_log_evalues([(ref, layout.feature_counts(matrix, units=False))], cfg),
+                              cfg.alarm_threshold)
+    assert len(on_units) <= poisson_upper(allowed), (len(on_units), allowed)
+    assert len(on_requests) > 3 * poisson_upper(allowed), (len(on_requests), allowed)
