@@ -17,7 +17,7 @@ What decides the tier (`tier_of`, kept small so the judge's user-level e-process
    false alarms per 30 days of one-minute panes, for a monitor that never stops.
 2. The size of the change: the tier is the one PSI's lower bound reaches (warning 0.1,
    critical 0.3). Under no change PSI ≈ c·χ²(K − 1) with c = 1/n_ref + 1/n_eff, so the bound
-   is PSI − c·(K − 1 + 3·√(2(K − 1))); n_eff is the window's units, or its distinct feature rows
+   is PSI less the 0.999 quantile of that; n_eff is the window's units, or its distinct feature rows
    where fewer (a replay of a small test set is that many observations, however often sent).
    A small reference or a quiet window does not read as drift. Noise alone needs the detector
    too, so an A/A stream alarms no more often than the detector does.
@@ -25,6 +25,7 @@ What decides the tier (`tier_of`, kept small so the judge's user-level e-process
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,11 +146,21 @@ def compare(name: str, ref: np.ndarray, cur: np.ndarray, *, value_bins: int, mis
     return v
 
 
+NOISE_QUANTILE = 0.999  # per feature: with tens of features, a false tier by noise alone stays rare
+
+
+@functools.lru_cache(maxsize=64)
+def _chi2_quantile(dof: int) -> float:
+    from scipy.stats import chi2  # ~0.3 s, only where a window is judged
+
+    return float(chi2.ppf(NOISE_QUANTILE, dof))
+
+
 def psi_noise(ref: np.ndarray, cur: np.ndarray, distinct: float | None = None) -> float:
-    """How far PSI reaches by sampling noise alone (mean + 3 SD of c·χ²(K − 1))."""
+    """How far PSI reaches by sampling noise alone: the NOISE_QUANTILE of c·χ²(K − 1)."""
     n_eff = float(cur.sum()) if distinct is None else max(1.0, min(float(cur.sum()), distinct))
     dof = max(1, int(((ref + cur) > 0).sum()) - 1)
-    return (1.0 / float(ref.sum()) + 1.0 / n_eff) * (dof + 3.0 * math.sqrt(2.0 * dof))
+    return (1.0 / float(ref.sum()) + 1.0 / n_eff) * _chi2_quantile(dof)
 
 
 # -- the e-detector --------------------------------------------------------------------------------
@@ -174,12 +185,40 @@ def stat_log_lr(ref: np.ndarray, units: np.ndarray, cfg: MonitorConfig, history_
     return np.sum(units * (np.log(q) - np.log(p0)[None]), axis=-1)
 
 
+TILTS = (-1.0, -0.5, 0.5, 1.0)  # fixed alternatives: mass moved toward the low or the high bins
+JUMP = 0.1  # fixed alternatives: this share of units suddenly missing, or unseen
+
+
+def fixed_log_lr(ref: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """log likelihood ratios (T, S·A) of alternatives fixed in advance, so the very first pane of
+    a change already counts (a plug-in estimate learns only from earlier panes): the reference
+    tilted toward its low or high value bins (a shift or a unit change), and a jump of missing
+    or unseen values (a broken feature). The last two slots are missing and unseen."""
+    ref = np.asarray(ref, dtype=float)
+    units = np.asarray(units, dtype=float)
+    p0 = proportions(ref, DETECTOR_PSEUDO)
+    W = ref.shape[-1]
+    k = W - 2
+    score = np.zeros(W)
+    score[:k] = (np.arange(k) - (k - 1) / 2) / (k / 2)
+    alternatives = []
+    for lam in TILTS:
+        q = p0 * np.exp(lam * score)[None]
+        alternatives.append(q / q.sum(axis=-1, keepdims=True))
+    for slot in (W - 2, W - 1):
+        jump = np.zeros(W)
+        jump[slot] = 1.0
+        alternatives.append((1 - JUMP) * p0 + JUMP * jump[None])
+    logs = [np.sum(units * (np.log(q) - np.log(p0))[None], axis=-1) for q in alternatives]  # each (T, S)
+    return np.concatenate(logs, axis=1)
+
+
 def pane_log_evalues(groups: list[tuple[np.ndarray, np.ndarray]], cfg: MonitorConfig) -> np.ndarray:
     """log of each pane's e-value (T,): the mean over every statistic of every group (ref (S, W),
-    units (T, S, W)) and every history length of its likelihood ratio; a mean of e-values is an
-    e-value."""
-    log_lr = np.concatenate([stat_log_lr(ref, units, cfg, h) for ref, units in groups for h in cfg.history_panes],
-                            axis=1)
+    units (T, S, W)) of its likelihood ratios, one per history length and one per fixed
+    alternative; a mean of e-values is an e-value."""
+    log_lr = np.concatenate([stat_log_lr(ref, units, cfg, h) for ref, units in groups for h in cfg.history_panes]
+                            + [fixed_log_lr(ref, units) for ref, units in groups], axis=1)
     if log_lr.shape[1] == 0:
         return np.zeros(log_lr.shape[0])
     top = log_lr.max(axis=1, keepdims=True)

@@ -125,3 +125,18 @@ def test_heavy_users_count_once_per_pane_so_an_aa_stream_stays_within_the_rate()
                               cfg.alarm_threshold)
     assert len(on_units) <= poisson_upper(allowed), (len(on_units), allowed)
     assert len(on_requests) > 3 * poisson_upper(allowed), (len(on_requests), allowed)
+
+
+def test_a_large_change_in_the_first_pane_after_silence_alarms_in_that_pane():
+    """No earlier traffic to learn from (a replay right after a quiet spell): the fixed
+    alternatives still see a unit change (values ×1.6 land in the top bins) in its first pane."""
+    rng = np.random.default_rng(4)
+    cfg = MonitorConfig(false_alarms_per_month=1.0)
+    ref = reference_counts(rng, 14, 342)
+    units = np.zeros((61, 14, W))
+    top = np.zeros(W)
+    top[7:10] = 1 / 3
+    units[60, :5, :] = rng.multinomial(150, top, size=5)  # five features moved to the top bins
+    units[60, 5:, :] = rng.multinomial(150, proportions(ref[5:], DETECTOR_PSEUDO)[0], size=9)
+    alarms, _ = detector(pane_log_evalues([(ref, units)], cfg), cfg.alarm_threshold)
+    assert alarms == [60]
