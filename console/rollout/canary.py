@@ -769,8 +769,14 @@ def record_analysis(state: CanaryState, analysis: Analysis, now_iso: str) -> Can
     seq["results"] = [r.to_dict() for r in analysis.sequential_results]
     seq["verdict"] = analysis.sequential_verdict
     gap = evidence_gap(dataclasses.replace(s, sequential={**seq}))
-    # what the screen shows while the last step waits: "needs ~N more requests (test)"
-    seq["needs_more"] = {"test": gap[0], "requests": gap[1]} if gap else None
+    # what the screen shows while the last step waits: "needs ~N more requests (test)". It never
+    # grows while the step lasts (issue 20: it rose by 2,028 while 3,200 requests arrived); the
+    # fresh forecast still decides when the wait is over.
+    previous = state.sequential.get("needs_more") or {}
+    if gap and gap[1] is not None and previous.get("requests") is not None and previous.get("test") == gap[0] \
+            and previous.get("weight") == s.weight:
+        gap = (gap[0], max(1, min(gap[1], int(previous["requests"]))))
+    seq["needs_more"] = {"test": gap[0], "requests": gap[1], "weight": s.weight} if gap else None
     p_values = [r.p_value for r in analysis.sequential_results if math.isfinite(r.p_value)]
     seq["min_p_value"] = min([seq.get("min_p_value", 1.0)] + p_values)  # the always-valid p is a running min
     s.sequential = seq
@@ -812,8 +818,12 @@ def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> 
     held = now - state.step_started_at
     if held < state.plan.hold_s:
         return Decision(HOLD, state.weight, f"holding {state.weight}% ({held:.0f}/{state.plan.hold_s:.0f} s)", state.step)
+    # The threshold rule needs a window with min_requests per variant; the sequential tests judge
+    # any data (at 3 req/s no 5 % window ever reached min_requests: the canary never moved).
+    sequential_only = state.plan.judge == "sequential"
     judged = [a for a in state.analyses if a.get("weight") == state.weight and a.get("at", 0) >= state.step_started_at
-              and a.get("window_verdict") != "no_data"]
+              and ((a.get("has_data", True) and (a.get("canary") or {}).get("requests") != 0) if sequential_only
+                   else a.get("window_verdict") != "no_data")]
     if not judged:
         return Decision(HOLD, state.weight, f"holding {state.weight}%: no analysis with data yet at this step", state.step)
     if state.failures:
@@ -822,6 +832,9 @@ def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> 
     gap = evidence_gap(state) if promoting and state.plan.judge != "threshold" else None
     if gap:  # the power-aware plan: no promotion on a sample too small to have seen the regression
         test, more = gap
+        shown = state.sequential.get("needs_more") or {}
+        if more is not None and shown.get("test") == test and shown.get("requests") is not None:
+            more = min(more, int(shown["requests"]))  # the monotone forecast the screen shows
         needs = (f"needs ~{more} more canary requests ({test}) to rule out the minimum detectable regression"
                  if more is not None else f"{test} cannot show the minimum detectable regression at this split "
                  "and base rate")
