@@ -344,7 +344,8 @@ def _over(window: HealthWindow, threshold: float, canary_side: bool) -> tuple[in
     """(requests above threshold, requests) from raw latencies or the histogram.
 
     A histogram counts above a bucket bound: the canary's bound is rounded up and stable's down,
-    so under H0 the canary's count can only come out smaller: the test stays valid, if coarser."""
+    so under H0 the canary's count can only come out smaller: the test stays valid. fold_window
+    passes a bucket edge itself for both (no rounding at all: the exact share above that edge)."""
     if window.latencies_ms:
         return sum(1 for x in window.latencies_ms if x > threshold), len(window.latencies_ms)
     buckets = sorted((float(le), int(n)) for le, n in window.latency_buckets)
@@ -393,7 +394,12 @@ def fold_window(state: CanaryState, previous: dict[str, Any], cumulative: dict[s
         entry = dict(previous.get(key) or {"bound_ms": None, "counts": [0, 0, 0, 0], "events": 0.0, "info": 0.0})
         bound = entry.get("bound_ms")
         if bound is not None:
-            got_c = _over(canary, bound * plan.latency_margin_ratio, True)
+            # From raw latencies the canary's bound carries the margin. From a histogram the bound
+            # is a bucket edge and the canary is counted above that same edge, exactly: H0 "no
+            # slower" at that edge. Carrying the margin there rounded the canary's bound up a
+            # whole bucket (25 -> 50 ms) and a 1.2x slower canary was promoted 30/30 (issue 20).
+            ratio = plan.latency_margin_ratio if canary.latencies_ms or not canary.latency_buckets else 1.0
+            got_c = _over(canary, bound * ratio, True)
             got_s = _over(stable, bound, False)
             if got_c and got_s:
                 entry = _add_counts(entry, got_c[0], got_c[1], got_s[0], got_s[1])

@@ -12,6 +12,7 @@ activity, Pareto 1.2, and per-user effects: each user's own latency factor, 0.5 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -131,8 +132,23 @@ def windows(rng: np.random.Generator, pop: Population, weight: int, n_total: int
     return out[0], out[1], bad
 
 
+# Prometheus' default histogram buckets, in ms (the client libraries' 0.005 ... 10 s)
+PROMETHEUS_BUCKETS_MS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0)
+
+
+def as_prometheus(window: HealthWindow) -> HealthWindow:
+    """What the Prometheus backend sees of a window: counts and a latency histogram, nothing per
+    request or per user, and no valid sample-ratio counts."""
+    lat = np.asarray(window.latencies_ms)
+    buckets = [(le, int((lat <= le).sum())) for le in PROMETHEUS_BUCKETS_MS] + [(math.inf, len(lat))]
+    return HealthWindow(window.model, window.version, window.start, window.end, requests=window.requests,
+                        errors=window.errors, latency_p50_ms=window.latency_p50_ms,
+                        latency_p99_ms=window.latency_p99_ms, latency_buckets=buckets,
+                        sample_ratio_off="Prometheus request counters (simulated)")
+
+
 def run_canary(plan, reg: Regression, rate: float, rng: np.random.Generator, shape: Shape,
-               max_seconds: float = 4000.0, with_units: bool = True) -> dict:
+               max_seconds: float = 4000.0, with_units: bool = True, prometheus: bool = False) -> dict:
     """One canary through the real judge and state machine (console/rollout/canary.py), from start
     to its end (or max_seconds): how it ended, when, and the bad canary requests served."""
     from console.rollout import canary
@@ -148,6 +164,8 @@ def run_canary(plan, reg: Regression, rate: float, rng: np.random.Generator, sha
         stable_w, canary_w, bad_now = windows(rng, pop, state.weight, n_total, reg, start, now)
         if not with_units:
             stable_w.units, canary_w.units, stable_w.unit_kind, canary_w.unit_kind = {}, {}, "", ""
+        if prometheus:
+            stable_w, canary_w = as_prometheus(stable_w), as_prometheus(canary_w)
         canary_requests += canary_w.requests
         bad += bad_now
         analysis = canary.analyze(state, stable_w, canary_w, now, explain=False)
