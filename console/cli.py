@@ -124,12 +124,30 @@ def command_named(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from console.commands.common import Context
-    from console.errors import PolicyRefusal
-
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(COMMAND_HOME.get(command_named(argv) or ""))
     args = parser.parse_args(argv)
+    actor = getattr(args, "actor", None)
+    if not actor:
+        return _main(parser, args)
+    # The servers this command calls (router, model servers) record who acted from MRC_ACTOR
+    # (backends/local/serving/controlkey.auth_headers), so --actor travels to their audit rows;
+    # put back afterwards (tests call main() in one process).
+    before = os.environ.get("MRC_ACTOR")
+    os.environ["MRC_ACTOR"] = actor
+    try:
+        return _main(parser, args)
+    finally:
+        if before is None:
+            os.environ.pop("MRC_ACTOR", None)
+        else:
+            os.environ["MRC_ACTOR"] = before
+
+
+def _main(parser, args) -> int:
+    from console.commands.common import Context
+    from console.errors import PolicyRefusal
+
     handler = getattr(args, "handler", None)
     if getattr(args, "workspace", None) == "":
         parser.error("--workspace: empty path (leave the option out for the default workspace)")
