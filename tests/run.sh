@@ -22,10 +22,10 @@ fi
 # -- k8s control plane (issue #14) ------------------------------------------------------------
 # kube-apiserver, controller-manager, scheduler and kubectl built from Debian's kubernetes source
 # package into ${MRC_K8S_CACHE:-~/.cache/mrc-k8s} (skipped when built: ~12-36 min cold on 2 cores,
-# ~2 min with its Go cache kept); tests/k8s/real fails without them.
+# ~2 min with its Go cache kept); tests/e2e/k8s fails without them.
 # It builds in the background while pip installs (pip mostly waits on the network and disk).
 K8S_LOG=$(mktemp -t mrc-k8s-build.XXXXXX)
-bash tests/k8s/cluster/build.sh >"$K8S_LOG" 2>&1 &
+bash tests/support/k8s/build.sh >"$K8S_LOG" 2>&1 &
 K8S_BUILD=$!
 # -- end k8s control plane ---------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ import pwd
 
 import pytest
 
-from tests.conftest import tree_digest
-from tests.policy.conftest import MODEL, NO_GATES, production_of, two_versions
+from tests.support.cli import tree_digest
+from tests.support.policy import MODEL, NO_GATES, production_of, two_versions
 
 ME = pwd.getpwuid(os.geteuid()).pw_name  # the identity the local registry verifies for this process
 

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.support.cli import tree_digest
 
 
 def mrc_in_process(*argv: str, env: dict[str, str] | None = None, monkeypatch=None) -> tuple[int, str, str]:

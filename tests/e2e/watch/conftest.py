@@ -1,0 +1,3 @@
+"""`mrc watch` retrains with real torch training on drifted data."""
+
+from tests.support.watch import production_ws, story  # noqa: F401  (fixtures)

@@ -1,0 +1,4 @@
+"""Any team's model, released through `mrc` alone (real subprocesses, real servers)."""
+
+from tests.support.teams import _mlflow_build, background, mlflow_team, mlflow_ws, s3_team, s3_ws, team_data  # noqa: F401  (fixtures)
+from tests.support.remote import _remote_credentials, mlflow_server, s3_server  # noqa: F401  (fixtures)
