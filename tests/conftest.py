@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_mrc
+from tests.support.once import build_once
 from tests.support.workspaces import release_workspace
 
 
@@ -24,11 +25,14 @@ def mrc():
 
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Path:
-    """The demo workspace, built once per test session by the real `mrc demo --no-tui`."""
-    root = tmp_path_factory.mktemp("demo-template") / "ws"
-    result = run_mrc("demo", "--no-tui", "--workspace", str(root), timeout=600)
-    assert result.returncode == 0, result.stderr
-    return root
+    """The demo workspace, built once per test run (shared by xdist workers) by the real
+    `mrc demo --no-tui`. Read it or copy it (demo_ws); never write to it."""
+
+    def build(folder: Path) -> None:
+        result = run_mrc("demo", "--no-tui", "--workspace", str(folder / "ws"), timeout=600)
+        assert result.returncode == 0, result.stderr
+
+    return build_once(tmp_path_factory, "demo-template", build) / "ws"
 
 
 @pytest.fixture

@@ -19,6 +19,17 @@ def _ws(root: Path) -> list[str]:
     return ["--workspace", str(root)]
 
 
+@pytest.fixture(scope="module")
+def demo_template(demo_template, tmp_path_factory):
+    """This module's own copy of the session's demo: its gate runs write to mrc.db, and under
+    xdist the session's template is read by every worker."""
+    import shutil
+
+    dest = tmp_path_factory.mktemp("gates-demo") / "ws"
+    shutil.copytree(demo_template, dest)
+    return dest
+
+
 def test_candidate_passes_and_worse_versions_fail_with_reasons(demo_template):
     from console.evaluate.gates import evaluate_version
     from console.workspace import Workspace

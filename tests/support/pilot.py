@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.once import exclusive
 from tests.support.workspaces import release_workspace
 
 FIXED_NOW = datetime(2026, 1, 9, 12, 0, tzinfo=timezone.utc)
@@ -38,13 +39,15 @@ def run(coro):
 
 @pytest.fixture
 def release_ws() -> Path:
-    """A small fixed registry (two models, five versions) at a fixed path."""
-    if SNAPSHOT_WS.parent.exists():
-        shutil.rmtree(SNAPSHOT_WS.parent)
-    SNAPSHOT_WS.parent.mkdir(parents=True)
-    release_workspace(SNAPSHOT_WS)
-    yield SNAPSHOT_WS
-    shutil.rmtree(SNAPSHOT_WS.parent, ignore_errors=True)
+    """A small fixed registry (two models, five versions) at a fixed path, one test at a time
+    (xdist workers share the machine's temp folder)."""
+    with exclusive(SNAPSHOT_WS):
+        if SNAPSHOT_WS.parent.exists():
+            shutil.rmtree(SNAPSHOT_WS.parent)
+        SNAPSHOT_WS.parent.mkdir(parents=True)
+        release_workspace(SNAPSHOT_WS)
+        yield SNAPSHOT_WS
+        shutil.rmtree(SNAPSHOT_WS.parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -16,3 +16,13 @@ def mark_folder(items: list[pytest.Item], conftest_file: str, marker: str) -> No
     for item in items:
         if folder in Path(str(item.path)).resolve().parents:
             item.add_marker(mark)
+
+
+def group_folder(items: list[pytest.Item], conftest_file: str, group: str) -> None:
+    """Send every test under this folder to one xdist worker (`--dist=loadgroup`): for folders whose
+    session or module fixtures are expensive (a control plane, torch-trained stories, served models)
+    and would otherwise be built once per worker."""
+    folder = Path(conftest_file).resolve().parent
+    for item in items:
+        if folder in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.support.cli import run_mrc
+from tests.support.once import build_once
 
 MODEL = "credit"
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -55,15 +56,19 @@ def copy_ws(src: Path, dest_parent: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def production_ws(tmp_path_factory) -> Path:
-    """credit@v1 registered, version 1 trained on it and promoted: the reference is credit@v1."""
-    ws = tmp_path_factory.mktemp("watch-production") / "ws"
-    mrc_ok("init", "--workspace", str(ws))
-    with open(ws / "mrc.toml", "a") as fh:
-        fh.write(f'\n[models.{MODEL}]\ntrain_data = "credit@v1"\nlabel = "y"\n')
-    add_dataset(ws, "credit@v1", seed=1)
-    mrc_ok("train", MODEL, "--param", EPOCHS, "--workspace", str(ws))
-    mrc_ok("promote", MODEL, "1", "--override", "--reason", "first production", "--workspace", str(ws))
-    return ws
+    """credit@v1 registered, version 1 trained on it and promoted: the reference is credit@v1.
+    Built once per run (torch training; shared by xdist workers): tests copy it (copy_ws)."""
+
+    def build(folder: Path) -> None:
+        ws = folder / "ws"
+        mrc_ok("init", "--workspace", str(ws))
+        with open(ws / "mrc.toml", "a") as fh:
+            fh.write(f'\n[models.{MODEL}]\ntrain_data = "credit@v1"\nlabel = "y"\n')
+        add_dataset(ws, "credit@v1", seed=1)
+        mrc_ok("train", MODEL, "--param", EPOCHS, "--workspace", str(ws))
+        mrc_ok("promote", MODEL, "1", "--override", "--reason", "first production", "--workspace", str(ws))
+
+    return build_once(tmp_path_factory, "watch-production", build) / "ws"
 
 
 @dataclass

@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from console.domain import DriftFeature, DriftReport, GateCheck, GateReport
+from tests.support.once import exclusive
 from tests.support.pilot import SNAPSHOT_WS, make_app, settle
 
 SIZE = (150, 48)
@@ -102,11 +103,12 @@ def test_home_filtered(snap_compare, release_ws):
 
 @pytest.fixture
 def empty_fixed_ws(mrc):
-    if SNAPSHOT_WS.parent.exists():
-        shutil.rmtree(SNAPSHOT_WS.parent)
-    assert mrc("init", "--workspace", str(SNAPSHOT_WS)).returncode == 0
-    yield SNAPSHOT_WS
-    shutil.rmtree(SNAPSHOT_WS.parent, ignore_errors=True)
+    with exclusive(SNAPSHOT_WS):  # the fixed path, one test at a time
+        if SNAPSHOT_WS.parent.exists():
+            shutil.rmtree(SNAPSHOT_WS.parent)
+        assert mrc("init", "--workspace", str(SNAPSHOT_WS)).returncode == 0
+        yield SNAPSHOT_WS
+        shutil.rmtree(SNAPSHOT_WS.parent, ignore_errors=True)
 
 
 def test_home_empty_registry(snap_compare, empty_fixed_ws):
