@@ -1,6 +1,6 @@
 """`mrc gate MODEL VERSION` from recorded metrics on an MLflow registry, beside a bare script.
 
-    /work/main/.venv/bin/python tests/bench/bench_gate_mlflow.py [--repeat 9]
+    .venv/bin/python tests/bench/bench_gate_mlflow.py [--repeat 9]
 
 Starts its own `mlflow server` on 127.0.0.1 (stopped at the end), fills one registered model with
 two versions through the plain MLflow client (runs with the metrics a team logs; champion on
@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.remote import servers  # noqa: E402
-from tests.remote.fixtures import mlflow_toml, remote_env, write_workspace  # noqa: E402
+from tests.support import servers  # noqa: E402
+from tests.support.remote import mlflow_toml, remote_env, write_workspace  # noqa: E402
 
 BARE = textwrap.dedent("""
     import json, sys

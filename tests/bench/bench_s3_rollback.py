@@ -1,6 +1,6 @@
 """S3 rollback wall time beside a bare boto3 script doing the same conditional write, same run.
 
-    /work/main/.venv/bin/python tests/bench/bench_s3_rollback.py [--repeat 30] [--processes 5]
+    .venv/bin/python tests/bench/bench_s3_rollback.py [--repeat 30] [--processes 5]
 
 Starts its own SeaweedFS (`weed mini`) on 127.0.0.1 and stops it at the end. Prints:
   1. in-process: mrc's rollback v2 -> v1 after an untimed promotion (read pointer + newest history, claim the event with If-None-Match,
@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.remote import servers  # noqa: E402
-from tests.remote.fixtures import BUCKET, remote_env, s3_toml, write_workspace  # noqa: E402
+from tests.support import servers  # noqa: E402
+from tests.support.remote import BUCKET, remote_env, s3_toml, write_workspace  # noqa: E402
 
 BARE = textwrap.dedent("""
     import sys, boto3
