@@ -558,6 +558,9 @@ def _fold_ratio(state: CanaryState, entry: dict[str, Any], stable: HealthWindow,
     moment to apply a new split, and a window straddling it has no single promised share."""
     out = dict(entry)
     off = canary.sample_ratio_off or stable.sample_ratio_off
+    if not off and "user" in (canary.unit_kind, stable.unit_kind) and not (canary.units or stable.units):
+        off = ("routing is sticky by user and the windows carry no per-user counts: request counts are no test "
+               "of the split (heavy users move them)")
     if off:
         out["off"] = off
         return out
@@ -614,8 +617,10 @@ def evidence_gap(state: CanaryState) -> tuple[str, int | None] | None:
         missing_info = needed * share * (1 - share) - float(entry.get("info", 0.0) or 0.0)
         if not missing_info > 0:  # NaN counts as "there": never a reason to raise
             continue
-        rate_alt = (1 - share) * base + share * regressed  # events per request under the regression
-        more = missing_info / (share * (1 - share)) / rate_alt * share if rate_alt > 0 else math.inf
+        # The wait ends when the events seen reach the plan's, and they arrive at the rate seen so
+        # far (assuming the regression's higher rate promised a third fewer requests than it took).
+        rate_now = base
+        more = missing_info / (share * (1 - share)) / rate_now * share if rate_now > 0 else math.inf
         if not math.isfinite(more) or more > 1e15:
             return (test, None)  # this step cannot see it: the plan says so instead of raising
         if worst is None or (worst[1] is not None and math.ceil(more) > worst[1]):
@@ -930,3 +935,101 @@ def apply(state: CanaryState, decision: Decision, now: float, now_iso: str, acto
 
 def changes_traffic(decision: Decision) -> bool:
     return decision.action in (STEP, PROMOTE, ROLLBACK, ABORT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning before a canary starts (`mrc canary plan`): what each step can see at a given traffic.
+
+
+def _smallest_detectable_ratio(events: float, share: float, alpha: float, power: float) -> float | None:
+    """The smallest odds ratio on the test's grid found with `power` from `events` events at `share`."""
+    for ratio in sequential.ODDS_RATIOS:
+        if sequential.events_needed(ratio, share, alpha, power) <= events:
+            return ratio
+    return None
+
+
+def forecast(plan: CanaryPlan, rate: float, base_error: float = 0.01) -> dict[str, Any]:
+    """Per step at `rate` requests a second (both variants): its hold, the smallest error and
+    tail regressions it could catch with the plan's power (events of the steps so far), and for
+    the last step how long it needs for the plan's minimum detectable regressions. Pure; never
+    raises on arithmetic (an effect no sample can show is reported as such)."""
+    validate_plan(plan)
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise BadInputError(f"--rate {rate!r}: requests per second must be a finite number > 0")
+    if not 0 < base_error < 1:
+        raise BadInputError(f"--base-error-rate {base_error!r}: must be between 0 and 1")
+    power = _plan_value(plan, "promotion_power", PROMOTION_POWER)
+    tail_base = 1 - LATENCY_BOUNDS[0][1]
+    steps, cannot = [], []
+    for index, weight in enumerate(plan.steps[:-1]):
+        share = weight / 100
+        row: dict[str, Any] = {"step": index + 1, "weight": weight, "canary_rps": rate * share, "hold_s": plan.hold_s}
+        for test, base, key, alpha_key in (("error_rate", base_error, "error", "error_rate"),
+                                           ("latency_over_p99", tail_base, "tail", "latency_tail")):
+            alpha = plan.alpha * ALPHA_SHARES[alpha_key]
+            events = rate * max(plan.hold_s, plan.interval_s) * base
+            row[f"smallest_{key}_ratio"] = _smallest_detectable_ratio(events, share, alpha, power)
+        last = index == len(plan.steps) - 2
+        if last and plan.judge != "threshold":
+            needs = []
+            for test, base, ratio_name, delta_name, alpha_key in (
+                    ("error_rate", base_error, "error_ratio", "error_delta", "error_rate"),
+                    ("latency_over_p99", tail_base, "tail_ratio", "tail_delta", "latency_tail")):
+                if getattr(plan, f"min_detectable_{ratio_name}", MIN_DETECTABLE[ratio_name]) is None:
+                    continue
+                ratio = _plan_value(plan, f"min_detectable_{ratio_name}", MIN_DETECTABLE[ratio_name])
+                delta = _plan_value(plan, f"min_detectable_{delta_name}", MIN_DETECTABLE[delta_name])
+                regressed = min(1.0, max(base * ratio, base + delta))
+                target = min(regressed / base, max(sequential.ODDS_RATIOS))
+                events = sequential.events_needed(target, share, plan.alpha * ALPHA_SHARES[alpha_key], power)
+                per_s = rate * ((1 - share) * base + share * regressed)
+                seconds = events / per_s if math.isfinite(events) and per_s > 0 else None
+                needs.append({"test": test, "detects_ratio": round(target, 3), "seconds": seconds,
+                              "canary_requests": None if seconds is None else int(math.ceil(seconds * rate * share))})
+            row["needs"] = needs
+            longest = max([n["seconds"] for n in needs if n["seconds"] is not None] or [0.0])
+            row["duration_s"] = max(plan.hold_s, longest) if all(n["seconds"] is not None for n in needs) else None
+            timeout = evidence_timeout(plan)
+            row["inconclusive_after_s"] = timeout
+            for n in needs:
+                if n["seconds"] is None or n["seconds"] > timeout:
+                    cannot.append(f"{n['test']}: a regression of x{n['detects_ratio']:g} needs "
+                                  + (f"{n['seconds']:.0f} s at {weight}%, past the evidence timeout ({timeout:g} s): the "
+                                     f"canary would end inconclusive ({_policy(plan)})" if n["seconds"] is not None
+                                     else "more than any sample at this split"))
+        else:
+            row["duration_s"] = plan.hold_s
+        for key, test in (("error", "error_rate"), ("tail", "latency_over_p99")):
+            if row[f"smallest_{key}_ratio"] is None:
+                cannot.append(f"step {index + 1} ({weight}%, {plan.hold_s:g} s): no {test} regression below "
+                              f"x{max(sequential.ODDS_RATIOS):g} can be caught with {power:.0%} power in the hold")
+        steps.append(row)
+    return {"rate": rate, "base_error_rate": base_error, "alpha": plan.alpha, "power": power, "steps": steps,
+            "cannot_see": cannot,
+            "total_s": None if any(r["duration_s"] is None for r in steps) else sum(r["duration_s"] for r in steps)}
+
+
+def forecast_text(model: str, version: str, result: dict[str, Any]) -> str:
+    lines = [f"canary plan for {model} {version} at {result['rate']:g} req/s (base error rate "
+             f"{result['base_error_rate']:.2%}, alpha {result['alpha']:g}, power {result['power']:.0%}):"]
+    for row in result["steps"]:
+        err, tail = row["smallest_error_ratio"], row["smallest_tail_ratio"]
+        text = (f"  step {row['step']}: {row['weight']}% ({row['canary_rps']:.3g} canary req/s), "
+                f"{'~' + format(row['duration_s'], '.0f') + ' s' if row['duration_s'] is not None else 'no end in sight'}"
+                f"; in its {row['hold_s']:g} s hold it catches errors x{err:.3g} and slow tails x{tail:.3g}"
+                if err and tail else
+                f"  step {row['step']}: {row['weight']}% ({row['canary_rps']:.3g} canary req/s), "
+                f"{'~' + format(row['duration_s'], '.0f') + ' s' if row['duration_s'] is not None else 'no end in sight'}"
+                f"; its {row['hold_s']:g} s hold is too short to catch "
+                + " or ".join(t for t, v in (("an error regression", err), ("a slow tail", tail)) if not v))
+        lines.append(text)
+        for need in row.get("needs", []):
+            lines.append(f"    waits for {need['test']} x{need['detects_ratio']:g}: "
+                         + (f"~{need['seconds']:.0f} s, ~{need['canary_requests']} canary requests"
+                            if need["seconds"] is not None else "never at this split"))
+    if result["total_s"] is not None:
+        lines.append(f"  in all ~{result['total_s']:.0f} s")
+    for line in result["cannot_see"]:
+        lines.append(f"  cannot see: {line}")
+    return "\n".join(lines)
