@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.k8s.traffic import KServeTraffic
+from backends.k8s.training import K8sTraining
+
 
 class K8sBackend:
     """Factory for the training and traffic roles (see console/workspace.py)."""
@@ -16,11 +19,7 @@ class K8sBackend:
         self.workspace = workspace
 
     def training(self, config: dict[str, Any]):
-        from backends.k8s.training import K8sTraining
-
         return K8sTraining.from_config(self.workspace, config)
 
     def traffic(self, config: dict[str, Any]):
-        from backends.k8s.traffic import KServeTraffic
-
         return KServeTraffic.from_config(self.workspace, config)
