@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.k8s.traffic import KServeTraffic
-from backends.k8s.training import K8sTraining
 
-
+# Each role's module is imported when the role is asked for: a workspace that uses one role of
+# the cluster (KServe traffic, say) does not load the other.
 class K8sBackend:
     """Factory for the training and traffic roles (see console/workspace.py)."""
 
@@ -19,7 +18,11 @@ class K8sBackend:
         self.workspace = workspace
 
     def training(self, config: dict[str, Any]):
+        from backends.k8s.training import K8sTraining
+
         return K8sTraining.from_config(self.workspace, config)
 
     def traffic(self, config: dict[str, Any]):
+        from backends.k8s.traffic import KServeTraffic
+
         return KServeTraffic.from_config(self.workspace, config)
