@@ -20,11 +20,42 @@ from backends.base import (
     BackendError,
     BadInputError,
     ConflictError,
+    IntegrityError,
     PointerMove,
     check_name,
 )
+from backends.support.stall import stall_point
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
+from console.release.audit import (
+    _write_tx,
+    abandon_intent,
+    commit_intent,
+    connect,
+    crash_point,
+    reconcile,
+    record_intent,
+    wait_point,
+)
+from console.release.policy import (
+    PolicyViolation,
+    Signature,
+    approver_problem,
+    check_identity,
+    counts_claims,
+    insert_signature,
+    load_signatures,
+    may_roll_back,
+    normalise_name,
+    read_signatures,
+    registry_signatures,
+    registry_stores_signatures,
+    revoke_signature,
+    signature_record,
+    signatures_of,
+    tally,
+    trainer_of,
+)
 
 
 @dataclass
@@ -83,10 +114,11 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     if policy is not None and status == "approved":
         identity = approver_allowed(policy, registry, mv, actor)
         if (mv.approval.status == "approved" and mv.approval.gate_report_sha256 == digest and seen == "approved"
-                and mv.approval.by != actor):
+                and not _same_name(mv.approval.by, actor)):
             # the same approval, by someone else: a co-signature (the two-person rule), not a rewrite
             return cosign(registry, audit, mv, policy, actor=actor, reason=reason, identity=identity)
-    if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
+    if (mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status
+            and (status != "approved" or policy is None or _same_name(mv.approval.by, actor))):
         unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
         if policy is not None and status == "approved":
             unchanged["policy"] = approval_tally(audit, policy, mv, registry).to_dict()
@@ -110,6 +142,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     detail: dict[str, Any] = {"approval": stored.to_dict()}
     if policy is not None and status == "approved":
         mv.approval = stored
+        _record_primary_identity(registry, audit, mv, actor, reason, identity)
         detail["policy"] = request_if_short(audit, policy, mv, actor, registry)
     return Outcome(status, model, version, True, detail)
 
@@ -143,7 +176,6 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     if current == version and expected == current:
         return Outcome("promote", model, version, False, {"from": current, "to": version, "note": "already production"})
     server = serve_target(traffic, registry, model, version, options)  # before any write: nothing moves if it fails
-    from backends.support.stall import stall_point
 
     stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
     # the approval we judged travels with the move: the registry moves only if it is still the same
@@ -181,8 +213,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
     Local registry in the audit's own SQLite file: the event is appended inside the move's
     transaction. Any other registry: an intent is committed first, the event after the write;
     an intent left open by a crash is settled by the next run (`settle_intents`)."""
-    from console.release.audit import crash_point
-
     def event_details(move: PointerMove) -> dict[str, Any]:
         return {**details, "alias": alias, "from": move.from_version, "to": move.to_version, "move_seq": move.seq}
 
@@ -204,7 +234,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      **_approval_arg(approval))
         audit.append(actor, action, model, version, event_details(move))
         return move
-    from console.release.audit import abandon_intent, commit_intent, record_intent
 
     intent = record_intent(audit, actor, action, model, version,
                            {"kind": "pointer", "alias": alias, "expected": expected, "new": new, "reason": reason},
@@ -225,7 +254,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
             # machine's workspace can still land between that read and the swap (see README).
             with _write_lock(audit.db_path) as held:
                 details = {**details, **guard(None, held=held)}
-                from backends.support.stall import stall_point
 
                 stall_point("promote:counted")  # tests: a revoke lands here, between the count and the swap
                 move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
@@ -245,8 +273,6 @@ class _write_lock:
         self.db_path = db_path
 
     def __enter__(self):
-        from console.release.audit import connect
-
         self.conn = connect(self.db_path)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -271,8 +297,6 @@ def _approval_arg(approval: Approval | None) -> dict[str, Any]:
 def record_approval(registry, audit, model: str, version: str, approval: Approval, *, expected_status: str | None,
                     actor: str, action: str, details: dict[str, Any]) -> Approval:
     """An approval and its audit event, never one without the other (as `move_audited`)."""
-    from console.release.audit import crash_point
-
     if _shares_transaction(registry, audit):
         def in_transaction(conn, stored: Approval) -> None:
             crash_point("approval:after-write")
@@ -288,7 +312,6 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
         stored = registry.set_approval(model, version, approval, expected_status=expected_status)
         audit.append(actor, action, model, version, {**details, "approval_at": stored.at})
         return stored
-    from console.release.audit import abandon_intent, commit_intent, record_intent
 
     intent = record_intent(audit, actor, action, model, version,
                            {"kind": "approval", "status": approval.status, "by": approval.by, "at": approval.at},
@@ -313,7 +336,6 @@ def settle_intents(registry, audit) -> list[dict[str, Any]]:
     """Before a write to a remote registry: settle what a crashed run left open."""
     if _shares_transaction(registry, audit) or not hasattr(audit, "db_path"):
         return []
-    from console.release.audit import reconcile
 
     return reconcile(audit, registry)
 
@@ -398,8 +420,6 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
         return
     import tempfile
 
-    from backends.base import IntegrityError
-
     with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:
         path = registry.fetch_artifact(mv.model, mv.version, tmp)
         digest = hashlib.sha256()
@@ -453,8 +473,6 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         if short is not None:
             # never production before: --to must not be a way around the two-person rule
             if not override:
-                from console.release.policy import PolicyViolation
-
                 raise PolicyViolation(f"--to {to}: {model} {to} never served production and policy.{policy.alias}: "
                                       f"{short['summary']}; roll back to it only with --override --reason")
             reason = _reason(reason, "roll back to a version short of approvals")
@@ -492,7 +510,6 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
         return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
     server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
-    from console.release.audit import wait_point
 
     wait_point("rollback:before-move")
     try:
@@ -709,11 +726,9 @@ def set_alias(registry, audit, model: str, alias: str, version: str | None, *, a
 def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
     """Refuse an approval the rule cannot count (the trainer's own, one off the allow-list, a
     backend identity that is not the claimed actor); the identity record for the audit event."""
-    from console.release.policy import PolicyViolation, approver_problem, check_identity, trainer_of
-
     what = f"approving {mv.model} {mv.version}"
     identity = check_identity(policy, registry, actor, what)
-    problem = approver_problem(policy, actor, trainer_of(mv))
+    problem = approver_problem(policy, actor, trainer_of(mv), identity.get("backend"))
     if problem == "trainer":
         raise PolicyViolation(f"{mv.model} {mv.version}: {actor} trained this version and cannot approve it "
                               f"(policy.{policy.alias}.distinct_from_trainer); ask another approver")
@@ -723,14 +738,33 @@ def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
     return identity
 
 
+def _same_name(a: str | None, b: str | None) -> bool:
+    return normalise_name(a) == normalise_name(b)
+
+
+def _record_primary_identity(registry, audit, mv, actor: str, reason: str, identity: dict[str, Any] | None) -> None:
+    """Beside the registry approval (which stores only its claimed `by`), the identity the backend
+    verified for it: a signature row of the same epoch, where co-signatures are kept. The tally
+    counts the registry approval for that identity, so a second claim from it counts once."""
+    backend = (identity or {}).get("backend")
+    if not backend:
+        return
+    row = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
+                    reason, backend)
+    if registry_stores_signatures(registry):
+        registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, row))
+        return
+    if not hasattr(audit, "db_path"):
+        return
+
+    _write_tx(audit.db_path, lambda conn: insert_signature(conn, mv.model, mv.version, row))
+
+
 def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: dict[str, Any] | None) -> Outcome:
     """A further approver's approval of the version's approval: a co-signature row and its audit
     event in one transaction of mrc.db, bound to the artifact, the gate digest and the approval's epoch."""
-    from console.release.policy import Signature, insert_signature, read_signatures, tally
-
     signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
                           reason, (identity or {}).get("backend"))
-    from console.release.policy import registry_signatures, registry_stores_signatures, signature_record
 
     if registry_stores_signatures(registry):  # in the shared registry: every approver's machine sees it
         added = registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, signature))
@@ -748,11 +782,10 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
                         "policy": counted.to_dict()})
     if not hasattr(audit, "db_path"):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
-    from console.release.audit import _write_tx
 
     def write(conn) -> tuple[bool, Any]:
         signed = read_signatures(conn, mv.model, mv.version)
-        if any(s.approver == actor and s.epoch == mv.approval.at for s in signed):
+        if any(_same_name(s.approver, actor) and s.epoch == mv.approval.at for s in signed):
             return False, tally(policy, mv, signed)
         insert_signature(conn, mv.model, mv.version, signature)
         counted = tally(policy, mv, [*signed, signature])
@@ -783,8 +816,6 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
 def approval_tally(audit, policy, mv, registry=None):
     """How `mv` stands against the rule now (co-signatures from the registry where it keeps them,
     else from the workspace's mrc.db)."""
-    from console.release.policy import signatures_of, tally
-
     return tally(policy, mv, signatures_of(registry, audit, mv.model, mv.version))
 
 
@@ -800,8 +831,6 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
     """The rule's check for `move_audited`: `guard(conn)` inside the local move's transaction (the
     co-signatures read on that connection, the approval re-read by the registry in it), `guard(None)`
     right before a remote registry's CAS (both read again). Raises PolicyViolation when short."""
-    from console.release.policy import PolicyViolation, check_identity, read_signatures, signatures_of, tally
-
     identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
 
     def guard(conn, early: bool = False, held=None) -> dict[str, Any]:
@@ -832,51 +861,66 @@ def rollback_allowed(policy, registry, model: str, actor: str) -> None:
     restricted rule asks the backend who is calling; the open one costs nothing."""
     if policy is None or policy.rollback is None:
         return
-    from console.release.policy import PolicyViolation, check_identity
 
-    if actor not in policy.rollback:
+    identity = check_identity(policy, registry, actor, f"rolling back {model}")
+    if not may_roll_back(policy, actor, identity.get("backend")):
+        who = actor if counts_claims(policy) or not identity.get("backend") else f"{actor} ({identity['backend']})"
         raise PolicyViolation(f"{model}: policy.{policy.alias}.rollback allows {', '.join(policy.rollback)}; "
-                              f"{actor} may not roll back")
-    check_identity(policy, registry, actor, f"rolling back {model}")
+                              f"{who} may not roll back")
 
 
 def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str, policy=None) -> Outcome:
     """Withdraw `actor`'s own approval: a co-signature is marked revoked; the registry approval
     (the first one) goes back to pending, which voids every co-signature of it. Under identity =
-    "require" the backend must know the caller as `actor` (no one withdraws another's approval)."""
+    "require" the backend must know the caller as `actor`, and under "verified" a co-signature
+    recorded with a verified identity is withdrawn only by that identity (no one withdraws
+    another's approval). Checked by reading first: a refused revoke writes nothing."""
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "revoke an approval")
+    identity: dict[str, Any] = {}
     if policy is not None:
-        from console.release.policy import check_identity
-
-        check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
+        identity = check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
-    from console.release.policy import registry_stores_signatures
-
-    if registry_stores_signatures(registry):
-        if registry.revoke_cosignature(model, version, actor, now_iso()):
-            audit.append(actor, "revoke-approval", model, version,
-                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
-            return Outcome("revoke", model, version, True, {"co_signature": True})
-    elif hasattr(audit, "db_path"):
-        from console.release.audit import _write_tx
-        from console.release.policy import revoke_signature
-
-        def write(conn) -> int:
-            count = revoke_signature(conn, model, version, actor, now_iso())
-            if count:
-                audit.append_in(conn, actor, "revoke-approval", model, version,
-                                {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
-            return count
-
-        if _write_tx(audit.db_path, write):
-            return Outcome("revoke", model, version, True, {"co_signature": True})
-    if mv.approval.status == "approved" and mv.approval.by == actor:
+    if mv.approval.status == "approved" and _same_name(mv.approval.by, actor):
         pending = Approval("pending", actor, now_iso(), reason, "", False)
         stored = record_approval(registry, audit, model, version, pending, expected_status="approved", actor=actor,
                                  action="revoke-approval", details={"reason": reason, "previous_status": "approved"})
         return Outcome("revoke", model, version, True, {"approval": stored.to_dict()})
+
+    in_registry = registry_stores_signatures(registry)
+    if in_registry:
+        live = registry_signatures(registry, model, version)
+    elif hasattr(audit, "db_path"):
+        live = load_signatures(str(audit.db_path), model, version)
+    else:
+        live = []
+    mine = [s for s in live if _same_name(s.approver, actor)]
+    if not mine:
+        raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+    caller = normalise_name(identity.get("backend"))
+    if policy is not None and not counts_claims(policy) and caller:
+        others = [s for s in mine if s.identity and normalise_name(s.identity) != caller]
+        if len(others) == len(mine):
+            raise PolicyViolation(f"{model} {version}: {actor}'s approval was made as {others[0].identity!r}, not "
+                                  f"{identity.get('backend')!r}; only its approver may revoke it")
+    stored_name = mine[0].approver
+    if in_registry:
+        if registry.revoke_cosignature(model, version, stored_name, now_iso()):
+            audit.append(actor, "revoke-approval", model, version,
+                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
+            return Outcome("revoke", model, version, True, {"co_signature": True})
+        raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+
+    def write(conn) -> int:
+        count = revoke_signature(conn, model, version, stored_name, now_iso())
+        if count:
+            audit.append_in(conn, actor, "revoke-approval", model, version,
+                            {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
+        return count
+
+    if _write_tx(audit.db_path, write):
+        return Outcome("revoke", model, version, True, {"co_signature": True})
     raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
 
 

@@ -52,6 +52,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from backends.local.serving.controlkey import read_key
 from backends.local.serving.jsonhttp import JsonHandler
 
 BUCKETS = 10_000
@@ -550,7 +551,9 @@ def make_handler(state: RouterState):
                 try:
                     if not isinstance(version, str) or version not in state.backends:
                         raise ValueError(f"version {version!r}: not a backend of this router")
-                    fault = Fault(body.get("error_rate", 0.0), body.get("latency_ms", 0.0), body.get("shift", 0.0))
+                    had = state.faults.get(version) or Fault(0.0, 0.0, 0.0)  # a key left out keeps its value
+                    fault = Fault(body.get("error_rate", had.error_rate), body.get("latency_ms", had.latency_ms),
+                                  body.get("shift", had.shift))
                 except (TypeError, ValueError) as exc:
                     self._reply(400, {"error": str(exc)})
                     return
@@ -638,7 +641,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capture-keep-bytes", type=int, default=None, help="all capture segments together")
     parser.add_argument("--capture-retain-s", type=float, default=None, help="a segment older than this is deleted")
     args = parser.parse_args(argv)
-    from backends.local.serving.controlkey import read_key
 
     state = RouterState(Path(args.dir), args.model)
     if (args.request_log_max_bytes, args.request_log_keep, args.request_log_max_age_s) != \
