@@ -671,8 +671,36 @@ class HealthPoint:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint], error: str = "") -> str:
-    """One line: production's latest error rate, p99 latency and request rate, or why there is none."""
+@dataclass(frozen=True)
+class HealthLimits:
+    """The team's thresholds ([alerts]): what home's health panel measures production against."""
+
+    max_error_rate: float = 0.05
+    max_p99_ms: float = 500.0
+    min_requests: int = 20  # per window_s: fewer and the alerts give no verdict
+    window_s: float = 300.0
+
+    @property
+    def min_rate(self) -> float:
+        return self.min_requests / self.window_s if self.window_s > 0 else 0.0
+
+
+def health_breaches(point: HealthPoint | None, limits: HealthLimits | None) -> list[str]:
+    """What in the latest window is over the team's thresholds ("errors 30.00% > 5.00%")."""
+    if point is None or not point.requests or limits is None:
+        return []
+    out = []
+    if (point.error_rate or 0.0) > limits.max_error_rate:
+        out.append(f"errors {point.error_rate:.2%} > {limits.max_error_rate:.2%}")
+    if point.p99_ms is not None and point.p99_ms > limits.max_p99_ms:
+        out.append(f"p99 {point.p99_ms:.0f} ms > {limits.max_p99_ms:.0f} ms")
+    return out
+
+
+def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint], error: str = "",
+                   limits: HealthLimits | None = None) -> str:
+    """One line: production's latest error rate, p99 latency and request rate, or why there is none;
+    with `limits`, each beside the team's threshold."""
     if not version:
         return f"{model}: no production version: no live health"
     if error:
@@ -681,8 +709,22 @@ def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint
     if last is None or not last.requests:
         return f"production {version}: no data (no requests in the last window)"
     p99 = f"{last.p99_ms:.1f} ms" if last.p99_ms is not None else "—"
-    return (f"production {version}: error rate {last.error_rate:.2%} · p99 {p99} · "
-            f"{last.rate:.1f} req/s  ({last.requests} requests in {last.seconds:.0f} s)")
+    if limits is None:
+        return (f"production {version}: error rate {last.error_rate:.2%} · p99 {p99} · "
+                f"{last.rate:.1f} req/s  ({last.requests} requests in {last.seconds:.0f} s)")
+    breaches = health_breaches(last, limits)
+    head = "OVER THRESHOLD: " + ", ".join(breaches) + " — " if breaches else ""
+    low = " (below the alerts' minimum: no verdict)" if last.rate < limits.min_rate else ""
+    return (f"{head}production {version}: error rate {last.error_rate:.2%} (max {limits.max_error_rate:.2%}) · "
+            f"p99 {p99} (max {limits.max_p99_ms:.0f} ms) · {last.rate:.1f} req/s (alerts judge from "
+            f"{limits.min_rate:.2g} req/s){low}  ({last.requests} requests in {last.seconds:.0f} s)")
+
+
+def firing_line(alerts: Sequence[tuple[str, str]]) -> str:
+    """"alerts firing: ProductionErrorRateHigh (2), RollbackDone (2)" or "no alerts firing"."""
+    if not alerts:
+        return "no alerts firing"
+    return "alerts firing: " + ", ".join(f"{name} ({version})" if version else name for name, version in alerts)
 
 
 def health_series(points: Sequence[HealthPoint], key: str) -> list[float | None]:
