@@ -596,24 +596,90 @@ def delta_style(metric: str, delta: float | None) -> str:
 # Canary start / promote confirmations and production's live health (home).
 
 
+def judge_lines(plan: Any = None, failures: int = 3) -> list[str]:
+    """The judge that will run, in words (`plan`: a CanaryPlan; its `judge` picks which): never
+    one judge described while another runs."""
+    judge = getattr(plan, "judge", "threshold" if plan is None else "sequential")
+    lines = []
+    if judge in ("sequential", "both"):
+        alpha = getattr(plan, "alpha", 0.05)
+        latency = getattr(plan, "latency_margin_ratio", 1.1)
+        margin = getattr(plan, "error_rate_margin", 0.0)
+        over = f"stable's + {margin:.1%}" if margin else "stable's"
+        lines.append(f"judge      sequential (anytime-valid) tests, false-rollback rate {alpha:.0%} across all: roll "
+                     f"back to stable once the evidence shows the canary's error rate above {over}, its latency "
+                     f"above {latency:g}× stable's, or a worse tail, accuracy or prediction drift")
+        if judge == "sequential":
+            lines.append("           the threshold checks are shown as advice; they do not roll back")
+        ratio = getattr(plan, "min_detectable_error_ratio", None)
+        if ratio:
+            lines.append(f"           the last step promotes only once an error odds ratio of {ratio:g}× would have "
+                         "been caught (80 % power)")
+    if judge in ("threshold", "both"):
+        failures = getattr(plan, "consecutive_failures", failures)
+        lines.append(f"judge      {failures} failing windows in a row (errors, NaN, silence count as failing) "
+                     "roll back to stable")
+    timeout = getattr(plan, "no_data_timeout_s", None)
+    interval = getattr(plan, "interval_s", None)
+    if plan is not None and judge != "threshold":
+        silence = f"{timeout:g} s" if timeout else (f"5 intervals ({5 * interval:g} s)" if interval else "5 intervals")
+        lines.append(f"           no data from both versions for {silence} rolls back (fail closed)")
+    return lines
+
+
 def canary_start_statement(model: str, candidate: str, stable: str | None, steps: Sequence[int],
-                           approval: str | None, hold_s: float, interval_s: float, failures: int = 3) -> list[str]:
-    """What a canary start will do, read before confirming."""
+                           approval: str | None, hold_s: float, interval_s: float, failures: int = 3,
+                           plan: Any = None) -> list[str]:
+    """What a canary start will do, read before confirming; the judge as `plan` configures it."""
     lines = [
         f"model      {model}",
         f"candidate  {candidate}  (approval {approval or 'unknown'})",
         f"stable     {stable or '— none: nothing to compare against'}  (production, keeps the rest of the traffic)",
         "plan       " + " → ".join(f"{s}%" for s in steps) + f"  · hold {hold_s:g} s · analysis every {interval_s:g} s",
-        f"judge      {failures} failing windows in a row (errors, NaN, silence count as failing) roll back to stable",
+        *judge_lines(plan, failures),
     ]
     if approval != "approved":
         lines.append("NOT APPROVED: starting needs a reason and is recorded as an override")
     return lines
 
 
+def sequential_result_line(r: dict[str, Any]) -> str:
+    """One sequential check, its decision and the evidence that made it, in words that never
+    contradict it. The band is the confidence sequence on the cumulative difference; the error
+    count test is a different, exact e-process per window: when it rejects while the band still
+    holds the margin, the line says which test decided, instead of a band containing 0 beside "reject"."""
+    metric = r.get("metric", "?")
+    decision = r.get("decision", "continue")
+    if r.get("estimate") is None:
+        return f"{metric}: {decision} · {r.get('detail', '')}".rstrip(" ·")
+    lower, upper = float(r.get("lower", 0.0)), float(r.get("upper", 0.0))
+    margin = float(r.get("margin", 0.0) or 0.0)
+    band = f"band [{lower:+.4f}, {upper:+.4f}]"
+    stat = f"Δ {r['estimate']:+.4f} {band}"
+    e_value, p_value = r.get("e_value"), r.get("p_value")
+    if e_value is not None:
+        stat += f" · e-value {e_value:.3g}"
+    if p_value is not None:
+        stat += f" · p {p_value:.3f}"
+    if decision == "reject":
+        if lower > margin:
+            why = f"the band lies above the margin {margin:+.4f}"
+        elif e_value is not None:
+            why = (f"the exact per-window count test's e-value {e_value:.3g} crossed its bound; the band, a "
+                   f"slower test on the cumulative difference, still reaches {lower:+.4f}")
+        else:
+            why = f"the always-valid p {p_value if p_value is not None else float('nan'):.3f} fell below its share of α"
+        return f"{metric}: reject (roll back) — {why} · {stat}"
+    if decision == "safe":
+        return f"{metric}: safe — no worse than stable {margin:+.4f} at the judge's confidence · {stat}"
+    return f"{metric}: {decision} — not enough evidence either way yet · {stat}"
+
+
 def needs_more_lines(state: Any) -> list[str]:
     """What the power-aware plan still waits for before it may promote (console/rollout/canary.py)."""
-    gap = (state.sequential or {}).get("needs_more") if state is not None else None
+    if state is None or getattr(state, "status", "progressing") not in ("progressing", "paused"):
+        return []  # rolled back, promoted, aborted: what a live canary waited for no longer applies
+    gap = (state.sequential or {}).get("needs_more")
     if not gap or not gap.get("requests"):
         return []
     return [f"needs ~{int(gap['requests']):,} more canary requests before the {gap.get('test', 'judge')} test "
@@ -630,17 +696,7 @@ def canary_evidence_lines(state: Any) -> list[str]:
     if not results:
         lines.append("sequential judge: no analysis yet (no evidence either way)")
     for r in results:
-        metric = r.get("metric", "?")
-        decision = r.get("decision", "continue")
-        if r.get("estimate") is None:
-            lines.append(f"sequential {metric}: {decision} · {r.get('detail', '')}".rstrip(" ·"))
-            continue
-        stat = f"Δ {r['estimate']:+.4f} band [{r.get('lower', 0):+.4f}, {r.get('upper', 0):+.4f}]"
-        if r.get("e_value") is not None:
-            stat += f" · e-value {r['e_value']:.3g}"
-        if r.get("p_value") is not None:
-            stat += f" · p {r['p_value']:.3f}"
-        lines.append(f"sequential {metric}: {decision} · {stat}")
+        lines.append("sequential " + sequential_result_line(r))
     lines.extend(needs_more_lines(state))
     last = state.analyses[-1] if state.analyses else None
     verdict = last.get("window_verdict", "-") if last else "-"

@@ -55,6 +55,7 @@ class HealthPanel(Vertical):
         self.limits: HealthLimits | None = None  # the team's [alerts] thresholds, read once
         self._alerts_config = None
         self.firing: list[tuple[str, str]] = []  # (alertname, version) firing for the model now
+        self.alarm = False  # shown red: metrics failing or a window over the thresholds
 
     def compose(self) -> ComposeResult:
         yield Static("production health: select a model", id="health-numbers", markup=False)
@@ -136,7 +137,8 @@ class HealthPanel(Vertical):
         points = self.points()
         numbers = health_numbers(self.model, self.version, points, self.error, self.limits)
         over = bool(health_breaches(points[-1] if points else None, self.limits or HealthLimits()))
-        style = "bold red" if self.error or over else ""  # the team's thresholds, not a fixed 5 %
+        self.alarm = bool(self.error or over)
+        style = "bold red" if self.alarm else ""  # the team's thresholds, not a fixed 5 %
         self.query_one("#health-numbers", Static).update(Text(numbers, style=style))
         alerts = self.query_one("#health-alerts", Static)
         alerts.update(Text(firing_line(self.firing), style="bold red"))
