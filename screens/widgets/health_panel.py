@@ -19,6 +19,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from backends.support.timeutil import now_iso
+from console.notify.alerts import fold
+from console.release.health import thresholds
 from screens.presenters import (
     HealthLimits,
     HealthPoint,
@@ -95,10 +98,6 @@ class HealthPanel(Vertical):
     def _firing(self, model: str) -> list[tuple[str, str]] | None:
         """The alerts firing for the model now, folded from the audit log as `mrc alerts` does;
         None when they cannot be read (the panel keeps what it showed)."""
-        from backends.support.timeutil import now_iso
-        from console.notify.alerts import fold
-        from console.release.health import thresholds
-
         try:
             ws = self.app.workspace
             if self._alerts_config is None:
