@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
+from console.rollout.live import live_canary
 from screens.presenters import (
     HOME_COLUMNS,
     VERSION_COLUMNS,
@@ -459,18 +460,29 @@ class HomeScreen(ConsoleScreen):
         from console.release.actions import rollback
 
         ws = self.app.workspace
-        if canary:  # a live canary: the fast path sends all traffic back to its stable version
+        live = live_canary(ws.db_path, model)  # read now: the row may be older than a canary started since
+        end_canary = None
+        if live is not None:  # a live canary: ended through its controller, the one writer of its traffic
             from console.rollout.controller import rollback_live_canary
 
-            self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
+            def end_canary():
+                self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, "
+                                     f"actor={self.app.actor!r})")
+                return rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+
             try:
-                state = rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+                production = ws.registry().get_pointers(model).get("production")
+                if production == live.stable:  # the fast path: all traffic back to stable is the whole rollback
+                    state = end_canary()
+                    if state is not None:
+                        self.post_message(self.RolledBack(f"{model}: canary {live.candidate} rolled back, stable "
+                                                          f"{live.stable} at 100%", True))
+                        _deliver_alerts(ws, self.app.actor)
+                        return
+                else:  # production moved off the canary's stable outside it: pointer and traffic back together
+                    seen_production, target = production, live.stable
             except Exception as exc:
                 self.post_message(self.RolledBack(f"canary rollback of {model} failed: {exc}", False))
-                return
-            if state is not None:
-                self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
-                _deliver_alerts(ws, self.app.actor)
                 return
         from screens.loaders import live_traffic
 
@@ -482,7 +494,7 @@ class HomeScreen(ConsoleScreen):
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model), policy=policy)
+                               options=_model_options(ws, model), policy=policy, end_canary=end_canary)
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return

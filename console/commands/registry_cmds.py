@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backends.base import CANARY, CANDIDATE, PRODUCTION, BadInputError, check_name
 from console.commands.common import Context, table
+from console.rollout.live import live_canary
 
 
 def register(sub, common) -> None:
@@ -146,17 +147,26 @@ def cmd_rollback(ctx: Context) -> int:
         from console.release.actions import rollback_allowed
 
         rollback_allowed(policy, ctx.registry, ctx.args.model, ctx.actor)
-    live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
-    if live is not None and ctx.args.to is None and not given:
-        # its stable is production already: traffic back to it is the whole rollback
-        ctx.emit({"action": "rollback", "model": live.model, "version": live.stable, "changed": True,
-                  "canary": live.id, "status": live.status, "traffic": {live.stable: 100}},
-                 f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
-        return 0
-    outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
+    to = ctx.args.to
+    live = live_canary(ctx.workspace.db_path, ctx.args.model)
+    if live is not None and to is None and not given:
+        production = ctx.registry.get_pointers(ctx.args.model).get(PRODUCTION)
+        if production == live.stable:
+            # its stable is production already: traffic back to it is the whole rollback
+            state = _end_live_canary(ctx)
+            if state is not None:
+                ctx.emit({"action": "rollback", "model": state.model, "version": state.stable, "changed": True,
+                          "canary": state.id, "status": state.status, "traffic": {state.stable: 100}},
+                         f"{state.model}: canary {state.candidate} rolled back, stable {state.stable} at 100%")
+                return 0
+        else:
+            # production was moved off the canary's stable outside the canary: back to that stable,
+            # pointer and traffic together (traffic alone would leave the registry saying otherwise)
+            to, expected, given = live.stable, production, True
+    outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=to,
                        reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
                        traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy,
-                       allowed_checked=True)
+                       allowed_checked=True, end_canary=(lambda: _end_live_canary(ctx)) if live is not None else None)
     ctx.emit(outcome.to_dict(), outcome.detail.get("message")
              or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0
@@ -170,40 +180,11 @@ def _model_options(ctx: Context) -> dict:
         return {}
 
 
-def _rollback_live_canary(ctx: Context):
-    """The live canary of the model rolled back (stdlib only), or None when there is none."""
-    if not _may_have_live_canary(ctx.workspace.db_path, ctx.args.model):
-        return None  # the common case: the controller (and its statistics) is not even imported
-    try:
-        from console.rollout.controller import current_state, rollback_live_canary
-    except ImportError:
-        return None
-    state = current_state(ctx.workspace, ctx.args.model)
-    if state is None or not state.active:
-        return None
+def _end_live_canary(ctx: Context):
+    """The model's live canary rolled back through its controller (imported only when one is live)."""
+    from console.rollout.controller import rollback_live_canary
+
     return rollback_live_canary(ctx.workspace, ctx.args.model, actor=ctx.actor, reason=ctx.args.reason or "mrc rollback")
-
-
-def _may_have_live_canary(db_path, model: str) -> bool:
-    """False only when mrc.db surely holds no progressing/paused canary of the model; any doubt says True."""
-    import os
-    import sqlite3
-
-    from backends.support.dbfile import connect_db
-
-    if not os.path.exists(db_path):
-        return False
-    try:
-        conn = connect_db(db_path, timeout=30)
-        try:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is None:
-                return False
-            return conn.execute("SELECT 1 FROM canary_states WHERE model = ? AND status IN ('progressing', 'paused') "
-                                "LIMIT 1", (model,)).fetchone() is not None
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return True
 
 
 def _live_traffic(ctx: Context):

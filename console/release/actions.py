@@ -25,6 +25,7 @@ from backends.base import (
 )
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
+from console.rollout.live import live_canary
 
 
 @dataclass
@@ -116,12 +117,20 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
 
 def promote(registry, audit, model: str, version: str, *, actor: str, reason: str = "",
             expected: str | None = None, expected_given: bool = False, override: bool = False,
-            traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
+            traffic=None, options: dict[str, Any] | None = None, policy=None, canary_id: str | None = None) -> Outcome:
     """Production to `version`. With `traffic` (a live split) its server is made healthy first,
     then the pointer moves, then all traffic follows. With `policy` (production's protected-alias
-    rule) the approvals are counted before anything starts and again inside the move's CAS."""
+    rule) the approvals are counted before anything starts and again inside the move's CAS.
+
+    A live canary has one writer, its controller: a promote from anywhere else is refused with
+    the commands that end it (else the canary's stable and production disagree, and the next
+    `R` sends all traffic to a version the registry no longer calls production). `canary_id`:
+    the controller's own promote of that canary."""
     check_name(model, "model")
     check_name(version, "version")
+    live = live_canary(getattr(audit, "db_path", None), model)
+    if live is not None and live.id != canary_id:
+        raise ConflictError(live.refusal(f"promote {model} {version}"), expected=None, actual=live.candidate)
     settle_intents(registry, audit)
     mv = registry.get_version(model, version)
     guard = None
@@ -414,7 +423,7 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
              expected: str | None = None, expected_given: bool = False, override: bool = False,
              traffic=None, options: dict[str, Any] | None = None, policy=None,
-             allowed_checked: bool = False) -> Outcome:
+             allowed_checked: bool = False, end_canary=None) -> Outcome:
     """Production away from the version the caller saw (`expected`, else read now), to a
     known-good one: the newest earlier production version that is approved, not rejected, whose
     artifact verifies, and that production was not rolled away from. `to` names it instead
@@ -422,7 +431,11 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 
     Two rollbacks away from the same version move it once: the second finds the last move was a
     rollback from what it saw and reports that instead of rolling back further. With `traffic`
-    (a live split) the target's server is made healthy before anything moves."""
+    (a live split) the target's server is made healthy before anything moves.
+
+    A live canary is settled first, once the rollback is known to be allowed: `end_canary()`
+    ends it through its controller (stable to 100 %) right before the move; without one, the
+    rollback is refused with the command that ends it. A refused rollback has changed nothing."""
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
@@ -489,9 +502,11 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     if target == current:
         detail: dict[str, Any] = {"from": current, "to": target, "note": "already production", "traffic": None}
         server = serve_target(traffic, registry, model, target, options)
+        _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
         _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
         return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
     server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
+    _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
     from console.release.audit import wait_point
 
     wait_point("rollback:before-move")
@@ -514,6 +529,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         detail["message"] = (detail.get("message") or f"{model}: rolled back production {move.from_version} -> "
                              f"{target}") + f" ({target} served production before; it was never reviewed in mrc)"
     return Outcome("rollback", model, target, True, detail)
+
+
+def _settle_canary(audit, model: str, end_canary, what: str) -> None:
+    """Every check of the rollback passed: end a live canary now (its controller's one path), or
+    refuse when the caller gave no way to end it."""
+    live = live_canary(getattr(audit, "db_path", None), model)
+    if live is None:
+        return
+    if end_canary is None:
+        raise ConflictError(live.refusal(what), actual=live.candidate)
+    end_canary()
 
 
 def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, Any] | None:

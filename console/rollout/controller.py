@@ -587,7 +587,7 @@ class Controller:
                 return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
                     reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
-                    expected=state.stable, expected_given=True, policy=policy)  # production must still be what the canary ran against
+                    expected=state.stable, expected_given=True, policy=policy, canary_id=state.id)  # production must still be what the canary ran against
 
     def _save(self, state: CanaryState) -> CanaryState:
         return self.store.save(state)
