@@ -69,9 +69,14 @@ def _expect(args) -> tuple[str | None, bool]:
 
 
 def cmd_models(ctx: Context) -> int:
+    from console.release.live_state import disagreements
+
     registry = ctx.registry
     rows = []
-    for m in registry.list_models():
+    summaries = registry.list_models()
+    # pointers against their last audited move, the router against registry and canary
+    disagree = disagreements(ctx.workspace, registry, ctx.workspace.audit(), summaries) if summaries else {}
+    for m in summaries:
         rows.append({
             "name": m.name,
             "production": m.pointers.get(PRODUCTION),
@@ -81,11 +86,20 @@ def cmd_models(ctx: Context) -> int:
             "versions": m.versions,
             "pointers": m.pointers,
             "updated_at": m.updated_at,
+            "disagreements": disagree.get(m.name, []),
         })
-    ctx.emit({"models": rows}, lambda: table(
-        ["model", "production", "candidate", "canary", "drift", "versions", "updated"],
-        [[r["name"], r["production"] or "-", r["candidate"] or "-", r["canary"] or "-", r["drift"] or "-",
-          r["versions"], r["updated_at"][:19]] for r in rows]) if rows else "no models yet (try `mrc demo`)")
+
+    def human() -> str:
+        if not rows:
+            return "no models yet (try `mrc demo`)"
+        text = table(
+            ["model", "production", "candidate", "canary", "drift", "versions", "updated"],
+            [[r["name"] + (" !" if r["disagreements"] else ""), r["production"] or "-", r["candidate"] or "-",
+              r["canary"] or "-", r["drift"] or "-", r["versions"], r["updated_at"][:19]] for r in rows])
+        lines = [f"DISAGREES: {line}" for r in rows for line in r["disagreements"]]
+        return "\n".join([text, *lines, *(["(`mrc audit verify` checks everything)"] if lines else [])])
+
+    ctx.emit({"models": rows}, human)
     return 0
 
 
