@@ -442,8 +442,8 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     if not allowed_checked:  # the CLI checked it already, before ending a live canary
         rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
-    history, partial = _production_history(registry, model, HISTORY_WINDOW)
-    current = _production_now(registry, model, history)
+    history, partial, current = _production_snapshot(registry, model)
+    snapshot_seq = _last_seq(history)
     seen = expected if expected_given else current
     done = _already_rolled_back(model, history, current, seen, expected_given, to)
     if done is not None:
@@ -493,6 +493,9 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 break
             # None of the newest fits: read further back (its candidates continue these in order).
             history, partial = _production_history(registry, model, next(wider))
+            if _last_seq(history) != snapshot_seq:  # the decision must stand on one snapshot
+                raise ConflictError(f"{model}: production moved while the rollback read its history; nothing moved "
+                                    "(run it again to decide on what production is now)", expected=current)
         if target is None:
             why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
             raise BadInputError(f"{model}: no earlier production version to roll back to"
@@ -513,6 +516,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     try:
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,
+                            guard=_snapshot_guard(registry, audit, model, snapshot_seq),
                             details={"reason": why, "override": bool(override and to is not None and problem),
                                      "skipped": skipped, "unreviewed_target": taken_unreviewed,
                                      **({"policy": policy_detail} if policy_detail is not None else {})})
@@ -558,6 +562,52 @@ def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, 
 # GET per event); when none of their versions fits, 16, then the whole history.
 HISTORY_WINDOWS = (2, 16)
 HISTORY_WINDOW = HISTORY_WINDOWS[0]
+
+
+SNAPSHOT_READS = 3  # history and pointer read again while a move lands between them
+
+
+def _production_snapshot(registry, model: str) -> tuple[list[PointerMove], bool, str | None]:
+    """(production's history, whether older moves may be missing, where production points) read
+    as one snapshot: the pointer is where the history's last move put it. A move that lands
+    between the two reads makes them disagree, and both are read again; a decision on a history
+    older than the pointer could pick a version a later rollback already left (issue 23: 2 of 7
+    racing trials put production back on the bad version)."""
+    from backends.support.stall import stall_point
+
+    for _ in range(SNAPSHOT_READS):
+        history, partial = _production_history(registry, model, HISTORY_WINDOW)
+        stall_point("rollback:history-read")  # tests: other operators move production here
+        current = _production_now(registry, model, history)
+        moves = [m for m in history if m.alias == PRODUCTION]
+        if not moves or moves[-1].to_version == current:
+            return history, partial, current
+    # the pointer disagrees with its own history every time: moved outside the ledger (`mrc audit
+    # verify` names it); the pointer is what serves, so it is what the rollback moves away from
+    return history, partial, current
+
+
+def _last_seq(history: list[PointerMove]) -> int | None:
+    moves = [m for m in history if m.alias == PRODUCTION]
+    return moves[-1].seq if moves else None
+
+
+def _snapshot_guard(registry, audit, model: str, snapshot_seq: int | None):
+    """The rollback's CAS covers its snapshot, not only the pointer: inside the local move's
+    transaction (mrc.db's write lock held, so nothing else commits) production's last move must
+    still be the one the decision read; an A→B→A in between would pass a pointer-only CAS.
+    Remote registries: their own CAS on the pointer (S3: on the history's next event)."""
+    if not _shares_transaction(registry, audit):
+        return None
+
+    def guard(conn, **_) -> dict[str, Any]:
+        now = _last_seq(registry.pointer_history(model, PRODUCTION))
+        if now != snapshot_seq:
+            raise ConflictError(f"{model}: production moved (move #{now}) after the rollback read it (#{snapshot_seq}); "
+                                "nothing moved", expected=str(snapshot_seq), actual=str(now))
+        return {"snapshot_seq": snapshot_seq}
+
+    return guard
 
 
 def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
