@@ -98,6 +98,8 @@ class HomeScreen(ConsoleScreen):
         self._matched_text = ""
         self._models_timer = None
         self.last_canary_start: dict[str, Any] = {}
+        self._truth: dict[str, list[str]] = {}  # model -> what disagrees (registry, log, router, canary)
+        self._truth_asked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -196,6 +198,8 @@ class HomeScreen(ConsoleScreen):
         if not first_page:
             self.loads += 1
         self.rows = message.rows
+        if not first_page:  # a fresh load: what disagreed is asked again
+            self._truth, self._truth_asked = {}, set()
         self.version_rows = message.version_rows
         self.version_keys = message.version_keys
         self.search_keys = message.search_keys
@@ -272,9 +276,39 @@ class HomeScreen(ConsoleScreen):
             text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
         else:
             text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
+        disagree = self._truth.get(row.model)
+        if disagree:  # the registry, the log, the router or the canary say different things: first
+            text = Text(f"⚠ DISAGREES: {disagree[0]}" + (f" (+{len(disagree) - 1} more: mrc audit verify)"
+                                                            if len(disagree) > 1 else ""), style="bold white on red")
+        elif row.model not in self._truth_asked:
+            self._truth_asked.add(row.model)
+            self._truth_worker(row.model)
         status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
         self.query_one("#health", HealthPanel).show_model(row.model, row.production)
+
+    class TruthChecked(Message):
+        def __init__(self, model: str, lines: list[str]) -> None:
+            super().__init__()
+            self.model, self.lines = model, lines
+
+    @work(thread=True, exclusive=True, group="home-truth", exit_on_error=False)
+    def _truth_worker(self, model: str) -> None:
+        """Pointers against their last audited move, the router against registry and canary."""
+        from console.release.live_state import model_disagreements
+
+        ws = self.app.workspace
+        try:
+            lines = model_disagreements(ws, ws.registry(), ws.audit(), model)
+        except Exception:  # noqa: BLE001  (a check that cannot run must not hide the home screen)
+            return
+        self.post_message(self.TruthChecked(model, lines))
+
+    @on(TruthChecked)
+    def _on_truth_checked(self, message: TruthChecked) -> None:
+        self._truth[message.model] = message.lines
+        if message.lines:
+            self._update_status()
 
     def _set_rollback_label(self, target: str | None) -> None:
         """The footer names the version the rollback key returns to."""

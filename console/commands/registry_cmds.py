@@ -76,12 +76,14 @@ def cmd_models(ctx: Context) -> int:
     summaries = registry.list_models()
     # pointers against their last audited move, the router against registry and canary
     disagree = disagreements(ctx.workspace, registry, ctx.workspace.audit(), summaries) if summaries else {}
+    unjudged_by_model = _unjudged(ctx.workspace) if summaries else {}
     for m in summaries:
         rows.append({
             "name": m.name,
             "production": m.pointers.get(PRODUCTION),
             "candidate": m.pointers.get(CANDIDATE),
             "canary": m.pointers.get(CANARY),
+            "canary_unjudged": unjudged_by_model.get(m.name),
             "drift": drift_status(ctx, m.name, m.pointers.get(CANDIDATE)),
             "versions": m.versions,
             "pointers": m.pointers,
@@ -95,12 +97,44 @@ def cmd_models(ctx: Context) -> int:
         text = table(
             ["model", "production", "candidate", "canary", "drift", "versions", "updated"],
             [[r["name"] + (" !" if r["disagreements"] else ""), r["production"] or "-", r["candidate"] or "-",
-              r["canary"] or "-", r["drift"] or "-", r["versions"], r["updated_at"][:19]] for r in rows])
-        lines = [f"DISAGREES: {line}" for r in rows for line in r["disagreements"]]
+              (r["canary"] or "-") + (" UNJUDGED" if r["canary_unjudged"] else ""), r["drift"] or "-", r["versions"],
+              r["updated_at"][:19]] for r in rows])
+        lines = [f"UNJUDGED: {r['name']} canary {r['canary'] or ''}: {r['canary_unjudged']}; `mrc alerts run` resumes it"
+                 for r in rows if r["canary_unjudged"]]
+        lines += [f"DISAGREES: {line}" for r in rows for line in r["disagreements"]]
         return "\n".join([text, *lines, *(["(`mrc audit verify` checks everything)"] if lines else [])])
 
     ctx.emit({"models": rows}, human)
     return 0
+
+
+def _unjudged(ws) -> dict[str, str]:
+    """model -> why its live canary has nobody judging it (the controller only imported when a canary is live)."""
+    if not _any_live_canary(ws.db_path):
+        return {}
+    from console.rollout.controller import current_states, unjudged
+
+    return {model: why for model, state in current_states(ws).items() if (why := unjudged(ws, state))}
+
+
+def _any_live_canary(db_path) -> bool:
+    import os
+    import sqlite3
+
+    from backends.support.dbfile import connect_db
+
+    if not os.path.exists(db_path):
+        return False
+    conn = connect_db(db_path, timeout=30)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is None:
+            return False
+        return conn.execute("SELECT 1 FROM canary_states WHERE status IN ('progressing', 'paused') LIMIT 1").fetchone() \
+            is not None
+    except sqlite3.Error:
+        return True
+    finally:
+        conn.close()
 
 
 def drift_status(ctx: Context, model: str, candidate: str | None) -> str | None:

@@ -49,3 +49,15 @@ def disagreements(ws, registry, audit, summaries: list[Any]) -> dict[str, list[s
         if lines:
             out[summary.name] = lines
     return out
+
+
+class _Pointers:
+    """The two fields the checks read of a ModelSummary, for one model read on its own."""
+
+    def __init__(self, name: str, pointers: dict[str, str]):
+        self.name, self.pointers = name, pointers
+
+
+def model_disagreements(ws, registry, audit, model: str) -> list[str]:
+    """What disagrees for one model (the console asks for the model it shows)."""
+    return disagreements(ws, registry, audit, [_Pointers(model, registry.get_pointers(model))]).get(model, [])
