@@ -12,11 +12,11 @@ import subprocess
 
 import pytest
 
-from tests.alerts.conftest import WebhookReceiver, wait_for
-from tests.canary.conftest import CANDIDATE, FAST_PLAN, MODEL, STABLE, controllers, load, served_ws  # noqa: F401
-from tests.cli.test_canary_one_writer import world
-from tests.conftest import run_mrc
-from tests.serving_procs import kill_group
+from tests.support.alerts import WebhookReceiver, wait_for
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.cli import run_mrc
+from tests.support.one_truth import world
+from tests.support.processes import kill_group
 
 pytestmark = pytest.mark.integration
 

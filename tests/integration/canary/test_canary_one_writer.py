@@ -1,13 +1,13 @@
 """One writer per act: while a canary is live, `mrc promote` and `mrc rollback` settle it first
 (through its controller) or are refused with the command that ends it, and a refused command
-has changed nothing. Real model servers and router (tests/canary's fixtures); mrc in process."""
+has changed nothing. Real model servers and router (tests/canary's fixtures); mrc in process (CLI), on real model servers and router."""
 
 from __future__ import annotations
 
 import pytest
 
-from console.domain import CanaryPlan
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE, served_ws  # noqa: F401  (fixture)
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.one_truth import live_canary_at_50, world
 
 pytestmark = pytest.mark.integration
 
@@ -19,32 +19,6 @@ def mrc(capsys, ws, *args: str) -> tuple[int, str, str]:
     code = main([*args, "--workspace", str(ws), "--actor", "oncall"])
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def live_canary_at_50(ws_root):
-    from console.rollout.controller import Controller
-    from console.workspace import Workspace
-
-    controller = Controller(Workspace.open(ws_root), MODEL, actor="tester")
-    controller.start(CANDIDATE, CanaryPlan(steps=[50, 100], hold_s=600, interval_s=600))
-    return controller.act("next")  # 50 % live and recorded; no controller loop runs
-
-
-def world(ws_root) -> tuple[str | None, dict[str, int], str | None]:
-    """(production pointer, live split without zero weights, the latest canary's status)."""
-    from backends.local.registry import LocalRegistry
-    from backends.local.traffic import LocalTraffic
-    from console.rollout.controller import current_state
-    from console.workspace import Workspace
-
-    registry = LocalRegistry(ws_root)
-    try:
-        production = registry.get_pointers(MODEL).get("production")
-    finally:
-        registry.close()
-    split = {v: w for v, w in LocalTraffic(ws_root).get_split(MODEL).weights.items() if w}
-    state = current_state(Workspace.open(ws_root), MODEL)
-    return production, split, state.status if state else None
 
 
 def test_promote_during_a_live_canary_is_refused_with_the_commands_that_end_it(served_ws, capsys):

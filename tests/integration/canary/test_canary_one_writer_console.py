@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.canary.conftest import CANDIDATE, MODEL, STABLE, served_ws  # noqa: F401  (fixture)
-from tests.cli.test_canary_one_writer import live_canary_at_50, world
-from tests.conftest import run_mrc
-from tests.tui.conftest import make_app, run, settle
+from tests.support.canary import CANDIDATE, MODEL, STABLE
+from tests.support.cli import run_mrc
+from tests.support.one_truth import live_canary_at_50, world
+from tests.support.pilot import make_app, run, settle
 
 pytestmark = pytest.mark.integration
 

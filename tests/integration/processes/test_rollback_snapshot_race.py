@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, mrc_env, run_mrc
+from tests.support.cli import REPO, mrc_env, run_mrc
 
 pytestmark = pytest.mark.integration
 

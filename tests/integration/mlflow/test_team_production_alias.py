@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_mrc
-from tests.remote.fixtures import (  # noqa: F401  (fixtures)
-    _remote_credentials,
-    mlflow_server,
-    mlflow_workspace,
-    remote_env,
-    unique,
-)
+from tests.support.cli import run_mrc
+from tests.support.remote import remote_env, unique
 
 pytestmark = pytest.mark.integration
 
