@@ -17,7 +17,16 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from console.assets import asset_path
+from console.release.actions import promote, rollback, rolled_back_from
+from console.release.live_state import model_disagreements
+from console.release.policy import rollback_policy, workspace_policy
+from console.rollout.controller import launch_controller, rollback_live_canary
 from console.rollout.live import live_canary
+from screens.after_write import deliver_alerts
+from screens.base import ConsoleScreen
+from screens.dialogs.canary_start import CanaryStartDialog
+from screens.dialogs.roll_forward import RollForwardDialog
+from screens.loaders import live_traffic, load_home
 from screens.presenters import (
     HOME_COLUMNS,
     VERSION_COLUMNS,
@@ -27,7 +36,6 @@ from screens.presenters import (
     search_key,
     version_cells,
 )
-from screens.base import ConsoleScreen
 from screens.widgets.filter_line import FilterLine
 from screens.widgets.health_panel import HealthPanel
 from screens.widgets.virtual_table import VirtualTable
@@ -133,8 +141,6 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-load", exit_on_error=False)
     def _load_worker(self) -> None:
-        from screens.loaders import load_home
-
         self.app.record_call(f"{_registry_reads(self.app.workspace)} · drift.recorded_status"
                              " · canary_controller.current_states")
         try:
@@ -295,8 +301,6 @@ class HomeScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="home-truth", exit_on_error=False)
     def _truth_worker(self, model: str) -> None:
         """Pointers against their last audited move, the router against registry and canary."""
-        from console.release.live_state import model_disagreements
-
         ws = self.app.workspace
         try:
             lines = model_disagreements(ws, ws.registry(), ws.audit(), model)
@@ -409,7 +413,6 @@ class HomeScreen(ConsoleScreen):
         if not row.candidate or not row.production:
             self.notify(f"{row.model}: a canary needs a candidate and a production version", severity="warning")
             return
-        from screens.dialogs.canary_start import CanaryStartDialog
 
         def started(choice) -> None:
             if choice is not None:
@@ -420,8 +423,6 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-canary-start", exit_on_error=False)
     def _start_canary_worker(self, model: str, candidate: str, choice) -> None:
-        from console.rollout.controller import launch_controller
-
         self.app.record_call(f"mrc canary start {model} {candidate} --plan {choice.plan} (console.rollout.controller"
                              f".launch_controller, actor={self.app.actor!r})")
         try:
@@ -491,13 +492,10 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _rollback_worker(self, model: str, seen_production: str, target: str, canary: str | None) -> None:
-        from console.release.actions import rollback
-
         ws = self.app.workspace
         live = live_canary(ws.db_path, model)  # read now: the row may be older than a canary started since
         end_canary = None
         if live is not None:  # a live canary: ended through its controller, the one writer of its traffic
-            from console.rollout.controller import rollback_live_canary
 
             def end_canary():
                 self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, "
@@ -518,8 +516,6 @@ class HomeScreen(ConsoleScreen):
             except Exception as exc:
                 self.post_message(self.RolledBack(f"canary rollback of {model} failed: {exc}", False))
                 return
-        from screens.loaders import live_traffic
-
         self.app.record_call(f"console.release.actions.rollback(registry, audit, {model!r}, to={target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
         warning = None
@@ -546,8 +542,6 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _roll_forward_lookup(self, model: str, production: str) -> None:
-        from console.release.actions import rolled_back_from
-
         self.app.record_call(f"registry.pointer_history({model!r}, 'production')")
         try:
             last = rolled_back_from(self.app.workspace.registry().pointer_history(model, "production"))
@@ -561,8 +555,6 @@ class HomeScreen(ConsoleScreen):
         self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version)
 
     def _confirm_roll_forward(self, model: str, production: str, target: str) -> None:
-        from screens.dialogs.roll_forward import RollForwardDialog
-
         def done(confirmed: bool | None) -> None:
             if confirmed:
                 self._roll_forward_worker(model, production, target)
@@ -571,9 +563,6 @@ class HomeScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _roll_forward_worker(self, model: str, seen_production: str, target: str) -> None:
-        from console.release.actions import promote
-        from screens.loaders import live_traffic
-
         ws = self.app.workspace
         self.app.record_call(f"console.release.actions.promote(registry, audit, {model!r}, {target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
@@ -615,16 +604,12 @@ def _model_options(ws, model: str) -> dict:
 
 def _production_policy(ws):
     """[policy.production] of the workspace, None when production is not protected."""
-    from console.release.policy import workspace_policy
-
     return workspace_policy(ws)
 
 
 def _rollback_policy(ws):
     """(the rule the rollback key follows, a warning or None): a malformed [policy] table is read
     leniently and said so, never a blocked rollback (console/release/policy.py rollback_policy)."""
-    from console.release.policy import rollback_policy
-
     return rollback_policy(ws)
 
 
@@ -632,6 +617,4 @@ def _deliver_alerts(ws, actor: str) -> None:
     """On-call alerts out once the rollback has committed and the banner has its message (best
     effort, under one deadline; a receiver that is down is retried by the next write or flush).
     Nothing is imported where mrc.toml has no [alerts]."""
-    from screens.after_write import deliver_alerts
-
     deliver_alerts(ws, actor)

@@ -43,6 +43,9 @@ from backends.base import (
     PointerMove,
     check_name,
 )
+from backends.formats.digest import artifact_sha256
+from backends.mlflow.rest import RestClient, RestError
+from backends.support.timeutil import now_iso
 
 OUTSIDE_MRC = "(outside mrc)"
 SEQ_WIDTH = 10
@@ -54,8 +57,6 @@ SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_
 
 
 def _now() -> str:
-    from backends.support.timeutil import now_iso
-
     return now_iso()
 
 
@@ -115,8 +116,6 @@ class MlflowRegistry:
         import on the rollback path); every other call reaches a real MlflowClient made on first use."""
         if self._client is None:
             if self.tracking_uri.startswith(("http://", "https://")):
-                from backends.mlflow.rest import RestClient
-
                 self._client = RestClient(self.tracking_uri, retries=self.retries, backoff=self.backoff,
                                           timeout_s=self.timeout_s, fallback=self._mlflow_client)
             else:
@@ -133,7 +132,7 @@ class MlflowRegistry:
         import logging
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # mlflow: ~1.5 s
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
@@ -342,7 +341,7 @@ class MlflowRegistry:
         for key, value in metrics.items():
             if not isinstance(value, (int, float)) or value != value:
                 raise BadInputError(f"metrics.{key}: must be a number, got {value!r}")
-        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param  # mlflow: ~1.5 s
 
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         client = self.client
@@ -406,8 +405,6 @@ class MlflowRegistry:
         if not file_name and Path(local).is_dir():
             local = _model_folder(local) or local
         if mv.artifact.sha256:
-            from backends.formats.digest import artifact_sha256
-
             if artifact_sha256(local)[0] != mv.artifact.sha256:
                 raise IntegrityError(f"{model} {version}: {uri}: bytes do not match the recorded sha256 "
                                      f"{mv.artifact.sha256[:12]}…")
@@ -417,7 +414,7 @@ class MlflowRegistry:
         if uri.startswith("runs:/"):
             run_id, _, path = uri[len("runs:/"):].partition("/")
             return self._call("download artifact", lambda: self.client.download_artifacts(run_id, path, target))
-        from mlflow.artifacts import download_artifacts
+        from mlflow.artifacts import download_artifacts  # mlflow: ~1.5 s
 
         return self._call("download artifact", lambda: download_artifacts(artifact_uri=uri, dst_path=target,
                                                                            tracking_uri=self.tracking_uri))
@@ -749,8 +746,6 @@ class MlflowRegistry:
 
 def _mlflow_errors() -> tuple[type[BaseException], ...]:
     """The REST client's errors, and MlflowException only if mlflow is loaded (never import it here)."""
-    from backends.mlflow.rest import RestError
-
     if "mlflow.exceptions" in sys.modules:
         return (RestError, sys.modules["mlflow.exceptions"].MlflowException)
     return (RestError,)

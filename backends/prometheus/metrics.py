@@ -161,7 +161,7 @@ class PrometheusMetrics:
     # -- HTTP -------------------------------------------------------------------------------
     def _client(self):
         if self._http is None:
-            import httpx
+            import httpx  # httpx: ~0.1 s
 
             self._http = httpx.Client(base_url=self.url, timeout=self.timeout_s)
         return self._http
@@ -183,7 +183,7 @@ class PrometheusMetrics:
         return self._query(promql, at)
 
     def _query(self, promql: str, at: float):
-        import httpx
+        import httpx  # httpx: ~0.1 s
 
         delay = 0.2
         last_error = ""

@@ -20,11 +20,42 @@ from backends.base import (
     BackendError,
     BadInputError,
     ConflictError,
+    IntegrityError,
     PointerMove,
     check_name,
 )
+from backends.support.stall import stall_point
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
+from console.release.audit import (
+    _write_tx,
+    abandon_intent,
+    commit_intent,
+    connect,
+    crash_point,
+    reconcile,
+    record_intent,
+    wait_point,
+)
+from console.release.policy import (
+    PolicyViolation,
+    Signature,
+    approver_problem,
+    check_identity,
+    counts_claims,
+    insert_signature,
+    load_signatures,
+    may_roll_back,
+    normalise_name,
+    read_signatures,
+    registry_signatures,
+    registry_stores_signatures,
+    revoke_signature,
+    signature_record,
+    signatures_of,
+    tally,
+    trainer_of,
+)
 from console.rollout.live import live_canary
 
 
@@ -154,7 +185,6 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     if current == version and expected == current:
         return Outcome("promote", model, version, False, {"from": current, "to": version, "note": "already production"})
     server = serve_target(traffic, registry, model, version, options)  # before any write: nothing moves if it fails
-    from backends.support.stall import stall_point
 
     stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
     # the approval we judged travels with the move: the registry moves only if it is still the same
@@ -192,8 +222,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
     Local registry in the audit's own SQLite file: the event is appended inside the move's
     transaction. Any other registry: an intent is committed first, the event after the write;
     an intent left open by a crash is settled by the next run (`settle_intents`)."""
-    from console.release.audit import crash_point
-
     def event_details(move: PointerMove) -> dict[str, Any]:
         return {**details, "alias": alias, "from": move.from_version, "to": move.to_version, "move_seq": move.seq}
 
@@ -215,7 +243,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      **_approval_arg(approval))
         audit.append(actor, action, model, version, event_details(move))
         return move
-    from console.release.audit import abandon_intent, commit_intent, record_intent
 
     intent = record_intent(audit, actor, action, model, version,
                            {"kind": "pointer", "alias": alias, "expected": expected, "new": new, "reason": reason},
@@ -236,7 +263,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
             # machine's workspace can still land between that read and the swap (see README).
             with _write_lock(audit.db_path) as held:
                 details = {**details, **guard(None, held=held)}
-                from backends.support.stall import stall_point
 
                 stall_point("promote:counted")  # tests: a revoke lands here, between the count and the swap
                 move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
@@ -256,8 +282,6 @@ class _write_lock:
         self.db_path = db_path
 
     def __enter__(self):
-        from console.release.audit import connect
-
         self.conn = connect(self.db_path)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -282,8 +306,6 @@ def _approval_arg(approval: Approval | None) -> dict[str, Any]:
 def record_approval(registry, audit, model: str, version: str, approval: Approval, *, expected_status: str | None,
                     actor: str, action: str, details: dict[str, Any]) -> Approval:
     """An approval and its audit event, never one without the other (as `move_audited`)."""
-    from console.release.audit import crash_point
-
     if _shares_transaction(registry, audit):
         def in_transaction(conn, stored: Approval) -> None:
             crash_point("approval:after-write")
@@ -299,7 +321,6 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
         stored = registry.set_approval(model, version, approval, expected_status=expected_status)
         audit.append(actor, action, model, version, {**details, "approval_at": stored.at})
         return stored
-    from console.release.audit import abandon_intent, commit_intent, record_intent
 
     intent = record_intent(audit, actor, action, model, version,
                            {"kind": "approval", "status": approval.status, "by": approval.by, "at": approval.at},
@@ -324,7 +345,6 @@ def settle_intents(registry, audit) -> list[dict[str, Any]]:
     """Before a write to a remote registry: settle what a crashed run left open."""
     if _shares_transaction(registry, audit) or not hasattr(audit, "db_path"):
         return []
-    from console.release.audit import reconcile
 
     return reconcile(audit, registry)
 
@@ -409,8 +429,6 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
         return
     import tempfile
 
-    from backends.base import IntegrityError
-
     with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:
         path = registry.fetch_artifact(mv.model, mv.version, tmp)
         digest = hashlib.sha256()
@@ -468,8 +486,6 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         if short is not None:
             # never production before: --to must not be a way around the two-person rule
             if not override:
-                from console.release.policy import PolicyViolation
-
                 raise PolicyViolation(f"--to {to}: {model} {to} never served production and policy.{policy.alias}: "
                                       f"{short['summary']}; roll back to it only with --override --reason")
             reason = _reason(reason, "roll back to a version short of approvals")
@@ -512,7 +528,6 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
     server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
     _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
-    from console.release.audit import wait_point
 
     wait_point("rollback:before-move")
     try:
@@ -575,8 +590,6 @@ def _production_snapshot(registry, model: str) -> tuple[list[PointerMove], bool,
     between the two reads makes them disagree, and both are read again; a decision on a history
     older than the pointer could pick a version a later rollback already left (issue 23: 2 of 7
     racing trials put production back on the bad version)."""
-    from backends.support.stall import stall_point
-
     for _ in range(SNAPSHOT_READS):
         history, partial = _production_history(registry, model, HISTORY_WINDOW)
         stall_point("rollback:history-read")  # tests: other operators move production here
@@ -787,8 +800,6 @@ def set_alias(registry, audit, model: str, alias: str, version: str | None, *, a
 def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
     """Refuse an approval the rule cannot count (the trainer's own, one off the allow-list, a
     backend identity that is not the claimed actor); the identity record for the audit event."""
-    from console.release.policy import PolicyViolation, approver_problem, check_identity, trainer_of
-
     what = f"approving {mv.model} {mv.version}"
     identity = check_identity(policy, registry, actor, what)
     problem = approver_problem(policy, actor, trainer_of(mv), identity.get("backend"))
@@ -802,8 +813,6 @@ def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
 
 
 def _same_name(a: str | None, b: str | None) -> bool:
-    from console.release.policy import normalise_name
-
     return normalise_name(a) == normalise_name(b)
 
 
@@ -811,8 +820,6 @@ def _record_primary_identity(registry, audit, mv, actor: str, reason: str, ident
     """Beside the registry approval (which stores only its claimed `by`), the identity the backend
     verified for it: a signature row of the same epoch, where co-signatures are kept. The tally
     counts the registry approval for that identity, so a second claim from it counts once."""
-    from console.release.policy import Signature, insert_signature, registry_stores_signatures, signature_record
-
     backend = (identity or {}).get("backend")
     if not backend:
         return
@@ -823,7 +830,6 @@ def _record_primary_identity(registry, audit, mv, actor: str, reason: str, ident
         return
     if not hasattr(audit, "db_path"):
         return
-    from console.release.audit import _write_tx
 
     _write_tx(audit.db_path, lambda conn: insert_signature(conn, mv.model, mv.version, row))
 
@@ -831,11 +837,8 @@ def _record_primary_identity(registry, audit, mv, actor: str, reason: str, ident
 def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: dict[str, Any] | None) -> Outcome:
     """A further approver's approval of the version's approval: a co-signature row and its audit
     event in one transaction of mrc.db, bound to the artifact, the gate digest and the approval's epoch."""
-    from console.release.policy import Signature, insert_signature, read_signatures, tally
-
     signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
                           reason, (identity or {}).get("backend"))
-    from console.release.policy import registry_signatures, registry_stores_signatures, signature_record
 
     if registry_stores_signatures(registry):  # in the shared registry: every approver's machine sees it
         added = registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, signature))
@@ -853,7 +856,6 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
                         "policy": counted.to_dict()})
     if not hasattr(audit, "db_path"):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
-    from console.release.audit import _write_tx
 
     def write(conn) -> tuple[bool, Any]:
         signed = read_signatures(conn, mv.model, mv.version)
@@ -888,8 +890,6 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
 def approval_tally(audit, policy, mv, registry=None):
     """How `mv` stands against the rule now (co-signatures from the registry where it keeps them,
     else from the workspace's mrc.db)."""
-    from console.release.policy import signatures_of, tally
-
     return tally(policy, mv, signatures_of(registry, audit, mv.model, mv.version))
 
 
@@ -905,8 +905,6 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
     """The rule's check for `move_audited`: `guard(conn)` inside the local move's transaction (the
     co-signatures read on that connection, the approval re-read by the registry in it), `guard(None)`
     right before a remote registry's CAS (both read again). Raises PolicyViolation when short."""
-    from console.release.policy import PolicyViolation, check_identity, read_signatures, signatures_of, tally
-
     identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
 
     def guard(conn, early: bool = False, held=None) -> dict[str, Any]:
@@ -937,7 +935,6 @@ def rollback_allowed(policy, registry, model: str, actor: str) -> None:
     restricted rule asks the backend who is calling; the open one costs nothing."""
     if policy is None or policy.rollback is None:
         return
-    from console.release.policy import PolicyViolation, check_identity, counts_claims, may_roll_back
 
     identity = check_identity(policy, registry, actor, f"rolling back {model}")
     if not may_roll_back(policy, actor, identity.get("backend")):
@@ -957,8 +954,6 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
     reason = _reason(reason, "revoke an approval")
     identity: dict[str, Any] = {}
     if policy is not None:
-        from console.release.policy import check_identity
-
         identity = check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
     if mv.approval.status == "approved" and _same_name(mv.approval.by, actor):
@@ -966,8 +961,6 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
         stored = record_approval(registry, audit, model, version, pending, expected_status="approved", actor=actor,
                                  action="revoke-approval", details={"reason": reason, "previous_status": "approved"})
         return Outcome("revoke", model, version, True, {"approval": stored.to_dict()})
-    from console.release.policy import counts_claims, load_signatures, normalise_name, registry_signatures, \
-        registry_stores_signatures
 
     in_registry = registry_stores_signatures(registry)
     if in_registry:
@@ -983,8 +976,6 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
     if policy is not None and not counts_claims(policy) and caller:
         others = [s for s in mine if s.identity and normalise_name(s.identity) != caller]
         if len(others) == len(mine):
-            from console.release.policy import PolicyViolation
-
             raise PolicyViolation(f"{model} {version}: {actor}'s approval was made as {others[0].identity!r}, not "
                                   f"{identity.get('backend')!r}; only its approver may revoke it")
     stored_name = mine[0].approver
@@ -994,8 +985,6 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
                          {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
             return Outcome("revoke", model, version, True, {"co_signature": True})
         raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
-    from console.release.audit import _write_tx
-    from console.release.policy import revoke_signature
 
     def write(conn) -> int:
         count = revoke_signature(conn, model, version, stored_name, now_iso())

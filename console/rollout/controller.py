@@ -26,11 +26,15 @@ from typing import Any, Callable, Iterator
 
 from backends.base import CANARY, PRODUCTION, BackendError, BadInputError, ConflictError, check_name
 from backends.support.dbfile import connect_db
+from backends.support.timeutil import now_iso
+from console.domain import CanaryPlan, CanaryState
+from console.errors import PolicyRefusal
+from console.notify.delivery import after_write
+from console.release.actions import approval_tally, promote, promotion_guard, rollback_allowed, set_alias
+from console.release.policy import PolicyViolation, rollback_policy, workspace_policy
+from console.release.serving import ensure_served
 from console.rollout import canary, lease
 from console.rollout.canary import Decision
-from console.domain import CanaryPlan, CanaryState
-from console.release.serving import ensure_served
-from backends.support.timeutil import now_iso
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS canary_states (
@@ -248,8 +252,6 @@ class Controller:
             return self.resume(existing)
         mv = self.registry.get_version(self.model, candidate)
         if mv.approval.status != "approved" and not override:
-            from console.errors import PolicyRefusal
-
             raise PolicyRefusal(f"{self.model} {candidate}: approval is {mv.approval.status!r}; approve it first "
                                 "or start the canary with --override and a reason")
         if override and not reason.strip():
@@ -358,7 +360,6 @@ class Controller:
             return
         if not changed and (not self._alerts_retry_at or time.monotonic() < self._alerts_retry_at):
             return
-        from console.notify.delivery import after_write
 
         results = after_write(self.ws, actor="controller")
         failed = any(not r.ok for r in results)
@@ -423,8 +424,6 @@ class Controller:
     def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
         """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
         if name == "rollback":  # a person's rollback follows [policy.production].rollback (default anyone)
-            from console.release.policy import rollback_policy
-            from console.release.actions import rollback_allowed
 
             # read leniently: a typo in [policy] must not keep on-call from rolling a canary back
             rollback_allowed(rollback_policy(self.ws)[0], self.registry, self.model, self.actor)
@@ -469,12 +468,9 @@ class Controller:
     def _approvals_short(self, state: CanaryState):
         """The tally when [policy.production] protects production and the candidate lacks its
         approvals; None when it may take production (or already has it)."""
-        from console.release.policy import workspace_policy
-
         policy = workspace_policy(self.ws)
         if policy is None or self.registry.get_pointers(self.model).get(PRODUCTION) == state.candidate:
             return None
-        from console.release.actions import approval_tally
 
         counted = approval_tally(self.audit, policy, self.registry.get_version(self.model, state.candidate),
                                  self.registry)
@@ -514,8 +510,6 @@ class Controller:
             if short is not None:
                 live = self.traffic.get_split(self.model).weights if intent_saved else None
                 if human and not intent_saved:
-                    from console.release.policy import PolicyViolation
-
                     raise PolicyViolation(f"{self.model} {state.candidate}: policy.{short.policy.alias}: "
                                           f"{short.line()}; production not moved")
                 if live is None or _same_split(live, canary.split_for(state, state.weight)):
@@ -563,12 +557,9 @@ class Controller:
         seen = canary.split_for(state, state.weight)
         policy = None
         if decision.action == canary.PROMOTE:  # a protected production: the approvals before any traffic moves
-            from console.release.policy import workspace_policy
 
             policy = workspace_policy(self.ws)
             if policy is not None:
-                from console.release.actions import promotion_guard
-
                 mv = self.registry.get_version(self.model, state.candidate)
                 promotion_guard(self.registry, self.audit, policy, mv, actor)(None, early=True)
 
@@ -585,8 +576,6 @@ class Controller:
         self._retry(set_split)
         _crash_point(decision.action, "split")
         if decision.action == canary.PROMOTE:
-            from console.release.actions import promote
-
             if self.registry.get_pointers(self.model).get(PRODUCTION) == state.candidate:
                 return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
@@ -626,8 +615,6 @@ class Controller:
     def _set_canary_alias(self, version: str | None) -> None:
         """The registry's `canary` alias follows the live canary (best effort, audited)."""
         try:
-            from console.release.actions import set_alias
-
             set_alias(self.registry, self.audit, self.model, CANARY, version, actor=self.actor,
                       reason="canary started" if version else "canary ended")
         except (ConflictError, BadInputError, BackendError):
