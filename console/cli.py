@@ -85,7 +85,7 @@ def did_you_mean(wanted: str, names: list[str]) -> str:
 # pair, or (command, option) where only that option writes (a file outside the workspace).
 WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
                   "serve-models", "canary", "watch"}
-READ_ACTIONS = {("canary", "status")}
+READ_ACTIONS = {("canary", "status"), ("canary", "plan")}
 WRITE_COMMANDS.add("revoke")  # withdraws an approval (protected aliases)
 WRITE_COMMANDS.add("shadow")  # shadow start / stop move the router's mirror; status reads
 READ_ACTIONS.add(("shadow", "status"))
