@@ -19,8 +19,10 @@ from textual.widgets import Footer, Header, Static
 from console.assets import asset_path
 from console.release.actions import promote, rollback, rolled_back_from
 from console.release.health import active_fault, fault_line, measure
+from console.release.live_state import model_disagreements
 from console.release.policy import rollback_policy, workspace_policy
 from console.rollout.controller import launch_controller, rollback_live_canary
+from console.rollout.live import live_canary
 from screens.after_write import deliver_alerts
 from screens.base import ConsoleScreen
 from screens.dialogs.canary_start import CanaryStartDialog
@@ -106,6 +108,8 @@ class HomeScreen(ConsoleScreen):
         self._matched_text = ""
         self._models_timer = None
         self.last_canary_start: dict[str, Any] = {}
+        self._truth: dict[str, list[str]] = {}  # model -> what disagrees (registry, log, router, canary)
+        self._truth_asked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -202,6 +206,8 @@ class HomeScreen(ConsoleScreen):
         if not first_page:
             self.loads += 1
         self.rows = message.rows
+        if not first_page:  # a fresh load: what disagreed is asked again
+            self._truth, self._truth_asked = {}, set()
         self.version_rows = message.version_rows
         self.version_keys = message.version_keys
         self.search_keys = message.search_keys
@@ -278,9 +284,37 @@ class HomeScreen(ConsoleScreen):
             text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
         else:
             text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
+        disagree = self._truth.get(row.model)
+        if disagree:  # the registry, the log, the router or the canary say different things: first
+            text = Text(f"⚠ DISAGREES: {disagree[0]}" + (f" (+{len(disagree) - 1} more: mrc audit verify)"
+                                                            if len(disagree) > 1 else ""), style="bold white on red")
+        elif row.model not in self._truth_asked:
+            self._truth_asked.add(row.model)
+            self._truth_worker(row.model)
         status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
         self.query_one("#health", HealthPanel).show_model(row.model, row.production)
+
+    class TruthChecked(Message):
+        def __init__(self, model: str, lines: list[str]) -> None:
+            super().__init__()
+            self.model, self.lines = model, lines
+
+    @work(thread=True, exclusive=True, group="home-truth", exit_on_error=False)
+    def _truth_worker(self, model: str) -> None:
+        """Pointers against their last audited move, the router against registry and canary."""
+        ws = self.app.workspace
+        try:
+            lines = model_disagreements(ws, ws.registry(), ws.audit(), model)
+        except Exception:  # noqa: BLE001  (a check that cannot run must not hide the home screen)
+            return
+        self.post_message(self.TruthChecked(model, lines))
+
+    @on(TruthChecked)
+    def _on_truth_checked(self, message: TruthChecked) -> None:
+        self._truth[message.model] = message.lines
+        if message.lines:
+            self._update_status()
 
     def _set_rollback_label(self, target: str | None) -> None:
         """The footer names the version the rollback key returns to."""
@@ -467,19 +501,29 @@ class HomeScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _rollback_worker(self, model: str, seen_production: str, target: str, canary: str | None) -> None:
         ws = self.app.workspace
-        if canary:  # a live canary: the fast path sends all traffic back to its stable version
+        live = live_canary(ws.db_path, model)  # read now: the row may be older than a canary started since
+        end_canary = None
+        if live is not None:  # a live canary: ended through its controller, the one writer of its traffic
 
-            self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
+            def end_canary():
+                self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, "
+                                     f"actor={self.app.actor!r})")
+                return rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+
             try:
-                state = rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+                production = ws.registry().get_pointers(model).get("production")
+                if production == live.stable:  # the fast path: all traffic back to stable is the whole rollback
+                    state = end_canary()
+                    if state is not None:
+                        self.post_message(self.RolledBack(f"{model}: canary {live.candidate} rolled back, stable "
+                                                          f"{live.stable} at 100%", True))
+                        _deliver_alerts(ws, self.app.actor)
+                        return
+                else:  # production moved off the canary's stable outside it: pointer and traffic back together
+                    seen_production, target = production, live.stable
             except Exception as exc:
                 self.post_message(self.RolledBack(f"canary rollback of {model} failed: {exc}", False))
                 return
-            if state is not None:
-                self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
-                _deliver_alerts(ws, self.app.actor)
-                return
-
         self.app.record_call(f"console.release.actions.rollback(registry, audit, {model!r}, to={target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
         warning = None
@@ -488,7 +532,7 @@ class HomeScreen(ConsoleScreen):
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model), policy=policy)
+                               options=_model_options(ws, model), policy=policy, end_canary=end_canary)
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return

@@ -45,6 +45,7 @@ DRIFT_LABELS = {
 CANARY_LABELS = {
     "progressing": ("▶ {weight}%", "cyan"),
     "paused": ("‖ paused {weight}%", "yellow"),
+    "unjudged": ("⚠ UNJUDGED {weight}%", "bold white on red"),  # live, and its controller is gone
     "promoted": ("✔ promoted", "green"),
     "rolled_back": ("↶ rolled back", "bold red"),
     "aborted": ("■ aborted", "red"),
