@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from backends.base import BadInputError
+
 
 def task_of(options: dict[str, Any]) -> str:
     return "regression" if str(options.get("task", "binary")).lower() in ("regression", "regressor") else "binary"
@@ -20,8 +22,6 @@ def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None 
     [models.X], else from the model's last op (`output`, found once at load), else from the
     batch (anything outside [0, 1] is a logit) — the last guess only when nothing else says.
     """
-    from backends.base import BadInputError
-
     try:
         out = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
@@ -55,8 +55,6 @@ def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None 
 def ordered(rows: Any, columns: list[str], features: list[str] | None, where: str,
             dtype: str = "float32") -> np.ndarray:
     """rows as `dtype`, with columns reordered to `features` when the model names them."""
-    from backends.base import BadInputError
-
     data = np.asarray(rows, dtype=dtype)
     if data.ndim == 1:
         data = data.reshape(1, -1)

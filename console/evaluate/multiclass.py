@@ -16,6 +16,7 @@ import numpy as np
 
 from backends.base import BadInputError
 from console.domain import GateCheck
+from console.evaluate.stats import _normal_quantile, mcnemar
 
 
 def label_kind(values: np.ndarray) -> str:
@@ -146,8 +147,6 @@ def mcnemar_checks(cfg: dict[str, Any], y_codes: np.ndarray, cand_codes: np.ndar
     paired (Wald) CI of the accuracy difference, (b − c)/n ± z·√(b + c − (b − c)²/n)/n, where b
     and c count the rows only one model gets right: the pairing is in b and c, so no bootstrap
     is needed (50,000 rows: milliseconds, where 2,000 resamples took seconds)."""
-    from console.evaluate.stats import _normal_quantile, mcnemar
-
     alpha, margin, require = cfg["alpha"], cfg["margin"], cfg["require"]
     right_c, right_b = cand_codes == y_codes, base_codes == y_codes
     test = mcnemar(right_c, right_b)

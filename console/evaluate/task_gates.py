@@ -17,15 +17,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from backends.base import BadInputError
+from console.assets import asset_path
 from console.domain import GateCheck, GateReport
 from console.evaluate import gates, multiclass, regression
-from console.evaluate.tasks import (BINARY_ONLY, SIGNIFICANCE_DEFAULTS, SIGNIFICANCE_KNOWN, SLICE_KNOWN,
-                                    with_seed_names)
+from console.evaluate.tasks import BINARY_ONLY, SIGNIFICANCE_DEFAULTS, SIGNIFICANCE_KNOWN, SLICE_KNOWN, with_seed_names
 
 
 def default_policy_path(task: str) -> Path:
-    from console.assets import asset_path
-
     return asset_path("gate_policy.json" if task == "binary" else f"gate_policy_{task}.json")
 
 

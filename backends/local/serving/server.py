@@ -4,7 +4,8 @@ Loads the artifact through its model format (`--format NAME --format-class modul
 class its starter resolved: a backend does not look formats up in console/) after checking its
 sha256, answers POST /predict {"rows": [[...]], "columns": [...]?} with {"version",
 "predictions"} on 127.0.0.1 (rows in the model's feature order when columns are left out), and
-takes faults for rehearsals on POST /control/fault {"error_rate", "latency_ms", "shift"} (all 0 =
+takes faults for rehearsals on POST /control/fault {"error_rate", "latency_ms", "shift"} (a key left
+out keeps its value, so drills add to each other; all 0 =
 healthy again; the workspace's control key required, see jsonhttp.JsonHandler._admit). Writes {"pid", "port"} to --ready-file once it listens, so its starter needs no
 port guessing.
 """
@@ -22,7 +23,9 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
+from backends.base import BackendError
 from backends.local.artifacts import sha256_file
+from backends.local.serving.controlkey import read_key
 from backends.local.serving.jsonhttp import JsonHandler
 
 
@@ -54,7 +57,7 @@ def load_format(target: str):
 
 def predictor(loaded, task: str):
     """predict(rows, columns) -> list of floats: columns default to the model's features."""
-    import numpy as np
+    import numpy as np  # numpy: ~0.08 s
 
     def predict(rows, columns):
         matrix = np.asarray(rows, dtype=float)
@@ -100,9 +103,11 @@ def make_handler(version: str, predict, fault: Fault, lock: threading.Lock):
                 return
             if self.path == "/control/fault":
                 try:
-                    fault.error_rate = min(1.0, max(0.0, float(body.get("error_rate", 0.0))))
-                    fault.latency_ms = max(0.0, float(body.get("latency_ms", 0.0)))
-                    fault.shift = float(body.get("shift", 0.0))
+                    # a value left out keeps the fault it had: drills add to each other
+                    error_rate = min(1.0, max(0.0, float(body.get("error_rate", fault.error_rate))))
+                    latency_ms = max(0.0, float(body.get("latency_ms", fault.latency_ms)))
+                    shift = float(body.get("shift", fault.shift))
+                    fault.error_rate, fault.latency_ms, fault.shift = error_rate, latency_ms, shift
                 except (TypeError, ValueError) as exc:
                     self._reply(400, {"error": str(exc)})
                     return
@@ -144,8 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", required=True)
     parser.add_argument("--key-file", required=True, help="the workspace's serving/control.key (the key itself never in argv)")
     args = parser.parse_args(argv)
-    from backends.base import BackendError
-    from backends.local.serving.controlkey import read_key
 
     try:
         control_key = read_key(args.key_file)
