@@ -86,13 +86,25 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             approvals = {version: UNREVIEWED if mv.approval.status == "pending" and not mv.approval.by
                          else mv.approval.status for version, mv in overview.versions.items()}
             target = rollback_target(overview.production_history, production, approvals) if production else None
+        canary_status = getattr(canary, "status", None)
+        if live_canary and _unjudged(ws, canary):  # nobody judges it: red, whatever its last status said
+            canary_status = "unjudged"
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
-            gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
+            gate=gate, canary_status=canary_status, canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
             canary_candidate=canary.candidate if live_canary else None, approvals_short=short,
         ))
     return HomeData(rows, versions)
+
+
+def _unjudged(ws, canary) -> str | None:
+    from console.rollout.controller import unjudged
+
+    try:
+        return unjudged(ws, canary)
+    except Exception:  # a lease that cannot be read must not hide the model list
+        return None
 
 
 def _home_policy(ws):

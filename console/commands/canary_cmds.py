@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from backends.base import CANDIDATE, PRODUCTION, BadInputError, check_name
 from console.commands.audit_cmds import ingest_journals
 from console.commands.common import Context
@@ -233,10 +235,23 @@ def cmd_plan(ctx: Context) -> int:
 def cmd_status(ctx: Context) -> int:
     from console.rollout.controller import current_state
 
+    from console.rollout.controller import unjudged
+
     state = current_state(ctx.workspace, check_name(ctx.args.model, "model"))
     if state is None:
         raise BadInputError(f"{ctx.args.model}: no canary yet")
-    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    why = unjudged(ctx.workspace, state)
+
+    def human() -> str:
+        text = _state_text(state)
+        if why is None:
+            return text
+        # red where a terminal shows it: traffic sits at a split nobody is judging
+        head = f"UNJUDGED: {why}; `mrc alerts run` resumes it (or `mrc canary start {state.model} {state.candidate}`), " \
+               f"`mrc rollback {state.model}` ends it"
+        return (f"\x1b[1;31m{head}\x1b[0m" if sys.stdout.isatty() else head) + "\n" + text
+
+    ctx.emit({**state.to_dict(), "unjudged": why}, human)
     return 0
 
 
