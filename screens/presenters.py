@@ -62,6 +62,11 @@ def approval_label(status: str | None, override: bool = False) -> tuple[str, str
     return (text + " (override)", "bold yellow") if override and status == "approved" else (text, style)
 
 
+def monitor_label(tier: str) -> tuple[str, str]:
+    """Production's live monitor tier, in the drift column where [monitor] is set."""
+    return f"live {tier}", {"critical": "bold red", "warning": "bold yellow"}.get(tier, "green")
+
+
 def drift_label(severity: str | None) -> tuple[str, str]:
     return DRIFT_LABELS.get(severity, DRIFT_LABELS[None])
 
@@ -222,6 +227,7 @@ class HomeRow:
     rollback_to: str | None = None
     canary_candidate: str | None = None  # set while a canary is live: rollback aborts it
     approvals_short: str | None = None  # "1/2": approved, but short of [policy.production]'s count
+    monitor: str | None = None  # production's live monitor tier (ok, warning, critical) where [monitor] is set
 
     def cells(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """(text, style) for each home column."""
@@ -233,7 +239,7 @@ class HomeRow:
              else (self.approvals_short, "bold yellow")) if self.candidate else ("—", "dim"),
             gate_label(self.gate),
             canary_label(self.canary_status, self.canary_weight),
-            drift_label(self.drift),
+            drift_label(self.drift) if self.monitor is None else monitor_label(self.monitor),
             (relative_time(self.last_change, now), ""),
         ]
 
@@ -522,6 +528,7 @@ COMMANDS = {
     "train": "train MODEL: launch a training run",
     "audit": "the audit log and its chain check",
     "canary": "canary MODEL: the canary rollout",
+    "monitor": "monitor MODEL: production's live traffic against its reference (drift, labels, alerts)",
     "help": "the keys of this screen",
     "quit": "leave the console",
 }
