@@ -8,7 +8,13 @@ import numpy as np
 
 
 def task_of(options: dict[str, Any]) -> str:
-    return "regression" if str(options.get("task", "binary")).lower() in ("regression", "regressor") else "binary"
+    """The task under [models.X] (binary when left out): binary, regression or multiclass."""
+    task = str(options.get("task") or "binary").lower()
+    if task in ("regression", "regressor"):
+        return "regression"
+    if task in ("multiclass", "multi-class", "multi_class"):
+        return "multiclass"
+    return "binary"
 
 
 def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None = None) -> np.ndarray:

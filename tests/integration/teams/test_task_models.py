@@ -1,0 +1,134 @@
+"""Regression, 3-class and mixed-type models a team logged to MLflow with plain libraries,
+gated by `mrc gate MODEL VERSION` with and without a test set; every figure is compared with
+scikit-learn's on the team's own model loaded by plain MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from tests.conftest import run_mrc
+
+
+def mrc_in(ws: Path, *args: str):
+    return run_mrc(*args, "--workspace", str(ws), timeout=600)
+
+
+def checks_of(result) -> dict[str, dict]:
+    return {c["name"]: c for c in result.json()["checks"]}
+
+
+def plain_model(team, short: str, kind: str, flavor: str):
+    import mlflow
+
+    mlflow.set_tracking_uri(team["url"])
+    name = f"{team['prefix']}-{short}"
+    module = __import__(f"mlflow.{flavor}", fromlist=["load_model"])
+    return module.load_model(f"models:/{name}/{team['models'][name]['versions'][kind]}")
+
+
+def version(team, short, kind) -> str:
+    return team["models"][f"{team['prefix']}-{short}"]["versions"][kind]
+
+
+def test_regression_without_a_test_set_gates_mlflows_recorded_names(task_team, task_ws):
+    ws = task_ws({})  # no task, no test set: the recorded names (r2_score …) say regression
+    name = f"{task_team['prefix']}-demand"
+    result = mrc_in(ws, "gate", name, version(task_team, "demand", "lightgbm"), "--json")
+    assert result.returncode in (0, 1), result.stderr
+    checks = checks_of(result)
+    recorded = task_team["models"][name]["metrics"]
+    assert checks["relative_gate_rmse"]["value"] == pytest.approx(recorded["lightgbm"]["root_mean_squared_error"])
+    assert checks["relative_gate_rmse"]["baseline_value"] == pytest.approx(recorded["sklearn"]["root_mean_squared_error"])
+    assert checks["hard_gate_r2"]["value"] == pytest.approx(recorded["lightgbm"]["r2_score"])
+    assert result.returncode == 0 and "significance" in result.json()["not_run"]
+
+
+def test_regression_with_a_test_set_scores_lightgbm_like_lightgbm(task_team, task_ws):
+    data = task_team["data"]["demand"]
+    ws = task_ws({"demand": {"test_data": data["test"], "label": "units"}})
+    name = f"{task_team['prefix']}-demand"
+    result = mrc_in(ws, "gate", name, version(task_team, "demand", "lightgbm"), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = checks_of(result)
+    test = pd.read_csv(data["test"])
+    cols = ["price", "promo", "season", "stock"]
+    lgb_pred = plain_model(task_team, "demand", "lightgbm", "lightgbm").predict(test[cols])
+    sk_pred = plain_model(task_team, "demand", "sklearn", "sklearn").predict(test[cols])
+    assert checks["relative_gate_rmse"]["value"] == pytest.approx(skm.root_mean_squared_error(test.units, lgb_pred))
+    assert checks["relative_gate_mae"]["baseline_value"] == pytest.approx(skm.mean_absolute_error(test.units, sk_pred))
+    assert checks["hard_gate_r2"]["value"] == pytest.approx(skm.r2_score(test.units, lgb_pred))
+    sig = checks["significance_mae"]
+    assert sig["value"] == pytest.approx(skm.mean_absolute_error(test.units, sk_pred)
+                                         - skm.mean_absolute_error(test.units, lgb_pred))
+    assert {"robustness_nan_input", "robustness_deterministic", "sanity_prediction_shift"} <= set(checks)
+    assert result.json()["complete"] is True
+
+    bad = mrc_in(ws, "gate", name, version(task_team, "demand", "bad"), "--json")
+    assert bad.returncode == 1
+    failed = {c["name"] for c in bad.json()["checks"] if c["status"] == "failed"}
+    assert {"hard_gate_r2", "relative_gate_rmse", "significance_mae"} <= failed
+
+
+def test_three_class_xgboost_is_gated_on_its_class_probabilities(task_team, task_ws):
+    data = task_team["data"]["triage"]
+    ws = task_ws({"triage": {"test_data": data["test"], "label": "queue"}})
+    name = f"{task_team['prefix']}-triage"
+    result = mrc_in(ws, "gate", name, version(task_team, "triage", "xgboost"), "--json")
+    assert result.returncode in (0, 1), result.stderr
+    checks = checks_of(result)
+    test = pd.read_csv(data["test"])
+    cols = [f"f{i}" for i in range(5)]
+    booster = plain_model(task_team, "triage", "xgboost", "xgboost")
+    lr = plain_model(task_team, "triage", "sklearn", "sklearn")
+    pred, base = booster.predict(test[cols]), lr.predict(test[cols])
+    assert checks["hard_gate_accuracy"]["value"] == pytest.approx(skm.accuracy_score(test.queue, pred))
+    assert checks["relative_gate_macro_f1"]["value"] == pytest.approx(skm.f1_score(test.queue, pred, average="macro"))
+    assert checks["relative_gate_macro_f1"]["baseline_value"] == pytest.approx(
+        skm.f1_score(test.queue, base, average="macro"))
+    assert checks["hard_gate_min_class_recall"]["value"] == pytest.approx(
+        skm.recall_score(test.queue, pred, average=None).min())
+    sig = checks["significance_accuracy"]
+    assert sig["extra"]["b"] == int(np.sum((pred == test.queue) & (base != test.queue)))
+    assert sig["extra"]["c"] == int(np.sum((pred != test.queue) & (base == test.queue)))
+    assert checks["robustness_class_collapse"]["status"] == "passed"
+    # without a test set: accuracy_score and f1_score (weighted) as MLflow named them
+    plain = mrc_in(task_ws({"triage": {"task": "multiclass"}}, name="ws-plain"), "gate", name,
+                   version(task_team, "triage", "xgboost"), "--json")
+    recorded = task_team["models"][name]["metrics"]["xgboost"]
+    assert checks_of(plain)["hard_gate_accuracy"]["value"] == pytest.approx(recorded["accuracy_score"])
+
+
+def test_a_mixed_type_pipeline_with_unseen_categories(task_team, task_ws):
+    data = task_team["data"]["tickets"]
+    ws = task_ws({"tickets": {"test_data": data["test"], "label": "category"}})
+    name = f"{task_team['prefix']}-tickets"
+    result = mrc_in(ws, "gate", name, version(task_team, "tickets", "v2"), "--json")
+    assert result.returncode in (0, 1), result.stderr
+    checks = checks_of(result)
+    test = pd.read_csv(data["test"])
+    cols = ["channel", "plan", "n_calls", "premium", "amount"]
+    pipe = plain_model(task_team, "tickets", "v2", "sklearn")
+    pred = pipe.predict(test[cols])
+    assert checks["hard_gate_accuracy"]["value"] == pytest.approx(skm.accuracy_score(test.category, pred))
+    assert checks["relative_gate_macro_f1"]["value"] == pytest.approx(
+        skm.f1_score(test.category, pred, average="macro"))
+    assert checks["robustness_nan_input"]["status"] == "passed", checks["robustness_nan_input"]
+    # drift on the same files: χ² names the unseen channel, and the missing values are a category
+    drift = run_mrc("drift", "--reference", data["train"], "--current", data["test"], "--json")
+    assert drift.returncode in (0, 1), drift.stderr
+    channel = next(f for f in drift.json()["features"] if f["name"] == "channel")
+    assert channel["method"] == "chi2" and "fax" in channel["extra"]["unseen_categories"]
+
+
+def test_a_wrong_label_column_is_one_line_exit_2(task_team, task_ws):
+    data = task_team["data"]["demand"]
+    ws = task_ws({"demand": {"test_data": data["test"], "label": "sales"}})
+    result = mrc_in(ws, "gate", f"{task_team['prefix']}-demand", version(task_team, "demand", "lightgbm"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "sales: no label column in the test set" in result.stderr
