@@ -103,10 +103,13 @@ def _task_predictor(loaded, task: str):
             if missing:
                 raise ValueError(f"columns: the model needs {missing[0]!r}")
             frame = frame[list(loaded.features)]
-        for name in frame.columns:  # JSON null in a number column: NaN, as the gates read a CSV's blank
-            if frame[name].dtype == object and all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   for v in frame[name]):
+        for name in frame.columns:  # JSON null: NaN, as the gates read a CSV's blank (a number or a text column)
+            if frame[name].dtype != object:
+                continue
+            if all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in frame[name]):
                 frame[name] = frame[name].astype(float)
+            else:
+                frame[name] = [np.nan if v is None else v for v in frame[name]]
         out = np.asarray(loaded.predict_task(frame))
         if out.shape[0] != len(rows):
             raise ValueError(f"the model answered {out.shape[0]} predictions for {len(rows)} rows")

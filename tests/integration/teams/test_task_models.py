@@ -175,3 +175,36 @@ def test_report_and_review_are_task_shaped(task_team, task_ws, tmp_path):
     state, view = run(review())
     assert state == "done", view
     assert "confusion matrix, candidate" in view and "recall per class" in view
+
+
+@pytest.mark.parametrize("short, kind, flavor, label", [("demand", "lightgbm", "lightgbm", "units"),
+                                                        ("triage", "xgboost", "xgboost", "queue"),
+                                                        ("tickets", "v2", "sklearn", "category")])
+def test_served_answer_is_the_gated_answer_behind_the_real_router(task_team, task_ws, short, kind, flavor, label):
+    """`mrc serve-models`, then rows (mixed types and nulls as JSON sends them) through the real
+    router: the value / class-probability vector the plain library computes, as the gate does."""
+    from tests.serving.conftest import http_json
+
+    data = task_team["data"][short]
+    ws = task_ws({short: {"test_data": data["test"], "label": label}}, name=f"ws-serve-{short}")
+    name = f"{task_team['prefix']}-{short}"
+    v = version(task_team, short, kind)
+    started = mrc_in(ws, "serve-models", name, "--versions", v, "--json")
+    assert started.returncode == 0, started.stderr
+    try:
+        port = int(started.json()["router"].rsplit(":", 1)[1])
+        test = pd.read_csv(data["test"]).head(40)
+        cols = [c for c in test.columns if c != label]
+        rows = [[None if isinstance(x, float) and np.isnan(x) else x for x in row]
+                for row in test[cols].astype(object).itertuples(index=False)]
+        rows = [[x.item() if hasattr(x, "item") else x for x in row] for row in rows]
+        status, reply = http_json(port, "POST", "/predict", {"columns": cols, "rows": rows})
+        assert status == 200, reply
+        model = plain_model(task_team, short, kind, flavor)
+        if short == "demand":
+            np.testing.assert_allclose(reply["predictions"], model.predict(test[cols]), rtol=1e-9)
+        else:
+            np.testing.assert_allclose(reply["predictions"], model.predict_proba(test[cols]), rtol=1e-9)
+            assert [str(c) for c in reply["classes"]] == [str(c) for c in model.classes_]
+    finally:
+        mrc_in(ws, "serve-models", name, "--stop")
