@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BadInputError
+from console.config_keys import check_known_keys
 
 ROLES = ("registry", "training", "traffic", "metrics")
 
@@ -166,6 +167,7 @@ class Workspace:
             except (OSError, RecursionError) as exc:
                 raise BadInputError(f"{config_path}: cannot read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
             check_config_urls(config, config_path)
+            check_known_keys(config, config_path)
         db = root / "mrc.db"
         if db.exists() and not os.access(db, os.R_OK):
             raise BadInputError(f"{db}: is not readable")

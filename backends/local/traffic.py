@@ -448,15 +448,17 @@ class LocalTraffic:
         return TrafficSplit(model, {stable_version: 100}, revision)
 
     # -- rehearsals --------------------------------------------------------------------------
-    def fault(self, model: str, version: str, *, error_rate: float = 0.0, latency_ms: float = 0.0,
-              shift: float = 0.0) -> dict[str, Any]:
+    def fault(self, model: str, version: str, *, error_rate: float | None = 0.0, latency_ms: float | None = 0.0,
+              shift: float | None = 0.0) -> dict[str, Any]:
         """A rehearsal fault: our model server takes it itself; for a server that is not ours
-        (MLflow's) the router applies it to that version's requests."""
+        (MLflow's) the router applies it to that version's requests. A value given as None keeps
+        the one the version's fault has (drills add to each other)."""
         check_name(version, "version")
         server = {v: s for v, s in self._processes(model).get("servers", {}).items() if alive(s["pid"])}.get(version)
         if server is None:
             raise BadInputError(f"{model} {version}: not served here (run `mrc serve-models {model} --versions {version}`)")
-        values = {"error_rate": error_rate, "latency_ms": latency_ms, "shift": shift}
+        values = {k: v for k, v in (("error_rate", error_rate), ("latency_ms", latency_ms), ("shift", shift))
+                  if v is not None}
         if server.get("protocol", MRC) == MRC:
             status, body = _request(int(server["port"]), "POST", "/control/fault", values, headers=self._auth())
         else:

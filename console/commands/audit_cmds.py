@@ -44,6 +44,10 @@ def cmd_audit(ctx: Context) -> int:
     log = ctx.workspace.audit()
     if ctx.args.verify == "checkpoint":
         ctx.require_write("audit checkpoint")  # before the ingest below writes anything
+        if ctx.args.to:
+            from console.release.audit_checks import check_remote_target
+
+            check_remote_target(ctx.args.to, _endpoint(ctx.workspace))  # a bad target: refused before any write
     # checkpoint too: a router/server change not yet in the log would be left outside the anchor
     ingest_journals(ctx, log)
     if ctx.args.verify == "verify":

@@ -29,7 +29,7 @@ def register(sub, common) -> None:
     p.add_argument("--no-data-timeout", type=float, metavar="S",
                    help="roll back after this long without data from both variants (default 5 intervals)")
     p.add_argument("--override", action="store_true", help="canary a version that is not approved (needs --reason)")
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why, for the audit log (required with --override)")
     p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
     p.set_defaults(handler=cmd_start)
 
@@ -44,16 +44,23 @@ def register(sub, common) -> None:
                        ("abort", "end the canary: stable back to 100%%")):
         p = common(csub.add_parser(name, help=text))
         p.add_argument("model")
-        p.add_argument("--reason", default="")
+        p.add_argument("--reason", default="", help="why, for the audit log")
         p.set_defaults(handler=cmd_act, action=name)
 
-    p = common(sub.add_parser("drill", help="inject a fault into a locally served version (rehearsals, tests)"))
+    p = common(sub.add_parser(
+        "drill", help="inject a fault into a locally served version (rehearsals, tests)",
+        description="Inject a rehearsal fault into a locally served version. Drills add to each other: an option "
+                    "left out keeps the value the version's fault has (`--error-rate 0.3` then `--latency-ms 200` "
+                    "gives both); `--off` removes the whole fault. At least one option is required."))
     p.add_argument("model")
     p.add_argument("version")
-    p.add_argument("--error-rate", type=float, default=0.0, metavar="R")
-    p.add_argument("--latency-ms", type=float, default=0.0, metavar="N")
-    p.add_argument("--shift", type=float, default=0.0, metavar="S", help="added to every predicted probability")
-    p.add_argument("--off", action="store_true", help="remove the fault")
+    p.add_argument("--error-rate", type=float, metavar="R",
+                   help="fraction of requests answered 500, a number within [0, 1] (0.3 = 30 %%); 0 ends this part")
+    p.add_argument("--latency-ms", type=float, metavar="N",
+                   help="milliseconds added to every request, >= 0; 0 ends this part")
+    p.add_argument("--shift", type=float, metavar="S",
+                   help="added to every predicted probability (finite, e.g. -0.2); 0 ends this part")
+    p.add_argument("--off", action="store_true", help="remove the whole fault (error rate, latency and shift to 0)")
     p.set_defaults(handler=cmd_drill)
 
     p = common(sub.add_parser("load", help="replay the model's test rows through the local router at a rate"))
@@ -210,10 +217,22 @@ def cmd_drill(ctx: Context) -> int:
     ctx.require_write("drill")
     check_name(args.model, "model")
     check_name(args.version, "version")
-    if not 0.0 <= args.error_rate <= 1.0:
-        raise BadInputError(f"--error-rate {args.error_rate}: must be between 0 and 1")
-    if args.latency_ms < 0:
-        raise BadInputError(f"--latency-ms {args.latency_ms}: must be >= 0")
+    given = {k: v for k, v in (("error_rate", args.error_rate), ("latency_ms", args.latency_ms),
+                               ("shift", args.shift)) if v is not None}
+    if args.off and given:
+        raise BadInputError("drill: --off removes the whole fault; leave out --error-rate/--latency-ms/--shift")
+    if not args.off and not given:
+        raise BadInputError("drill: say what to inject (--error-rate R, --latency-ms N, --shift S) or --off "
+                            "to remove the fault (see `mrc drill --help`)")
+    import math
+
+    for key, value in given.items():
+        if not math.isfinite(value):
+            raise BadInputError(f"--{key.replace('_', '-')} {value}: must be a finite number")
+    if "error_rate" in given and not 0.0 <= given["error_rate"] <= 1.0:
+        raise BadInputError(f"--error-rate {given['error_rate']}: must be within [0, 1] (a fraction: 0.3 = 30 %)")
+    if "latency_ms" in given and given["latency_ms"] < 0:
+        raise BadInputError(f"--latency-ms {given['latency_ms']}: must be >= 0")
     if args.off:
         error_rate = latency_ms = shift = 0.0
     else:
@@ -224,9 +243,12 @@ def cmd_drill(ctx: Context) -> int:
         raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot inject faults (local only)")
     result = fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
     ctx.workspace.audit().append(ctx.actor, "drill", args.model, args.version, result.get("fault", {}))
+    now = result.get("fault") or {}
     ctx.emit({"model": args.model, **result},
              f"{args.model} {args.version}: fault " + ("off" if args.off else
-                                                      f"error rate {error_rate:g}, +{latency_ms:g} ms, shift {shift:+g}"))
+                                                      f"error rate {now.get('error_rate', 0):g}, "
+                                                      f"+{now.get('latency_ms', 0):g} ms, shift {now.get('shift', 0):+g}"
+                                                      " (drills add: --off removes it)"))
     return 0
 
 

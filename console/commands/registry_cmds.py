@@ -17,7 +17,7 @@ def register(sub, common) -> None:
     p = common(sub.add_parser("promote", help="point production at a version (compare-and-swap)"))
     p.add_argument("model")
     p.add_argument("version")
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why, for the audit log (required with --override)")
     p.add_argument("--expect", metavar="VERSION", help="the production version you saw ('none' for no pointer); "
                    "the move fails with exit 3 if production is something else now")
     p.add_argument("--override", action="store_true", help="promote a version that is not approved (needs --reason)")
@@ -25,37 +25,48 @@ def register(sub, common) -> None:
 
     p = common(sub.add_parser("rollback", help="move production back to the previous (or a given) version"))
     p.add_argument("model")
-    p.add_argument("--to", metavar="VERSION")
-    p.add_argument("--reason", default="")
+    p.add_argument("--to", metavar="VERSION", help="the version to roll back to (default: the newest earlier "
+                   "production version that is approved, intact and not the one production was rolled away from)")
+    p.add_argument("--reason", default="", help="why, for the audit log and the alert (required with --override)")
     p.add_argument("--expect", metavar="VERSION", help="the production version you saw: roll back away from it "
                    "(a bare rollback right after another one moves nothing; this rolls back further)")
     p.add_argument("--override", action="store_true",
                    help="--to a rejected, pending or corrupt version (needs --reason)")
     p.set_defaults(handler=cmd_rollback)
 
-    for name, status in (("approve", "approved"), ("reject", "rejected")):
-        p = common(sub.add_parser(name, help=f"record that a version is {status}, with a reason"))
+    for name, status, what in (
+            ("approve", "approved", "approve a version for production: refused while its gates fail unless "
+                                    "--override; under [policy.production] a further approver co-signs"),
+            ("reject", "rejected", "reject a version: it may not take production (a rollback skips it) and every "
+                                   "approval of it stops counting")):
+        p = common(sub.add_parser(name, help=f"record that a version is {status}, with a reason", description=what))
         p.add_argument("model")
         p.add_argument("version")
-        p.add_argument("--reason", required=True)
-        p.add_argument("--override", action="store_true", help="approve although gates fail (the reason says why)")
-        p.add_argument("--policy", metavar="FILE", help="gate policy (default: the model's, else the built-in one); "
-                       "another policy than the configured one makes an approval an override")
+        p.add_argument("--reason", required=True, help=f"why it is {status} (required; kept in the audit log)")
+        if name == "approve":
+            p.add_argument("--override", action="store_true", help="approve although gates fail (the reason says why)")
+            p.add_argument("--policy", metavar="FILE", help="gate policy (default: the model's, else the built-in "
+                           "one); another policy than the configured one makes an approval an override")
+        else:  # accepted so scripts that pass them to both keep working; a reject needs neither
+            p.add_argument("--override", action="store_true", help="no effect on a reject (a reject never needs one)")
+            p.add_argument("--policy", metavar="FILE", help="gate policy the recorded gate report is judged by "
+                           "(default: the model's, else the built-in one)")
         p.add_argument("--no-gates", action="store_true", help="record the decision without evaluating gates")
         p.set_defaults(handler=cmd_decide, status=status)
 
     p = common(sub.add_parser("revoke", help="withdraw your own approval of a version (protected aliases)"))
     p.add_argument("model")
     p.add_argument("version")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, help="why the approval is withdrawn (required; kept in the audit log)")
     p.set_defaults(handler=cmd_revoke)
 
     p = common(sub.add_parser("alias", help="point an alias (candidate, canary, archived …) at a version"))
     p.add_argument("model")
     p.add_argument("alias")
     p.add_argument("version", help="a version, or 'none' to remove the alias")
-    p.add_argument("--reason", default="")
-    p.add_argument("--expect", metavar="VERSION")
+    p.add_argument("--reason", default="", help="why, for the audit log")
+    p.add_argument("--expect", metavar="VERSION", help="the version the alias points at as you saw it ('none' for "
+                   "no pointer); the move fails with exit 3 if it points elsewhere now")
     p.set_defaults(handler=cmd_alias)
 
 

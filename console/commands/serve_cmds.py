@@ -11,6 +11,7 @@ reach it through a rebinding DNS name. Other addresses than loopback need --host
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import secrets
@@ -170,8 +171,9 @@ def cmd_serve(ctx: Context) -> int:
         import textual_serve.server  # noqa: F401
     except ImportError:
         raise BadInputError("mrc serve needs textual-serve: pip install 'model-release-console[serve]'") from None
-    token = serve_token()
     root = str(ctx.workspace.root)  # validate the workspace before serving it
+    _check_port_free(host, port)  # before the token is printed: a busy port is one line, no URL
+    token = serve_token()
     command = console_command(ctx.args, root, ctx.actor)
     server = guarded_server(command, host=host, port=port, token=token, title="mrc — Model Release Console")
     shown = f"[{host}]" if ":" in host else host
@@ -185,6 +187,29 @@ def cmd_serve(ctx: Context) -> int:
               file=sys.stderr, flush=True)
     try:
         server.serve()
+    except OSError as exc:  # taken between the check and the bind: still one line
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise BadInputError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                                "pick another --port") from None
+        raise
     finally:
         stop_tree(os.getpid())  # every console the browser sessions started, and their children
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address once and let it go: a port another process holds is refused here."""
+    import socket
+
+    from backends.base import BadInputError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no refusal
+        sock.bind((host, port))
+    except OSError as exc:
+        why = "already in use by another process" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise BadInputError(f"--port {port}: cannot listen on {host}:{port} ({why}); pick another --port") from None
+    finally:
+        sock.close()

@@ -23,12 +23,12 @@ def register(sub, common) -> None:
     p.add_argument("model")
     p.add_argument("version")
     p.add_argument("--sample", type=float, default=1.0, metavar="F", help="fraction of requests mirrored (default 1)")
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why, for the audit log")
     p.set_defaults(handler=cmd_start)
 
     p = common(ssub.add_parser("stop", help="stop mirroring (the log stays for `mrc shadow status`)"))
     p.add_argument("model")
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why, for the audit log")
     p.set_defaults(handler=cmd_stop)
 
     p = common(ssub.add_parser("status", help="agreement, prediction PSI, score differences, latency, verdict"))

@@ -120,9 +120,19 @@ def cmd_datasets_add(ctx: Context) -> int:
     except (TypeError, ValueError):
         bad = next((c for c in columns if not _numeric(table_.data[c])), "?")
         raise BadInputError(f"{args.file}: column {bad!r} is not numeric (the dataset store keeps numeric CSVs)") from None
-    ds = store.add(name, version, columns, data, label=args.label, parent=args.parent, note=args.note)
-    ws.audit().append(ctx.actor, "dataset.add", "", "", {"dataset": ds.ref, "sha256": ds.sha256, "rows": ds.rows,
-                                                         "source": str(args.file)})
+    finite = np.isfinite(data)
+    if not finite.all():  # the store keeps finite numbers: inf or nan would become an immutable dataset
+        row, col = (int(i) for i in np.argwhere(~finite)[0])
+        raise BadInputError(f"{args.file}: column {columns[col]!r} row {row + 1}: {float(data[row, col])} is not a finite "
+                            "number (the dataset store keeps finite numeric values)")
+    log = ws.audit()
+
+    def audited(conn, ds) -> None:  # the event commits with the row: neither without the other
+        log.append_in(conn, ctx.actor, "dataset.add", "", "", {"dataset": ds.ref, "sha256": ds.sha256,
+                                                               "rows": ds.rows, "source": str(args.file)})
+
+    ds = store.add(name, version, columns, data, label=args.label, parent=args.parent, note=args.note,
+                   in_transaction=audited)
     ctx.emit(ds.to_dict(), f"dataset {ds.ref}: {ds.rows} rows, sha256 {ds.sha256[:12]}")
     return 0
 

@@ -83,10 +83,11 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     if policy is not None and status == "approved":
         identity = approver_allowed(policy, registry, mv, actor)
         if (mv.approval.status == "approved" and mv.approval.gate_report_sha256 == digest and seen == "approved"
-                and mv.approval.by != actor):
+                and not _same_name(mv.approval.by, actor)):
             # the same approval, by someone else: a co-signature (the two-person rule), not a rewrite
             return cosign(registry, audit, mv, policy, actor=actor, reason=reason, identity=identity)
-    if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
+    if (mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status
+            and (status != "approved" or policy is None or _same_name(mv.approval.by, actor))):
         unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
         if policy is not None and status == "approved":
             unchanged["policy"] = approval_tally(audit, policy, mv, registry).to_dict()
@@ -110,6 +111,7 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     detail: dict[str, Any] = {"approval": stored.to_dict()}
     if policy is not None and status == "approved":
         mv.approval = stored
+        _record_primary_identity(registry, audit, mv, actor, reason, identity)
         detail["policy"] = request_if_short(audit, policy, mv, actor, registry)
     return Outcome(status, model, version, True, detail)
 
@@ -713,7 +715,7 @@ def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
 
     what = f"approving {mv.model} {mv.version}"
     identity = check_identity(policy, registry, actor, what)
-    problem = approver_problem(policy, actor, trainer_of(mv))
+    problem = approver_problem(policy, actor, trainer_of(mv), identity.get("backend"))
     if problem == "trainer":
         raise PolicyViolation(f"{mv.model} {mv.version}: {actor} trained this version and cannot approve it "
                               f"(policy.{policy.alias}.distinct_from_trainer); ask another approver")
@@ -721,6 +723,33 @@ def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
         raise PolicyViolation(f"{mv.model} {mv.version}: {actor} is not on policy.{policy.alias}.approvers "
                               f"({', '.join(policy.approvers or ())}); approval refused")
     return identity
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    from console.release.policy import normalise_name
+
+    return normalise_name(a) == normalise_name(b)
+
+
+def _record_primary_identity(registry, audit, mv, actor: str, reason: str, identity: dict[str, Any] | None) -> None:
+    """Beside the registry approval (which stores only its claimed `by`), the identity the backend
+    verified for it: a signature row of the same epoch, where co-signatures are kept. The tally
+    counts the registry approval for that identity, so a second claim from it counts once."""
+    from console.release.policy import Signature, insert_signature, registry_stores_signatures, signature_record
+
+    backend = (identity or {}).get("backend")
+    if not backend:
+        return
+    row = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
+                    reason, backend)
+    if registry_stores_signatures(registry):
+        registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, row))
+        return
+    if not hasattr(audit, "db_path"):
+        return
+    from console.release.audit import _write_tx
+
+    _write_tx(audit.db_path, lambda conn: insert_signature(conn, mv.model, mv.version, row))
 
 
 def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: dict[str, Any] | None) -> Outcome:
@@ -752,7 +781,7 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
 
     def write(conn) -> tuple[bool, Any]:
         signed = read_signatures(conn, mv.model, mv.version)
-        if any(s.approver == actor and s.epoch == mv.approval.at for s in signed):
+        if any(_same_name(s.approver, actor) and s.epoch == mv.approval.at for s in signed):
             return False, tally(policy, mv, signed)
         insert_signature(conn, mv.model, mv.version, signature)
         counted = tally(policy, mv, [*signed, signature])
@@ -832,51 +861,75 @@ def rollback_allowed(policy, registry, model: str, actor: str) -> None:
     restricted rule asks the backend who is calling; the open one costs nothing."""
     if policy is None or policy.rollback is None:
         return
-    from console.release.policy import PolicyViolation, check_identity
+    from console.release.policy import PolicyViolation, check_identity, counts_claims, may_roll_back
 
-    if actor not in policy.rollback:
+    identity = check_identity(policy, registry, actor, f"rolling back {model}")
+    if not may_roll_back(policy, actor, identity.get("backend")):
+        who = actor if counts_claims(policy) or not identity.get("backend") else f"{actor} ({identity['backend']})"
         raise PolicyViolation(f"{model}: policy.{policy.alias}.rollback allows {', '.join(policy.rollback)}; "
-                              f"{actor} may not roll back")
-    check_identity(policy, registry, actor, f"rolling back {model}")
+                              f"{who} may not roll back")
 
 
 def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str, policy=None) -> Outcome:
     """Withdraw `actor`'s own approval: a co-signature is marked revoked; the registry approval
     (the first one) goes back to pending, which voids every co-signature of it. Under identity =
-    "require" the backend must know the caller as `actor` (no one withdraws another's approval)."""
+    "require" the backend must know the caller as `actor`, and under "verified" a co-signature
+    recorded with a verified identity is withdrawn only by that identity (no one withdraws
+    another's approval). Checked by reading first: a refused revoke writes nothing."""
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "revoke an approval")
+    identity: dict[str, Any] = {}
     if policy is not None:
         from console.release.policy import check_identity
 
-        check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
+        identity = check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
-    from console.release.policy import registry_stores_signatures
-
-    if registry_stores_signatures(registry):
-        if registry.revoke_cosignature(model, version, actor, now_iso()):
-            audit.append(actor, "revoke-approval", model, version,
-                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
-            return Outcome("revoke", model, version, True, {"co_signature": True})
-    elif hasattr(audit, "db_path"):
-        from console.release.audit import _write_tx
-        from console.release.policy import revoke_signature
-
-        def write(conn) -> int:
-            count = revoke_signature(conn, model, version, actor, now_iso())
-            if count:
-                audit.append_in(conn, actor, "revoke-approval", model, version,
-                                {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
-            return count
-
-        if _write_tx(audit.db_path, write):
-            return Outcome("revoke", model, version, True, {"co_signature": True})
-    if mv.approval.status == "approved" and mv.approval.by == actor:
+    if mv.approval.status == "approved" and _same_name(mv.approval.by, actor):
         pending = Approval("pending", actor, now_iso(), reason, "", False)
         stored = record_approval(registry, audit, model, version, pending, expected_status="approved", actor=actor,
                                  action="revoke-approval", details={"reason": reason, "previous_status": "approved"})
         return Outcome("revoke", model, version, True, {"approval": stored.to_dict()})
+    from console.release.policy import counts_claims, load_signatures, normalise_name, registry_signatures, \
+        registry_stores_signatures
+
+    in_registry = registry_stores_signatures(registry)
+    if in_registry:
+        live = registry_signatures(registry, model, version)
+    elif hasattr(audit, "db_path"):
+        live = load_signatures(str(audit.db_path), model, version)
+    else:
+        live = []
+    mine = [s for s in live if _same_name(s.approver, actor)]
+    if not mine:
+        raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+    caller = normalise_name(identity.get("backend"))
+    if policy is not None and not counts_claims(policy) and caller:
+        others = [s for s in mine if s.identity and normalise_name(s.identity) != caller]
+        if len(others) == len(mine):
+            from console.release.policy import PolicyViolation
+
+            raise PolicyViolation(f"{model} {version}: {actor}'s approval was made as {others[0].identity!r}, not "
+                                  f"{identity.get('backend')!r}; only its approver may revoke it")
+    stored_name = mine[0].approver
+    if in_registry:
+        if registry.revoke_cosignature(model, version, stored_name, now_iso()):
+            audit.append(actor, "revoke-approval", model, version,
+                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
+            return Outcome("revoke", model, version, True, {"co_signature": True})
+        raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+    from console.release.audit import _write_tx
+    from console.release.policy import revoke_signature
+
+    def write(conn) -> int:
+        count = revoke_signature(conn, model, version, stored_name, now_iso())
+        if count:
+            audit.append_in(conn, actor, "revoke-approval", model, version,
+                            {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
+        return count
+
+    if _write_tx(audit.db_path, write):
+        return Outcome("revoke", model, version, True, {"co_signature": True})
     raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
 
 

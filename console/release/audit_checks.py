@@ -201,30 +201,67 @@ def check_checkpoints(checkpoints: list[dict[str, Any]], events: list[AuditEvent
 def _s3(uri: str, endpoint_url: str | None):
     from urllib.parse import urlparse
 
+    from backends.base import BadInputError
+
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
-        from backends.base import BadInputError
-
         raise BadInputError(f"{uri}: checkpoints go to s3://BUCKET/PREFIX")
-    import boto3
+    import boto3  # ~0.3 s: only `audit checkpoint/verify --to` pays it
     from botocore.config import Config
 
-    config = Config(s3={"addressing_style": "path"}) if endpoint_url else None
+    # short timeouts, few retries: an unreachable target is one line in seconds, not minutes
+    config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2},
+                    **({"s3": {"addressing_style": "path"}} if endpoint_url else {}))
     client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
     return client, parsed.netloc, parsed.path.strip("/")
+
+
+def _remote(uri: str, endpoint_url: str | None, what: str, call):
+    """One S3 call for the checkpoints at `uri`; its failure is one line (BackendError, exit 4):
+    no credentials, an endpoint that does not answer, a bucket that refuses — never a traceback."""
+    from backends.base import BackendError
+
+    client, bucket, prefix = _s3(uri, endpoint_url)
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    where = f"{uri}" + (f" at {endpoint_url}" if endpoint_url else "")
+    try:
+        return call(client, bucket, prefix)
+    except NoCredentialsError:
+        raise BackendError(f"{where}: no AWS credentials to {what} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                           "or a profile); nothing written there") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        raise BackendError(f"{where}: cannot {what}: {code} {error.get('Message', '')}".rstrip()) from None
+    except BotoCoreError as exc:
+        raise BackendError(f"{where}: cannot {what}: {exc}") from None
+
+
+def check_remote_target(uri: str, endpoint_url: str | None) -> None:
+    """Before anything is written: the target parses, credentials exist, the endpoint answers and
+    the bucket lets us list the prefix (BadInputError / BackendError, one line)."""
+    _remote(uri, endpoint_url, "reach the bucket",
+            lambda client, bucket, prefix: client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/checkpoint-".lstrip("/"),
+                                                                 MaxKeys=1))
 
 
 def put_remote_checkpoint(uri: str, checkpoint: dict[str, Any], endpoint_url: str | None) -> str:
     """One object per checkpoint, written with If-None-Match: * so nothing is ever overwritten
     (pair it with S3 Object Lock on the bucket so nothing is deleted either)."""
-    client, bucket, prefix = _s3(uri, endpoint_url)
-    key = f"{prefix}/checkpoint-{int(checkpoint['n']):08d}.json".lstrip("/")
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(checkpoint, sort_keys=True).encode(), IfNoneMatch="*")
-    return f"s3://{bucket}/{key}"
+    def put(client, bucket, prefix) -> str:
+        key = f"{prefix}/checkpoint-{int(checkpoint['n']):08d}.json".lstrip("/")
+        client.put_object(Bucket=bucket, Key=key, Body=json.dumps(checkpoint, sort_keys=True).encode(), IfNoneMatch="*")
+        return f"s3://{bucket}/{key}"
+
+    return _remote(uri, endpoint_url, "write the checkpoint", put)
 
 
 def read_remote_checkpoints(uri: str, endpoint_url: str | None) -> list[dict[str, Any]]:
-    client, bucket, prefix = _s3(uri, endpoint_url)
+    return _remote(uri, endpoint_url, "read the checkpoints", _read_remote)
+
+
+def _read_remote(client, bucket: str, prefix: str) -> list[dict[str, Any]]:
     keys: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/checkpoint-".lstrip("/")):
         keys += [o["Key"] for o in page.get("Contents", [])]

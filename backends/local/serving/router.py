@@ -547,7 +547,9 @@ def make_handler(state: RouterState):
                 try:
                     if not isinstance(version, str) or version not in state.backends:
                         raise ValueError(f"version {version!r}: not a backend of this router")
-                    fault = Fault(body.get("error_rate", 0.0), body.get("latency_ms", 0.0), body.get("shift", 0.0))
+                    had = state.faults.get(version) or Fault(0.0, 0.0, 0.0)  # a key left out keeps its value
+                    fault = Fault(body.get("error_rate", had.error_rate), body.get("latency_ms", had.latency_ms),
+                                  body.get("shift", had.shift))
                 except (TypeError, ValueError) as exc:
                     self._reply(400, {"error": str(exc)})
                     return

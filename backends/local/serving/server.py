@@ -4,7 +4,8 @@ Loads the artifact through its model format (`--format NAME --format-class modul
 class its starter resolved: a backend does not look formats up in console/) after checking its
 sha256, answers POST /predict {"rows": [[...]], "columns": [...]?} with {"version",
 "predictions"} on 127.0.0.1 (rows in the model's feature order when columns are left out), and
-takes faults for rehearsals on POST /control/fault {"error_rate", "latency_ms", "shift"} (all 0 =
+takes faults for rehearsals on POST /control/fault {"error_rate", "latency_ms", "shift"} (a key left
+out keeps its value, so drills add to each other; all 0 =
 healthy again; the workspace's control key required, see jsonhttp.JsonHandler._admit). Writes {"pid", "port"} to --ready-file once it listens, so its starter needs no
 port guessing.
 """
@@ -155,9 +156,11 @@ def make_handler(version: str, predict, fault: Fault, lock: threading.Lock):
                 return
             if self.path == "/control/fault":
                 try:
-                    fault.error_rate = min(1.0, max(0.0, float(body.get("error_rate", 0.0))))
-                    fault.latency_ms = max(0.0, float(body.get("latency_ms", 0.0)))
-                    fault.shift = float(body.get("shift", 0.0))
+                    # a value left out keeps the fault it had: drills add to each other
+                    error_rate = min(1.0, max(0.0, float(body.get("error_rate", fault.error_rate))))
+                    latency_ms = max(0.0, float(body.get("latency_ms", fault.latency_ms)))
+                    shift = float(body.get("shift", fault.shift))
+                    fault.error_rate, fault.latency_ms, fault.shift = error_rate, latency_ms, shift
                 except (TypeError, ValueError) as exc:
                     self._reply(400, {"error": str(exc)})
                     return

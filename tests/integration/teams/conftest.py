@@ -1,42 +1,10 @@
-"""A team's MLflow registry with a regression (sklearn, LightGBM), a 3-class model (sklearn,
-XGBoost) and a mixed-type Pipeline, built once per session by build_tasks.py (plain libraries,
-its own process) on the shared real MLflow server."""
+"""Any team's model, released through `mrc` alone (real subprocesses, real servers)."""
 
-from __future__ import annotations
-
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-from tests.remote.fixtures import mlflow_server, mlflow_toml, unique, write_workspace  # noqa: F401  (fixtures)
-
-HERE = Path(__file__).resolve().parent
+from tests.support.teams import _mlflow_build, background, mlflow_team, mlflow_ws, s3_team, s3_ws, team_data  # noqa: F401  (fixtures)
+from tests.support.remote import _remote_credentials, mlflow_server, s3_server  # noqa: F401  (fixtures)
+from tests.support.tiers import group_folder  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def task_team(mlflow_server, tmp_path_factory) -> dict:  # noqa: F811
-    data = tmp_path_factory.mktemp("task-team-data")
-    log = data / "build.log"
-    prefix = unique("tasks")
-    with open(log, "w") as err:
-        proc = subprocess.run([sys.executable, str(HERE / "build_tasks.py"), mlflow_server.url, prefix, str(data)],
-                              stdout=subprocess.PIPE, stderr=err, text=True, timeout=900)
-    assert proc.returncode == 0, f"build_tasks.py failed:\n{log.read_text()[-4000:]}"
-    team = json.loads(proc.stdout.strip().splitlines()[-1])
-    team["prefix"], team["url"] = prefix, mlflow_server.url
-    return team
-
-
-@pytest.fixture
-def task_ws(tmp_path, task_team):
-    """make({short name: {key: value}}) -> a workspace on the team's MLflow registry."""
-    def make(models: dict | None = None, name: str = "ws") -> Path:
-        lines = [mlflow_toml(task_team["url"])]
-        for short, keys in (models or {}).items():
-            lines.append(f'[models."{task_team["prefix"]}-{short}"]')
-            lines += [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {json.dumps(v)}" for k, v in keys.items()]
-        return write_workspace(tmp_path / name, "\n".join(lines) + "\n")
-    return make
+def pytest_collection_modifyitems(items):
+    group_folder(items, __file__, "team-registries")  # the teams' MLflow and S3 registries are built once (MLflow logs four models)
+from tests.support.task_team import task_team, task_ws  # noqa: E402,F401  (fixtures: regression, 3-class, mixed types)

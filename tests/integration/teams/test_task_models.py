@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from tests.conftest import run_mrc
+from tests.support.cli import run_mrc
 
 
 def mrc_in(ws: Path, *args: str):
@@ -145,7 +145,7 @@ def test_report_and_review_are_task_shaped(task_team, task_ws, tmp_path):
     """`mrc report --html --md` draws the confusion matrix and recall per class of a 3-class
     model; the console's review screen (Pilot) shows the confusion matrix as text."""
     from screens.review_screen import ReviewScreen
-    from tests.tui.conftest import make_app, run, settle
+    from tests.support.pilot import make_app, run, settle
 
     data = task_team["data"]["triage"]
     ws = task_ws({"triage": {"test_data": data["test"], "label": "queue"}})
@@ -183,7 +183,7 @@ def test_report_and_review_are_task_shaped(task_team, task_ws, tmp_path):
 def test_served_answer_is_the_gated_answer_behind_the_real_router(task_team, task_ws, short, kind, flavor, label):
     """`mrc serve-models`, then rows (mixed types and nulls as JSON sends them) through the real
     router: the value / class-probability vector the plain library computes, as the gate does."""
-    from tests.serving.conftest import http_json
+    from tests.support.serving import http_json
 
     data = task_team["data"][short]
     ws = task_ws({short: {"test_data": data["test"], "label": label}}, name=f"ws-serve-{short}")
