@@ -366,6 +366,15 @@ class HealthWindow(Record):
     # latencies (Prometheus): [(upper bound in ms, requests at or below it)], cumulative, the
     # last bound +inf. The sequential judge counts requests above a bound from it.
     latency_buckets: list[tuple[float, int]] = field(default_factory=list)
+    # What the router randomised (issue 20): "user" (sticky by routing key), "request" (each request
+    # routed at random), "" (not known: the judge treats requests as the unit, as before).
+    unit_kind: str = ""
+    # Per routing unit (a user key, or a hashed user bucket) when the source knows it: unit ->
+    # {"requests", "errors", "latencies_ms", "predictions", "labelled", "wrong"} (the window's
+    # requests of that unit). With it, the canary judge's tests work on users (console/rollout/units.py).
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Why this window's request counts cannot feed a sample-ratio test ("" when they can).
+    sample_ratio_off: str = ""
 
     @property
     def error_rate(self) -> float | None:

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BadInputError
+from backends.support.redact import credential_in_url, redact
 from console.config_keys import check_known_keys
+from console.plugins import data_source, scheme_of
+from console.release.audit import AuditLog
+from console.release.policy import parse_policies
 
 ROLES = ("registry", "training", "traffic", "metrics")
 
@@ -58,8 +62,6 @@ def check_config_urls(config: Any, where: Path | str, path: str = "") -> None:
 
     The message names the field and the kind of secret, never the secret itself.
     """
-    from backends.support.redact import credential_in_url, redact
-
     if isinstance(config, dict):
         for key, value in config.items():
             dotted = f"{path}.{key}" if path else str(key)
@@ -176,7 +178,6 @@ class Workspace:
             ws.backend_name(role)  # validate names early: one clear line, before any write
         ws.lock_timeout_s()
         if "policy" in config:  # protected aliases: a bad rule is one line before anything runs
-            from console.release.policy import parse_policies
 
             try:
                 parse_policies(config, config_path)
@@ -267,8 +268,6 @@ class Workspace:
         return True if probe is None else bool(probe(self.section("traffic"), model))
 
     def audit(self):
-        from console.release.audit import AuditLog
-
         log = AuditLog(str(self.db_path))
         return log
 
@@ -297,8 +296,6 @@ class Workspace:
     def load_table(self, ref: str, *, model: str | None = None, version: str | None = None):
         """A data set by reference: a CSV/Parquet path or file:// URI, s3://bucket/key, mrc's
         name@version, or mlflow:<context> (the dataset the version's run logged with that context)."""
-        from console.plugins import data_source, scheme_of
-
         if not isinstance(ref, str) or not ref.strip():
             raise BadInputError(f"{self.config_path}: empty data reference")
         ref = ref.strip()

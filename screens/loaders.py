@@ -11,6 +11,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.base import NotFoundError
+from backends.support.dbfile import connect_db
+from console.overview import model_overviews
+from console.release.actions import UNREVIEWED, approval_tally, rollback_target
+from console.release.audit import verify_chain
+from console.release.policy import rollback_policy, workspace_policy
 from screens.presenters import HomeRow
 
 
@@ -30,10 +36,6 @@ class HomeData:
 
 
 def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool = True) -> HomeData:
-    from backends.base import NotFoundError
-    from console.overview import model_overviews
-    from console.release.actions import UNREVIEWED, rollback_target
-
     registry = ws.registry()
     listed: dict[str, list[Any]] | None = {} if with_versions else None  # filled by the per-model path
     try:
@@ -84,20 +86,31 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             approvals = {version: UNREVIEWED if mv.approval.status == "pending" and not mv.approval.by
                          else mv.approval.status for version, mv in overview.versions.items()}
             target = rollback_target(overview.production_history, production, approvals) if production else None
+        canary_status = getattr(canary, "status", None)
+        if live_canary and _unjudged(ws, canary):  # nobody judges it: red, whatever its last status said
+            canary_status = "unjudged"
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
-            gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
+            gate=gate, canary_status=canary_status, canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
             canary_candidate=canary.candidate if live_canary else None, approvals_short=short,
         ))
     return HomeData(rows, versions)
 
 
+def _unjudged(ws, canary) -> str | None:
+    from console.rollout.controller import unjudged
+
+    try:
+        return unjudged(ws, canary)
+    except Exception:  # a lease that cannot be read must not hide the model list
+        return None
+
+
 def _home_policy(ws):
     """[policy.production] for the home column, read leniently (a bad table must not hide the list)."""
     if "policy" not in (getattr(ws, "config", None) or {}):
         return None
-    from console.release.policy import rollback_policy
 
     return rollback_policy(ws)[0]
 
@@ -106,7 +119,6 @@ def _approvals_short(ws, mv, policy) -> str | None:
     """"1/2" when the rule protects production and the approved candidate lacks approvals."""
     if policy is None or policy.required_approvals <= 1:
         return None
-    from console.release.actions import approval_tally
 
     counted = approval_tally(ws.audit(), policy, mv, ws.registry())
     return None if counted.met else f"{len(counted.counted)}/{counted.required}"
@@ -137,8 +149,6 @@ def _has_canaries(db_path) -> bool:
     import os
     import sqlite3
 
-    from backends.support.dbfile import connect_db
-
     if not os.path.exists(db_path):
         return False
     try:
@@ -165,8 +175,6 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
     pointers = registry.get_pointers(model)
     version = version or pointers.get("candidate")
     if not version:
-        from backends.base import NotFoundError
-
         raise NotFoundError(f"{model}: no candidate to review")
     candidate = registry.get_version(model, version)
     production_version = pointers.get("production")
@@ -176,12 +184,9 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
 
 def production_approvals(ws, candidate):
     """How the candidate stands against [policy.production] ("1 of 2 approvals …"), None when unprotected."""
-    from console.release.policy import workspace_policy
-
     policy = workspace_policy(ws)
     if policy is None:
         return None
-    from console.release.actions import approval_tally
 
     return approval_tally(ws.audit(), policy, candidate, ws.registry())
 
@@ -228,8 +233,6 @@ def load_history(ws, model: str) -> HistoryData:
 
 def load_audit(ws, limit: int | None = None):
     import sqlite3
-
-    from console.release.audit import verify_chain
 
     if not ws.db_path.exists():  # never create a database just to read it
         return [], verify_chain([])

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from backends.support.redact import escape_control, redact
+from console.training import parse_param_pairs
 
 # Actions that write; --read-only removes their keys (check_action hides them from the footer).
 WRITE_ACTIONS = frozenset({"approve", "reject", "rollback", "train", "launch", "override", "confirm"})
@@ -44,6 +45,7 @@ DRIFT_LABELS = {
 CANARY_LABELS = {
     "progressing": ("▶ {weight}%", "cyan"),
     "paused": ("‖ paused {weight}%", "yellow"),
+    "unjudged": ("⚠ UNJUDGED {weight}%", "bold white on red"),  # live, and its controller is gone
     "promoted": ("✔ promoted", "green"),
     "rolled_back": ("↶ rolled back", "bold red"),
     "aborted": ("■ aborted", "red"),
@@ -504,8 +506,6 @@ def training_progress_text(event: dict[str, Any]) -> str | None:
 
 def parse_params(text: str) -> dict[str, Any]:
     """"epochs=5 hidden=8" -> {"epochs": 5, "hidden": 8}; raises ValueError on a bad pair."""
-    from console.training import parse_param_pairs
-
     return parse_param_pairs(text.replace(",", " ").split())
 
 

@@ -15,11 +15,18 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
 from backends.support.redact import escape_control
+from console.release.actions import decide, report_digest
+from console.release.policy import approver_problem, workspace_policy
+from screens.after_write import deliver_alerts
+from screens.base import ConsoleScreen
+from screens.dialogs.approve import ApproveDialog
+from screens.dialogs.reject import RejectDialog
+from screens.loaders import evaluate_drift, evaluate_gates_with_views, load_review
 from screens.presenters import (
     approval_label,
     bar,
-    delta_style,
     check_cells,
+    delta_style,
     drift_hist,
     drift_label,
     fmt_delta,
@@ -30,7 +37,6 @@ from screens.presenters import (
     overlay,
     short_sha,
 )
-from screens.base import ConsoleScreen
 
 UNAVAILABLE = "gate engine unavailable in this build: no gate report (approval records no gate digest)"
 
@@ -119,8 +125,6 @@ class ReviewScreen(ConsoleScreen):
     # -- workers --------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="review-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens.loaders import load_review
-
         try:
             data = load_review(self.app.workspace, self.model, self.version)
         except Exception as exc:
@@ -130,8 +134,6 @@ class ReviewScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="review-gates", exit_on_error=False)
     def _gates(self, version: str) -> None:
-        from screens.loaders import evaluate_gates_with_views
-
         self.app.record_call(f"console.evaluate.gates.evaluate_version(ws, {self.model!r}, {version!r})")
         try:
             report, views = evaluate_gates_with_views(self.app.workspace, self.model, version)
@@ -142,8 +144,6 @@ class ReviewScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="review-drift", exit_on_error=False)
     def _drift(self, version: str) -> None:
-        from screens.loaders import evaluate_drift
-
         self.app.record_call(f"console.evaluate.drift.version_drift(ws, {self.model!r}, {version!r}, "
                              f"record={not self.app.read_only})")
         try:
@@ -253,7 +253,6 @@ class ReviewScreen(ConsoleScreen):
         self.gate_error = ""
         self.gate_report = report = message.report
         self.app.gate_reports[(self.model, self.version)] = report
-        from console.release.actions import report_digest
 
         verdict = Text("✔ ALL GATES PASSED", style="bold green") if report.passed else Text(
             f"✘ GATES FAILED: {', '.join(c.name for c in report.failed_checks)}", style="bold red")
@@ -363,8 +362,6 @@ class ReviewScreen(ConsoleScreen):
     def action_approve(self) -> None:
         if not self.app.can_write("approve") or not self._ready_to_decide():
             return
-        from console.release.actions import report_digest
-        from screens.dialogs.approve import ApproveDialog
 
         report = self.gate_report
         cand = self.data.candidate
@@ -385,7 +382,6 @@ class ReviewScreen(ConsoleScreen):
         approvals = getattr(self.data, "approvals", None)
         if approvals is None:
             return ""
-        from console.release.policy import approver_problem
 
         actor, policy = self.app.actor, approvals.policy
         problem = approver_problem(policy, actor, approvals.trainer)
@@ -399,7 +395,6 @@ class ReviewScreen(ConsoleScreen):
     def action_reject(self) -> None:
         if not self.app.can_write("reject") or not self._ready_to_decide():
             return
-        from screens.dialogs.reject import RejectDialog
 
         cand = self.data.candidate
         self.app.push_screen(RejectDialog(self.model, cand.version, cand.artifact.sha256),
@@ -416,8 +411,6 @@ class ReviewScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="review-decide", exit_on_error=False)
     def _decide_worker(self, status: str, reason: str, override: bool, seen_status: str, gate_error: str = "") -> None:
-        from console.release.actions import decide
-
         ws = self.app.workspace
         self.app.record_call(f"console.release.actions.decide(registry, audit, {self.model!r}, {self.version!r}, "
                              f"status={status!r}, reason={reason!r}, override={override}, "
@@ -434,7 +427,6 @@ class ReviewScreen(ConsoleScreen):
         standing = (outcome.detail.get("policy") or {}).get("summary")
         self.post_message(self.Decided(f"{self.model} {self.version}: {status}{note} by {self.app.actor}"
                                        + (f"; {standing}" if standing else ""), True))
-        from screens.after_write import deliver_alerts
 
         deliver_alerts(ws, self.app.actor)  # the decision has committed: its alert (or resolution) goes out now
 
@@ -446,6 +438,4 @@ class ReviewScreen(ConsoleScreen):
 
 
 def _production_policy(ws):
-    from console.release.policy import workspace_policy
-
     return workspace_policy(ws)

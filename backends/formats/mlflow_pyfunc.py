@@ -9,6 +9,7 @@ one through load(), so the served score is the gated one (see serve_argv).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from backends.base import BadInputError
 from backends.formats._inspect import option_features
+from backends.formats._scores import class_probabilities, ordered, task_of, to_scores, torch_output_kind
 from backends.formats.torch_mlp import _first_line
 
 
@@ -42,17 +44,13 @@ class MlflowModel:
         classes = getattr(estimator, "classes_", None) if estimator is not None else None
         self.classes = [_plain(c) for c in classes] if classes is not None else None
         if "pytorch" in flavors:
-            from backends.formats._scores import torch_output_kind
-
             try:
                 self.output = torch_output_kind(model.get_raw_model())
             except Exception:  # no raw model to look at: the batch decides
                 self.output = None
 
     def predict(self, rows, columns):
-        import pandas as pd
-
-        from backends.formats._scores import ordered, to_scores
+        import pandas as pd  # pandas: ~0.4 s
 
         data = ordered(rows, columns, self.features, self.where, dtype="float64")
         if len(data) == 0:  # sklearn refuses 0 rows; no rows means no scores, not a broken model
@@ -99,11 +97,9 @@ class MlflowModel:
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
         if out.ndim == 2 and self.task != "regression":
-            from console.evaluate.multiclass import probabilities
-
             if self.classes is None or len(self.classes) != out.shape[1]:
                 self.classes = list(range(out.shape[1]))
-            return probabilities(out, str(self.options.get("output") or self.output or ""))
+            return class_probabilities(out, str(self.options.get("output") or self.output or ""))
         if self.task == "regression":
             return out.astype(np.float64)
         return out
@@ -118,14 +114,12 @@ class MlflowPyfuncFormat:
         return os.path.isdir(folder) and os.path.isfile(os.path.join(folder, "MLmodel"))
 
     def load(self, path: str, options: dict[str, Any]) -> MlflowModel:
-        from backends.formats._scores import task_of
-
         folder = model_folder(path)
         if not self.sniff(folder):
             raise BadInputError(f"{path}: not an MLflow model folder (no MLmodel file)")
         _quiet_mlflow()
         try:
-            from mlflow.models import Model
+            from mlflow.models import Model  # mlflow: ~1.5 s
 
             meta = Model.load(os.path.join(folder, "MLmodel"))
         except Exception as exc:  # a broken YAML file
@@ -145,7 +139,7 @@ class MlflowPyfuncFormat:
                 fitted_on = [str(n) for n in getattr(estimator, "feature_names_in_", [])]
                 return MlflowModel(estimator, task == "binary", features or fitted_on or None, dtypes, options, folder,
                                    task=task, estimator=estimator)
-            import mlflow.pyfunc
+            import mlflow.pyfunc  # mlflow: ~1.5 s
 
             model = mlflow.pyfunc.load_model(folder)
         except BadInputError:
@@ -178,8 +172,6 @@ def _native_estimator(folder: str, flavors: dict[str, Any]):
     for flavor in NATIVE_FLAVORS:
         if flavor not in flavors:
             continue
-        import importlib
-
         loader = importlib.import_module(f"mlflow.{flavor}")  # the flavour's library: sklearn ~1 s, xgboost ~0.5 s
         model = loader.load_model(folder)
         return model if hasattr(model, "predict") and hasattr(model, "fit") else None
@@ -213,8 +205,6 @@ def gated_with_predict_proba(folder: str, options: dict[str, Any]) -> bool:
     XGBoost or LightGBM flavour) but the pyfunc flavor MLflow serves with has another predict_fn ("predict" when the
     team logged none). Read from the MLmodel alone: the estimator is not unpickled here, so an
     estimator without predict_proba (LinearSVC) is served by mrc too, with the labels it is gated on."""
-    from backends.formats._scores import task_of
-
     if options.get("task") and task_of(options) == "regression":
         return False  # pyfunc's predict is the estimator's predict: the same value either way
     try:

@@ -338,4 +338,26 @@ class LocalMetrics:
                     continue
                 window.labelled += 1
                 window.correct += int((float(r["p"]) >= 0.5) == bool(label))
+            # The router is sticky by the request's key: the user is the unit it randomises.
+            if rows and all(isinstance(r.get("key"), str) for r in rows):
+                window.unit_kind = "user"
+                window.units = _per_unit(rows, index)
         return window
+
+
+def _per_unit(rows: list[dict[str, Any]], index: "_LogIndex") -> dict[str, dict[str, Any]]:
+    """The window's requests grouped by routing key (user): what a user-level test needs."""
+    units: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        unit = units.setdefault(r["key"], {"requests": 0, "errors": 0, "latencies_ms": [], "predictions": [],
+                                           "labelled": 0, "wrong": 0})
+        unit["requests"] += 1
+        unit["errors"] += int(int(r.get("status", 500)) >= 500)
+        unit["latencies_ms"].append(float(r.get("ms", 0.0)))
+        if r.get("p") is not None:
+            unit["predictions"].append(float(r["p"]))
+            label = index.label(r.get("id"))
+            if label is not None:
+                unit["labelled"] += 1
+                unit["wrong"] += int((float(r["p"]) >= 0.5) != bool(label))
+    return units

@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
-from backends.support.files import sha256_file
+from backends.local.loadgen import LoadGenerator, holdout_rows
+from backends.local.registry import LocalRegistry
 from backends.local.serving.controlkey import auth_headers, ensure_key
+from backends.support.files import sha256_file
 from backends.support.procs import alive, group_alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,8 +250,6 @@ class LocalTraffic:
         options = dict(options or {})
         own_registry = registry is None
         if own_registry:
-            from backends.local.registry import LocalRegistry
-
             registry = LocalRegistry(self.root)
         resolve_format = resolve_format or _format_by_entry_point
         with self._lock(model):
@@ -509,8 +509,6 @@ class LocalTraffic:
              on_start: Callable[[str], None] | None = None) -> dict[str, int]:
         """Replay rows through the model's router at `rate` for `duration` s, each label posted
         `label_delay_s` after its answer; the counts (sent, ok, errors, failed)."""
-        from backends.local.loadgen import LoadGenerator
-
         port = self.router_port(model)
         if port is None:
             raise BadInputError(f"{model}: not served (run `mrc serve-models {model}` first)")
@@ -522,6 +520,4 @@ class LocalTraffic:
 
     def holdout(self, model: str, ref: str, label: str | None = None) -> tuple[list[str], list[list[float]], list[int]]:
         """mrc's own dataset store (name@version): (feature columns, rows, labels)."""
-        from backends.local.loadgen import holdout_rows
-
         return holdout_rows(self.root, ref, label)

@@ -16,6 +16,8 @@ import numpy as np
 from backends.base import BadInputError, NotFoundError, Record, check_name
 from backends.support.dbfile import connect_db
 from backends.support.files import sha256_file
+from backends.support.stall import stall_point
+from backends.support.timeutil import now_iso
 
 
 def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
@@ -85,8 +87,6 @@ class DatasetStore:
         A file with no row is an orphan of a run killed between the two (nothing can reference
         it): it is replaced, never a reason to refuse the name forever. `in_transaction(conn, ds)`
         (the audit event) commits with the row."""
-        from backends.support.timeutil import now_iso
-
         check_name(name, "dataset")
         check_name(version, "dataset version")
         folder = self.root / "data" / name
@@ -104,7 +104,6 @@ class DatasetStore:
             sha, _ = sha256_file(path)
             ds = Dataset(name, version, sha, str(path.relative_to(self.root)), int(data.shape[0]), list(columns),
                          label, now_iso(), parent, note)
-            from backends.support.stall import stall_point
 
             stall_point("datasets:file-written")  # tests: killed here, the file has no row
             conn.execute(

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from backends.base import BadInputError, check_name
+import sys
+
+from backends.base import CANDIDATE, PRODUCTION, BadInputError, check_name
+from console.commands.audit_cmds import ingest_journals
 from console.commands.common import Context
+from console.domain import CanaryPlan
+from console.errors import PolicyRefusal
+
+# mrc's modules that this file's handlers run (release, rollout, evaluate …) are imported inside
+# them: every command module is imported to build `mrc --help` and `mrc rollback`'s parser, which
+# must not pay for them (--help: ~70 ms of CPU as is, ~300 ms with them at the top). Light modules
+# that --help loads anyway are imported above.
 
 EXIT_ROLLED_BACK = 1
 
@@ -32,6 +42,18 @@ def register(sub, common) -> None:
     p.add_argument("--reason", default="", help="why, for the audit log (required with --override)")
     p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
     p.set_defaults(handler=cmd_start)
+
+    p = common(csub.add_parser("plan", help="how long each step of a canary needs at a traffic rate, and what it "
+                               "cannot see (--json too)"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, both variants")
+    p.add_argument("--plan", default="5,25,50,100", help="canary weights in percent, the last one 100")
+    p.add_argument("--hold", type=float, metavar="S", help="seconds each step is held (default 60)")
+    p.add_argument("--alpha", type=float, help="false-rollback rate of the sequential judge (default 0.05)")
+    p.add_argument("--base-error-rate", type=float, default=0.01, metavar="P",
+                   help="stable's error rate the plan assumes (default 0.01)")
+    p.set_defaults(handler=cmd_plan)
 
     p = common(csub.add_parser("status", help="the model's latest canary state (--json: CanaryState)"))
     p.add_argument("model")
@@ -97,7 +119,6 @@ def _plan(args):
     import dataclasses
 
     from console.rollout.canary import parse_plan, validate_plan
-    from console.domain import CanaryPlan
 
     plan = parse_plan(args.plan)
     overrides = {"hold_s": args.hold, "interval_s": args.interval, "judge": args.judge, "alpha": args.alpha,
@@ -129,7 +150,6 @@ def cmd_start(ctx: Context) -> int:
     args = ctx.args
     ctx.require_write("canary start")
     check_name(args.model, "model")
-    from console.commands.audit_cmds import ingest_journals
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     check_name(args.version, "version")
@@ -168,10 +188,8 @@ def cmd_start(ctx: Context) -> int:
 def _shadow_first(ctx: Context, controller, plan):
     """The plan's `shadow` step, before any user sees the candidate; None when this start
     resumes a canary already past it."""
-    from backends.base import PRODUCTION
     from console.rollout.canary import evidence_timeout
     from console.rollout.controller import current_state
-    from console.errors import PolicyRefusal
     from console.rollout.shadow_report import shadow_step
 
     args = ctx.args
@@ -191,13 +209,49 @@ def _shadow_first(ctx: Context, controller, plan):
                        min_pairs=plan.min_requests, max_psi=plan.max_prediction_psi)
 
 
+def cmd_plan(ctx: Context) -> int:
+    """Pure planning: no workspace, nothing written."""
+    import dataclasses
+
+    from console.domain import CanaryPlan
+    from console.rollout.canary import forecast, forecast_text, parse_plan, validate_plan
+
+    args = ctx.args
+    check_name(args.model, "model")
+    check_name(args.version, "version")
+    plan = parse_plan(args.plan, CanaryPlan())
+    overrides = {"hold_s": args.hold, "alpha": args.alpha}
+    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        validate_plan(plan, "canary plan")
+    except BadInputError as exc:
+        flag = "--hold" if "hold_s" in str(exc) else "--alpha" if "alpha" in str(exc) else "--plan"
+        raise BadInputError(f"{flag}: {exc}") from None
+    result = forecast(plan, args.rate, args.base_error_rate)
+    ctx.emit(result, lambda: forecast_text(args.model, args.version, result))
+    return 0
+
+
 def cmd_status(ctx: Context) -> int:
     from console.rollout.controller import current_state
+
+    from console.rollout.controller import unjudged
 
     state = current_state(ctx.workspace, check_name(ctx.args.model, "model"))
     if state is None:
         raise BadInputError(f"{ctx.args.model}: no canary yet")
-    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    why = unjudged(ctx.workspace, state)
+
+    def human() -> str:
+        text = _state_text(state)
+        if why is None:
+            return text
+        # red where a terminal shows it: traffic sits at a split nobody is judging
+        head = f"UNJUDGED: {why}; `mrc alerts run` resumes it (or `mrc canary start {state.model} {state.candidate}`), " \
+               f"`mrc rollback {state.model}` ends it"
+        return (f"\x1b[1;31m{head}\x1b[0m" if sys.stdout.isatty() else head) + "\n" + text
+
+    ctx.emit({**state.to_dict(), "unjudged": why}, human)
     return 0
 
 
@@ -253,13 +307,11 @@ def cmd_drill(ctx: Context) -> int:
 
 
 def cmd_serve_models(ctx: Context) -> int:
-    from backends.base import CANDIDATE, PRODUCTION
     from console.release.serving import ensure_served
 
     args = ctx.args
     ctx.require_write("serve-models")  # it sets the split and starts or stops processes
     check_name(args.model, "model")
-    from console.commands.audit_cmds import ingest_journals
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     traffic = ctx.workspace.traffic()

@@ -52,8 +52,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from backends.base import BadInputError
+from backends.base import PRODUCTION, BadInputError, check_name
+from backends.native.metrics import classification_metrics
+from console import plugins
+from console.assets import asset_path
 from console.domain import GateCheck, GateReport
+from console.evaluate.stats import BOOTSTRAP_METRICS, mcnemar, metric_value, paired_bootstrap
+from console.evaluate.tasks import with_seed_names
 
 SEED_KEYS = ("metric_directions", "hard_gates", "relative_gates", "max_p99_latency_ms", "max_model_size_mb")
 EXTENSION_KEYS = ("threshold", "slices", "fairness", "significance", "robustness", "sanity", "description")
@@ -190,8 +195,6 @@ def _json_constant(name: str) -> float:
 
 
 def default_policy_path() -> Path:
-    from console.assets import asset_path
-
     return asset_path("gate_policy.json")
 
 
@@ -283,7 +286,6 @@ def _validate_section(key: str, section: dict[str, Any], source: str) -> dict[st
         num("n_boot", 2000, minimum=100)
         num("seed", 0, minimum=0)
         metrics_list(["accuracy", "auc_roc", "f1"])
-        from console.evaluate.stats import BOOTSTRAP_METRICS
 
         for m in out["metrics"]:
             if m not in BOOTSTRAP_METRICS:
@@ -480,7 +482,6 @@ def slice_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]
     cfg = policy.slices
     if not cfg:
         return []
-    from console.evaluate.stats import metric_value, paired_bootstrap
 
     column = cfg["column"]
     if column not in data.columns:
@@ -649,7 +650,6 @@ def significance_checks(policy: GatePolicy, data: PairedPredictions) -> list[Gat
     cfg = policy.significance
     if not cfg or data.baseline is None:
         return []
-    from console.evaluate.stats import mcnemar, paired_bootstrap
 
     y, cand, base = data.y_true, data.candidate, data.baseline
     alpha, margin, require = cfg["alpha"], cfg["margin"], cfg["require"]
@@ -785,8 +785,6 @@ def robustness_checks(policy: GatePolicy, predict: Callable[[np.ndarray], np.nda
 
 
 def classification_summary(y: np.ndarray, scores: np.ndarray, threshold: float, prefix: str = "") -> dict[str, float]:
-    from backends.native.metrics import classification_metrics
-
     metrics = classification_metrics(y, scores, threshold=threshold, prefix=prefix)
     err = scores - y.astype(float)
     metrics[f"{prefix}rmse"] = float(np.sqrt(np.mean(err * err))) if err.size else float("nan")
@@ -834,8 +832,8 @@ def load_metrics_file(path: str | os.PathLike) -> dict[str, Any]:
 
 def evaluate_files(candidate_path: str, baseline_path: str | None, policy_path: str | None,
                    task: str = "binary") -> GateReport:
+    # deferred: task_gates builds on this module (GatePolicy, seed_checks); a cycle to untie
     from console.evaluate.task_gates import load_task_policy
-    from console.evaluate.tasks import with_seed_names
 
     policy = load_task_policy(policy_path, task)
     # MLflow evaluate's names (r2_score, f1_score …) read as the seed's (r2, f1 …)
@@ -888,9 +886,7 @@ def evaluate_version_full(ws, model: str, version: str, policy_path: str | None 
     metrics, S3 metrics.json …) always; with `[models.X] test_data` every other check too, on
     both models' predictions through the model-format seam. Without a test set the checks that
     need data are listed as not run, which is not a failure (the report is just not complete)."""
-    from backends.base import PRODUCTION, check_name
-
-    from console.evaluate import task_gates
+    from console.evaluate import task_gates  # deferred: task_gates imports gates (a cycle)
 
     check_name(model, "model")
     check_name(version, "version")
@@ -960,8 +956,6 @@ def _evaluate_recorded(policy: GatePolicy, model: str, candidate_mv, baseline_mv
 
 def _load_version_model(ws, registry, model: str, mv, cfg: dict[str, Any], dest: Path):
     """A version's artifact, loaded through the model-format seam (console/plugins)."""
-    from console import plugins
-
     dest.mkdir(parents=True, exist_ok=True)
     path = registry.fetch_artifact(model, mv.version, str(dest))
     # mrc.toml's `format` first, then the format the registry declared, then the file's bytes

@@ -17,15 +17,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from backends.base import BadInputError
+from console.assets import asset_path
 from console.domain import GateCheck, GateReport
 from console.evaluate import gates, multiclass, regression
-from console.evaluate.tasks import (BINARY_ONLY, SIGNIFICANCE_DEFAULTS, SIGNIFICANCE_KNOWN, SLICE_KNOWN,
-                                    with_seed_names)
+from console.evaluate.tasks import BINARY_ONLY, SIGNIFICANCE_DEFAULTS, SIGNIFICANCE_KNOWN, SLICE_KNOWN, with_seed_names
 
 
 def default_policy_path(task: str) -> Path:
-    from console.assets import asset_path
-
     return asset_path("gate_policy.json" if task == "binary" else f"gate_policy_{task}.json")
 
 
@@ -222,8 +220,6 @@ def task_policy_for(ws, model: str, policy_path: str | None, task: str) -> gates
 
 def known_task(ws, model: str, cfg: Mapping[str, Any], candidate_mv) -> str | None:
     """The task before any model is loaded: mrc.toml's, else the recorded metrics' names."""
-    from console.evaluate.tasks import resolve_task
-
     return resolve_task(model, str(ws.config_path), cfg, metric_names=list(candidate_mv.metrics))
 
 
@@ -231,9 +227,6 @@ def task_of_model(loaded, frame_head, model: str, version: str, config_path: str
     """What a loaded model says its task is, else what its output on a few rows shows: class
     columns (3+) are a multi-class model; whole numbers with more than two values could be
     classes or counts, so mrc asks; anything else keeps the binary reading (scores, logits)."""
-    from backends.capabilities import PredictsTask
-    from console.evaluate.tasks import ask_for_task, task_from_output
-
     if not isinstance(loaded, PredictsTask):
         return "binary"
     if loaded.task:
@@ -269,8 +262,6 @@ def frame_of(table, features: list[str]):
 
 def _predict_task(loaded, frame, task: str, model: str, version: str, source: str):
     """(output, classes): the task's answer through PredictsTask, else through predict()."""
-    from backends.capabilities import PredictsTask
-
     try:
         if isinstance(loaded, PredictsTask):
             out = np.asarray(loaded.predict_task(frame))

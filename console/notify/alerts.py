@@ -34,8 +34,12 @@ PROMOTED = ("promote", "canary-promote")
 # action -> what it resolves: (alertnames, whether the event's version must match the alert's)
 RESOLVES: dict[str, tuple[tuple[str, ...], bool]] = {
     "promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed"), False),
-    "canary-promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed"), False),
+    "canary-promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed", "CanaryUnjudged"), False),
     "canary-start": (CANARY_ENDED, False),
+    # a controller judging the canary again, or the canary ended: nobody is left unjudged
+    "canary-resume": (("CanaryUnjudged",), False),
+    "canary-rollback": (("CanaryUnjudged",), False),
+    "canary-abort": (("CanaryUnjudged",), False),
     "approve": (("ApprovalRequested",), True),
     "reject": (("ApprovalRequested",), True),
     "drift.ok": (("DriftCritical",), False),
@@ -209,6 +213,10 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
         name, severity = "CanaryHalted", "critical" if halted else "warning"
         summary = f"{event.model} {event.version}: canary halted, stable {details.get('stable', '?')} at 100%: " \
                   f"{details.get('reason', '')}"
+    elif action == "canary.unjudged":
+        name, severity = "CanaryUnjudged", "critical"
+        summary = f"{event.model} {event.version}: canary at {details.get('weight', '?')}% is UNJUDGED: " \
+                  f"{details.get('reason', '')}"
     elif action == "canary-promote":
         name, severity = "CanaryPromoted", "info"
         summary = f"{event.model} {event.version}: canary promoted to production: {details.get('reason', '')}"
@@ -289,7 +297,7 @@ def audit_failure(last_error: str, error: str, failures: int) -> bool:
 
 def mapped_actions() -> tuple[str, ...]:
     """Every action that can fire or resolve an alert (the delivery query reads only these)."""
-    return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "rollback", "drift.critical",
+    return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "canary.unjudged", "rollback", "drift.critical",
                          "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED,
                          HEALTH_ONGOING, *RESOLVES}))
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from backends.base import PRODUCTION, BackendError, BadInputError
 from console.errors import PolicyViolation  # noqa: F401  (raised here; importers take it from this module too)
+from console.release.audit import connect
 
 POLICY_FIELDS = ("required_approvals", "distinct_from_trainer", "approvers", "rollback", "identity")
 VERIFIED, CLAIMS, REQUIRE = "verified", "claims", "require"
@@ -224,8 +225,6 @@ def signatures_of(registry, audit, model: str, version: str, held: sqlite3.Conne
 
 def load_signatures(db_path: str, model: str, version: str) -> list[Signature]:
     import os
-
-    from console.release.audit import connect
 
     if not os.path.exists(db_path):
         return []

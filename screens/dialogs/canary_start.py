@@ -17,9 +17,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from backends.base import BadInputError
 from console.assets import asset_path
-from screens.presenters import canary_start_statement
+from console.domain import CanaryPlan
+from console.rollout.canary import parse_plan
 from screens.dialogs.approve import CONFIRM_GUARD_S, ReasonInput
+from screens.presenters import canary_start_statement
 
 DEFAULT_PLAN = "5,25,50,100"
 
@@ -47,8 +50,6 @@ class CanaryStartDialog(ModalScreen[CanaryStart | None]):
         self.opened_at = time.monotonic()
 
     def compose(self) -> ComposeResult:
-        from console.domain import CanaryPlan
-
         plan = CanaryPlan()
         with Vertical(id="dialog-box", classes="dialog"):
             yield Static(Text(f"Start a canary of {self.model} version {self.candidate}?", style="bold"),
@@ -73,8 +74,6 @@ class CanaryStartDialog(ModalScreen[CanaryStart | None]):
     def action_confirm(self) -> None:
         if time.monotonic() - self.opened_at < CONFIRM_GUARD_S:
             return  # a held key, not a decision
-        from backends.base import BadInputError
-        from console.rollout.canary import parse_plan
 
         plan = self.query_one("#plan", Input).value.strip()
         try:

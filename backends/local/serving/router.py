@@ -47,6 +47,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from backends.local.serving.controlkey import read_key
 from backends.local.serving.jsonhttp import JsonHandler
 
 BUCKETS = 10_000
@@ -620,7 +621,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="rotate shadow.jsonl to shadow.jsonl.1 past this size")
     parser.add_argument("--shadow-log-keep", type=int, default=SHADOW_LOG_KEEP, help="rotated generations kept")
     args = parser.parse_args(argv)
-    from backends.local.serving.controlkey import read_key
 
     state = RouterState(Path(args.dir), args.model)
     state.mirror = ShadowMirror(state, log_max_bytes=args.shadow_log_max_bytes, log_keep=args.shadow_log_keep)
