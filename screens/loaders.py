@@ -48,6 +48,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     rows: list[HomeRow] = []
     versions: list[Any] = []
     protected = _home_policy(ws)
+    watched = isinstance(ws.config.get("monitor"), dict)
+    read_tier = optional("console.monitor.tier_file", "read_tier") if watched else None  # nothing without [monitor]
+    watched = watched and read_tier is not None
     every_version = getattr(registry, "list_all_versions", None)
     if with_versions and every_version is not None and not listed:
         listed = every_version()  # one read instead of one per model
@@ -76,6 +79,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
                 drift = drift_status(ws, summary.name, candidate) if candidate else None
             except Exception:  # a broken drift record must not hide the model list
                 drift = None
+        monitor = None
+        if production and watched:  # one small JSON file per model: the last round's tier
+            monitor = (read_tier(ws, summary.name) or {}).get("tier")
         canary = canaries.get(summary.name)
         live_canary = canary is not None and bool(getattr(canary, "active", False))
         if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
@@ -93,7 +99,7 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
             gate=gate, canary_status=canary_status, canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
-            canary_candidate=canary.candidate if live_canary else None, approvals_short=short,
+            canary_candidate=canary.candidate if live_canary else None, approvals_short=short, monitor=monitor,
         ))
     return HomeData(rows, versions)
 

@@ -101,7 +101,7 @@ class ReviewScreen(ConsoleScreen):
             yield DataTable(id="gates", cursor_type="row")
             yield Static("", id="task-view")
             yield Static("metrics vs production (Δ with 95% interval when the gate engine gives one)",
-                         classes="pane-title")
+                         classes="pane-title", id="deltas-title")
             yield DataTable(id="deltas", cursor_type="row")
             yield Static("drift per feature: training data of this version vs production's", classes="pane-title")
             yield Static("", id="drift-status")
@@ -209,6 +209,15 @@ class ReviewScreen(ConsoleScreen):
         table.clear()
         cand, prod = self.data.candidate, self.data.production
         checks = self.gate_report.checks if self.gate_report is not None else []
+        gated_vs = getattr(self.gate_report, "baseline", None) if self.gate_report is not None else None
+        title = "metrics vs production (Δ with 95% interval when the gate engine gives one)"
+        if prod is not None and gated_vs and gated_vs != prod.version:
+            # one baseline: the deltas are against production now, so the gates' intervals (against
+            # the version production was when they ran) are not shown beside them
+            checks = []
+            title = (f"metrics vs production {prod.version} (the gates ran against {gated_vs} before production "
+                     f"moved: their intervals are hidden; g re-runs them against {prod.version})")
+        self.query_one("#deltas-title", Static).update(title)
         deltas = metric_deltas(cand.metrics, prod.metrics if prod else None, checks)
         # one axis for every interval, scaled to the intervals only (a latency delta in ms must not flatten them)
         span = max([abs(v) for d in deltas if d.ci for v in (*d.ci, d.delta or 0.0)] + [1e-9])
