@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from backends.base import BadInputError
-from backends.formats._scores import class_probabilities
 from console.domain import GateCheck
 from console.evaluate.stats import _normal_quantile, mcnemar
 
@@ -123,11 +122,6 @@ def log_loss(y_codes: np.ndarray, proba: np.ndarray) -> float:
     eps = np.finfo(p.dtype).eps
     picked = np.clip(p[np.arange(y_codes.size), y_codes], eps, 1 - eps)
     return float(-np.mean(np.log(picked)))
-
-
-def probabilities(raw: np.ndarray, output: str | None = None) -> np.ndarray:
-    """(n, k) class scores as probabilities (softmax of logits): the formats' own rule."""
-    return class_probabilities(raw, output)
 
 
 def mcnemar_checks(cfg: dict[str, Any], y_codes: np.ndarray, cand_codes: np.ndarray,
