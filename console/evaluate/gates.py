@@ -936,10 +936,12 @@ class VersionEvaluation:
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, float] | None = None
     data_source: str = ""  # the test set read, as its reference
+    task: str = "binary"  # regression / multiclass: evaluated by task_gates, scores in task_details
+    task_details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_data(self) -> bool:
-        return self.candidate_scores is not None
+        return self.candidate_scores is not None or bool(self.task_details)
 
 
 def policy_for(ws, model: str, policy_path: str | None) -> GatePolicy:
@@ -957,23 +959,39 @@ def evaluate_version_full(ws, model: str, version: str, policy_path: str | None 
     metrics, S3 metrics.json …) always; with `[models.X] test_data` every other check too, on
     both models' predictions through the model-format seam. Without a test set the checks that
     need data are listed as not run, which is not a failure (the report is just not complete)."""
+    from console.evaluate import task_gates  # deferred: task_gates imports gates (a cycle)
+
     check_name(model, "model")
     check_name(version, "version")
-    policy = policy_for(ws, model, policy_path).with_version_defaults()
     cfg = ws.model_config(model)
     registry = ws.registry()
     candidate_mv = registry.get_version(model, version)
     production = registry.get_pointers(model).get(PRODUCTION)
     baseline_version = production if production and production != version else None
     baseline_mv = registry.get_version(model, baseline_version) if baseline_version else None
+    # the task: mrc.toml's, else the recorded metrics' names, else (with a test set) the model's own
+    task = task_gates.known_task(ws, model, cfg, candidate_mv)
     if not cfg.get("test_data"):
+        task = task or "binary"
+        policy = task_gates.task_policy_for(ws, model, policy_path, task).with_version_defaults()
         return _evaluate_recorded(policy, model, candidate_mv, baseline_mv,
-                                  f"no test set (models.{model}.test_data in {ws.config_path})")
+                                  f"no test set (models.{model}.test_data in {ws.config_path})", task=task)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mrc-gate-") as tmp:
         # every prediction happens in here: a loaded model may read its folder lazily
-        return _evaluate_on_data(ws, policy, cfg, model, candidate_mv, baseline_mv, registry, Path(tmp))
+        cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, Path(tmp) / "candidate")
+        test = None
+        if task is None:
+            test = task_gates.load_split(ws, cfg["test_data"], cfg.get("label") or "label", model, version)
+            head = task_gates.frame_of(test, _features_of(cand_model, test, cfg.get("label") or "label", model,
+                                                          version))
+            task = task_gates.task_of_model(cand_model, head.iloc[:64], model, version, str(ws.config_path))
+        policy = task_gates.task_policy_for(ws, model, policy_path, task).with_version_defaults()
+        if task != "binary":
+            return task_gates.evaluate_version_on_data(ws, policy, cfg, model, task, candidate_mv, baseline_mv,
+                                                       registry, Path(tmp), cand_model, test)
+        return _evaluate_on_data(ws, policy, cfg, model, candidate_mv, baseline_mv, registry, Path(tmp), cand_model)
 
 
 def evaluate_version(ws, model: str, version: str, policy_path: str | None = None) -> GateReport:
@@ -992,17 +1010,21 @@ def not_run_checks(policy: GatePolicy, why: str) -> list[GateCheck]:
             for key, kind in DATA_CHECKS if getattr(policy, key)]
 
 
-def _evaluate_recorded(policy: GatePolicy, model: str, candidate_mv, baseline_mv, why: str) -> VersionEvaluation:
+def _evaluate_recorded(policy: GatePolicy, model: str, candidate_mv, baseline_mv, why: str,
+                       task: str = "binary") -> VersionEvaluation:
     """The seed's evaluate_promotion: the candidate's recorded metrics vs production's."""
-    cand_metrics = dict(candidate_mv.metrics)
-    base_metrics = dict(baseline_mv.metrics) if baseline_mv is not None else None
+    from console.evaluate.tasks import with_seed_names
+
+    # MLflow evaluate's names (root_mean_squared_error, f1_score …) read as the seed's
+    cand_metrics = with_seed_names(candidate_mv.metrics, task)
+    base_metrics = with_seed_names(baseline_mv.metrics, task) if baseline_mv is not None else None
     report = GateReport(model, candidate_mv.version, baseline_mv.version if baseline_mv else None, policy.sha256)
     report.checks = seed_checks(
         policy, cand_metrics, base_metrics,
         candidate_source=f"{model} version {candidate_mv.version} recorded metrics",
         baseline_source=f"{model} version {baseline_mv.version if baseline_mv else '-'} (production) recorded metrics")
     report.checks += not_run_checks(policy, why)
-    return VersionEvaluation(report, candidate_metrics=cand_metrics, baseline_metrics=base_metrics)
+    return VersionEvaluation(report, candidate_metrics=cand_metrics, baseline_metrics=base_metrics, task=task)
 
 
 def _load_version_model(ws, registry, model: str, mv, cfg: dict[str, Any], dest: Path):
@@ -1067,13 +1089,14 @@ def _scores(predict, table, features: list[str], model: str, version: str) -> np
 
 
 def _evaluate_on_data(ws, policy: GatePolicy, cfg: dict[str, Any], model: str, candidate_mv, baseline_mv,
-                      registry, tmp: Path) -> VersionEvaluation:
+                      registry, tmp: Path, cand_model=None) -> VersionEvaluation:
     version = candidate_mv.version
     baseline_version = baseline_mv.version if baseline_mv is not None else None
     label = cfg.get("label") or "label"
     test_ref = cfg["test_data"]
     test, y = _load_split(ws, test_ref, label, model, version, "test")
-    cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, tmp / "candidate")
+    if cand_model is None:
+        cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, tmp / "candidate")
     features = _features_of(cand_model, test, label, model, version)
     cand_predict = _predictor(cand_model, features, model, version)
     base_predict = base_features = None
