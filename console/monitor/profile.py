@@ -100,11 +100,14 @@ def bin_feature(fb: FeatureBins, values: np.ndarray) -> np.ndarray:
     """The slot of each value (int array)."""
     if fb.kind == "numeric":
         floats, unseen = _as_float(np.asarray(values))
-        finite = np.isfinite(floats)
-        slots = np.searchsorted(np.asarray(fb.edges, dtype=float), np.where(finite, floats, 0.0), side="right")
-        slots = np.where(finite, slots, MISSING)
-        slots = np.where(np.isinf(floats), np.where(floats > 0, len(fb.edges), 0), slots)  # ±inf: the outer bins
-        return np.where(unseen, UNSEEN, slots).astype(np.int64)
+        # ±inf land in the outer bins by themselves; NaN (missing) would sort last: moved to MISSING
+        slots = np.searchsorted(np.asarray(fb.edges, dtype=float), floats, side="right")
+        missing = np.isnan(floats)
+        if missing.any():
+            slots[missing] = MISSING
+        if unseen.any():
+            slots[unseen] = UNSEEN
+        return slots.astype(np.int64, copy=False)
     index = {level: i for i, level in enumerate(fb.levels)}
     known = set(fb.known)
     out = np.empty(len(values), dtype=np.int64)

@@ -102,3 +102,29 @@ def test_a_mapping_naming_a_field_no_record_has_is_one_line_naming_source_and_fi
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and "router log" in line and "inputs: missing" in line
+
+
+def test_run_stops_on_sigterm_after_the_round_it_is_in(demo_ws):
+    """The daemon's first round reports (an event, not a sleep), then SIGTERM ends the wait for
+    the next: exit 0, one round done."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.cli import REPO, mrc_env
+
+    configure(demo_ws, "[monitor]\nmin_units = 30")
+    write_capture(demo_ws, 500, seed=4)
+    proc = subprocess.Popen([sys.executable, "-m", "console.cli", "monitor", "run", "--interval", "3600", "--json",
+                             "--workspace", str(demo_ws)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=mrc_env(), cwd=str(REPO))
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["model"] == MODEL and first["tier"] in ("ok", "warning", "critical")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped after 1 round(s)" in err
