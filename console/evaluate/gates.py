@@ -280,6 +280,10 @@ def _validate_section(key: str, section: dict[str, Any], source: str) -> dict[st
         num("max_demographic_parity_diff", 0.2, minimum=0.0)
         num("max_equal_opportunity_diff", 0.2, minimum=0.0)
         num("min_group_size", 30, minimum=1)
+        num("alpha", 0.05, positive=True)  # the gap's interval, simultaneous over group pairs
+        num("power", 0.8, positive=True)  # what the stated minimum group size is derived for
+        if out["alpha"] >= 1 or out["power"] >= 1:
+            raise BadInputError(f"{where}: alpha and power must be within (0, 1)")
     elif key == "significance":
         num("alpha", 0.05, positive=True)
         num("margin", 0.01, minimum=0.0)
@@ -515,8 +519,20 @@ def slice_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]
             beyond = bool(drop > max_drop) if math.isfinite(drop) else True
             passed = not (significant and beyond) and math.isfinite(value)
             threshold = base - sign * max_drop
+            # The smallest drop this slice could show with 80 % power: the interval's standard error
+            # times (z of the test + z of the power). Above the allowed drop, a pass means nothing.
+            z_test = _z(1 - level / 2)
+            se = (hi - lo) / (2 * z_test) if math.isfinite(hi - lo) else math.inf
+            detectable = max(max_drop, (z_test + _z(SLICE_POWER)) * se)
+            # Decided: a significant drop beyond the allowance fails; a drop whose interval stays
+            # within the allowance, or a slice large enough to have seen one, passes; else undecided.
+            blind = bool(passed and not (math.isfinite(hi) and hi <= max_drop) and detectable > max_drop)
             if not math.isfinite(value):
                 why = "the candidate's value is undefined"
+            elif blind:
+                why = (f"insufficient data: {n} rows can only show a drop of {_fmt(detectable)} or more "
+                       f"({SLICE_POWER:.0%} power), the allowed drop is {_fmt(max_drop)}")
+                passed = None
             elif significant and beyond:
                 why = f"a significant drop beyond {cfg['k']:g}×{cfg['tolerance']:g}"
             elif beyond:
@@ -528,10 +544,47 @@ def slice_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]
             detail = (f"slice {column}={name} ({n} rows): {metric} {_fmt(value)} vs production {_fmt(base)}; "
                       f"drop {_fmt(drop)}, {(1 - level) * 100:.4g}% CI [{_fmt(lo)}, {_fmt(hi)}]: {why}")
             extra.update({"drop": drop, "drop_ci": [lo, hi], "ci_level": 1 - level, "significant": significant,
-                          "beyond_tolerance": beyond, "n_boot": boot["n_boot"]})
-        checks.append(GateCheck(f"slice_{column}={name}_{metric}", "slice", bool(passed), value, threshold, base, detail,
-                                extra))
+                          "beyond_tolerance": beyond, "n_boot": boot["n_boot"],
+                          "min_detectable_drop": detectable if math.isfinite(detectable) else None,
+                          "insufficient_data": passed is None})
+        checks.append(GateCheck(f"slice_{column}={name}_{metric}", "slice", None if passed is None else bool(passed),
+                                value, threshold, base, detail, extra))
     return checks
+
+
+SLICE_POWER = 0.8  # the power the smallest detectable drop of a slice is stated for
+
+
+def _z(p: float) -> float:
+    from statistics import NormalDist  # stdlib
+
+    return NormalDist().inv_cdf(min(max(p, 1e-12), 1 - 1e-12))
+
+
+def gap_interval(successes: np.ndarray, counts: np.ndarray, alpha: float) -> tuple[float, float, float]:
+    """(gap, lower, upper) of the best-minus-worst rate over groups, with Wald intervals of every
+    pair's difference, Bonferroni over the pairs (so the bounds hold for the gap simultaneously);
+    rates smoothed by half a count in the variance, so 0/10 is not certainty."""
+    rates = successes / counts
+    smooth = (successes + 0.5) / (counts + 1.0)
+    m = len(counts)
+    pairs = max(1, m * (m - 1) // 2)
+    z = _z(1 - alpha / pairs / 2)
+    lower, upper = 0.0, 0.0
+    for i in range(m):
+        for j in range(i + 1, m):
+            diff = abs(rates[i] - rates[j])
+            se = math.sqrt(smooth[i] * (1 - smooth[i]) / counts[i] + smooth[j] * (1 - smooth[j]) / counts[j])
+            lower, upper = max(lower, diff - z * se), max(upper, diff + z * se)
+    return float(rates.max() - rates.min()), lower, upper
+
+
+def power_group_size(rate: float, limit: float, alpha: float, power: float, groups: int) -> int:
+    """Rows per group at which an interval on a gap of `limit` clears it with `power`."""
+    p = min(0.95, max(0.05, rate))
+    pairs = max(1, groups * (groups - 1) // 2)
+    z = _z(1 - alpha / pairs / 2) + _z(power)
+    return int(math.ceil(2 * p * (1 - p) * z * z / max(limit, 1e-6) ** 2))
 
 
 def group_rates(y: np.ndarray, pred: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -592,10 +645,30 @@ def fairness_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateChe
                                  f"{what} across {column} groups: fewer than two groups with ≥ {min_size} {unit}, "
                                  f"not judged{small_text}", {**extra, "skipped": True}))
             continue
-        passed = bool(value <= limit)
+        # The gap with its interval: over the limit only when the interval is wholly above it,
+        # within it only when wholly below; in between the data cannot decide (equal groups of 30
+        # rows failed a fixed 0.1 gap 10.2 % of the time: a rate of 30 moves by ±0.18).
+        judged = [g for g in range(len(names)) if eligible[g] and math.isfinite(rates[g])]
+        counts_j = np.array([float(counts[g]) for g in judged])
+        successes = np.array([rates[g] * counts[g] for g in judged])
+        _, lower, upper = gap_interval(successes, counts_j, float(cfg.get("alpha", 0.05)))
+        pooled = float(successes.sum() / counts_j.sum())
+        needed = power_group_size(pooled, limit, float(cfg.get("alpha", 0.05)), float(cfg.get("power", 0.8)), len(judged))
+        extra.update({"gap_ci": [lower, upper], "ci_level": 1 - float(cfg.get("alpha", 0.05)),
+                      "power_min_group_size": needed})
+        if lower > limit:
+            passed, verdict = False, f"over {_fmt(limit)}"
+        elif upper <= limit:
+            passed, verdict = True, f"within {_fmt(limit)}"
+        else:
+            passed, verdict = None, (f"insufficient data: the interval reaches both sides of {_fmt(limit)}; groups of "
+                                     f"~{needed} {unit} decide a gap of the limit's size with "
+                                     f"{float(cfg.get('power', 0.8)):.0%} power")
+        extra["insufficient_data"] = passed is None
         out.append(GateCheck(f"fairness_{name}", "fairness", passed, value, limit, b,
-                             f"{what} differs by {_fmt(value)} across {column} groups "
-                             f"({'within' if passed else 'over'} {_fmt(limit)}){small_text}", extra))
+                             f"{what} differs by {_fmt(value)} across {column} groups, "
+                             f"{(1 - float(cfg.get('alpha', 0.05))) * 100:g}% CI [{_fmt(lower)}, {_fmt(upper)}] "
+                             f"({verdict}){small_text}", extra))
     return out
 
 
