@@ -120,7 +120,7 @@ def _check_format_options(options: dict, model: str) -> None:
     if features is not None and not (isinstance(features, list) and features
                                      and all(isinstance(f, str) and f for f in features)):
         raise BadInputError(f"{where}.features: must be a list of column names")
-    for key, allowed in (("task", ("binary", "regression")), ("output", ("logits", "probabilities"))):
+    for key, allowed in (("task", ("binary", "regression", "multiclass")), ("output", ("logits", "probabilities"))):
         if key in options and options[key] not in allowed:
             raise BadInputError(f"{where}.{key}: must be one of {', '.join(allowed)}, not {options[key]!r}")
     if "trust_pickle" in options and not isinstance(options["trust_pickle"], bool):

@@ -205,6 +205,18 @@ def evaluate_gates(ws, model: str, version: str):
     return evaluate(ws, model, version)
 
 
+def evaluate_gates_with_views(ws, model: str, version: str) -> tuple[Any, list[str]]:
+    """(gate report or None, text views of a regression's residuals or a classifier's confusion
+    matrix; empty for a binary model)."""
+    evaluate = optional("console.evaluate.gates", "evaluate_version_full")
+    if evaluate is None:
+        return evaluate_gates(ws, model, version), []
+    from console.evaluate.task_plots import text_blocks
+
+    evaluation = evaluate(ws, model, version)
+    return evaluation.report, text_blocks(evaluation)
+
+
 def evaluate_drift(ws, model: str, version: str, *, record: bool = True):
     """The drift report; `record` keeps the verdict for the home screen (never in read-only)."""
     version_drift = optional("console.evaluate.drift", "version_drift")

@@ -687,6 +687,9 @@ def needs_more_lines(state: Any) -> list[str]:
     if state is None or getattr(state, "status", "progressing") not in ("progressing", "paused"):
         return []  # rolled back, promoted, aborted: what a live canary waited for no longer applies
     gap = (state.sequential or {}).get("needs_more")
+    if gap and gap.get("requests") is None and gap.get("test"):  # an infinite plan (issue 20)
+        return [f"the {gap['test']} test cannot show the plan's minimum regression at this split: the evidence "
+                "timeout will end the canary as inconclusive"]
     if not gap or not gap.get("requests"):
         return []
     return [f"needs ~{int(gap['requests']):,} more canary requests before the {gap.get('test', 'judge')} test "

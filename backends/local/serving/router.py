@@ -123,7 +123,8 @@ def p_one(prediction) -> float:
     if isinstance(prediction, list):
         if len(prediction) in (1, 2):
             return p_one(prediction[-1])
-        raise ValueError(f"prediction with {len(prediction)} values: expected 1 or 2")
+        raise ValueError(f"prediction with {len(prediction)} values: expected 1 or 2 (a multi-class model: "
+                         "task = \"multiclass\" under [models.X] in mrc.toml)")
     if isinstance(prediction, dict):
         for key in ("1", "1.0", "probability", "probabilities", "proba", "score", "prediction", "predictions"):
             if key in prediction:
@@ -133,15 +134,28 @@ def p_one(prediction) -> float:
     raise ValueError(f"prediction {prediction!r}: not a number, a [p0, p1] pair or a row")
 
 
-def predictions_from_mlflow(reply) -> list[float]:
-    """{"predictions": [...]} (MLflow 2 and 3), or a bare list (older servers), as numbers."""
+def prediction_of(prediction, task: str):
+    """One MLflow prediction in its task's shape: a multi-class model's class-probability vector
+    passes as a list of numbers, its class label as it is; a binary pair or row is reduced to
+    P(1) (p_one), and three or more values there are refused; a regression's value is a number."""
+    if isinstance(prediction, list) and task == "multiclass":
+        return [float(p) for p in prediction]
+    if task == "multiclass":
+        if isinstance(prediction, dict):
+            return [float(p) for p in prediction.values()]
+        return prediction  # a predicted label (text or number)
+    return p_one(prediction)
+
+
+def predictions_from_mlflow(reply, task: str = "binary") -> list:
+    """{"predictions": [...]} (MLflow 2 and 3), or a bare list (older servers), in the task's shape."""
     preds = reply.get("predictions") if isinstance(reply, dict) else reply
     if isinstance(preds, dict):  # a DataFrame in "columns" orient: {column: {row: value}}
         preds = [dict(zip(preds, values)) for values in zip(*(v.values() if isinstance(v, dict) else v
                                                                for v in preds.values()))]
     if not isinstance(preds, list):
         raise ValueError(f"answer without predictions: {str(reply)[:200]}")
-    return [p_one(p) for p in preds]
+    return [prediction_of(p, task) for p in preds]
 
 
 class Fault:
@@ -256,7 +270,7 @@ def call_backend(backend: dict, rows, columns, timeout: float = 30.0) -> tuple[i
         message = reply.get("message") or reply.get("error") if isinstance(reply, dict) else None
         return status, {"error": str(message or reply)[:500]}
     try:
-        return 200, {"predictions": predictions_from_mlflow(reply)}
+        return 200, {"predictions": predictions_from_mlflow(reply, backend.get("task") or "binary")}
     except (ValueError, TypeError) as exc:
         return 502, {"error": f"unreadable MLflow answer: {exc}"}
 
@@ -600,7 +614,7 @@ def make_handler(state: RouterState):
                 if not isinstance(reply, dict):
                     status, reply = 502, {"error": f"{version}: answer is not a JSON object"}
             preds = reply.get("predictions") if status == 200 else None
-            if preds is not None and fault is not None and fault.shift:
+            if preds is not None and fault is not None and fault.shift and backend["task"] != "multiclass":
                 shifted = [float(p) + fault.shift for p in preds]
                 preds = shifted if backend["task"] == "regression" else [min(1.0, max(0.0, p)) for p in shifted]
                 reply["predictions"] = preds
