@@ -40,12 +40,14 @@ COMMAND_MODULES = [
     "console.commands.shadow_cmds",
     "console.commands.watch_cmds",
     "console.commands.monitor_cmds",
+    "console.commands.break_glass_cmds",
 ]
 
 # The 3 AM commands and the module that registers each: `mrc rollback` imports and builds that
 # module's parsers alone (~0.1 s less than all of them). Any other command, and any command line
 # this cannot read without a parser (`-h` first, an unknown option), builds them all.
-COMMAND_HOME = {"rollback": "console.commands.registry_cmds", "promote": "console.commands.registry_cmds"}
+COMMAND_HOME = {"rollback": "console.commands.registry_cmds", "promote": "console.commands.registry_cmds",
+                "break-glass": "console.commands.break_glass_cmds", "restore": "console.commands.break_glass_cmds"}
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_BACKEND = 0, 1, 2, 3, 4
 

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Header, Static
 
 from console.assets import asset_path
 from console.release.actions import promote, rollback, rolled_back_from
+from console.release.break_glass import active_break, break_glass, fallback_version, restore
 from console.release.health import active_fault, fault_line, measure
 from console.release.live_state import model_disagreements
 from console.release.policy import rollback_policy, workspace_policy
@@ -26,6 +27,7 @@ from console.rollout.live import live_canary
 from screens.after_write import deliver_alerts
 from screens.base import ConsoleScreen
 from screens.dialogs.canary_start import CanaryStartDialog
+from screens.dialogs.break_glass import BreakGlassDialog
 from screens.dialogs.roll_forward import RollForwardDialog
 from screens.loaders import live_traffic, load_home
 from screens.presenters import (
@@ -62,6 +64,8 @@ class HomeScreen(ConsoleScreen):
         Binding("R", "rollback", "Rollback", key_display="R", id="home.rollback"),
         # not R: undoing a rollback sends traffic back to what was bad, so it asks first
         Binding("F", "roll_forward", "Roll forward", key_display="F", show=False, id="home.roll_forward"),
+        # all traffic to the fallback (or, once broken, the split back): asks first, ctrl+y confirms
+        Binding("G", "break_glass", "Break glass / restore", key_display="G", show=False, id="home.break_glass"),
         Binding("c", "canary", "Canary", id="home.canary"),
         Binding("C", "start_canary", "Start canary", key_display="C", id="home.start_canary"),
         Binding("l", "audit", "Audit", id="home.audit"),
@@ -595,6 +599,66 @@ class HomeScreen(ConsoleScreen):
         self.post_message(self.RolledBack(outcome.detail.get("message") or
                                           f"{model}: production {seen_production} → {target} (rolled forward)", True))
 
+    # -- break glass: all traffic to the fallback, confirmed; again: the split back ---------------
+    def action_break_glass(self) -> None:
+        row = self.selected_row()
+        if row is None or not self.app.can_write("break glass"):
+            return
+        self._break_glass_lookup(row.model)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _break_glass_lookup(self, model: str) -> None:
+        ws = self.app.workspace
+        self.app.record_call(f"traffic.get_split({model!r}) · audit.events(model={model!r})")
+        try:
+            traffic = live_traffic(ws, model)
+            if traffic is None:
+                raise ValueError("not served here; break glass moves served traffic")
+            now = _split_text(traffic.get_split(model).weights.items())
+            live = active_break(ws.audit(), model)
+            if live is not None:
+                saved = (live.details or {}).get("from_split") or []
+                why = f"broken by {live.actor} at {live.at[:19]}: {(live.details or {}).get('reason', '')}"
+                self.app.call_from_thread(self._confirm_break_glass, model, now, _split_text(saved), True, why)
+                return
+            target, skipped = fallback_version(ws.registry(), model)
+        except Exception as exc:
+            self.post_message(self.RolledBack(f"break glass of {model}: {exc}", False))
+            return
+        why = "fallback: the newest earlier production version that is fit" + (
+            " (skipped " + "; ".join(f"{s['version']}: {s['why']}" for s in skipped) + ")" if skipped else "")
+        self.app.call_from_thread(self._confirm_break_glass, model, now, f"{target} 100%", False, why, target)
+
+    def _confirm_break_glass(self, model: str, now: str, after: str, restoring: bool, why: str,
+                             target: str | None = None) -> None:
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self._break_glass_worker(model, restoring, target)
+
+        self.app.push_screen(BreakGlassDialog(model, now=now, after=after, restoring=restoring, why=why), done)
+
+    @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
+    def _break_glass_worker(self, model: str, restoring: bool, target: str | None) -> None:
+        ws = self.app.workspace
+        try:
+            traffic = live_traffic(ws, model)
+            if restoring:
+                self.app.record_call(f"console.release.break_glass.restore(traffic, audit, {model!r}, "
+                                     f"actor={self.app.actor!r})")
+                outcome = restore(traffic, ws.audit(), model, actor=self.app.actor, reason="restore from the console")
+            else:
+                self.app.record_call(f"console.release.break_glass.break_glass(registry, traffic, audit, {model!r}, "
+                                     f"fallback_seen={target!r}, actor={self.app.actor!r})")
+                outcome = break_glass(ws.registry(), traffic, ws.audit(), model, actor=self.app.actor,
+                                      reason="break glass from the console", fallback_seen=target,
+                                      options=_model_options(ws, model))
+        except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
+            self.post_message(self.RolledBack(f"{'restore' if restoring else 'break glass'} of {model} refused: "
+                                              f"{exc}", False))
+            return
+        self.post_message(self.RolledBack(outcome.detail.get("message") or f"{model}: done", True))
+        _deliver_alerts(ws, self.app.actor)
+
     @on(RolledBack)
     def _on_rolled_back(self, message: RolledBack) -> None:
         if not message.reload:  # a note after the result (the target's health): the rollback is over already
@@ -604,6 +668,10 @@ class HomeScreen(ConsoleScreen):
         self._last_rollback = time.monotonic()
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self.load()
+
+
+def _split_text(weights) -> str:
+    return ", ".join(f"{v} {w}%" for v, w in weights if w) or "nothing"
 
 
 def _registry_reads(ws) -> str:

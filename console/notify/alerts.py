@@ -47,6 +47,7 @@ RESOLVES: dict[str, tuple[tuple[str, ...], bool]] = {
     "monitor.ok": (("ModelDriftWarning", "ModelDriftCritical"), False),
     "monitor.critical": (("ModelDriftWarning",), False),  # the critical alert takes over
     "monitor.warning": (("ModelDriftCritical",), False),  # back down to a warning
+    "restore": (("BreakGlass",), False),  # the split before the break is back
 }
 
 SEVERITIES = ("info", "warning", "critical")
@@ -227,6 +228,10 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
         name, severity = "RollbackDone", "warning"
         summary = f"{event.model}: production rolled back {details.get('from', '?')} -> {event.version} by " \
                   f"{event.actor}: {details.get('reason', '')}"
+    elif action == "break_glass":
+        name, severity = "BreakGlass", "critical"
+        summary = f"{event.model}: glass broken by {event.actor}: 100% of traffic to {event.version}: " \
+                  f"{details.get('reason', '')}"
     elif action == "drift.critical":
         name, severity = "DriftCritical", "critical"
         where = f" on {details['feature']}" if details.get("feature") else ""
@@ -308,7 +313,7 @@ def audit_failure(last_error: str, error: str, failures: int) -> bool:
 def mapped_actions() -> tuple[str, ...]:
     """Every action that can fire or resolve an alert (the delivery query reads only these)."""
     return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "canary.unjudged", "rollback", "drift.critical",
-                         "monitor.warning", "monitor.critical",
+                         "monitor.warning", "monitor.critical", "break_glass",
                          "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED,
                          HEALTH_ONGOING, *RESOLVES}))
 
