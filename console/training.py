@@ -11,6 +11,7 @@ import math
 import time
 from typing import Any, Callable
 
+from backends import capabilities
 from backends.base import CANDIDATE, BackendError, Environment, Lineage, ModelVersion, TrainingSpec
 from backends.native.lineage import code_identity
 
@@ -107,6 +108,4 @@ def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, mak
         return register_result(ws.registry(), ws.audit(), training, job.id, spec, actor=actor,
                                make_candidate=make_candidate, policy=policy)
     finally:  # a remote backend holds a client and its event-loop thread: one per run, not one per run leaked
-        close = getattr(training, "close", None)
-        if close is not None:
-            close()
+        capabilities.close(training)

@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.capabilities import ListsAllVersions
 from screens.presenters import HomeRow
 
 
@@ -46,9 +47,8 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     rows: list[HomeRow] = []
     versions: list[Any] = []
     protected = _home_policy(ws)
-    every_version = getattr(registry, "list_all_versions", None)
-    if with_versions and every_version is not None and not listed:
-        listed = every_version()  # one read instead of one per model
+    if with_versions and isinstance(registry, ListsAllVersions) and not listed:
+        listed = registry.list_all_versions()  # one read instead of one per model
     for overview in overviews:
         summary = overview.summary
         pointers = summary.pointers

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static
 
+from backends import capabilities
 from screens.presenters import fmt_number, parse_params, training_progress_text
 from screens.base import ConsoleScreen
 
@@ -201,9 +202,7 @@ class TrainingScreen(ConsoleScreen):
         except Exception as exc:
             self.post_message(self.Event({"event": "error", "message": f"cancel failed: {type(exc).__name__}: {exc}"}))
         finally:
-            close = getattr(training, "close", None)
-            if close is not None:
-                close()
+            capabilities.close(training)
 
     @on(Finished)
     def _on_finished(self, message: Finished) -> None:

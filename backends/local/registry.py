@@ -359,8 +359,9 @@ class LocalRegistry:
         shutil.copyfile(path, dest)
         return str(dest)
 
-    def verify_artifact(self, model: str, version: str) -> Artifact:
-        """The bytes where the version records them still hash to its sha256 (IntegrityError if not)."""
+    def verify_artifact(self, model: str, version: str, *, read: ModelVersion | None = None) -> Artifact:
+        """The bytes where the version records them still hash to its sha256 (IntegrityError if not).
+        `read` (capabilities.VerifiesArtifacts): unused, the file is hashed where it lies."""
         from backends.local.artifacts import sha256_file
 
         mv = self.get_version(model, version)

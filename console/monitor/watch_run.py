@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from backends import capabilities
 from backends.base import PRODUCTION, BadInputError, check_name
 from console.monitor.watch import (NO_ACTION, RETRAIN, UP_TO_DATE, WatchDecision, decide, handled_from_events,
                            handled_from_versions, needs_drift, unfinished_retrains)
@@ -213,13 +214,9 @@ def _check_params(ws, params: dict[str, Any]) -> None:
     """Bad retraining parameters are bad input now, not a failed training after a drift alert."""
     training = ws.training()
     try:
-        check = getattr(training, "check_params", None)
-        if check is not None:
-            check(params)
+        capabilities.check_params(training, params)
     finally:
-        close = getattr(training, "close", None)
-        if close is not None:
-            close()
+        capabilities.close(training)
 
 
 def _drift(ws, model: str, reference: str, newest: str, production: str | None):

@@ -23,8 +23,10 @@ from backends.base import (
     PointerMove,
     check_name,
 )
+from backends.capabilities import ListsServers, StartsServers, VerifiesArtifacts, history_shows_pointer
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
+from console.release.audit import AuditLog
 
 
 @dataclass
@@ -134,9 +136,8 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
             raise PolicyRefusal(f"{model} {version}: approval is {mv.approval.status!r}; approve it first "
                                 "or promote with --override and a reason")
         reason = _reason(reason, "promote an unapproved version")
-    verify = getattr(registry, "verify_artifact", None)
-    if verify is not None:
-        verify(model, version)  # never point production at bytes that no longer match their hash
+    if isinstance(registry, VerifiesArtifacts):
+        registry.verify_artifact(model, version)  # never point production at bytes that no longer match their hash
     current = registry.get_pointers(model).get(PRODUCTION)
     if not expected_given:
         expected = current
@@ -197,7 +198,7 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      audit=in_transaction, **_approval_arg(approval))
         crash_point("move:after-commit")
         return move
-    if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
+    if not isinstance(audit, AuditLog):  # an audit sink without intents (tests' fakes): append after
         if guard is not None:
             details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
@@ -284,7 +285,7 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
         return stored
     approval = Approval(approval.status, approval.by, approval.at or now_iso(), approval.reason,
                         approval.gate_report_sha256, approval.override)
-    if not hasattr(audit, "db_path"):
+    if not isinstance(audit, AuditLog):
         stored = registry.set_approval(model, version, approval, expected_status=expected_status)
         audit.append(actor, action, model, version, {**details, "approval_at": stored.at})
         return stored
@@ -305,13 +306,12 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
 
 
 def _shares_transaction(registry, audit) -> bool:
-    shares = getattr(audit, "shares_database_with", None)
-    return bool(shares and shares(registry))
+    return isinstance(audit, AuditLog) and audit.shares_database_with(registry)
 
 
 def settle_intents(registry, audit) -> list[dict[str, Any]]:
     """Before a write to a remote registry: settle what a crashed run left open."""
-    if _shares_transaction(registry, audit) or not hasattr(audit, "db_path"):
+    if _shares_transaction(registry, audit) or not isinstance(audit, AuditLog):
         return []
     from console.release.audit import reconcile
 
@@ -389,12 +389,11 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 
     `just_read`: `mv` was read a moment ago for this decision, so a registry that can judge the
     bytes from that same read (S3: the listing it came from) does, instead of reading again."""
-    verify = getattr(registry, "verify_artifact", None)
-    if verify is not None:
-        if just_read and "read" in inspect.signature(verify).parameters:
-            verify(mv.model, mv.version, read=mv)
+    if isinstance(registry, VerifiesArtifacts):
+        if just_read:
+            registry.verify_artifact(mv.model, mv.version, read=mv)
         else:
-            verify(mv.model, mv.version)
+            registry.verify_artifact(mv.model, mv.version)
         return
     import tempfile
 
@@ -537,7 +536,7 @@ HISTORY_WINDOW = HISTORY_WINDOWS[0]
 def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
     """Where production points: the last move of the history just read, where the registry says
     its history ends at the pointer (S3: no second round of pointer reads), else asked for."""
-    if getattr(registry, "history_shows_pointer", False):
+    if history_shows_pointer(registry):
         moves = [m for m in history if m.alias == PRODUCTION]
         return moves[-1].to_version if moves else None
     return registry.get_pointers(model).get(PRODUCTION)
@@ -589,33 +588,22 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
     BackendError — before anything was written — when the server cannot be made healthy."""
     if traffic is None:
         return None
-    served = getattr(traffic, "served_versions", None)
-    if served is None:  # a backend that serves elsewhere (KServe): its controller checks health
+    if not isinstance(traffic, ListsServers):  # a backend that serves elsewhere (KServe): its controller checks health
         return {"version": version, "checked": False}
     t0 = time.perf_counter()
     server = _healthy(traffic, model, version, wait_s=0)
     if server is not None:
         return {**server, "started": False, "ready_s": round(time.perf_counter() - t0, 4), "checked": True}
-    if not hasattr(traffic, "ensure_serving"):
+    if not isinstance(traffic, StartsServers):
         raise BackendError(f"{model} {version}: no healthy server and the traffic backend cannot start one; nothing moved")
     try:
-        ensure_serving(traffic, model, version, registry=registry, options=options or {})
+        traffic.ensure_serving(model, [version], registry=registry, options=options or {})
     except (BackendError, BadInputError, OSError) as exc:
         raise BackendError(f"{model} {version}: could not start its server ({exc}); nothing moved") from None
     server = _healthy(traffic, model, version, wait_s=HEALTH_TIMEOUT_S)
     if server is None:
         raise BackendError(f"{model} {version}: its server started but is not healthy; nothing moved")
     return {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
-
-
-def ensure_serving(traffic, model: str, version: str, *, registry, options: dict[str, Any]) -> Any:
-    """Adapter: `ensure_serving(model, versions, *, registry, options)` where the backend takes
-    them, the older `ensure_serving(model, versions)` otherwise."""
-    import inspect
-
-    params = inspect.signature(traffic.ensure_serving).parameters
-    kwargs = {k: v for k, v in (("registry", registry), ("options", options)) if k in params}
-    return traffic.ensure_serving(model, [version], **kwargs)
 
 
 def _healthy(traffic, model: str, version: str, *, wait_s: float) -> dict[str, Any] | None:
@@ -746,7 +734,7 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
         return Outcome("approved", mv.model, mv.version, added,
                        {"approval": mv.approval.to_dict(), "co_signature": signature.to_dict(),
                         "policy": counted.to_dict()})
-    if not hasattr(audit, "db_path"):
+    if not isinstance(audit, AuditLog):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
     from console.release.audit import _write_tx
 
@@ -859,7 +847,7 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
             audit.append(actor, "revoke-approval", model, version,
                          {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
             return Outcome("revoke", model, version, True, {"co_signature": True})
-    elif hasattr(audit, "db_path"):
+    elif isinstance(audit, AuditLog):
         from console.release.audit import _write_tx
         from console.release.policy import revoke_signature
 
@@ -887,7 +875,7 @@ def request_after_gate(registry, audit, policy, model: str, version: str, gate_r
         return None
     mv = registry.get_version(model, version)
     counted = approval_tally(audit, policy, mv, registry)
-    if counted.met or not hasattr(audit, "db_path"):
+    if counted.met or not isinstance(audit, AuditLog):
         return counted.to_dict()
     digest = report_digest(gate_report)
     asked = any(e.action == "approval.requested" and e.version == version and e.details.get("gate_report_sha256") == digest

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BadInputError
+from backends.capabilities import Shadows
 
 
 def _open_generations(path) -> list:
@@ -63,7 +64,7 @@ def shadow_report(ws, model: str, *, traffic=None, **judge) -> dict[str, Any]:
     from console.rollout.shadow import compare
 
     traffic = traffic if traffic is not None else ws.traffic()
-    if not hasattr(traffic, "get_shadow"):
+    if not isinstance(traffic, Shadows):
         raise BadInputError(f"{ws.config_path}: the traffic backend cannot mirror requests (local only)")
     state = traffic.get_shadow(model)
     run = state.get("shadow") or state.get("last")
@@ -108,7 +109,7 @@ def shadow_step(ws, model: str, stable: str, candidate: str, *, actor: str, regi
     clock = clock or time.monotonic
     sleep = sleep or time.sleep
     traffic = traffic if traffic is not None else ws.traffic()
-    if not hasattr(traffic, "set_shadow"):
+    if not isinstance(traffic, Shadows):
         raise BadInputError(f"{ws.config_path}: the traffic backend cannot mirror requests (local only): "
                             "drop `shadow` from --plan")
     ensure_served(ws, model, [stable, candidate], traffic=traffic, registry=registry)  # stable first: it serves
