@@ -19,7 +19,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.cells import cell_len
@@ -31,6 +30,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Sparkline, Static
 
+from console.assets import asset_path
 from console.domain import CanaryState
 from screens.presenters import needs_more_lines
 
@@ -143,7 +143,7 @@ class _SignalsMove:
 class CanaryScreen(Screen):
     """One model's canary. Construct as CanaryScreen(model)."""
 
-    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "canary.tcss")
+    CSS_PATH = str(asset_path("canary.tcss"))
 
     BINDINGS = [
         Binding("R", "rollback", "Roll back", id="canary.rollback", priority=True),

@@ -4,7 +4,6 @@ threshold and baseline, the full detail line wrapped, and every `extra` field. E
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -15,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from console.assets import asset_path
 from screens.presenters import check_cells, fmt_number
 from backends.support.redact import escape_control
 
@@ -38,7 +38,7 @@ def check_lines(check: Any) -> Table:
 
 
 class CheckDetailScreen(ModalScreen[None]):
-    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "check_detail.tcss")
+    CSS_PATH = str(asset_path("check_detail.tcss"))
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="check.close"),
         Binding("q", "dismiss", "Close", show=False, id="check.close_q"),

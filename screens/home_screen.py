@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -18,6 +17,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from backends.capabilities import ListsAllVersions
+from console.assets import asset_path
 from screens.presenters import (
     HOME_COLUMNS,
     VERSION_COLUMNS,
@@ -41,7 +41,7 @@ MODEL_FILTER_DELAY_S = 0.15  # a held key must not flip production back and fort
 
 
 class HomeScreen(ConsoleScreen):
-    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "health.tcss")
+    CSS_PATH = str(asset_path("health.tcss"))
     AUTO_FOCUS = "#models"
     BINDINGS = [
         # priority: the focused table's own enter would otherwise hide "Review" from the footer

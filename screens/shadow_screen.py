@@ -11,7 +11,6 @@ and only when the app polls (snapshots and tests drive it by hand).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -22,6 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from console.assets import asset_path
 from screens.presenters import bar, sparkline
 
 POLL_S = 2.0
@@ -157,7 +157,7 @@ def judge_lines(comparison: dict[str, Any]) -> list[str]:
 class ShadowScreen(Screen):
     """One model's shadow run. Construct as ShadowScreen(model)."""
 
-    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "shadow.tcss")
+    CSS_PATH = str(asset_path("shadow.tcss"))
 
     BINDINGS = [
         Binding("r", "refresh_report", "Refresh", id="shadow.refresh"),

@@ -664,7 +664,7 @@ def launch_controller(ws, model: str, candidate: str, *, actor: str, plan: str =
         argv += ["--override"]
     if reason:
         argv += ["--reason", reason]
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     before = current_state(ws, model)

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -18,6 +17,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from console.assets import asset_path
 from screens.presenters import canary_start_statement
 from screens.dialogs.approve import CONFIRM_GUARD_S, ReasonInput
 
@@ -32,7 +32,7 @@ class CanaryStart:
 
 
 class CanaryStartDialog(ModalScreen[CanaryStart | None]):
-    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "canary_dialogs.tcss")
+    CSS_PATH = str(asset_path("canary_dialogs.tcss"))
     AUTO_FOCUS = "#reason"
     BINDINGS = [
         Binding("ctrl+y", "confirm", "Start canary", key_display="ctrl+y", id="canary_start.confirm"),

@@ -8,7 +8,6 @@ different key) confirms. An optional reason goes into the audit event.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -18,13 +17,14 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from console.assets import asset_path
 from screens.dialogs.approve import CONFIRM_GUARD_S, ReasonInput
 
 
 class PromoteDialog(ModalScreen[str | None]):
     """Dismisses with the reason ("" when none was given), or None when cancelled."""
 
-    CSS_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "canary_dialogs.tcss")
+    CSS_PATH = str(asset_path("canary_dialogs.tcss"))
 
     AUTO_FOCUS = "#reason"
     BINDINGS = [

@@ -6,7 +6,7 @@ Compares, on the same data in the same run, each in its own process (so peak mem
   - a per-column scipy loop: ks_2samp + PSI on reference-decile bins for numeric columns,
     chi2_contingency + PSI for categorical ones;
   - Evidently's DataDriftPreset (0.7.23, in its own venv since it needs pandas<3:
-    tests/bench/setup_evidently.sh creates /work/bench-venv).
+    tests/bench/setup_evidently.sh creates .bench-venv/ at the repo root).
 Prints medians, ratios against the scipy loop and Evidently, peak memory above the loaded data,
 and checks that the KS and χ² statistics equal scipy's.
 
@@ -18,8 +18,8 @@ peak memory 91 MB warm, 187 MB cold, Evidently 877 MB. KS identical to ks_2samp,
 Evidently runs once per bench (≈ 40–57 s across runs here). Before the KS search was pruned and
 the merge dropped (an earlier run, load 2–5): 0.99 s warm, 1.24 s cold, scipy loop 3.09 s.
 
-Run: /work/main/.venv/bin/python tests/bench/bench_drift.py [--rows 200000] [--rounds 3] [--repeats 3]
-     [--evidently-python /work/bench-venv/bin/python] [--evidently-repeats 1]
+Run: .venv/bin/python tests/bench/bench_drift.py [--rows 200000] [--rounds 3] [--repeats 3]
+     [--evidently-python .bench-venv/bin/python] [--evidently-repeats 1]
 """
 
 from __future__ import annotations
@@ -243,7 +243,10 @@ def main() -> int:
                     help="rounds of fresh worker processes, methods interleaved (the machine's load drifts)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per mrc worker and round")
     ap.add_argument("--scipy-repeats", type=int, default=1, help="timed runs per scipy worker and round")
-    ap.add_argument("--evidently-python", default="/work/bench-venv/bin/python")
+    # Evidently's own venv (it needs pandas<3): MRC_BENCH_VENV, else .bench-venv/ at the repo root,
+    # where tests/bench/setup_evidently.sh puts it by default.
+    bench_venv = Path(os.environ.get("MRC_BENCH_VENV") or Path(__file__).resolve().parents[2] / ".bench-venv")
+    ap.add_argument("--evidently-python", default=str(bench_venv / "bin" / "python"))
     ap.add_argument("--evidently-repeats", type=int, default=1)
     ap.add_argument("--worker")
     ap.add_argument("--data")

@@ -1,6 +1,6 @@
 """`mrc gate MODEL VERSION` from recorded metrics on an MLflow registry, beside a bare script.
 
-    /work/main/.venv/bin/python tests/bench/bench_gate_mlflow.py [--repeat 9]
+    .venv/bin/python tests/bench/bench_gate_mlflow.py [--repeat 9]
 
 Starts its own `mlflow server` on 127.0.0.1 (stopped at the end), fills one registered model with
 two versions through the plain MLflow client (runs with the metrics a team logs; champion on

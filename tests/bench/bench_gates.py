@@ -18,7 +18,7 @@ same CI to the last bit; 8,000 rows ranks 5.0 s / 50 MB (pairwise: 99 s / 384 MB
 resample block (≈ 1e6 weights at a time), the same at every size; about half the time is
 numpy's multinomial draw of the resample weights, kept so results stay reproducible.
 
-Run: /work/main/.venv/bin/python tests/bench/bench_gates.py [--old-rows 2000] [--rows 8000 50000] [--n-boot 2000]
+Run: .venv/bin/python tests/bench/bench_gates.py [--old-rows 2000] [--rows 8000 50000] [--n-boot 2000]
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ memory bandwidth on this box, ≈ 0.3 s just to copy 186 MB); the tail parse is 
 An earlier run at load 7.2 → 9.1: 377 / 1452 ms, 10.4 / 40.7 ms, 2.09 / 15.3 s, 18.6 / 519 ms
 (before the labels were gathered by findall).
 
-Run: /work/main/.venv/bin/python tests/bench/bench_local_metrics.py [--sizes 100000 1000000] [--rounds 3]
+Run: .venv/bin/python tests/bench/bench_local_metrics.py [--sizes 100000 1000000] [--rounds 3]
 """
 
 from __future__ import annotations

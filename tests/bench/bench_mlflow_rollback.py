@@ -1,6 +1,6 @@
 """`mrc rollback` on an MLflow registry as a fresh process, beside bare scripts doing the same work.
 
-    /work/main/.venv/bin/python tests/bench/bench_mlflow_rollback.py [--processes 7]
+    .venv/bin/python tests/bench/bench_mlflow_rollback.py [--processes 7]
 
 Starts its own `mlflow server` (sqlite, 127.0.0.1) through tests/remote/servers.py and stops it.
 Each trial, interleaved so machine load hits all alike:

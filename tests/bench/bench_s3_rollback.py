@@ -1,6 +1,6 @@
 """S3 rollback wall time beside a bare boto3 script doing the same conditional write, same run.
 
-    /work/main/.venv/bin/python tests/bench/bench_s3_rollback.py [--repeat 30] [--processes 5]
+    .venv/bin/python tests/bench/bench_s3_rollback.py [--repeat 30] [--processes 5]
 
 Starts its own SeaweedFS (`weed mini`) on 127.0.0.1 and stops it at the end. Prints:
   1. in-process: mrc's rollback v2 -> v1 after an untimed promotion (read pointer + newest history, claim the event with If-None-Match,

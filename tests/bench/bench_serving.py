@@ -1,7 +1,7 @@
 """Serving models mrc did not make: per-request latency through mrc's router, beside the same
 request sent straight to the server, and the start-up time of each kind of server.
 
-    /work/main/.venv/bin/python tests/bench/bench_serving.py [--requests 300]
+    .venv/bin/python tests/bench/bench_serving.py [--requests 300]
 
 Builds with plain libraries an sklearn pipeline saved by MLflow (served by `mlflow models serve`)
 and the same pipeline exported by skl2onnx (served by mrc's model server), starts the servers

@@ -1,7 +1,7 @@
 """Shadow traffic adds no latency to served requests: served p99 with and without mirroring, in
 the same run.
 
-    /work/main/.venv/bin/python tests/bench/bench_shadow.py [--requests 4000] [--block 20] [--rate 100]
+    .venv/bin/python tests/bench/bench_shadow.py [--requests 4000] [--block 20] [--rate 100]
 
 Builds a workspace (`mrc init`) with two TorchScript classifiers trained here with plain torch,
 serves both behind mrc's router on 127.0.0.1 (production takes all traffic), then sends

@@ -17,23 +17,23 @@ export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$CACHE" "$BIN"
 started=$(date +%s)
 
-# apt-get source needs deb-src lines; this machine's sources are deb-only (deb822 files).
-SRC=/etc/apt/sources.list.d/mrc-k8s-deb-src.sources
-if ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    echo "== k8s: adding deb-src for bookworm ($SRC)"
-    $SUDO tee "$SRC" >/dev/null <<'SOURCES'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
+# apt-get source needs deb-src lines; a stock Debian image configures deb only. They are derived
+# from the machine's own bookworm `deb` entries (deb_src.sh: same archive, suites, components,
+# keyring), so the build fetches from whatever mirror the machine already uses.
+#   MRC_APT_DIR     apt's configuration dir (default /etc/apt)
+APT_DIR=${MRC_APT_DIR:-/etc/apt}
+SRC=$APT_DIR/sources.list.d/mrc-k8s-deb-src.sources
+# (the files apt reads: a renamed `*.disabled` file holds no entry)
+if ! grep -qs '^Types:.*deb-src\|^deb-src ' "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list \
+        "$APT_DIR"/sources.list.d/*.sources; then
+    deb_src=$(bash "$(dirname "${BASH_SOURCE[0]}")/deb_src.sh" "$APT_DIR" bookworm)
+    if [ -z "$deb_src" ]; then
+        echo "k8s: no Debian bookworm 'deb' entry in $APT_DIR/sources.list{,.d/} to derive deb-src from;" \
+             "add a deb-src entry for bookworm's main component and rerun" >&2
+        exit 1
+    fi
+    echo "== k8s: adding deb-src for bookworm, from the configured deb entries ($SRC)"
+    printf '%s\n' "$deb_src" | $SUDO tee "$SRC" >/dev/null
     $SUDO apt-get update -qq
 fi
 DEPS=(golang-1.19-go rsync etcd-server golang-github-modern-go-reflect2-dev dpkg-dev make gcc libc6-dev openssl)
