@@ -138,6 +138,34 @@ def history_shows_pointer(registry: Any) -> bool:
 
 
 @runtime_checkable
+class ReadsHistoryWindow(Protocol):
+    """`pointer_history(model, alias, limit=N)` reads only the newest N moves (S3: one GET per
+    event), so a rollback reads a short window before the whole history."""
+
+    reads_history_window: bool
+
+    def pointer_history(self, model: str, alias: str | None = None, *, limit: int | None = None) -> list[Any]: ...
+
+
+def reads_history_window(registry: Any) -> bool:
+    return isinstance(registry, ReadsHistoryWindow) and bool(registry.reads_history_window)
+
+
+@runtime_checkable
+class SkipsAliases(Protocol):
+    """`get_version(model, version, aliases=False)` leaves the aliases out (S3: no listing of the
+    pointers) where the caller does not judge them."""
+
+    skips_aliases: bool
+
+    def get_version(self, model: str, version: str, *, aliases: bool = True) -> ModelVersion: ...
+
+
+def skips_aliases(registry: Any) -> bool:
+    return isinstance(registry, SkipsAliases) and bool(registry.skips_aliases)
+
+
+@runtime_checkable
 class SharesAuditTransaction(Protocol):
     """Writes in the workspace's own mrc.db (`db_path`) and takes `audit=` hooks on set_approval
     and move_pointer, so the audit event and the write commit together (the local registry);

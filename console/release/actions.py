@@ -7,7 +7,6 @@ The rollback path imports nothing heavy: keep it that way.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from backends.base import (
     PointerMove,
     check_name,
 )
-from backends.capabilities import ListsServers, StartsServers, VerifiesArtifacts, history_shows_pointer
+from backends.capabilities import (ListsServers, StartsServers, VerifiesArtifacts, history_shows_pointer,
+                                   reads_history_window, skips_aliases)
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
 from console.release.audit import AuditLog
@@ -544,7 +544,7 @@ def _production_now(registry, model: str, history: list[PointerMove]) -> str | N
 
 def _version_for_check(registry, model: str, version: str):
     """The version without its aliases where the registry can skip them (they are not judged)."""
-    if "aliases" in inspect.signature(registry.get_version).parameters:
+    if skips_aliases(registry):
         return registry.get_version(model, version, aliases=False)
     return registry.get_version(model, version)
 
@@ -552,7 +552,7 @@ def _version_for_check(registry, model: str, version: str):
 def _production_history(registry, model: str, limit: int | None = None) -> tuple[list[PointerMove], bool]:
     """(production's moves, whether older ones may be missing): the newest `limit` events only
     where the registry can read them alone (S3 GETs one object per event), else the whole history."""
-    if limit is not None and "limit" in inspect.signature(registry.pointer_history).parameters:
+    if limit is not None and reads_history_window(registry):
         return registry.pointer_history(model, PRODUCTION, limit=limit), True
     return registry.pointer_history(model, PRODUCTION), False
 

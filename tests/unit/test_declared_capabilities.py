@@ -51,7 +51,8 @@ def _receiver_name(node: ast.expr) -> str:
 
 
 def probes(source: str, members: set[str], filename: str = "<module>") -> list[tuple[int, str]]:
-    """(line, call) of every getattr/hasattr that probes a backend for an undeclared ability.
+    """(line, call) of every getattr/hasattr (or inspect.signature) that probes a backend for an
+    undeclared ability.
 
     A `__getattr__` that forwards every name to the object it wraps (getattr(self._x, name),
     no default) asks nothing and is not a probe."""
@@ -62,6 +63,11 @@ def probes(source: str, members: set[str], filename: str = "<module>") -> list[t
             forwarding |= {id(n) for n in ast.walk(fn)}
     found = []
     for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "signature"
+                and node.args and isinstance(node.args[0], ast.Attribute)
+                and _receiver_name(node.args[0].value) in BACKEND_NAMES):  # which keywords does it take?
+            found.append((node.lineno, ast.unparse(node)))
+            continue
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in PROBES
                 and len(node.args) >= 2):
             continue
@@ -92,8 +98,12 @@ def test_the_checker_finds_each_kind_of_probe():
         "        return getattr(self._traffic, name)\n"             # fine: forwards every name
         "    def m(self):\n"
         "        return getattr(self._traffic, 'fault', None)\n"    # 14: a probe, even in a proxy
+        "def g(registry, traffic):\n"
+        "    if 'limit' in inspect.signature(registry.pointer_history).parameters:\n"  # 16: a signature probe
+        "        pass\n"
+        "    inspect.signature(print)\n"                            # fine: not a backend
     )
-    assert [line for line, _ in probes(source, members)] == [2, 3, 5, 6, 7, 14]
+    assert [line for line, _ in probes(source, members)] == [2, 3, 5, 6, 7, 14, 16]
 
 
 def test_every_capability_is_a_small_documented_protocol():
