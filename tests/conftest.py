@@ -1,49 +1,20 @@
-"""Shared fixtures: run `mrc` as a real process, and a demo workspace built once per session.
+"""Fixtures every tier may use: `mrc` (the CLI) and the real demo workspace, built once per session.
 
-Area-specific fixtures (servers: mlflow, SeaweedFS, prometheus, model servers) live in the
-conftest.py of their own test folder.
+Helpers live in tests/support/ (an importable package); area fixtures (servers: MLflow,
+SeaweedFS, Prometheus, Alertmanager, model servers) are imported by the conftest.py of the folder
+that needs them. Each tier's conftest.py marks what it collects (tests/support/tiers.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def mrc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("MRC_ACTOR", "tester")
-    env.pop("MRC_WORKSPACE", None)
-    env.update(extra or {})
-    return env
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self):
-        import json
-
-        return json.loads(self.stdout)
-
-
-def run_mrc(*args: str, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None) -> Result:
-    proc = subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True,
-                          env=mrc_env(env), timeout=timeout, input=input, cwd=str(REPO))
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+from tests.support.cli import run_mrc
+from tests.support.once import build_once
+from tests.support.workspaces import release_workspace
 
 
 @pytest.fixture
@@ -54,11 +25,14 @@ def mrc():
 
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Path:
-    """The demo workspace, built once per test session by the real `mrc demo --no-tui`."""
-    root = tmp_path_factory.mktemp("demo-template") / "ws"
-    result = run_mrc("demo", "--no-tui", "--workspace", str(root), timeout=600)
-    assert result.returncode == 0, result.stderr
-    return root
+    """The demo workspace, built once per test run (shared by xdist workers) by the real
+    `mrc demo --no-tui`. Read it or copy it (demo_ws); never write to it."""
+
+    def build(folder: Path) -> None:
+        result = run_mrc("demo", "--no-tui", "--workspace", str(folder / "ws"), timeout=600)
+        assert result.returncode == 0, result.stderr
+
+    return build_once(tmp_path_factory, "demo-template", build) / "ws"
 
 
 @pytest.fixture
@@ -69,10 +43,9 @@ def demo_ws(demo_template, tmp_path) -> Path:
     return dest
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    """path -> sha256 of every file under root: to prove a command changed nothing."""
-    out = {}
-    for path in sorted(Path(root).rglob("*")):
-        if path.is_file():
-            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+@pytest.fixture
+def synthetic_ws(tmp_path) -> Path:
+    """A small release registry built without torch in milliseconds (tests/support/workspaces.py):
+    breast-cancer with production 2 and candidate 5 pending, trained by "tester", and churn.
+    Use it wherever the behaviour under test does not depend on a really trained model."""
+    return release_workspace(tmp_path / "ws", trained_by="tester")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian machine, then runs them:
 # Debian's chromium (report and `mrc serve` browser tests), prometheus (the metrics backend),
-# prometheus-alertmanager (tests/alerts: alerts posted to and read back from a real one),
+# prometheus-alertmanager (tests/integration/alertmanager: alerts posted to and read back from a real one),
 # tmux (the walk-through) and git; a .venv with the CPU build of torch and the test extras.
-# Arguments go to pytest (`bash tests/run.sh tests/gates -x`). `.ci/run` calls this script.
+# Tests run on two xdist workers (`-n 2 --dist=loadgroup`: folders that share an expensive fixture
+# stay on one worker); arguments go to pytest after them (`bash tests/run.sh tests/unit -x`, or
+# `-n 0` for one process). `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -22,10 +24,10 @@ fi
 # -- k8s control plane (issue #14) ------------------------------------------------------------
 # kube-apiserver, controller-manager, scheduler and kubectl built from Debian's kubernetes source
 # package into ${MRC_K8S_CACHE:-~/.cache/mrc-k8s} (skipped when built: ~12-36 min cold on 2 cores,
-# ~2 min with its Go cache kept); tests/k8s/real fails without them.
+# ~2 min with its Go cache kept); tests/e2e/k8s fails without them.
 # It builds in the background while pip installs (pip mostly waits on the network and disk).
 K8S_LOG=$(mktemp -t mrc-k8s-build.XXXXXX)
-bash tests/k8s/cluster/build.sh >"$K8S_LOG" 2>&1 &
+bash tests/support/k8s/build.sh >"$K8S_LOG" 2>&1 &
 K8S_BUILD=$!
 # -- end k8s control plane ---------------------------------------------------------------------
 
@@ -45,4 +47,4 @@ done
 if wait "$K8S_BUILD"; then cat "$K8S_LOG"; else cat "$K8S_LOG"; echo "== k8s control plane build failed"; exit 1; fi
 
 echo "== tests"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n 2 --dist=loadgroup "$@"

@@ -21,6 +21,8 @@ def register(sub, common) -> None:
     p.add_argument("--candidate", metavar="FILE", help="candidate metrics JSON (the seed's format)")
     p.add_argument("--baseline", metavar="FILE", help="baseline (production) metrics JSON")
     p.add_argument("--predictions", metavar="FILE", help="CSV/Parquet: y_true, one score column per model, slice columns")
+    p.add_argument("--task", help="binary (default), regression or multiclass: which metrics --predictions and "
+                                  "metrics files are judged on (a registry version's task comes from mrc.toml or the model)")
     p.add_argument("--label-column", default="y_true", help="label column of --predictions (default y_true)")
     p.add_argument("--candidate-column", default="score_candidate", help="candidate scores in --predictions")
     p.add_argument("--baseline-column", default="score_baseline", help="baseline scores in --predictions ('none': no baseline)")
@@ -83,6 +85,13 @@ def cmd_gate(ctx: Context) -> int:
     modes = sum(bool(x) for x in (a.model, a.candidate and not a.predictions, a.predictions))
     if modes != 1:
         raise BadInputError("gate: give MODEL VERSION, or --candidate F [--baseline F], or --predictions F")
+    task = None
+    if getattr(a, "task", None) is not None:
+        from console.evaluate.tasks import check_task
+
+        task = check_task(a.task, "--task")
+        if a.model:
+            raise BadInputError("--task: a registry version's task is models.MODEL.task in mrc.toml, not a flag")
     if a.model:
         if not a.version:
             raise BadInputError("gate: MODEL needs a VERSION")
@@ -91,7 +100,9 @@ def cmd_gate(ctx: Context) -> int:
         report = gates.evaluate_version(ctx.workspace, a.model, a.version, a.policy)
         _request_approvals(ctx, report)
     elif a.candidate:
-        report = gates.evaluate_files(a.candidate, a.baseline, a.policy)
+        report = gates.evaluate_files(a.candidate, a.baseline, a.policy, task=task or "binary")
+    elif task in ("regression", "multiclass"):
+        report = gate_task_predictions(a, task)
     else:
         report = gate_predictions(a)
     ctx.emit(report.to_dict(), lambda: _check_rows(report))
@@ -127,6 +138,60 @@ def gate_predictions(a):
     data = gates.PairedPredictions(y, cand, base, columns, source=src)
     return gates.evaluate_predictions(policy, data, candidate_name=a.candidate_column, baseline_name=baseline_col,
                                       extra_candidate=extra_c, extra_baseline=extra_b)
+
+
+def gate_task_predictions(a, task: str):
+    """--predictions for a regression (one predicted value per model) or a multi-class model
+    (one predicted class per model): the task's metrics and the seed-format policy."""
+    import numpy as np
+
+    from console.evaluate import task_gates
+    from console.evaluate.validation import read_table
+
+    policy = task_gates.load_task_policy(a.policy, task)
+    df = read_table(a.predictions)
+    src = str(a.predictions)
+    for col, what in ((a.label_column, "--label-column"), (a.candidate_column, "--candidate-column")):
+        if col not in df.columns:
+            raise BadInputError(f"{src}: {col}: no such column ({what}; columns: {', '.join(map(str, df.columns))})")
+    baseline_col = None if a.baseline_column.lower() == "none" else a.baseline_column
+    if baseline_col and baseline_col not in df.columns:
+        raise BadInputError(f"{src}: {baseline_col}: no such column (--baseline-column, or 'none')")
+    if len(df) == 0:
+        raise BadInputError(f"{src}: no rows")
+    names = [a.label_column, a.candidate_column] + ([baseline_col] if baseline_col else [])
+    arrays = {}
+    for name in names:
+        series = df[name]
+        missing = series.isna().to_numpy()
+        if missing.any():
+            raise BadInputError(f"{src}: {name}: has missing values (row {int(np.argmax(missing)) + 1})")
+        if task == "regression":
+            if series.dtype.kind not in "fiu":
+                row, bad = next((i, v) for i, v in enumerate(series.tolist()) if not isinstance(v, (int, float)))
+                raise BadInputError(f"{src}: {name}: not numeric ({bad!r} at row {row + 1}); a regression needs numbers")
+            arrays[name] = series.to_numpy(dtype=float)
+        else:
+            if series.dtype.kind == "f" and not np.all(np.mod(series.to_numpy(), 1) == 0):
+                row = int(np.argmax(np.mod(series.to_numpy(), 1) != 0))
+                raise BadInputError(f"{src}: {name}: holds fractions ({float(series.iloc[row])!r} at row {row + 1}); "
+                                    "a multi-class column holds classes, not scores")
+            arrays[name] = series.to_numpy()
+    columns = {str(c): df[c].to_numpy() for c in df.columns}
+    extra_c = gates_metrics_file(a.candidate)
+    extra_b = gates_metrics_file(a.baseline)
+    data = task_gates.TaskPredictions(task, arrays[a.label_column], arrays[a.candidate_column],
+                                      arrays[baseline_col] if baseline_col else None, columns, src,
+                                      names=(a.label_column, a.candidate_column, baseline_col or "baseline"))
+    return task_gates.evaluate_task_predictions(policy, data, candidate_name=a.candidate_column,
+                                                baseline_name=baseline_col, extra_candidate=extra_c,
+                                                extra_baseline=extra_b).report
+
+
+def gates_metrics_file(path):
+    from console.evaluate import gates
+
+    return gates.load_metrics_file(path) if path else None
 
 
 # -- drift ------------------------------------------------------------------------------------------

@@ -832,10 +832,15 @@ def load_metrics_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def evaluate_files(candidate_path: str, baseline_path: str | None, policy_path: str | None) -> GateReport:
-    policy = load_policy(policy_path)
-    candidate = load_metrics_file(candidate_path)
-    baseline = load_metrics_file(baseline_path) if baseline_path else None
+def evaluate_files(candidate_path: str, baseline_path: str | None, policy_path: str | None,
+                   task: str = "binary") -> GateReport:
+    from console.evaluate.task_gates import load_task_policy
+    from console.evaluate.tasks import with_seed_names
+
+    policy = load_task_policy(policy_path, task)
+    # MLflow evaluate's names (r2_score, f1_score …) read as the seed's (r2, f1 …)
+    candidate = with_seed_names(load_metrics_file(candidate_path), task)
+    baseline = with_seed_names(load_metrics_file(baseline_path), task) if baseline_path else None
     return evaluate_metrics(policy, candidate, baseline, candidate_name=str(candidate_path),
                             baseline_name=str(baseline_path) if baseline_path else None,
                             candidate_source=str(candidate_path), baseline_source=str(baseline_path))

@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.remote import servers  # noqa: E402
-from tests.remote.fixtures import mlflow_toml, remote_env, write_workspace  # noqa: E402
+from tests.support import servers  # noqa: E402
+from tests.support.remote import mlflow_toml, remote_env, write_workspace  # noqa: E402
 
 BARE = textwrap.dedent("""
     import json, sys

@@ -19,6 +19,14 @@ resample block (≈ 1e6 weights at a time), the same at every size; about half t
 numpy's multinomial draw of the resample weights, kept so results stay reproducible.
 
 Run: .venv/bin/python tests/bench/bench_gates.py [--old-rows 2000] [--rows 8000 50000] [--n-boot 2000]
+
+Per task (--tasks; --tasks-only skips the AUC part): on 50,000 rows of a regression and a
+4-class model, mrc's task metrics (console/evaluate/regression.py, multiclass.py) beside
+scikit-learn's own calls for the same figures on the same arrays (rmse, mse, mae, r2, mape,
+max error, median absolute error; accuracy, macro/weighted F1, precision and recall, balanced
+accuracy, per-class P/R/F1, confusion matrix, log loss), best of 5; goal ≤ 1.5× sklearn. Then
+the whole gate (evaluate_task_predictions: metrics, the seed's checks, 3 slices, the paired
+test) for scale. Model inference is not in either figure.
 """
 
 from __future__ import annotations
@@ -72,12 +80,92 @@ def measure(auc_impl, n: int, n_boot: int):
     return seconds, peak / 1e6, result
 
 
+def task_arrays(n: int, seed: int = 0, k: int = 4):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(100, 20, n)
+    reg = (y, y + rng.normal(0, 5, n), y + rng.normal(0, 5.5, n))
+    c = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k)) + 1.5 * np.eye(k)[c]
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    base = np.where(rng.random(n) < 0.8, proba.argmax(axis=1), rng.integers(0, k, n))
+    return reg, (c, proba, base), rng.choice(["a", "b", "c"], n)
+
+
+def best_of(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_tasks(n: int) -> None:
+    import warnings
+
+    from sklearn import metrics as skm
+
+    from console.evaluate import gates, multiclass, regression
+    from console.evaluate.task_gates import TaskPredictions, evaluate_task_predictions
+
+    warnings.filterwarnings("ignore")
+    (y, pred, pred_b), (c, proba, base_c), region = task_arrays(n)
+    k = proba.shape[1]
+
+    def sk_regression():
+        return (skm.root_mean_squared_error(y, pred), skm.mean_squared_error(y, pred), skm.mean_absolute_error(y, pred),
+                skm.r2_score(y, pred), skm.mean_absolute_percentage_error(y, pred), skm.max_error(y, pred),
+                skm.median_absolute_error(y, pred))
+
+    labels = proba.argmax(axis=1)
+
+    def sk_multiclass():
+        out = [skm.accuracy_score(c, labels), skm.balanced_accuracy_score(c, labels), skm.confusion_matrix(c, labels),
+               skm.log_loss(c, proba, labels=list(range(k)))]
+        for avg in ("macro", "weighted", None):
+            out += [skm.f1_score(c, labels, average=avg), skm.precision_score(c, labels, average=avg),
+                    skm.recall_score(c, labels, average=avg)]
+        return out
+
+    def mrc_multiclass():
+        enc = multiclass.encode(c, labels)
+        return (multiclass.multiclass_metrics(enc.y, enc.predictions[0], enc.names, proba=proba),
+                multiclass.confusion_matrix(enc.y, enc.predictions[0], len(enc.names)))
+
+    policy_reg = gates.parse_policy({"metric_directions": {"rmse": "lower", "mae": "lower", "r2": "higher"},
+                                     "hard_gates": {"r2": 0.5}, "relative_gates": {"rmse": 0.05, "mae": 0.05},
+                                     "slices": {"column": "region", "metrics": ["mae"], "n_boot": 200},
+                                     "significance": {"metrics": ["mae", "rmse"]}}, "bench")
+    policy_mc = gates.parse_policy({"metric_directions": {"accuracy": "higher", "macro_f1": "higher"},
+                                    "hard_gates": {"accuracy": 0.5}, "relative_gates": {"macro_f1": 0.03},
+                                    "slices": {"column": "region", "n_boot": 200},
+                                    "significance": {"n_boot": 200}}, "bench")
+    cols = {"region": region}
+    print(f"\nper-task metrics on {n:,} rows (best of 5; model inference excluded)")
+    print(f"{'task':>12} {'sklearn s':>10} {'mrc s':>8} {'ratio':>7}   whole gate s (slices, paired test)")
+    for task, sk, mine, gate in (
+            ("regression", sk_regression, lambda: regression.regression_metrics(y, pred),
+             lambda: evaluate_task_predictions(policy_reg, TaskPredictions("regression", y, pred, pred_b, cols))),
+            ("multiclass", sk_multiclass, mrc_multiclass,
+             lambda: evaluate_task_predictions(policy_mc, TaskPredictions("multiclass", c, proba, base_c, cols,
+                                                                          candidate_classes=list(range(k)))))):
+        t_sk, t_mine = best_of(sk), best_of(mine)
+        t_gate = best_of(gate, repeat=2)
+        print(f"{task:>12} {t_sk:>10.4f} {t_mine:>8.4f} {t_mine / t_sk:>6.2f}×   {t_gate:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old-rows", type=int, default=2000)
     ap.add_argument("--rows", type=int, nargs="*", default=[8000, 50000])
     ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--tasks", type=int, nargs="?", const=50000, default=None, metavar="ROWS",
+                    help="also time per-task metrics vs scikit-learn on ROWS rows (default 50,000)")
+    ap.add_argument("--tasks-only", action="store_true", help="only the per-task part")
     a = ap.parse_args()
+    if a.tasks_only:
+        bench_tasks(a.tasks or 50000)
+        return
     print(f"AUC paired bootstrap, {a.n_boot} resamples")
     print(f"{'rows':>8} {'method':>10} {'seconds':>9} {'peak MB':>9}  CI of Δ AUC")
     t_old, m_old, r_old = measure(old_weighted_auc, a.old_rows, a.n_boot)
@@ -91,6 +179,8 @@ def main() -> None:
         pairs_mb = (0.4 * n) * (0.6 * n) * 8 / 1e6
         print(f"{n:>8} {'ranks':>10} {t:>9.2f} {mem:>9.1f}  [{r['ci_low']:+.5f}, {r['ci_high']:+.5f}]"
               f"   (the pairwise table alone: {pairs_mb:,.0f} MB)")
+    if a.tasks:
+        bench_tasks(a.tasks)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_mlflow_rollback.py [--processes 7]
 
-Starts its own `mlflow server` (sqlite, 127.0.0.1) through tests/remote/servers.py and stops it.
+Starts its own `mlflow server` (sqlite, 127.0.0.1) through tests/support/servers.py and stops it.
 Each trial, interleaved so machine load hits all alike:
   - mrc:        `python -m console.cli rollback m --expect A --to B` (reads aliases, the ledger,
                 the target version; claims ledger entry N+1; sets the alias; re-reads; marks applied;
@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.remote import servers  # noqa: E402
-from tests.remote.fixtures import mlflow_toml, remote_env, write_workspace  # noqa: E402
+from tests.support import servers  # noqa: E402
+from tests.support.remote import mlflow_toml, remote_env, write_workspace  # noqa: E402
 
 BARE_CLIENT = textwrap.dedent("""
     import sys, uuid

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.remote import servers  # noqa: E402
-from tests.remote.fixtures import BUCKET, remote_env, s3_toml, write_workspace  # noqa: E402
+from tests.support import servers  # noqa: E402
+from tests.support.remote import BUCKET, remote_env, s3_toml, write_workspace  # noqa: E402
 
 BARE = textwrap.dedent("""
     import sys, boto3

@@ -156,7 +156,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7, help="cold starts of each app, interleaved")
     args = parser.parse_args()
 
-    from tests.tui.synth import big_workspace
+    from tests.support.workspaces import big_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"

@@ -11,7 +11,7 @@ Their conjugate closed form needs a fixed split; a canary plan moves it (5 -> 25
 prior is put on theta instead: Beta(a, a) on rho *at an even split* (theta / (1 + theta), i.e. a
 beta-prime prior on theta, symmetric in log theta), discretised at equal-probability quantile
 nodes. A discrete prior is still a prior, so validity is exact whatever the number of nodes; at a
-fixed 50 % split it equals their closed form up to quadrature error (tests/stats checks both).
+fixed 50 % split it equals their closed form up to quadrature error (tests/unit/evaluate checks both).
 Their test is two-sided (equality); a rollback is called only when the canary holds more than
 its share of the errors, which can only lower the false-alarm rate.
 

@@ -4,7 +4,8 @@ registry and the audit log (real local backend, real demo workspace, real gate e
 from __future__ import annotations
 
 from console.workspace import Workspace
-from tests.tui.conftest import make_app, run, settle
+from tests.support.pilot import make_app, run, settle
+from tests.support.pilot import keys  # noqa: F401
 
 
 def registry_and_audit(ws_path):
@@ -33,10 +34,6 @@ async def open_review(app, pilot, version: str | None = None):
 
     assert isinstance(app.screen, ReviewScreen)
     return app.screen
-
-
-def keys(text: str) -> list[str]:
-    return ["space" if c == " " else c for c in text]
 
 
 def test_approve_with_a_reason_records_approval_audit_and_gate_digest(demo_ws, monkeypatch):
@@ -253,7 +250,7 @@ def test_launch_a_short_training_run_and_see_the_new_version(demo_ws):
 
 def test_read_only_has_no_write_path(release_ws):
     demo_ws = release_ws
-    from tests.conftest import tree_digest
+    from tests.support.cli import tree_digest
 
     before = tree_digest(demo_ws)
     dump_before = db_dump(demo_ws)

@@ -1,7 +1,7 @@
 """One snapshot per screen and per critical state (gate failed, drift critical, read-only,
 empty registry). Review a report before `--snapshot-update`: these are what users see.
 
-The registry is synthetic and fixed (tests/tui/synth.py), the clock is fixed, and the gate and
+The registry is synthetic and fixed (tests/support/workspaces.py), the clock is fixed, and the gate and
 drift reports are built here, so that every byte of every snapshot is stable; the engines that
 produce such reports are tested in their own areas and in test_flows.py.
 """
@@ -13,7 +13,8 @@ import shutil
 import pytest
 
 from console.domain import DriftFeature, DriftReport, GateCheck, GateReport
-from tests.tui.conftest import SNAPSHOT_WS, make_app, settle
+from tests.support.once import exclusive
+from tests.support.pilot import SNAPSHOT_WS, make_app, settle
 
 SIZE = (150, 48)
 
@@ -102,11 +103,12 @@ def test_home_filtered(snap_compare, release_ws):
 
 @pytest.fixture
 def empty_fixed_ws(mrc):
-    if SNAPSHOT_WS.parent.exists():
-        shutil.rmtree(SNAPSHOT_WS.parent)
-    assert mrc("init", "--workspace", str(SNAPSHOT_WS)).returncode == 0
-    yield SNAPSHOT_WS
-    shutil.rmtree(SNAPSHOT_WS.parent, ignore_errors=True)
+    with exclusive(SNAPSHOT_WS):  # the fixed path, one test at a time
+        if SNAPSHOT_WS.parent.exists():
+            shutil.rmtree(SNAPSHOT_WS.parent)
+        assert mrc("init", "--workspace", str(SNAPSHOT_WS)).returncode == 0
+        yield SNAPSHOT_WS
+        shutil.rmtree(SNAPSHOT_WS.parent, ignore_errors=True)
 
 
 def test_home_empty_registry(snap_compare, empty_fixed_ws):

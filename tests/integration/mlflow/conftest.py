@@ -1,0 +1,5 @@
+"""Remote registries on a real `mlflow server` (and its basic-auth app)."""
+
+from tests.support.remote import _remote_credentials, mlflow_server, mlflow_workspace, s3_server, s3_workspace  # noqa: F401  (fixtures)
+from tests.support.policy import local_ws, mlflow_auth_server  # noqa: F401  (fixtures)
+from tests.support.pilot import release_ws  # noqa: F401  (fixtures)

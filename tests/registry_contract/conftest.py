@@ -1,1 +1,0 @@
-from tests.remote.fixtures import _remote_credentials, mlflow_server, s3_server  # noqa: F401  (fixtures)
