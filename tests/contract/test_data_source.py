@@ -5,7 +5,7 @@ same from each: columns in file order, floats, one row per row, the reference as
 a reference that names nothing is one line naming it.
 
 Format-specific details (TSV, text columns, duplicate names, relative paths, mlflow:<context>)
-are tested in tests/datagates/test_data_sources.py.
+are tested in tests/integration/data/test_data_sources.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 from backends.base import BadInputError, Table
 from console.plugins import BUILTIN_DATA, data_source, scheme_of
-from tests.remote.fixtures import BUCKET, _remote_credentials, s3_server, unique  # noqa: F401  (fixtures)
+from tests.support.remote import BUCKET, unique
 
 COLUMNS = ["f0", "f1", "f2", "label"]
 

@@ -5,7 +5,7 @@ waiting) — must give the same health windows: requests, errors, error rate, a 
 right bucket, and "no data" (never "healthy") for a version that served nothing.
 
 Each source's own details (counter resets, disorder in the log, labels …) are tested in
-tests/prometheus/ and tests/foundation.
+tests/integration/prometheus/ and tests/unit/serving/.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from backends.base import HealthWindow, Metrics
-from tests.prometheus.conftest import preloaded_prometheus  # noqa: F401  (fixture: a real Prometheus)
+from tests.support.prometheus import preloaded_prometheus  # noqa: F401  (fixture: a real Prometheus)
 
 MODEL = "m"
 STEP_S = 15

@@ -3,7 +3,7 @@ here by the plain library (torch, skl2onnx, MLflow's sklearn flavour): what a ne
 to be sniffed, loaded, scored and served like the built-in ones.
 
 The format-specific details (traced vs scripted graphs, ZipMap, signatures, pickles refused
-unless trusted …) are tested in tests/formats/; this file holds what every format shares.
+unless trusted …) are tested in tests/integration/formats/; this file holds what every format shares.
 """
 
 from __future__ import annotations

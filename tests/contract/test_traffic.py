@@ -5,7 +5,7 @@ read, moved by compare-and-swap on its revision, refused when the revision is st
 written), and rolled back to the stable version whatever the revision.
 
 A KServe controller writes status after each write, so the KServe case reads the split back
-until it shows the write (`settled`), as tests/k8s/test_kserve_traffic.py does.
+until it shows the write (`settled`), as tests/integration/k8s/test_kserve_traffic.py does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from backends.base import ConflictError, Traffic, TrafficSplit
-from tests.k8s.conftest import apiserver  # noqa: F401  (fixture: the Kubernetes API emulator)
+from tests.support.k8s.emulator import apiserver  # noqa: F401  (fixture: the Kubernetes API emulator)
 
 pytestmark = pytest.mark.integration  # every case starts servers
 MODEL = "contract-model"
@@ -71,7 +71,7 @@ def _local(request) -> Traffic:
 
 def _kserve(request) -> Traffic:
     from backends.k8s.traffic import KServeTraffic
-    from tests.k8s.apiserver import ISVCS
+    from tests.support.k8s.apiserver import ISVCS
 
     server = request.getfixturevalue("apiserver")
     body = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",

@@ -17,7 +17,7 @@ import pytest
 
 from backends import capabilities
 from backends.base import TRAINING_STATES, BadInputError, Training, TrainingJob, TrainingSpec
-from tests.k8s.conftest import apiserver  # noqa: F401  (fixture: the Kubernetes API emulator)
+from tests.support.k8s.emulator import apiserver  # noqa: F401  (fixture: the Kubernetes API emulator)
 
 pytestmark = pytest.mark.integration  # every case runs the trainer as a process
 MODEL = "contract-model"
