@@ -1,4 +1,5 @@
-"""What a backend may offer beyond its role protocol: the one file a plugin author reads.
+"""What a backend (or a model it loads) may offer beyond its role protocol: the one file a plugin
+author reads.
 
 backends/base.py declares the roles every backend of a kind must fill (Registry, Training,
 Traffic, Metrics, ModelFormat, DataSource). The console also uses abilities that only some
@@ -286,6 +287,14 @@ class StartsServers(Protocol):
 
 
 @runtime_checkable
+class RoutesRequests(Protocol):
+    """The port of the model's router (None when it is not running), so a promotion can say that
+    the router started anew on another port."""
+
+    def router_port(self, model: str) -> int | None: ...
+
+
+@runtime_checkable
 class ReplaysLoad(Protocol):
     """Sends rows through the model's router at a rate (`mrc load`), labels after a delay."""
 
@@ -318,3 +327,27 @@ class Shadows(Protocol):
 
     def set_shadow(self, model: str, version: str | None, *, sample: float = 1.0,
                    expected_revision: int) -> dict[str, Any]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Abilities of a loaded model (base.LoadedModel), beyond predict().
+
+
+@runtime_checkable
+class PredictsTask(Protocol):
+    """A loaded model that answers in its task's own shape, on a table of mixed-type columns.
+
+    `task`: "binary" | "regression" | "multiclass" as the artifact says it (an sklearn,
+    XGBoost or LightGBM estimator knows), or None when it does not say (a PythonModel).
+    `classes`: the class labels of predict_task's columns for a classifier, else None.
+    """
+
+    task: str | None
+    classes: list[Any] | None
+
+    def predict_task(self, frame: Any) -> Any:
+        """frame: a pandas DataFrame with the model's feature columns, of any type (text,
+        categories, booleans, missing values). Returns a numpy array: (n,) values for a
+        regression, (n, k) class probabilities (columns in `classes` order) or (n,) predicted
+        labels for a classifier."""
+        ...

@@ -21,6 +21,8 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
+from backends.base import BadInputError
+from console.workspace import Workspace
 from screens.presenters import WRITE_ACTIONS, Command, parse_command
 
 STARTED = time.perf_counter()
@@ -105,6 +107,7 @@ class ReleaseConsole(PriorityKeysFirst, App):
             self.set_keymap(keys)
         if self.read_only:
             self.add_class("-read-only")
+        # each screen module is imported when it first opens: the first screen pays for home only
         from screens.home_screen import HomeScreen
 
         self.push_screen(HomeScreen())
@@ -210,6 +213,10 @@ class ReleaseConsole(PriorityKeysFirst, App):
             self.push_screen(TrainingScreen(model))
         elif name == "canary":
             self.open_canary(model)
+        elif name == "monitor":
+            from screens.monitor_screen import MonitorScreen
+
+            self.push_screen(MonitorScreen(model))
 
     def open_canary(self, model: str) -> None:
         canary_screen = canary_screen_class()
@@ -255,8 +262,6 @@ def _configured_keymap(workspace) -> dict[str, str]:
 
 
 def build_app(args) -> ReleaseConsole:
-    from console.workspace import Workspace
-
     # lenient: a typo in [policy] must not keep on-call out of the console's rollback key
     # (approve/promote there still refuse the bad table)
     ws = Workspace.open(getattr(args, "workspace", None), lenient_policy=True)
@@ -266,8 +271,6 @@ def build_app(args) -> ReleaseConsole:
 
 def run(args) -> int:
     """Entry point of console/cli.py: open the workspace and run the console until `q`."""
-    from backends.base import BadInputError
-
     if getattr(args, "json", False):
         print("mrc: --json has no meaning for the console; use a subcommand (`mrc models --json`)", file=sys.stderr)
         return 2

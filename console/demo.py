@@ -17,7 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from backends.base import PRODUCTION, TrainingSpec
+from backends.base import PRODUCTION, BackendError, BadInputError, TrainingSpec
+from console.assets import asset_path
+from console.evaluate.drift import version_drift
+from console.release.actions import decide, promote, set_alias
+from console.training import register_result
+from console.workspace import Workspace
 
 MODEL = "breast-cancer"
 # The whole set is too easy (every decent model scores AUC 1.0 on the test split); the texture,
@@ -65,7 +70,7 @@ def _clean_name(name: str) -> str:
 
 
 def build_datasets(ws) -> None:
-    from sklearn.datasets import load_breast_cancer
+    from sklearn.datasets import load_breast_cancer  # sklearn: ~1.2 s
 
     raw = load_breast_cancer()
     names = list(raw.feature_names)
@@ -100,25 +105,16 @@ def build_datasets(ws) -> None:
 def build(root: str | Path, *, actor: str = "demo", force: bool = False,
           progress: Callable[[str, float], None] | None = None):
     """Create the demo workspace at root; return the opened Workspace."""
-    from console.release.actions import decide, promote, set_alias
-    from console.training import register_result
-    from console.workspace import Workspace
-
     say = progress or (lambda message, fraction: None)
     root = Path(root)
     if root.exists() and not root.is_dir():
-        from backends.base import BadInputError
-
         raise BadInputError(f"workspace {root}: is not a folder")
     if root.exists() and any(root.iterdir()):
         if not force:
-            from backends.base import BadInputError
-
             raise BadInputError(f"workspace {root}: not empty (use --force to rebuild the demo there)")
         shutil.rmtree(root)
     Workspace.init(root)
     (root / "mrc.toml").write_text(DEMO_TOML)
-    from console.assets import asset_path
 
     shutil.copyfile(asset_path("gate_policy.json"), root / "gate_policy.json")
     ws = Workspace.open(root)
@@ -158,8 +154,6 @@ def build(root: str | Path, *, actor: str = "demo", force: bool = False,
     for i, (job_id, spec) in enumerate(zip(jobs, specs)):
         status = training.status(job_id)
         if status.state != "succeeded":
-            from backends.base import BackendError
-
             raise BackendError(f"demo training {job_id} {status.state}: {status.message}")
         register_result(registry, ws.audit(), training, job_id, spec, actor=actor, make_candidate=False)
     say("registering, approving and promoting", 0.92)
@@ -173,7 +167,6 @@ def build(root: str | Path, *, actor: str = "demo", force: bool = False,
     set_alias(registry, audit, MODEL, "archived", "1", actor=actor, reason="superseded by 2")
     set_alias(registry, audit, MODEL, "candidate", "5", actor=actor, reason="retrain with a wider network")
     assert registry.get_pointers(MODEL)[PRODUCTION] == "2"
-    from console.evaluate.drift import version_drift
 
     version_drift(ws, MODEL, "5")  # records the candidate's drift status for `mrc models` and home
     say(f"demo workspace ready in {time.monotonic() - started:.0f}s: {root}", 1.0)

@@ -11,16 +11,15 @@ import math
 import time
 from typing import Any, Callable
 
+from backends.base import CANDIDATE, BackendError, BadInputError, Environment, Lineage, ModelVersion, TrainingSpec
 from backends import capabilities
-from backends.base import CANDIDATE, BackendError, Environment, Lineage, ModelVersion, TrainingSpec
 from backends.native.lineage import code_identity
-
+from console.release.actions import set_alias
+from console.release.policy import backend_identity, workspace_policy
 
 
 def parse_param_pairs(pairs, *, where: str = "") -> dict[str, Any]:
     """["epochs=5", "lr=0.1", "opt=adam"] -> {"epochs": 5, "lr": 0.1, "opt": "adam"}."""
-    from backends.base import BadInputError
-
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -57,7 +56,6 @@ def trainer_name(registry, policy, actor: str) -> str:
     rule excludes the trainer, so a claimed --actor must not pick who is excluded), else the actor."""
     if policy is None or policy.identity != "require":
         return actor
-    from console.release.policy import backend_identity
 
     return backend_identity(registry) or actor
 
@@ -83,16 +81,12 @@ def register_result(registry, audit, training, job_id: str, spec: TrainingSpec, 
                  {"training_run": job_id, "data_version": spec.data_version, "artifact_sha256": version.artifact.sha256,
                   **({"trained_by": trainer} if trainer != actor else {})})
     if make_candidate:
-        from console.release.actions import set_alias
-
         set_alias(registry, audit, spec.model, CANDIDATE, version.version, actor=actor, reason=f"trained in {job_id}")
         version = registry.get_version(spec.model, version.version)
     return version
 
 
 def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, make_candidate: bool = True):
-    from console.release.policy import workspace_policy
-
     policy = workspace_policy(ws)  # read before training: a bad [policy] table fails before the work
     training = ws.training()
     try:

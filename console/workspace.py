@@ -17,6 +17,11 @@ from typing import Any
 
 from backends.base import BadInputError
 from backends.capabilities import BackendFactory, NamesDatasets, may_serve, open_role
+from backends.support.redact import credential_in_url, redact
+from console.config_keys import check_known_keys
+from console.plugins import data_source, scheme_of
+from console.release.audit import AuditLog
+from console.release.policy import parse_policies
 
 ROLES = ("registry", "training", "traffic", "metrics")
 
@@ -58,8 +63,6 @@ def check_config_urls(config: Any, where: Path | str, path: str = "") -> None:
 
     The message names the field and the kind of secret, never the secret itself.
     """
-    from backends.support.redact import credential_in_url, redact
-
     if isinstance(config, dict):
         for key, value in config.items():
             dotted = f"{path}.{key}" if path else str(key)
@@ -167,6 +170,7 @@ class Workspace:
             except (OSError, RecursionError) as exc:
                 raise BadInputError(f"{config_path}: cannot read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
             check_config_urls(config, config_path)
+            check_known_keys(config, config_path)
         db = root / "mrc.db"
         if db.exists() and not os.access(db, os.R_OK):
             raise BadInputError(f"{db}: is not readable")
@@ -175,7 +179,6 @@ class Workspace:
             ws.backend_name(role)  # validate names early: one clear line, before any write
         ws.lock_timeout_s()
         if "policy" in config:  # protected aliases: a bad rule is one line before anything runs
-            from console.release.policy import parse_policies
 
             try:
                 parse_policies(config, config_path)
@@ -265,8 +268,6 @@ class Workspace:
         return may_serve(self._backend(self.backend_name("traffic")), self.section("traffic"), model)
 
     def audit(self):
-        from console.release.audit import AuditLog
-
         log = AuditLog(str(self.db_path))
         return log
 
@@ -295,8 +296,6 @@ class Workspace:
     def load_table(self, ref: str, *, model: str | None = None, version: str | None = None):
         """A data set by reference: a CSV/Parquet path or file:// URI, s3://bucket/key, mrc's
         name@version, or mlflow:<context> (the dataset the version's run logged with that context)."""
-        from console.plugins import data_source, scheme_of
-
         if not isinstance(ref, str) or not ref.strip():
             raise BadInputError(f"{self.config_path}: empty data reference")
         ref = ref.strip()

@@ -4,6 +4,8 @@ write and after its result message is posted, never before the move."""
 
 from __future__ import annotations
 
+from console.notify.delivery import after_write
+
 
 def deliver_alerts(ws, actor: str) -> None:
     """Nothing (not even an import) where mrc.toml has no [alerts]; never raises."""
@@ -12,6 +14,5 @@ def deliver_alerts(ws, actor: str) -> None:
             return
     except Exception:  # noqa: BLE001  (no config to read: nothing to deliver)
         return
-    from console.notify.delivery import after_write
 
     after_write(ws, actor=actor)

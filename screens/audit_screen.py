@@ -11,8 +11,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
-from screens.presenters import AUDIT_COLUMNS, audit_cells
 from screens.base import ConsoleScreen
+from screens.loaders import load_audit
+from screens.presenters import AUDIT_COLUMNS, audit_cells
 from screens.widgets.virtual_table import VirtualTable
 
 
@@ -49,8 +50,6 @@ class AuditScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="audit-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens.loaders import load_audit
-
         try:
             events, check = load_audit(self.app.workspace)
         except Exception as exc:

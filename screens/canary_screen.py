@@ -32,7 +32,10 @@ from textual.widgets import Footer, RichLog, Sparkline, Static
 
 from console.assets import asset_path
 from console.domain import CanaryState
-from screens.presenters import needs_more_lines
+from console.rollout.controller import Controller, current_state
+from screens.after_write import deliver_alerts
+from screens.dialogs.promote import PromoteDialog
+from screens.presenters import canary_evidence_lines, needs_more_lines, sequential_result_line
 
 POLL_S = 0.5
 STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
@@ -87,13 +90,7 @@ def sequential_line(state: CanaryState | None) -> str:
     results = state.sequential.get("results") or []
     if not results:
         return "sequential  waiting for the first analysis"
-    lines = []
-    for r in results:
-        if r.get("estimate") is None:
-            lines.append(f"sequential  {r['metric']}: {r.get('detail', '')}")
-            continue
-        lines.append(f"sequential  {r['metric']}: Δ {r['estimate']:+.4f}  band [{r['lower']:+.4f}, {r['upper']:+.4f}]"
-                     f"  margin {r['margin']:+.4f}  p {r['p_value']:.3f} → {r['decision']}")
+    lines = [f"sequential  {sequential_result_line(r)}" for r in results]
     lines += [f"sequential  {line}" for line in needs_more_lines(state)]
     return "\n".join(lines) + f"\nalways-valid p (min so far) {state.sequential.get('min_p_value', 1.0):.4f}"
 
@@ -276,9 +273,6 @@ class CanaryScreen(Screen):
                       "leaves production)?", "P")
 
     def _confirm(self, action: str, title: str, key: str) -> None:
-        from screens.presenters import canary_evidence_lines
-        from screens.dialogs.promote import PromoteDialog
-
         state = self.state
         verdict = state.sequential.get("verdict") if state is not None else None
         warning = "" if verdict == "safe" else ("the judge has not decided the canary is safe yet: confirming overrides "
@@ -305,8 +299,6 @@ class CanaryScreen(Screen):
     # -- workers -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="canary-poll", exit_on_error=False)
     def load_state(self) -> None:
-        from console.rollout.controller import current_state
-
         ws = self.app.workspace
         state = current_state(ws, self.model)
         live = None
@@ -322,8 +314,6 @@ class CanaryScreen(Screen):
         self._act(self._controller(), action, reason)
 
     def _controller(self, traffic=None):
-        from console.rollout.controller import Controller
-
         return Controller(self.app.workspace, self.model, actor=getattr(self.app, "actor", "console"), traffic=traffic)
 
     def _act(self, controller, action: str, reason: str = "") -> None:
@@ -335,7 +325,6 @@ class CanaryScreen(Screen):
         except Exception as exc:  # noqa: BLE001  (shown to the user, never crashes the screen)
             self.post_message(self.Acted(action, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
             return
-        from screens.after_write import deliver_alerts
 
         deliver_alerts(self.app.workspace, getattr(self.app, "actor", "console"))  # after the move, never before
 

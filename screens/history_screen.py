@@ -15,6 +15,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
+from screens.base import ConsoleScreen
+from screens.loaders import load_history
 from screens.presenters import (
     alias_style,
     approval_label,
@@ -24,7 +26,6 @@ from screens.presenters import (
     pointer_move_cells,
     sparkline,
 )
-from screens.base import ConsoleScreen
 from screens.widgets.virtual_table import VirtualTable
 
 TIMELINE_COLUMNS = [("", 1), ("version", 8), ("aliases", 20), ("approval", 16), ("auc_roc", 8), ("data", 22),
@@ -79,8 +80,6 @@ class HistoryScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="history-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens.loaders import load_history
-
         try:
             self.post_message(self.Loaded(load_history(self.app.workspace, self.model)))
         except Exception as exc:

@@ -11,7 +11,13 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.base import NotFoundError
 from backends.capabilities import ListsAllVersions
+from backends.support.dbfile import connect_db
+from console.overview import model_overviews
+from console.release.actions import UNREVIEWED, approval_tally, rollback_target
+from console.release.audit import verify_chain
+from console.release.policy import rollback_policy, workspace_policy
 from screens.presenters import HomeRow
 
 
@@ -31,10 +37,6 @@ class HomeData:
 
 
 def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool = True) -> HomeData:
-    from backends.base import NotFoundError
-    from console.overview import model_overviews
-    from console.release.actions import UNREVIEWED, rollback_target
-
     registry = ws.registry()
     listed: dict[str, list[Any]] | None = {} if with_versions else None  # filled by the per-model path
     try:
@@ -47,6 +49,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     rows: list[HomeRow] = []
     versions: list[Any] = []
     protected = _home_policy(ws)
+    watched = isinstance(ws.config.get("monitor"), dict)
+    read_tier = optional("console.monitor.tier_file", "read_tier") if watched else None  # nothing without [monitor]
+    watched = watched and read_tier is not None
     if with_versions and isinstance(registry, ListsAllVersions) and not listed:
         listed = registry.list_all_versions()  # one read instead of one per model
     for overview in overviews:
@@ -74,6 +79,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
                 drift = drift_status(ws, summary.name, candidate) if candidate else None
             except Exception:  # a broken drift record must not hide the model list
                 drift = None
+        monitor = None
+        if production and watched:  # one small JSON file per model: the last round's tier
+            monitor = (read_tier(ws, summary.name) or {}).get("tier")
         canary = canaries.get(summary.name)
         live_canary = canary is not None and bool(getattr(canary, "active", False))
         if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
@@ -84,20 +92,31 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             approvals = {version: UNREVIEWED if mv.approval.status == "pending" and not mv.approval.by
                          else mv.approval.status for version, mv in overview.versions.items()}
             target = rollback_target(overview.production_history, production, approvals) if production else None
+        canary_status = getattr(canary, "status", None)
+        if live_canary and _unjudged(ws, canary):  # nobody judges it: red, whatever its last status said
+            canary_status = "unjudged"
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
-            gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
+            gate=gate, canary_status=canary_status, canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
-            canary_candidate=canary.candidate if live_canary else None, approvals_short=short,
+            canary_candidate=canary.candidate if live_canary else None, approvals_short=short, monitor=monitor,
         ))
     return HomeData(rows, versions)
+
+
+def _unjudged(ws, canary) -> str | None:
+    from console.rollout.controller import unjudged
+
+    try:
+        return unjudged(ws, canary)
+    except Exception:  # a lease that cannot be read must not hide the model list
+        return None
 
 
 def _home_policy(ws):
     """[policy.production] for the home column, read leniently (a bad table must not hide the list)."""
     if "policy" not in (getattr(ws, "config", None) or {}):
         return None
-    from console.release.policy import rollback_policy
 
     return rollback_policy(ws)[0]
 
@@ -106,7 +125,6 @@ def _approvals_short(ws, mv, policy) -> str | None:
     """"1/2" when the rule protects production and the approved candidate lacks approvals."""
     if policy is None or policy.required_approvals <= 1:
         return None
-    from console.release.actions import approval_tally
 
     counted = approval_tally(ws.audit(), policy, mv, ws.registry())
     return None if counted.met else f"{len(counted.counted)}/{counted.required}"
@@ -137,8 +155,6 @@ def _has_canaries(db_path) -> bool:
     import os
     import sqlite3
 
-    from backends.support.dbfile import connect_db
-
     if not os.path.exists(db_path):
         return False
     try:
@@ -165,8 +181,6 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
     pointers = registry.get_pointers(model)
     version = version or pointers.get("candidate")
     if not version:
-        from backends.base import NotFoundError
-
         raise NotFoundError(f"{model}: no candidate to review")
     candidate = registry.get_version(model, version)
     production_version = pointers.get("production")
@@ -176,12 +190,9 @@ def load_review(ws, model: str, version: str | None) -> ReviewData:
 
 def production_approvals(ws, candidate):
     """How the candidate stands against [policy.production] ("1 of 2 approvals …"), None when unprotected."""
-    from console.release.policy import workspace_policy
-
     policy = workspace_policy(ws)
     if policy is None:
         return None
-    from console.release.actions import approval_tally
 
     return approval_tally(ws.audit(), policy, candidate, ws.registry())
 
@@ -192,6 +203,18 @@ def evaluate_gates(ws, model: str, version: str):
     if evaluate is None:
         return None
     return evaluate(ws, model, version)
+
+
+def evaluate_gates_with_views(ws, model: str, version: str) -> tuple[Any, list[str]]:
+    """(gate report or None, text views of a regression's residuals or a classifier's confusion
+    matrix; empty for a binary model)."""
+    evaluate = optional("console.evaluate.gates", "evaluate_version_full")
+    if evaluate is None:
+        return evaluate_gates(ws, model, version), []
+    from console.evaluate.task_plots import text_blocks
+
+    evaluation = evaluate(ws, model, version)
+    return evaluation.report, text_blocks(evaluation)
 
 
 def evaluate_drift(ws, model: str, version: str, *, record: bool = True):
@@ -216,8 +239,6 @@ def load_history(ws, model: str) -> HistoryData:
 
 def load_audit(ws, limit: int | None = None):
     import sqlite3
-
-    from console.release.audit import verify_chain
 
     if not ws.db_path.exists():  # never create a database just to read it
         return [], verify_chain([])

@@ -15,11 +15,18 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
 from backends.support.redact import escape_control
+from console.release.actions import decide, report_digest
+from console.release.policy import approver_problem, workspace_policy
+from screens.after_write import deliver_alerts
+from screens.base import ConsoleScreen
+from screens.dialogs.approve import ApproveDialog
+from screens.dialogs.reject import RejectDialog
+from screens.loaders import evaluate_drift, evaluate_gates_with_views, load_review
 from screens.presenters import (
     approval_label,
     bar,
-    delta_style,
     check_cells,
+    delta_style,
     drift_hist,
     drift_label,
     fmt_delta,
@@ -30,7 +37,6 @@ from screens.presenters import (
     overlay,
     short_sha,
 )
-from screens.base import ConsoleScreen
 
 UNAVAILABLE = "gate engine unavailable in this build: no gate report (approval records no gate digest)"
 
@@ -53,10 +59,11 @@ class ReviewScreen(ConsoleScreen):
             self.error = error
 
     class GatesDone(Message):
-        def __init__(self, report: Any, error: str = "") -> None:
+        def __init__(self, report: Any, error: str = "", views: list[str] | None = None) -> None:
             super().__init__()
             self.report = report
             self.error = error
+            self.views = views or []  # a regression's residuals, a classifier's confusion matrix (text)
 
     class DriftDone(Message):
         def __init__(self, report: Any, error: str = "") -> None:
@@ -92,8 +99,9 @@ class ReviewScreen(ConsoleScreen):
             yield Static("gate report", classes="pane-title")
             yield Static("", id="gates-status")
             yield DataTable(id="gates", cursor_type="row")
+            yield Static("", id="task-view")
             yield Static("metrics vs production (Δ with 95% interval when the gate engine gives one)",
-                         classes="pane-title")
+                         classes="pane-title", id="deltas-title")
             yield DataTable(id="deltas", cursor_type="row")
             yield Static("drift per feature: training data of this version vs production's", classes="pane-title")
             yield Static("", id="drift-status")
@@ -109,6 +117,7 @@ class ReviewScreen(ConsoleScreen):
                                                         "interval around 0")
         self.query_one("#drift", DataTable).add_columns("feature", "method", "statistic", "p-value", "severity",
                                                        "statistic bar", "reference ▕ current")
+        self.query_one("#task-view", Static).display = False  # shown for regression / multi-class models
         for widget in ("#gates", "#deltas", "#drift", "#lineage"):
             self.query_one(widget).loading = True
         self._load()
@@ -116,8 +125,6 @@ class ReviewScreen(ConsoleScreen):
     # -- workers --------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="review-load", exit_on_error=False)
     def _load(self) -> None:
-        from screens.loaders import load_review
-
         try:
             data = load_review(self.app.workspace, self.model, self.version)
         except Exception as exc:
@@ -127,20 +134,16 @@ class ReviewScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="review-gates", exit_on_error=False)
     def _gates(self, version: str) -> None:
-        from screens.loaders import evaluate_gates
-
         self.app.record_call(f"console.evaluate.gates.evaluate_version(ws, {self.model!r}, {version!r})")
         try:
-            report = evaluate_gates(self.app.workspace, self.model, version)
+            report, views = evaluate_gates_with_views(self.app.workspace, self.model, version)
         except Exception as exc:
             self.post_message(self.GatesDone(None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(self.GatesDone(report))
+        self.post_message(self.GatesDone(report, views=views))
 
     @work(thread=True, exclusive=True, group="review-drift", exit_on_error=False)
     def _drift(self, version: str) -> None:
-        from screens.loaders import evaluate_drift
-
         self.app.record_call(f"console.evaluate.drift.version_drift(ws, {self.model!r}, {version!r}, "
                              f"record={not self.app.read_only})")
         try:
@@ -206,6 +209,15 @@ class ReviewScreen(ConsoleScreen):
         table.clear()
         cand, prod = self.data.candidate, self.data.production
         checks = self.gate_report.checks if self.gate_report is not None else []
+        gated_vs = getattr(self.gate_report, "baseline", None) if self.gate_report is not None else None
+        title = "metrics vs production (Δ with 95% interval when the gate engine gives one)"
+        if prod is not None and gated_vs and gated_vs != prod.version:
+            # one baseline: the deltas are against production now, so the gates' intervals (against
+            # the version production was when they ran) are not shown beside them
+            checks = []
+            title = (f"metrics vs production {prod.version} (the gates ran against {gated_vs} before production "
+                     f"moved: their intervals are hidden; g re-runs them against {prod.version})")
+        self.query_one("#deltas-title", Static).update(title)
         deltas = metric_deltas(cand.metrics, prod.metrics if prod else None, checks)
         # one axis for every interval, scaled to the intervals only (a latency delta in ms must not flatten them)
         span = max([abs(v) for d in deltas if d.ci for v in (*d.ci, d.delta or 0.0)] + [1e-9])
@@ -250,7 +262,6 @@ class ReviewScreen(ConsoleScreen):
         self.gate_error = ""
         self.gate_report = report = message.report
         self.app.gate_reports[(self.model, self.version)] = report
-        from console.release.actions import report_digest
 
         verdict = Text("✔ ALL GATES PASSED", style="bold green") if report.passed else Text(
             f"✘ GATES FAILED: {', '.join(c.name for c in report.failed_checks)}", style="bold red")
@@ -261,6 +272,9 @@ class ReviewScreen(ConsoleScreen):
         verdict.append(f"   baseline {report.baseline or '—'} · report sha256 {short_sha(report_digest(report), 16)}",
                        style="dim")
         status.update(verdict)
+        view = self.query_one("#task-view", Static)
+        view.update("\n\n".join(message.views))
+        view.display = bool(message.views)
         for check in report.checks:
             table.add_row(*[Text(text, style=style) for text, style in check_cells(check)])
         if self.data is not None:
@@ -357,8 +371,6 @@ class ReviewScreen(ConsoleScreen):
     def action_approve(self) -> None:
         if not self.app.can_write("approve") or not self._ready_to_decide():
             return
-        from console.release.actions import report_digest
-        from screens.dialogs.approve import ApproveDialog
 
         report = self.gate_report
         cand = self.data.candidate
@@ -379,7 +391,6 @@ class ReviewScreen(ConsoleScreen):
         approvals = getattr(self.data, "approvals", None)
         if approvals is None:
             return ""
-        from console.release.policy import approver_problem
 
         actor, policy = self.app.actor, approvals.policy
         problem = approver_problem(policy, actor, approvals.trainer)
@@ -393,7 +404,6 @@ class ReviewScreen(ConsoleScreen):
     def action_reject(self) -> None:
         if not self.app.can_write("reject") or not self._ready_to_decide():
             return
-        from screens.dialogs.reject import RejectDialog
 
         cand = self.data.candidate
         self.app.push_screen(RejectDialog(self.model, cand.version, cand.artifact.sha256),
@@ -410,8 +420,6 @@ class ReviewScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="review-decide", exit_on_error=False)
     def _decide_worker(self, status: str, reason: str, override: bool, seen_status: str, gate_error: str = "") -> None:
-        from console.release.actions import decide
-
         ws = self.app.workspace
         self.app.record_call(f"console.release.actions.decide(registry, audit, {self.model!r}, {self.version!r}, "
                              f"status={status!r}, reason={reason!r}, override={override}, "
@@ -428,7 +436,6 @@ class ReviewScreen(ConsoleScreen):
         standing = (outcome.detail.get("policy") or {}).get("summary")
         self.post_message(self.Decided(f"{self.model} {self.version}: {status}{note} by {self.app.actor}"
                                        + (f"; {standing}" if standing else ""), True))
-        from screens.after_write import deliver_alerts
 
         deliver_alerts(ws, self.app.actor)  # the decision has committed: its alert (or resolution) goes out now
 
@@ -440,6 +447,4 @@ class ReviewScreen(ConsoleScreen):
 
 
 def _production_policy(ws):
-    from console.release.policy import workspace_policy
-
     return workspace_policy(ws)

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.assets import asset_path
+from console.rollout.shadow_report import shadow_report
 from screens.presenters import bar, sparkline
 
 POLL_S = 2.0
@@ -199,8 +200,6 @@ class ShadowScreen(Screen):
 
     @work(thread=True, exclusive=True, group="shadow-poll", exit_on_error=False)
     def load_report(self) -> None:
-        from console.rollout.shadow_report import shadow_report
-
         try:
             report = shadow_report(self.app.workspace, self.model)
             report.pop("_comparison", None)

@@ -17,9 +17,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static
 
+from backends.base import BadInputError, TrainingSpec
 from backends import capabilities
-from screens.presenters import fmt_number, parse_params, training_progress_text
+from console.monitor.watch_run import handled_versions, newest_data_ref, production_of
+from console.training import train_and_register
 from screens.base import ConsoleScreen
+from screens.presenters import fmt_number, parse_params, training_progress_text
 
 LOG_LINES = 500  # a bounded buffer: a long run must not grow the console without end
 
@@ -129,7 +132,6 @@ class TrainingScreen(ConsoleScreen):
     def action_launch(self) -> None:
         if self.running or not self.app.can_write("training"):
             return
-        from backends.base import TrainingSpec
 
         data = self.query_one("#data", Input).value.strip()
         try:
@@ -154,9 +156,6 @@ class TrainingScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def _train(self, spec) -> None:
-        from backends.base import BadInputError
-        from console.training import train_and_register
-
         ws = self.app.workspace
         self.app.record_call(f"console.training.train_and_register(ws, TrainingSpec({spec.model!r}, "
                              f"{spec.data_version!r}, {spec.params!r}, gpu={spec.gpu}), actor={self.app.actor!r})")
@@ -243,8 +242,6 @@ def open_with_newest_data(screen, model: str) -> None:
     app.record_call(f"console.monitor.watch_run.newest_data_ref(ws, {model!r}) → TrainingScreen({model!r}, data=…)")
 
     def find_newest() -> None:
-        from console.monitor.watch_run import handled_versions, newest_data_ref, production_of
-
         try:
             _, production_mv = production_of(app.workspace, model)
             newest = newest_data_ref(app.workspace, model, production_mv=production_mv)

@@ -42,12 +42,12 @@ def read_frame(path: Path, shown: str):
         raise BadInputError(f"{shown}: not a file")
     if not os.access(path, os.R_OK):
         raise BadInputError(f"{shown}: is not readable")
-    import pandas as pd
+    import pandas as pd  # pandas: ~0.4 s
 
     try:
         if suffix in PARQUET:
             try:
-                import pyarrow.parquet as pq
+                import pyarrow.parquet as pq  # pyarrow: ~0.2 s
             except ImportError:
                 raise BadInputError(f"{shown}: reading Parquet needs pyarrow, which is not installed") from None
             names = pq.read_schema(path).names
@@ -74,7 +74,7 @@ def read_frame(path: Path, shown: str):
 
 
 def frame_to_table(df, source: str) -> Table:
-    import numpy as np
+    import numpy as np  # numpy: ~0.08 s
     import pandas as pd
 
     columns = [str(c) for c in df.columns]

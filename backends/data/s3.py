@@ -28,7 +28,7 @@ class S3Source:
         if suffix not in PARQUET and suffix not in TEXT:
             raise BadInputError(f"{ref}: unknown data file type {suffix or '(none)'!r} (.csv, .tsv or .parquet)")
         try:
-            import boto3
+            import boto3  # boto3: ~0.15 s
             from botocore.config import Config
             from botocore.exceptions import BotoCoreError, ClientError
         except ImportError:

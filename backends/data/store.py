@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import BadInputError, Table
+from backends.native.datasets import DatasetStore
 
 
 class DatasetStoreSource:
     def load(self, ref: str, options: dict[str, Any]) -> Table:
-        from backends.native.datasets import DatasetStore
-
         root = options.get("workspace")
         if not root:
             raise BadInputError(f"dataset {ref}: no workspace to read it from")

@@ -6,6 +6,8 @@ from typing import Any
 
 from backends.base import BadInputError
 from backends.formats._inspect import is_torchscript, read_zip_member, torch_zip_entries
+from backends.formats._scores import ordered
+from backends.native import mlp
 
 
 class TorchMlpModel:
@@ -15,9 +17,6 @@ class TorchMlpModel:
         self.where = where
 
     def predict(self, rows, columns):
-        from backends.formats._scores import ordered
-        from backends.native import mlp
-
         data = ordered(rows, columns, self.features, self.where)
         if data.shape[1] != self.net.mean.shape[0]:
             raise BadInputError(f"{self.where}: the model takes {self.net.mean.shape[0]} columns, "
@@ -36,8 +35,6 @@ class TorchMlpFormat:
         return b"torch-mlp-v1" in (read_zip_member(path, "/data.pkl") or b"")
 
     def load(self, path: str, options: dict[str, Any]) -> TorchMlpModel:
-        from backends.native import mlp
-
         try:
             net, arch = mlp.load_with_arch(path)
         except Exception as exc:  # torch raises many kinds on a bad file; one line says which file

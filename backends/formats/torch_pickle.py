@@ -33,7 +33,7 @@ class TorchPickleFormat:
         return b"torch-mlp-v1" not in (read_zip_member(path, "/data.pkl") or b"")
 
     def load(self, path: str, options: dict[str, Any]) -> TorchScriptModel:
-        import torch
+        import torch  # torch: ~1.5 s
 
         if options.get("trust_pickle") is not True:
             try:  # the safe unpickler: plain tensors load, any class reference is refused

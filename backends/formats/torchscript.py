@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import BadInputError
-from backends.formats._inspect import (features_from_json, is_torchscript, option_features, sibling_features,
-                                       torch_zip_entries)
+from backends.formats._inspect import (
+    features_from_json,
+    is_torchscript,
+    option_features,
+    sibling_features,
+    torch_zip_entries,
+)
+from backends.formats._scores import ordered, to_scores, torch_output_kind
 from backends.formats.torch_mlp import _first_line
 
 EXTRA_FILES = ("features.json", "metadata.json")
@@ -14,8 +20,6 @@ EXTRA_FILES = ("features.json", "metadata.json")
 
 class TorchScriptModel:
     def __init__(self, module, features: list[str] | None, options: dict[str, Any], where: str):
-        from backends.formats._scores import torch_output_kind
-
         self.module = module
         self.output = torch_output_kind(module)  # logits or probabilities, judged once from the graph
         self.features = features
@@ -23,9 +27,7 @@ class TorchScriptModel:
         self.where = where
 
     def predict(self, rows, columns):
-        import torch
-
-        from backends.formats._scores import ordered, to_scores
+        import torch  # torch: ~1.5 s
 
         data = ordered(rows, columns, self.features, self.where)
         try:
@@ -49,7 +51,7 @@ class TorchScriptFormat:
         return is_torchscript(torch_zip_entries(path))
 
     def load(self, path: str, options: dict[str, Any]) -> TorchScriptModel:
-        import torch
+        import torch  # torch: ~1.5 s
 
         extra = {name: "" for name in EXTRA_FILES}
         try:

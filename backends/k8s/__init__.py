@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 
+# Each role's module is imported when the role is asked for: a workspace that uses one role of
+# the cluster (KServe traffic, say) does not load the other.
 class K8sBackend:
     """Factory for the training and traffic roles (see console/workspace.py)."""
 

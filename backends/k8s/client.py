@@ -50,7 +50,7 @@ class LoopThread:
 
 def make_async_client(config: dict[str, Any], *, namespace: str, where: str):
     """An AsyncClient from the user's kubeconfig (KUBECONFIG or ~/.kube/config) and context."""
-    from lightkube import AsyncClient, KubeConfig
+    from lightkube import AsyncClient, KubeConfig  # lightkube: ~0.13 s
     from lightkube.core.exceptions import ConfigError
 
     try:
@@ -69,7 +69,7 @@ def make_async_client(config: dict[str, Any], *, namespace: str, where: str):
 
 def api_error(exc: Exception, what: str) -> Exception:
     """Map a lightkube/httpx failure to the console's errors (exit codes 2/3/4)."""
-    from lightkube import ApiError
+    from lightkube import ApiError  # lightkube: ~0.13 s
 
     if isinstance(exc, ApiError):
         code = getattr(exc.status, "code", None)

@@ -22,6 +22,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from backends.native.trainer import emit, train
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -32,7 +34,7 @@ def _sha256(path: Path) -> str:
 
 
 def _s3(store: dict):
-    import boto3
+    import boto3  # boto3: ~0.15 s
     from botocore.config import Config
 
     return boto3.client("s3", endpoint_url=store.get("endpoint_url") or None, region_name=store.get("region") or None,
@@ -41,8 +43,6 @@ def _s3(store: dict):
 
 
 def main() -> int:
-    from backends.native.trainer import emit, train
-
     try:
         spec = json.loads(os.environ["MRC_TRAINER_SPEC"])
         data_root = Path(os.environ.get("MRC_DATA_ROOT", "/data"))

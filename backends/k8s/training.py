@@ -27,6 +27,9 @@ from typing import Any, AsyncIterator, Iterator
 
 from backends.base import BackendError, BadInputError, NotFoundError, TrainingJob, TrainingSpec, check_name
 from backends.k8s.client import LoopThread, api_error, check_int, make_async_client
+from backends.native.datasets import DatasetStore
+from backends.native.lineage import code_identity
+from backends.support.timeutil import now_iso, parse_iso
 
 RUN_LABEL = "mrc.dev/run"
 MODEL_ANNOTATION = "mrc.dev/model"
@@ -37,15 +40,11 @@ DOWNLOAD_REPORT_STEP = 0.1  # a progress line every 10 % of it
 
 
 def _now() -> str:
-    from backends.support.timeutil import now_iso
-
     return now_iso()
 
 
 def _age_s(iso: str) -> float:
     from datetime import datetime, timezone
-
-    from backends.support.timeutil import parse_iso
 
     return (datetime.now(timezone.utc) - parse_iso(iso)).total_seconds()
 
@@ -123,8 +122,6 @@ def waiting_reason(pod: dict[str, Any] | None, events: list[dict[str, Any]]) -> 
 
 class K8sTraining:
     def __init__(self, root: str | Path, config: dict[str, Any], *, where: str = "mrc.toml"):
-        from backends.native.datasets import DatasetStore
-
         self.root = Path(root)
         self.runs = self.root / "runs"
         self.where = where
@@ -278,11 +275,10 @@ class K8sTraining:
     async def alaunch(self, spec: TrainingSpec) -> TrainingJob:
         import asyncio
 
-        from lightkube.resources.batch_v1 import Job
+        from lightkube.resources.batch_v1 import Job  # lightkube: ~0.13 s
 
         check_name(spec.model, "model")
         if not spec.code_commit:  # the lineage must name the code: record it before the Job exists
-            from backends.native.lineage import code_identity
 
             spec.code_commit, spec.code_repo = code_identity()
         train = self._dataset_ref(spec.data_version)
@@ -325,7 +321,7 @@ class K8sTraining:
 
     async def _check_claim(self) -> None:
         """The data volume must exist before the Job does: a pod mounting a missing claim stays Pending forever."""
-        from lightkube import ApiError
+        from lightkube import ApiError  # lightkube: ~0.13 s
         from lightkube.resources.core_v1 import PersistentVolumeClaim
 
         try:
@@ -341,7 +337,7 @@ class K8sTraining:
 
     # -- object storage ----------------------------------------------------------------------------
     def _s3_client(self):
-        import boto3
+        import boto3  # boto3: ~0.15 s
         from botocore.config import Config
 
         return boto3.client("s3", endpoint_url=self.s3.get("endpoint_url") or None,
@@ -351,7 +347,7 @@ class K8sTraining:
 
     def _upload_data(self, trainer_spec: dict[str, Any]) -> None:
         """Each dataset once under its sha256 (content-addressed: a rerun uploads nothing)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # botocore: ~0.12 s
 
         client = self._s3_client()
         for key in ("train_data", "test_data", "golden_data"):
@@ -373,7 +369,7 @@ class K8sTraining:
     def _download_model(self, run_dir: Path, event: dict[str, Any], report) -> Path:
         """On a worker thread: stream the model into model.pt.part, hashing as it comes; report(done, total)
         after each chunk. Returns the part file once its sha256 is the logged one (removed otherwise)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # botocore: ~0.12 s
 
         where = f"s3://{self.s3['bucket']}/{event['model_key']}"
         part = run_dir / "model.pt.part"
@@ -400,7 +396,7 @@ class K8sTraining:
         return self.loop.run(self.astatus(job_id))
 
     async def _pods(self, job_id: str, namespace: str) -> list[dict[str, Any]]:
-        from lightkube.resources.core_v1 import Pod
+        from lightkube.resources.core_v1 import Pod  # lightkube: ~0.13 s
 
         try:
             pods = [pod.to_dict() async for pod in self.client().list(Pod, namespace=namespace,
@@ -410,7 +406,7 @@ class K8sTraining:
         return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
 
     async def astatus(self, job_id: str) -> TrainingJob:
-        from lightkube import ApiError
+        from lightkube import ApiError  # lightkube: ~0.13 s
         from lightkube.resources.batch_v1 import Job
 
         meta = self._meta(job_id)
@@ -463,7 +459,7 @@ class K8sTraining:
 
     async def _events(self, name: str, namespace: str) -> list[dict[str, Any]]:
         """The events about one object (the pod, or the Job while it has none), for why it has not started."""
-        from lightkube.resources.core_v1 import Event
+        from lightkube.resources.core_v1 import Event  # lightkube: ~0.13 s
 
         try:
             return [e.to_dict() async for e in self.client().list(Event, namespace=namespace,
@@ -474,7 +470,7 @@ class K8sTraining:
     async def _give_up(self, job_id: str, job: TrainingJob, reason: str) -> TrainingJob:
         """No pod started within start_timeout_s: delete the Job (it must not start later, unwatched) and fail
         with the cluster's reason."""
-        from lightkube import ApiError
+        from lightkube import ApiError  # lightkube: ~0.13 s
         from lightkube.resources.batch_v1 import Job
         from lightkube.types import CascadeType
 
@@ -535,7 +531,7 @@ class K8sTraining:
         """The pod log, live, pod after pod (a retry under backoffLimit is a new pod)."""
         import asyncio
 
-        import httpx2
+        import httpx2  # httpx2: ~0.1 s
         from lightkube import ApiError
 
         run_dir = self._run_dir(job_id)
@@ -662,7 +658,7 @@ class K8sTraining:
         return self.loop.run(self.acancel(job_id))
 
     async def acancel(self, job_id: str) -> TrainingJob:
-        from lightkube import ApiError
+        from lightkube import ApiError  # lightkube: ~0.13 s
         from lightkube.resources.batch_v1 import Job
         from lightkube.types import CascadeType
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
+# Each role's module is imported when the role is asked for: a workspace whose registry is S3 or
+# MLflow still opens LocalBackend (mrc.db's tables, the dataset store) and must not pay for the
+# local registry (sqlmodel: ~0.4 s), the traffic router or the trainer it does not use.
 class LocalBackend:
     """Factory for the local implementations of each role (see console/workspace.py)."""
 

@@ -11,16 +11,18 @@ or through `LocalTraffic.load` (`mrc load MODEL --data REF --rate R`). A library
 from __future__ import annotations
 
 import heapq
-import tomllib
 import http.client
 import json
 import random
 import threading
 import time
+import tomllib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from backends.native.datasets import DatasetStore
 
 
 class LoadGenerator:
@@ -151,8 +153,6 @@ class LoadGenerator:
 
 def holdout_rows(ws_root: str | Path, ref: str, label: str | None = None) -> tuple[list[str], list[list[float]], list[int]]:
     """(feature columns, rows, labels) of a dataset name@version in mrc's own dataset store."""
-    from backends.native.datasets import DatasetStore
-
     dataset, columns, data = DatasetStore(Path(ws_root)).load(ref)
     label = label or dataset.label
     if label not in columns:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from backends.base import (
+    PRODUCTION,
     Approval,
     Artifact,
     BadInputError,
@@ -26,12 +27,13 @@ from backends.base import (
     ModelSummary,
     ModelVersion,
     NotFoundError,
-    PRODUCTION,
     PointerMove,
     check_name,
 )
+from backends.local.artifacts import ArtifactStore, sha256_file
+from backends.local.tables import ModelRow, VersionRow, create_all, make_engine
 from backends.support.dbfile import connect_db
-from backends.local.artifacts import ArtifactStore
+from backends.support.timeutil import now_iso
 
 VERSION_COLUMNS = ("model", "version", "created_at", "artifact_uri", "artifact_sha256", "artifact_size",
                    "artifact_format", "metrics_json", "lineage_json", "description", "approval_status", "approval_by",
@@ -43,8 +45,6 @@ VERSION_COLUMNS = ("model", "version", "created_at", "artifact_uri", "artifact_s
 AuditHook = Callable[[sqlite3.Connection, Any], None]
 
 def _now() -> str:
-    from backends.support.timeutil import now_iso
-
     return now_iso()
 
 
@@ -63,8 +63,6 @@ class LocalRegistry:
 
     # -- plumbing --------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        from backends.local.tables import create_all
-
         create_all(self.db_path)
 
     def _require_db(self) -> None:
@@ -90,9 +88,7 @@ class LocalRegistry:
         return conn
 
     def _session(self, *, write: bool):
-        from sqlmodel import Session
-
-        from backends.local.tables import make_engine
+        from sqlmodel import Session  # sqlmodel: ~0.4 s
 
         self._require_db()
         if write:
@@ -289,10 +285,8 @@ class LocalRegistry:
         for key, value in metrics.items():
             if not isinstance(value, (int, float)) or value != value:
                 raise BadInputError(f"metrics.{key}: must be a number, got {value!r}")
-        from sqlalchemy import func
+        from sqlalchemy import func  # sqlalchemy: ~0.4 s
         from sqlmodel import select
-
-        from backends.local.tables import ModelRow, VersionRow
 
         sha, size, stored = self.store.put(artifact_path)
         now = _now()
@@ -362,8 +356,6 @@ class LocalRegistry:
     def verify_artifact(self, model: str, version: str, *, read: ModelVersion | None = None) -> Artifact:
         """The bytes where the version records them still hash to its sha256 (IntegrityError if not).
         `read` (capabilities.VerifiesArtifacts): unused, the file is hashed where it lies."""
-        from backends.local.artifacts import sha256_file
-
         mv = self.get_version(model, version)
         uri = mv.artifact.uri
         if not uri.startswith("file:"):

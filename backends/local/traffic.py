@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import BackendError, BadInputError, ConflictError, TrafficSplit, check_name
-from backends.support.files import sha256_file
+from backends.local.loadgen import LoadGenerator, holdout_rows
+from backends.local.registry import LocalRegistry
 from backends.local.serving.controlkey import auth_headers, ensure_key
+from backends.support.files import sha256_file
 from backends.support.procs import alive, group_alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,8 +250,6 @@ class LocalTraffic:
         options = dict(options or {})
         own_registry = registry is None
         if own_registry:
-            from backends.local.registry import LocalRegistry
-
             registry = LocalRegistry(self.root)
         resolve_format = resolve_format or _format_by_entry_point
         with self._lock(model):
@@ -290,7 +290,40 @@ class LocalTraffic:
                 self.set_split(model, {versions[0]: 100}, expected_revision=split.revision)
         return {"router": router, "servers": servers}
 
-    ROUTER_SETTINGS = {"shadow_log_max_bytes": "--shadow-log-max-bytes", "shadow_log_keep": "--shadow-log-keep"}
+    ROUTER_SETTINGS = {"shadow_log_max_bytes": "--shadow-log-max-bytes", "shadow_log_keep": "--shadow-log-keep",
+                       "request_log_max_bytes": "--request-log-max-bytes", "request_log_keep": "--request-log-keep"}
+    # [monitor] keys the router's feature capture reads (number, flag, smallest allowed, largest)
+    CAPTURE_SETTINGS = {"sample": ("--capture-sample", 0.0, 1.0), "segment_max_bytes": ("--capture-max-bytes", 1, None),
+                        "segment_max_age_s": ("--capture-max-age-s", 1e-3, None),
+                        "keep_bytes": ("--capture-keep-bytes", 1, None), "retain_s": ("--capture-retain-s", 1.0, None)}
+
+    def _capture_flags(self) -> list[str]:
+        """mrc.toml [monitor] (read here with tomllib: the traffic backend gets only [traffic]):
+        without it the router captures nothing; with it, `sample` (default 0.1) of requests."""
+        import tomllib
+
+        path = self.root / "mrc.toml"
+        try:
+            with open(path, "rb") as fh:
+                section = tomllib.load(fh).get("monitor")
+        except (OSError, tomllib.TOMLDecodeError):
+            return []
+        if not isinstance(section, dict):
+            return []
+        flags = ["--capture-sample", str(section.get("sample", 0.1))]
+        for key, (flag, low, high) in self.CAPTURE_SETTINGS.items():
+            if key not in section:
+                continue
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low \
+                    or (high is not None and value > high):
+                bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+                raise BadInputError(f"{path}: monitor.{key} = {value!r} must be a number {bound}")
+            if key == "sample":
+                flags[1] = str(float(value))
+            else:
+                flags += [flag, str(value)]
+        return flags
 
     def _router_flags(self) -> list[str]:
         """The [traffic] settings a router starts with (shadow.jsonl's rotation size and the
@@ -303,7 +336,7 @@ class LocalTraffic:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{self.root / 'mrc.toml'}: traffic.{key} = {value!r} must be a whole number >= 1")
             flags += [flag, str(value)]
-        return flags
+        return flags + self._capture_flags()
 
     @staticmethod
     def _backend_entry(server: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -448,15 +481,17 @@ class LocalTraffic:
         return TrafficSplit(model, {stable_version: 100}, revision)
 
     # -- rehearsals --------------------------------------------------------------------------
-    def fault(self, model: str, version: str, *, error_rate: float = 0.0, latency_ms: float = 0.0,
-              shift: float = 0.0) -> dict[str, Any]:
+    def fault(self, model: str, version: str, *, error_rate: float | None = 0.0, latency_ms: float | None = 0.0,
+              shift: float | None = 0.0) -> dict[str, Any]:
         """A rehearsal fault: our model server takes it itself; for a server that is not ours
-        (MLflow's) the router applies it to that version's requests."""
+        (MLflow's) the router applies it to that version's requests. A value given as None keeps
+        the one the version's fault has (drills add to each other)."""
         check_name(version, "version")
         server = {v: s for v, s in self._processes(model).get("servers", {}).items() if alive(s["pid"])}.get(version)
         if server is None:
             raise BadInputError(f"{model} {version}: not served here (run `mrc serve-models {model} --versions {version}`)")
-        values = {"error_rate": error_rate, "latency_ms": latency_ms, "shift": shift}
+        values = {k: v for k, v in (("error_rate", error_rate), ("latency_ms", latency_ms), ("shift", shift))
+                  if v is not None}
         if server.get("protocol", MRC) == MRC:
             status, body = _request(int(server["port"]), "POST", "/control/fault", values, headers=self._auth())
         else:
@@ -507,8 +542,6 @@ class LocalTraffic:
              on_start: Callable[[str], None] | None = None) -> dict[str, int]:
         """Replay rows through the model's router at `rate` for `duration` s, each label posted
         `label_delay_s` after its answer; the counts (sent, ok, errors, failed)."""
-        from backends.local.loadgen import LoadGenerator
-
         port = self.router_port(model)
         if port is None:
             raise BadInputError(f"{model}: not served (run `mrc serve-models {model}` first)")
@@ -520,6 +553,4 @@ class LocalTraffic:
 
     def holdout(self, model: str, ref: str, label: str | None = None) -> tuple[list[str], list[list[float]], list[int]]:
         """mrc's own dataset store (name@version): (feature columns, rows, labels)."""
-        from backends.local.loadgen import holdout_rows
-
         return holdout_rows(self.root, ref, label)

@@ -22,11 +22,10 @@ from typing import Any, Iterator
 from backends.base import BadInputError, NotFoundError, TrainingJob, TrainingSpec, check_name
 from backends.native.datasets import DatasetStore
 from backends.support.procs import alive
+from backends.support.timeutil import now_iso
 
 
 def _now() -> str:
-    from backends.support.timeutil import now_iso
-
     return now_iso()
 
 

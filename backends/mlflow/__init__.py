@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.mlflow.registry import MlflowRegistry
+
 
 class MlflowBackend:
     """Factory for the MLflow registry (see console/workspace.py)."""
@@ -15,6 +17,4 @@ class MlflowBackend:
         self.workspace = workspace
 
     def registry(self, config: dict[str, Any]):
-        from backends.mlflow.registry import MlflowRegistry
-
         return MlflowRegistry.from_config(config, where=str(self.workspace.config_path))

@@ -43,6 +43,9 @@ from backends.base import (
     PointerMove,
     check_name,
 )
+from backends.formats.digest import artifact_sha256
+from backends.mlflow.rest import RestClient, RestError
+from backends.support.timeutil import now_iso
 
 OUTSIDE_MRC = "(outside mrc)"
 SEQ_WIDTH = 10
@@ -54,8 +57,6 @@ SECRET_KEYS = ("token", "tracking_token", "password", "tracking_password", "api_
 
 
 def _now() -> str:
-    from backends.support.timeutil import now_iso
-
     return now_iso()
 
 
@@ -78,6 +79,7 @@ class MlflowRegistry:
                  retries: int = 4, backoff: int = 1, timeout_s: float = 20.0):
         self.tracking_uri = tracking_uri
         self.alias_names = {PRODUCTION: production_alias, CANDIDATE: candidate_alias}
+        self._alias_maps: dict[str, dict[str, str]] = {}  # model -> its own mapping, as last read (_alias_map)
         self.retries = retries
         self.backoff = backoff
         self.timeout_s = timeout_s
@@ -114,8 +116,6 @@ class MlflowRegistry:
         import on the rollback path); every other call reaches a real MlflowClient made on first use."""
         if self._client is None:
             if self.tracking_uri.startswith(("http://", "https://")):
-                from backends.mlflow.rest import RestClient
-
                 self._client = RestClient(self.tracking_uri, retries=self.retries, backoff=self.backoff,
                                           timeout_s=self.timeout_s, fallback=self._mlflow_client)
             else:
@@ -132,7 +132,7 @@ class MlflowRegistry:
         import logging
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # mlflow: ~1.5 s
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
@@ -158,14 +158,29 @@ class MlflowRegistry:
         except OSError as exc:  # requests' ConnectionError and friends
             raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({type(exc).__name__})") from None
 
-    def _mlflow_alias(self, alias: str) -> str:
-        return self.alias_names.get(alias, alias)
+    def _mlflow_alias(self, alias: str, model: str | None = None) -> str:
+        """The MLflow alias that holds `alias` on `model`: the one its last read found (_alias_map)."""
+        return self._alias_maps.get(model or "", self.alias_names).get(alias, alias)
 
-    def _console_alias(self, mlflow_alias: str) -> str:
-        for console_name, name in self.alias_names.items():
-            if name == mlflow_alias:
-                return console_name
-        return mlflow_alias
+    def _alias_map(self, rm) -> dict[str, str]:
+        """console alias -> the MLflow alias that holds it on this model. mrc maps production to
+        `champion` by default, but a team whose alias is literally `production` already has an
+        alias of that meaning: it is used, for reads and writes alike (never read one alias and
+        write another). Both on one model is ambiguous: refused, one line, before anything moves."""
+        present = set((rm.aliases or {}).keys())
+        mapping = dict(self.alias_names)
+        for console_name, mapped in self.alias_names.items():
+            if mapped == console_name or console_name not in present:
+                continue
+            if mapped in present:
+                key = "production_alias" if console_name == PRODUCTION else "candidate_alias"
+                raise BadInputError(
+                    f"{rm.name}: MLflow aliases {console_name!r} ({rm.aliases[console_name]}) and {mapped!r} "
+                    f"({rm.aliases[mapped]}) both mean {console_name} (registry.{key} = {mapped!r}); delete one "
+                    f"of them in MLflow, or set registry.{key} = {console_name!r} in mrc.toml")
+            mapping[console_name] = console_name
+        self._alias_maps[rm.name] = mapping
+        return mapping
 
     def _registered(self, model: str):
         check_name(model, "model")
@@ -326,7 +341,7 @@ class MlflowRegistry:
         for key, value in metrics.items():
             if not isinstance(value, (int, float)) or value != value:
                 raise BadInputError(f"metrics.{key}: must be a number, got {value!r}")
-        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param  # mlflow: ~1.5 s
 
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         client = self.client
@@ -390,8 +405,6 @@ class MlflowRegistry:
         if not file_name and Path(local).is_dir():
             local = _model_folder(local) or local
         if mv.artifact.sha256:
-            from backends.formats.digest import artifact_sha256
-
             if artifact_sha256(local)[0] != mv.artifact.sha256:
                 raise IntegrityError(f"{model} {version}: {uri}: bytes do not match the recorded sha256 "
                                      f"{mv.artifact.sha256[:12]}…")
@@ -401,7 +414,7 @@ class MlflowRegistry:
         if uri.startswith("runs:/"):
             run_id, _, path = uri[len("runs:/"):].partition("/")
             return self._call("download artifact", lambda: self.client.download_artifacts(run_id, path, target))
-        from mlflow.artifacts import download_artifacts
+        from mlflow.artifacts import download_artifacts  # mlflow: ~1.5 s
 
         return self._call("download artifact", lambda: download_artifacts(artifact_uri=uri, dst_path=target,
                                                                            tracking_uri=self.tracking_uri))
@@ -472,7 +485,8 @@ class MlflowRegistry:
 
     # -- pointers ----------------------------------------------------------------------------
     def _pointers_of(self, rm) -> dict[str, str]:
-        return {self._console_alias(alias): str(version) for alias, version in (rm.aliases or {}).items()}
+        console_of = {mlflow: console for console, mlflow in self._alias_map(rm).items()}
+        return {console_of.get(alias, alias): str(version) for alias, version in (rm.aliases or {}).items()}
 
     def caller_identity(self) -> str | None:
         """The user the tracking server authenticates these requests as. With MLflow's auth app
@@ -524,7 +538,7 @@ class MlflowRegistry:
         return pointers
 
     def _set_alias(self, model: str, alias: str, version: str | None) -> None:
-        name = self._mlflow_alias(alias)
+        name = self._mlflow_alias(alias, model)
         if version is None:
             try:
                 self._call("delete alias", lambda: self.client.delete_registered_model_alias(model, name),
@@ -563,7 +577,7 @@ class MlflowRegistry:
                                 " (someone else moved it first)", expected=expected, actual=current)
         seq = last_seq + 1
         at = _now()
-        tags = {"mrc.model": model, "mrc.alias": alias, "mrc.mlflow_alias": self._mlflow_alias(alias),
+        tags = {"mrc.model": model, "mrc.alias": alias, "mrc.mlflow_alias": self._mlflow_alias(alias, model),
                 "mrc.from": current or "", "mrc.to": new or "", "mrc.actor": actor, "mrc.at": at,
                 "mrc.reason": reason[:4000], "mrc.move_id": uuid.uuid4().hex}
         if outside:
@@ -733,8 +747,6 @@ class MlflowRegistry:
 
 def _mlflow_errors() -> tuple[type[BaseException], ...]:
     """The REST client's errors, and MlflowException only if mlflow is loaded (never import it here)."""
-    from backends.mlflow.rest import RestError
-
     if "mlflow.exceptions" in sys.modules:
         return (RestError, sys.modules["mlflow.exceptions"].MlflowException)
     return (RestError,)

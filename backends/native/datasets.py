@@ -16,6 +16,8 @@ import numpy as np
 from backends.base import BadInputError, NotFoundError, Record, check_name
 from backends.support.dbfile import connect_db
 from backends.support.files import sha256_file
+from backends.support.stall import stall_point
+from backends.support.timeutil import now_iso
 
 
 def read_csv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
@@ -80,29 +82,42 @@ class DatasetStore:
         return conn
 
     def add(self, name: str, version: str, columns: list[str], data: np.ndarray, *, label: str = "",
-            parent: str = "", note: str = "") -> Dataset:
-        from backends.support.timeutil import now_iso
-
+            parent: str = "", note: str = "", in_transaction=None) -> Dataset:
+        """File then row, under the database's write lock: the row is what makes the version exist.
+        A file with no row is an orphan of a run killed between the two (nothing can reference
+        it): it is replaced, never a reason to refuse the name forever. `in_transaction(conn, ds)`
+        (the audit event) commits with the row."""
         check_name(name, "dataset")
         check_name(version, "dataset version")
         folder = self.root / "data" / name
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{version}.csv"
-        if path.exists():
-            raise BadInputError(f"dataset {name}@{version} already exists (datasets are immutable)")
-        tmp = folder / f".{version}.csv.tmp"
-        write_csv(tmp, columns, data)
-        os.replace(tmp, path)
-        sha, _ = sha256_file(path)
-        ds = Dataset(name, version, sha, str(path.relative_to(self.root)), int(data.shape[0]), list(columns),
-                     label, now_iso(), parent, note)
         conn = self._conn()
         try:
+            conn.execute("BEGIN IMMEDIATE")  # one writer from the check to the row: no other add races the orphan
+            exists = conn.execute("SELECT 1 FROM datasets WHERE name = ? AND version = ?", (name, version)).fetchone()
+            if exists:
+                raise BadInputError(f"dataset {name}@{version} already exists (datasets are immutable)")
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{version}.csv.tmp"
+            write_csv(tmp, columns, data)
+            os.replace(tmp, path)  # over an orphan file, if a killed run left one
+            sha, _ = sha256_file(path)
+            ds = Dataset(name, version, sha, str(path.relative_to(self.root)), int(data.shape[0]), list(columns),
+                         label, now_iso(), parent, note)
+
+            stall_point("datasets:file-written")  # tests: killed here, the file has no row
             conn.execute(
                 "INSERT INTO datasets (name, version, sha256, path, rows, columns_json, label, created_at, parent, note)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (name, version, sha, ds.path, ds.rows, json.dumps(columns), label, ds.created_at, parent, note),
             )
+            if in_transaction is not None:
+                in_transaction(conn, ds)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         finally:
             conn.close()
         return ds

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.prometheus.metrics import PrometheusMetrics
+
 
 class PrometheusBackend:
     """Factory for the metrics role (see console/workspace.py)."""
@@ -12,6 +14,4 @@ class PrometheusBackend:
         self.workspace = workspace
 
     def metrics(self, config: dict[str, Any]):
-        from backends.prometheus.metrics import PrometheusMetrics
-
         return PrometheusMetrics.from_config(config, where=str(getattr(self.workspace, "config_path", "mrc.toml")))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.s3.registry import S3Registry
+
 
 class S3Backend:
     """Factory for the S3 registry (see console/workspace.py)."""
@@ -16,6 +18,4 @@ class S3Backend:
         self.workspace = workspace
 
     def registry(self, config: dict[str, Any]):
-        from backends.s3.registry import S3Registry
-
         return S3Registry.from_config(config, where=str(self.workspace.config_path))

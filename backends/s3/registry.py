@@ -51,6 +51,8 @@ from backends.base import (
     PointerMove,
     check_name,
 )
+from backends.formats.digest import artifact_sha256
+from backends.support.timeutil import now_iso
 
 OUTSIDE_MRC = "(outside mrc)"
 # Model files a version folder may hold, in the order they are looked for.
@@ -65,8 +67,6 @@ SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"
 
 
 def _now() -> str:
-    from backends.support.timeutil import now_iso
-
     return now_iso()
 
 
@@ -138,7 +138,7 @@ class S3Registry:
     @property
     def client(self):
         if self._client is None:
-            import boto3
+            import boto3  # boto3: ~0.15 s
             from botocore.config import Config
 
             session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
@@ -169,7 +169,7 @@ class S3Registry:
     def caller_identity(self) -> str | None:
         """Who AWS knows these credentials as (STS GetCallerIdentity's ARN); on another S3 API
         (SeaweedFS, MinIO: no STS), the access key id the requests are signed with."""
-        import boto3
+        import boto3  # boto3: ~0.15 s
 
         session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
         if self.endpoint_url is None:
@@ -188,7 +188,7 @@ class S3Registry:
 
         4xx answers are returned to the caller as they are (a 404 is an answer, not a failure).
         """
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # botocore: ~0.12 s
 
         last = ""
         for attempt in range(self.retries):
@@ -215,7 +215,7 @@ class S3Registry:
 
     def _get(self, key: str, *, meta: dict[str, str] | None = None) -> tuple[bytes, str, float] | None:
         """(body, ETag, LastModified) or None when missing; `meta` is filled with the user metadata."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # botocore: ~0.12 s
 
         def call():
             response = self.client.get_object(Bucket=self.bucket, Key=key)
@@ -235,7 +235,7 @@ class S3Registry:
 
     def _head(self, key: str) -> bool:
         """Whether the object exists (HEAD: no body, no listing)."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # botocore: ~0.12 s
 
         try:
             self._call("HeadObject", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key))
@@ -261,7 +261,7 @@ class S3Registry:
     def _put(self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False,
              metadata: dict[str, str] | None = None) -> str:
         """Write one object; a conditional write that loses raises _PreconditionFailed."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # botocore: ~0.12 s
 
         extra: dict[str, str] = {}
         if if_match is not None:
@@ -285,7 +285,7 @@ class S3Registry:
 
     def _list(self, prefix: str, *, delimiter: str | None = None,
               start_after: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # botocore: ~0.12 s
 
         objects: list[dict[str, Any]] = []
         prefixes: list[str] = []
@@ -528,8 +528,6 @@ class S3Registry:
 
     def _check_sha(self, mv: ModelVersion, path: Path, uri: str) -> None:
         if mv.artifact.sha256:
-            from backends.formats.digest import artifact_sha256
-
             if artifact_sha256(path)[0] != mv.artifact.sha256:
                 raise IntegrityError(f"{uri}: bytes do not match the recorded sha256 {mv.artifact.sha256[:12]}…")
 
@@ -804,7 +802,7 @@ class S3Registry:
     def _copy_production_metrics(self, model: str, version: str) -> None:
         """production/metrics.json: the seed's "current production baseline". A server-side
         copy: one request, the bytes never travel (a version without metrics.json copies nothing)."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # botocore: ~0.12 s
 
         source = self._version_key(model, version) + "metrics.json"
         target = self._model_key(model) + "production/metrics.json"

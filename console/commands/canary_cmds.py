@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from backends.base import BadInputError, check_name
+import sys
+
+from backends.base import CANDIDATE, PRODUCTION, BadInputError, check_name
 from backends.capabilities import InjectsFaults, ReplaysLoad, StartsServers
+from console.commands.audit_cmds import ingest_journals
 from console.commands.common import Context
+from console.domain import CanaryPlan
+from console.errors import PolicyRefusal
+
+# mrc's modules that this file's handlers run (release, rollout, evaluate …) are imported inside
+# them: every command module is imported to build `mrc --help` and `mrc rollback`'s parser, which
+# must not pay for them (--help: ~70 ms of CPU as is, ~300 ms with them at the top). Light modules
+# that --help loads anyway are imported above.
 
 EXIT_ROLLED_BACK = 1
 
@@ -30,9 +40,21 @@ def register(sub, common) -> None:
     p.add_argument("--no-data-timeout", type=float, metavar="S",
                    help="roll back after this long without data from both variants (default 5 intervals)")
     p.add_argument("--override", action="store_true", help="canary a version that is not approved (needs --reason)")
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why, for the audit log (required with --override)")
     p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
     p.set_defaults(handler=cmd_start)
+
+    p = common(csub.add_parser("plan", help="how long each step of a canary needs at a traffic rate, and what it "
+                               "cannot see (--json too)"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, both variants")
+    p.add_argument("--plan", default="5,25,50,100", help="canary weights in percent, the last one 100")
+    p.add_argument("--hold", type=float, metavar="S", help="seconds each step is held (default 60)")
+    p.add_argument("--alpha", type=float, help="false-rollback rate of the sequential judge (default 0.05)")
+    p.add_argument("--base-error-rate", type=float, default=0.01, metavar="P",
+                   help="stable's error rate the plan assumes (default 0.01)")
+    p.set_defaults(handler=cmd_plan)
 
     p = common(csub.add_parser("status", help="the model's latest canary state (--json: CanaryState)"))
     p.add_argument("model")
@@ -45,16 +67,23 @@ def register(sub, common) -> None:
                        ("abort", "end the canary: stable back to 100%%")):
         p = common(csub.add_parser(name, help=text))
         p.add_argument("model")
-        p.add_argument("--reason", default="")
+        p.add_argument("--reason", default="", help="why, for the audit log")
         p.set_defaults(handler=cmd_act, action=name)
 
-    p = common(sub.add_parser("drill", help="inject a fault into a locally served version (rehearsals, tests)"))
+    p = common(sub.add_parser(
+        "drill", help="inject a fault into a locally served version (rehearsals, tests)",
+        description="Inject a rehearsal fault into a locally served version. Drills add to each other: an option "
+                    "left out keeps the value the version's fault has (`--error-rate 0.3` then `--latency-ms 200` "
+                    "gives both); `--off` removes the whole fault. At least one option is required."))
     p.add_argument("model")
     p.add_argument("version")
-    p.add_argument("--error-rate", type=float, default=0.0, metavar="R")
-    p.add_argument("--latency-ms", type=float, default=0.0, metavar="N")
-    p.add_argument("--shift", type=float, default=0.0, metavar="S", help="added to every predicted probability")
-    p.add_argument("--off", action="store_true", help="remove the fault")
+    p.add_argument("--error-rate", type=float, metavar="R",
+                   help="fraction of requests answered 500, a number within [0, 1] (0.3 = 30 %%); 0 ends this part")
+    p.add_argument("--latency-ms", type=float, metavar="N",
+                   help="milliseconds added to every request, >= 0; 0 ends this part")
+    p.add_argument("--shift", type=float, metavar="S",
+                   help="added to every predicted probability (finite, e.g. -0.2); 0 ends this part")
+    p.add_argument("--off", action="store_true", help="remove the whole fault (error rate, latency and shift to 0)")
     p.set_defaults(handler=cmd_drill)
 
     p = common(sub.add_parser("load", help="replay the model's test rows through the local router at a rate"))
@@ -83,7 +112,9 @@ def _state_text(state) -> str:
         lines.append(f"  {r.get('detail', '')}")
     needs = state.sequential.get("needs_more")
     if needs and state.active:  # the power-aware plan: what the last step still waits for
-        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote")
+        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote"
+                     if needs.get("requests") is not None else
+                     f"  {needs['test']} cannot show the plan's minimum regression at this split (ends inconclusive)")
     return "\n".join(lines)
 
 
@@ -91,7 +122,6 @@ def _plan(args):
     import dataclasses
 
     from console.rollout.canary import parse_plan, validate_plan
-    from console.domain import CanaryPlan
 
     plan = parse_plan(args.plan)
     overrides = {"hold_s": args.hold, "interval_s": args.interval, "judge": args.judge, "alpha": args.alpha,
@@ -123,7 +153,6 @@ def cmd_start(ctx: Context) -> int:
     args = ctx.args
     ctx.require_write("canary start")
     check_name(args.model, "model")
-    from console.commands.audit_cmds import ingest_journals
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     check_name(args.version, "version")
@@ -162,10 +191,8 @@ def cmd_start(ctx: Context) -> int:
 def _shadow_first(ctx: Context, controller, plan):
     """The plan's `shadow` step, before any user sees the candidate; None when this start
     resumes a canary already past it."""
-    from backends.base import PRODUCTION
     from console.rollout.canary import evidence_timeout
     from console.rollout.controller import current_state
-    from console.errors import PolicyRefusal
     from console.rollout.shadow_report import shadow_step
 
     args = ctx.args
@@ -185,13 +212,49 @@ def _shadow_first(ctx: Context, controller, plan):
                        min_pairs=plan.min_requests, max_psi=plan.max_prediction_psi)
 
 
+def cmd_plan(ctx: Context) -> int:
+    """Pure planning: no workspace, nothing written."""
+    import dataclasses
+
+    from console.domain import CanaryPlan
+    from console.rollout.canary import forecast, forecast_text, parse_plan, validate_plan
+
+    args = ctx.args
+    check_name(args.model, "model")
+    check_name(args.version, "version")
+    plan = parse_plan(args.plan, CanaryPlan())
+    overrides = {"hold_s": args.hold, "alpha": args.alpha}
+    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        validate_plan(plan, "canary plan")
+    except BadInputError as exc:
+        flag = "--hold" if "hold_s" in str(exc) else "--alpha" if "alpha" in str(exc) else "--plan"
+        raise BadInputError(f"{flag}: {exc}") from None
+    result = forecast(plan, args.rate, args.base_error_rate)
+    ctx.emit(result, lambda: forecast_text(args.model, args.version, result))
+    return 0
+
+
 def cmd_status(ctx: Context) -> int:
     from console.rollout.controller import current_state
+
+    from console.rollout.controller import unjudged
 
     state = current_state(ctx.workspace, check_name(ctx.args.model, "model"))
     if state is None:
         raise BadInputError(f"{ctx.args.model}: no canary yet")
-    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    why = unjudged(ctx.workspace, state)
+
+    def human() -> str:
+        text = _state_text(state)
+        if why is None:
+            return text
+        # red where a terminal shows it: traffic sits at a split nobody is judging
+        head = f"UNJUDGED: {why}; `mrc alerts run` resumes it (or `mrc canary start {state.model} {state.candidate}`), " \
+               f"`mrc rollback {state.model}` ends it"
+        return (f"\x1b[1;31m{head}\x1b[0m" if sys.stdout.isatty() else head) + "\n" + text
+
+    ctx.emit({**state.to_dict(), "unjudged": why}, human)
     return 0
 
 
@@ -211,10 +274,22 @@ def cmd_drill(ctx: Context) -> int:
     ctx.require_write("drill")
     check_name(args.model, "model")
     check_name(args.version, "version")
-    if not 0.0 <= args.error_rate <= 1.0:
-        raise BadInputError(f"--error-rate {args.error_rate}: must be between 0 and 1")
-    if args.latency_ms < 0:
-        raise BadInputError(f"--latency-ms {args.latency_ms}: must be >= 0")
+    given = {k: v for k, v in (("error_rate", args.error_rate), ("latency_ms", args.latency_ms),
+                               ("shift", args.shift)) if v is not None}
+    if args.off and given:
+        raise BadInputError("drill: --off removes the whole fault; leave out --error-rate/--latency-ms/--shift")
+    if not args.off and not given:
+        raise BadInputError("drill: say what to inject (--error-rate R, --latency-ms N, --shift S) or --off "
+                            "to remove the fault (see `mrc drill --help`)")
+    import math
+
+    for key, value in given.items():
+        if not math.isfinite(value):
+            raise BadInputError(f"--{key.replace('_', '-')} {value}: must be a finite number")
+    if "error_rate" in given and not 0.0 <= given["error_rate"] <= 1.0:
+        raise BadInputError(f"--error-rate {given['error_rate']}: must be within [0, 1] (a fraction: 0.3 = 30 %)")
+    if "latency_ms" in given and given["latency_ms"] < 0:
+        raise BadInputError(f"--latency-ms {given['latency_ms']}: must be >= 0")
     if args.off:
         error_rate = latency_ms = shift = 0.0
     else:
@@ -222,22 +297,23 @@ def cmd_drill(ctx: Context) -> int:
     traffic = ctx.workspace.traffic()
     if not isinstance(traffic, InjectsFaults):
         raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot inject faults (local only)")
-    result = traffic.fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
+    result = fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
     ctx.workspace.audit().append(ctx.actor, "drill", args.model, args.version, result.get("fault", {}))
+    now = result.get("fault") or {}
     ctx.emit({"model": args.model, **result},
              f"{args.model} {args.version}: fault " + ("off" if args.off else
-                                                      f"error rate {error_rate:g}, +{latency_ms:g} ms, shift {shift:+g}"))
+                                                      f"error rate {now.get('error_rate', 0):g}, "
+                                                      f"+{now.get('latency_ms', 0):g} ms, shift {now.get('shift', 0):+g}"
+                                                      " (drills add: --off removes it)"))
     return 0
 
 
 def cmd_serve_models(ctx: Context) -> int:
-    from backends.base import CANDIDATE, PRODUCTION
     from console.release.serving import ensure_served
 
     args = ctx.args
     ctx.require_write("serve-models")  # it sets the split and starts or stops processes
     check_name(args.model, "model")
-    from console.commands.audit_cmds import ingest_journals
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     traffic = ctx.workspace.traffic()

@@ -11,6 +11,7 @@ reach it through a rebinding DNS name. Other addresses than loopback need --host
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import secrets
@@ -19,8 +20,10 @@ import signal
 import sys
 import time
 
-from console.commands.common import Context
+from backends.base import BadInputError
 from backends.support.procs import alive
+from backends.support.redact import escape_control
+from console.commands.common import Context
 
 
 def register(sub, common) -> None:
@@ -49,8 +52,6 @@ def console_command(args, workspace_root: str, actor: str) -> str:
 
 def serve_token() -> str:
     """MRC_SERVE_TOKEN when set (at least 16 characters), else a fresh random one."""
-    from backends.base import BadInputError
-
     given = os.environ.get(TOKEN_ENV)
     if given is None or given == "":
         return secrets.token_urlsafe(32)
@@ -74,7 +75,7 @@ def allowed_hosts(host: str, port: int) -> set[str]:
 
 def make_guard(token: str, hosts: set[str], cookie: str):
     """aiohttp middleware: token (query or cookie), Host, and the WebSocket's Origin."""
-    from aiohttp import web
+    from aiohttp import web  # aiohttp: ~0.2 s
 
     origins = {f"http://{h}" for h in hosts}
 
@@ -99,7 +100,7 @@ def make_guard(token: str, hosts: set[str], cookie: str):
 
 def guarded_server(command: str, *, host: str, port: int, token: str, title: str):
     """textual-serve's Server with the guard in front of every route."""
-    from textual_serve.server import Server
+    from textual_serve.server import Server  # textual_serve: ~0.3 s
 
     class GuardedServer(Server):
         async def _make_app(self):
@@ -156,8 +157,6 @@ def stop_tree(pid: int, grace_s: float = 3.0) -> None:
 
 
 def cmd_serve(ctx: Context) -> int:
-    from backends.base import BadInputError
-
     host, port = ctx.args.host, ctx.args.port
     if not host:
         raise BadInputError("--host: empty address")
@@ -170,13 +169,13 @@ def cmd_serve(ctx: Context) -> int:
         import textual_serve.server  # noqa: F401
     except ImportError:
         raise BadInputError("mrc serve needs textual-serve: pip install 'model-release-console[serve]'") from None
-    token = serve_token()
     root = str(ctx.workspace.root)  # validate the workspace before serving it
+    _check_port_free(host, port)  # before the token is printed: a busy port is one line, no URL
+    token = serve_token()
     command = console_command(ctx.args, root, ctx.actor)
     server = guarded_server(command, host=host, port=port, token=token, title="mrc — Model Release Console")
     shown = f"[{host}]" if ":" in host else host
     # printed once, like Jupyter: whoever holds this URL acts as you in the console
-    from backends.support.redact import escape_control
 
     print(f"mrc: serving the console for {escape_control(root)} as {escape_control(ctx.actor)} via mrc serve; open\n"
           f"    http://{shown}:{port}/?token={token}", file=sys.stderr, flush=True)
@@ -185,6 +184,27 @@ def cmd_serve(ctx: Context) -> int:
               file=sys.stderr, flush=True)
     try:
         server.serve()
+    except OSError as exc:  # taken between the check and the bind: still one line
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise BadInputError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                                "pick another --port") from None
+        raise
     finally:
         stop_tree(os.getpid())  # every console the browser sessions started, and their children
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address once and let it go: a port another process holds is refused here."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no refusal
+        sock.bind((host, port))
+    except OSError as exc:
+        why = "already in use by another process" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise BadInputError(f"--port {port}: cannot listen on {host}:{port} ({why}); pick another --port") from None
+    finally:
+        sock.close()

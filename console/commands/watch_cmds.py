@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import sys
 
-from console.commands.common import Context
+from backends.base import BackendError, BadInputError, ConflictError, check_name
+from backends.support.redact import escape_control, redact, redact_obj, safe_line
+from console.commands.common import Context, PolicyRefusal
+from console.monitor.watch import RETRAIN, WatchDecision, progress_line
+
+# mrc's modules that this file's handlers run (release, rollout, evaluate …) are imported inside
+# them: every command module is imported to build `mrc --help` and `mrc rollback`'s parser, which
+# must not pay for them (--help: ~70 ms of CPU as is, ~300 ms with them at the top). Light modules
+# that --help loads anyway are imported above.
 
 EXIT_RETRAIN_LAUNCHED = 1  # the CLI contract's "drift beyond critical": this run trained a candidate
 
@@ -28,10 +36,8 @@ def cmd_watch(ctx: Context) -> int:
     import math
     import time
 
-    from backends.base import BackendError, BadInputError, check_name
-    from console.training import parse_param_pairs
-    from console.monitor.watch import RETRAIN, WatchDecision, progress_line
     from console.monitor.watch_run import watch_once
+    from console.training import parse_param_pairs
 
     args = ctx.args
     ctx.require_write("watch")
@@ -105,18 +111,14 @@ def _health_rounds(ctx: Context):
     """With [alerts] configured, each run also checks production health (console/monitor/alerts_run.py), so
     a team running `mrc watch` needs no `mrc alerts run` beside it. A bad [alerts] table never
     stops the watcher (alerts never block a write): one line, and no health checks."""
-    from backends.base import BadInputError
-
     if not isinstance(ctx.workspace.config.get("alerts"), dict):
         return None
-    from console.notify.delivery import config
     from console.monitor.alerts_run import HealthRounds
+    from console.notify.delivery import config
 
     try:
         cfg = config(ctx.workspace)
     except BadInputError as exc:
-        from backends.support.redact import safe_line
-
         ctx.progress(f"alerts: production health not checked: {safe_line(exc)}")
         return None
     if not ctx.args.once and ctx.args.interval >= cfg.hold_s / 2:
@@ -131,7 +133,6 @@ def _health_rounds(ctx: Context):
 
 def _config_params(ctx: Context, model: str) -> dict:
     """[models.X] watch_params = "epochs=5 hidden=16": the retraining parameters a team fixes once."""
-    from backends.base import BadInputError
     from console.training import parse_param_pairs
 
     raw = ctx.workspace.model_config(model).get("watch_params", "")
@@ -145,9 +146,6 @@ def _has_exit_code(exc: BaseException) -> bool:
     """Whether main() turns the error into one line and its own exit code."""
     import sqlite3
 
-    from backends.base import BackendError, BadInputError, ConflictError
-    from console.commands.common import PolicyRefusal
-
     return (isinstance(exc, (BackendError, BadInputError, ConflictError, PolicyRefusal, sqlite3.Error))
             or type(exc).__name__ == "OperationalError")
 
@@ -155,9 +153,6 @@ def _has_exit_code(exc: BaseException) -> bool:
 def _report_loop_error(ctx: Context, model: str, exc: BaseException, interval: float) -> None:
     """One line for a loop run that failed: on stderr; with --json also one object (with `error`)
     on stdout, so a consumer of the JSON Lines sees every run."""
-    from backends.base import BackendError, BadInputError
-    from backends.support.redact import redact_obj, safe_line
-
     kind = "bad-input" if isinstance(exc, BadInputError) else "backend" if isinstance(exc, BackendError) else "error"
     error = safe_line(exc if kind != "error" else f"{type(exc).__name__}: {exc}")
     ctx.progress(f"watch {model}: run failed: {error} (next try in {interval:g} s)")
@@ -170,8 +165,6 @@ def _report_loop_error(ctx: Context, model: str, exc: BaseException, interval: f
 def _emit_one(ctx: Context, result: dict, line: str) -> None:
     """One line per run on stdout; with --json one object per run, one line each (JSON Lines),
     so a loop's output streams."""
-    from backends.support.redact import escape_control, redact, redact_obj
-
     if not ctx.json:
         print(escape_control(redact(line)), flush=True)
         return

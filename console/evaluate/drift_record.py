@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from backends.base import CANDIDATE, check_name
+
 
 def _reports_dir(ws, model: str) -> Path:
     return Path(ws.root) / "reports" / model
 
 
 def _status_path(ws, model: str, version: str) -> Path:
-    from backends.base import check_name
-
     return _reports_dir(ws, model) / f"drift-{check_name(version, 'version')}.json"
 
 
@@ -21,8 +21,6 @@ def recorded_status(ws, model: str, version: str | None = None) -> str | None:
     """The last drift severity recorded for a version ("none"/"warning"/"critical"), or None;
     without a version, the candidate's."""
     if version is None:
-        from backends.base import CANDIDATE
-
         version = ws.registry().get_pointers(model).get(CANDIDATE)
         if not version:
             return None

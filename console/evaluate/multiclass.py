@@ -16,6 +16,7 @@ import numpy as np
 
 from backends.base import BadInputError
 from console.domain import GateCheck
+from console.evaluate.stats import _normal_quantile, mcnemar
 
 
 def label_kind(values: np.ndarray) -> str:
@@ -123,31 +124,12 @@ def log_loss(y_codes: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(picked)))
 
 
-def probabilities(raw: np.ndarray, output: str | None = None) -> np.ndarray:
-    """(n, k) class scores as probabilities: rows already on the simplex stay as they are,
-    anything else (logits) goes through a softmax. `output` ("logits"/"probabilities"), when
-    the team or the model declared it, decides instead of the look of the batch."""
-    out = np.asarray(raw, dtype=np.float64)
-    declared = (output or "").lower()
-    finite = out[np.isfinite(out).all(axis=1)]
-    is_prob = declared.startswith("prob") or (
-        declared == "" and finite.size > 0 and bool(np.all((finite >= 0) & (finite <= 1)))
-        and bool(np.allclose(finite.sum(axis=1), 1.0, atol=1e-4)))
-    if is_prob:
-        return out
-    shifted = out - out.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def mcnemar_checks(cfg: dict[str, Any], y_codes: np.ndarray, cand_codes: np.ndarray,
                    base_codes: np.ndarray) -> list[GateCheck]:
     """Accuracy, candidate vs production on the same rows: McNemar on correct/incorrect plus the
     paired (Wald) CI of the accuracy difference, (b − c)/n ± z·√(b + c − (b − c)²/n)/n, where b
     and c count the rows only one model gets right: the pairing is in b and c, so no bootstrap
     is needed (50,000 rows: milliseconds, where 2,000 resamples took seconds)."""
-    from console.evaluate.stats import _normal_quantile, mcnemar
-
     alpha, margin, require = cfg["alpha"], cfg["margin"], cfg["require"]
     right_c, right_b = cand_codes == y_codes, base_codes == y_codes
     test = mcnemar(right_c, right_b)

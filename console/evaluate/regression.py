@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from console.domain import GateCheck
+from console.evaluate.stats import _normal_quantile
 
 MAPE_EPS = np.finfo(np.float64).eps  # scikit-learn's floor of |y| in MAPE's denominator
 
@@ -28,7 +29,7 @@ def regression_metrics(y_true, y_pred, prefix: str = "") -> dict[str, float]:
                                               "median_absolute_error")}
     err = p - y
     abs_err = np.abs(err)
-    mse = float(np.dot(err, err) / n)
+    mse = float(np.sum(err * err) / n)  # not np.dot: BLAS threads stall on a busy machine
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     ss_res = mse * n
     if ss_tot == 0.0:  # scikit-learn's force_finite: a constant truth scores 1 when matched, else 0
@@ -49,7 +50,6 @@ def regression_metrics(y_true, y_pred, prefix: str = "") -> dict[str, float]:
 
 def _t_quantile(q: float, df: int) -> float:
     if df > 1000:  # the normal quantile is within 0.1 % there, and scipy is not loaded for it
-        from console.evaluate.stats import _normal_quantile
 
         return _normal_quantile(q)
     from scipy import stats as sps  # ~0.3 s: only for small samples

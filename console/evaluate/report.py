@@ -17,7 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from backends.base import BadInputError
 from console.domain import DriftReport, GateReport
+from console.evaluate import drift, gates, stats
 
 DIFF_METRICS = ("auc_roc", "accuracy", "f1", "precision", "recall")
 SEVERITY_COLOURS = {"none": "#4c9f70", "warning": "#e0a526", "critical": "#d1453b"}
@@ -40,8 +42,6 @@ class ReportBundle:
 def check_output_path(path: str | os.PathLike) -> Path:
     """The path of a file to write, refused (one line) when it is a folder or its folder is missing:
     called before the work, so a refusal costs nothing and prints nothing else."""
-    from backends.base import BadInputError
-
     p = Path(path)
     if not p.name or p.is_dir():
         raise BadInputError(f"{p}: is a folder; give a file name")
@@ -54,8 +54,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write through a temporary file in the target's own folder, then replace: a reader never sees
     half a file, and a refusal leaves nothing behind anywhere."""
     import tempfile
-
-    from backends.base import BadInputError
 
     p = check_output_path(path)
     try:
@@ -75,11 +73,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def collect(ws, model: str, version: str, policy_path: str | None = None,
             progress: Callable[[str, float], None] | None = None) -> ReportBundle:
-    from backends.base import BadInputError
-    from console.evaluate import drift
-    from console.evaluate import gates
-    from console.evaluate import stats
-
     say = progress or (lambda message, fraction=None: None)
     evaluation = gates.evaluate_version_full(ws, model, version, policy_path)
     registry = ws.registry()
@@ -95,6 +88,11 @@ def collect(ws, model: str, version: str, policy_path: str | None = None,
         drift_note = str(exc)
     bundle = ReportBundle(model, version, evaluation, drift_report, candidate, baseline, drift_note=drift_note)
     say("confidence intervals", 0.7)
+    if evaluation.task != "binary" and evaluation.has_data:  # the task's metrics; its paired tests are checks
+        from console.evaluate import task_plots
+
+        bundle.metric_diffs = task_plots.metric_rows(evaluation)
+        return bundle
     if not evaluation.has_data:  # no test set: the recorded metrics, side by side, no intervals
         cand, base = evaluation.candidate_metrics, evaluation.baseline_metrics or {}
         for metric in sorted(set(cand) | set(base)):
@@ -119,9 +117,6 @@ def collect(ws, model: str, version: str, policy_path: str | None = None,
 
 def _slice_table(bundle: ReportBundle) -> None:
     """Accuracy per quartile of the most drifted numeric feature (else the first feature)."""
-    from console.evaluate import gates
-    from console.evaluate import stats
-
     ev = bundle.evaluation
     if not ev.features:
         return
@@ -147,12 +142,12 @@ def _slice_table(bundle: ReportBundle) -> None:
 
 
 def _fig_metric_diffs(bundle: ReportBundle):
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly: ~0.05 s
 
     diffs = [d for d in bundle.metric_diffs if d.get("delta") is not None and _finite(d["delta"])
              and _finite(d.get("ci_low")) and _finite(d.get("ci_high"))]
     fig = go.Figure()
-    if not diffs and not bundle.evaluation.has_data:
+    if not diffs and (not bundle.evaluation.has_data or bundle.evaluation.task != "binary"):
         return None  # recorded metrics only: the table says it, there is no interval to draw
     if diffs:
         fig.add_trace(go.Scatter(
@@ -170,7 +165,7 @@ def _fig_metric_diffs(bundle: ReportBundle):
 
 
 def _fig_drift(drift: DriftReport):
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly: ~0.05 s
 
     feats = drift.features
     fig = go.Figure(go.Bar(
@@ -188,7 +183,7 @@ def _fig_drift(drift: DriftReport):
 
 
 def _fig_overlays(drift: DriftReport, limit: int = 4):
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly: ~0.05 s
     from plotly.subplots import make_subplots
 
     numeric = [f for f in drift.features if f.kind == "numeric" and f.extra.get("reference_bins")]
@@ -212,7 +207,7 @@ def _fig_overlays(drift: DriftReport, limit: int = 4):
 
 
 def _fig_scores(bundle: ReportBundle):
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly: ~0.05 s
 
     ev = bundle.evaluation
     fig = go.Figure()
@@ -314,7 +309,15 @@ def render_html(bundle: ReportBundle) -> str:
         body.append(draw([_fig_drift(bundle.drift), _fig_overlays(bundle.drift)]))
     elif bundle.drift_note:
         body.append(f"<h2>Drift of the training data</h2><p>not computed: {html.escape(bundle.drift_note)}</p>")
-    if bundle.evaluation.has_data:
+    if bundle.evaluation.has_data and bundle.evaluation.task != "binary":
+        from console.evaluate import task_plots
+
+        body.append(("<h2>Residuals</h2>" if bundle.evaluation.task == "regression" else
+                     "<h2>Confusion matrix and recall per class</h2>")
+                    + _recorded_table(bundle)
+                    + (_figures_html_noinline if figures[0] is not None or bundle.drift else _figures_html)(
+                        task_plots.figures(bundle.evaluation, bundle.version)))
+    elif bundle.evaluation.has_data:
         body.append("<h2>Scores</h2>" + _figures_html_noinline([_fig_scores(bundle)]))
     if bundle.slices:
         body.append(f"<h2>Slices (accuracy by quartile of {html.escape(bundle.slice_column)})</h2>")
@@ -384,7 +387,9 @@ def render_markdown(bundle: ReportBundle) -> str:
         out.append("")
     if gate.not_run:
         out += ["### Checks not run", ""] + [f"- `{c.name}`: {_md_text(c.detail)}" for c in gate.not_run] + [""]
-    heading = ("### Metrics (test set, candidate − production, 95% paired-bootstrap CI)"
+    heading = (f"### Metrics ({bundle.evaluation.task}, test set, candidate − production; paired tests in the checks)"
+               if bundle.evaluation.has_data and bundle.evaluation.task != "binary" else
+               "### Metrics (test set, candidate − production, 95% paired-bootstrap CI)"
                if bundle.evaluation.has_data else "### Metrics (recorded, candidate − production; no test set)")
     out += [heading, "",
             "| metric | candidate | production | Δ | CI |", "|---|---|---|---|---|"]

@@ -26,10 +26,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from backends.base import PRODUCTION, BadInputError, TrainingSpec, check_name
 from backends import capabilities
-from backends.base import PRODUCTION, BadInputError, check_name
-from console.monitor.watch import (NO_ACTION, RETRAIN, UP_TO_DATE, WatchDecision, decide, handled_from_events,
-                           handled_from_versions, needs_drift, unfinished_retrains)
+from backends.support.timeutil import now_iso
+from console.evaluate.drift import _dataset_columns, drift_report, record_status, training_data_ref
+from console.monitor.watch import (
+    NO_ACTION,
+    RETRAIN,
+    UP_TO_DATE,
+    WatchDecision,
+    decide,
+    handled_from_events,
+    handled_from_versions,
+    needs_drift,
+    newest_version,
+    unfinished_retrains,
+)
+from console.notify.alerts import AlertsConfig, fold
+from console.plugins import scheme_of
+from console.training import train_and_register
 
 STATE_FILE = "watch.json"
 
@@ -73,8 +88,6 @@ def _model_lock(ws, model: str):
 
 
 def _dataset_name(ref: str) -> str:
-    from console.plugins import scheme_of
-
     if ref and scheme_of(ref) == "mrc" and "@" in ref:
         return ref.partition("@")[0]
     return ""
@@ -89,8 +102,6 @@ def production_of(ws, model: str):
 
 def reference_data(ws, model: str, production_mv) -> str:
     """Production's training data (its lineage), else [models.X].reference_data."""
-    from console.evaluate.drift import training_data_ref
-
     reference = training_data_ref(production_mv) if production_mv is not None else ""
     reference = reference or ws.model_config(model).get("reference_data") or ""
     if not reference:
@@ -113,7 +124,6 @@ def newest_data_ref(ws, model: str, data: str | None = None, production_mv=None)
     if not name:
         raise BadInputError(f"{ws.config_path}: {model}: which dataset to watch? set models.{model}.train_data "
                             "(name@version) or pass --data NAME")
-    from console.monitor.watch import newest_version
 
     newest = newest_version(ws.datasets().list(), check_name(name, "dataset"))
     if newest is None:
@@ -192,8 +202,6 @@ def watch_once(ws, model: str, *, actor: str, data: str | None = None, params: d
 
 def drift_alert_firing(ws, model: str) -> bool:
     """Whether the audit log leaves a DriftCritical alert of the model firing (the alerts' own fold)."""
-    from console.notify.alerts import AlertsConfig, fold
-
     alerts = fold(ws.audit().events(model=model), AlertsConfig())
     return any(a.labels.get("alertname") == "DriftCritical" and a.labels.get("model") == model
                and a.status == "firing" for a in alerts.values())
@@ -220,8 +228,6 @@ def _check_params(ws, params: dict[str, Any]) -> None:
 
 
 def _drift(ws, model: str, reference: str, newest: str, production: str | None):
-    from console.evaluate.drift import _dataset_columns, drift_report
-
     report = drift_report(_dataset_columns(ws, reference, model, production or ""),
                           _dataset_columns(ws, newest, model, production or ""),
                           source_reference=reference, source_current=newest)
@@ -231,11 +237,6 @@ def _drift(ws, model: str, reference: str, newest: str, production: str | None):
 
 
 def _retrain(ws, decision: WatchDecision, report, *, actor: str, params: dict[str, Any], gpu: bool, on_event):
-    from backends.base import TrainingSpec
-    from console.evaluate.drift import record_status
-    from backends.support.timeutil import now_iso
-    from console.training import train_and_register
-
     model, newest = decision.model, decision.newest
     worst = decision.worst
     audit = ws.audit()

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from backends.base import BadInputError
-from console.notify import alerts as alert_rules
-from console.release.audit import AuditLog, connect
-from console.domain import AuditEvent
+from backends.base import PRODUCTION, BadInputError
+from backends.support.redact import safe_line
 from backends.support.timeutil import now_iso
+from console.domain import AuditEvent
+from console.notify import alerts as alert_rules
+from console.release.audit import AuditLog, _write_tx, connect
 
 SIGNATURE_HEADER = "X-Mrc-Signature"  # "sha256=<hex>" over the raw request body
 
@@ -132,8 +133,6 @@ def check_health(ws, *, actor: str, now: float | None = None, metrics=None,
     A model the metrics backend cannot read is skipped (no data neither fires nor resolves) and
     handed to `unreadable(model, version, exc)` when given. `metrics`: a backend kept by a loop
     (console/monitor/alerts_run.py), so its index of the request log is not rebuilt every round."""
-    from backends.base import PRODUCTION
-
     cfg = config(ws)
     if not cfg.enabled:
         return []
@@ -330,8 +329,6 @@ def _advance(log: AuditLog, receiver: str, seen: int | None, new: int | None, ev
                 "receiver": receiver, "failures": streak[1], "since": streak[2], "last_error": streak[0]})
         log.append_in(conn, actor, action, "", "", details)
 
-    from console.release.audit import _write_tx
-
     _write_tx(log.db_path, write)
 
 
@@ -364,8 +361,6 @@ def after_write(ws, *, actor: str) -> list[Delivery]:
         return deliver(ws, actor=actor)
     except Exception as exc:  # noqa: BLE001  (a broken [alerts] or a locked database: the command itself succeeded)
         import sys
-
-        from backends.support.redact import safe_line
 
         print(f"mrc: alerts not delivered: {safe_line(exc)} (retried on the next command or `mrc alerts flush`)",
               file=sys.stderr)

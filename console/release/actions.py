@@ -19,14 +19,46 @@ from backends.base import (
     BackendError,
     BadInputError,
     ConflictError,
+    IntegrityError,
     PointerMove,
     check_name,
 )
-from backends.capabilities import (ListsServers, StartsServers, VerifiesArtifacts, history_shows_pointer,
-                                   reads_history_window, skips_aliases)
+from backends.capabilities import (ListsServers, RoutesRequests, StartsServers, VerifiesArtifacts,
+                                   history_shows_pointer, reads_history_window, skips_aliases)
+from backends.support.stall import stall_point
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
-from console.release.audit import AuditLog
+from console.release.audit import (
+    AuditLog,
+    _write_tx,
+    abandon_intent,
+    commit_intent,
+    connect,
+    crash_point,
+    reconcile,
+    record_intent,
+    wait_point,
+)
+from console.release.policy import (
+    PolicyViolation,
+    Signature,
+    approver_problem,
+    check_identity,
+    counts_claims,
+    insert_signature,
+    load_signatures,
+    may_roll_back,
+    normalise_name,
+    read_signatures,
+    registry_signatures,
+    registry_stores_signatures,
+    revoke_signature,
+    signature_record,
+    signatures_of,
+    tally,
+    trainer_of,
+)
+from console.rollout.live import live_canary
 
 
 @dataclass
@@ -85,10 +117,11 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     if policy is not None and status == "approved":
         identity = approver_allowed(policy, registry, mv, actor)
         if (mv.approval.status == "approved" and mv.approval.gate_report_sha256 == digest and seen == "approved"
-                and mv.approval.by != actor):
+                and not _same_name(mv.approval.by, actor)):
             # the same approval, by someone else: a co-signature (the two-person rule), not a rewrite
             return cosign(registry, audit, mv, policy, actor=actor, reason=reason, identity=identity)
-    if mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status:
+    if (mv.approval.status == status and mv.approval.gate_report_sha256 == digest and seen == status
+            and (status != "approved" or policy is None or _same_name(mv.approval.by, actor))):
         unchanged: dict[str, Any] = {"approval": mv.approval.to_dict()}
         if policy is not None and status == "approved":
             unchanged["policy"] = approval_tally(audit, policy, mv, registry).to_dict()
@@ -112,18 +145,27 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
     detail: dict[str, Any] = {"approval": stored.to_dict()}
     if policy is not None and status == "approved":
         mv.approval = stored
+        _record_primary_identity(registry, audit, mv, actor, reason, identity)
         detail["policy"] = request_if_short(audit, policy, mv, actor, registry)
     return Outcome(status, model, version, True, detail)
 
 
 def promote(registry, audit, model: str, version: str, *, actor: str, reason: str = "",
             expected: str | None = None, expected_given: bool = False, override: bool = False,
-            traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
+            traffic=None, options: dict[str, Any] | None = None, policy=None, canary_id: str | None = None) -> Outcome:
     """Production to `version`. With `traffic` (a live split) its server is made healthy first,
     then the pointer moves, then all traffic follows. With `policy` (production's protected-alias
-    rule) the approvals are counted before anything starts and again inside the move's CAS."""
+    rule) the approvals are counted before anything starts and again inside the move's CAS.
+
+    A live canary has one writer, its controller: a promote from anywhere else is refused with
+    the commands that end it (else the canary's stable and production disagree, and the next
+    `R` sends all traffic to a version the registry no longer calls production). `canary_id`:
+    the controller's own promote of that canary."""
     check_name(model, "model")
     check_name(version, "version")
+    live = live_canary(audit.db_path if isinstance(audit, AuditLog) else None, model)
+    if live is not None and live.id != canary_id:
+        raise ConflictError(live.refusal(f"promote {model} {version}"), expected=None, actual=live.candidate)
     settle_intents(registry, audit)
     mv = registry.get_version(model, version)
     guard = None
@@ -144,7 +186,6 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     if current == version and expected == current:
         return Outcome("promote", model, version, False, {"from": current, "to": version, "note": "already production"})
     server = serve_target(traffic, registry, model, version, options)  # before any write: nothing moves if it fails
-    from backends.support.stall import stall_point
 
     stall_point("promote:approval-read")  # tests: a reject lands here, between the read and the move
     # the approval we judged travels with the move: the registry moves only if it is still the same
@@ -182,8 +223,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
     Local registry in the audit's own SQLite file: the event is appended inside the move's
     transaction. Any other registry: an intent is committed first, the event after the write;
     an intent left open by a crash is settled by the next run (`settle_intents`)."""
-    from console.release.audit import crash_point
-
     def event_details(move: PointerMove) -> dict[str, Any]:
         return {**details, "alias": alias, "from": move.from_version, "to": move.to_version, "move_seq": move.seq}
 
@@ -205,7 +244,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      **_approval_arg(approval))
         audit.append(actor, action, model, version, event_details(move))
         return move
-    from console.release.audit import abandon_intent, commit_intent, record_intent
 
     intent = record_intent(audit, actor, action, model, version,
                            {"kind": "pointer", "alias": alias, "expected": expected, "new": new, "reason": reason},
@@ -226,7 +264,6 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
             # machine's workspace can still land between that read and the swap (see README).
             with _write_lock(audit.db_path) as held:
                 details = {**details, **guard(None, held=held)}
-                from backends.support.stall import stall_point
 
                 stall_point("promote:counted")  # tests: a revoke lands here, between the count and the swap
                 move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
@@ -246,8 +283,6 @@ class _write_lock:
         self.db_path = db_path
 
     def __enter__(self):
-        from console.release.audit import connect
-
         self.conn = connect(self.db_path)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -272,8 +307,6 @@ def _approval_arg(approval: Approval | None) -> dict[str, Any]:
 def record_approval(registry, audit, model: str, version: str, approval: Approval, *, expected_status: str | None,
                     actor: str, action: str, details: dict[str, Any]) -> Approval:
     """An approval and its audit event, never one without the other (as `move_audited`)."""
-    from console.release.audit import crash_point
-
     if _shares_transaction(registry, audit):
         def in_transaction(conn, stored: Approval) -> None:
             crash_point("approval:after-write")
@@ -289,7 +322,6 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
         stored = registry.set_approval(model, version, approval, expected_status=expected_status)
         audit.append(actor, action, model, version, {**details, "approval_at": stored.at})
         return stored
-    from console.release.audit import abandon_intent, commit_intent, record_intent
 
     intent = record_intent(audit, actor, action, model, version,
                            {"kind": "approval", "status": approval.status, "by": approval.by, "at": approval.at},
@@ -313,7 +345,6 @@ def settle_intents(registry, audit) -> list[dict[str, Any]]:
     """Before a write to a remote registry: settle what a crashed run left open."""
     if _shares_transaction(registry, audit) or not isinstance(audit, AuditLog):
         return []
-    from console.release.audit import reconcile
 
     return reconcile(audit, registry)
 
@@ -397,8 +428,6 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
         return
     import tempfile
 
-    from backends.base import IntegrityError
-
     with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:
         path = registry.fetch_artifact(mv.model, mv.version, tmp)
         digest = hashlib.sha256()
@@ -413,7 +442,7 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
              expected: str | None = None, expected_given: bool = False, override: bool = False,
              traffic=None, options: dict[str, Any] | None = None, policy=None,
-             allowed_checked: bool = False) -> Outcome:
+             allowed_checked: bool = False, end_canary=None) -> Outcome:
     """Production away from the version the caller saw (`expected`, else read now), to a
     known-good one: the newest earlier production version that is approved, not rejected, whose
     artifact verifies, and that production was not rolled away from. `to` names it instead
@@ -421,15 +450,19 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 
     Two rollbacks away from the same version move it once: the second finds the last move was a
     rollback from what it saw and reports that instead of rolling back further. With `traffic`
-    (a live split) the target's server is made healthy before anything moves."""
+    (a live split) the target's server is made healthy before anything moves.
+
+    A live canary is settled first, once the rollback is known to be allowed: `end_canary()`
+    ends it through its controller (stable to 100 %) right before the move; without one, the
+    rollback is refused with the command that ends it. A refused rollback has changed nothing."""
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
     if not allowed_checked:  # the CLI checked it already, before ending a live canary
         rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
-    history, partial = _production_history(registry, model, HISTORY_WINDOW)
-    current = _production_now(registry, model, history)
+    history, partial, current = _production_snapshot(registry, model)
+    snapshot_seq = _last_seq(history)
     seen = expected if expected_given else current
     done = _already_rolled_back(model, history, current, seen, expected_given, to)
     if done is not None:
@@ -452,8 +485,6 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
         if short is not None:
             # never production before: --to must not be a way around the two-person rule
             if not override:
-                from console.release.policy import PolicyViolation
-
                 raise PolicyViolation(f"--to {to}: {model} {to} never served production and policy.{policy.alias}: "
                                       f"{short['summary']}; roll back to it only with --override --reason")
             reason = _reason(reason, "roll back to a version short of approvals")
@@ -479,6 +510,9 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 break
             # None of the newest fits: read further back (its candidates continue these in order).
             history, partial = _production_history(registry, model, next(wider))
+            if _last_seq(history) != snapshot_seq:  # the decision must stand on one snapshot
+                raise ConflictError(f"{model}: production moved while the rollback read its history; nothing moved "
+                                    "(run it again to decide on what production is now)", expected=current)
         if target is None:
             why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
             raise BadInputError(f"{model}: no earlier production version to roll back to"
@@ -488,15 +522,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     if target == current:
         detail: dict[str, Any] = {"from": current, "to": target, "note": "already production", "traffic": None}
         server = serve_target(traffic, registry, model, target, options)
+        _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
         _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
         return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
     server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
-    from console.release.audit import wait_point
+    _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
 
     wait_point("rollback:before-move")
     try:
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,
+                            guard=_snapshot_guard(registry, audit, model, snapshot_seq),
                             details={"reason": why, "override": bool(override and to is not None and problem),
                                      "skipped": skipped, "unreviewed_target": taken_unreviewed,
                                      **({"policy": policy_detail} if policy_detail is not None else {})})
@@ -515,6 +551,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     return Outcome("rollback", model, target, True, detail)
 
 
+def _settle_canary(audit, model: str, end_canary, what: str) -> None:
+    """Every check of the rollback passed: end a live canary now (its controller's one path), or
+    refuse when the caller gave no way to end it."""
+    live = live_canary(audit.db_path if isinstance(audit, AuditLog) else None, model)
+    if live is None:
+        return
+    if end_canary is None:
+        raise ConflictError(live.refusal(what), actual=live.candidate)
+    end_canary()
+
+
 def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, Any] | None:
     """The tally of a `--to` target that never served production and lacks the rule's approvals;
     None when it served production before (rollback stays one key) or its approvals are met."""
@@ -531,6 +578,50 @@ def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, 
 # GET per event); when none of their versions fits, 16, then the whole history.
 HISTORY_WINDOWS = (2, 16)
 HISTORY_WINDOW = HISTORY_WINDOWS[0]
+
+
+SNAPSHOT_READS = 3  # history and pointer read again while a move lands between them
+
+
+def _production_snapshot(registry, model: str) -> tuple[list[PointerMove], bool, str | None]:
+    """(production's history, whether older moves may be missing, where production points) read
+    as one snapshot: the pointer is where the history's last move put it. A move that lands
+    between the two reads makes them disagree, and both are read again; a decision on a history
+    older than the pointer could pick a version a later rollback already left (issue 23: 2 of 7
+    racing trials put production back on the bad version)."""
+    for _ in range(SNAPSHOT_READS):
+        history, partial = _production_history(registry, model, HISTORY_WINDOW)
+        stall_point("rollback:history-read")  # tests: other operators move production here
+        current = _production_now(registry, model, history)
+        moves = [m for m in history if m.alias == PRODUCTION]
+        if not moves or moves[-1].to_version == current:
+            return history, partial, current
+    # the pointer disagrees with its own history every time: moved outside the ledger (`mrc audit
+    # verify` names it); the pointer is what serves, so it is what the rollback moves away from
+    return history, partial, current
+
+
+def _last_seq(history: list[PointerMove]) -> int | None:
+    moves = [m for m in history if m.alias == PRODUCTION]
+    return moves[-1].seq if moves else None
+
+
+def _snapshot_guard(registry, audit, model: str, snapshot_seq: int | None):
+    """The rollback's CAS covers its snapshot, not only the pointer: inside the local move's
+    transaction (mrc.db's write lock held, so nothing else commits) production's last move must
+    still be the one the decision read; an A→B→A in between would pass a pointer-only CAS.
+    Remote registries: their own CAS on the pointer (S3: on the history's next event)."""
+    if not _shares_transaction(registry, audit):
+        return None
+
+    def guard(conn, **_) -> dict[str, Any]:
+        now = _last_seq(registry.pointer_history(model, PRODUCTION))
+        if now != snapshot_seq:
+            raise ConflictError(f"{model}: production moved (move #{now}) after the rollback read it (#{snapshot_seq}); "
+                                "nothing moved", expected=str(snapshot_seq), actual=str(now))
+        return {"snapshot_seq": snapshot_seq}
+
+    return guard
 
 
 def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
@@ -596,6 +687,8 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
         return {**server, "started": False, "ready_s": round(time.perf_counter() - t0, 4), "checked": True}
     if not isinstance(traffic, StartsServers):
         raise BackendError(f"{model} {version}: no healthy server and the traffic backend cannot start one; nothing moved")
+    routed = isinstance(traffic, RoutesRequests)
+    router_before = traffic.router_port(model) if routed else None
     try:
         traffic.ensure_serving(model, [version], registry=registry, options=options or {})
     except (BackendError, BadInputError, OSError) as exc:
@@ -603,7 +696,13 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
     server = _healthy(traffic, model, version, wait_s=HEALTH_TIMEOUT_S)
     if server is None:
         raise BackendError(f"{model} {version}: its server started but is not healthy; nothing moved")
-    return {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+    router_after = traffic.router_port(model) if routed else None
+    started = {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+    if router_after is not None and router_after != router_before:
+        # the router was stopped (serve-models --stop) and starts anew on a port of its own: said,
+        # since whatever sent requests to the old address now reaches nothing
+        started["router_restarted"] = {"port": router_after, "was": router_before}
+    return started
 
 
 def _healthy(traffic, model: str, version: str, *, wait_s: float) -> dict[str, Any] | None:
@@ -667,10 +766,17 @@ def _follow_with_traffic(traffic, audit, model: str, target: str, server: dict[s
         audit.append(actor, action, model, target, {"to": target, "split": moved, "server": server})
     where = f"traffic 100 % to {target}"
     if server and server.get("checked"):
-        where += f" (server pid {server.get('pid')}, healthy" + (
+        # "answers /health", not "healthy": whether it is healthy is its error rate and latency
+        # against the team's thresholds (console/release/health.py), judged once requests came in
+        where += f" (server pid {server.get('pid')}, answers /health" + (
             f", started in {server['ready_s']:.1f} s" if server.get("started") else "") + ")"
     elif server:
         where += " (served by the traffic backend; health not checked here)"
+    restarted = (server or {}).get("router_restarted")
+    if restarted:
+        was = f"port {restarted['was']}" if restarted.get("was") else "stopped"
+        where += (f"; the router was not running ({was}): started again on 127.0.0.1:{restarted['port']} — "
+                  "clients of the old address must move")
     detail["message"] = f"{head}; {where}" + ("" if moved is not None else " already")
 
 
@@ -697,11 +803,9 @@ def set_alias(registry, audit, model: str, alias: str, version: str | None, *, a
 def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
     """Refuse an approval the rule cannot count (the trainer's own, one off the allow-list, a
     backend identity that is not the claimed actor); the identity record for the audit event."""
-    from console.release.policy import PolicyViolation, approver_problem, check_identity, trainer_of
-
     what = f"approving {mv.model} {mv.version}"
     identity = check_identity(policy, registry, actor, what)
-    problem = approver_problem(policy, actor, trainer_of(mv))
+    problem = approver_problem(policy, actor, trainer_of(mv), identity.get("backend"))
     if problem == "trainer":
         raise PolicyViolation(f"{mv.model} {mv.version}: {actor} trained this version and cannot approve it "
                               f"(policy.{policy.alias}.distinct_from_trainer); ask another approver")
@@ -711,14 +815,33 @@ def approver_allowed(policy, registry, mv, actor: str) -> dict[str, Any]:
     return identity
 
 
+def _same_name(a: str | None, b: str | None) -> bool:
+    return normalise_name(a) == normalise_name(b)
+
+
+def _record_primary_identity(registry, audit, mv, actor: str, reason: str, identity: dict[str, Any] | None) -> None:
+    """Beside the registry approval (which stores only its claimed `by`), the identity the backend
+    verified for it: a signature row of the same epoch, where co-signatures are kept. The tally
+    counts the registry approval for that identity, so a second claim from it counts once."""
+    backend = (identity or {}).get("backend")
+    if not backend:
+        return
+    row = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
+                    reason, backend)
+    if registry_stores_signatures(registry):
+        registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, row))
+        return
+    if not isinstance(audit, AuditLog):
+        return
+
+    _write_tx(audit.db_path, lambda conn: insert_signature(conn, mv.model, mv.version, row))
+
+
 def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: dict[str, Any] | None) -> Outcome:
     """A further approver's approval of the version's approval: a co-signature row and its audit
     event in one transaction of mrc.db, bound to the artifact, the gate digest and the approval's epoch."""
-    from console.release.policy import Signature, insert_signature, read_signatures, tally
-
     signature = Signature(actor, now_iso(), mv.artifact.sha256, mv.approval.gate_report_sha256, mv.approval.at,
                           reason, (identity or {}).get("backend"))
-    from console.release.policy import registry_signatures, registry_stores_signatures, signature_record
 
     if registry_stores_signatures(registry):  # in the shared registry: every approver's machine sees it
         added = registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, signature))
@@ -736,11 +859,10 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
                         "policy": counted.to_dict()})
     if not isinstance(audit, AuditLog):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
-    from console.release.audit import _write_tx
 
     def write(conn) -> tuple[bool, Any]:
         signed = read_signatures(conn, mv.model, mv.version)
-        if any(s.approver == actor and s.epoch == mv.approval.at for s in signed):
+        if any(_same_name(s.approver, actor) and s.epoch == mv.approval.at for s in signed):
             return False, tally(policy, mv, signed)
         insert_signature(conn, mv.model, mv.version, signature)
         counted = tally(policy, mv, [*signed, signature])
@@ -771,8 +893,6 @@ def _append_request(audit, conn, actor: str, policy, mv, counted) -> None:
 def approval_tally(audit, policy, mv, registry=None):
     """How `mv` stands against the rule now (co-signatures from the registry where it keeps them,
     else from the workspace's mrc.db)."""
-    from console.release.policy import signatures_of, tally
-
     return tally(policy, mv, signatures_of(registry, audit, mv.model, mv.version))
 
 
@@ -788,8 +908,6 @@ def promotion_guard(registry, audit, policy, mv, actor: str):
     """The rule's check for `move_audited`: `guard(conn)` inside the local move's transaction (the
     co-signatures read on that connection, the approval re-read by the registry in it), `guard(None)`
     right before a remote registry's CAS (both read again). Raises PolicyViolation when short."""
-    from console.release.policy import PolicyViolation, check_identity, read_signatures, signatures_of, tally
-
     identity = check_identity(policy, registry, actor, f"promoting {mv.model} {mv.version}")
 
     def guard(conn, early: bool = False, held=None) -> dict[str, Any]:
@@ -820,51 +938,66 @@ def rollback_allowed(policy, registry, model: str, actor: str) -> None:
     restricted rule asks the backend who is calling; the open one costs nothing."""
     if policy is None or policy.rollback is None:
         return
-    from console.release.policy import PolicyViolation, check_identity
 
-    if actor not in policy.rollback:
+    identity = check_identity(policy, registry, actor, f"rolling back {model}")
+    if not may_roll_back(policy, actor, identity.get("backend")):
+        who = actor if counts_claims(policy) or not identity.get("backend") else f"{actor} ({identity['backend']})"
         raise PolicyViolation(f"{model}: policy.{policy.alias}.rollback allows {', '.join(policy.rollback)}; "
-                              f"{actor} may not roll back")
-    check_identity(policy, registry, actor, f"rolling back {model}")
+                              f"{who} may not roll back")
 
 
 def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str, policy=None) -> Outcome:
     """Withdraw `actor`'s own approval: a co-signature is marked revoked; the registry approval
     (the first one) goes back to pending, which voids every co-signature of it. Under identity =
-    "require" the backend must know the caller as `actor` (no one withdraws another's approval)."""
+    "require" the backend must know the caller as `actor`, and under "verified" a co-signature
+    recorded with a verified identity is withdrawn only by that identity (no one withdraws
+    another's approval). Checked by reading first: a refused revoke writes nothing."""
     check_name(model, "model")
     check_name(version, "version")
     reason = _reason(reason, "revoke an approval")
+    identity: dict[str, Any] = {}
     if policy is not None:
-        from console.release.policy import check_identity
-
-        check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
+        identity = check_identity(policy, registry, actor, f"revoking {actor}'s approval of {model} {version}")
     mv = registry.get_version(model, version)
-    from console.release.policy import registry_stores_signatures
-
-    if registry_stores_signatures(registry):
-        if registry.revoke_cosignature(model, version, actor, now_iso()):
-            audit.append(actor, "revoke-approval", model, version,
-                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
-            return Outcome("revoke", model, version, True, {"co_signature": True})
-    elif isinstance(audit, AuditLog):
-        from console.release.audit import _write_tx
-        from console.release.policy import revoke_signature
-
-        def write(conn) -> int:
-            count = revoke_signature(conn, model, version, actor, now_iso())
-            if count:
-                audit.append_in(conn, actor, "revoke-approval", model, version,
-                                {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
-            return count
-
-        if _write_tx(audit.db_path, write):
-            return Outcome("revoke", model, version, True, {"co_signature": True})
-    if mv.approval.status == "approved" and mv.approval.by == actor:
+    if mv.approval.status == "approved" and _same_name(mv.approval.by, actor):
         pending = Approval("pending", actor, now_iso(), reason, "", False)
         stored = record_approval(registry, audit, model, version, pending, expected_status="approved", actor=actor,
                                  action="revoke-approval", details={"reason": reason, "previous_status": "approved"})
         return Outcome("revoke", model, version, True, {"approval": stored.to_dict()})
+
+    in_registry = registry_stores_signatures(registry)
+    if in_registry:
+        live = registry_signatures(registry, model, version)
+    elif isinstance(audit, AuditLog):
+        live = load_signatures(str(audit.db_path), model, version)
+    else:
+        live = []
+    mine = [s for s in live if _same_name(s.approver, actor)]
+    if not mine:
+        raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+    caller = normalise_name(identity.get("backend"))
+    if policy is not None and not counts_claims(policy) and caller:
+        others = [s for s in mine if s.identity and normalise_name(s.identity) != caller]
+        if len(others) == len(mine):
+            raise PolicyViolation(f"{model} {version}: {actor}'s approval was made as {others[0].identity!r}, not "
+                                  f"{identity.get('backend')!r}; only its approver may revoke it")
+    stored_name = mine[0].approver
+    if in_registry:
+        if registry.revoke_cosignature(model, version, stored_name, now_iso()):
+            audit.append(actor, "revoke-approval", model, version,
+                         {"reason": reason, "co_signature": True, "stored": "registry", "epoch": mv.approval.at})
+            return Outcome("revoke", model, version, True, {"co_signature": True})
+        raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
+
+    def write(conn) -> int:
+        count = revoke_signature(conn, model, version, stored_name, now_iso())
+        if count:
+            audit.append_in(conn, actor, "revoke-approval", model, version,
+                            {"reason": reason, "co_signature": True, "epoch": mv.approval.at})
+        return count
+
+    if _write_tx(audit.db_path, write):
+        return Outcome("revoke", model, version, True, {"co_signature": True})
     raise BadInputError(f"{model} {version}: {actor} has no approval of this version to revoke")
 
 

@@ -18,8 +18,9 @@ from typing import Any, Iterable
 
 from backends.capabilities import shares_audit_transaction
 from backends.support.dbfile import connect_db
-from console.domain import AuditEvent
+from backends.support.redact import redact_obj
 from backends.support.timeutil import now_iso
+from console.domain import AuditEvent
 
 GENESIS = "0" * 64
 
@@ -140,8 +141,6 @@ class AuditLog:
                   details: dict[str, Any] | None = None) -> AuditEvent:
         """Append inside the caller's open write transaction on this database (no BEGIN, no COMMIT):
         the event commits with whatever else that transaction wrote, or not at all."""
-        from backends.support.redact import redact_obj
-
         # Round-trip through JSON so the hashed form is the stored form; a URL credential in a
         # detail (an endpoint in an error, a git remote) is masked before it is stored for good.
         details = redact_obj(json.loads(json.dumps(details or {}, sort_keys=True, default=str)))

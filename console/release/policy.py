@@ -5,7 +5,13 @@
     distinct_from_trainer = true      # the trainer's own approval does not count (default true)
     approvers = ["carol", "dave"]     # optional allow-list
     rollback = "anyone"               # or a list of who may roll back (default anyone: one key on call)
-    identity = "record"               # "require": the backend's identity must be the claimed actor
+    identity = "verified"             # default: an approval counts for the identity the backend verified
+                                      # (OS user, MLflow user, S3 caller); "claims": count claimed --actor
+                                      # names (a team that trusts them); "require": the two must be equal
+
+Names are compared normalised (Unicode NFKC, casefold, whitespace collapsed): `Bob`, `bob` and
+`bob ` are one person. Under "verified" two claims from one identity count once, and the tally
+names the approval that shares an identity ("not carol (same identity as bob: os-user)").
 
 The version's first approval is the registry's own (status, by, at, gate digest). Further
 approvers co-sign it (a row in mrc.db's `approval_signatures`, or the registry's record), bound to the artifact sha256, the
@@ -19,17 +25,39 @@ else stdlib sqlite3 on the workspace database (the audit log's).
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import PRODUCTION, BackendError, BadInputError
 from backends.capabilities import CoSigns, caller_identity
 from console.errors import PolicyViolation  # noqa: F401  (raised here; importers take it from this module too)
-from console.release.audit import AuditLog
+from console.release.audit import AuditLog, connect
 
 POLICY_FIELDS = ("required_approvals", "distinct_from_trainer", "approvers", "rollback", "identity")
-IDENTITY_MODES = ("record", "require")
+VERIFIED, CLAIMS, REQUIRE = "verified", "claims", "require"
+# "record" is the old name of "claims" (it recorded the identity and counted the claim): a team
+# that wrote it opted in by name, so it keeps meaning that.
+IDENTITY_MODES = (VERIFIED, CLAIMS, REQUIRE, "record")
 ANYONE = "anyone"
+
+
+def normalise_name(name: str | None) -> str:
+    """One spelling per person: Unicode NFKC, casefolded, inner whitespace collapsed, stripped."""
+    return " ".join(unicodedata.normalize("NFKC", str(name or "")).casefold().split())
+
+
+def identity_names(identity: str | None) -> set[str]:
+    """The names a verified identity answers to: itself, and for a path-like one (an AWS ARN
+    `arn:aws:iam::1:user/bob`) its last part, so an allow-list can name `bob`."""
+    full = normalise_name(identity)
+    if not full:
+        return set()
+    return {full, full.rsplit("/", 1)[-1]}
+
+
+def counts_claims(policy) -> bool:
+    return policy is not None and policy.identity in (CLAIMS, "record")
 
 
 @dataclass(frozen=True)
@@ -39,7 +67,7 @@ class AliasPolicy:
     distinct_from_trainer: bool = True
     approvers: tuple[str, ...] | None = None  # None: anyone may approve
     rollback: tuple[str, ...] | None = None  # None: anyone may roll back
-    identity: str = "record"
+    identity: str = VERIFIED
 
     def to_dict(self) -> dict[str, Any]:
         return {"alias": self.alias, "required_approvals": self.required_approvals,
@@ -87,9 +115,10 @@ def parse_policies(config: dict[str, Any], where: Any = "mrc.toml") -> dict[str,
                 raise BadInputError(f"{prefix}.approvers: {len(set(approvers))} names cannot give the "
                                     f"{required} distinct approvals required_approvals asks for")
         rollback = _names(table.get("rollback", ANYONE), f"{prefix}.rollback", allow_anyone=True)
-        identity = table.get("identity", "record")
+        identity = table.get("identity", VERIFIED)
         if identity not in IDENTITY_MODES:
-            raise BadInputError(f"{prefix}.identity: must be \"record\" or \"require\", not {identity!r:.80}")
+            raise BadInputError(f"{prefix}.identity: must be \"verified\", \"claims\" or \"require\", "
+                                f"not {identity!r:.80}")
         policies[str(alias)] = AliasPolicy(str(alias), required, distinct, approvers, rollback, identity)
     return policies
 
@@ -198,8 +227,6 @@ def signatures_of(registry, audit, model: str, version: str, held: sqlite3.Conne
 def load_signatures(db_path: str, model: str, version: str) -> list[Signature]:
     import os
 
-    from console.release.audit import connect
-
     if not os.path.exists(db_path):
         return []
     conn = connect(db_path)
@@ -234,6 +261,7 @@ class Tally:
     trainer: str
     counted: list[str] = field(default_factory=list)  # approvers whose approval counts, in order
     not_counted: list[tuple[str, str]] = field(default_factory=list)  # (approver, why)
+    identities: dict[str, str | None] = field(default_factory=dict)  # approver -> the identity it counted as
 
     @property
     def required(self) -> int:
@@ -247,72 +275,121 @@ class Tally:
     def missing(self) -> int:
         return max(0, self.required - len(self.counted))
 
+    @property
+    def shared(self) -> list[tuple[str, str]]:
+        """Approvals that share an identity with one counted already: flagged wherever the tally shows."""
+        return [(name, why) for name, why in self.not_counted if why.startswith("same identity")]
+
+    @property
+    def unverified(self) -> list[tuple[str, str]]:
+        return [(name, why) for name, why in self.not_counted if why.startswith("no verified identity")]
+
     def excluded(self) -> list[tuple[str, str]]:
         """Who cannot give the missing approvals, and why: the trainer, those who approved already."""
         out: list[tuple[str, str]] = []
         if self.policy.distinct_from_trainer and self.trainer:
             out.append((self.trainer, "trainer"))
         for name in self.counted:
-            if name != self.trainer:
+            if normalise_name(name) != normalise_name(self.trainer):
                 out.append((name, "approved"))
         return out
 
     def line(self) -> str:
-        """"1 of 2 approvals: needs 1 more, not alice (trainer), not bob (approved)"."""
+        """"1 of 2 approvals: needs 1 more, not alice (trainer), not bob (approved)"; approvals that
+        did not count because they share an identity or have none are named after it."""
         head = f"{len(self.counted)} of {self.required} approvals"
+        flags = "".join(f", not {name} ({why})" for name, why in (*self.shared, *self.unverified))
         if self.met:
-            return head + " (" + ", ".join(self.counted) + ")"
+            return head + " (" + ", ".join(self.counted) + ")" + flags
         needs = f"needs {self.missing} more"
         if self.policy.approvers is not None:
-            left = [a for a in self.policy.approvers if a not in self.counted
-                    and not (self.policy.distinct_from_trainer and a == self.trainer)]
+            taken = {normalise_name(n) for n in self.counted}
+            left = [a for a in self.policy.approvers if normalise_name(a) not in taken
+                    and not (self.policy.distinct_from_trainer and normalise_name(a) == normalise_name(self.trainer))]
             needs += " from " + (", ".join(left) if left else "nobody left on the allow-list")
-        return f"{head}: {needs}" + "".join(f", not {name} ({why})" for name, why in self.excluded())
+        return f"{head}: {needs}" + "".join(f", not {name} ({why})" for name, why in self.excluded()) + flags
 
     def to_dict(self) -> dict[str, Any]:
         return {"required": self.required, "approvals": len(self.counted), "approved_by": list(self.counted),
                 "not_counted": [{"approver": a, "why": w} for a, w in self.not_counted],
+                "shared_identity": [{"approver": a, "why": w} for a, w in self.shared],
+                "counted_as": {a: self.identities.get(a) for a in self.counted}, "identity": self.policy.identity,
                 "trainer": self.trainer or None, "met": self.met, "summary": self.line()}
 
 
-def approver_problem(policy: AliasPolicy, approver: str, trainer: str) -> str | None:
-    """Why this approver's approval cannot count under the rule; None when it can."""
-    if policy.distinct_from_trainer and trainer and approver == trainer:
+def approver_problem(policy: AliasPolicy, approver: str, trainer: str, identity: str | None = None) -> str | None:
+    """Why this approver's approval cannot count under the rule; None when it can. Under
+    "verified" the identity the backend verified is who approves: the trainer's OS user claiming
+    another name is still the trainer, and the allow-list names identities."""
+    names = {normalise_name(approver)} if counts_claims(policy) or identity is None else identity_names(identity)
+    if policy.distinct_from_trainer and trainer and normalise_name(trainer) in (names | {normalise_name(approver)}):
         return "trainer"
-    if policy.approvers is not None and approver not in policy.approvers:
+    if policy.approvers is not None and not names & {normalise_name(a) for a in policy.approvers}:
         return "not on the approvers list"
     return None
 
 
+def _count_key(policy: AliasPolicy, sig: Signature) -> str | None:
+    """Who an approval counts for: the claimed name normalised (claims), else the verified identity."""
+    if counts_claims(policy):
+        return normalise_name(sig.approver)
+    return normalise_name(sig.identity) or None
+
+
 def tally(policy: AliasPolicy, mv, signatures: list[Signature]) -> Tally:
     """Pure: which approvals of `mv` count. The registry approval counts when it is "approved";
-    a co-signature when it signs that same approval (epoch), gate report and artifact."""
+    a co-signature when it signs that same approval (epoch), gate report and artifact. Each person
+    counts once: by normalised claimed name under "claims", by verified identity otherwise (the
+    registry approval's identity is the row its approver recorded beside it, same epoch)."""
     result = Tally(policy, trainer_of(mv))
     approval = mv.approval
     if approval.status != "approved":
         return result
+    primary_name = normalise_name(approval.by)
+    primary_identity = next((s.identity for s in signatures if s.epoch == approval.at and s.identity
+                             and normalise_name(s.approver) == primary_name), None)
     candidates = [Signature(approval.by, approval.at, mv.artifact.sha256, approval.gate_report_sha256, "",
-                            approval.reason, primary=True)]
+                            approval.reason, primary_identity, primary=True)]
     for sig in signatures:
         if sig.epoch != approval.at or sig.gate_report_sha256 != approval.gate_report_sha256:
             continue  # it co-signed an earlier approval (rejected or replaced since): not this one
+        if normalise_name(sig.approver) == primary_name:
+            continue  # the registry approval's own identity row: merged into it above
         if sig.artifact_sha256 != mv.artifact.sha256:
             result.not_counted.append((sig.approver, "signed other bytes"))
             continue
         candidates.append(sig)
+    counted_by: dict[str, str] = {}  # count key -> the approver it counted for
+    seen_names: set[str] = set()
     for sig in candidates:
-        if sig.approver in result.counted:
+        name = normalise_name(sig.approver)
+        if name in seen_names:
+            continue  # one person's approval twice (Bob, bob, "bob "): once
+        seen_names.add(name)
+        key = _count_key(policy, sig)
+        if key is None:
+            result.not_counted.append((sig.approver, "no verified identity: the registry could not say who "
+                                       f"approved; identity = \"claims\" in [policy.{policy.alias}] counts claimed names"))
             continue
-        problem = approver_problem(policy, sig.approver, result.trainer)
+        if key in counted_by:
+            result.not_counted.append((sig.approver, f"same identity as {counted_by[key]}: {key}"))
+            continue
+        problem = approver_problem(policy, sig.approver, result.trainer, None if counts_claims(policy) else sig.identity)
         if problem:
             result.not_counted.append((sig.approver, problem))
         else:
+            counted_by[key] = sig.approver
             result.counted.append(sig.approver)
+            result.identities[sig.approver] = sig.identity
     return result
 
 
-def may_roll_back(policy: AliasPolicy | None, actor: str) -> bool:
-    return policy is None or policy.rollback is None or actor in policy.rollback
+def may_roll_back(policy: AliasPolicy | None, actor: str, identity: str | None = None) -> bool:
+    """Under "verified" a known identity is who rolls back; a claim only where the backend cannot tell."""
+    if policy is None or policy.rollback is None:
+        return True
+    names = identity_names(identity) if identity and not counts_claims(policy) else {normalise_name(actor)}
+    return bool(names & {normalise_name(n) for n in policy.rollback})
 
 
 # -- backend identity -------------------------------------------------------------------------------------
@@ -338,7 +415,7 @@ def check_identity(policy: AliasPolicy | None, registry, actor: str, what: str) 
         if identity is None:
             raise PolicyViolation(f"policy.{policy.alias}.identity = \"require\": the registry cannot say who is "
                                   f"calling, so {what} as {actor!r} is refused")
-        if identity != actor:
+        if normalise_name(identity) != normalise_name(actor):
             raise PolicyViolation(f"policy.{policy.alias}.identity = \"require\": the registry knows this caller as "
                                   f"{identity!r}, not {actor!r}; {what} refused")
     return record
@@ -388,6 +465,6 @@ def _lenient_fields(table: dict[str, Any], prefix: str) -> dict[str, Any]:
                 fields[name] = _names(table[name], f"{prefix}.{name}", allow_anyone=anyone)
             except BadInputError:
                 pass
-    if table.get("identity", "record") in IDENTITY_MODES:
-        fields["identity"] = table.get("identity", "record")
+    if table.get("identity", VERIFIED) in IDENTITY_MODES:
+        fields["identity"] = table.get("identity", VERIFIED)
     return fields

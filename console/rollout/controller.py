@@ -26,11 +26,15 @@ from typing import Any, Callable, Iterator
 
 from backends.base import CANARY, PRODUCTION, BackendError, BadInputError, ConflictError, check_name
 from backends.support.dbfile import connect_db
-from console.rollout import canary
-from console.rollout.canary import Decision
-from console.domain import CanaryPlan, CanaryState
-from console.release.serving import ensure_served
 from backends.support.timeutil import now_iso
+from console.domain import CanaryPlan, CanaryState
+from console.errors import PolicyRefusal
+from console.notify.delivery import after_write
+from console.release.actions import approval_tally, promote, promotion_guard, rollback_allowed, set_alias
+from console.release.policy import PolicyViolation, rollback_policy, workspace_policy
+from console.release.serving import ensure_served
+from console.rollout import canary, lease
+from console.rollout.canary import Decision
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS canary_states (
@@ -248,8 +252,6 @@ class Controller:
             return self.resume(existing)
         mv = self.registry.get_version(self.model, candidate)
         if mv.approval.status != "approved" and not override:
-            from console.errors import PolicyRefusal
-
             raise PolicyRefusal(f"{self.model} {candidate}: approval is {mv.approval.status!r}; approve it first "
                                 "or start the canary with --override and a reason")
         if override and not reason.strip():
@@ -268,6 +270,7 @@ class Controller:
         self._check_split(stable, served_only=False)  # again: ensure_serving may have set the first split
         state.controller_pid = os.getpid()
         state = self.store.insert(state)
+        lease.beat(self.store.db_path, state.id, os.getpid())
         _crash_point("start", "state")
         self.audit.append(self.actor, "canary-start", self.model, candidate,
                           {"canary": state.id, "stable": stable, "plan": state.plan.to_dict(), "override": state.override,
@@ -305,6 +308,7 @@ class Controller:
         ensure_served(self.ws, self.model, [state.stable, state.candidate], traffic=self.traffic, registry=self.registry)
         state = dataclasses.replace(state, controller_pid=os.getpid())
         state = self._save(canary.log_event(state, now_iso(), "resume", f"controller {os.getpid()} resumed", self.actor))
+        lease.beat(self.store.db_path, state.id, os.getpid())
         self.audit.append(self.actor, "canary-resume", self.model, state.candidate,
                           {"canary": state.id, "pending": state.pending, "weight": state.weight})
         if state.pending:
@@ -356,7 +360,6 @@ class Controller:
             return
         if not changed and (not self._alerts_retry_at or time.monotonic() < self._alerts_retry_at):
             return
-        from console.notify.delivery import after_write
 
         results = after_write(self.ws, actor="controller")
         failed = any(not r.ok for r in results)
@@ -366,6 +369,7 @@ class Controller:
         state = self.store.get(state.id)
         if not state.active:
             return state, True
+        lease.beat(self.store.db_path, state.id, os.getpid())  # the lease: someone is judging this canary
         if state.pending:
             owner = int(state.pending.get("pid", 0))
             if owner == os.getpid() or not _pid_alive(owner, controller=False):
@@ -380,7 +384,8 @@ class Controller:
         if not state.active:
             return state, True
         last_end = state.sequential.get("last_end", state.started_at)
-        self.sleep(max(0.02, min(state.plan.interval_s, last_end + state.plan.interval_s - self.clock())))
+        # never longer than a heartbeat: a long interval must not let the lease lapse
+        self.sleep(max(0.02, min(state.plan.interval_s, lease.HEARTBEAT_S, last_end + state.plan.interval_s - self.clock())))
         return state, False
 
     def _fail_closed(self, state: CanaryState, exc: Exception) -> CanaryState:
@@ -419,8 +424,6 @@ class Controller:
     def act(self, name: str, *, reason: str = "", wait_s: float = 5.0) -> CanaryState:
         """pause | resume | next | promote | abort | rollback, CAS against the stored state."""
         if name == "rollback":  # a person's rollback follows [policy.production].rollback (default anyone)
-            from console.release.policy import rollback_policy
-            from console.release.actions import rollback_allowed
 
             # read leniently: a typo in [policy] must not keep on-call from rolling a canary back
             rollback_allowed(rollback_policy(self.ws)[0], self.registry, self.model, self.actor)
@@ -465,12 +468,9 @@ class Controller:
     def _approvals_short(self, state: CanaryState):
         """The tally when [policy.production] protects production and the candidate lacks its
         approvals; None when it may take production (or already has it)."""
-        from console.release.policy import workspace_policy
-
         policy = workspace_policy(self.ws)
         if policy is None or self.registry.get_pointers(self.model).get(PRODUCTION) == state.candidate:
             return None
-        from console.release.actions import approval_tally
 
         counted = approval_tally(self.audit, policy, self.registry.get_version(self.model, state.candidate),
                                  self.registry)
@@ -510,8 +510,6 @@ class Controller:
             if short is not None:
                 live = self.traffic.get_split(self.model).weights if intent_saved else None
                 if human and not intent_saved:
-                    from console.release.policy import PolicyViolation
-
                     raise PolicyViolation(f"{self.model} {state.candidate}: policy.{short.policy.alias}: "
                                           f"{short.line()}; production not moved")
                 if live is None or _same_split(live, canary.split_for(state, state.weight)):
@@ -559,12 +557,9 @@ class Controller:
         seen = canary.split_for(state, state.weight)
         policy = None
         if decision.action == canary.PROMOTE:  # a protected production: the approvals before any traffic moves
-            from console.release.policy import workspace_policy
 
             policy = workspace_policy(self.ws)
             if policy is not None:
-                from console.release.actions import promotion_guard
-
                 mv = self.registry.get_version(self.model, state.candidate)
                 promotion_guard(self.registry, self.audit, policy, mv, actor)(None, early=True)
 
@@ -581,13 +576,11 @@ class Controller:
         self._retry(set_split)
         _crash_point(decision.action, "split")
         if decision.action == canary.PROMOTE:
-            from console.release.actions import promote
-
             if self.registry.get_pointers(self.model).get(PRODUCTION) == state.candidate:
                 return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
                     reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
-                    expected=state.stable, expected_given=True, policy=policy)  # production must still be what the canary ran against
+                    expected=state.stable, expected_given=True, policy=policy, canary_id=state.id)  # production must still be what the canary ran against
 
     def _save(self, state: CanaryState) -> CanaryState:
         return self.store.save(state)
@@ -622,8 +615,6 @@ class Controller:
     def _set_canary_alias(self, version: str | None) -> None:
         """The registry's `canary` alias follows the live canary (best effort, audited)."""
         try:
-            from console.release.actions import set_alias
-
             set_alias(self.registry, self.audit, self.model, CANARY, version, actor=self.actor,
                       reason="canary started" if version else "canary ended")
         except (ConflictError, BadInputError, BackendError):
@@ -632,6 +623,79 @@ class Controller:
     def _changed(self, state: CanaryState) -> None:
         if self.on_change is not None:
             self.on_change(state)
+
+
+UNJUDGED = "UNJUDGED"
+UNJUDGED_EVENT = "canary.unjudged"
+ORPHAN_POLICIES = ("resume", "rollback")  # [canary] orphaned: what `mrc alerts run` does with an unjudged canary
+
+
+def unjudged(ws, state: CanaryState | None, now: float | None = None) -> str | None:
+    """Why this live canary has nobody judging it (its controller is gone or silent), else None."""
+    if state is None or not state.active:
+        return None
+    return lease.unjudged_reason(state.active, state.controller_pid, _pid_alive(state.controller_pid),
+                                 lease.read_lease(str(ws.db_path), state.id), time.time() if now is None else now)
+
+
+def orphan_policy(ws) -> str:
+    """[canary] orphaned = "resume" (default: a new controller picks it up where it stopped) or
+    "rollback" (stable back to 100 %)."""
+    section = ws.section("canary") if hasattr(ws, "section") else {}
+    value = (section or {}).get("orphaned", "resume")
+    if value not in ORPHAN_POLICIES:
+        raise BadInputError(f"{getattr(ws, 'config_path', 'mrc.toml')}: [canary] orphaned = {value!r}: "
+                            f"one of {', '.join(ORPHAN_POLICIES)}")
+    return value
+
+
+def alert_unjudged(ws, *, actor: str) -> list[tuple[CanaryState, str]]:
+    """Every live canary nobody judges, alerted once per controller that left it
+    (`canary.unjudged`: an audit event the alert path turns into CanaryUnjudged)."""
+    found = []
+    audit = None
+    for model, state in current_states(ws).items():
+        why = unjudged(ws, state)
+        if why is None:
+            continue
+        audit = audit or ws.audit()
+        seen = any(e.action == UNJUDGED_EVENT and e.details.get("canary") == state.id
+                   and e.details.get("controller_pid") == state.controller_pid for e in audit.events(model=model))
+        if not seen:
+            audit.append(actor, UNJUDGED_EVENT, model, state.candidate,
+                         {"canary": state.id, "controller_pid": state.controller_pid, "reason": why,
+                          "weight": state.weight, "stable": state.stable, "pending": state.pending})
+        found.append((state, why))
+    return found
+
+
+def settle_unjudged(ws, found: list[tuple[CanaryState, str]], *, actor: str,
+                    launch: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """Resume each (a new controller picks it up where the last one stopped, finishing a pending
+    step: after a kill at promote:split the pointer follows the router), or roll it back under
+    [canary] orphaned = "rollback". A controller that is alive but silent is alerted only: a
+    second controller must not judge beside it. What was done, one dict per canary."""
+    done = []
+    for state, why in found:
+        record: dict[str, Any] = {"model": state.model, "canary": state.id, "candidate": state.candidate, "why": why}
+        latest = current_state(ws, state.model)
+        if latest is None or latest.id != state.id or unjudged(ws, latest) is None:
+            record["action"] = "judged again meanwhile"
+        elif _pid_alive(latest.controller_pid):
+            record["action"] = "alerted (its controller is alive but silent)"
+        elif orphan_policy(ws) == "rollback":
+            ended = Controller(ws, state.model, actor=actor).act("rollback", reason=f"unjudged: {why}")
+            record["action"] = f"rolled back ({ended.status}): [canary] orphaned = rollback"
+        else:
+            _, pid = (launch or launch_controller)(ws, state.model, state.candidate, actor=actor)
+            record["action"] = f"resumed by controller pid {pid}"
+        done.append(record)
+    return done
+
+
+def tend_unjudged(ws, *, actor: str, launch: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """alert_unjudged, then settle_unjudged (a loop that delivers alerts delivers between the two)."""
+    return settle_unjudged(ws, alert_unjudged(ws, actor=actor), actor=actor, launch=launch)
 
 
 def rollback_live_canary(ws, model: str, *, actor: str, reason: str = "") -> CanaryState | None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from backends.base import BadInputError
 from backends.capabilities import Shadows
+from console.release.serving import ensure_served
+from console.rollout.shadow import compare, select
 
 
 def _open_generations(path) -> list:
@@ -45,8 +47,6 @@ def _open_generations(path) -> list:
 def read_records(path, version: str, since: float | None) -> list[dict[str, Any]]:
     """The shadow log's records of one run, its rotated generations included; a torn last
     line (the router writing) is skipped."""
-    from console.rollout.shadow import select
-
     out = []
     for fh in _open_generations(path):
         with fh:
@@ -61,8 +61,6 @@ def read_records(path, version: str, since: float | None) -> list[dict[str, Any]
 def shadow_report(ws, model: str, *, traffic=None, **judge) -> dict[str, Any]:
     """{"model", "shadow" (the run: version, sample, started_at, stopped_at?), "active",
     "counters", "comparison"}, or BadInputError when the model never had a shadow."""
-    from console.rollout.shadow import compare
-
     traffic = traffic if traffic is not None else ws.traffic()
     if not isinstance(traffic, Shadows):
         raise BadInputError(f"{ws.config_path}: the traffic backend cannot mirror requests (local only)")
@@ -103,8 +101,6 @@ def shadow_step(ws, model: str, stable: str, candidate: str, *, actor: str, regi
     Mirroring stops in every case; start and stop are audited. The last report, with
     "outcome": "pass" | "fail" | "timeout"."""
     import time
-
-    from console.release.serving import ensure_served
 
     clock = clock or time.monotonic
     sleep = sleep or time.sleep

@@ -17,9 +17,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from backends.base import BadInputError
 from console.assets import asset_path
-from screens.presenters import canary_start_statement
+from console.domain import CanaryPlan
+from console.rollout.canary import parse_plan
 from screens.dialogs.approve import CONFIRM_GUARD_S, ReasonInput
+from screens.presenters import canary_start_statement
 
 DEFAULT_PLAN = "5,25,50,100"
 
@@ -33,7 +36,7 @@ class CanaryStart:
 
 class CanaryStartDialog(ModalScreen[CanaryStart | None]):
     CSS_PATH = str(asset_path("canary_dialogs.tcss"))
-    AUTO_FOCUS = "#reason"
+    AUTO_FOCUS = "#plan"  # the plan is what a person types first (a typed plan once landed in the reason)
     BINDINGS = [
         Binding("ctrl+y", "confirm", "Start canary", key_display="ctrl+y", id="canary_start.confirm"),
         Binding("escape", "cancel", "Cancel", id="canary_start.cancel"),
@@ -47,25 +50,26 @@ class CanaryStartDialog(ModalScreen[CanaryStart | None]):
         self.opened_at = time.monotonic()
 
     def compose(self) -> ComposeResult:
-        from console.domain import CanaryPlan
-
         plan = CanaryPlan()
         with Vertical(id="dialog-box", classes="dialog"):
             yield Static(Text(f"Start a canary of {self.model} version {self.candidate}?", style="bold"),
                          classes="dialog-title")
             statement = Text("\n".join(canary_start_statement(self.model, self.candidate, self.stable, plan.steps,
                                                               self.approval, plan.hold_s, plan.interval_s,
-                                                              plan.consecutive_failures)))
+                                                              plan.consecutive_failures, plan=plan)))
             statement.highlight_words(["NOT APPROVED"], style="bold red")
             yield Static(statement, id="canary-start-statement")
-            yield Input(DEFAULT_PLAN, placeholder="plan: canary weights in percent, the last one 100", id="plan")
+            # guarded like the reason: the key that opened the dialog, still held, types nothing;
+            # the default plan is selected, so typing replaces it
+            yield ReasonInput(self.opened_by, value=DEFAULT_PLAN, select_on_focus=True,
+                              placeholder="plan: canary weights in percent, the last one 100", id="plan")
             needs = "required: the candidate is not approved" if self.approval != "approved" else "optional"
             yield ReasonInput(self.opened_by, placeholder=f"reason ({needs})", id="reason")
             yield Static("", id="dialog-error")
             yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#reason").focus()
+        self.query_one("#plan").focus()
 
     def _error(self, text: str) -> None:
         self.query_one("#dialog-error", Static).update(Text(text, style="bold red"))
@@ -73,8 +77,6 @@ class CanaryStartDialog(ModalScreen[CanaryStart | None]):
     def action_confirm(self) -> None:
         if time.monotonic() - self.opened_at < CONFIRM_GUARD_S:
             return  # a held key, not a decision
-        from backends.base import BadInputError
-        from console.rollout.canary import parse_plan
 
         plan = self.query_one("#plan", Input).value.strip()
         try:

@@ -90,7 +90,16 @@ TOML_CASES = {
     "toml_lock_bool": '[workspace]\nlock_timeout_s = true\n',
     "toml_workspace_not_table": 'workspace = "x"\n',
     "toml_binary": "\udcff",
+    # issue 23: unknown tables and keys are refused, naming the table and the key
+    "toml_unknown_traffic_key": '[traffic]\nbackend = "local"\nshadow_log_kep = 3\n',
+    "toml_unknown_table": '[trafic]\nbackend = "local"\n',
+    "toml_unknown_model_key": '[models.m]\ntest_dat = "t@v1"\n',
+    "toml_unknown_workspace_key": '[workspace]\nlock_timeout = 3\n',
+    "toml_unknown_registry_key": '[registry]\nbackend = "local"\nbuket = "b"\n',
 }
+# datasets add: the store keeps finite numbers (issue 23)
+DATASET_CSV = {"inf_values.csv": "a,b\n1,2\n3,inf\n", "nan_values.csv": "a,b\n1,nan\n3,4\n",
+               "neginf_values.csv": "a,b\n1,2\n-inf,4\n"}
 
 NAME_COMMANDS = [
     ["versions", "{name}"],
@@ -189,6 +198,19 @@ def _cases() -> list[tuple[str, list[str], dict]]:
     add("unknown-command", ["nosuch"])
     add("unknown-option", ["models", "--nosuch"])
     add("canary-missing-action", ["canary"])
+    # issue 23: every command fails cleanly
+    add("unknown-command-typo", ["rollbak", MODEL])
+    add("unknown-model-underscore", ["versions", "breast_cancer"])
+    add("unknown-version", ["promote", MODEL, "55", "--reason", "r"])
+    for name in DATASET_CSV:
+        add(f"datasets-add-{name}", ["datasets", "add", "fresh@v1", "{inputs}/" + name])
+    add("drill-no-options", ["drill", MODEL, "5"])
+    add("drill-off-and-rate", ["drill", MODEL, "5", "--off", "--error-rate", "0.1"])
+    add("drill-rate-nan", ["drill", MODEL, "5", "--error-rate", "nan"])
+    add("drill-rate-above-1", ["drill", MODEL, "5", "--error-rate", "30"])
+    add("revoke-nothing-to-revoke", ["revoke", MODEL, "5", "--reason", "r"])
+    add("checkpoint-to-not-s3", ["audit", "checkpoint", "--to", "{inputs}/checkpoints"])
+    add("checkpoint-to-no-bucket", ["audit", "checkpoint", "--to", "s3://"])
     return cases
 
 
@@ -211,6 +233,8 @@ def _write_inputs(root: Path) -> None:
     for group in (NEG_METRICS, BAD_POLICIES, BAD_SCHEMAS):
         for name, data in group.items():
             (root / name).write_text(json.dumps(data))
+    for name, content in DATASET_CSV.items():
+        (root / name).write_text(content)
     for name, content in BAD_CSV.items():
         if content is None:
             (root / name).mkdir()

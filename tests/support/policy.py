@@ -66,7 +66,11 @@ def two_versions(root: Path, *, trainer: str = TRAINER) -> Path:
 
 
 def protect(root: Path, body: str) -> None:
-    """Append a [policy.production] table to the workspace's mrc.toml."""
+    """Append a [policy.production] table to the workspace's mrc.toml. These tests play several
+    approvers from one OS user, so unless the body says otherwise the team trusts claimed names
+    (identity = "claims"); the default, counting verified identities, is tests/cli/test_approvers_are_people.py's."""
+    if "identity" not in body:
+        body = body.strip() + '\nidentity = "claims"'
     with open(root / "mrc.toml", "a") as fh:
         fh.write("\n[policy.production]\n" + body.strip() + "\n")
 

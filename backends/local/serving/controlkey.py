@@ -57,7 +57,18 @@ def auth_headers(root: str | Path, actor: str | None = None) -> dict[str, str]:
     (`--read-only` too) writes nothing."""
     path = key_path(root)
     headers = {"Authorization": f"Bearer {read_key(path)}"} if path.exists() else {}
-    who = actor if actor is not None else os.environ.get("MRC_ACTOR")
+    who = actor if actor is not None else (os.environ.get("MRC_ACTOR") or _os_user())
     if who:
         headers["X-MRC-Actor"] = who.encode("ascii", "backslashreplace").decode()[:200]
     return headers
+
+
+def _os_user() -> str:
+    """Who runs this process (the effective uid's name): what a control call says when no actor
+    was stated, so the router's audit rows name a person, never "(no actor stated)"."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, OSError):
+        return f"uid-{os.geteuid()}"

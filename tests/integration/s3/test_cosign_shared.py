@@ -59,7 +59,7 @@ def test_on_mlflow_co_signatures_are_version_tags_both_machines_count(tmp_path, 
     from tests.support.policy import TRAINER
     from tests.support.remote import mlflow_toml, unique
 
-    toml = mlflow_toml(mlflow_server.url) + "\n[policy.production]\nrequired_approvals = 2\n"
+    toml = mlflow_toml(mlflow_server.url) + "\n[policy.production]\nrequired_approvals = 2\nidentity = \"claims\"\n"
     first = write_workspace(tmp_path / "first-machine", toml)
     second = write_workspace(tmp_path / "second-machine", toml)
     model = unique("fraud")

@@ -45,7 +45,8 @@ def test_mismatched_s3_identity_is_refused_and_the_matching_one_recorded(tmp_pat
 
 
 def test_two_person_rule_on_s3_records_identity_and_counts_before_the_cas(tmp_path, s3_server, mrc):
-    root = policy_s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    # one access key plays both approvers here: counted by claimed name only because the team opts in
+    root = policy_s3_ws(tmp_path, s3_server, 'required_approvals = 2\nidentity = "claims"')
     version = mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["version"]
     approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
 
@@ -64,3 +65,17 @@ def test_two_person_rule_on_s3_records_identity_and_counts_before_the_cas(tmp_pa
                                                             {"claimed": "carol", "backend": KEY_ID}]
     move = [e for e in events if e["action"] == "promote"][-1]
     assert move["details"]["policy"]["approved_by"] == ["bob", "carol"]
+
+
+def test_by_default_two_claims_from_one_s3_key_count_once(tmp_path, s3_server, mrc):
+    root = policy_s3_ws(tmp_path, s3_server, "required_approvals = 2")
+    version = mrc("versions", MODEL, "--json", *ws_args(root, "bob")).json()["versions"][0]["version"]
+    approve = ("approve", MODEL, version, "--reason", "reviewed", "--no-gates", "--override", "--json")
+    assert mrc(*approve, *ws_args(root, "bob")).returncode == 0
+    carol = mrc(*approve, *ws_args(root, "carol"))
+    assert carol.returncode == 0, carol.stderr
+    policy = carol.json()["policy"]
+    assert policy["approved_by"] == ["bob"] and policy["met"] is False
+    assert policy["shared_identity"] == [{"approver": "carol", "why": f"same identity as bob: {KEY_ID.casefold()}"}]
+    refused = mrc("promote", MODEL, version, "--reason", "two approvals?", *ws_args(root, "dave"))
+    assert refused.returncode == 1 and "1 of 2 approvals" in refused.stderr, refused.stderr

@@ -16,6 +16,7 @@ def _mv(status="approved", by="bob", trained_by="alice", description=""):
 
 
 def _policy(**table):
+    table.setdefault("identity", "claims")  # these count claimed names; verified identities: tests/unit/release/test_approvers_are_people.py
     return parse_policies({"policy": {"production": table}})["production"]
 
 
@@ -56,9 +57,9 @@ def test_trainer_falls_back_to_the_description_mrc_writes():
 
 
 def test_defaults_and_rollback_anyone():
-    policy = _policy()
+    policy = parse_policies({"policy": {"production": {}}})["production"]
     assert (policy.required_approvals, policy.distinct_from_trainer, policy.approvers, policy.rollback,
-            policy.identity) == (1, True, None, None, "record")
+            policy.identity) == (1, True, None, None, "verified")
     assert _policy(rollback=["sre"]).rollback == ("sre",)
     with pytest.raises(BadInputError, match="policy.production.rollback"):
         _policy(rollback="everyone")
