@@ -213,6 +213,10 @@ class ReleaseConsole(PriorityKeysFirst, App):
             self.push_screen(TrainingScreen(model))
         elif name == "canary":
             self.open_canary(model)
+        elif name == "monitor":
+            from screens.monitor_screen import MonitorScreen
+
+            self.push_screen(MonitorScreen(model))
 
     def open_canary(self, model: str) -> None:
         canary_screen = canary_screen_class()

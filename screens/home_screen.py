@@ -18,6 +18,7 @@ from textual.widgets import Footer, Header, Static
 
 from console.assets import asset_path
 from console.release.actions import promote, rollback, rolled_back_from
+from console.release.health import active_fault, fault_line, measure
 from console.release.live_state import model_disagreements
 from console.release.policy import rollback_policy, workspace_policy
 from console.rollout.controller import launch_controller, rollback_live_canary
@@ -82,10 +83,11 @@ class HomeScreen(ConsoleScreen):
             self.total_versions = total_versions  # set on a first page: the rest of the versions follow
 
     class RolledBack(Message):
-        def __init__(self, text: str, ok: bool) -> None:
+        def __init__(self, text: str, ok: bool, *, reload: bool = True) -> None:
             super().__init__()
             self.text = text
             self.ok = ok
+            self.reload = reload  # False: a note that follows a result (the target's health)
 
     def __init__(self) -> None:
         super().__init__(id="home")
@@ -100,7 +102,7 @@ class HomeScreen(ConsoleScreen):
         self._first_painted = threading.Event()  # set after the first page's refresh
         self._poll_timer = None
         self._last_rollback = 0.0
-        self._rolling_back = False
+        self._rolling_back: str | None = None  # the model a rollback is running for
         self._shown_models: list[str] = []
         self._matches: list[int] | None = None  # indices of versions matching filter_text
         self._matched_text = ""
@@ -481,13 +483,19 @@ class HomeScreen(ConsoleScreen):
         if row is None or not self.app.can_write("rollback"):
             return
         now = time.monotonic()
-        if self._rolling_back or now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
+        if self._rolling_back:  # a second R while the first runs: said, never silently dropped
+            self.notify(f"rollback of {self._rolling_back} in progress — wait for its result", severity="warning",
+                        timeout=3)
+            return
+        if now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
             return  # held key or a double press: one rollback per deliberate press
         if not row.rollback_to:
             self.notify(rollback_hint(row.model, row.production, None), severity="warning")
             return
-        self._rolling_back = True
+        self._rolling_back = row.model
         self._last_rollback = now
+        # at once, before any server starts (that can take seconds): the key was heard
+        self.notify(f"rolling back {row.model}: production {row.production} → {row.rollback_to} …", timeout=3)
         self._rollback_worker(row.model, row.production, row.rollback_to, row.canary_candidate)
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
@@ -532,6 +540,11 @@ class HomeScreen(ConsoleScreen):
             f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)")
         self.post_message(self.RolledBack(message + (f" ({warning})" if warning else ""), True))
         _deliver_alerts(ws, self.app.actor)
+        if outcome.changed and outcome.detail.get("traffic") is not None:
+            # after the move (never before it): whether the version now serving is healthy by the thresholds
+            facts = _target_facts(ws, model, str(outcome.detail.get("to")))
+            self.post_message(self.RolledBack(" · ".join(f for f in (facts.get("health"), facts.get("fault")) if f),
+                                              not facts.get("unhealthy"), reload=False))
 
     # -- roll forward: a different, confirmed action ---------------------------------------
     def action_roll_forward(self) -> None:
@@ -552,14 +565,19 @@ class HomeScreen(ConsoleScreen):
             self.post_message(self.RolledBack(f"{model}: production {production} was not reached by a rollback; "
                                               "nothing to roll forward to", False))
             return
-        self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version)
+        facts = _target_facts(self.app.workspace, model, last.from_version)
+        why = f"rolled back from {last.from_version} by {last.actor} at {last.at[:19]}: {last.reason or 'no reason given'}"
+        self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version, why, facts)
 
-    def _confirm_roll_forward(self, model: str, production: str, target: str) -> None:
+    def _confirm_roll_forward(self, model: str, production: str, target: str, why: str = "",
+                              facts: dict | None = None) -> None:
         def done(confirmed: bool | None) -> None:
             if confirmed:
                 self._roll_forward_worker(model, production, target)
 
-        self.app.push_screen(RollForwardDialog(model, production, target), done)
+        facts = facts or {}
+        self.app.push_screen(RollForwardDialog(model, production, target, why=why, health=facts.get("health", ""),
+                                               unhealthy=facts.get("unhealthy"), fault=facts.get("fault", "")), done)
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _roll_forward_worker(self, model: str, seen_production: str, target: str) -> None:
@@ -579,7 +597,10 @@ class HomeScreen(ConsoleScreen):
 
     @on(RolledBack)
     def _on_rolled_back(self, message: RolledBack) -> None:
-        self._rolling_back = False
+        if not message.reload:  # a note after the result (the target's health): the rollback is over already
+            self.notify(message.text, severity="information" if message.ok else "error", timeout=8)
+            return
+        self._rolling_back = None
         self._last_rollback = time.monotonic()
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self.load()
@@ -593,6 +614,19 @@ def _registry_reads(ws) -> str:
         local = False
     return ("registry.model_overviews() · list_all_versions()" if local else
             "registry.list_models(); per model: pointer_history, get_version, list_versions")
+
+
+def _target_facts(ws, model: str, version: str) -> dict:
+    """{"health", "unhealthy", "fault"}: the version's last window judged by the team's [alerts]
+    thresholds and any drill it still carries. Never raises (a dialog must open)."""
+    try:
+        verdict = measure(ws, model, version)
+        traffic = live_traffic(ws, model)
+        fault = fault_line(version, active_fault(traffic, model, version)) if traffic is not None else ""
+    except Exception as exc:  # noqa: BLE001
+        return {"health": f"{version}: health unknown ({exc})", "unhealthy": None, "fault": ""}
+    unhealthy = None if verdict.healthy is None else not verdict.healthy
+    return {"health": verdict.line(), "unhealthy": unhealthy, "fault": fault}
 
 
 def _model_options(ws, model: str) -> dict:

@@ -111,7 +111,9 @@ def _state_text(state) -> str:
         lines.append(f"  {r.get('detail', '')}")
     needs = state.sequential.get("needs_more")
     if needs and state.active:  # the power-aware plan: what the last step still waits for
-        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote")
+        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote"
+                     if needs.get("requests") is not None else
+                     f"  {needs['test']} cannot show the plan's minimum regression at this split (ends inconclusive)")
     return "\n".join(lines)
 
 

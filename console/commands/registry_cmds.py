@@ -201,9 +201,11 @@ def cmd_rollback(ctx: Context) -> int:
         check_name(ctx.args.to, "--to version")
     if ctx.args.override and not (ctx.args.reason or "").strip():
         raise BadInputError("--override: a --reason is required")
-    from console.release.policy import rollback_policy
+    policy, warning = None, None
+    if "policy" in ctx.workspace.config:  # no [policy]: the rule's module is not even imported
+        from console.release.policy import rollback_policy
 
-    policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
+        policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
     if warning:
         ctx.progress(warning)
     if policy is not None and policy.rollback is not None:  # the open default costs the rollback nothing

@@ -44,6 +44,9 @@ RESOLVES: dict[str, tuple[tuple[str, ...], bool]] = {
     "reject": (("ApprovalRequested",), True),
     "drift.ok": (("DriftCritical",), False),
     "watch.retrain": (("RetrainFailed",), False),
+    "monitor.ok": (("ModelDriftWarning", "ModelDriftCritical"), False),
+    "monitor.critical": (("ModelDriftWarning",), False),  # the critical alert takes over
+    "monitor.warning": (("ModelDriftCritical",), False),  # back down to a warning
 }
 
 SEVERITIES = ("info", "warning", "critical")
@@ -232,6 +235,13 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
         share = f", drift share {details['drift_share']:.2f}" if isinstance(details.get("drift_share"), (int, float)) else ""
         summary = f"{event.model}: drift critical{where}{psi}{data} vs production {event.version or '?'}{share}" + (
             f": {details['reason']}" if details.get("reason") else "")
+    elif action in ("monitor.warning", "monitor.critical"):
+        critical = action == "monitor.critical"
+        name, severity = ("ModelDriftCritical", "critical") if critical else ("ModelDriftWarning", "warning")
+        psi = f" (PSI {details['psi']:.2f})" if isinstance(details.get("psi"), (int, float)) else ""
+        where = f" on {details['feature']}" if details.get("feature") else ""
+        summary = f"{event.model} {event.version}: live traffic drift {details.get('tier', '')}{where}{psi} over the " \
+                  f"{details.get('window', '?')} window"
     elif action == "watch.retrain.failed":
         name, severity = "RetrainFailed", "warning"
         summary = f"{event.model}: retraining on {details.get('dataset_version', '?')} after critical drift failed: " \
@@ -298,6 +308,7 @@ def audit_failure(last_error: str, error: str, failures: int) -> bool:
 def mapped_actions() -> tuple[str, ...]:
     """Every action that can fire or resolve an alert (the delivery query reads only these)."""
     return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "canary.unjudged", "rollback", "drift.critical",
+                         "monitor.warning", "monitor.critical",
                          "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED,
                          HEALTH_ONGOING, *RESOLVES}))
 

@@ -689,6 +689,8 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
         return {**server, "started": False, "ready_s": round(time.perf_counter() - t0, 4), "checked": True}
     if not hasattr(traffic, "ensure_serving"):
         raise BackendError(f"{model} {version}: no healthy server and the traffic backend cannot start one; nothing moved")
+    router_port = getattr(traffic, "router_port", None)
+    router_before = router_port(model) if router_port is not None else None
     try:
         ensure_serving(traffic, model, version, registry=registry, options=options or {})
     except (BackendError, BadInputError, OSError) as exc:
@@ -696,7 +698,13 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
     server = _healthy(traffic, model, version, wait_s=HEALTH_TIMEOUT_S)
     if server is None:
         raise BackendError(f"{model} {version}: its server started but is not healthy; nothing moved")
-    return {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+    router_after = router_port(model) if router_port is not None else None
+    started = {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+    if router_after is not None and router_after != router_before:
+        # the router was stopped (serve-models --stop) and starts anew on a port of its own: said,
+        # since whatever sent requests to the old address now reaches nothing
+        started["router_restarted"] = {"port": router_after, "was": router_before}
+    return started
 
 
 def ensure_serving(traffic, model: str, version: str, *, registry, options: dict[str, Any]) -> Any:
@@ -770,10 +778,17 @@ def _follow_with_traffic(traffic, audit, model: str, target: str, server: dict[s
         audit.append(actor, action, model, target, {"to": target, "split": moved, "server": server})
     where = f"traffic 100 % to {target}"
     if server and server.get("checked"):
-        where += f" (server pid {server.get('pid')}, healthy" + (
+        # "answers /health", not "healthy": whether it is healthy is its error rate and latency
+        # against the team's thresholds (console/release/health.py), judged once requests came in
+        where += f" (server pid {server.get('pid')}, answers /health" + (
             f", started in {server['ready_s']:.1f} s" if server.get("started") else "") + ")"
     elif server:
         where += " (served by the traffic backend; health not checked here)"
+    restarted = (server or {}).get("router_restarted")
+    if restarted:
+        was = f"port {restarted['was']}" if restarted.get("was") else "stopped"
+        where += (f"; the router was not running ({was}): started again on 127.0.0.1:{restarted['port']} — "
+                  "clients of the old address must move")
     detail["message"] = f"{head}; {where}" + ("" if moved is not None else " already")
 
 

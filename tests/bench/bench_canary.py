@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sticky-runs", type=int, default=10, help="canaries per regression on sticky traffic")
     parser.add_argument("--sticky-aa-runs", type=int, default=60, help="A/A canaries per sticky shape")
     parser.add_argument("--only-sticky", action="store_true", help="print the sticky-traffic table alone")
+    parser.add_argument("--skip-sticky", action="store_true", help="leave the sticky-traffic table out")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.only_sticky:
@@ -274,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nper-user clustering (sticky routing), false alarms at alpha 5 % over 60 looks, 2,000 runs:")
     for what, rate in clustering(np.random.default_rng(args.seed)).items():
         print(f"  {what:<45} {rate:.1%}")
-    sticky_table(args)
+    if not args.skip_sticky:
+        sticky_table(args)
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 from backends.base import BadInputError
+from backends.formats._scores import class_probabilities
 from console.evaluate import multiclass, regression
 from console.evaluate.tasks import check_task, task_from_metric_names, task_from_output, with_seed_names
 
@@ -90,10 +90,10 @@ def test_text_labels_and_logits():
     assert got["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert got["recall_class_dog"] == pytest.approx(0.5)
     logits = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]])
-    p = multiclass.probabilities(logits)
+    p = class_probabilities(logits)
     assert p.sum(axis=1) == pytest.approx([1.0, 1.0]) and p[1, 0] == pytest.approx(1 / 3)
     already = np.array([[0.2, 0.3, 0.5]])
-    assert multiclass.probabilities(already) is not None and multiclass.probabilities(already)[0, 2] == 0.5
+    assert class_probabilities(already)[0, 2] == 0.5  # already probabilities: kept as they are
 
 
 def test_numbers_against_text_is_one_line():
@@ -147,3 +147,30 @@ def test_task_names_and_guesses():
     assert task_from_metric_names(["accuracy_score", "f1_score"]) is None
     assert task_from_output((10, 3)) == "multiclass" and task_from_output((10, 2)) == "binary"
     assert task_from_output((10,), integral=False) == "regression" and task_from_output((10,), integral=True) is None
+
+
+class _Answers:
+    """A loaded model that says nothing of its task (a PythonModel): only its answers."""
+
+    features = None
+    classes = None
+    task = None
+
+    def __init__(self, out):
+        self.out = np.asarray(out)
+
+    def predict_task(self, frame):
+        return self.out
+
+
+def test_a_model_that_does_not_say_is_read_from_its_answers_or_asked():
+    from console.evaluate.task_gates import task_of_model
+
+    head = None
+    assert task_of_model(_Answers([[0.2, 0.5, 0.3]]), head, "m", "1", "mrc.toml") == "multiclass"
+    assert task_of_model(_Answers([0.2, 0.9, 0.4]), head, "m", "1", "mrc.toml") == "binary"  # scores, as before
+    with pytest.raises(BadInputError, match=r'mrc.toml: models.m.task: cannot tell the task .* set task = '):
+        task_of_model(_Answers([3.0, 0.0, 7.0, 1.0]), head, "m", "1", "mrc.toml")  # classes or counts?
+    said = _Answers([1.5])
+    said.task = "regression"
+    assert task_of_model(said, head, "m", "1", "mrc.toml") == "regression"

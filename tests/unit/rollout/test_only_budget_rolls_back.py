@@ -102,3 +102,11 @@ def test_at_3_requests_a_second_no_a_a_canary_rolls_back():
     results = [run_canary(plan, Regression(), 3.0, rng, SHAPES["sticky"]) for _ in range(6)]
     assert all(r["outcome"] in ("promoted", "inconclusive") for r in results), results
     assert not any(r["rolled_back"] for r in results)
+
+
+def test_an_a_a_candidate_at_the_demo_traffic_promotes_under_the_default_plan():
+    """`mrc load`'s default 50 req/s on the load generator's shape, the default plan (10 s looks)."""
+    rng = np.random.default_rng(50)
+    results = [run_canary(CanaryPlan(), Regression(), 50.0, rng, SHAPES["sticky"]) for _ in range(3)]
+    assert all(r["outcome"] == "promoted" for r in results), results
+    assert all(r["seconds"] < canary.evidence_timeout(CanaryPlan()) + 180 for r in results)
