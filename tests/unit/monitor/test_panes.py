@@ -110,3 +110,22 @@ def test_json_lines_fast_and_plain_paths_agree():
     assert fast.features["g"].tolist() == [2.0, 3.0] and np.isnan(fast.features["f"][1])
     assert mixed.ids.tolist() == ["a", "b", "c"] and mixed.features["f"][2] == "12 cm"
     assert mixed.labels == [("a", 1, 2.0)] and mixed.bad == {"router: record: not JSON": 1}
+
+
+def test_many_features_at_once_give_each_feature_s_own_numbers():
+    from console.monitor.decide import compare_many
+
+    rng = np.random.default_rng(8)
+    ref = rng.integers(0, 200, size=(6, WIDTH)).astype(float)
+    ref[:, MISSING] = 0
+    cur = rng.integers(0, 200, size=(6, WIDTH)).astype(float)
+    cur[2] = 0  # a feature with no traffic
+    cfg = MonitorConfig()
+    many = compare_many([f"f{i}" for i in range(6)], ref, cur, [10] * 6, missing=MISSING, unseen=UNSEEN, cfg=cfg,
+                        alarmed=True, distinct=300.0)
+    for i, v in enumerate(many):
+        one = compare(f"f{i}", ref[i], cur[i], value_bins=10, missing=MISSING, unseen=UNSEEN, cfg=cfg, alarmed=True,
+                      distinct=300.0)
+        for field in ("tier", "psi", "psi_debiased", "kl", "ks", "ks_p_value", "p_value", "missing_rate", "unseen_share"):
+            a, b = getattr(v, field), getattr(one, field)
+            assert (a == b) if not isinstance(a, float) else abs(a - b) < 1e-9, (i, field, a, b)
