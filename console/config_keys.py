@@ -21,6 +21,7 @@ TABLES: dict[str, frozenset[str] | None] = {
     "data": frozenset({"endpoint_url", "region", "profile", "reference"}),
     "audit": frozenset({"endpoint_url"}),
     "console": frozenset({"keys"}),
+    "canary": frozenset({"orphaned"}),  # console/rollout/controller.py orphan_policy
     "models": None,  # a table of [models.NAME] tables: MODEL_KEYS
     "policy": None,  # console/release/policy.py parse_policies
     "alerts": None,  # console/notify/alerts.py parse_config

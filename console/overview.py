@@ -8,15 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import PRODUCTION, ModelOverview, ModelSummary, NotFoundError
+from backends.capabilities import ReadsOverviews
 
 
 def model_overviews(registry, *, listings: dict[str, list[Any]] | None = None) -> list[ModelOverview]:
     """With `listings` (a dict, filled here), the per-model path also reads each model's
     list_versions() into it and takes the versions from there instead of one get_version each;
     the batch read leaves it empty."""
-    batch = getattr(registry, "model_overviews", None)
-    if batch is not None:
-        return batch()
+    if isinstance(registry, ReadsOverviews):
+        return registry.model_overviews()
     overviews = []
     for summary in registry.list_models():
         listed = None

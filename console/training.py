@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from backends.base import CANDIDATE, BackendError, BadInputError, Environment, Lineage, ModelVersion, TrainingSpec
+from backends import capabilities
 from backends.native.lineage import code_identity
 from console.release.actions import set_alias
 from console.release.policy import backend_identity, workspace_policy
@@ -101,6 +102,4 @@ def train_and_register(ws, spec: TrainingSpec, *, actor: str, on_event=None, mak
         return register_result(ws.registry(), ws.audit(), training, job.id, spec, actor=actor,
                                make_candidate=make_candidate, policy=policy)
     finally:  # a remote backend holds a client and its event-loop thread: one per run, not one per run leaked
-        close = getattr(training, "close", None)
-        if close is not None:
-            close()
+        capabilities.close(training)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BadInputError
+from backends.capabilities import BackendFactory, NamesDatasets, may_serve, open_role
 from backends.support.redact import credential_in_url, redact
 from console.config_keys import check_known_keys
 from console.plugins import data_source, scheme_of
@@ -244,10 +245,10 @@ class Workspace:
     def _role(self, role: str) -> Any:
         name = self.backend_name(role)
         backend = self._backend(name)
-        factory = getattr(backend, role, None)
-        if factory is None:
+        opened = open_role(backend, role, self.section(role))
+        if opened is None:
             raise BadInputError(f"{self.config_path}: {role}.backend = {name!r} does not provide a {role} backend")
-        return factory(self.section(role))
+        return opened
 
     def registry(self):
         return self._role("registry")
@@ -264,8 +265,7 @@ class Workspace:
     def may_serve(self, model: str) -> bool:
         """False only when the traffic backend says, without being imported, that nothing serves
         `model` (its optional `may_serve(config, model)`); True when it cannot tell."""
-        probe = getattr(self._backend(self.backend_name("traffic")), "may_serve", None)
-        return True if probe is None else bool(probe(self.section("traffic"), model))
+        return may_serve(self._backend(self.backend_name("traffic")), self.section("traffic"), model)
 
     def audit(self):
         log = AuditLog(str(self.db_path))
@@ -312,10 +312,9 @@ class Workspace:
         if not model or not version:
             raise BadInputError(f"{where}: needs a model version to resolve (the run's logged dataset)")
         registry = self.registry()
-        resolve = getattr(registry, "dataset_uri", None)
         uri = ""
-        if resolve is not None:
-            uri = resolve(model, version, context) or ""
+        if isinstance(registry, NamesDatasets):
+            uri = registry.dataset_uri(model, version, context) or ""
         elif context == "training":
             uri = registry.get_version(model, version).lineage.data_uri
         else:
@@ -328,7 +327,7 @@ class Workspace:
         return uri
 
 
-def load_backend_class(name: str, where: Path | str = "mrc.toml"):
+def load_backend_class(name: str, where: Path | str = "mrc.toml") -> type[BackendFactory]:
     target = BUILTIN_BACKENDS.get(name)
     if target is None:
         from importlib.metadata import entry_points

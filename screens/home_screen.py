@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
+from backends.capabilities import ListsAllVersions
 from console.assets import asset_path
 from console.release.actions import promote, rollback, rolled_back_from
 from console.release.break_glass import active_break, break_glass, fallback_version, restore
@@ -161,9 +162,8 @@ class HomeScreen(ConsoleScreen):
                 if pending:
                     self._post_versions(data, total_versions=sum(row.versions for row in data.rows))
                     self._first_painted.wait(FIRST_PAINT_WAIT_S)
-                    every_version = getattr(registry, "list_all_versions", None)
-                    if every_version is not None:  # one read for all, the first page's models again included
-                        listed = every_version()
+                    if isinstance(registry, ListsAllVersions):  # one read for all, the first page's models again included
+                        listed = registry.list_all_versions()
                         data.versions = [mv for row in data.rows for mv in listed.get(row.model, [])]
                     else:
                         for model in pending:

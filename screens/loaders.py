@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import NotFoundError
+from backends.capabilities import ListsAllVersions
 from backends.support.dbfile import connect_db
 from console.overview import model_overviews
 from console.release.actions import UNREVIEWED, approval_tally, rollback_target
@@ -51,9 +52,8 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     watched = isinstance(ws.config.get("monitor"), dict)
     read_tier = optional("console.monitor.tier_file", "read_tier") if watched else None  # nothing without [monitor]
     watched = watched and read_tier is not None
-    every_version = getattr(registry, "list_all_versions", None)
-    if with_versions and every_version is not None and not listed:
-        listed = every_version()  # one read instead of one per model
+    if with_versions and isinstance(registry, ListsAllVersions) and not listed:
+        listed = registry.list_all_versions()  # one read instead of one per model
     for overview in overviews:
         summary = overview.summary
         pointers = summary.pointers

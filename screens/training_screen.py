@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static
 
 from backends.base import BadInputError, TrainingSpec
+from backends import capabilities
 from console.monitor.watch_run import handled_versions, newest_data_ref, production_of
 from console.training import train_and_register
 from screens.base import ConsoleScreen
@@ -200,9 +201,7 @@ class TrainingScreen(ConsoleScreen):
         except Exception as exc:
             self.post_message(self.Event({"event": "error", "message": f"cancel failed: {type(exc).__name__}: {exc}"}))
         finally:
-            close = getattr(training, "close", None)
-            if close is not None:
-                close()
+            capabilities.close(training)
 
     @on(Finished)
     def _on_finished(self, message: Finished) -> None:

@@ -31,7 +31,6 @@ from backends.base import (
     check_name,
 )
 from backends.local.artifacts import ArtifactStore, sha256_file
-from backends.local.tables import ModelRow, VersionRow, create_all, make_engine
 from backends.support.dbfile import connect_db
 from backends.support.timeutil import now_iso
 
@@ -63,6 +62,8 @@ class LocalRegistry:
 
     # -- plumbing --------------------------------------------------------------------------
     def ensure_schema(self) -> None:
+        from backends.local.tables import create_all  # sqlmodel + sqlalchemy: ~0.5 s, off the rollback path
+
         create_all(self.db_path)
 
     def _require_db(self) -> None:
@@ -89,6 +90,8 @@ class LocalRegistry:
 
     def _session(self, *, write: bool):
         from sqlmodel import Session  # sqlmodel: ~0.4 s
+
+        from backends.local.tables import make_engine  # sqlmodel tables: the rollback path reads with sqlite3
 
         self._require_db()
         if write:
@@ -288,6 +291,8 @@ class LocalRegistry:
         from sqlalchemy import func  # sqlalchemy: ~0.4 s
         from sqlmodel import select
 
+        from backends.local.tables import ModelRow, VersionRow  # sqlmodel tables, deferred with sqlmodel
+
         sha, size, stored = self.store.put(artifact_path)
         now = _now()
         with self._session(write=True) as session:
@@ -353,8 +358,9 @@ class LocalRegistry:
         shutil.copyfile(path, dest)
         return str(dest)
 
-    def verify_artifact(self, model: str, version: str) -> Artifact:
-        """The bytes where the version records them still hash to its sha256 (IntegrityError if not)."""
+    def verify_artifact(self, model: str, version: str, *, read: ModelVersion | None = None) -> Artifact:
+        """The bytes where the version records them still hash to its sha256 (IntegrityError if not).
+        `read` (capabilities.VerifiesArtifacts): unused, the file is hashed where it lies."""
         mv = self.get_version(model, version)
         uri = mv.artifact.uri
         if not uri.startswith("file:"):

@@ -419,7 +419,8 @@ class MlflowRegistry:
         return self._call("download artifact", lambda: download_artifacts(artifact_uri=uri, dst_path=target,
                                                                            tracking_uri=self.tracking_uri))
 
-    def verify_artifact(self, model: str, version: str) -> Artifact:
+    def verify_artifact(self, model: str, version: str, *, read: ModelVersion | None = None) -> Artifact:
+        # `read` (capabilities.VerifiesArtifacts): unused, the bytes are fetched and hashed again
         mv = self.get_version(model, version)
         if mv.artifact.sha256:
             with tempfile.TemporaryDirectory(prefix="mrc-verify-") as tmp:

@@ -95,6 +95,10 @@ class S3Registry:
     # (a move outside mrc, or a committed move whose pointer write is pending, included): the
     # rollback reads production from it instead of from get_pointers (console/release/actions.py).
     history_shows_pointer = True
+    # capabilities.ReadsHistoryWindow and SkipsAliases: pointer_history(..., limit=N) GETs only the
+    # newest N events; get_version(..., aliases=False) skips the listing of the pointers
+    reads_history_window = True
+    skips_aliases = True
 
     def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, retries: int = 5, retry_base_s: float = 0.2, timeout_s: float = 10.0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from backends.base import CANDIDATE, PRODUCTION, BadInputError, check_name
+from backends.capabilities import InjectsFaults, ReplaysLoad, StartsServers
 from console.commands.audit_cmds import ingest_journals
 from console.commands.common import Context
 from console.domain import CanaryPlan
@@ -294,8 +295,7 @@ def cmd_drill(ctx: Context) -> int:
     else:
         error_rate, latency_ms, shift = args.error_rate, args.latency_ms, args.shift
     traffic = ctx.workspace.traffic()
-    fault = getattr(traffic, "fault", None)
-    if fault is None:
+    if not isinstance(traffic, InjectsFaults):
         raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot inject faults (local only)")
     result = fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
     ctx.workspace.audit().append(ctx.actor, "drill", args.model, args.version, result.get("fault", {}))
@@ -317,7 +317,7 @@ def cmd_serve_models(ctx: Context) -> int:
 
     ingest_journals(ctx, ctx.workspace.audit())  # control calls made since the last run, before ours
     traffic = ctx.workspace.traffic()
-    if not hasattr(traffic, "ensure_serving"):
+    if not isinstance(traffic, StartsServers):
         raise BadInputError(f"{ctx.workspace.config_path}: traffic backend is not local: nothing to serve here")
     if args.stop:
         stopped = traffic.stop_serving(args.model)
@@ -359,7 +359,7 @@ def cmd_load(ctx: Context) -> int:
     if not (0 <= args.label_delay <= 600):
         raise BadInputError("--label-delay must be in [0, 600] seconds")
     traffic = ctx.workspace.traffic()
-    if not hasattr(traffic, "load"):
+    if not isinstance(traffic, ReplaysLoad):
         raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot replay load (local only)")
     if traffic.router_port(args.model) is None:
         raise BadInputError(f"{args.model}: not served (run `mrc serve-models {args.model}` first)")

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any, Callable
 
+from backends import capabilities
 from backends.base import BadInputError
 from backends.support.redact import escape_control, redact, redact_obj
 from console.errors import PolicyRefusal  # noqa: F401  (re-exported for the command modules)
@@ -85,9 +86,7 @@ class Context:
         return str(self._ws.db_path) if self._ws is not None else "workspace database"
 
     def close(self) -> None:
-        close = getattr(self._registry, "close", None)
-        if close:
-            close()
+        capabilities.close(self._registry)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

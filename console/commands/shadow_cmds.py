@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from backends.base import BadInputError, check_name
+from backends.capabilities import Shadows
 from console.commands.audit_cmds import ingest_journals
 from console.commands.common import Context
 
@@ -53,7 +54,7 @@ def register(sub, common) -> None:
 
 def _traffic(ctx: Context):
     traffic = ctx.workspace.traffic()
-    if not hasattr(traffic, "set_shadow"):
+    if not isinstance(traffic, Shadows):
         raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot mirror requests (local only)")
     return traffic
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from backends.base import BadInputError, check_name
+from backends.capabilities import CreatesSchema
 from console.cli import _open_console
 from console.commands.common import Context, table
 
@@ -42,7 +43,7 @@ def cmd_init(ctx: Context) -> int:
     ws = Workspace.open(root)
     ws.local().create_tables()  # datasets, canary state and audit live here whatever the registry
     registry = ws.registry()
-    if hasattr(registry, "ensure_schema"):
+    if isinstance(registry, CreatesSchema):
         registry.ensure_schema()
     ws.audit().ensure_schema()
     ctx.emit({"workspace": str(root)}, f"workspace ready: {root}")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backends.base import PRODUCTION, BadInputError, TrainingSpec, check_name
+from backends import capabilities
 from backends.support.timeutil import now_iso
 from console.evaluate.drift import _dataset_columns, drift_report, record_status, training_data_ref
 from console.monitor.watch import (
@@ -221,13 +222,9 @@ def _check_params(ws, params: dict[str, Any]) -> None:
     """Bad retraining parameters are bad input now, not a failed training after a drift alert."""
     training = ws.training()
     try:
-        check = getattr(training, "check_params", None)
-        if check is not None:
-            check(params)
+        capabilities.check_params(training, params)
     finally:
-        close = getattr(training, "close", None)
-        if close is not None:
-            close()
+        capabilities.close(training)
 
 
 def _drift(ws, model: str, reference: str, newest: str, production: str | None):

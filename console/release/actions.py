@@ -7,7 +7,6 @@ The rollback path imports nothing heavy: keep it that way.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -24,10 +23,13 @@ from backends.base import (
     PointerMove,
     check_name,
 )
+from backends.capabilities import (ListsServers, RoutesRequests, StartsServers, VerifiesArtifacts,
+                                   history_shows_pointer, reads_history_window, skips_aliases)
 from backends.support.stall import stall_point
 from backends.support.timeutil import now_iso
 from console.errors import PolicyRefusal
 from console.release.audit import (
+    AuditLog,
     _write_tx,
     abandon_intent,
     commit_intent,
@@ -161,7 +163,7 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
     the controller's own promote of that canary."""
     check_name(model, "model")
     check_name(version, "version")
-    live = live_canary(getattr(audit, "db_path", None), model)
+    live = live_canary(audit.db_path if isinstance(audit, AuditLog) else None, model)
     if live is not None and live.id != canary_id:
         raise ConflictError(live.refusal(f"promote {model} {version}"), expected=None, actual=live.candidate)
     settle_intents(registry, audit)
@@ -176,9 +178,8 @@ def promote(registry, audit, model: str, version: str, *, actor: str, reason: st
             raise PolicyRefusal(f"{model} {version}: approval is {mv.approval.status!r}; approve it first "
                                 "or promote with --override and a reason")
         reason = _reason(reason, "promote an unapproved version")
-    verify = getattr(registry, "verify_artifact", None)
-    if verify is not None:
-        verify(model, version)  # never point production at bytes that no longer match their hash
+    if isinstance(registry, VerifiesArtifacts):
+        registry.verify_artifact(model, version)  # never point production at bytes that no longer match their hash
     current = registry.get_pointers(model).get(PRODUCTION)
     if not expected_given:
         expected = current
@@ -236,7 +237,7 @@ def move_audited(registry, audit, model: str, alias: str, *, expected: str | Non
                                      audit=in_transaction, **_approval_arg(approval))
         crash_point("move:after-commit")
         return move
-    if not hasattr(audit, "db_path"):  # an audit sink without intents (tests' fakes): append after
+    if not isinstance(audit, AuditLog):  # an audit sink without intents (tests' fakes): append after
         if guard is not None:
             details = {**details, **guard(None)}  # right before the registry's CAS: refused, nothing written
         move = registry.move_pointer(model, alias, expected=expected, new=new, actor=actor, reason=reason,
@@ -317,7 +318,7 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
         return stored
     approval = Approval(approval.status, approval.by, approval.at or now_iso(), approval.reason,
                         approval.gate_report_sha256, approval.override)
-    if not hasattr(audit, "db_path"):
+    if not isinstance(audit, AuditLog):
         stored = registry.set_approval(model, version, approval, expected_status=expected_status)
         audit.append(actor, action, model, version, {**details, "approval_at": stored.at})
         return stored
@@ -337,13 +338,12 @@ def record_approval(registry, audit, model: str, version: str, approval: Approva
 
 
 def _shares_transaction(registry, audit) -> bool:
-    shares = getattr(audit, "shares_database_with", None)
-    return bool(shares and shares(registry))
+    return isinstance(audit, AuditLog) and audit.shares_database_with(registry)
 
 
 def settle_intents(registry, audit) -> list[dict[str, Any]]:
     """Before a write to a remote registry: settle what a crashed run left open."""
-    if _shares_transaction(registry, audit) or not hasattr(audit, "db_path"):
+    if _shares_transaction(registry, audit) or not isinstance(audit, AuditLog):
         return []
 
     return reconcile(audit, registry)
@@ -420,12 +420,11 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 
     `just_read`: `mv` was read a moment ago for this decision, so a registry that can judge the
     bytes from that same read (S3: the listing it came from) does, instead of reading again."""
-    verify = getattr(registry, "verify_artifact", None)
-    if verify is not None:
-        if just_read and "read" in inspect.signature(verify).parameters:
-            verify(mv.model, mv.version, read=mv)
+    if isinstance(registry, VerifiesArtifacts):
+        if just_read:
+            registry.verify_artifact(mv.model, mv.version, read=mv)
         else:
-            verify(mv.model, mv.version)
+            registry.verify_artifact(mv.model, mv.version)
         return
     import tempfile
 
@@ -555,7 +554,7 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 def _settle_canary(audit, model: str, end_canary, what: str) -> None:
     """Every check of the rollback passed: end a live canary now (its controller's one path), or
     refuse when the caller gave no way to end it."""
-    live = live_canary(getattr(audit, "db_path", None), model)
+    live = live_canary(audit.db_path if isinstance(audit, AuditLog) else None, model)
     if live is None:
         return
     if end_canary is None:
@@ -628,7 +627,7 @@ def _snapshot_guard(registry, audit, model: str, snapshot_seq: int | None):
 def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
     """Where production points: the last move of the history just read, where the registry says
     its history ends at the pointer (S3: no second round of pointer reads), else asked for."""
-    if getattr(registry, "history_shows_pointer", False):
+    if history_shows_pointer(registry):
         moves = [m for m in history if m.alias == PRODUCTION]
         return moves[-1].to_version if moves else None
     return registry.get_pointers(model).get(PRODUCTION)
@@ -636,7 +635,7 @@ def _production_now(registry, model: str, history: list[PointerMove]) -> str | N
 
 def _version_for_check(registry, model: str, version: str):
     """The version without its aliases where the registry can skip them (they are not judged)."""
-    if "aliases" in inspect.signature(registry.get_version).parameters:
+    if skips_aliases(registry):
         return registry.get_version(model, version, aliases=False)
     return registry.get_version(model, version)
 
@@ -644,7 +643,7 @@ def _version_for_check(registry, model: str, version: str):
 def _production_history(registry, model: str, limit: int | None = None) -> tuple[list[PointerMove], bool]:
     """(production's moves, whether older ones may be missing): the newest `limit` events only
     where the registry can read them alone (S3 GETs one object per event), else the whole history."""
-    if limit is not None and "limit" in inspect.signature(registry.pointer_history).parameters:
+    if limit is not None and reads_history_window(registry):
         return registry.pointer_history(model, PRODUCTION, limit=limit), True
     return registry.pointer_history(model, PRODUCTION), False
 
@@ -680,41 +679,30 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
     BackendError — before anything was written — when the server cannot be made healthy."""
     if traffic is None:
         return None
-    served = getattr(traffic, "served_versions", None)
-    if served is None:  # a backend that serves elsewhere (KServe): its controller checks health
+    if not isinstance(traffic, ListsServers):  # a backend that serves elsewhere (KServe): its controller checks health
         return {"version": version, "checked": False}
     t0 = time.perf_counter()
     server = _healthy(traffic, model, version, wait_s=0)
     if server is not None:
         return {**server, "started": False, "ready_s": round(time.perf_counter() - t0, 4), "checked": True}
-    if not hasattr(traffic, "ensure_serving"):
+    if not isinstance(traffic, StartsServers):
         raise BackendError(f"{model} {version}: no healthy server and the traffic backend cannot start one; nothing moved")
-    router_port = getattr(traffic, "router_port", None)
-    router_before = router_port(model) if router_port is not None else None
+    routed = isinstance(traffic, RoutesRequests)
+    router_before = traffic.router_port(model) if routed else None
     try:
-        ensure_serving(traffic, model, version, registry=registry, options=options or {})
+        traffic.ensure_serving(model, [version], registry=registry, options=options or {})
     except (BackendError, BadInputError, OSError) as exc:
         raise BackendError(f"{model} {version}: could not start its server ({exc}); nothing moved") from None
     server = _healthy(traffic, model, version, wait_s=HEALTH_TIMEOUT_S)
     if server is None:
         raise BackendError(f"{model} {version}: its server started but is not healthy; nothing moved")
-    router_after = router_port(model) if router_port is not None else None
+    router_after = traffic.router_port(model) if routed else None
     started = {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
     if router_after is not None and router_after != router_before:
         # the router was stopped (serve-models --stop) and starts anew on a port of its own: said,
         # since whatever sent requests to the old address now reaches nothing
         started["router_restarted"] = {"port": router_after, "was": router_before}
     return started
-
-
-def ensure_serving(traffic, model: str, version: str, *, registry, options: dict[str, Any]) -> Any:
-    """Adapter: `ensure_serving(model, versions, *, registry, options)` where the backend takes
-    them, the older `ensure_serving(model, versions)` otherwise."""
-    import inspect
-
-    params = inspect.signature(traffic.ensure_serving).parameters
-    kwargs = {k: v for k, v in (("registry", registry), ("options", options)) if k in params}
-    return traffic.ensure_serving(model, [version], **kwargs)
 
 
 def _healthy(traffic, model: str, version: str, *, wait_s: float) -> dict[str, Any] | None:
@@ -843,7 +831,7 @@ def _record_primary_identity(registry, audit, mv, actor: str, reason: str, ident
     if registry_stores_signatures(registry):
         registry.add_cosignature(mv.model, mv.version, signature_record(mv.model, mv.version, row))
         return
-    if not hasattr(audit, "db_path"):
+    if not isinstance(audit, AuditLog):
         return
 
     _write_tx(audit.db_path, lambda conn: insert_signature(conn, mv.model, mv.version, row))
@@ -869,7 +857,7 @@ def cosign(registry, audit, mv, policy, *, actor: str, reason: str, identity: di
         return Outcome("approved", mv.model, mv.version, added,
                        {"approval": mv.approval.to_dict(), "co_signature": signature.to_dict(),
                         "policy": counted.to_dict()})
-    if not hasattr(audit, "db_path"):
+    if not isinstance(audit, AuditLog):
         raise PolicyRefusal(f"{mv.model} {mv.version}: a second approval needs the workspace's mrc.db")
 
     def write(conn) -> tuple[bool, Any]:
@@ -980,7 +968,7 @@ def revoke(registry, audit, model: str, version: str, *, actor: str, reason: str
     in_registry = registry_stores_signatures(registry)
     if in_registry:
         live = registry_signatures(registry, model, version)
-    elif hasattr(audit, "db_path"):
+    elif isinstance(audit, AuditLog):
         live = load_signatures(str(audit.db_path), model, version)
     else:
         live = []
@@ -1020,7 +1008,7 @@ def request_after_gate(registry, audit, policy, model: str, version: str, gate_r
         return None
     mv = registry.get_version(model, version)
     counted = approval_tally(audit, policy, mv, registry)
-    if counted.met or not hasattr(audit, "db_path"):
+    if counted.met or not isinstance(audit, AuditLog):
         return counted.to_dict()
     digest = report_digest(gate_report)
     asked = any(e.action == "approval.requested" and e.version == version and e.details.get("gate_report_sha256") == digest

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from backends.capabilities import shares_audit_transaction
 from backends.support.dbfile import connect_db
 from backends.support.redact import redact_obj
 from backends.support.timeutil import now_iso
@@ -157,10 +158,10 @@ class AuditLog:
 
     def shares_database_with(self, registry: Any) -> bool:
         """True when the registry writes in this log's SQLite file and takes `audit=` hooks."""
-        if not getattr(registry, "audit_in_transaction", False):
+        if not shares_audit_transaction(registry):
             return False
         try:
-            return os.path.samefile(str(getattr(registry, "db_path", "")), self.db_path)
+            return os.path.samefile(str(registry.db_path), self.db_path)
         except OSError:
             return False
 

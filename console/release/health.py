@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from backends.capabilities import ListsServers
 from console.notify.alerts import AlertsConfig, parse_config
 
 
@@ -89,11 +90,10 @@ def measure(ws, model: str, version: str, *, now: float | None = None) -> Verdic
 def active_fault(traffic, model: str, version: str) -> dict[str, float] | None:
     """The rehearsal fault a locally served version carries now ({"error_rate", "latency_ms",
     "shift"} with a non-zero value), None when it has none or is not served here."""
-    served = getattr(traffic, "served_versions", None)
-    if served is None:
+    if not isinstance(traffic, ListsServers):
         return None
     try:
-        port = served(model).get(version)
+        port = traffic.served_versions(model).get(version)
     except Exception:  # noqa: BLE001
         return None
     if port is None:

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import PRODUCTION, BackendError, BadInputError
+from backends.capabilities import CoSigns, caller_identity
 from console.errors import PolicyViolation  # noqa: F401  (raised here; importers take it from this module too)
-from console.release.audit import connect
+from console.release.audit import AuditLog, connect
 
 POLICY_FIELDS = ("required_approvals", "distinct_from_trainer", "approvers", "rollback", "identity")
 VERIFIED, CLAIMS, REQUIRE = "verified", "claims", "require"
@@ -192,7 +193,7 @@ def read_signatures(conn: sqlite3.Connection, model: str, version: str) -> list[
 def registry_stores_signatures(registry) -> bool:
     """A remote registry that keeps the co-signatures itself (S3: objects beside the model), so
     approvers on different machines see each other's; else they live in the workspace's mrc.db."""
-    return callable(getattr(registry, "add_cosignature", None))
+    return isinstance(registry, CoSigns)
 
 
 def signature_record(model: str, version: str, signature: Signature) -> dict[str, Any]:
@@ -220,7 +221,7 @@ def signatures_of(registry, audit, model: str, version: str, held: sqlite3.Conne
         return registry_signatures(registry, model, version)
     if held is not None:
         return read_signatures(held, model, version)
-    return load_signatures(audit.db_path, model, version) if hasattr(audit, "db_path") else []
+    return load_signatures(audit.db_path, model, version) if isinstance(audit, AuditLog) else []
 
 
 def load_signatures(db_path: str, model: str, version: str) -> list[Signature]:
@@ -396,10 +397,7 @@ def may_roll_back(policy: AliasPolicy | None, actor: str, identity: str | None =
 
 def backend_identity(registry) -> str | None:
     """The caller as the registry's backend knows it (None when it cannot tell)."""
-    ask = getattr(registry, "caller_identity", None)
-    if ask is None:
-        return None
-    return ask()
+    return caller_identity(registry)
 
 
 def check_identity(policy: AliasPolicy | None, registry, actor: str, what: str) -> dict[str, Any]:

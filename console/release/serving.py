@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import BadInputError, Table
+from backends.capabilities import HoldsOutRows, StartsServers
 from console.plugins import data_source, resolve_format, scheme_of
 
 
@@ -19,11 +20,10 @@ def ensure_served(ws, model: str, versions: list[str], *, traffic=None, registry
     """Start what serves these versions; None when the traffic backend serves nothing here
     (a cluster's traffic backend serves by itself)."""
     traffic = traffic if traffic is not None else ws.traffic()
-    ensure = getattr(traffic, "ensure_serving", None)
-    if ensure is None:
+    if not isinstance(traffic, StartsServers):
         return None
 
-    return ensure(model, versions, registry=registry if registry is not None else ws.registry(),
+    return traffic.ensure_serving(model, versions, registry=registry if registry is not None else ws.registry(),
                   options=ws.model_config(model), resolve_format=resolve_format)
 
 
@@ -58,11 +58,10 @@ def load_rows(ws, model: str, ref: str | None, traffic=None) -> tuple[list[str],
     except BadInputError as exc:
         # mrc's demo keeps its data in its own store: the local traffic backend can read it there
 
-        holdout = getattr(traffic, "holdout", None)
-        if holdout is None or scheme_of(ref) != "mrc":
+        if not isinstance(traffic, HoldsOutRows) or scheme_of(ref) != "mrc":
             raise
         try:
-            return holdout(model, ref, cfg.get("label"))
+            return traffic.holdout(model, ref, cfg.get("label"))
         except (KeyError, ValueError, OSError):
             raise exc from None
     label = cfg.get("label") or "label"

@@ -45,9 +45,9 @@ over a grid of odds ratios (same guarantee, one-sided, and a grid that can put i
 regressions cost the most).
 
 The same exact machinery judges every per-request event with a count: requests slower than a
-bound fixed before the window (stable's p99 or median in earlier windows; from raw latencies or
-from histogram buckets, the canary's bound rounded up a bucket and stable's down, so H0 only gets
-safer), and wrong predictions among the labelled ones (the share is then the labelled counts').
+bound fixed before the window (stable's p99 or median in earlier windows; from raw latencies, the
+canary's bound times the latency margin; from histogram buckets, both counted above the same bucket
+edge, exactly), and wrong predictions among the labelled ones (the share is then the labelled counts').
 The grid of odds ratios is dense (1.05 … 30, uniform on the log scale), so any regression is
 found with probability -> 1; `events_needed` plans how many events a step must see to find a given
 one with a given power. `update_ratio_evidence` is the sample-ratio check: each request goes to
@@ -59,8 +59,10 @@ within-window deviations), so a trend both variants share cancels however the sp
 
 Per-user clustering (sticky routing): the exact error test conditions on each window's errors, so
 a few users who fail often inflate it only mildly (0.5 % of users failing 30 % of their requests:
-5.1 % false alarms at alpha 5 %, bench_canary.py); the sample-ratio check counts requests and does
-not hold under sticky routing with heavy users (80 %), hence the plan's check_sample_ratio switch.
+5.1 % false alarms at alpha 5 %, bench_canary.py); the sample-ratio check on requests does not hold
+under sticky routing with heavy users (80 %). When windows carry routing keys the judge therefore
+works on users (console/rollout/units.py: delta-method ratio differences on hashed user buckets in
+the same confidence sequence, and a multinomial e-process on new users for the sample ratio).
 """
 
 from __future__ import annotations

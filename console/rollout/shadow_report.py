@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import BadInputError
+from backends.capabilities import Shadows
 from console.release.serving import ensure_served
 from console.rollout.shadow import compare, select
 
@@ -61,7 +62,7 @@ def shadow_report(ws, model: str, *, traffic=None, **judge) -> dict[str, Any]:
     """{"model", "shadow" (the run: version, sample, started_at, stopped_at?), "active",
     "counters", "comparison"}, or BadInputError when the model never had a shadow."""
     traffic = traffic if traffic is not None else ws.traffic()
-    if not hasattr(traffic, "get_shadow"):
+    if not isinstance(traffic, Shadows):
         raise BadInputError(f"{ws.config_path}: the traffic backend cannot mirror requests (local only)")
     state = traffic.get_shadow(model)
     run = state.get("shadow") or state.get("last")
@@ -104,7 +105,7 @@ def shadow_step(ws, model: str, stable: str, candidate: str, *, actor: str, regi
     clock = clock or time.monotonic
     sleep = sleep or time.sleep
     traffic = traffic if traffic is not None else ws.traffic()
-    if not hasattr(traffic, "set_shadow"):
+    if not isinstance(traffic, Shadows):
         raise BadInputError(f"{ws.config_path}: the traffic backend cannot mirror requests (local only): "
                             "drop `shadow` from --plan")
     ensure_served(ws, model, [stable, candidate], traffic=traffic, registry=registry)  # stable first: it serves

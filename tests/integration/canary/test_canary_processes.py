@@ -64,9 +64,10 @@ def test_drilled_canary_is_rolled_back_automatically(served_ws, load, controller
     why = rollback[0]["details"]
     assert "error_rate" in why["reason"]
     seq = {r["metric"]: r for r in why["analysis"]["sequential"]}
-    # The exact error test decides (it may fire before the normal band clears 0): its evidence is recorded.
+    # The router's log carries user keys, so users are the unit (issue 20): the user-level band decides
+    # and its lower bound is recorded above the margin.
     assert seq["error_rate"]["decision"] == "reject" and seq["error_rate"]["estimate"] > 0
-    assert seq["error_rate"]["e_value"] >= 1 / seq["error_rate"]["alpha"] and "exact test" in why["reason"]
+    assert seq["error_rate"]["lower"] > seq["error_rate"]["margin"] and "users as the unit" in why["reason"]
 
 
 def test_healthy_canary_reaches_100_percent(served_ws, load, controllers):

@@ -213,9 +213,9 @@ def test_start_probes_metrics_before_serving_or_moving_anything(served_ws):
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        def ensure_serving(self, model, versions):
+        def ensure_serving(self, model, versions, **how):  # capabilities.StartsServers: one signature
             self.ensured += 1
-            return self.real.ensure_serving(model, versions)
+            return self.real.ensure_serving(model, versions, **how)
 
     traffic = Counting(Workspace.open(served_ws).traffic())
     metrics = Unreachable()

@@ -131,8 +131,9 @@ def test_router_speaks_mlflow_invocations_and_applies_faults(tmp_path, spawn, ca
     codes = [http_json(port, "POST", "/predict", {"rows": rows[:1].tolist(), "columns": names, "key": f"k{i}"})[0]
              for i in range(5)]
     assert codes == [500] * 5
-    # shifted predictions, clipped to [0, 1]
-    http_json(port, "POST", "/control/fault", {"version": "1", "shift": 0.3}, headers=AUTH)
+    # shifted predictions, clipped to [0, 1]; faults add to each other (#23), so the error rate is
+    # turned off by name, and the shift kept from this call on
+    http_json(port, "POST", "/control/fault", {"version": "1", "error_rate": 0.0, "shift": 0.3}, headers=AUTH)
     status, body = http_json(port, "POST", "/predict", {"rows": rows[:5].tolist(), "columns": names})
     assert status == 200
     np.testing.assert_allclose(body["predictions"], np.clip(expected[:5] + 0.3, 0, 1), rtol=1e-6, atol=1e-9)
