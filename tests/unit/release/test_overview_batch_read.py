@@ -207,7 +207,8 @@ def test_every_canary_in_one_read_matches_each_models_latest(ws_path):
     assert states["fraud"].id == "c2" and states["fraud"].weight == 25 and states["churn"].status == "paused"
     assert states == {model: current_state(ws, model) for model in ("churn", "fraud")}
     rows = {row.model: row for row in load_home(ws, {}).rows}
-    assert (rows["fraud"].canary_status, rows["fraud"].canary_weight, rows["fraud"].rollback_to) == ("progressing", 25, "2")
+    # inserted by hand, so no controller holds its lease: home says nobody is judging it (#23)
+    assert (rows["fraud"].canary_status, rows["fraud"].canary_weight, rows["fraud"].rollback_to) == ("unjudged", 25, "2")
     assert rows["ranker"].canary_status is None
 
 
