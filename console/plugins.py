@@ -48,6 +48,7 @@ BUILTIN_DATA = {
 BUILTIN_SOURCES = {
     "router": "backends.local.monitor_source:RouterLogSource",  # the local router's capture segments
     "kafka": "backends.kafka.monitor_source:KafkaSource",  # prediction and label events on a topic (`kafka` extra)
+    "s3": "backends.s3.monitor_source:S3LogSource",  # JSON-lines / Parquet objects under a prefix (`s3` extra)
 }
 
 

@@ -13,30 +13,13 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.support.kafka import kafka_broker  # noqa: F401  (fixture)
+from tests.support.prediction_streams import SCALED, rows
 
 MODEL = "breast-cancer"
-SCALED = ["mean_texture", "mean_fractal_dimension", "symmetry_error", "worst_smoothness", "mean_compactness"]
 pytestmark = pytest.mark.integration
-
-
-def rows(n: int, scale: float, seed: int):
-    """(columns, rows) of the breast-cancer data as the demo keeps it, from sklearn itself."""
-    from sklearn.datasets import load_breast_cancer
-
-    raw = load_breast_cancer()
-    keep = [i for i, name in enumerate(raw.feature_names)
-            if any(k in name for k in ("texture", "smoothness", "symmetry", "fractal"))]
-    keep += [list(raw.feature_names).index(name) for name in ("mean compactness", "radius error")]
-    columns = [raw.feature_names[i].replace(" ", "_") for i in keep]
-    rng = np.random.default_rng(seed)
-    data = raw.data[rng.integers(0, len(raw.data), n)][:, keep].copy()
-    for name in SCALED:
-        data[:, columns.index(name)] *= scale
-    return columns, data
 
 
 def produce(bootstrap: str, topic: str, n: int, *, start: float, step: float = 0.1, scale: float = 1.0, seed: int = 0,
