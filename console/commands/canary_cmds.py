@@ -297,7 +297,7 @@ def cmd_drill(ctx: Context) -> int:
     traffic = ctx.workspace.traffic()
     if not isinstance(traffic, InjectsFaults):
         raise BadInputError(f"{ctx.workspace.config_path}: the traffic backend cannot inject faults (local only)")
-    result = fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
+    result = traffic.fault(args.model, args.version, error_rate=error_rate, latency_ms=latency_ms, shift=shift)
     ctx.workspace.audit().append(ctx.actor, "drill", args.model, args.version, result.get("fault", {}))
     now = result.get("fault") or {}
     ctx.emit({"model": args.model, **result},
