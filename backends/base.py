@@ -366,6 +366,15 @@ class HealthWindow(Record):
     # latencies (Prometheus): [(upper bound in ms, requests at or below it)], cumulative, the
     # last bound +inf. The sequential judge counts requests above a bound from it.
     latency_buckets: list[tuple[float, int]] = field(default_factory=list)
+    # What the router randomised (issue 20): "user" (sticky by routing key), "request" (each request
+    # routed at random), "" (not known: the judge treats requests as the unit, as before).
+    unit_kind: str = ""
+    # Per routing unit (a user key, or a hashed user bucket) when the source knows it: unit ->
+    # {"requests", "errors", "latencies_ms", "predictions", "labelled", "wrong"} (the window's
+    # requests of that unit). With it, the canary judge's tests work on users (console/rollout/units.py).
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Why this window's request counts cannot feed a sample-ratio test ("" when they can).
+    sample_ratio_off: str = ""
 
     @property
     def error_rate(self) -> float | None:
@@ -448,4 +457,63 @@ class DataSource(Protocol):
     def load(self, ref: str, options: dict[str, Any]) -> Table:
         """options: the workspace's `[data]` table (endpoint_url for s3:// …) plus the
         `workspace` root under "workspace". Raises BadInputError naming the reference."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# The monitor's prediction logs: one protocol, found by name (console/plugins.py, entry-point
+# group `mrc.sources`): mrc's router log first; Kafka, S3 files and KServe's logger beside it.
+
+
+@dataclass
+class FieldMapping:
+    """Where a source's records hold each field: a dotted path into the record (mrc.toml
+    [monitor] features, prediction, id, label, key, time, version). `features` names an object
+    whose keys are the features (or a list of paths, one per feature)."""
+
+    features: Any = "x"
+    prediction: str = "p"
+    id: str = "id"
+    label: str = "label"
+    key: str = "k"
+    time: str = "t"
+    version: str = "v"
+
+
+@dataclass
+class SourceBatch:
+    """Records read from a source since a cursor, column by column (numpy arrays, one entry per
+    record): t (float seconds), ids, versions, keys (None entries where a record has none),
+    features {name: array (float, NaN for missing; object where a value is not a number)},
+    prediction (float, NaN where missing); labels [(id, label, t)] that arrived; bad
+    {"source: field: why": count} for records that could not be used (counted, never fatal)."""
+
+    t: Any = None
+    ids: Any = None
+    versions: Any = None
+    keys: Any = None
+    features: dict[str, Any] = field(default_factory=dict)
+    prediction: Any = None
+    labels: list[tuple[str, Any, float]] = field(default_factory=list)
+    bad: dict[str, int] = field(default_factory=dict)
+    cursor: dict[str, Any] = field(default_factory=dict)  # where the next read starts (saved with the panes)
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.t is None else len(self.t)
+
+
+class MonitorSource(Protocol):
+    """A prediction log the monitor folds. read() returns what arrived after `cursor` (None: from
+    the beginning the source still holds), at most about `max_records` records, and the cursor
+    after them; the monitor saves that cursor in the same transaction as the panes it folded,
+    so each record is folded once. A source that cannot be reached raises BackendError; a bad
+    mapping (a field no record has) raises BadInputError naming the source and the field."""
+
+    name: str
+
+    def open(self, ws_root: str, model: str, mapping: FieldMapping, options: dict[str, Any]) -> None:
+        ...
+
+    def read(self, cursor: dict[str, Any] | None, max_records: int = 200_000) -> SourceBatch:
         ...

@@ -216,6 +216,10 @@ class ReleaseConsole(PriorityKeysFirst, App):
             self.on_open_training(OpenTraining(model))
         elif name == "canary":
             self.open_canary(model)
+        elif name == "monitor":
+            from screens.monitor_screen import MonitorScreen
+
+            self.push_screen(MonitorScreen(model))
 
     # -- navigation: screens post screens/messages.py, the app opens the screen ----------------
     # Each screen module is imported when it first opens (the first screen pays for home only).

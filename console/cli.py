@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "console.commands.alerts_cmds",
     "console.commands.shadow_cmds",
     "console.commands.watch_cmds",
+    "console.commands.monitor_cmds",
 ]
 
 # The 3 AM commands and the module that registers each: `mrc rollback` imports and builds that
@@ -85,7 +86,7 @@ def did_you_mean(wanted: str, names: list[str]) -> str:
 # pair, or (command, option) where only that option writes (a file outside the workspace).
 WRITE_COMMANDS = {"init", "demo", "promote", "rollback", "approve", "reject", "alias", "train", "drill", "load",
                   "serve-models", "canary", "watch"}
-READ_ACTIONS = {("canary", "status")}
+READ_ACTIONS = {("canary", "status"), ("canary", "plan")}
 WRITE_COMMANDS.add("revoke")  # withdraws an approval (protected aliases)
 WRITE_COMMANDS.add("shadow")  # shadow start / stop move the router's mirror; status reads
 READ_ACTIONS.add(("shadow", "status"))
@@ -104,6 +105,8 @@ def writes(args) -> str | None:
         return f"mrc {command}" + (f" {action}" if action else "")
     if command == "alerts" and getattr(args, "alerts_action", None) in ("flush", "run"):
         return f"mrc alerts {args.alerts_action}"  # audits health changes and deliveries
+    if command == "monitor" and (getattr(args, "words", None) or [""])[0] == "run":
+        return "mrc monitor run"  # audits tier changes, may halt a canary or roll back
     if (command, getattr(args, "datasets_command", None)) in WRITE_SUBCOMMANDS:
         return f"mrc {command} {args.datasets_command}"
     for cmd, option in WRITE_OPTIONS:

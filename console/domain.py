@@ -153,14 +153,18 @@ class CanaryPlan(Record):
     # The power-aware plan (sequential judge, console/rollout/canary.py evidence_gap): the last step
     # promotes only once the sample could detect these odds ratios (errors; requests above
     # stable's p99) with 80 % power; None turns that wait off. Waiting longer than
-    # evidence_timeout_s (None: 30 holds) rolls back.
+    # evidence_timeout_s (None: 30 holds) ends the canary as inconclusive (see `inconclusive`).
     min_detectable_error_ratio: float | None = 2.0
     min_detectable_tail_ratio: float | None = 3.0
     evidence_timeout_s: float | None = None
-    # Halt on a sample-ratio mismatch. It assumes each request is routed at random (Knative);
-    # with routing sticky per user the request share follows the users' activity, not the split
-    # (80 % false halts with heavy-tailed users in bench_canary.py): turn it off there.
+    # Halt on a sample-ratio mismatch. Counted on users when windows carry routing keys (new
+    # users per variant against the split, console/rollout/units.py); on request counts only when
+    # each request is routed at random; otherwise it is off and the analysis says why.
     check_sample_ratio: bool = True
+    # What a canary that cannot gather evidence ends in (no data past the no-data timeout, or
+    # the last step past evidence_timeout_s): "hold" pauses it at its weight for a person;
+    # "rollback" rolls it back. Either is recorded as inconclusive, never as a failed check.
+    inconclusive: str = "hold"
 
 
 CANARY_STATUSES = ("progressing", "paused", "promoted", "rolled_back", "aborted")

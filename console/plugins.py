@@ -1,5 +1,6 @@
-"""Model formats and data sources, found by name (the built-in ones here, others through the
-entry-point groups `mrc.formats` and `mrc.data`), so that the domain never imports a concrete one.
+"""Model formats, data sources and the monitor's prediction-log sources, found by name (the
+built-in ones here, others through the entry-point groups `mrc.formats`, `mrc.data` and
+`mrc.sources`), so that the domain never imports a concrete one.
 
 Nothing here imports a format or a data source until it is asked for: the rollback path and
 start-up never load torch, onnxruntime, mlflow or boto3 through this module.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 
-from backends.base import BadInputError, DataSource, ModelFormat
+from backends.base import BadInputError, DataSource, ModelFormat, MonitorSource
 
 # format name -> "module:Class" (a class with no arguments implementing backends.base.ModelFormat)
 BUILTIN_FORMATS = {
@@ -40,6 +41,12 @@ BUILTIN_DATA = {
     "mrc": "backends.data.store:DatasetStoreSource",  # name@version in the workspace's data/
     "file": "backends.data.files:FileSource",  # a CSV or Parquet path
     "s3": "backends.data.s3:S3Source",  # s3://bucket/key.csv|parquet on the configured endpoint
+}
+
+
+# source name -> "module:Class" (a class with no arguments implementing backends.base.MonitorSource)
+BUILTIN_SOURCES = {
+    "router": "backends.local.monitor_source:RouterLogSource",  # the local router's capture segments
 }
 
 
@@ -113,7 +120,7 @@ def _check_format_options(options: dict, model: str) -> None:
     if features is not None and not (isinstance(features, list) and features
                                      and all(isinstance(f, str) and f for f in features)):
         raise BadInputError(f"{where}.features: must be a list of column names")
-    for key, allowed in (("task", ("binary", "regression")), ("output", ("logits", "probabilities"))):
+    for key, allowed in (("task", ("binary", "regression", "multiclass")), ("output", ("logits", "probabilities"))):
         if key in options and options[key] not in allowed:
             raise BadInputError(f"{where}.{key}: must be one of {', '.join(allowed)}, not {options[key]!r}")
     if "trust_pickle" in options and not isinstance(options["trust_pickle"], bool):
@@ -134,3 +141,8 @@ def scheme_of(ref: str) -> str:
     return "file"
 
 
+
+
+def monitor_source(name: str, where: str = "mrc.toml") -> MonitorSource:
+    """The prediction log `[monitor] source = NAME` names (default: mrc's own router)."""
+    return _load("monitor source", name, BUILTIN_SOURCES, "mrc.sources", where)

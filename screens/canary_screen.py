@@ -36,7 +36,7 @@ from console.rollout.controller import Controller, current_state
 from screens.after_write import deliver_alerts
 from screens.dialogs.promote import PromoteDialog
 from screens.messages import OpenShadow
-from screens.presenters import canary_evidence_lines, needs_more_lines
+from screens.presenters import canary_evidence_lines, needs_more_lines, sequential_result_line
 
 POLL_S = 0.5
 STANDBY_WAKE_S = 1.0  # the standby rollback thread checks this often whether the screen is gone
@@ -91,13 +91,7 @@ def sequential_line(state: CanaryState | None) -> str:
     results = state.sequential.get("results") or []
     if not results:
         return "sequential  waiting for the first analysis"
-    lines = []
-    for r in results:
-        if r.get("estimate") is None:
-            lines.append(f"sequential  {r['metric']}: {r.get('detail', '')}")
-            continue
-        lines.append(f"sequential  {r['metric']}: Δ {r['estimate']:+.4f}  band [{r['lower']:+.4f}, {r['upper']:+.4f}]"
-                     f"  margin {r['margin']:+.4f}  p {r['p_value']:.3f} → {r['decision']}")
+    lines = [f"sequential  {sequential_result_line(r)}" for r in results]
     lines += [f"sequential  {line}" for line in needs_more_lines(state)]
     return "\n".join(lines) + f"\nalways-valid p (min so far) {state.sequential.get('min_p_value', 1.0):.4f}"
 

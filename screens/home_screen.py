@@ -18,8 +18,11 @@ from textual.widgets import Footer, Header, Static
 
 from console.assets import asset_path
 from console.release.actions import promote, rollback, rolled_back_from
+from console.release.health import active_fault, fault_line, measure
+from console.release.live_state import model_disagreements
 from console.release.policy import rollback_policy, workspace_policy
 from console.rollout.controller import launch_controller, rollback_live_canary
+from console.rollout.live import live_canary
 from screens.after_write import deliver_alerts
 from screens.base import ConsoleScreen
 from screens.dialogs.canary_start import CanaryStartDialog
@@ -81,10 +84,11 @@ class HomeScreen(ConsoleScreen):
             self.total_versions = total_versions  # set on a first page: the rest of the versions follow
 
     class RolledBack(Message):
-        def __init__(self, text: str, ok: bool) -> None:
+        def __init__(self, text: str, ok: bool, *, reload: bool = True) -> None:
             super().__init__()
             self.text = text
             self.ok = ok
+            self.reload = reload  # False: a note that follows a result (the target's health)
 
     def __init__(self) -> None:
         super().__init__(id="home")
@@ -99,12 +103,14 @@ class HomeScreen(ConsoleScreen):
         self._first_painted = threading.Event()  # set after the first page's refresh
         self._poll_timer = None
         self._last_rollback = 0.0
-        self._rolling_back = False
+        self._rolling_back: str | None = None  # the model a rollback is running for
         self._shown_models: list[str] = []
         self._matches: list[int] | None = None  # indices of versions matching filter_text
         self._matched_text = ""
         self._models_timer = None
         self.last_canary_start: dict[str, Any] = {}
+        self._truth: dict[str, list[str]] = {}  # model -> what disagrees (registry, log, router, canary)
+        self._truth_asked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -201,6 +207,8 @@ class HomeScreen(ConsoleScreen):
         if not first_page:
             self.loads += 1
         self.rows = message.rows
+        if not first_page:  # a fresh load: what disagreed is asked again
+            self._truth, self._truth_asked = {}, set()
         self.version_rows = message.version_rows
         self.version_keys = message.version_keys
         self.search_keys = message.search_keys
@@ -277,9 +285,37 @@ class HomeScreen(ConsoleScreen):
             text.append(f"{row.model}: production {row.production or '—'}, candidate {row.candidate or '—'}")
         else:
             text.append(rollback_hint(row.model, row.production, row.rollback_to, row.canary_candidate))
+        disagree = self._truth.get(row.model)
+        if disagree:  # the registry, the log, the router or the canary say different things: first
+            text = Text(f"⚠ DISAGREES: {disagree[0]}" + (f" (+{len(disagree) - 1} more: mrc audit verify)"
+                                                            if len(disagree) > 1 else ""), style="bold white on red")
+        elif row.model not in self._truth_asked:
+            self._truth_asked.add(row.model)
+            self._truth_worker(row.model)
         status.update(text, layout=False)  # one line, fixed height
         self._set_rollback_label(row.rollback_to)
         self.query_one("#health", HealthPanel).show_model(row.model, row.production)
+
+    class TruthChecked(Message):
+        def __init__(self, model: str, lines: list[str]) -> None:
+            super().__init__()
+            self.model, self.lines = model, lines
+
+    @work(thread=True, exclusive=True, group="home-truth", exit_on_error=False)
+    def _truth_worker(self, model: str) -> None:
+        """Pointers against their last audited move, the router against registry and canary."""
+        ws = self.app.workspace
+        try:
+            lines = model_disagreements(ws, ws.registry(), ws.audit(), model)
+        except Exception:  # noqa: BLE001  (a check that cannot run must not hide the home screen)
+            return
+        self.post_message(self.TruthChecked(model, lines))
+
+    @on(TruthChecked)
+    def _on_truth_checked(self, message: TruthChecked) -> None:
+        self._truth[message.model] = message.lines
+        if message.lines:
+            self._update_status()
 
     def _set_rollback_label(self, target: str | None) -> None:
         """The footer names the version the rollback key returns to."""
@@ -436,31 +472,47 @@ class HomeScreen(ConsoleScreen):
         if row is None or not self.app.can_write("rollback"):
             return
         now = time.monotonic()
-        if self._rolling_back or now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
+        if self._rolling_back:  # a second R while the first runs: said, never silently dropped
+            self.notify(f"rollback of {self._rolling_back} in progress — wait for its result", severity="warning",
+                        timeout=3)
+            return
+        if now - self._last_rollback < ROLLBACK_DEBOUNCE_S:
             return  # held key or a double press: one rollback per deliberate press
         if not row.rollback_to:
             self.notify(rollback_hint(row.model, row.production, None), severity="warning")
             return
-        self._rolling_back = True
+        self._rolling_back = row.model
         self._last_rollback = now
+        # at once, before any server starts (that can take seconds): the key was heard
+        self.notify(f"rolling back {row.model}: production {row.production} → {row.rollback_to} …", timeout=3)
         self._rollback_worker(row.model, row.production, row.rollback_to, row.canary_candidate)
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _rollback_worker(self, model: str, seen_production: str, target: str, canary: str | None) -> None:
         ws = self.app.workspace
-        if canary:  # a live canary: the fast path sends all traffic back to its stable version
+        live = live_canary(ws.db_path, model)  # read now: the row may be older than a canary started since
+        end_canary = None
+        if live is not None:  # a live canary: ended through its controller, the one writer of its traffic
 
-            self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, actor={self.app.actor!r})")
+            def end_canary():
+                self.app.record_call(f"console.rollout.controller.rollback_live_canary(ws, {model!r}, "
+                                     f"actor={self.app.actor!r})")
+                return rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+
             try:
-                state = rollback_live_canary(ws, model, actor=self.app.actor, reason="rollback from the console")
+                production = ws.registry().get_pointers(model).get("production")
+                if production == live.stable:  # the fast path: all traffic back to stable is the whole rollback
+                    state = end_canary()
+                    if state is not None:
+                        self.post_message(self.RolledBack(f"{model}: canary {live.candidate} rolled back, stable "
+                                                          f"{live.stable} at 100%", True))
+                        _deliver_alerts(ws, self.app.actor)
+                        return
+                else:  # production moved off the canary's stable outside it: pointer and traffic back together
+                    seen_production, target = production, live.stable
             except Exception as exc:
                 self.post_message(self.RolledBack(f"canary rollback of {model} failed: {exc}", False))
                 return
-            if state is not None:
-                self.post_message(self.RolledBack(f"{model}: canary {canary} rolled back, stable {target} at 100%", True))
-                _deliver_alerts(ws, self.app.actor)
-                return
-
         self.app.record_call(f"console.release.actions.rollback(registry, audit, {model!r}, to={target!r}, "
                              f"expected={seen_production!r}, actor={self.app.actor!r})")
         warning = None
@@ -469,7 +521,7 @@ class HomeScreen(ConsoleScreen):
             outcome = rollback(ws.registry(), ws.audit(), model, actor=self.app.actor, to=target,
                                reason=f"rollback from the console (production was {seen_production})",
                                expected=seen_production, expected_given=True, traffic=live_traffic(ws, model),
-                               options=_model_options(ws, model), policy=policy)
+                               options=_model_options(ws, model), policy=policy, end_canary=end_canary)
         except Exception as exc:  # a lost race (ConflictError) is shown, never retried blindly
             self.post_message(self.RolledBack(f"rollback of {model} refused: {exc}", False))
             return
@@ -477,6 +529,11 @@ class HomeScreen(ConsoleScreen):
             f"{model}: production {outcome.detail.get('from')} → {outcome.detail.get('to')} (rolled back)")
         self.post_message(self.RolledBack(message + (f" ({warning})" if warning else ""), True))
         _deliver_alerts(ws, self.app.actor)
+        if outcome.changed and outcome.detail.get("traffic") is not None:
+            # after the move (never before it): whether the version now serving is healthy by the thresholds
+            facts = _target_facts(ws, model, str(outcome.detail.get("to")))
+            self.post_message(self.RolledBack(" · ".join(f for f in (facts.get("health"), facts.get("fault")) if f),
+                                              not facts.get("unhealthy"), reload=False))
 
     # -- roll forward: a different, confirmed action ---------------------------------------
     def action_roll_forward(self) -> None:
@@ -497,14 +554,19 @@ class HomeScreen(ConsoleScreen):
             self.post_message(self.RolledBack(f"{model}: production {production} was not reached by a rollback; "
                                               "nothing to roll forward to", False))
             return
-        self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version)
+        facts = _target_facts(self.app.workspace, model, last.from_version)
+        why = f"rolled back from {last.from_version} by {last.actor} at {last.at[:19]}: {last.reason or 'no reason given'}"
+        self.app.call_from_thread(self._confirm_roll_forward, model, production, last.from_version, why, facts)
 
-    def _confirm_roll_forward(self, model: str, production: str, target: str) -> None:
+    def _confirm_roll_forward(self, model: str, production: str, target: str, why: str = "",
+                              facts: dict | None = None) -> None:
         def done(confirmed: bool | None) -> None:
             if confirmed:
                 self._roll_forward_worker(model, production, target)
 
-        self.app.push_screen(RollForwardDialog(model, production, target), done)
+        facts = facts or {}
+        self.app.push_screen(RollForwardDialog(model, production, target, why=why, health=facts.get("health", ""),
+                                               unhealthy=facts.get("unhealthy"), fault=facts.get("fault", "")), done)
 
     @work(thread=True, exclusive=True, group="home-rollback", exit_on_error=False)
     def _roll_forward_worker(self, model: str, seen_production: str, target: str) -> None:
@@ -524,7 +586,10 @@ class HomeScreen(ConsoleScreen):
 
     @on(RolledBack)
     def _on_rolled_back(self, message: RolledBack) -> None:
-        self._rolling_back = False
+        if not message.reload:  # a note after the result (the target's health): the rollback is over already
+            self.notify(message.text, severity="information" if message.ok else "error", timeout=8)
+            return
+        self._rolling_back = None
         self._last_rollback = time.monotonic()
         self.notify(message.text, severity="information" if message.ok else "error", timeout=6)
         self.load()
@@ -538,6 +603,19 @@ def _registry_reads(ws) -> str:
         local = False
     return ("registry.model_overviews() · list_all_versions()" if local else
             "registry.list_models(); per model: pointer_history, get_version, list_versions")
+
+
+def _target_facts(ws, model: str, version: str) -> dict:
+    """{"health", "unhealthy", "fault"}: the version's last window judged by the team's [alerts]
+    thresholds and any drill it still carries. Never raises (a dialog must open)."""
+    try:
+        verdict = measure(ws, model, version)
+        traffic = live_traffic(ws, model)
+        fault = fault_line(version, active_fault(traffic, model, version)) if traffic is not None else ""
+    except Exception as exc:  # noqa: BLE001
+        return {"health": f"{version}: health unknown ({exc})", "unhealthy": None, "fault": ""}
+    unhealthy = None if verdict.healthy is None else not verdict.healthy
+    return {"health": verdict.line(), "unhealthy": unhealthy, "fault": fault}
 
 
 def _model_options(ws, model: str) -> dict:

@@ -48,6 +48,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
     rows: list[HomeRow] = []
     versions: list[Any] = []
     protected = _home_policy(ws)
+    watched = isinstance(ws.config.get("monitor"), dict)
+    read_tier = optional("console.monitor.tier_file", "read_tier") if watched else None  # nothing without [monitor]
+    watched = watched and read_tier is not None
     every_version = getattr(registry, "list_all_versions", None)
     if with_versions and every_version is not None and not listed:
         listed = every_version()  # one read instead of one per model
@@ -76,6 +79,9 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
                 drift = drift_status(ws, summary.name, candidate) if candidate else None
             except Exception:  # a broken drift record must not hide the model list
                 drift = None
+        monitor = None
+        if production and watched:  # one small JSON file per model: the last round's tier
+            monitor = (read_tier(ws, summary.name) or {}).get("tier")
         canary = canaries.get(summary.name)
         live_canary = canary is not None and bool(getattr(canary, "active", False))
         if live_canary:  # the rollback key aborts the canary: its stable version takes all traffic
@@ -86,13 +92,25 @@ def load_home(ws, gate_cache: dict[tuple[str, str], Any], *, with_versions: bool
             approvals = {version: UNREVIEWED if mv.approval.status == "pending" and not mv.approval.by
                          else mv.approval.status for version, mv in overview.versions.items()}
             target = rollback_target(overview.production_history, production, approvals) if production else None
+        canary_status = getattr(canary, "status", None)
+        if live_canary and _unjudged(ws, canary):  # nobody judges it: red, whatever its last status said
+            canary_status = "unjudged"
         rows.append(HomeRow(
             model=summary.name, production=production, candidate=candidate, candidate_approval=approval,
-            gate=gate, canary_status=getattr(canary, "status", None), canary_weight=getattr(canary, "weight", None),
+            gate=gate, canary_status=canary_status, canary_weight=getattr(canary, "weight", None),
             drift=drift, last_change=summary.updated_at, versions=summary.versions, rollback_to=target,
-            canary_candidate=canary.candidate if live_canary else None, approvals_short=short,
+            canary_candidate=canary.candidate if live_canary else None, approvals_short=short, monitor=monitor,
         ))
     return HomeData(rows, versions)
+
+
+def _unjudged(ws, canary) -> str | None:
+    from console.rollout.controller import unjudged
+
+    try:
+        return unjudged(ws, canary)
+    except Exception:  # a lease that cannot be read must not hide the model list
+        return None
 
 
 def _home_policy(ws):
@@ -185,6 +203,18 @@ def evaluate_gates(ws, model: str, version: str):
     if evaluate is None:
         return None
     return evaluate(ws, model, version)
+
+
+def evaluate_gates_with_views(ws, model: str, version: str) -> tuple[Any, list[str]]:
+    """(gate report or None, text views of a regression's residuals or a classifier's confusion
+    matrix; empty for a binary model)."""
+    evaluate = optional("console.evaluate.gates", "evaluate_version_full")
+    if evaluate is None:
+        return evaluate_gates(ws, model, version), []
+    from console.evaluate.task_plots import text_blocks
+
+    evaluation = evaluate(ws, model, version)
+    return evaluation.report, text_blocks(evaluation)
 
 
 def evaluate_drift(ws, model: str, version: str, *, record: bool = True):

@@ -45,6 +45,7 @@ DRIFT_LABELS = {
 CANARY_LABELS = {
     "progressing": ("▶ {weight}%", "cyan"),
     "paused": ("‖ paused {weight}%", "yellow"),
+    "unjudged": ("⚠ UNJUDGED {weight}%", "bold white on red"),  # live, and its controller is gone
     "promoted": ("✔ promoted", "green"),
     "rolled_back": ("↶ rolled back", "bold red"),
     "aborted": ("■ aborted", "red"),
@@ -59,6 +60,11 @@ def gate_label(status: str | None) -> tuple[str, str]:
 def approval_label(status: str | None, override: bool = False) -> tuple[str, str]:
     text, style = APPROVAL_LABELS.get(status or "pending", APPROVAL_LABELS["pending"])
     return (text + " (override)", "bold yellow") if override and status == "approved" else (text, style)
+
+
+def monitor_label(tier: str) -> tuple[str, str]:
+    """Production's live monitor tier, in the drift column where [monitor] is set."""
+    return f"live {tier}", {"critical": "bold red", "warning": "bold yellow"}.get(tier, "green")
 
 
 def drift_label(severity: str | None) -> tuple[str, str]:
@@ -221,6 +227,7 @@ class HomeRow:
     rollback_to: str | None = None
     canary_candidate: str | None = None  # set while a canary is live: rollback aborts it
     approvals_short: str | None = None  # "1/2": approved, but short of [policy.production]'s count
+    monitor: str | None = None  # production's live monitor tier (ok, warning, critical) where [monitor] is set
 
     def cells(self, now: datetime | None = None) -> list[tuple[str, str]]:
         """(text, style) for each home column."""
@@ -232,7 +239,7 @@ class HomeRow:
              else (self.approvals_short, "bold yellow")) if self.candidate else ("—", "dim"),
             gate_label(self.gate),
             canary_label(self.canary_status, self.canary_weight),
-            drift_label(self.drift),
+            drift_label(self.drift) if self.monitor is None else monitor_label(self.monitor),
             (relative_time(self.last_change, now), ""),
         ]
 
@@ -521,6 +528,7 @@ COMMANDS = {
     "train": "train MODEL: launch a training run",
     "audit": "the audit log and its chain check",
     "canary": "canary MODEL: the canary rollout",
+    "monitor": "monitor MODEL: production's live traffic against its reference (drift, labels, alerts)",
     "help": "the keys of this screen",
     "quit": "leave the console",
 }
@@ -595,24 +603,93 @@ def delta_style(metric: str, delta: float | None) -> str:
 # Canary start / promote confirmations and production's live health (home).
 
 
+def judge_lines(plan: Any = None, failures: int = 3) -> list[str]:
+    """The judge that will run, in words (`plan`: a CanaryPlan; its `judge` picks which): never
+    one judge described while another runs."""
+    judge = getattr(plan, "judge", "threshold" if plan is None else "sequential")
+    lines = []
+    if judge in ("sequential", "both"):
+        alpha = getattr(plan, "alpha", 0.05)
+        latency = getattr(plan, "latency_margin_ratio", 1.1)
+        margin = getattr(plan, "error_rate_margin", 0.0)
+        over = f"stable's + {margin:.1%}" if margin else "stable's"
+        lines.append(f"judge      sequential (anytime-valid) tests, false-rollback rate {alpha:.0%} across all: roll "
+                     f"back to stable once the evidence shows the canary's error rate above {over}, its latency "
+                     f"above {latency:g}× stable's, or a worse tail, accuracy or prediction drift")
+        if judge == "sequential":
+            lines.append("           the threshold checks are shown as advice; they do not roll back")
+        ratio = getattr(plan, "min_detectable_error_ratio", None)
+        if ratio:
+            lines.append(f"           the last step promotes only once an error odds ratio of {ratio:g}× would have "
+                         "been caught (80 % power)")
+    if judge in ("threshold", "both"):
+        failures = getattr(plan, "consecutive_failures", failures)
+        lines.append(f"judge      {failures} failing windows in a row (errors, NaN, silence count as failing) "
+                     "roll back to stable")
+    timeout = getattr(plan, "no_data_timeout_s", None)
+    interval = getattr(plan, "interval_s", None)
+    if plan is not None and judge != "threshold":
+        silence = f"{timeout:g} s" if timeout else (f"5 intervals ({5 * interval:g} s)" if interval else "5 intervals")
+        lines.append(f"           no data from both versions for {silence} rolls back (fail closed)")
+    return lines
+
+
 def canary_start_statement(model: str, candidate: str, stable: str | None, steps: Sequence[int],
-                           approval: str | None, hold_s: float, interval_s: float, failures: int = 3) -> list[str]:
-    """What a canary start will do, read before confirming."""
+                           approval: str | None, hold_s: float, interval_s: float, failures: int = 3,
+                           plan: Any = None) -> list[str]:
+    """What a canary start will do, read before confirming; the judge as `plan` configures it."""
     lines = [
         f"model      {model}",
         f"candidate  {candidate}  (approval {approval or 'unknown'})",
         f"stable     {stable or '— none: nothing to compare against'}  (production, keeps the rest of the traffic)",
         "plan       " + " → ".join(f"{s}%" for s in steps) + f"  · hold {hold_s:g} s · analysis every {interval_s:g} s",
-        f"judge      {failures} failing windows in a row (errors, NaN, silence count as failing) roll back to stable",
+        *judge_lines(plan, failures),
     ]
     if approval != "approved":
         lines.append("NOT APPROVED: starting needs a reason and is recorded as an override")
     return lines
 
 
+def sequential_result_line(r: dict[str, Any]) -> str:
+    """One sequential check, its decision and the evidence that made it, in words that never
+    contradict it. The band is the confidence sequence on the cumulative difference; the error
+    count test is a different, exact e-process per window: when it rejects while the band still
+    holds the margin, the line says which test decided, instead of a band containing 0 beside "reject"."""
+    metric = r.get("metric", "?")
+    decision = r.get("decision", "continue")
+    if r.get("estimate") is None:
+        return f"{metric}: {decision} · {r.get('detail', '')}".rstrip(" ·")
+    lower, upper = float(r.get("lower", 0.0)), float(r.get("upper", 0.0))
+    margin = float(r.get("margin", 0.0) or 0.0)
+    band = f"band [{lower:+.4f}, {upper:+.4f}]"
+    stat = f"Δ {r['estimate']:+.4f} {band}"
+    e_value, p_value = r.get("e_value"), r.get("p_value")
+    if e_value is not None:
+        stat += f" · e-value {e_value:.3g}"
+    if p_value is not None:
+        stat += f" · p {p_value:.3f}"
+    if decision == "reject":
+        if lower > margin:
+            why = f"the band lies above the margin {margin:+.4f}"
+        elif e_value is not None:
+            why = (f"the exact per-window count test's e-value {e_value:.3g} crossed its bound; the band, a "
+                   f"slower test on the cumulative difference, still reaches {lower:+.4f}")
+        else:
+            why = f"the always-valid p {p_value if p_value is not None else float('nan'):.3f} fell below its share of α"
+        return f"{metric}: reject (roll back) — {why} · {stat}"
+    if decision == "safe":
+        return f"{metric}: safe — no worse than stable {margin:+.4f} at the judge's confidence · {stat}"
+    return f"{metric}: {decision} — not enough evidence either way yet · {stat}"
+
+
 def needs_more_lines(state: Any) -> list[str]:
     """What the power-aware plan still waits for before it may promote (console/rollout/canary.py)."""
-    gap = (state.sequential or {}).get("needs_more") if state is not None else None
+    if state is None or getattr(state, "status", "progressing") not in ("progressing", "paused"):
+        return []  # rolled back, promoted, aborted: what a live canary waited for no longer applies
+    gap = (state.sequential or {}).get("needs_more")
+    if gap and gap.get("requests") is None and gap.get("test"):  # an infinite plan (issue 20)
+        return [f"the {gap['test']} test cannot show the plan's minimum regression at this split: the evidence "
+                "timeout will end the canary as inconclusive"]
     if not gap or not gap.get("requests"):
         return []
     return [f"needs ~{int(gap['requests']):,} more canary requests before the {gap.get('test', 'judge')} test "
@@ -629,17 +706,7 @@ def canary_evidence_lines(state: Any) -> list[str]:
     if not results:
         lines.append("sequential judge: no analysis yet (no evidence either way)")
     for r in results:
-        metric = r.get("metric", "?")
-        decision = r.get("decision", "continue")
-        if r.get("estimate") is None:
-            lines.append(f"sequential {metric}: {decision} · {r.get('detail', '')}".rstrip(" ·"))
-            continue
-        stat = f"Δ {r['estimate']:+.4f} band [{r.get('lower', 0):+.4f}, {r.get('upper', 0):+.4f}]"
-        if r.get("e_value") is not None:
-            stat += f" · e-value {r['e_value']:.3g}"
-        if r.get("p_value") is not None:
-            stat += f" · p {r['p_value']:.3f}"
-        lines.append(f"sequential {metric}: {decision} · {stat}")
+        lines.append("sequential " + sequential_result_line(r))
     lines.extend(needs_more_lines(state))
     last = state.analyses[-1] if state.analyses else None
     verdict = last.get("window_verdict", "-") if last else "-"
@@ -670,8 +737,36 @@ class HealthPoint:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint], error: str = "") -> str:
-    """One line: production's latest error rate, p99 latency and request rate, or why there is none."""
+@dataclass(frozen=True)
+class HealthLimits:
+    """The team's thresholds ([alerts]): what home's health panel measures production against."""
+
+    max_error_rate: float = 0.05
+    max_p99_ms: float = 500.0
+    min_requests: int = 20  # per window_s: fewer and the alerts give no verdict
+    window_s: float = 300.0
+
+    @property
+    def min_rate(self) -> float:
+        return self.min_requests / self.window_s if self.window_s > 0 else 0.0
+
+
+def health_breaches(point: HealthPoint | None, limits: HealthLimits | None) -> list[str]:
+    """What in the latest window is over the team's thresholds ("errors 30.00% > 5.00%")."""
+    if point is None or not point.requests or limits is None:
+        return []
+    out = []
+    if (point.error_rate or 0.0) > limits.max_error_rate:
+        out.append(f"errors {point.error_rate:.2%} > {limits.max_error_rate:.2%}")
+    if point.p99_ms is not None and point.p99_ms > limits.max_p99_ms:
+        out.append(f"p99 {point.p99_ms:.0f} ms > {limits.max_p99_ms:.0f} ms")
+    return out
+
+
+def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint], error: str = "",
+                   limits: HealthLimits | None = None) -> str:
+    """One line: production's latest error rate, p99 latency and request rate, or why there is none;
+    with `limits`, each beside the team's threshold."""
     if not version:
         return f"{model}: no production version: no live health"
     if error:
@@ -680,8 +775,22 @@ def health_numbers(model: str, version: str | None, points: Sequence[HealthPoint
     if last is None or not last.requests:
         return f"production {version}: no data (no requests in the last window)"
     p99 = f"{last.p99_ms:.1f} ms" if last.p99_ms is not None else "—"
-    return (f"production {version}: error rate {last.error_rate:.2%} · p99 {p99} · "
-            f"{last.rate:.1f} req/s  ({last.requests} requests in {last.seconds:.0f} s)")
+    if limits is None:
+        return (f"production {version}: error rate {last.error_rate:.2%} · p99 {p99} · "
+                f"{last.rate:.1f} req/s  ({last.requests} requests in {last.seconds:.0f} s)")
+    breaches = health_breaches(last, limits)
+    head = "OVER THRESHOLD: " + ", ".join(breaches) + " — " if breaches else ""
+    low = " (below the alerts' minimum: no verdict)" if last.rate < limits.min_rate else ""
+    return (f"{head}production {version}: error rate {last.error_rate:.2%} (max {limits.max_error_rate:.2%}) · "
+            f"p99 {p99} (max {limits.max_p99_ms:.0f} ms) · {last.rate:.1f} req/s (alerts judge from "
+            f"{limits.min_rate:.2g} req/s){low}  ({last.requests} requests in {last.seconds:.0f} s)")
+
+
+def firing_line(alerts: Sequence[tuple[str, str]]) -> str:
+    """"alerts firing: ProductionErrorRateHigh (2), RollbackDone (2)" or "no alerts firing"."""
+    if not alerts:
+        return "no alerts firing"
+    return "alerts firing: " + ", ".join(f"{name} ({version})" if version else name for name, version in alerts)
 
 
 def health_series(points: Sequence[HealthPoint], key: str) -> list[float | None]:

@@ -21,7 +21,7 @@ from screens.after_write import deliver_alerts
 from screens.base import ConsoleScreen
 from screens.dialogs.approve import ApproveDialog
 from screens.dialogs.reject import RejectDialog
-from screens.loaders import evaluate_drift, evaluate_gates, load_review
+from screens.loaders import evaluate_drift, evaluate_gates_with_views, load_review
 from screens.messages import OpenCheckDetail, OpenHistory, OpenRetrainOnNewestData
 from screens.presenters import (
     approval_label,
@@ -60,10 +60,11 @@ class ReviewScreen(ConsoleScreen):
             self.error = error
 
     class GatesDone(Message):
-        def __init__(self, report: Any, error: str = "") -> None:
+        def __init__(self, report: Any, error: str = "", views: list[str] | None = None) -> None:
             super().__init__()
             self.report = report
             self.error = error
+            self.views = views or []  # a regression's residuals, a classifier's confusion matrix (text)
 
     class DriftDone(Message):
         def __init__(self, report: Any, error: str = "") -> None:
@@ -99,8 +100,9 @@ class ReviewScreen(ConsoleScreen):
             yield Static("gate report", classes="pane-title")
             yield Static("", id="gates-status")
             yield DataTable(id="gates", cursor_type="row")
+            yield Static("", id="task-view")
             yield Static("metrics vs production (Δ with 95% interval when the gate engine gives one)",
-                         classes="pane-title")
+                         classes="pane-title", id="deltas-title")
             yield DataTable(id="deltas", cursor_type="row")
             yield Static("drift per feature: training data of this version vs production's", classes="pane-title")
             yield Static("", id="drift-status")
@@ -116,6 +118,7 @@ class ReviewScreen(ConsoleScreen):
                                                         "interval around 0")
         self.query_one("#drift", DataTable).add_columns("feature", "method", "statistic", "p-value", "severity",
                                                        "statistic bar", "reference ▕ current")
+        self.query_one("#task-view", Static).display = False  # shown for regression / multi-class models
         for widget in ("#gates", "#deltas", "#drift", "#lineage"):
             self.query_one(widget).loading = True
         self._load()
@@ -134,11 +137,11 @@ class ReviewScreen(ConsoleScreen):
     def _gates(self, version: str) -> None:
         self.app.record_call(f"console.evaluate.gates.evaluate_version(ws, {self.model!r}, {version!r})")
         try:
-            report = evaluate_gates(self.app.workspace, self.model, version)
+            report, views = evaluate_gates_with_views(self.app.workspace, self.model, version)
         except Exception as exc:
             self.post_message(self.GatesDone(None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(self.GatesDone(report))
+        self.post_message(self.GatesDone(report, views=views))
 
     @work(thread=True, exclusive=True, group="review-drift", exit_on_error=False)
     def _drift(self, version: str) -> None:
@@ -207,6 +210,15 @@ class ReviewScreen(ConsoleScreen):
         table.clear()
         cand, prod = self.data.candidate, self.data.production
         checks = self.gate_report.checks if self.gate_report is not None else []
+        gated_vs = getattr(self.gate_report, "baseline", None) if self.gate_report is not None else None
+        title = "metrics vs production (Δ with 95% interval when the gate engine gives one)"
+        if prod is not None and gated_vs and gated_vs != prod.version:
+            # one baseline: the deltas are against production now, so the gates' intervals (against
+            # the version production was when they ran) are not shown beside them
+            checks = []
+            title = (f"metrics vs production {prod.version} (the gates ran against {gated_vs} before production "
+                     f"moved: their intervals are hidden; g re-runs them against {prod.version})")
+        self.query_one("#deltas-title", Static).update(title)
         deltas = metric_deltas(cand.metrics, prod.metrics if prod else None, checks)
         # one axis for every interval, scaled to the intervals only (a latency delta in ms must not flatten them)
         span = max([abs(v) for d in deltas if d.ci for v in (*d.ci, d.delta or 0.0)] + [1e-9])
@@ -261,6 +273,9 @@ class ReviewScreen(ConsoleScreen):
         verdict.append(f"   baseline {report.baseline or '—'} · report sha256 {short_sha(report_digest(report), 16)}",
                        style="dim")
         status.update(verdict)
+        view = self.query_one("#task-view", Static)
+        view.update("\n\n".join(message.views))
+        view.display = bool(message.views)
         for check in report.checks:
             table.add_row(*[Text(text, style=style) for text, style in check_cells(check)])
         if self.data is not None:

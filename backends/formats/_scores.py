@@ -10,7 +10,13 @@ from backends.base import BadInputError
 
 
 def task_of(options: dict[str, Any]) -> str:
-    return "regression" if str(options.get("task", "binary")).lower() in ("regression", "regressor") else "binary"
+    """The task under [models.X] (binary when left out): binary, regression or multiclass."""
+    task = str(options.get("task") or "binary").lower()
+    if task in ("regression", "regressor"):
+        return "regression"
+    if task in ("multiclass", "multi-class", "multi_class"):
+        return "multiclass"
+    return "binary"
 
 
 def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None = None) -> np.ndarray:
@@ -50,6 +56,23 @@ def to_scores(raw: Any, options: dict[str, Any], where: str, output: str | None 
     if declared.startswith("logit") or (declared == "" and np.any((finite < 0) | (finite > 1))):
         return 1.0 / (1.0 + np.exp(-out))
     return out
+
+
+def class_probabilities(raw: Any, output: str | None = None) -> np.ndarray:
+    """(n, k) class scores as probabilities: rows already on the simplex stay as they are,
+    anything else (logits) goes through a softmax. `output` ("logits"/"probabilities"), when
+    the team or the model declared it, decides instead of the look of the batch."""
+    out = np.asarray(raw, dtype=np.float64)
+    declared = (output or "").lower()
+    finite = out[np.isfinite(out).all(axis=1)]
+    is_prob = declared.startswith("prob") or (
+        declared == "" and finite.size > 0 and bool(np.all((finite >= 0) & (finite <= 1)))
+        and bool(np.allclose(finite.sum(axis=1), 1.0, atol=1e-4)))
+    if is_prob:
+        return out
+    shifted = out - out.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def ordered(rows: Any, columns: list[str], features: list[str] | None, where: str,

@@ -9,6 +9,7 @@ one through load(), so the served score is the gated one (see serve_argv).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from backends.base import BadInputError
 from backends.formats._inspect import option_features
-from backends.formats._scores import ordered, task_of, to_scores, torch_output_kind
+from backends.formats._scores import class_probabilities, ordered, task_of, to_scores, torch_output_kind
 from backends.formats.torch_mlp import _first_line
 
 
@@ -27,7 +28,8 @@ def model_folder(path: str) -> str:
 
 class MlflowModel:
     def __init__(self, model, proba: bool, features: list[str] | None, dtypes: dict[str, Any],
-                 options: dict[str, Any], where: str, flavors: tuple[str, ...] = ()):
+                 options: dict[str, Any], where: str, flavors: tuple[str, ...] = (), *,
+                 task: str | None = None, estimator: Any = None):
         self.model = model
         self.proba = proba  # an sklearn estimator's predict_proba, else pyfunc predict
         self.features = features
@@ -36,6 +38,11 @@ class MlflowModel:
         self.options = options
         self.where = where
         self.output = None  # logits or probabilities, when the flavor lets us look (pytorch)
+        # PredictsTask (backends/capabilities.py): the task as declared or as the estimator says
+        self.task = task
+        self.estimator = estimator  # an sklearn-API estimator (sklearn, xgboost, lightgbm flavours)
+        classes = getattr(estimator, "classes_", None) if estimator is not None else None
+        self.classes = [_plain(c) for c in classes] if classes is not None else None
         if "pytorch" in flavors:
             try:
                 self.output = torch_output_kind(model.get_raw_model())
@@ -63,7 +70,39 @@ class MlflowModel:
             raise BadInputError(f"{self.where}: the MLflow model refused the batch ({_first_line(exc)})") from None
         if hasattr(out, "to_numpy"):
             out = out.to_numpy()
-        return to_scores(out, self.options, self.where, self.output)
+        options = self.options if not self.task else {**self.options, "task": self.task}
+        return to_scores(out, options, self.where, self.output)
+
+    def predict_task(self, frame):
+        """The task's own answer on a DataFrame of any column types (PredictsTask)."""
+        if len(frame) == 0:
+            k = len(self.classes) if self.task == "multiclass" and self.classes else 0
+            return np.empty((0, k)) if k else np.empty(0)
+        est = self.estimator
+        try:
+            if est is not None:
+                data = frame if hasattr(est, "feature_names_in_") or not _all_numeric(frame) else frame.to_numpy()
+                if self.task in ("binary", "multiclass") and hasattr(est, "predict_proba"):
+                    return np.asarray(est.predict_proba(data), dtype=np.float64)
+                out = est.predict(data)
+            elif self.tensor_dtype is not None:  # a tensor signature (pytorch): an array, not a frame
+                out = self.model.predict(frame.to_numpy().astype(self.tensor_dtype))
+            else:
+                out = self.model.predict(frame)
+        except Exception as exc:  # a schema mismatch, the model's own error
+            raise BadInputError(f"{self.where}: the MLflow model refused the batch ({_first_line(exc)})") from None
+        if hasattr(out, "columns") and self.classes is None and getattr(out, "ndim", 1) == 2 and out.shape[1] > 1:
+            self.classes = [_plain(c) for c in out.columns]
+        out = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out)
+        if out.ndim == 2 and out.shape[1] == 1:
+            out = out[:, 0]
+        if out.ndim == 2 and self.task != "regression":
+            if self.classes is None or len(self.classes) != out.shape[1]:
+                self.classes = list(range(out.shape[1]))
+            return class_probabilities(out, str(self.options.get("output") or self.output or ""))
+        if self.task == "regression":
+            return out.astype(np.float64)
+        return out
 
 
 class MlflowPyfuncFormat:
@@ -87,14 +126,19 @@ class MlflowPyfuncFormat:
             raise BadInputError(f"{folder}/MLmodel: not a readable MLflow model ({_first_line(exc)})") from None
         features, dtypes = _signature_columns(meta)
         features = option_features(options) or features
+        flavors = meta.flavors or {}
+        declared = task_of(options) if options.get("task") else None
         try:
-            if "sklearn" in (meta.flavors or {}) and task_of(options) == "binary":
-                import mlflow.sklearn  # mlflow: ~1.5 s
-
-                estimator = mlflow.sklearn.load_model(folder)
-                if hasattr(estimator, "predict_proba"):
-                    fitted_on = [str(n) for n in getattr(estimator, "feature_names_in_", [])]
-                    return MlflowModel(estimator, True, features or fitted_on or None, dtypes, options, folder)
+            # sklearn, XGBoost and LightGBM flavours load as their sklearn-API estimator: it says
+            # its task (regressor, 2 or more classes) and answers predict_proba, where pyfunc
+            # would answer predicted labels
+            estimator = _native_estimator(folder, flavors)
+            task = declared or estimator_task(estimator)
+            if estimator is not None and (task in ("regression", "multiclass")
+                                          or (task == "binary" and hasattr(estimator, "predict_proba"))):
+                fitted_on = [str(n) for n in getattr(estimator, "feature_names_in_", [])]
+                return MlflowModel(estimator, task == "binary", features or fitted_on or None, dtypes, options, folder,
+                                   task=task, estimator=estimator)
             import mlflow.pyfunc  # mlflow: ~1.5 s
 
             model = mlflow.pyfunc.load_model(folder)
@@ -102,7 +146,7 @@ class MlflowPyfuncFormat:
             raise
         except Exception as exc:  # a missing flavor library, unpickling errors …
             raise BadInputError(f"{folder}: the MLflow model does not load ({_first_line(exc)})") from None
-        return MlflowModel(model, False, features, dtypes, options, folder, tuple(meta.flavors or ()))
+        return MlflowModel(model, False, features, dtypes, options, folder, tuple(flavors), task=task)
 
     def serve_argv(self, path: str, host: str, port: int, options: dict[str, Any]) -> list[str] | None:
         declared_logits = str(options.get("output") or "").lower().startswith("logit")
@@ -120,13 +164,49 @@ class MlflowPyfuncFormat:
                 "--env-manager", "local", "-h", host, "-p", str(port)]
 
 
+NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm")
+
+
+def _native_estimator(folder: str, flavors: dict[str, Any]):
+    """The flavour's own model when it has the sklearn API (fit/predict), else None."""
+    for flavor in NATIVE_FLAVORS:
+        if flavor not in flavors:
+            continue
+        loader = importlib.import_module(f"mlflow.{flavor}")  # the flavour's library: sklearn ~1 s, xgboost ~0.5 s
+        model = loader.load_model(folder)
+        return model if hasattr(model, "predict") and hasattr(model, "fit") else None
+    return None
+
+
+def estimator_task(estimator) -> str | None:
+    """regression / binary / multiclass as an sklearn-API estimator says, else None."""
+    if estimator is None:
+        return None
+    from sklearn.base import is_classifier, is_regressor  # loaded with the flavour already
+
+    if is_regressor(estimator):
+        return "regression"
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None and (is_classifier(estimator) or hasattr(estimator, "predict_proba")):
+        return "multiclass" if len(classes) > 2 else "binary"
+    return None
+
+
+def _all_numeric(frame) -> bool:
+    return all(dtype.kind in "fiub" for dtype in frame.dtypes)
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
 def gated_with_predict_proba(folder: str, options: dict[str, Any]) -> bool:
-    """True when load() scores with the sklearn flavor's predict_proba (a binary task, an sklearn
-    flavor) but the pyfunc flavor MLflow serves with has another predict_fn ("predict" when the
+    """True when load() scores with the estimator's predict_proba (a classifier of the sklearn,
+    XGBoost or LightGBM flavour) but the pyfunc flavor MLflow serves with has another predict_fn ("predict" when the
     team logged none). Read from the MLmodel alone: the estimator is not unpickled here, so an
     estimator without predict_proba (LinearSVC) is served by mrc too, with the labels it is gated on."""
-    if task_of(options) != "binary":
-        return False
+    if options.get("task") and task_of(options) == "regression":
+        return False  # pyfunc's predict is the estimator's predict: the same value either way
     try:
         import yaml
 
@@ -134,7 +214,7 @@ def gated_with_predict_proba(folder: str, options: dict[str, Any]) -> bool:
             flavors = (yaml.safe_load(fh) or {}).get("flavors") or {}
     except Exception:  # no readable MLmodel (or no PyYAML): MLflow's server will say why
         return False
-    if not isinstance(flavors, dict) or "sklearn" not in flavors:
+    if not isinstance(flavors, dict) or not any(f in flavors for f in NATIVE_FLAVORS):
         return False
     pyfunc = flavors.get("python_function")
     return not (isinstance(pyfunc, dict) and pyfunc.get("predict_fn") == "predict_proba")

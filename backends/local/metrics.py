@@ -153,6 +153,14 @@ class _LogIndex:
             if start <= self.covers_after:
                 self._extend_back(fh, start)
 
+    def find_label(self, request_id: Any) -> tuple[bool, Any]:
+        """(whether this file holds a label line for the id, its last label)."""
+        key = str(request_id)
+        known = self.labels.get(key)
+        if known is not None:
+            return True, known[1]
+        return (True, self.early[key]) if key in self.early else (False, None)
+
     def label(self, request_id: Any) -> Any:
         """The request's label: the last label line for its id anywhere in the log read so far
         (a line of the parsed part is later than any of `early`, or the same one)."""
@@ -308,34 +316,111 @@ class _LogIndex:
 
 
 class LocalMetrics:
+    """Windows over requests.jsonl and its rotated generations (requests.jsonl.1 the newest of
+    them): one index per file, kept by the file's identity, so a rotation (a rename) keeps every
+    index built so far; a request's label is the last one for its id in the newest file holding one."""
+
     def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
         self.root = Path(root)
         self.config = config or {}
-        self._indexes: dict[str, _LogIndex] = {}
+        self._indexes: dict[tuple[str, tuple[int, int]], _LogIndex] = {}  # (model, (dev, inode)) -> index
+
+    def _generations(self, model: str) -> list[tuple[Path, tuple[int, int]]]:
+        """(path, identity) of the log's files, oldest first."""
+        check_name(model, "model")
+        base = self.root / "serving" / model / "requests.jsonl"
+        try:
+            names = os.listdir(base.parent)
+        except FileNotFoundError:
+            return []
+        numbers = sorted((int(n.rsplit(".", 1)[1]) for n in names
+                          if n.startswith("requests.jsonl.") and n.rsplit(".", 1)[1].isdigit()), reverse=True)
+        out = []
+        for path in [base.with_name(f"requests.jsonl.{n}") for n in numbers] + [base]:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            out.append((path, (st.st_dev, st.st_ino)))
+        return out
+
+    def _read(self, model: str, start: float, end: float) -> list[_LogIndex]:
+        """Every generation's index, read for the window, oldest first (a rotation during the read
+        is read again: each index must match the file at its path)."""
+        for _ in range(5):
+            files = self._generations(model)
+            indexes = []
+            for path, identity in files:
+                index = self._indexes.get((model, identity))
+                if index is None:
+                    index = self._indexes[(model, identity)] = _LogIndex(path)
+                index.path = path  # renamed by a rotation: the same file, the same index
+                with index.lock:
+                    index.read(start, end)
+                indexes.append(index)
+            if [ix.identity for ix in indexes] == [i for _, i in files] == [i for _, i in self._generations(model)]:
+                live = {(model, i) for _, i in files}
+                for key in [k for k in self._indexes if k[0] == model and k not in live]:
+                    del self._indexes[key]  # a generation past `keep` was deleted
+                return indexes
+        return indexes
 
     def _index(self, model: str) -> _LogIndex:
-        check_name(model, "model")
-        if model not in self._indexes:
-            self._indexes[model] = _LogIndex(self.root / "serving" / model / "requests.jsonl")
-        return self._indexes[model]
+        """The index of requests.jsonl itself (the generation being written)."""
+        files = self._generations(model)
+        if not files or files[-1][0].name != "requests.jsonl":
+            return _LogIndex(self.root / "serving" / model / "requests.jsonl")
+        return self._indexes.setdefault((model, files[-1][1]), _LogIndex(files[-1][0]))
 
     def health(self, model: str, version: str, start: float, end: float) -> HealthWindow:
-        index = self._index(model)
-        with index.lock:
-            index.read(start, end)
-            variant = index.versions.get(version)
-            rows = variant.window(start, end) if variant is not None else []
-            window = HealthWindow(model, version, start, end, requests=len(rows))
-            latencies = sorted(float(r.get("ms", 0.0)) for r in rows)
-            window.errors = sum(1 for r in rows if int(r.get("status", 500)) >= 500)
-            window.latencies_ms = [float(r.get("ms", 0.0)) for r in rows]
-            window.latency_p50_ms = quantile(latencies, 0.5)
-            window.latency_p99_ms = quantile(latencies, 0.99)
-            window.predictions = [float(r["p"]) for r in rows if r.get("p") is not None]
-            for r in rows:
-                label = index.label(r.get("id"))
-                if label is None or r.get("p") is None:
-                    continue
-                window.labelled += 1
-                window.correct += int((float(r["p"]) >= 0.5) == bool(label))
+        indexes = self._read(model, start, end)
+        rows: list[dict[str, Any]] = []
+        for index in indexes:
+            with index.lock:
+                variant = index.versions.get(version)
+                if variant is not None:
+                    rows.extend(variant.window(start, end))
+
+        def label_of(request_id: Any) -> Any:
+            for index in reversed(indexes):  # the newest file holding a label for the id wins
+                found, label = index.find_label(request_id)
+                if found:
+                    return label
+            return None
+
+        window = HealthWindow(model, version, start, end, requests=len(rows))
+        latencies = sorted(float(r.get("ms", 0.0)) for r in rows)
+        window.errors = sum(1 for r in rows if int(r.get("status", 500)) >= 500)
+        window.latencies_ms = [float(r.get("ms", 0.0)) for r in rows]
+        window.latency_p50_ms = quantile(latencies, 0.5)
+        window.latency_p99_ms = quantile(latencies, 0.99)
+        window.predictions = [float(r["p"]) for r in rows if r.get("p") is not None]
+        for r in rows:
+            label = label_of(r.get("id"))
+            if label is None or r.get("p") is None:
+                continue
+            window.labelled += 1
+            window.correct += int((float(r["p"]) >= 0.5) == bool(label))
+        # The router is sticky by the request's key: the user is the unit it randomises.
+        if rows and all(isinstance(r.get("key"), str) for r in rows):
+            window.unit_kind = "user"
+            window.units = _per_unit(rows, label_of)
         return window
+
+
+def _per_unit(rows: list[dict[str, Any]], label_of) -> dict[str, dict[str, Any]]:
+    """The window's requests grouped by routing key (user): what a user-level test needs."""
+    units: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        unit = units.setdefault(r["key"], {"requests": 0, "errors": 0, "latencies_ms": [], "predictions": [],
+                                           "labelled": 0, "wrong": 0})
+        unit["requests"] += 1
+        unit["errors"] += int(int(r.get("status", 500)) >= 500)
+        unit["latencies_ms"].append(float(r.get("ms", 0.0)))
+        if r.get("p") is not None:
+            unit["predictions"].append(float(r["p"]))
+            label = label_of(r.get("id"))
+            if label is not None:
+                unit["labelled"] += 1
+                unit["wrong"] += int((float(r["p"]) >= 0.5) != bool(label))
+    return units

@@ -290,7 +290,40 @@ class LocalTraffic:
                 self.set_split(model, {versions[0]: 100}, expected_revision=split.revision)
         return {"router": router, "servers": servers}
 
-    ROUTER_SETTINGS = {"shadow_log_max_bytes": "--shadow-log-max-bytes", "shadow_log_keep": "--shadow-log-keep"}
+    ROUTER_SETTINGS = {"shadow_log_max_bytes": "--shadow-log-max-bytes", "shadow_log_keep": "--shadow-log-keep",
+                       "request_log_max_bytes": "--request-log-max-bytes", "request_log_keep": "--request-log-keep"}
+    # [monitor] keys the router's feature capture reads (number, flag, smallest allowed, largest)
+    CAPTURE_SETTINGS = {"sample": ("--capture-sample", 0.0, 1.0), "segment_max_bytes": ("--capture-max-bytes", 1, None),
+                        "segment_max_age_s": ("--capture-max-age-s", 1e-3, None),
+                        "keep_bytes": ("--capture-keep-bytes", 1, None), "retain_s": ("--capture-retain-s", 1.0, None)}
+
+    def _capture_flags(self) -> list[str]:
+        """mrc.toml [monitor] (read here with tomllib: the traffic backend gets only [traffic]):
+        without it the router captures nothing; with it, `sample` (default 0.1) of requests."""
+        import tomllib
+
+        path = self.root / "mrc.toml"
+        try:
+            with open(path, "rb") as fh:
+                section = tomllib.load(fh).get("monitor")
+        except (OSError, tomllib.TOMLDecodeError):
+            return []
+        if not isinstance(section, dict):
+            return []
+        flags = ["--capture-sample", str(section.get("sample", 0.1))]
+        for key, (flag, low, high) in self.CAPTURE_SETTINGS.items():
+            if key not in section:
+                continue
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low \
+                    or (high is not None and value > high):
+                bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+                raise BadInputError(f"{path}: monitor.{key} = {value!r} must be a number {bound}")
+            if key == "sample":
+                flags[1] = str(float(value))
+            else:
+                flags += [flag, str(value)]
+        return flags
 
     def _router_flags(self) -> list[str]:
         """The [traffic] settings a router starts with (shadow.jsonl's rotation size and the
@@ -303,7 +336,7 @@ class LocalTraffic:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{self.root / 'mrc.toml'}: traffic.{key} = {value!r} must be a whole number >= 1")
             flags += [flag, str(value)]
-        return flags
+        return flags + self._capture_flags()
 
     @staticmethod
     def _backend_entry(server: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class MlflowRegistry:
                  retries: int = 4, backoff: int = 1, timeout_s: float = 20.0):
         self.tracking_uri = tracking_uri
         self.alias_names = {PRODUCTION: production_alias, CANDIDATE: candidate_alias}
+        self._alias_maps: dict[str, dict[str, str]] = {}  # model -> its own mapping, as last read (_alias_map)
         self.retries = retries
         self.backoff = backoff
         self.timeout_s = timeout_s
@@ -157,14 +158,29 @@ class MlflowRegistry:
         except OSError as exc:  # requests' ConnectionError and friends
             raise BackendError(f"MLflow at {self.tracking_uri}: {what} failed ({type(exc).__name__})") from None
 
-    def _mlflow_alias(self, alias: str) -> str:
-        return self.alias_names.get(alias, alias)
+    def _mlflow_alias(self, alias: str, model: str | None = None) -> str:
+        """The MLflow alias that holds `alias` on `model`: the one its last read found (_alias_map)."""
+        return self._alias_maps.get(model or "", self.alias_names).get(alias, alias)
 
-    def _console_alias(self, mlflow_alias: str) -> str:
-        for console_name, name in self.alias_names.items():
-            if name == mlflow_alias:
-                return console_name
-        return mlflow_alias
+    def _alias_map(self, rm) -> dict[str, str]:
+        """console alias -> the MLflow alias that holds it on this model. mrc maps production to
+        `champion` by default, but a team whose alias is literally `production` already has an
+        alias of that meaning: it is used, for reads and writes alike (never read one alias and
+        write another). Both on one model is ambiguous: refused, one line, before anything moves."""
+        present = set((rm.aliases or {}).keys())
+        mapping = dict(self.alias_names)
+        for console_name, mapped in self.alias_names.items():
+            if mapped == console_name or console_name not in present:
+                continue
+            if mapped in present:
+                key = "production_alias" if console_name == PRODUCTION else "candidate_alias"
+                raise BadInputError(
+                    f"{rm.name}: MLflow aliases {console_name!r} ({rm.aliases[console_name]}) and {mapped!r} "
+                    f"({rm.aliases[mapped]}) both mean {console_name} (registry.{key} = {mapped!r}); delete one "
+                    f"of them in MLflow, or set registry.{key} = {console_name!r} in mrc.toml")
+            mapping[console_name] = console_name
+        self._alias_maps[rm.name] = mapping
+        return mapping
 
     def _registered(self, model: str):
         check_name(model, "model")
@@ -468,7 +484,8 @@ class MlflowRegistry:
 
     # -- pointers ----------------------------------------------------------------------------
     def _pointers_of(self, rm) -> dict[str, str]:
-        return {self._console_alias(alias): str(version) for alias, version in (rm.aliases or {}).items()}
+        console_of = {mlflow: console for console, mlflow in self._alias_map(rm).items()}
+        return {console_of.get(alias, alias): str(version) for alias, version in (rm.aliases or {}).items()}
 
     def caller_identity(self) -> str | None:
         """The user the tracking server authenticates these requests as. With MLflow's auth app
@@ -520,7 +537,7 @@ class MlflowRegistry:
         return pointers
 
     def _set_alias(self, model: str, alias: str, version: str | None) -> None:
-        name = self._mlflow_alias(alias)
+        name = self._mlflow_alias(alias, model)
         if version is None:
             try:
                 self._call("delete alias", lambda: self.client.delete_registered_model_alias(model, name),
@@ -559,7 +576,7 @@ class MlflowRegistry:
                                 " (someone else moved it first)", expected=expected, actual=current)
         seq = last_seq + 1
         at = _now()
-        tags = {"mrc.model": model, "mrc.alias": alias, "mrc.mlflow_alias": self._mlflow_alias(alias),
+        tags = {"mrc.model": model, "mrc.alias": alias, "mrc.mlflow_alias": self._mlflow_alias(alias, model),
                 "mrc.from": current or "", "mrc.to": new or "", "mrc.actor": actor, "mrc.at": at,
                 "mrc.reason": reason[:4000], "mrc.move_id": uuid.uuid4().hex}
         if outside:

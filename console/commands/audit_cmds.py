@@ -71,8 +71,10 @@ def cmd_audit(ctx: Context) -> int:
 
 def _verify(ctx: Context, log) -> int:
     from console.release.audit import intents
-    from console.release.audit_checks import check_checkpoints, cross_check, read_checkpoints, workspace_key
     from console.release.actions import settle_intents
+    from console.release.audit_checks import (CHECKPOINTS_FILE, KEY_FILE, check_checkpoints, cross_check,
+                                              key_file_exists, read_checkpoints, workspace_key)
+    from console.release.live_state import split_problems
 
     ws = ctx.workspace
     reconciled = []
@@ -83,6 +85,10 @@ def _verify(ctx: Context, log) -> int:
     checkpoints = read_checkpoints(ws.root)
     key = workspace_key(ws.root, create=False)
     problems = check_checkpoints(checkpoints, events, key)
+    if not checkpoints and key_file_exists(ws.root):
+        # the key is made with the first checkpoint: a key without checkpoints means they were removed
+        problems.append(f"{ws.root / CHECKPOINTS_FILE}: missing or empty, but the workspace holds a checkpoint key "
+                        f"({KEY_FILE}): the checkpoints were removed")
     if ctx.args.to:
         from console.release.audit_checks import read_remote_checkpoints
 
@@ -91,6 +97,7 @@ def _verify(ctx: Context, log) -> int:
             problems.append(f"{ctx.args.to}: no checkpoints there")
         problems += [f"{ctx.args.to}: {p}" for p in check_checkpoints(remote, events, key)]
     problems += cross_check(ctx.registry, events)
+    problems += split_problems(ws, _summaries(ctx.registry))
     from console.rollout.control_journal import missing
 
     problems += missing(log, ws.root)  # journal lines the log lacks, or logged lines the journal lost
@@ -116,12 +123,14 @@ def _checkpoint(ctx: Context, log) -> int:
     ws = ctx.workspace
     check = log.verify()
     events = log.events()
-    key = workspace_key(ws.root, create=True)
-    problems = check_checkpoints(read_checkpoints(ws.root), events, key)
+    existing = read_checkpoints(ws.root)
+    key = workspace_key(ws.root, create=False)
+    problems = check_checkpoints(existing, events, key) if key is not None or existing else []
     if not check.ok or problems:  # never anchor a log that already fails its checks
         ctx.emit({"ok": False, "reason": check.reason or problems[0], "problems": problems},
                  f"refused: the log does not verify ({check.reason or problems[0]})")
         return 1
+    key = workspace_key(ws.root, create=True)  # made only now: a key exists only beside a checkpoint
     cp = write_checkpoint(ws.root, events, key)
     where = None
     if ctx.args.to:
@@ -131,6 +140,15 @@ def _checkpoint(ctx: Context, log) -> int:
     ctx.emit({"ok": True, "checkpoint": cp, "remote": where},
              f"checkpoint {cp['n']}: event {cp['seq']} {cp['hash'][:16]}… signed" + (f", written once to {where}" if where else ""))
     return 0
+
+
+def _summaries(registry) -> list:
+    from backends.base import NotFoundError
+
+    try:
+        return registry.list_models()
+    except NotFoundError:
+        return []
 
 
 def _endpoint(ws) -> str | None:

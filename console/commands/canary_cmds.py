@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from backends.base import CANDIDATE, PRODUCTION, BadInputError, check_name
 from console.commands.audit_cmds import ingest_journals
 from console.commands.common import Context
@@ -40,6 +42,18 @@ def register(sub, common) -> None:
     p.add_argument("--reason", default="", help="why, for the audit log (required with --override)")
     p.add_argument("--max-seconds", type=float, help="stop the controller after this long (the canary stays live)")
     p.set_defaults(handler=cmd_start)
+
+    p = common(csub.add_parser("plan", help="how long each step of a canary needs at a traffic rate, and what it "
+                               "cannot see (--json too)"))
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, both variants")
+    p.add_argument("--plan", default="5,25,50,100", help="canary weights in percent, the last one 100")
+    p.add_argument("--hold", type=float, metavar="S", help="seconds each step is held (default 60)")
+    p.add_argument("--alpha", type=float, help="false-rollback rate of the sequential judge (default 0.05)")
+    p.add_argument("--base-error-rate", type=float, default=0.01, metavar="P",
+                   help="stable's error rate the plan assumes (default 0.01)")
+    p.set_defaults(handler=cmd_plan)
 
     p = common(csub.add_parser("status", help="the model's latest canary state (--json: CanaryState)"))
     p.add_argument("model")
@@ -97,7 +111,9 @@ def _state_text(state) -> str:
         lines.append(f"  {r.get('detail', '')}")
     needs = state.sequential.get("needs_more")
     if needs and state.active:  # the power-aware plan: what the last step still waits for
-        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote")
+        lines.append(f"  needs ~{needs['requests']} more canary requests ({needs['test']}) before it can promote"
+                     if needs.get("requests") is not None else
+                     f"  {needs['test']} cannot show the plan's minimum regression at this split (ends inconclusive)")
     return "\n".join(lines)
 
 
@@ -195,13 +211,49 @@ def _shadow_first(ctx: Context, controller, plan):
                        min_pairs=plan.min_requests, max_psi=plan.max_prediction_psi)
 
 
+def cmd_plan(ctx: Context) -> int:
+    """Pure planning: no workspace, nothing written."""
+    import dataclasses
+
+    from console.domain import CanaryPlan
+    from console.rollout.canary import forecast, forecast_text, parse_plan, validate_plan
+
+    args = ctx.args
+    check_name(args.model, "model")
+    check_name(args.version, "version")
+    plan = parse_plan(args.plan, CanaryPlan())
+    overrides = {"hold_s": args.hold, "alpha": args.alpha}
+    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        validate_plan(plan, "canary plan")
+    except BadInputError as exc:
+        flag = "--hold" if "hold_s" in str(exc) else "--alpha" if "alpha" in str(exc) else "--plan"
+        raise BadInputError(f"{flag}: {exc}") from None
+    result = forecast(plan, args.rate, args.base_error_rate)
+    ctx.emit(result, lambda: forecast_text(args.model, args.version, result))
+    return 0
+
+
 def cmd_status(ctx: Context) -> int:
     from console.rollout.controller import current_state
+
+    from console.rollout.controller import unjudged
 
     state = current_state(ctx.workspace, check_name(ctx.args.model, "model"))
     if state is None:
         raise BadInputError(f"{ctx.args.model}: no canary yet")
-    ctx.emit(state.to_dict(), lambda: _state_text(state))
+    why = unjudged(ctx.workspace, state)
+
+    def human() -> str:
+        text = _state_text(state)
+        if why is None:
+            return text
+        # red where a terminal shows it: traffic sits at a split nobody is judging
+        head = f"UNJUDGED: {why}; `mrc alerts run` resumes it (or `mrc canary start {state.model} {state.candidate}`), " \
+               f"`mrc rollback {state.model}` ends it"
+        return (f"\x1b[1;31m{head}\x1b[0m" if sys.stdout.isatty() else head) + "\n" + text
+
+    ctx.emit({**state.to_dict(), "unjudged": why}, human)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from backends.base import CANARY, CANDIDATE, PRODUCTION, BadInputError, check_name
 from backends.support.dbfile import connect_db
 from console.commands.common import Context, table
+from console.rollout.live import live_canary
 
 # mrc's modules that this file's handlers run (release, rollout, evaluate …) are imported inside
 # them: every command module is imported to build `mrc --help` and `mrc rollback`'s parser, which
@@ -85,24 +86,70 @@ def _expect(args) -> tuple[str | None, bool]:
 
 
 def cmd_models(ctx: Context) -> int:
+    from console.release.live_state import disagreements
+
     registry = ctx.registry
     rows = []
-    for m in registry.list_models():
+    summaries = registry.list_models()
+    # pointers against their last audited move, the router against registry and canary
+    disagree = disagreements(ctx.workspace, registry, ctx.workspace.audit(), summaries) if summaries else {}
+    unjudged_by_model = _unjudged(ctx.workspace) if summaries else {}
+    for m in summaries:
         rows.append({
             "name": m.name,
             "production": m.pointers.get(PRODUCTION),
             "candidate": m.pointers.get(CANDIDATE),
             "canary": m.pointers.get(CANARY),
+            "canary_unjudged": unjudged_by_model.get(m.name),
             "drift": drift_status(ctx, m.name, m.pointers.get(CANDIDATE)),
             "versions": m.versions,
             "pointers": m.pointers,
             "updated_at": m.updated_at,
+            "disagreements": disagree.get(m.name, []),
         })
-    ctx.emit({"models": rows}, lambda: table(
-        ["model", "production", "candidate", "canary", "drift", "versions", "updated"],
-        [[r["name"], r["production"] or "-", r["candidate"] or "-", r["canary"] or "-", r["drift"] or "-",
-          r["versions"], r["updated_at"][:19]] for r in rows]) if rows else "no models yet (try `mrc demo`)")
+
+    def human() -> str:
+        if not rows:
+            return "no models yet (try `mrc demo`)"
+        text = table(
+            ["model", "production", "candidate", "canary", "drift", "versions", "updated"],
+            [[r["name"] + (" !" if r["disagreements"] else ""), r["production"] or "-", r["candidate"] or "-",
+              (r["canary"] or "-") + (" UNJUDGED" if r["canary_unjudged"] else ""), r["drift"] or "-", r["versions"],
+              r["updated_at"][:19]] for r in rows])
+        lines = [f"UNJUDGED: {r['name']} canary {r['canary'] or ''}: {r['canary_unjudged']}; `mrc alerts run` resumes it"
+                 for r in rows if r["canary_unjudged"]]
+        lines += [f"DISAGREES: {line}" for r in rows for line in r["disagreements"]]
+        return "\n".join([text, *lines, *(["(`mrc audit verify` checks everything)"] if lines else [])])
+
+    ctx.emit({"models": rows}, human)
     return 0
+
+
+def _unjudged(ws) -> dict[str, str]:
+    """model -> why its live canary has nobody judging it (the controller only imported when a canary is live)."""
+    if not _any_live_canary(ws.db_path):
+        return {}
+    from console.rollout.controller import current_states, unjudged
+
+    return {model: why for model, state in current_states(ws).items() if (why := unjudged(ws, state))}
+
+
+def _any_live_canary(db_path) -> bool:
+    import os
+    import sqlite3
+
+    if not os.path.exists(db_path):
+        return False
+    conn = connect_db(db_path, timeout=30)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is None:
+            return False
+        return conn.execute("SELECT 1 FROM canary_states WHERE status IN ('progressing', 'paused') LIMIT 1").fetchone() \
+            is not None
+    except sqlite3.Error:
+        return True
+    finally:
+        conn.close()
 
 
 def drift_status(ctx: Context, model: str, candidate: str | None) -> str | None:
@@ -154,26 +201,37 @@ def cmd_rollback(ctx: Context) -> int:
         check_name(ctx.args.to, "--to version")
     if ctx.args.override and not (ctx.args.reason or "").strip():
         raise BadInputError("--override: a --reason is required")
-    from console.release.policy import rollback_policy
+    policy, warning = None, None
+    if "policy" in ctx.workspace.config:  # no [policy]: the rule's module is not even imported
+        from console.release.policy import rollback_policy
 
-    policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
+        policy, warning = rollback_policy(ctx.workspace)  # a malformed [policy] warns, never blocks a rollback
     if warning:
         ctx.progress(warning)
     if policy is not None and policy.rollback is not None:  # the open default costs the rollback nothing
         from console.release.actions import rollback_allowed
 
         rollback_allowed(policy, ctx.registry, ctx.args.model, ctx.actor)
-    live = _rollback_live_canary(ctx)  # a live canary ends first, whatever the target
-    if live is not None and ctx.args.to is None and not given:
-        # its stable is production already: traffic back to it is the whole rollback
-        ctx.emit({"action": "rollback", "model": live.model, "version": live.stable, "changed": True,
-                  "canary": live.id, "status": live.status, "traffic": {live.stable: 100}},
-                 f"{live.model}: canary {live.candidate} rolled back, stable {live.stable} at 100%")
-        return 0
-    outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=ctx.args.to,
+    to = ctx.args.to
+    live = live_canary(ctx.workspace.db_path, ctx.args.model)
+    if live is not None and to is None and not given:
+        production = ctx.registry.get_pointers(ctx.args.model).get(PRODUCTION)
+        if production == live.stable:
+            # its stable is production already: traffic back to it is the whole rollback
+            state = _end_live_canary(ctx)
+            if state is not None:
+                ctx.emit({"action": "rollback", "model": state.model, "version": state.stable, "changed": True,
+                          "canary": state.id, "status": state.status, "traffic": {state.stable: 100}},
+                         f"{state.model}: canary {state.candidate} rolled back, stable {state.stable} at 100%")
+                return 0
+        else:
+            # production was moved off the canary's stable outside the canary: back to that stable,
+            # pointer and traffic together (traffic alone would leave the registry saying otherwise)
+            to, expected, given = live.stable, production, True
+    outcome = rollback(ctx.registry, ctx.workspace.audit(), ctx.args.model, actor=ctx.actor, to=to,
                        reason=ctx.args.reason, expected=expected, expected_given=given, override=ctx.args.override,
                        traffic=_live_traffic(ctx), options=_model_options(ctx), policy=policy,
-                       allowed_checked=True)
+                       allowed_checked=True, end_canary=(lambda: _end_live_canary(ctx)) if live is not None else None)
     ctx.emit(outcome.to_dict(), outcome.detail.get("message")
              or f"{outcome.model}: rolled back production {outcome.detail.get('from')} -> {outcome.version}")
     return 0
@@ -187,38 +245,11 @@ def _model_options(ctx: Context) -> dict:
         return {}
 
 
-def _rollback_live_canary(ctx: Context):
-    """The live canary of the model rolled back (stdlib only), or None when there is none."""
-    if not _may_have_live_canary(ctx.workspace.db_path, ctx.args.model):
-        return None  # the common case: the controller (and its statistics) is not even imported
-    try:
-        from console.rollout.controller import current_state, rollback_live_canary
-    except ImportError:
-        return None
-    state = current_state(ctx.workspace, ctx.args.model)
-    if state is None or not state.active:
-        return None
+def _end_live_canary(ctx: Context):
+    """The model's live canary rolled back through its controller (imported only when one is live)."""
+    from console.rollout.controller import rollback_live_canary
+
     return rollback_live_canary(ctx.workspace, ctx.args.model, actor=ctx.actor, reason=ctx.args.reason or "mrc rollback")
-
-
-def _may_have_live_canary(db_path, model: str) -> bool:
-    """False only when mrc.db surely holds no progressing/paused canary of the model; any doubt says True."""
-    import os
-    import sqlite3
-
-    if not os.path.exists(db_path):
-        return False
-    try:
-        conn = connect_db(db_path, timeout=30)
-        try:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'canary_states'").fetchone() is None:
-                return False
-            return conn.execute("SELECT 1 FROM canary_states WHERE model = ? AND status IN ('progressing', 'paused') "
-                                "LIMIT 1", (model,)).fetchone() is not None
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return True
 
 
 def _live_traffic(ctx: Context):

@@ -280,6 +280,10 @@ def _validate_section(key: str, section: dict[str, Any], source: str) -> dict[st
         num("max_demographic_parity_diff", 0.2, minimum=0.0)
         num("max_equal_opportunity_diff", 0.2, minimum=0.0)
         num("min_group_size", 30, minimum=1)
+        num("alpha", 0.05, positive=True)  # the gap's interval, simultaneous over group pairs
+        num("power", 0.8, positive=True)  # what the stated minimum group size is derived for
+        if out["alpha"] >= 1 or out["power"] >= 1:
+            raise BadInputError(f"{where}: alpha and power must be within (0, 1)")
     elif key == "significance":
         num("alpha", 0.05, positive=True)
         num("margin", 0.01, minimum=0.0)
@@ -515,8 +519,20 @@ def slice_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]
             beyond = bool(drop > max_drop) if math.isfinite(drop) else True
             passed = not (significant and beyond) and math.isfinite(value)
             threshold = base - sign * max_drop
+            # The smallest drop this slice could show with 80 % power: the interval's standard error
+            # times (z of the test + z of the power). Above the allowed drop, a pass means nothing.
+            z_test = _z(1 - level / 2)
+            se = (hi - lo) / (2 * z_test) if math.isfinite(hi - lo) else math.inf
+            detectable = max(max_drop, (z_test + _z(SLICE_POWER)) * se)
+            # Decided: a significant drop beyond the allowance fails; a drop whose interval stays
+            # within the allowance, or a slice large enough to have seen one, passes; else undecided.
+            blind = bool(passed and not (math.isfinite(hi) and hi <= max_drop) and detectable > max_drop)
             if not math.isfinite(value):
                 why = "the candidate's value is undefined"
+            elif blind:
+                why = (f"insufficient data: {n} rows can only show a drop of {_fmt(detectable)} or more "
+                       f"({SLICE_POWER:.0%} power), the allowed drop is {_fmt(max_drop)}")
+                passed = None
             elif significant and beyond:
                 why = f"a significant drop beyond {cfg['k']:g}×{cfg['tolerance']:g}"
             elif beyond:
@@ -528,10 +544,47 @@ def slice_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateCheck]
             detail = (f"slice {column}={name} ({n} rows): {metric} {_fmt(value)} vs production {_fmt(base)}; "
                       f"drop {_fmt(drop)}, {(1 - level) * 100:.4g}% CI [{_fmt(lo)}, {_fmt(hi)}]: {why}")
             extra.update({"drop": drop, "drop_ci": [lo, hi], "ci_level": 1 - level, "significant": significant,
-                          "beyond_tolerance": beyond, "n_boot": boot["n_boot"]})
-        checks.append(GateCheck(f"slice_{column}={name}_{metric}", "slice", bool(passed), value, threshold, base, detail,
-                                extra))
+                          "beyond_tolerance": beyond, "n_boot": boot["n_boot"],
+                          "min_detectable_drop": detectable if math.isfinite(detectable) else None,
+                          "insufficient_data": passed is None})
+        checks.append(GateCheck(f"slice_{column}={name}_{metric}", "slice", None if passed is None else bool(passed),
+                                value, threshold, base, detail, extra))
     return checks
+
+
+SLICE_POWER = 0.8  # the power the smallest detectable drop of a slice is stated for
+
+
+def _z(p: float) -> float:
+    from statistics import NormalDist  # stdlib
+
+    return NormalDist().inv_cdf(min(max(p, 1e-12), 1 - 1e-12))
+
+
+def gap_interval(successes: np.ndarray, counts: np.ndarray, alpha: float) -> tuple[float, float, float]:
+    """(gap, lower, upper) of the best-minus-worst rate over groups, with Wald intervals of every
+    pair's difference, Bonferroni over the pairs (so the bounds hold for the gap simultaneously);
+    rates smoothed by half a count in the variance, so 0/10 is not certainty."""
+    rates = successes / counts
+    smooth = (successes + 0.5) / (counts + 1.0)
+    m = len(counts)
+    pairs = max(1, m * (m - 1) // 2)
+    z = _z(1 - alpha / pairs / 2)
+    lower, upper = 0.0, 0.0
+    for i in range(m):
+        for j in range(i + 1, m):
+            diff = abs(rates[i] - rates[j])
+            se = math.sqrt(smooth[i] * (1 - smooth[i]) / counts[i] + smooth[j] * (1 - smooth[j]) / counts[j])
+            lower, upper = max(lower, diff - z * se), max(upper, diff + z * se)
+    return float(rates.max() - rates.min()), lower, upper
+
+
+def power_group_size(rate: float, limit: float, alpha: float, power: float, groups: int) -> int:
+    """Rows per group at which an interval on a gap of `limit` clears it with `power`."""
+    p = min(0.95, max(0.05, rate))
+    pairs = max(1, groups * (groups - 1) // 2)
+    z = _z(1 - alpha / pairs / 2) + _z(power)
+    return int(math.ceil(2 * p * (1 - p) * z * z / max(limit, 1e-6) ** 2))
 
 
 def group_rates(y: np.ndarray, pred: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -592,10 +645,30 @@ def fairness_checks(policy: GatePolicy, data: PairedPredictions) -> list[GateChe
                                  f"{what} across {column} groups: fewer than two groups with ≥ {min_size} {unit}, "
                                  f"not judged{small_text}", {**extra, "skipped": True}))
             continue
-        passed = bool(value <= limit)
+        # The gap with its interval: over the limit only when the interval is wholly above it,
+        # within it only when wholly below; in between the data cannot decide (equal groups of 30
+        # rows failed a fixed 0.1 gap 10.2 % of the time: a rate of 30 moves by ±0.18).
+        judged = [g for g in range(len(names)) if eligible[g] and math.isfinite(rates[g])]
+        counts_j = np.array([float(counts[g]) for g in judged])
+        successes = np.array([rates[g] * counts[g] for g in judged])
+        _, lower, upper = gap_interval(successes, counts_j, float(cfg.get("alpha", 0.05)))
+        pooled = float(successes.sum() / counts_j.sum())
+        needed = power_group_size(pooled, limit, float(cfg.get("alpha", 0.05)), float(cfg.get("power", 0.8)), len(judged))
+        extra.update({"gap_ci": [lower, upper], "ci_level": 1 - float(cfg.get("alpha", 0.05)),
+                      "power_min_group_size": needed})
+        if lower > limit:
+            passed, verdict = False, f"over {_fmt(limit)}"
+        elif upper <= limit:
+            passed, verdict = True, f"within {_fmt(limit)}"
+        else:
+            passed, verdict = None, (f"insufficient data: the interval reaches both sides of {_fmt(limit)}; groups of "
+                                     f"~{needed} {unit} decide a gap of the limit's size with "
+                                     f"{float(cfg.get('power', 0.8)):.0%} power")
+        extra["insufficient_data"] = passed is None
         out.append(GateCheck(f"fairness_{name}", "fairness", passed, value, limit, b,
-                             f"{what} differs by {_fmt(value)} across {column} groups "
-                             f"({'within' if passed else 'over'} {_fmt(limit)}){small_text}", extra))
+                             f"{what} differs by {_fmt(value)} across {column} groups, "
+                             f"{(1 - float(cfg.get('alpha', 0.05))) * 100:g}% CI [{_fmt(lower)}, {_fmt(upper)}] "
+                             f"({verdict}){small_text}", extra))
     return out
 
 
@@ -863,10 +936,12 @@ class VersionEvaluation:
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, float] | None = None
     data_source: str = ""  # the test set read, as its reference
+    task: str = "binary"  # regression / multiclass: evaluated by task_gates, scores in task_details
+    task_details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_data(self) -> bool:
-        return self.candidate_scores is not None
+        return self.candidate_scores is not None or bool(self.task_details)
 
 
 def policy_for(ws, model: str, policy_path: str | None) -> GatePolicy:
@@ -884,23 +959,39 @@ def evaluate_version_full(ws, model: str, version: str, policy_path: str | None 
     metrics, S3 metrics.json …) always; with `[models.X] test_data` every other check too, on
     both models' predictions through the model-format seam. Without a test set the checks that
     need data are listed as not run, which is not a failure (the report is just not complete)."""
+    from console.evaluate import task_gates  # deferred: task_gates imports gates (a cycle)
+
     check_name(model, "model")
     check_name(version, "version")
-    policy = policy_for(ws, model, policy_path).with_version_defaults()
     cfg = ws.model_config(model)
     registry = ws.registry()
     candidate_mv = registry.get_version(model, version)
     production = registry.get_pointers(model).get(PRODUCTION)
     baseline_version = production if production and production != version else None
     baseline_mv = registry.get_version(model, baseline_version) if baseline_version else None
+    # the task: mrc.toml's, else the recorded metrics' names, else (with a test set) the model's own
+    task = task_gates.known_task(ws, model, cfg, candidate_mv)
     if not cfg.get("test_data"):
+        task = task or "binary"
+        policy = task_gates.task_policy_for(ws, model, policy_path, task).with_version_defaults()
         return _evaluate_recorded(policy, model, candidate_mv, baseline_mv,
-                                  f"no test set (models.{model}.test_data in {ws.config_path})")
+                                  f"no test set (models.{model}.test_data in {ws.config_path})", task=task)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mrc-gate-") as tmp:
         # every prediction happens in here: a loaded model may read its folder lazily
-        return _evaluate_on_data(ws, policy, cfg, model, candidate_mv, baseline_mv, registry, Path(tmp))
+        cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, Path(tmp) / "candidate")
+        test = None
+        if task is None:
+            test = task_gates.load_split(ws, cfg["test_data"], cfg.get("label") or "label", model, version)
+            head = task_gates.frame_of(test, _features_of(cand_model, test, cfg.get("label") or "label", model,
+                                                          version))
+            task = task_gates.task_of_model(cand_model, head.iloc[:64], model, version, str(ws.config_path))
+        policy = task_gates.task_policy_for(ws, model, policy_path, task).with_version_defaults()
+        if task != "binary":
+            return task_gates.evaluate_version_on_data(ws, policy, cfg, model, task, candidate_mv, baseline_mv,
+                                                       registry, Path(tmp), cand_model, test)
+        return _evaluate_on_data(ws, policy, cfg, model, candidate_mv, baseline_mv, registry, Path(tmp), cand_model)
 
 
 def evaluate_version(ws, model: str, version: str, policy_path: str | None = None) -> GateReport:
@@ -919,17 +1010,21 @@ def not_run_checks(policy: GatePolicy, why: str) -> list[GateCheck]:
             for key, kind in DATA_CHECKS if getattr(policy, key)]
 
 
-def _evaluate_recorded(policy: GatePolicy, model: str, candidate_mv, baseline_mv, why: str) -> VersionEvaluation:
+def _evaluate_recorded(policy: GatePolicy, model: str, candidate_mv, baseline_mv, why: str,
+                       task: str = "binary") -> VersionEvaluation:
     """The seed's evaluate_promotion: the candidate's recorded metrics vs production's."""
-    cand_metrics = dict(candidate_mv.metrics)
-    base_metrics = dict(baseline_mv.metrics) if baseline_mv is not None else None
+    from console.evaluate.tasks import with_seed_names
+
+    # MLflow evaluate's names (root_mean_squared_error, f1_score …) read as the seed's
+    cand_metrics = with_seed_names(candidate_mv.metrics, task)
+    base_metrics = with_seed_names(baseline_mv.metrics, task) if baseline_mv is not None else None
     report = GateReport(model, candidate_mv.version, baseline_mv.version if baseline_mv else None, policy.sha256)
     report.checks = seed_checks(
         policy, cand_metrics, base_metrics,
         candidate_source=f"{model} version {candidate_mv.version} recorded metrics",
         baseline_source=f"{model} version {baseline_mv.version if baseline_mv else '-'} (production) recorded metrics")
     report.checks += not_run_checks(policy, why)
-    return VersionEvaluation(report, candidate_metrics=cand_metrics, baseline_metrics=base_metrics)
+    return VersionEvaluation(report, candidate_metrics=cand_metrics, baseline_metrics=base_metrics, task=task)
 
 
 def _load_version_model(ws, registry, model: str, mv, cfg: dict[str, Any], dest: Path):
@@ -994,13 +1089,14 @@ def _scores(predict, table, features: list[str], model: str, version: str) -> np
 
 
 def _evaluate_on_data(ws, policy: GatePolicy, cfg: dict[str, Any], model: str, candidate_mv, baseline_mv,
-                      registry, tmp: Path) -> VersionEvaluation:
+                      registry, tmp: Path, cand_model=None) -> VersionEvaluation:
     version = candidate_mv.version
     baseline_version = baseline_mv.version if baseline_mv is not None else None
     label = cfg.get("label") or "label"
     test_ref = cfg["test_data"]
     test, y = _load_split(ws, test_ref, label, model, version, "test")
-    cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, tmp / "candidate")
+    if cand_model is None:
+        cand_model = _load_version_model(ws, registry, model, candidate_mv, cfg, tmp / "candidate")
     features = _features_of(cand_model, test, label, model, version)
     cand_predict = _predictor(cand_model, features, model, version)
     base_predict = base_features = None

@@ -124,23 +124,6 @@ def log_loss(y_codes: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(picked)))
 
 
-def probabilities(raw: np.ndarray, output: str | None = None) -> np.ndarray:
-    """(n, k) class scores as probabilities: rows already on the simplex stay as they are,
-    anything else (logits) goes through a softmax. `output` ("logits"/"probabilities"), when
-    the team or the model declared it, decides instead of the look of the batch."""
-    out = np.asarray(raw, dtype=np.float64)
-    declared = (output or "").lower()
-    finite = out[np.isfinite(out).all(axis=1)]
-    is_prob = declared.startswith("prob") or (
-        declared == "" and finite.size > 0 and bool(np.all((finite >= 0) & (finite <= 1)))
-        and bool(np.allclose(finite.sum(axis=1), 1.0, atol=1e-4)))
-    if is_prob:
-        return out
-    shifted = out - out.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def mcnemar_checks(cfg: dict[str, Any], y_codes: np.ndarray, cand_codes: np.ndarray,
                    base_codes: np.ndarray) -> list[GateCheck]:
     """Accuracy, candidate vs production on the same rows: McNemar on correct/incorrect plus the

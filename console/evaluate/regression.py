@@ -29,7 +29,7 @@ def regression_metrics(y_true, y_pred, prefix: str = "") -> dict[str, float]:
                                               "median_absolute_error")}
     err = p - y
     abs_err = np.abs(err)
-    mse = float(np.dot(err, err) / n)
+    mse = float(np.sum(err * err) / n)  # not np.dot: BLAS threads stall on a busy machine
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     ss_res = mse * n
     if ss_tot == 0.0:  # scikit-learn's force_finite: a constant truth scores 1 when matched, else 0

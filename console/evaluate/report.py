@@ -88,6 +88,11 @@ def collect(ws, model: str, version: str, policy_path: str | None = None,
         drift_note = str(exc)
     bundle = ReportBundle(model, version, evaluation, drift_report, candidate, baseline, drift_note=drift_note)
     say("confidence intervals", 0.7)
+    if evaluation.task != "binary" and evaluation.has_data:  # the task's metrics; its paired tests are checks
+        from console.evaluate import task_plots
+
+        bundle.metric_diffs = task_plots.metric_rows(evaluation)
+        return bundle
     if not evaluation.has_data:  # no test set: the recorded metrics, side by side, no intervals
         cand, base = evaluation.candidate_metrics, evaluation.baseline_metrics or {}
         for metric in sorted(set(cand) | set(base)):
@@ -142,7 +147,7 @@ def _fig_metric_diffs(bundle: ReportBundle):
     diffs = [d for d in bundle.metric_diffs if d.get("delta") is not None and _finite(d["delta"])
              and _finite(d.get("ci_low")) and _finite(d.get("ci_high"))]
     fig = go.Figure()
-    if not diffs and not bundle.evaluation.has_data:
+    if not diffs and (not bundle.evaluation.has_data or bundle.evaluation.task != "binary"):
         return None  # recorded metrics only: the table says it, there is no interval to draw
     if diffs:
         fig.add_trace(go.Scatter(
@@ -304,7 +309,15 @@ def render_html(bundle: ReportBundle) -> str:
         body.append(draw([_fig_drift(bundle.drift), _fig_overlays(bundle.drift)]))
     elif bundle.drift_note:
         body.append(f"<h2>Drift of the training data</h2><p>not computed: {html.escape(bundle.drift_note)}</p>")
-    if bundle.evaluation.has_data:
+    if bundle.evaluation.has_data and bundle.evaluation.task != "binary":
+        from console.evaluate import task_plots
+
+        body.append(("<h2>Residuals</h2>" if bundle.evaluation.task == "regression" else
+                     "<h2>Confusion matrix and recall per class</h2>")
+                    + _recorded_table(bundle)
+                    + (_figures_html_noinline if figures[0] is not None or bundle.drift else _figures_html)(
+                        task_plots.figures(bundle.evaluation, bundle.version)))
+    elif bundle.evaluation.has_data:
         body.append("<h2>Scores</h2>" + _figures_html_noinline([_fig_scores(bundle)]))
     if bundle.slices:
         body.append(f"<h2>Slices (accuracy by quartile of {html.escape(bundle.slice_column)})</h2>")
@@ -374,7 +387,9 @@ def render_markdown(bundle: ReportBundle) -> str:
         out.append("")
     if gate.not_run:
         out += ["### Checks not run", ""] + [f"- `{c.name}`: {_md_text(c.detail)}" for c in gate.not_run] + [""]
-    heading = ("### Metrics (test set, candidate − production, 95% paired-bootstrap CI)"
+    heading = (f"### Metrics ({bundle.evaluation.task}, test set, candidate − production; paired tests in the checks)"
+               if bundle.evaluation.has_data and bundle.evaluation.task != "binary" else
+               "### Metrics (test set, candidate − production, 95% paired-bootstrap CI)"
                if bundle.evaluation.has_data else "### Metrics (recorded, candidate − production; no test set)")
     out += [heading, "",
             "| metric | candidate | production | Δ | CI |", "|---|---|---|---|---|"]

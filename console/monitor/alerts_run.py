@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from backends.base import BadInputError
 from console.notify import delivery as alert_delivery
+from console.rollout.controller import alert_unjudged, settle_unjudged
 from backends.support.redact import safe_line
 
 DEFAULT_INTERVAL_CAP_S = 60.0  # a breach pages within a minute (plus the health window) by default
@@ -91,6 +92,11 @@ class HealthRounds:
         except Exception as exc:  # noqa: BLE001  (the registry or the metrics backend itself: next round)
             self.metrics = None
             result.problems["health check"] = _why(exc)
+        unjudged: list = []
+        try:  # a live canary nobody judges: alerted now (delivered below), settled after the delivery
+            unjudged = alert_unjudged(self.ws, actor=self.actor)
+        except Exception as exc:  # noqa: BLE001  (one line; the next round tries again)
+            result.problems["unjudged canaries"] = _why(exc)
         for event in result.health:
             d = event.details
             self.report({"event": event.action, "model": event.model, "version": event.version, "metric": d.get("metric"),
@@ -108,6 +114,13 @@ class HealthRounds:
                             False)
             else:
                 result.problems[f"receiver {delivery.receiver}"] = delivery.error
+        try:  # resumed or rolled back ([canary] orphaned) once the page is out; its end pages next round
+            for record in settle_unjudged(self.ws, unjudged, actor=self.actor):
+                self.report({"event": "canary.unjudged", **record},
+                            f"canary.unjudged: {record['model']} {record['candidate']}: {record['why']}; "
+                            f"{record['action']}", False)
+        except Exception as exc:  # noqa: BLE001  (one line; the next round tries again)
+            result.problems["unjudged canaries"] = _why(exc)
         self._changes(result.problems, unreadable)
         self.rounds += 1
         return result

@@ -34,12 +34,19 @@ PROMOTED = ("promote", "canary-promote")
 # action -> what it resolves: (alertnames, whether the event's version must match the alert's)
 RESOLVES: dict[str, tuple[tuple[str, ...], bool]] = {
     "promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed"), False),
-    "canary-promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed"), False),
+    "canary-promote": (CANARY_ENDED + ("RollbackDone", "DriftCritical", "RetrainFailed", "CanaryUnjudged"), False),
     "canary-start": (CANARY_ENDED, False),
+    # a controller judging the canary again, or the canary ended: nobody is left unjudged
+    "canary-resume": (("CanaryUnjudged",), False),
+    "canary-rollback": (("CanaryUnjudged",), False),
+    "canary-abort": (("CanaryUnjudged",), False),
     "approve": (("ApprovalRequested",), True),
     "reject": (("ApprovalRequested",), True),
     "drift.ok": (("DriftCritical",), False),
     "watch.retrain": (("RetrainFailed",), False),
+    "monitor.ok": (("ModelDriftWarning", "ModelDriftCritical"), False),
+    "monitor.critical": (("ModelDriftWarning",), False),  # the critical alert takes over
+    "monitor.warning": (("ModelDriftCritical",), False),  # back down to a warning
 }
 
 SEVERITIES = ("info", "warning", "critical")
@@ -209,6 +216,10 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
         name, severity = "CanaryHalted", "critical" if halted else "warning"
         summary = f"{event.model} {event.version}: canary halted, stable {details.get('stable', '?')} at 100%: " \
                   f"{details.get('reason', '')}"
+    elif action == "canary.unjudged":
+        name, severity = "CanaryUnjudged", "critical"
+        summary = f"{event.model} {event.version}: canary at {details.get('weight', '?')}% is UNJUDGED: " \
+                  f"{details.get('reason', '')}"
     elif action == "canary-promote":
         name, severity = "CanaryPromoted", "info"
         summary = f"{event.model} {event.version}: canary promoted to production: {details.get('reason', '')}"
@@ -224,6 +235,13 @@ def fired_by(event, cfg: AlertsConfig) -> Alert | None:
         share = f", drift share {details['drift_share']:.2f}" if isinstance(details.get("drift_share"), (int, float)) else ""
         summary = f"{event.model}: drift critical{where}{psi}{data} vs production {event.version or '?'}{share}" + (
             f": {details['reason']}" if details.get("reason") else "")
+    elif action in ("monitor.warning", "monitor.critical"):
+        critical = action == "monitor.critical"
+        name, severity = ("ModelDriftCritical", "critical") if critical else ("ModelDriftWarning", "warning")
+        psi = f" (PSI {details['psi']:.2f})" if isinstance(details.get("psi"), (int, float)) else ""
+        where = f" on {details['feature']}" if details.get("feature") else ""
+        summary = f"{event.model} {event.version}: live traffic drift {details.get('tier', '')}{where}{psi} over the " \
+                  f"{details.get('window', '?')} window"
     elif action == "watch.retrain.failed":
         name, severity = "RetrainFailed", "warning"
         summary = f"{event.model}: retraining on {details.get('dataset_version', '?')} after critical drift failed: " \
@@ -289,7 +307,8 @@ def audit_failure(last_error: str, error: str, failures: int) -> bool:
 
 def mapped_actions() -> tuple[str, ...]:
     """Every action that can fire or resolve an alert (the delivery query reads only these)."""
-    return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "rollback", "drift.critical",
+    return tuple(sorted({"canary-rollback", "canary-abort", "canary-promote", "canary.unjudged", "rollback", "drift.critical",
+                         "monitor.warning", "monitor.critical",
                          "watch.retrain.failed", "approval.requested", HEALTH_BREACH, HEALTH_RECOVERED,
                          HEALTH_ONGOING, *RESOLVES}))
 

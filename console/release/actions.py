@@ -56,6 +56,7 @@ from console.release.policy import (
     tally,
     trainer_of,
 )
+from console.rollout.live import live_canary
 
 
 @dataclass
@@ -149,12 +150,20 @@ def decide(registry, audit, model: str, version: str, *, status: str, actor: str
 
 def promote(registry, audit, model: str, version: str, *, actor: str, reason: str = "",
             expected: str | None = None, expected_given: bool = False, override: bool = False,
-            traffic=None, options: dict[str, Any] | None = None, policy=None) -> Outcome:
+            traffic=None, options: dict[str, Any] | None = None, policy=None, canary_id: str | None = None) -> Outcome:
     """Production to `version`. With `traffic` (a live split) its server is made healthy first,
     then the pointer moves, then all traffic follows. With `policy` (production's protected-alias
-    rule) the approvals are counted before anything starts and again inside the move's CAS."""
+    rule) the approvals are counted before anything starts and again inside the move's CAS.
+
+    A live canary has one writer, its controller: a promote from anywhere else is refused with
+    the commands that end it (else the canary's stable and production disagree, and the next
+    `R` sends all traffic to a version the registry no longer calls production). `canary_id`:
+    the controller's own promote of that canary."""
     check_name(model, "model")
     check_name(version, "version")
+    live = live_canary(getattr(audit, "db_path", None), model)
+    if live is not None and live.id != canary_id:
+        raise ConflictError(live.refusal(f"promote {model} {version}"), expected=None, actual=live.candidate)
     settle_intents(registry, audit)
     mv = registry.get_version(model, version)
     guard = None
@@ -434,7 +443,7 @@ def verify_artifact(registry, mv, *, just_read: bool = False) -> None:
 def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, reason: str = "",
              expected: str | None = None, expected_given: bool = False, override: bool = False,
              traffic=None, options: dict[str, Any] | None = None, policy=None,
-             allowed_checked: bool = False) -> Outcome:
+             allowed_checked: bool = False, end_canary=None) -> Outcome:
     """Production away from the version the caller saw (`expected`, else read now), to a
     known-good one: the newest earlier production version that is approved, not rejected, whose
     artifact verifies, and that production was not rolled away from. `to` names it instead
@@ -442,15 +451,19 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
 
     Two rollbacks away from the same version move it once: the second finds the last move was a
     rollback from what it saw and reports that instead of rolling back further. With `traffic`
-    (a live split) the target's server is made healthy before anything moves."""
+    (a live split) the target's server is made healthy before anything moves.
+
+    A live canary is settled first, once the rollback is known to be allowed: `end_canary()`
+    ends it through its controller (stable to 100 %) right before the move; without one, the
+    rollback is refused with the command that ends it. A refused rollback has changed nothing."""
     check_name(model, "model")
     if to is not None:
         check_name(to, "version")
     if not allowed_checked:  # the CLI checked it already, before ending a live canary
         rollback_allowed(policy, registry, model, actor)
     settle_intents(registry, audit)
-    history, partial = _production_history(registry, model, HISTORY_WINDOW)
-    current = _production_now(registry, model, history)
+    history, partial, current = _production_snapshot(registry, model)
+    snapshot_seq = _last_seq(history)
     seen = expected if expected_given else current
     done = _already_rolled_back(model, history, current, seen, expected_given, to)
     if done is not None:
@@ -498,6 +511,9 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
                 break
             # None of the newest fits: read further back (its candidates continue these in order).
             history, partial = _production_history(registry, model, next(wider))
+            if _last_seq(history) != snapshot_seq:  # the decision must stand on one snapshot
+                raise ConflictError(f"{model}: production moved while the rollback read its history; nothing moved "
+                                    "(run it again to decide on what production is now)", expected=current)
         if target is None:
             why = "; ".join(f"{s['version']} is {s['why']}" for s in skipped)
             raise BadInputError(f"{model}: no earlier production version to roll back to"
@@ -507,14 +523,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     if target == current:
         detail: dict[str, Any] = {"from": current, "to": target, "note": "already production", "traffic": None}
         server = serve_target(traffic, registry, model, target, options)
+        _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
         _follow_with_traffic(traffic, audit, model, target, server, detail, actor, "rollback-traffic")
         return Outcome("rollback", model, target, detail["traffic"] is not None, detail)
     server = serve_target(traffic, registry, model, target, options)  # before any write: nothing moves if it fails
+    _settle_canary(audit, model, end_canary, f"rollback of {model} to {target}")
 
     wait_point("rollback:before-move")
     try:
         move = move_audited(registry, audit, model, PRODUCTION, expected=seen, new=target, actor=actor,
                             reason=stored_reason, action="rollback", version=target,
+                            guard=_snapshot_guard(registry, audit, model, snapshot_seq),
                             details={"reason": why, "override": bool(override and to is not None and problem),
                                      "skipped": skipped, "unreviewed_target": taken_unreviewed,
                                      **({"policy": policy_detail} if policy_detail is not None else {})})
@@ -533,6 +552,17 @@ def rollback(registry, audit, model: str, *, actor: str, to: str | None = None, 
     return Outcome("rollback", model, target, True, detail)
 
 
+def _settle_canary(audit, model: str, end_canary, what: str) -> None:
+    """Every check of the rollback passed: end a live canary now (its controller's one path), or
+    refuse when the caller gave no way to end it."""
+    live = live_canary(getattr(audit, "db_path", None), model)
+    if live is None:
+        return
+    if end_canary is None:
+        raise ConflictError(live.refusal(what), actual=live.candidate)
+    end_canary()
+
+
 def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, Any] | None:
     """The tally of a `--to` target that never served production and lacks the rule's approvals;
     None when it served production before (rollback stays one key) or its approvals are met."""
@@ -549,6 +579,50 @@ def _to_target_short(registry, audit, policy, model: str, to: str) -> dict[str, 
 # GET per event); when none of their versions fits, 16, then the whole history.
 HISTORY_WINDOWS = (2, 16)
 HISTORY_WINDOW = HISTORY_WINDOWS[0]
+
+
+SNAPSHOT_READS = 3  # history and pointer read again while a move lands between them
+
+
+def _production_snapshot(registry, model: str) -> tuple[list[PointerMove], bool, str | None]:
+    """(production's history, whether older moves may be missing, where production points) read
+    as one snapshot: the pointer is where the history's last move put it. A move that lands
+    between the two reads makes them disagree, and both are read again; a decision on a history
+    older than the pointer could pick a version a later rollback already left (issue 23: 2 of 7
+    racing trials put production back on the bad version)."""
+    for _ in range(SNAPSHOT_READS):
+        history, partial = _production_history(registry, model, HISTORY_WINDOW)
+        stall_point("rollback:history-read")  # tests: other operators move production here
+        current = _production_now(registry, model, history)
+        moves = [m for m in history if m.alias == PRODUCTION]
+        if not moves or moves[-1].to_version == current:
+            return history, partial, current
+    # the pointer disagrees with its own history every time: moved outside the ledger (`mrc audit
+    # verify` names it); the pointer is what serves, so it is what the rollback moves away from
+    return history, partial, current
+
+
+def _last_seq(history: list[PointerMove]) -> int | None:
+    moves = [m for m in history if m.alias == PRODUCTION]
+    return moves[-1].seq if moves else None
+
+
+def _snapshot_guard(registry, audit, model: str, snapshot_seq: int | None):
+    """The rollback's CAS covers its snapshot, not only the pointer: inside the local move's
+    transaction (mrc.db's write lock held, so nothing else commits) production's last move must
+    still be the one the decision read; an A→B→A in between would pass a pointer-only CAS.
+    Remote registries: their own CAS on the pointer (S3: on the history's next event)."""
+    if not _shares_transaction(registry, audit):
+        return None
+
+    def guard(conn, **_) -> dict[str, Any]:
+        now = _last_seq(registry.pointer_history(model, PRODUCTION))
+        if now != snapshot_seq:
+            raise ConflictError(f"{model}: production moved (move #{now}) after the rollback read it (#{snapshot_seq}); "
+                                "nothing moved", expected=str(snapshot_seq), actual=str(now))
+        return {"snapshot_seq": snapshot_seq}
+
+    return guard
 
 
 def _production_now(registry, model: str, history: list[PointerMove]) -> str | None:
@@ -615,6 +689,8 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
         return {**server, "started": False, "ready_s": round(time.perf_counter() - t0, 4), "checked": True}
     if not hasattr(traffic, "ensure_serving"):
         raise BackendError(f"{model} {version}: no healthy server and the traffic backend cannot start one; nothing moved")
+    router_port = getattr(traffic, "router_port", None)
+    router_before = router_port(model) if router_port is not None else None
     try:
         ensure_serving(traffic, model, version, registry=registry, options=options or {})
     except (BackendError, BadInputError, OSError) as exc:
@@ -622,7 +698,13 @@ def serve_target(traffic, registry, model: str, version: str, options: dict[str,
     server = _healthy(traffic, model, version, wait_s=HEALTH_TIMEOUT_S)
     if server is None:
         raise BackendError(f"{model} {version}: its server started but is not healthy; nothing moved")
-    return {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+    router_after = router_port(model) if router_port is not None else None
+    started = {**server, "started": True, "ready_s": round(time.perf_counter() - t0, 3), "checked": True}
+    if router_after is not None and router_after != router_before:
+        # the router was stopped (serve-models --stop) and starts anew on a port of its own: said,
+        # since whatever sent requests to the old address now reaches nothing
+        started["router_restarted"] = {"port": router_after, "was": router_before}
+    return started
 
 
 def ensure_serving(traffic, model: str, version: str, *, registry, options: dict[str, Any]) -> Any:
@@ -696,10 +778,17 @@ def _follow_with_traffic(traffic, audit, model: str, target: str, server: dict[s
         audit.append(actor, action, model, target, {"to": target, "split": moved, "server": server})
     where = f"traffic 100 % to {target}"
     if server and server.get("checked"):
-        where += f" (server pid {server.get('pid')}, healthy" + (
+        # "answers /health", not "healthy": whether it is healthy is its error rate and latency
+        # against the team's thresholds (console/release/health.py), judged once requests came in
+        where += f" (server pid {server.get('pid')}, answers /health" + (
             f", started in {server['ready_s']:.1f} s" if server.get("started") else "") + ")"
     elif server:
         where += " (served by the traffic backend; health not checked here)"
+    restarted = (server or {}).get("router_restarted")
+    if restarted:
+        was = f"port {restarted['was']}" if restarted.get("was") else "stopped"
+        where += (f"; the router was not running ({was}): started again on 127.0.0.1:{restarted['port']} — "
+                  "clients of the old address must move")
     detail["message"] = f"{head}; {where}" + ("" if moved is not None else " already")
 
 

@@ -99,13 +99,104 @@ def cross_check(registry, events: list[AuditEvent]) -> list[str]:
         return []  # no registry yet: nothing was written
     for summary in models:
         mine = [e for e in events if e.model == summary.name]
-        for move in unaudited_moves(registry.pointer_history(summary.name), mine):
+        history = registry.pointer_history(summary.name)
+        versions = registry.list_versions(summary.name)
+        for move in unaudited_moves(history, mine):
             problems.append(f"{summary.name}: pointer move #{move.seq} {move.alias} {move.from_version or 'none'} → "
                             f"{move.to_version or 'none'} by {move.actor} at {move.at} has no audit event")
-        for mv in unaudited_approvals(registry.list_versions(summary.name), mine):
+        for mv in unaudited_approvals(versions, mine):
             a = mv.approval
             problems.append(f"{summary.name} {mv.version}: {a.status} by {a.by} at {a.at} has no matching audit event")
+        problems += pointer_problems(summary.name, summary.pointers, mine)
+        problems += actor_problems(summary.name, history, versions, mine)
     return problems
+
+
+# -- live state vs the log: pointers, actors, the router's split ----------------------------------
+
+def last_audited_pointers(events: Iterable[AuditEvent]) -> dict[str, tuple[str | None, int]]:
+    """alias -> (where the last audited move of one model's events set it, that event's seq)."""
+    last: dict[str, tuple[str | None, int]] = {}
+    for event in sorted(events, key=lambda e: e.seq):
+        key = _event_move(event)
+        if key is not None and key[0]:
+            last[key[0]] = (key[2], event.seq)
+    return last
+
+
+def pointer_problems(model: str, pointers: dict[str, str], events: Iterable[AuditEvent]) -> list[str]:
+    """Pure: a pointer that is not where its last audited move set it (edited in the registry's
+    store, or moved by a write the log never saw). An alias no event ever moved is left to
+    `cross_check` (its history names the write)."""
+    problems = []
+    for alias, (audited, seq) in sorted(last_audited_pointers(events).items()):
+        now = pointers.get(alias)
+        if now != audited:
+            problems.append(f"{model}: {alias} points at {now or 'nothing'} but its last audited move (event {seq}) "
+                            f"set it to {audited or 'nothing'}: the pointer was changed outside mrc")
+    return problems
+
+
+def actor_problems(model: str, moves: Iterable[Any], versions: Iterable[Any], events: Iterable[AuditEvent]) -> list[str]:
+    """Pure: a move or approval whose actor in the registry is not the actor of its audit event
+    (one side was rewritten). Moves are matched by `move_seq`; an approval by its last own
+    (not co-signing) approve/reject event."""
+    events = list(events)
+    by_seq = {e.details.get("move_seq"): e for e in events if "move_seq" in e.details}
+    problems = []
+    for move in moves:
+        event = by_seq.get(move.seq)
+        if event is None or not move.actor or _event_move(event)[:3] != (move.alias, move.from_version, move.to_version):
+            continue
+        if event.actor != move.actor:
+            problems.append(f"{model}: pointer move #{move.seq} {move.alias} → {move.to_version or 'none'} was made by "
+                            f"{move.actor!r} but audit event {event.seq} says {event.actor!r}: an actor was rewritten")
+    last: dict[str, AuditEvent] = {}
+    for event in events:
+        if event.action in ("approve", "reject", "revoke-approval") and not event.details.get("co_signature"):
+            last[event.version] = event
+    for mv in versions:
+        event = last.get(mv.version)
+        a = mv.approval
+        if event is None or a.status not in ("approved", "rejected") or not a.by:
+            continue
+        if event.details.get("approval_at") == a.at and event.actor != a.by:
+            problems.append(f"{model} {mv.version}: {a.status} by {a.by!r} in the registry but audit event "
+                            f"{event.seq} says {event.actor!r}: an actor was rewritten")
+    return problems
+
+
+def split_problem(model: str, split: dict[str, int] | None, production: str | None,
+                  canary: Any = None, pending_live: bool = False) -> str | None:
+    """Pure: the router's split against the registry and the canary state. With a live canary
+    the split is the canary's recorded one (or, while its owner is alive mid-transition, the
+    pending step's); without one, all traffic to production."""
+    if split is None or production is None:
+        return None
+    live = {v: w for v, w in split.items() if w}
+    if canary is not None and canary.active:
+        def canary_split(weight: int) -> dict[str, int]:
+            if weight >= 100:
+                return {canary.candidate: 100}
+            return {canary.stable: 100} if weight <= 0 else {canary.candidate: weight, canary.stable: 100 - weight}
+
+        allowed = [canary_split(canary.weight)]
+        if canary.pending and pending_live:
+            allowed.append(canary_split(int(canary.pending.get("weight", canary.weight))))
+        if live in allowed:
+            return None
+        what = f"canary {canary.candidate} ({canary.status}) is recorded at {canary.weight}%"
+        if canary.pending:
+            what += f" with a {canary.pending.get('action')} to {canary.pending.get('weight')}% left unfinished"
+        return (f"{model}: the router sends {_weights(live)} but {what} and production is {production}: "
+                f"`mrc canary status {model}` / `mrc alerts run` resumes it, `mrc rollback {model}` ends it")
+    if live == {production: 100}:
+        return None
+    return f"{model}: the router sends {_weights(live)} but production is {production} and no canary is live"
+
+
+def _weights(split: dict[str, int]) -> str:
+    return ", ".join(f"{w}% to {v}" for v, w in sorted(split.items(), key=lambda kv: -kv[1])) or "nothing"
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
@@ -116,6 +207,10 @@ def workspace_key(root: Path, *, create: bool) -> bytes | None:
     if env:
         return env.encode()
     path = Path(root) / KEY_FILE
+    if path.exists() and not path.is_file():
+        from backends.base import BadInputError
+
+        raise BadInputError(f"{path}: the audit key must be a file (one line of hex), not a folder or device")
     if not path.exists():
         if not create:
             return None
@@ -126,7 +221,17 @@ def workspace_key(root: Path, *, create: bool) -> bytes | None:
         else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32) + "\n")
-    return path.read_text().strip().encode()
+    try:
+        return path.read_text().strip().encode()
+    except UnicodeDecodeError:
+        from backends.base import BadInputError
+
+        raise BadInputError(f"{path}: the audit key is not text (one line of hex expected)") from None
+
+
+def key_file_exists(root: Path) -> bool:
+    """The workspace holds its own checkpoint key: checkpoints were made here, so they must be there."""
+    return (Path(root) / KEY_FILE).exists()
 
 
 def _mac(key: bytes, body: dict[str, Any]) -> str:
@@ -139,13 +244,15 @@ def read_checkpoints(root: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    # bytes first: a binary or damaged file is a checkpoint that does not parse, never a crash
+    for n, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            parsed = json.loads(line)
         except ValueError:
-            out.append({"n": n, "unparseable": line[:80]})
+            parsed = None
+        out.append(parsed if isinstance(parsed, dict) else {"n": n, "unparseable": line[:80]})
     return out
 
 

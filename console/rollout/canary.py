@@ -19,13 +19,18 @@ p99, from raw latencies or histogram buckets), online accuracy (wrong among labe
 drift (share above stable's median, within windows) and the sample ratio (halts the canary); the
 threshold checks are shown as advisory. "threshold" uses the seed rule alone; "both" rolls back
 on either. The last step holds until the count tests have the sample to detect the plan's minimum
-detectable regression (`evidence_gap`), and rolls back when that takes longer than
-`evidence_timeout_s`.
+detectable regression (`evidence_gap`).
 
-The judge fails closed: a metrics-backend error, a NaN or infinite value in a window, and a
-window in which a variant that carries traffic got no request at all are FAILED checks (they
-count toward the consecutive-failure rule like any other), and no data for longer than the
-plan's no-data timeout rolls back by itself.
+Only the alpha budget rolls back (sequential judge): a canary that cannot gather evidence — silent
+or thin windows, an outage stable shares — holds and says so; past the no-data timeout, or past
+`evidence_timeout_s` at the last step, it ends as INCONCLUSIVE under the plan's `inconclusive`
+policy ("hold": paused at its weight for a person; "rollback": rolled back), recorded as
+inconclusive, never as a failed check. When windows carry routing keys the tests work on users
+(console/rollout/units.py), the unit the router randomises.
+
+What stays fail-closed: a metrics-backend error and a NaN or infinite value in a window are a
+broken instrument, not thin evidence: FAILED checks that count toward the consecutive-failure
+rule. Under the threshold and "both" judges a silent variant is a failed check too (the seed rule).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import BadInputError, HealthWindow
-from console.rollout import sequential
+from console.rollout import sequential, units
 from console.domain import CanaryPlan, CanaryState
 
 MAX_ANALYSES = 40  # kept in the state: enough for the screen's charts
@@ -58,6 +63,7 @@ PROMOTION_POWER = 0.8
 EVIDENCE_TIMEOUT_HOLDS = 30  # evidence_timeout_s defaults to this many hold_s
 TERMINAL = ("promoted", "rolled_back", "aborted")
 NO_DATA_INTERVALS = 5  # the default no-data timeout, in analysis intervals
+INCONCLUSIVE_POLICIES = ("hold", "rollback")
 
 # Actions a decision asks the controller to carry out.
 HOLD, STEP, PROMOTE, ROLLBACK, PAUSE, RESUME, ABORT = "hold", "step", "promote", "rollback", "pause", "resume", "abort"
@@ -115,6 +121,8 @@ def validate_plan(plan: CanaryPlan, where: str = "plan") -> CanaryPlan:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value) or value <= 0):
         raise BadInputError(f"{where}: evidence_timeout_s must be a finite number of seconds > 0")
+    if getattr(plan, "inconclusive", "hold") not in INCONCLUSIVE_POLICIES:
+        raise BadInputError(f"{where}: inconclusive must be hold or rollback (got {getattr(plan, 'inconclusive', None)!r})")
     timeout = getattr(plan, "no_data_timeout_s", None)
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
         raise BadInputError(f"{where}: no_data_timeout_s must be a finite number > 0")
@@ -294,7 +302,12 @@ def sequential_results(plan: CanaryPlan, cumulative: dict[str, Any], explain: bo
     results.append(sequential.stratified_shift_test(cumulative.get("drift_strata"), "prediction_over_median",
                                                     alpha=share["prediction_drift"],
                                                     margin=getattr(plan, "max_prediction_shift", 0.1), explain=explain))
-    ratio = _ratio_result(cumulative.get("sample_ratio") or {}, share["sample_ratio"])
+    if cumulative.get("users"):  # windows carried routing keys: users are the unit
+        by_user = _user_results(plan, cumulative, share, explain)
+        results = [by_user.get(r.metric, r) for r in results]
+        ratio = by_user["sample_ratio"]
+    else:
+        ratio = _ratio_result(cumulative.get("sample_ratio") or {}, share["sample_ratio"])
     if not getattr(plan, "check_sample_ratio", True) and ratio.decision == sequential.REJECT:
         ratio.decision = sequential.CONTINUE  # shown, never acted on: the plan says routing is sticky
         ratio.detail = ratio.detail.rsplit(" -> ", 1)[0] + " -> advisory (check_sample_ratio off)"
@@ -309,6 +322,9 @@ def _count_result(entry: dict[str, Any], metric: str, alpha: float, explain: boo
 
 
 def _ratio_result(entry: dict[str, Any], alpha: float) -> sequential.SequentialResult:
+    if entry.get("off"):
+        return sequential.SequentialResult("sample_ratio", None, None, None, 0.0, alpha, sequential.CONTINUE, 1.0, 0, 0,
+                                           None, f"sample_ratio: off: {entry['off']}")
     e_value = sequential.error_e_value(entry.get("evidence"))
     canary_n, stable_n, expected = entry.get("canary", 0), entry.get("stable", 0), entry.get("expected", 0.0)
     total = canary_n + stable_n
@@ -328,7 +344,8 @@ def _over(window: HealthWindow, threshold: float, canary_side: bool) -> tuple[in
     """(requests above threshold, requests) from raw latencies or the histogram.
 
     A histogram counts above a bucket bound: the canary's bound is rounded up and stable's down,
-    so under H0 the canary's count can only come out smaller: the test stays valid, if coarser."""
+    so under H0 the canary's count can only come out smaller: the test stays valid. fold_window
+    passes a bucket edge itself for both (no rounding at all: the exact share above that edge)."""
     if window.latencies_ms:
         return sum(1 for x in window.latencies_ms if x > threshold), len(window.latencies_ms)
     buckets = sorted((float(le), int(n)) for le, n in window.latency_buckets)
@@ -377,7 +394,12 @@ def fold_window(state: CanaryState, previous: dict[str, Any], cumulative: dict[s
         entry = dict(previous.get(key) or {"bound_ms": None, "counts": [0, 0, 0, 0], "events": 0.0, "info": 0.0})
         bound = entry.get("bound_ms")
         if bound is not None:
-            got_c = _over(canary, bound * plan.latency_margin_ratio, True)
+            # From raw latencies the canary's bound carries the margin. From a histogram the bound
+            # is a bucket edge and the canary is counted above that same edge, exactly: H0 "no
+            # slower" at that edge. Carrying the margin there rounded the canary's bound up a
+            # whole bucket (25 -> 50 ms) and a 1.2x slower canary was promoted 30/30 (issue 20).
+            ratio = plan.latency_margin_ratio if canary.latencies_ms or not canary.latency_buckets else 1.0
+            got_c = _over(canary, bound * ratio, True)
             got_s = _over(stable, bound, False)
             if got_c and got_s:
                 entry = _add_counts(entry, got_c[0], got_c[1], got_s[0], got_s[1])
@@ -400,7 +422,119 @@ def fold_window(state: CanaryState, previous: dict[str, Any], cumulative: dict[s
         cut = ordered[len(ordered) // 2]
     out["drift"] = {"cut": cut}
     out["sample_ratio"] = _fold_ratio(state, previous.get("sample_ratio") or {}, stable, canary)
+    if canary.units or stable.units or "users" in previous:
+        out["users"] = _fold_users(state, previous, stable, canary)
     return out
+
+
+# -- users as the unit (console/rollout/units.py) ----------------------------------------------
+# Each ratio metric: (state key, per-unit numerator, per-unit denominator). Bounds come from
+# earlier windows (as for the request-level tests).
+USER_METRICS = ("errors", "log_latency", "tail", "wrong", "drift")
+
+
+def _fold_users(state: CanaryState, previous: dict[str, Any], stable: HealthWindow, canary: HealthWindow) -> dict[str, Any]:
+    """Fold one window's per-user requests into the user-level ratio sums (stratum = the step)
+    and the user sample-ratio check (pure: returns a new dict)."""
+    plan = state.plan
+    entry = dict(previous.get("users") or {})
+    stratum = str(state.step)
+    tail_bound = (previous.get("latency_tail") or {}).get("bound_ms")
+    cut = (previous.get("drift") or {}).get("cut")
+    for arm, window in (("c", canary), ("s", stable)):
+        cells: dict[str, dict[int, list[float]]] = {name: {} for name in USER_METRICS}
+
+        def add(name: str, bucket: int, y: float, n: float) -> None:
+            if n > 0:
+                old = cells[name].setdefault(bucket, [0.0, 0.0])
+                old[0] += y
+                old[1] += n
+
+        bound = None if tail_bound is None else tail_bound * (plan.latency_margin_ratio if arm == "c" else 1.0)
+        for key, unit in window.units.items():
+            bucket = units.unit_bucket(key)
+            latencies = [x for x in unit.get("latencies_ms") or [] if math.isfinite(x)]
+            add("errors", bucket, int(unit.get("errors", 0)), int(unit.get("requests", 0)))
+            add("log_latency", bucket, sum(math.log1p(max(0.0, x)) for x in latencies), len(latencies))
+            if bound is not None:
+                add("tail", bucket, sum(1 for x in latencies if x > bound), len(latencies))
+            add("wrong", bucket, int(unit.get("wrong", 0)), int(unit.get("labelled", 0)))
+            predictions = [x for x in unit.get("predictions") or [] if math.isfinite(x)]
+            if cut is not None:
+                add("drift", bucket, sum(1 for x in predictions if x > cut), len(predictions))
+        for name in USER_METRICS:
+            if cells[name]:
+                entry[name] = units.add_ratio(entry.get(name), stratum, arm, {b: tuple(v) for b, v in cells[name].items()})
+    weight = state.weight
+    settled = canary.start >= state.step_started_at + plan.interval_s - 1e-9 and 0 < weight < 100
+    srm, fresh = units.new_users_of(entry.get("srm"), canary.units.keys(), stable.units.keys(), settled)
+    if settled and sum(fresh):
+        srm = units.update_srm(srm, fresh, [weight / 100, 1 - weight / 100])
+    entry["srm"] = srm
+    return entry
+
+
+def _user_results(plan: CanaryPlan, cumulative: dict[str, Any], share: dict[str, float],
+                  explain: bool) -> dict[str, sequential.SequentialResult]:
+    """The user-level tests (delta-method ratio differences in the same confidence sequence),
+    by the metric names of the request-level ones they replace."""
+    users = cumulative.get("users") or {}
+    out: dict[str, sequential.SequentialResult] = {}
+    for metric, key, margin, alpha, taus in (
+            ("error_rate", "errors", plan.error_rate_margin, share["error_rate"], sequential.ERROR_TAUS),
+            ("log_latency", "log_latency", math.log(plan.latency_margin_ratio), share["latency"], sequential.LATENCY_TAUS),
+            ("latency_over_p99", "tail", 0.0, share["latency_tail"], sequential.ERROR_TAUS),
+            ("online_error", "wrong", 0.0, share["online_accuracy"], sequential.ERROR_TAUS)):
+        out[metric] = _user_test(users.get(key), metric, margin, alpha, taus, explain)
+    drift_margin = getattr(plan, "max_prediction_shift", 0.1)
+    up = _user_test(users.get("drift"), "prediction_over_median", drift_margin, share["prediction_drift"] / 2,
+                    sequential.ERROR_TAUS, explain)
+    down = _user_test(users.get("drift"), "prediction_over_median", drift_margin, share["prediction_drift"] / 2,
+                      sequential.ERROR_TAUS, explain, sign=-1.0)
+    drift = up if up.decision == sequential.REJECT or down.decision != sequential.REJECT else down
+    if up.decision != down.decision and sequential.REJECT not in (up.decision, down.decision):
+        drift.decision = sequential.CONTINUE
+        drift.detail = drift.detail.rsplit(" -> ", 1)[0] + " -> " + sequential.CONTINUE
+    drift.alpha = share["prediction_drift"]
+    out["prediction_over_median"] = drift
+    srm = users.get("srm") or {}
+    out["sample_ratio"] = _user_ratio_result(srm, share["sample_ratio"])
+    return out
+
+
+USER_MIN_REQUESTS = 30
+
+
+def _user_test(sums: dict[str, Any] | None, metric: str, margin: float, alpha: float, taus, explain: bool,
+               sign: float = 1.0) -> sequential.SequentialResult:
+    found = units.ratio_difference(sums)
+    if found is None or min(found["canary_n"], found["stable_n"]) < USER_MIN_REQUESTS:
+        nc, ns = (int(found["canary_n"]), int(found["stable_n"])) if found else (0, 0)
+        result = sequential._no_data(metric, margin, alpha, nc, ns, USER_MIN_REQUESTS)
+        result.detail += " (users as the unit: needs at least two user buckets on each side)"
+        return result
+    result = sequential._judge(metric, sign * found["estimate"], found["variance"], margin, alpha, taus,
+                               int(found["canary_n"]), int(found["stable_n"]), "", explain)
+    if sign < 0:
+        result.detail = result.detail.replace("canary - stable", "stable - canary")
+    result.detail += f" [users as the unit: {found['units']} user buckets, delta method]"
+    return result
+
+
+def _user_ratio_result(srm: dict[str, Any], alpha: float) -> sequential.SequentialResult:
+    if srm.get("off"):
+        return sequential.SequentialResult("sample_ratio", None, None, None, 0.0, alpha, sequential.CONTINUE, 1.0, 0, 0,
+                                           None, f"sample_ratio: off: {srm['off']}")
+    e_value = units.srm_e_value(srm)
+    canary_n, stable_n = (srm.get("total") or [0, 0])[:2]
+    total = canary_n + stable_n
+    decision = sequential.REJECT if e_value >= 1.0 / alpha else sequential.CONTINUE
+    detail = (f"sample_ratio (users): {canary_n} of {total} new users went to the canary ({canary_n / total:.2%}) where "
+              f"the split promised {srm.get('expected', 0.0) / total:.2%}, e = {e_value:.3g} (halts at {1.0 / alpha:.3g})"
+              if total else "sample_ratio (users): no new users yet") + f" -> {decision}"
+    return sequential.SequentialResult("sample_ratio", None, None, None, 0.0, alpha, decision,
+                                       min(1.0, 1.0 / e_value) if e_value > 0 else 1.0, canary_n, stable_n, None,
+                                       detail, e_value)
 
 
 def _add_counts(entry: dict[str, Any], canary_events: int, canary_n: int, stable_events: int, stable_n: int,
@@ -423,6 +557,13 @@ def _fold_ratio(state: CanaryState, entry: dict[str, Any], stable: HealthWindow,
     """Sample-ratio mismatch evidence. The first window after a step is skipped: routers take a
     moment to apply a new split, and a window straddling it has no single promised share."""
     out = dict(entry)
+    off = canary.sample_ratio_off or stable.sample_ratio_off
+    if not off and "user" in (canary.unit_kind, stable.unit_kind) and not (canary.units or stable.units):
+        off = ("routing is sticky by user and the windows carry no per-user counts: request counts are no test "
+               "of the split (heavy users move them)")
+    if off:
+        out["off"] = off
+        return out
     weight = state.weight
     settled = canary.start >= state.step_started_at + state.plan.interval_s - 1e-9
     if 0 < weight < 100 and settled and canary.requests + stable.requests > 0:
@@ -442,9 +583,10 @@ def _plan_value(plan: CanaryPlan, name: str, default: float) -> float:
     return float(default if value is None else value)
 
 
-def evidence_gap(state: CanaryState) -> tuple[str, int] | None:
+def evidence_gap(state: CanaryState) -> tuple[str, int | None] | None:
     """(test, about how many more canary requests) before "no rollback" means "no regression of
-    the plan's minimum detectable size", at the current split; None when the sample is there.
+    the plan's minimum detectable size", at the current split; None when the sample is there;
+    (test, None) when no sample at this split can show it (an infinite plan: never raised).
 
     The needed sample is the exact count test's (sequential.events_needed) at the regression
     max(ratio, base + delta): with a base rate near 0 a ratio means nothing, an absolute rise does."""
@@ -469,14 +611,20 @@ def evidence_gap(state: CanaryState) -> tuple[str, int] | None:
         delta = _plan_value(plan, f"min_detectable_{delta_name}", MIN_DETECTABLE[delta_name])
         regressed = min(1.0, max(base * ratio, base + delta))  # the canary's rate under the regression
         target = min(regressed / base, max(sequential.ODDS_RATIOS))  # the grid's top detects more no slower
+        if not (target > 1 and math.isfinite(target)):  # base rate at 1 (a shared outage): no room to regress
+            return (test, None)
         needed = sequential.events_needed(target, share, plan.alpha * ALPHA_SHARES[alpha_key], power)
-        missing_info = needed * share * (1 - share) - entry.get("info", 0.0)
-        if missing_info <= 0:
+        missing_info = needed * share * (1 - share) - float(entry.get("info", 0.0) or 0.0)
+        if not missing_info > 0:  # NaN counts as "there": never a reason to raise
             continue
-        rate_alt = (1 - share) * base + share * regressed  # events per request under the regression
-        more = int(math.ceil(missing_info / (share * (1 - share)) / rate_alt * share))
-        if worst is None or more > worst[1]:
-            worst = (test, more)
+        # The wait ends when the events seen reach the plan's, and they arrive at the rate seen so
+        # far (assuming the regression's higher rate promised a third fewer requests than it took).
+        rate_now = base
+        more = missing_info / (share * (1 - share)) / rate_now * share if rate_now > 0 else math.inf
+        if not math.isfinite(more) or more > 1e15:
+            return (test, None)  # this step cannot see it: the plan says so instead of raising
+        if worst is None or (worst[1] is not None and math.ceil(more) > worst[1]):
+            worst = (test, int(math.ceil(more)))
     return worst
 
 
@@ -548,6 +696,15 @@ def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now:
     problems = [f"canary {canary.version}: {p}" for p in window_problems(canary)] + \
                [f"stable {stable.version}: {p}" for p in window_problems(stable)]
     silent = _silence(state, stable, canary)
+    if silent and not problems and plan.judge == "sequential":
+        # No evidence is not bad evidence: the window is folded in as it is (the counts it has
+        # still feed the sample-ratio check) and the canary holds; only the budget rolls back.
+        note = Check("no_data", None, 0, plan.min_requests, None, f"no requests reached {' and '.join(silent)} in the "
+                     f"window at {state.weight}%: no evidence this window, holding", False)
+        analysis = _analyze_data(state, previous, stable, canary, now, explain)
+        analysis.checks = [note] + [c for c in analysis.checks if c.name != "requests"]
+        analysis.has_data = stable.requests + canary.requests > 0  # thin is not silent: traffic flows
+        return analysis
     if problems or silent:
         checks = []
         if problems:
@@ -559,6 +716,12 @@ def analyze(state: CanaryState, stable: HealthWindow, canary: HealthWindow, now:
         results = sequential_results(plan, previous, explain) if plan.judge != "threshold" and previous else []
         summaries = (_safe_summary(canary), _safe_summary(stable))
         return _verdict(state, checks, results, now, summaries, previous, False)
+    return _analyze_data(state, previous, stable, canary, now, explain)
+
+
+def _analyze_data(state: CanaryState, previous: dict[str, Any], stable: HealthWindow, canary: HealthWindow,
+                  now: float, explain: bool) -> Analysis:
+    plan = state.plan
     checks = threshold_checks(plan, stable, canary)
     cumulative = accumulate(accumulate(previous, "stable", stable), "canary", canary)
     # The exact error-rate test is a product over windows: fold in this window's counts alone.
@@ -617,8 +780,14 @@ def record_analysis(state: CanaryState, analysis: Analysis, now_iso: str) -> Can
     seq["results"] = [r.to_dict() for r in analysis.sequential_results]
     seq["verdict"] = analysis.sequential_verdict
     gap = evidence_gap(dataclasses.replace(s, sequential={**seq}))
-    # what the screen shows while the last step waits: "needs ~N more requests (test)"
-    seq["needs_more"] = {"test": gap[0], "requests": gap[1]} if gap else None
+    # what the screen shows while the last step waits: "needs ~N more requests (test)". It never
+    # grows while the step lasts (issue 20: it rose by 2,028 while 3,200 requests arrived); the
+    # fresh forecast still decides when the wait is over.
+    previous = state.sequential.get("needs_more") or {}
+    if gap and gap[1] is not None and previous.get("requests") is not None and previous.get("test") == gap[0] \
+            and previous.get("weight") == s.weight:
+        gap = (gap[0], max(1, min(gap[1], int(previous["requests"]))))
+    seq["needs_more"] = {"test": gap[0], "requests": gap[1], "weight": s.weight} if gap else None
     p_values = [r.p_value for r in analysis.sequential_results if math.isfinite(r.p_value)]
     seq["min_p_value"] = min([seq.get("min_p_value", 1.0)] + p_values)  # the always-valid p is a running min
     s.sequential = seq
@@ -637,6 +806,7 @@ class Decision:
     weight: int  # the canary weight after the action
     reason: str = ""
     step: int = -1
+    inconclusive: bool = False  # the plan's inconclusive policy acted: not a verdict on the candidate
 
 
 def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> Decision:
@@ -645,18 +815,26 @@ def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> 
         return Decision(HOLD, state.weight, f"canary already {state.status}", state.step)
     if analysis is not None and analysis.rollback:
         return Decision(ABORT if analysis.halt else ROLLBACK, 0, analysis.reason, state.step)
-    if state.step >= 0 and silent_for(state, now) > no_data_timeout(state.plan):
-        return Decision(ROLLBACK, 0, f"no data from both variants for {silent_for(state, now):.0f} s (no-data timeout "
-                        f"{no_data_timeout(state.plan):g} s): failing closed", state.step)
+    silent = state.step >= 0 and silent_for(state, now) > no_data_timeout(state.plan)
+    why_silent = (f"no data from both variants for {silent_for(state, now):.0f} s (no-data timeout "
+                  f"{no_data_timeout(state.plan):g} s)") if silent else ""
+    if silent and _policy(state.plan) == "rollback":
+        return inconclusive(state, why_silent)
     if state.status == "paused":
         return Decision(HOLD, state.weight, "paused", state.step)
+    if silent:
+        return inconclusive(state, why_silent)
     if state.step < 0:
         return _step_to(state, 0, "first step")
     held = now - state.step_started_at
     if held < state.plan.hold_s:
         return Decision(HOLD, state.weight, f"holding {state.weight}% ({held:.0f}/{state.plan.hold_s:.0f} s)", state.step)
+    # The threshold rule needs a window with min_requests per variant; the sequential tests judge
+    # any data (at 3 req/s no 5 % window ever reached min_requests: the canary never moved).
+    sequential_only = state.plan.judge == "sequential"
     judged = [a for a in state.analyses if a.get("weight") == state.weight and a.get("at", 0) >= state.step_started_at
-              and a.get("window_verdict") != "no_data"]
+              and ((a.get("has_data", True) and (a.get("canary") or {}).get("requests") != 0) if sequential_only
+                   else a.get("window_verdict") != "no_data")]
     if not judged:
         return Decision(HOLD, state.weight, f"holding {state.weight}%: no analysis with data yet at this step", state.step)
     if state.failures:
@@ -665,13 +843,31 @@ def decide(state: CanaryState, now: float, analysis: Analysis | None = None) -> 
     gap = evidence_gap(state) if promoting and state.plan.judge != "threshold" else None
     if gap:  # the power-aware plan: no promotion on a sample too small to have seen the regression
         test, more = gap
+        shown = state.sequential.get("needs_more") or {}
+        if more is not None and shown.get("test") == test and shown.get("requests") is not None:
+            more = min(more, int(shown["requests"]))  # the monotone forecast the screen shows
+        needs = (f"needs ~{more} more canary requests ({test}) to rule out the minimum detectable regression"
+                 if more is not None else f"{test} cannot show the minimum detectable regression at this split "
+                 "and base rate")
         if held > evidence_timeout(state.plan):
-            return Decision(ROLLBACK, 0, f"not enough evidence to promote after {held:.0f} s at {state.weight}% "
-                            f"(evidence timeout {evidence_timeout(state.plan):g} s): {test} needs ~{more} more "
-                            "canary requests", state.step)
-        return Decision(HOLD, state.weight, f"holding {state.weight}%: needs ~{more} more canary requests "
-                        f"({test}) to rule out the minimum detectable regression", state.step)
+            return inconclusive(state, f"not enough evidence to promote after {held:.0f} s at {state.weight}% "
+                                f"(evidence timeout {evidence_timeout(state.plan):g} s): {needs}")
+        return Decision(HOLD, state.weight, f"holding {state.weight}%: {needs}", state.step)
     return _step_to(state, state.step + 1, f"{state.weight}% held {held:.0f} s, healthy")
+
+
+def _policy(plan: CanaryPlan) -> str:
+    return getattr(plan, "inconclusive", "hold") or "hold"
+
+
+def inconclusive(state: CanaryState, why: str) -> Decision:
+    """The end of a canary that could not gather evidence: no test rejected, none said safe. The
+    plan's policy picks the action; the reason says it was inconclusive and which policy acted."""
+    if _policy(state.plan) == "rollback":
+        return Decision(ROLLBACK, 0, f"inconclusive, rolled back by policy (inconclusive = rollback; no test "
+                        f"failed): {why}", state.step, inconclusive=True)
+    return Decision(PAUSE, state.weight, f"inconclusive, held at {state.weight}% for a person (inconclusive = hold; "
+                    f"no test failed): {why}", state.step, inconclusive=True)
 
 
 def _step_to(state: CanaryState, step: int, reason: str) -> Decision:
@@ -723,15 +919,117 @@ def apply(state: CanaryState, decision: Decision, now: float, now_iso: str, acto
         text = f"{'rolled back' if a == ROLLBACK else 'aborted'}: stable {s.stable} at 100% ({decision.reason})"
     elif a == PAUSE:
         s.status = "paused"
-        text = f"paused at {s.weight}%"
+        s.reason = decision.reason if decision.inconclusive else s.reason
+        text = f"paused at {s.weight}%" + (f" ({decision.reason})" if decision.inconclusive else "")
     elif a == RESUME:
         s.status = "progressing"
         s.step_started_at = now  # the hold restarts: the pause was not a healthy hold
         text = f"resumed at {s.weight}%"
     else:
         raise ValueError(a)
+    if decision.inconclusive:
+        s.sequential = {**s.sequential, "outcome": "inconclusive"}
+        return log_event(s, now_iso, "inconclusive", text, actor)
     return log_event(s, now_iso, a, text, actor)
 
 
 def changes_traffic(decision: Decision) -> bool:
     return decision.action in (STEP, PROMOTE, ROLLBACK, ABORT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning before a canary starts (`mrc canary plan`): what each step can see at a given traffic.
+
+
+def _smallest_detectable_ratio(events: float, share: float, alpha: float, power: float) -> float | None:
+    """The smallest odds ratio on the test's grid found with `power` from `events` events at `share`."""
+    for ratio in sequential.ODDS_RATIOS:
+        if sequential.events_needed(ratio, share, alpha, power) <= events:
+            return ratio
+    return None
+
+
+def forecast(plan: CanaryPlan, rate: float, base_error: float = 0.01) -> dict[str, Any]:
+    """Per step at `rate` requests a second (both variants): its hold, the smallest error and
+    tail regressions it could catch with the plan's power (events of the steps so far), and for
+    the last step how long it needs for the plan's minimum detectable regressions. Pure; never
+    raises on arithmetic (an effect no sample can show is reported as such)."""
+    validate_plan(plan)
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise BadInputError(f"--rate {rate!r}: requests per second must be a finite number > 0")
+    if not 0 < base_error < 1:
+        raise BadInputError(f"--base-error-rate {base_error!r}: must be between 0 and 1")
+    power = _plan_value(plan, "promotion_power", PROMOTION_POWER)
+    tail_base = 1 - LATENCY_BOUNDS[0][1]
+    steps, cannot = [], []
+    for index, weight in enumerate(plan.steps[:-1]):
+        share = weight / 100
+        row: dict[str, Any] = {"step": index + 1, "weight": weight, "canary_rps": rate * share, "hold_s": plan.hold_s}
+        for test, base, key, alpha_key in (("error_rate", base_error, "error", "error_rate"),
+                                           ("latency_over_p99", tail_base, "tail", "latency_tail")):
+            alpha = plan.alpha * ALPHA_SHARES[alpha_key]
+            events = rate * max(plan.hold_s, plan.interval_s) * base
+            row[f"smallest_{key}_ratio"] = _smallest_detectable_ratio(events, share, alpha, power)
+        last = index == len(plan.steps) - 2
+        if last and plan.judge != "threshold":
+            needs = []
+            for test, base, ratio_name, delta_name, alpha_key in (
+                    ("error_rate", base_error, "error_ratio", "error_delta", "error_rate"),
+                    ("latency_over_p99", tail_base, "tail_ratio", "tail_delta", "latency_tail")):
+                if getattr(plan, f"min_detectable_{ratio_name}", MIN_DETECTABLE[ratio_name]) is None:
+                    continue
+                ratio = _plan_value(plan, f"min_detectable_{ratio_name}", MIN_DETECTABLE[ratio_name])
+                delta = _plan_value(plan, f"min_detectable_{delta_name}", MIN_DETECTABLE[delta_name])
+                regressed = min(1.0, max(base * ratio, base + delta))
+                target = min(regressed / base, max(sequential.ODDS_RATIOS))
+                events = sequential.events_needed(target, share, plan.alpha * ALPHA_SHARES[alpha_key], power)
+                per_s = rate * ((1 - share) * base + share * regressed)
+                seconds = events / per_s if math.isfinite(events) and per_s > 0 else None
+                needs.append({"test": test, "detects_ratio": round(target, 3), "seconds": seconds,
+                              "canary_requests": None if seconds is None else int(math.ceil(seconds * rate * share))})
+            row["needs"] = needs
+            longest = max([n["seconds"] for n in needs if n["seconds"] is not None] or [0.0])
+            row["duration_s"] = max(plan.hold_s, longest) if all(n["seconds"] is not None for n in needs) else None
+            timeout = evidence_timeout(plan)
+            row["inconclusive_after_s"] = timeout
+            for n in needs:
+                if n["seconds"] is None or n["seconds"] > timeout:
+                    cannot.append(f"{n['test']}: a regression of x{n['detects_ratio']:g} needs "
+                                  + (f"{n['seconds']:.0f} s at {weight}%, past the evidence timeout ({timeout:g} s): the "
+                                     f"canary would end inconclusive ({_policy(plan)})" if n["seconds"] is not None
+                                     else "more than any sample at this split"))
+        else:
+            row["duration_s"] = plan.hold_s
+        for key, test in (("error", "error_rate"), ("tail", "latency_over_p99")):
+            if row[f"smallest_{key}_ratio"] is None:
+                cannot.append(f"step {index + 1} ({weight}%, {plan.hold_s:g} s): no {test} regression below "
+                              f"x{max(sequential.ODDS_RATIOS):g} can be caught with {power:.0%} power in the hold")
+        steps.append(row)
+    return {"rate": rate, "base_error_rate": base_error, "alpha": plan.alpha, "power": power, "steps": steps,
+            "cannot_see": cannot,
+            "total_s": None if any(r["duration_s"] is None for r in steps) else sum(r["duration_s"] for r in steps)}
+
+
+def forecast_text(model: str, version: str, result: dict[str, Any]) -> str:
+    lines = [f"canary plan for {model} {version} at {result['rate']:g} req/s (base error rate "
+             f"{result['base_error_rate']:.2%}, alpha {result['alpha']:g}, power {result['power']:.0%}):"]
+    for row in result["steps"]:
+        err, tail = row["smallest_error_ratio"], row["smallest_tail_ratio"]
+        text = (f"  step {row['step']}: {row['weight']}% ({row['canary_rps']:.3g} canary req/s), "
+                f"{'~' + format(row['duration_s'], '.0f') + ' s' if row['duration_s'] is not None else 'no end in sight'}"
+                f"; in its {row['hold_s']:g} s hold it catches errors x{err:.3g} and slow tails x{tail:.3g}"
+                if err and tail else
+                f"  step {row['step']}: {row['weight']}% ({row['canary_rps']:.3g} canary req/s), "
+                f"{'~' + format(row['duration_s'], '.0f') + ' s' if row['duration_s'] is not None else 'no end in sight'}"
+                f"; its {row['hold_s']:g} s hold is too short to catch "
+                + " or ".join(t for t, v in (("an error regression", err), ("a slow tail", tail)) if not v))
+        lines.append(text)
+        for need in row.get("needs", []):
+            lines.append(f"    waits for {need['test']} x{need['detects_ratio']:g}: "
+                         + (f"~{need['seconds']:.0f} s, ~{need['canary_requests']} canary requests"
+                            if need["seconds"] is not None else "never at this split"))
+    if result["total_s"] is not None:
+        lines.append(f"  in all ~{result['total_s']:.0f} s")
+    for line in result["cannot_see"]:
+        lines.append(f"  cannot see: {line}")
+    return "\n".join(lines)

@@ -33,7 +33,7 @@ from console.notify.delivery import after_write
 from console.release.actions import approval_tally, promote, promotion_guard, rollback_allowed, set_alias
 from console.release.policy import PolicyViolation, rollback_policy, workspace_policy
 from console.release.serving import ensure_served
-from console.rollout import canary
+from console.rollout import canary, lease
 from console.rollout.canary import Decision
 
 SCHEMA = """
@@ -270,6 +270,7 @@ class Controller:
         self._check_split(stable, served_only=False)  # again: ensure_serving may have set the first split
         state.controller_pid = os.getpid()
         state = self.store.insert(state)
+        lease.beat(self.store.db_path, state.id, os.getpid())
         _crash_point("start", "state")
         self.audit.append(self.actor, "canary-start", self.model, candidate,
                           {"canary": state.id, "stable": stable, "plan": state.plan.to_dict(), "override": state.override,
@@ -307,6 +308,7 @@ class Controller:
         ensure_served(self.ws, self.model, [state.stable, state.candidate], traffic=self.traffic, registry=self.registry)
         state = dataclasses.replace(state, controller_pid=os.getpid())
         state = self._save(canary.log_event(state, now_iso(), "resume", f"controller {os.getpid()} resumed", self.actor))
+        lease.beat(self.store.db_path, state.id, os.getpid())
         self.audit.append(self.actor, "canary-resume", self.model, state.candidate,
                           {"canary": state.id, "pending": state.pending, "weight": state.weight})
         if state.pending:
@@ -367,6 +369,7 @@ class Controller:
         state = self.store.get(state.id)
         if not state.active:
             return state, True
+        lease.beat(self.store.db_path, state.id, os.getpid())  # the lease: someone is judging this canary
         if state.pending:
             owner = int(state.pending.get("pid", 0))
             if owner == os.getpid() or not _pid_alive(owner, controller=False):
@@ -381,7 +384,8 @@ class Controller:
         if not state.active:
             return state, True
         last_end = state.sequential.get("last_end", state.started_at)
-        self.sleep(max(0.02, min(state.plan.interval_s, last_end + state.plan.interval_s - self.clock())))
+        # never longer than a heartbeat: a long interval must not let the lease lapse
+        self.sleep(max(0.02, min(state.plan.interval_s, lease.HEARTBEAT_S, last_end + state.plan.interval_s - self.clock())))
         return state, False
 
     def _fail_closed(self, state: CanaryState, exc: Exception) -> CanaryState:
@@ -576,7 +580,7 @@ class Controller:
                 return  # done before a crash (promote:effect): moving it "again" from stable would conflict
             promote(self.registry, self.audit, self.model, state.candidate, actor=actor,
                     reason=f"canary {state.id} promoted: {decision.reason}", override=state.override,
-                    expected=state.stable, expected_given=True, policy=policy)  # production must still be what the canary ran against
+                    expected=state.stable, expected_given=True, policy=policy, canary_id=state.id)  # production must still be what the canary ran against
 
     def _save(self, state: CanaryState) -> CanaryState:
         return self.store.save(state)
@@ -619,6 +623,79 @@ class Controller:
     def _changed(self, state: CanaryState) -> None:
         if self.on_change is not None:
             self.on_change(state)
+
+
+UNJUDGED = "UNJUDGED"
+UNJUDGED_EVENT = "canary.unjudged"
+ORPHAN_POLICIES = ("resume", "rollback")  # [canary] orphaned: what `mrc alerts run` does with an unjudged canary
+
+
+def unjudged(ws, state: CanaryState | None, now: float | None = None) -> str | None:
+    """Why this live canary has nobody judging it (its controller is gone or silent), else None."""
+    if state is None or not state.active:
+        return None
+    return lease.unjudged_reason(state.active, state.controller_pid, _pid_alive(state.controller_pid),
+                                 lease.read_lease(str(ws.db_path), state.id), time.time() if now is None else now)
+
+
+def orphan_policy(ws) -> str:
+    """[canary] orphaned = "resume" (default: a new controller picks it up where it stopped) or
+    "rollback" (stable back to 100 %)."""
+    section = ws.section("canary") if hasattr(ws, "section") else {}
+    value = (section or {}).get("orphaned", "resume")
+    if value not in ORPHAN_POLICIES:
+        raise BadInputError(f"{getattr(ws, 'config_path', 'mrc.toml')}: [canary] orphaned = {value!r}: "
+                            f"one of {', '.join(ORPHAN_POLICIES)}")
+    return value
+
+
+def alert_unjudged(ws, *, actor: str) -> list[tuple[CanaryState, str]]:
+    """Every live canary nobody judges, alerted once per controller that left it
+    (`canary.unjudged`: an audit event the alert path turns into CanaryUnjudged)."""
+    found = []
+    audit = None
+    for model, state in current_states(ws).items():
+        why = unjudged(ws, state)
+        if why is None:
+            continue
+        audit = audit or ws.audit()
+        seen = any(e.action == UNJUDGED_EVENT and e.details.get("canary") == state.id
+                   and e.details.get("controller_pid") == state.controller_pid for e in audit.events(model=model))
+        if not seen:
+            audit.append(actor, UNJUDGED_EVENT, model, state.candidate,
+                         {"canary": state.id, "controller_pid": state.controller_pid, "reason": why,
+                          "weight": state.weight, "stable": state.stable, "pending": state.pending})
+        found.append((state, why))
+    return found
+
+
+def settle_unjudged(ws, found: list[tuple[CanaryState, str]], *, actor: str,
+                    launch: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """Resume each (a new controller picks it up where the last one stopped, finishing a pending
+    step: after a kill at promote:split the pointer follows the router), or roll it back under
+    [canary] orphaned = "rollback". A controller that is alive but silent is alerted only: a
+    second controller must not judge beside it. What was done, one dict per canary."""
+    done = []
+    for state, why in found:
+        record: dict[str, Any] = {"model": state.model, "canary": state.id, "candidate": state.candidate, "why": why}
+        latest = current_state(ws, state.model)
+        if latest is None or latest.id != state.id or unjudged(ws, latest) is None:
+            record["action"] = "judged again meanwhile"
+        elif _pid_alive(latest.controller_pid):
+            record["action"] = "alerted (its controller is alive but silent)"
+        elif orphan_policy(ws) == "rollback":
+            ended = Controller(ws, state.model, actor=actor).act("rollback", reason=f"unjudged: {why}")
+            record["action"] = f"rolled back ({ended.status}): [canary] orphaned = rollback"
+        else:
+            _, pid = (launch or launch_controller)(ws, state.model, state.candidate, actor=actor)
+            record["action"] = f"resumed by controller pid {pid}"
+        done.append(record)
+    return done
+
+
+def tend_unjudged(ws, *, actor: str, launch: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """alert_unjudged, then settle_unjudged (a loop that delivers alerts delivers between the two)."""
+    return settle_unjudged(ws, alert_unjudged(ws, actor=actor), actor=actor, launch=launch)
 
 
 def rollback_live_canary(ws, model: str, *, actor: str, reason: str = "") -> CanaryState | None:

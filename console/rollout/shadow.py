@@ -162,6 +162,30 @@ def _numbers(values) -> list[float] | None:
         return None
 
 
+def _class_pairs(p, s, labels: dict) -> tuple[list[float] | None, list[float] | None, list[float]]:
+    """A multi-class record's predictions as class codes (the argmax of a probability vector,
+    else the label itself, numbered in order of appearance) plus, per row, how far apart the
+    two answers are: the total-variation distance of two vectors, else 0/1 disagreement."""
+    def codes(values):
+        if not isinstance(values, list):
+            return None
+        out = []
+        for v in values:
+            key = ("argmax", max(range(len(v)), key=v.__getitem__)) if isinstance(v, list) and v else ("label", str(v))
+            out.append(float(labels.setdefault(key, len(labels))))
+        return out
+
+    cp, cs = codes(p), codes(s)
+    diffs: list[float] = []
+    if cp is not None and cs is not None and len(cp) == len(cs):
+        for a, b, x, y in zip(p, s, cp, cs):
+            if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                diffs.append(0.5 * sum(abs(float(u) - float(w)) for u, w in zip(a, b)))
+            else:
+                diffs.append(float(x != y))
+    return cp, cs, diffs
+
+
 def compare(records: list[dict[str, Any]], *, task: str = "binary", threshold: float = 0.5, tolerance: float = 0.1,
             min_agreement: float = 0.95, max_psi: float = 0.2, latency_ratio: float = 1.25,
             max_error_delta: float = 0.01, alpha: float = 0.05, min_pairs: int = 30, bins: int = 10) -> ShadowComparison:
@@ -173,17 +197,23 @@ def compare(records: list[dict[str, Any]], *, task: str = "binary", threshold: f
     shadow_errors = production_errors = 0
     versions: list[str] = []
     shadow_version = ""
+    class_codes: dict = {}
+    class_diffs: list[float] = []
     for r in records:
         shadow_version = str(r.get("sv") or shadow_version)
         if r.get("v") and r["v"] not in versions:
             versions.append(str(r["v"]))
-        p, s = _numbers(r.get("p")), _numbers(r.get("sp"))
+        if task == "multiclass":  # agreement = the same class; PSI over the predicted classes
+            p, s, row_diffs = _class_pairs(r.get("p"), r.get("sp"), class_codes)
+        else:
+            p, s, row_diffs = _numbers(r.get("p")), _numbers(r.get("sp")), []
         p_ok = r.get("status") == 200 and p is not None
         s_ok = r.get("sstatus") == 200 and s is not None
         production_errors += not p_ok
         shadow_errors += not s_ok
         if not (p_ok and s_ok) or len(p) != len(s):  # type: ignore[arg-type]
             continue
+        class_diffs += row_diffs
         production_scores += p  # type: ignore[arg-type]
         shadow_scores += s  # type: ignore[arg-type]
         production_ms.append(float(r.get("ms") or 0.0))
@@ -192,10 +222,16 @@ def compare(records: list[dict[str, Any]], *, task: str = "binary", threshold: f
     rows = len(production_scores)
     if task == "regression":
         agree = sum(abs(s - p) <= tolerance for p, s in zip(production_scores, shadow_scores))
+    elif task == "multiclass":
+        agree = sum(p == s for p, s in zip(production_scores, shadow_scores))
     else:
         agree = sum((p >= threshold) == (s >= threshold) for p, s in zip(production_scores, shadow_scores))
-    diffs = sorted(s - p for p, s in zip(production_scores, shadow_scores))
-    edges = score_edges(production_scores, task, bins) if rows else []
+    if task == "multiclass":  # per row: total-variation distance of the probability vectors (or 0/1)
+        diffs = sorted(class_diffs)
+        edges = [i - 0.5 for i in range(len(class_codes) + 1)] if rows else []
+    else:
+        diffs = sorted(s - p for p, s in zip(production_scores, shadow_scores))
+        edges = score_edges(production_scores, task, bins) if rows else []
     prod_counts = bin_counts(production_scores, edges) if rows else []
     shadow_counts = bin_counts(shadow_scores, edges) if rows else []
 

@@ -36,7 +36,7 @@ class CanaryStart:
 
 class CanaryStartDialog(ModalScreen[CanaryStart | None]):
     CSS_PATH = str(asset_path("canary_dialogs.tcss"))
-    AUTO_FOCUS = "#reason"
+    AUTO_FOCUS = "#plan"  # the plan is what a person types first (a typed plan once landed in the reason)
     BINDINGS = [
         Binding("ctrl+y", "confirm", "Start canary", key_display="ctrl+y", id="canary_start.confirm"),
         Binding("escape", "cancel", "Cancel", id="canary_start.cancel"),
@@ -56,17 +56,20 @@ class CanaryStartDialog(ModalScreen[CanaryStart | None]):
                          classes="dialog-title")
             statement = Text("\n".join(canary_start_statement(self.model, self.candidate, self.stable, plan.steps,
                                                               self.approval, plan.hold_s, plan.interval_s,
-                                                              plan.consecutive_failures)))
+                                                              plan.consecutive_failures, plan=plan)))
             statement.highlight_words(["NOT APPROVED"], style="bold red")
             yield Static(statement, id="canary-start-statement")
-            yield Input(DEFAULT_PLAN, placeholder="plan: canary weights in percent, the last one 100", id="plan")
+            # guarded like the reason: the key that opened the dialog, still held, types nothing;
+            # the default plan is selected, so typing replaces it
+            yield ReasonInput(self.opened_by, value=DEFAULT_PLAN, select_on_focus=True,
+                              placeholder="plan: canary weights in percent, the last one 100", id="plan")
             needs = "required: the candidate is not approved" if self.approval != "approved" else "optional"
             yield ReasonInput(self.opened_by, placeholder=f"reason ({needs})", id="reason")
             yield Static("", id="dialog-error")
             yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#reason").focus()
+        self.query_one("#plan").focus()
 
     def _error(self, text: str) -> None:
         self.query_one("#dialog-error", Static).update(Text(text, style="bold red"))

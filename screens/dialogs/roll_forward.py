@@ -24,15 +24,26 @@ class RollForwardDialog(ModalScreen[bool]):
     RollForwardDialog > Vertical { width: 80; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
     """
 
-    def __init__(self, model: str, production: str, target: str) -> None:
+    def __init__(self, model: str, production: str, target: str, *, why: str = "", health: str = "",
+                 unhealthy: bool | None = None, fault: str = "") -> None:
         super().__init__(id="roll-forward")
         self.model, self.production, self.target = model, production, target
+        # what the operator must see before undoing a rollback: why it happened, whether the target
+        # is healthy by the team's thresholds (not by /health), and any drill still injected into it
+        self.why, self.health, self.unhealthy, self.fault = why, health, unhealthy, fault
 
     def compose(self) -> ComposeResult:
         text = Text()
         text.append(f"Roll {self.model} forward: production {self.production} → {self.target}\n\n", style="bold")
         text.append(f"Production was rolled back away from {self.target}. Sending traffic back to it undoes "
                     "that rollback.\n", style="yellow")
+        if self.why:
+            text.append(f"Why: {self.why}\n")
+        if self.health:
+            style = "bold red" if self.unhealthy else ("green" if self.unhealthy is False else "yellow")
+            text.append(f"Health: {self.health}\n", style=style)
+        if self.fault:
+            text.append(f"{self.fault}\n", style="bold red")
         text.append("ctrl+y rolls forward · esc cancels")
         with Vertical():
             yield Static(text, id="roll-forward-statement")

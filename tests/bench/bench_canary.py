@@ -18,8 +18,13 @@ regression, seed fixed): mrc's exact e-process beside Lindon et al.'s mixture te
 tests/bench/lindon_baseline.py), both at the judge's error share of alpha, through the 180 s plan,
 and A/A under continuous monitoring (the plan, and an hour at 50 %).
 
-Last, per-user clustering (sticky routing by user): the false-alarm rate of the exact error test
+Then per-user clustering (sticky routing by user): the false-alarm rate of the exact error test
 when a few users fail often, and of the sample-ratio check when a few users send most requests.
+
+Last (issue 20), the same table on sticky traffic through the whole default judge, users as the
+unit (tests/support/canary_streams.py): the load generator's shape (1,000 users) and heavy-tailed
+users with per-user effects; A/A false halts in all and per test; 3 req/s; and the Prometheus path
+(counts and histogram buckets only, no users: request-level tests, sample-ratio check off).
 """
 
 from __future__ import annotations
@@ -185,6 +190,48 @@ def literature(seed: int, runs: int, rate: float) -> None:
             print(f"{name:<20} {test:<40} {'false alarms ' + format(float((detect(counts) >= 0).mean()), '.2%'):>25}")
 
 
+def sticky_table(args) -> None:
+    """Issue 20's table: the default sequential judge (5 s looks) on sticky traffic, users as the unit."""
+    from collections import Counter
+
+    from tests.support.canary_streams import SHAPES as STREAM_SHAPES, Regression, run_canary
+
+    plan = JUDGES["sequential (5 s looks)"]
+    regressions = {"errors x1.5": Regression(error=0.015), "errors x2": Regression(error=0.02),
+                   "errors x5": Regression(error=0.05), "latency x1.2 (all)": Regression(slow=1.2),
+                   "3 % of req x10": Regression(tail_share=0.03, tail_factor=10.0)}
+    print(f"\nsticky traffic through the whole default judge (users as the unit), {args.rate:g} req/s, "
+          f"{args.sticky_runs} canaries per cell, {args.sticky_aa_runs} A/A per shape")
+    header = (f"{'shape':<34} {'scenario':<20} {'rolled back':>11} {'median s':>9} {'median req':>11} "
+              f"{'bad req (median, caught)':>25} {'bad req (mean, all)':>20}")
+    print(header)
+    print("-" * len(header))
+    rows = [(shape, name, reg, args.rate, False) for shape in ("sticky", "heavy") for name, reg in regressions.items()]
+    rows += [("sticky", "latency x1.2 (all)", Regression(slow=1.2), args.rate, True),
+             ("sticky", "errors x2", Regression(error=0.02), args.rate, True)]
+    for shape, name, reg, rate, prom in rows:
+        rng = np.random.default_rng(args.seed)
+        results = [run_canary(plan, reg, rate, rng, STREAM_SHAPES[shape], prometheus=prom)
+                   for _ in range(args.sticky_runs)]
+        s = summarize(results)
+        label = shape + (" / Prometheus (buckets)" if prom else "")
+        print(f"{label:<34} {name:<20} {s['detected']:>11.0%} {s['seconds']:>9.0f} {s['requests']:>11.0f} "
+              f"{s['bad_detected']:>25.0f} {s['bad_all']:>20.0f}")
+    for shape, rate, prom, runs in (("sticky", args.rate, False, args.sticky_aa_runs),
+                                    ("heavy", args.rate, False, args.sticky_aa_runs),
+                                    ("sticky", 3.0, False, max(10, args.sticky_aa_runs // 3)),
+                                    ("sticky", args.rate, True, args.sticky_aa_runs)):
+        rng = np.random.default_rng(args.seed)
+        results = [run_canary(plan, Regression(), rate, rng, STREAM_SHAPES[shape], prometheus=prom)
+                   for _ in range(runs)]
+        halted = sum(r["rolled_back"] for r in results)
+        outcomes = Counter(r["outcome"] for r in results)
+        per_test = Counter(m for r in results if r["rolled_back"] for m in r["rejected"])
+        label = f"{shape} at {rate:g} req/s" + (" / Prometheus" if prom else "")
+        print(f"{label:<34} {'A/A':<20} false halts {halted}/{runs} = {halted / runs:.1%}; ends {dict(outcomes)}; "
+              f"per test {dict(per_test) or 'none'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30, help="canaries per regression and judge")
@@ -192,8 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second, both variants together")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--lindon-runs", type=int, default=2000, help="streams per row of the literature comparison")
+    parser.add_argument("--sticky-runs", type=int, default=10, help="canaries per regression on sticky traffic")
+    parser.add_argument("--sticky-aa-runs", type=int, default=60, help="A/A canaries per sticky shape")
+    parser.add_argument("--only-sticky", action="store_true", help="print the sticky-traffic table alone")
+    parser.add_argument("--skip-sticky", action="store_true", help="leave the sticky-traffic table out")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    if args.only_sticky:
+        sticky_table(args)
+        print(f"\n({time.perf_counter() - started:.0f} s)")
+        return 0
     print(f"simulated traffic {args.rate:g} req/s, base error rate {BASE_ERROR:.0%}, latency lognormal "
           f"(median {LATENCY_MEDIAN_MS:g} ms, sigma {LATENCY_SIGMA}), 20 % of requests labelled (accuracy 0.8); "
           f"plan 5→25→50→100 %, 60 s holds; {args.runs} canaries per cell, {args.aa_runs} A/A\n")
@@ -220,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nper-user clustering (sticky routing), false alarms at alpha 5 % over 60 looks, 2,000 runs:")
     for what, rate in clustering(np.random.default_rng(args.seed)).items():
         print(f"  {what:<45} {rate:.1%}")
+    if not args.skip_sticky:
+        sticky_table(args)
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0
 

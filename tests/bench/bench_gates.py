@@ -24,7 +24,7 @@ Per task (--tasks; --tasks-only skips the AUC part): on 50,000 rows of a regress
 4-class model, mrc's task metrics (console/evaluate/regression.py, multiclass.py) beside
 scikit-learn's own calls for the same figures on the same arrays (rmse, mse, mae, r2, mape,
 max error, median absolute error; accuracy, macro/weighted F1, precision and recall, balanced
-accuracy, per-class P/R/F1, confusion matrix, log loss), best of 5; goal ≤ 1.5× sklearn. Then
+accuracy, per-class P/R/F1, confusion matrix, log loss), the median of 15 runs each; goal ≤ 1.5× sklearn. Then
 the whole gate (evaluate_task_predictions: metrics, the seed's checks, 3 slices, the paired
 test) for scale. Model inference is not in either figure.
 """
@@ -91,13 +91,13 @@ def task_arrays(n: int, seed: int = 0, k: int = 4):
     return reg, (c, proba, base), rng.choice(["a", "b", "c"], n)
 
 
-def best_of(fn, repeat: int = 5) -> float:
+def median_of(fn, repeat: int = 15) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return float(np.median(times))
 
 
 def bench_tasks(n: int) -> None:
@@ -141,7 +141,7 @@ def bench_tasks(n: int) -> None:
                                     "slices": {"column": "region", "n_boot": 200},
                                     "significance": {"n_boot": 200}}, "bench")
     cols = {"region": region}
-    print(f"\nper-task metrics on {n:,} rows (best of 5; model inference excluded)")
+    print(f"\nper-task metrics on {n:,} rows (median of 15 runs; model inference excluded)")
     print(f"{'task':>12} {'sklearn s':>10} {'mrc s':>8} {'ratio':>7}   whole gate s (slices, paired test)")
     for task, sk, mine, gate in (
             ("regression", sk_regression, lambda: regression.regression_metrics(y, pred),
@@ -149,8 +149,8 @@ def bench_tasks(n: int) -> None:
             ("multiclass", sk_multiclass, mrc_multiclass,
              lambda: evaluate_task_predictions(policy_mc, TaskPredictions("multiclass", c, proba, base_c, cols,
                                                                           candidate_classes=list(range(k)))))):
-        t_sk, t_mine = best_of(sk), best_of(mine)
-        t_gate = best_of(gate, repeat=2)
+        t_sk, t_mine = median_of(sk), median_of(mine)
+        t_gate = median_of(gate, repeat=2)
         print(f"{task:>12} {t_sk:>10.4f} {t_mine:>8.4f} {t_mine / t_sk:>6.2f}×   {t_gate:.3f}")
 
 

@@ -20,11 +20,16 @@
   served request); both predictions and both latencies go to shadow.jsonl (rotated to
   shadow.jsonl.1 … past --shadow-log-max-bytes, whole lines only), the setting to shadow.json.
 Every request (503 "no backend" and upstream failures included) and every label is appended to
-requests.jsonl (the metrics backend reads it), and the split is saved in split.json (atomic
+requests.jsonl (the metrics backend reads it; rotated to requests.jsonl.1 … past
+--request-log-max-bytes or --request-log-max-age-s), and the split is saved in split.json (atomic
 rename) before it is answered, so a restart routes the same. stdlib only.
 
 Every request passes jsonhttp.JsonHandler._admit: its own Host only, JSON bodies only, and the
-workspace's control key (--key-file) on /control/* and /label. /control/backends takes only
+workspace's control key (--key-file) on /control/* and /label.
+
+With --capture-sample (mrc.toml [monitor] sample), a sample of requests by id hash has its
+features, whole predictions, version and key hash written off the served path to
+capture/seg-*.jsonl (backends/local/serving/capture.py); GET /control/capture shows its counters. /control/backends takes only
 http://127.0.0.1:PORT of servers recorded in processes.json. Accepted state changes are
 appended to control.jsonl.
 """
@@ -118,7 +123,8 @@ def p_one(prediction) -> float:
     if isinstance(prediction, list):
         if len(prediction) in (1, 2):
             return p_one(prediction[-1])
-        raise ValueError(f"prediction with {len(prediction)} values: expected 1 or 2")
+        raise ValueError(f"prediction with {len(prediction)} values: expected 1 or 2 (a multi-class model: "
+                         "task = \"multiclass\" under [models.X] in mrc.toml)")
     if isinstance(prediction, dict):
         for key in ("1", "1.0", "probability", "probabilities", "proba", "score", "prediction", "predictions"):
             if key in prediction:
@@ -128,15 +134,28 @@ def p_one(prediction) -> float:
     raise ValueError(f"prediction {prediction!r}: not a number, a [p0, p1] pair or a row")
 
 
-def predictions_from_mlflow(reply) -> list[float]:
-    """{"predictions": [...]} (MLflow 2 and 3), or a bare list (older servers), as numbers."""
+def prediction_of(prediction, task: str):
+    """One MLflow prediction in its task's shape: a multi-class model's class-probability vector
+    passes as a list of numbers, its class label as it is; a binary pair or row is reduced to
+    P(1) (p_one), and three or more values there are refused; a regression's value is a number."""
+    if isinstance(prediction, list) and task == "multiclass":
+        return [float(p) for p in prediction]
+    if task == "multiclass":
+        if isinstance(prediction, dict):
+            return [float(p) for p in prediction.values()]
+        return prediction  # a predicted label (text or number)
+    return p_one(prediction)
+
+
+def predictions_from_mlflow(reply, task: str = "binary") -> list:
+    """{"predictions": [...]} (MLflow 2 and 3), or a bare list (older servers), in the task's shape."""
     preds = reply.get("predictions") if isinstance(reply, dict) else reply
     if isinstance(preds, dict):  # a DataFrame in "columns" orient: {column: {row: value}}
         preds = [dict(zip(preds, values)) for values in zip(*(v.values() if isinstance(v, dict) else v
                                                                for v in preds.values()))]
     if not isinstance(preds, list):
         raise ValueError(f"answer without predictions: {str(reply)[:200]}")
-    return [p_one(p) for p in preds]
+    return [prediction_of(p, task) for p in preds]
 
 
 class Fault:
@@ -170,8 +189,9 @@ class RouterState:
             data = json.loads(self.split_path.read_text())
             self.weights = [tuple(x) for x in data.get("weights", [])]
             self.revision = int(data.get("revision", 0))
-        self.log = open(state_dir / "requests.jsonl", "a", buffering=1)
+        self.log = RotatingLog(state_dir / "requests.jsonl", REQUEST_LOG_MAX_BYTES, REQUEST_LOG_KEEP)
         self.mirror: ShadowMirror | None = None  # set by main: mirroring to a shadow version
+        self.capture = None  # set by main with [monitor]: a sampled feature log (capture.FeatureCapture)
 
     def split(self) -> dict:
         return {"model": self.model, "weights": dict(self.weights), "order": [v for v, _ in self.weights],
@@ -204,9 +224,7 @@ class RouterState:
         return any(isinstance(s, dict) and s.get("port") == port for s in servers.values())
 
     def write_log(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with self.log_lock:
-            self.log.write(line)
+        self.log.write(json.dumps(record, separators=(",", ":")) + "\n")  # RotatingLog holds its own lock
 
 
 _local = threading.local()
@@ -252,7 +270,7 @@ def call_backend(backend: dict, rows, columns, timeout: float = 30.0) -> tuple[i
         message = reply.get("message") or reply.get("error") if isinstance(reply, dict) else None
         return status, {"error": str(message or reply)[:500]}
     try:
-        return 200, {"predictions": predictions_from_mlflow(reply)}
+        return 200, {"predictions": predictions_from_mlflow(reply, backend.get("task") or "binary")}
     except (ValueError, TypeError) as exc:
         return 502, {"error": f"unreadable MLflow answer: {exc}"}
 
@@ -262,6 +280,9 @@ SHADOW_WORKERS = 2
 SHADOW_TIMEOUT_S = 10.0  # a hung candidate holds a worker this long at most
 SHADOW_LOG_MAX_BYTES = 64 * 1024 * 1024  # shadow.jsonl is rotated to shadow.jsonl.1 past this size
 SHADOW_LOG_KEEP = 1  # rotated generations kept: shadow.jsonl.1 … shadow.jsonl.<keep>
+# requests.jsonl is rotated like shadow.jsonl (LocalMetrics reads windows across the generations)
+REQUEST_LOG_MAX_BYTES = 256 * 1024 * 1024
+REQUEST_LOG_KEEP = 4
 
 
 def generation(path: Path, number: int) -> Path:
@@ -274,10 +295,11 @@ class RotatingLog:
     becomes <name>.2 … up to `keep`, the oldest is dropped. Whole lines only: each line goes
     to one file in one write, and a rotation happens between two writes under the same lock."""
 
-    def __init__(self, path: Path, max_bytes: int = SHADOW_LOG_MAX_BYTES, keep: int = SHADOW_LOG_KEEP):
-        if max_bytes < 1 or keep < 1:
-            raise ValueError(f"{path}: max_bytes and keep must be at least 1")
-        self.path, self.max_bytes, self.keep = path, max_bytes, keep
+    def __init__(self, path: Path, max_bytes: int = SHADOW_LOG_MAX_BYTES, keep: int = SHADOW_LOG_KEEP,
+                 max_age_s: float = 0.0):
+        if max_bytes < 1 or keep < 1 or max_age_s < 0:
+            raise ValueError(f"{path}: max_bytes and keep must be at least 1, max_age_s >= 0")
+        self.path, self.max_bytes, self.keep, self.max_age_s = path, max_bytes, keep, max_age_s
         self.lock = threading.Lock()
         self.rotations = 0
         self._open()
@@ -285,11 +307,14 @@ class RotatingLog:
     def _open(self) -> None:
         self.fh = open(self.path, "a", buffering=1, encoding="utf-8")  # line-buffered: each line is flushed whole
         self.size = os.fstat(self.fh.fileno()).st_size
+        # the age counts from when this process opened the file (a restart gives a file one more age at most)
+        self.opened = time.monotonic()
 
     def write(self, line: str) -> None:
         size = len(line.encode("utf-8"))
         with self.lock:
-            if self.size and self.size + size > self.max_bytes:  # a longer line still goes whole, alone
+            if self.size and (self.size + size > self.max_bytes  # a longer line still goes whole, alone
+                              or (self.max_age_s and time.monotonic() - self.opened >= self.max_age_s)):
                 self._rotate()
             self.fh.write(line)
             self.size += size
@@ -443,6 +468,12 @@ def make_handler(state: RouterState):
                     self._reply(200, state.split())
             elif self.path == "/control/shadow" and state.mirror is not None:
                 self._reply(200, state.mirror.snapshot())
+            elif self.path == "/control/capture":
+                capture = state.capture
+                self._reply(200, {"model": state.model, "capture": capture.snapshot() if capture else None,
+                                  "request_log": {"max_bytes": state.log.max_bytes, "keep": state.log.keep,
+                                                  "max_age_s": state.log.max_age_s,
+                                                  "rotations": state.log.rotations}})
             elif self.path == "/health":
                 self._reply(200, {"model": state.model, "pid": os.getpid(), "backends": state.backends,
                                   "faults": {v: f.to_dict() for v, f in state.faults.items()}})
@@ -544,7 +575,10 @@ def make_handler(state: RouterState):
                 self._journal(self.path, body, {"fault": fault.to_dict()})
                 self._reply(200, {"version": version, "fault": fault.to_dict(), "at": "router"})
             elif self.path == "/label":
-                state.write_log({"type": "label", "t": time.time(), "id": str(body.get("id")), "label": body.get("label")})
+                now = time.time()
+                state.write_log({"type": "label", "t": now, "id": str(body.get("id")), "label": body.get("label")})
+                if state.capture is not None:
+                    state.capture.offer_label(str(body.get("id")), body.get("label"), now)
                 self._reply(200, {"ok": True})
             else:
                 self._reply(404, {"error": f"no route {self.path}"})
@@ -580,15 +614,19 @@ def make_handler(state: RouterState):
                 if not isinstance(reply, dict):
                     status, reply = 502, {"error": f"{version}: answer is not a JSON object"}
             preds = reply.get("predictions") if status == 200 else None
-            if preds is not None and fault is not None and fault.shift:
+            if preds is not None and fault is not None and fault.shift and backend["task"] != "multiclass":
                 shifted = [float(p) + fault.shift for p in preds]
                 preds = shifted if backend["task"] == "regression" else [min(1.0, max(0.0, p)) for p in shifted]
                 reply["predictions"] = preds
             latency_ms = (time.perf_counter() - started) * 1000.0
-            state.write_log({"type": "request", "t": time.time(), "id": request_id, "key": key, "v": version,
+            now = time.time()
+            state.write_log({"type": "request", "t": now, "id": request_id, "key": key, "v": version,
                              "status": status, "ms": round(latency_ms, 3), "p": preds[0] if preds else None})
             reply.update({"id": request_id, "version": version})
             self._reply(status, reply)
+            if state.capture is not None and preds is not None:  # after the answer is out; a put_nowait
+                state.capture.offer(request_id, key, version, body.get("rows"), columns or backend.get("columns"),
+                                    status, preds, now)
             if backend is not None and state.mirror is not None and state.mirror.setting is not None:  # after the answer is out
                 state.mirror.offer(request_id, key, version, body.get("rows"), columns, status, preds,
                                    upstream_ms if status == 200 else latency_ms)
@@ -606,9 +644,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shadow-log-max-bytes", type=int, default=SHADOW_LOG_MAX_BYTES,
                         help="rotate shadow.jsonl to shadow.jsonl.1 past this size")
     parser.add_argument("--shadow-log-keep", type=int, default=SHADOW_LOG_KEEP, help="rotated generations kept")
+    parser.add_argument("--request-log-max-bytes", type=int, default=REQUEST_LOG_MAX_BYTES,
+                        help="rotate requests.jsonl to requests.jsonl.1 past this size")
+    parser.add_argument("--request-log-keep", type=int, default=REQUEST_LOG_KEEP, help="rotated generations kept")
+    parser.add_argument("--request-log-max-age-s", type=float, default=0.0, help="rotate past this age (0: never)")
+    parser.add_argument("--capture-sample", type=float, default=None,
+                        help="[monitor] sample: the fraction of requests whose features are captured")
+    parser.add_argument("--capture-max-bytes", type=int, default=None, help="a capture segment closes past this size")
+    parser.add_argument("--capture-max-age-s", type=float, default=None, help="… or past this age")
+    parser.add_argument("--capture-keep-bytes", type=int, default=None, help="all capture segments together")
+    parser.add_argument("--capture-retain-s", type=float, default=None, help="a segment older than this is deleted")
     args = parser.parse_args(argv)
 
     state = RouterState(Path(args.dir), args.model)
+    if (args.request_log_max_bytes, args.request_log_keep, args.request_log_max_age_s) != \
+            (REQUEST_LOG_MAX_BYTES, REQUEST_LOG_KEEP, 0.0):
+        state.log.fh.close()
+        state.log = RotatingLog(Path(args.dir) / "requests.jsonl", args.request_log_max_bytes, args.request_log_keep,
+                                args.request_log_max_age_s)
+    if args.capture_sample is not None:
+        from backends.local.serving.capture import FeatureCapture
+
+        limits = {name: value for name, value in (
+            ("max_bytes", args.capture_max_bytes), ("max_age_s", args.capture_max_age_s),
+            ("keep_bytes", args.capture_keep_bytes), ("retain_s", args.capture_retain_s)) if value is not None}
+        state.capture = FeatureCapture(Path(args.dir) / "capture", sample=args.capture_sample, **limits)
     state.mirror = ShadowMirror(state, log_max_bytes=args.shadow_log_max_bytes, log_keep=args.shadow_log_keep)
     handler = make_handler(state)
     handler.control_key = read_key(args.key_file)

@@ -132,17 +132,21 @@ def test_nan_predictions_count_as_failed_checks_and_roll_back(served_ws, load):
 
 
 def test_windows_without_requests_count_as_failed_checks_and_roll_back(served_ws):
+    # the threshold rule (the seed's): silence is a failed check; the sequential judge holds instead
+    # and its no-data timeout ends the canary as inconclusive (next test, and tests/unit/rollout)
     controller = _controller(served_ws)  # real servers and router, nobody sends a request
-    state = controller.run(controller.start(CANDIDATE, _plan(no_data_timeout_s=600)), max_seconds=120)
+    state = controller.run(controller.start(CANDIDATE, _plan(no_data_timeout_s=600, judge="threshold")),
+                           max_seconds=120)
     _rolled_back_with(served_ws, state, "no requests reached", "no_data")
     assert "3 consecutive failing windows" in state.reason
 
 
 def test_the_no_data_timeout_rolls_back_even_when_failures_never_reach_the_limit(served_ws):
     controller = _controller(served_ws)
-    plan = _plan(consecutive_failures=1000, no_data_timeout_s=2)
+    plan = _plan(consecutive_failures=1000, no_data_timeout_s=2, inconclusive="rollback")
     state = controller.run(controller.start(CANDIDATE, plan), max_seconds=120)
     _rolled_back_with(served_ws, state, "no-data timeout 2 s")
+    assert "inconclusive, rolled back by policy" in state.reason and state.sequential["outcome"] == "inconclusive"
     assert state.failures < 1000
 
 

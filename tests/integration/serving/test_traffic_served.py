@@ -44,7 +44,7 @@ def test_promote_starts_the_target_server_first_and_rollback_finds_it_warm(demo_
         server = out["server"]
         assert server["started"] is True and alive(server["pid"])  # cold: started before anything moved
         assert out["traffic"] == {"5": 100}
-        assert f"traffic 100 % to 5 (server pid {server['pid']}, healthy, started in" in out["message"]
+        assert f"traffic 100 % to 5 (server pid {server['pid']}, answers /health, started in" in out["message"]
         assert traffic.served_versions(MODEL)["5"] == server["port"]
         status, body = _predict(traffic.router_port(MODEL), rows[0])
         assert status == 200, body  # served, not "503 no backend for 5"
@@ -67,6 +67,15 @@ def test_promote_starts_the_target_server_first_and_rollback_finds_it_warm(demo_
         # the router's own trace of the same calls, ingested from its control journal by `mrc audit`
         routed = [(e["details"]["entry"]["route"], e["version"]) for e in events if e["action"] == "router-control"]
         assert ("POST /control/rollback", "2") in routed
+
+        # issue 23: after `serve-models --stop`, a rollback that has to start the router again says so
+        assert mrc("serve-models", MODEL, "--stop", "--workspace", str(demo_ws)).returncode == 0
+        further = mrc("rollback", MODEL, "--expect", "2", "--reason", "2 too", *ws)
+        assert further.returncode == 0, further.stderr
+        out = further.json()
+        new_port = traffic.router_port(MODEL)
+        assert out["server"]["router_restarted"]["port"] == new_port and new_port is not None
+        assert f"the router was not running (stopped): started again on 127.0.0.1:{new_port}" in out["message"]
     finally:
         stop_everything(demo_ws)
 

@@ -7,3 +7,4 @@ from tests.support.tiers import group_folder  # noqa: E402
 
 def pytest_collection_modifyitems(items):
     group_folder(items, __file__, "team-registries")  # the teams' MLflow and S3 registries are built once (MLflow logs four models)
+from tests.support.task_team import task_team, task_ws  # noqa: E402,F401  (fixtures: regression, 3-class, mixed types)

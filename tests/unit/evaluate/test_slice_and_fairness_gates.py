@@ -37,7 +37,7 @@ def test_two_equally_good_models_rarely_fail_a_slice():
         y, cand, base = _two_models(rng, 200, 0.8, 0.8)
         checks = gates.slice_checks(policy, gates.PairedPredictions(y, cand, base, {"x": rng.random(200)}))
         assert len(checks) == 4
-        failed += any(not c.passed for c in checks)
+        failed += any(c.passed is False for c in checks)
     assert failed / trials <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / trials), failed
 
 
@@ -49,7 +49,7 @@ def test_a_slice_the_candidate_breaks_still_fails_and_shows_its_interval():
     broken = x >= np.quantile(x, 0.75)
     cand[broken] = np.where(rng.random(broken.sum()) < 0.5, cand[broken], 1 - cand[broken])  # a coin on that slice
     checks = gates.slice_checks(_policy(slices=SLICES), gates.PairedPredictions(y, cand, base, {"x": x}))
-    failed = [c for c in checks if not c.passed]
+    failed = [c for c in checks if c.passed is False]
     assert len(failed) == 1 and failed[0].extra["rows"] == int(broken.sum())
     lo, hi = failed[0].extra["drop_ci"]
     assert 0 < lo <= failed[0].extra["drop"] <= hi and failed[0].extra["significant"]

@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from backends.base import BadInputError
+from backends.formats._scores import class_probabilities
 from console.evaluate import multiclass, regression
 from console.evaluate.tasks import check_task, task_from_metric_names, task_from_output, with_seed_names
 
@@ -90,10 +91,10 @@ def test_text_labels_and_logits():
     assert got["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert got["recall_class_dog"] == pytest.approx(0.5)
     logits = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]])
-    p = multiclass.probabilities(logits)
+    p = class_probabilities(logits)
     assert p.sum(axis=1) == pytest.approx([1.0, 1.0]) and p[1, 0] == pytest.approx(1 / 3)
     already = np.array([[0.2, 0.3, 0.5]])
-    assert multiclass.probabilities(already) is not None and multiclass.probabilities(already)[0, 2] == 0.5
+    assert class_probabilities(already)[0, 2] == 0.5  # already probabilities: kept as they are
 
 
 def test_numbers_against_text_is_one_line():

@@ -90,9 +90,14 @@ def test_too_few_requests_is_no_data_not_healthy():
     # 100 all succeed is already far past 1/alpha (H0 chance ~ (3/103)^3).
     blatant = canary.analyze(state, window("1", 100), window("2", 3, errors=3), 1001)
     assert blatant.window_verdict == "no_data" and blatant.rollback and "exact test" in blatant.reason
-    state = canary.record_analysis(state, a, "t")
-    # Hold elapsed but no window with data at this step: the canary does not step up.
-    assert canary.decide(state, 1000 + 60, None).action == canary.HOLD
+    recorded = canary.record_analysis(state, a, "t")
+    # The sequential judge's tests take any sample (issue 20: at 3 req/s no 5 % window ever reached
+    # min_requests, so the canary never moved): a thin window is data, the hold elapsed, it steps.
+    assert canary.decide(recorded, 1000 + 60, None).action == canary.STEP
+    # The threshold rule judges windows of min_requests only: there the thin window is no data.
+    state.plan = CanaryPlan(min_requests=20, no_data_timeout_s=600, judge="threshold")
+    recorded = canary.record_analysis(state, canary.analyze(state, window("1", 100), window("2", 3), 1001), "t")
+    assert canary.decide(recorded, 1000 + 60, None).action == canary.HOLD
 
 
 def test_prediction_drift_and_online_accuracy_are_judged():

@@ -1,5 +1,7 @@
-"""The pure judge fails closed: NaN/inf, silence and unreadable windows are failed checks, and
-silence longer than the no-data timeout rolls back; none of it poisons the sequential totals."""
+"""The pure judge fails closed on a broken instrument: NaN/inf and unreadable windows are failed
+checks; none of it poisons the sequential totals. Silence is no evidence (issue 20): the sequential
+judge holds and says so, the threshold rule still counts it as a failed check, and silence longer
+than the no-data timeout ends the canary as inconclusive under the plan's policy."""
 
 from __future__ import annotations
 
@@ -52,12 +54,20 @@ def test_non_finite_or_impossible_windows_fail_three_times_then_roll_back(bad):
     json.dumps(state.to_dict(), allow_nan=False)
 
 
-def test_a_silent_variant_is_a_failed_check_not_a_pause():
-    state, analyses = run_windows(live(), [(window("1", 100), window("2", 0))] * 3)
+def test_a_silent_variant_is_a_failed_check_under_the_threshold_rule():
+    plan = CanaryPlan(hold_s=10, interval_s=1, min_requests=20, judge="threshold")
+    state, analyses = run_windows(live(plan), [(window("1", 100), window("2", 0))] * 3)
     assert [a.window_verdict for a in analyses] == ["fail"] * 3 and analyses[-1].rollback
     assert "no requests reached canary 2" in analyses[-1].reason
-    state, analyses = run_windows(live(), [(window("1", 0), window("2", 0))])
+    state, analyses = run_windows(live(plan), [(window("1", 0), window("2", 0))])
     assert "stable 1 and canary 2" in analyses[0].checks[0].detail
+
+
+def test_a_silent_variant_holds_the_sequential_judge_and_says_so():
+    state, analyses = run_windows(live(), [(window("1", 30), window("2", 0))] * 6)
+    assert [a.window_verdict for a in analyses] == ["no_data"] * 6 and not any(a.rollback for a in analyses)
+    assert state.failures == 0 and "no evidence this window, holding" in analyses[-1].checks[0].detail
+    assert state.sequential["cumulative"]["stable"]["requests"] == 180  # the counts it had were kept
 
 
 def test_a_good_window_resets_the_count_of_failed_checks():
@@ -77,16 +87,32 @@ def test_an_unreadable_window_is_a_failed_check():
     assert "last_data_at" not in state.sequential  # no data arrived
 
 
-def test_the_no_data_timeout_rolls_back_and_data_restarts_it():
-    plan = CanaryPlan(hold_s=600, interval_s=1, min_requests=20, consecutive_failures=100, no_data_timeout_s=5)
+def test_the_no_data_timeout_ends_inconclusive_under_the_rollback_policy_and_data_restarts_it():
+    plan = CanaryPlan(hold_s=600, interval_s=1, min_requests=20, consecutive_failures=100, no_data_timeout_s=5,
+                      inconclusive="rollback")
     state = live(plan)
     assert canary.decide(state, 1004.0).action == canary.HOLD
     decision = canary.decide(state, 1005.5)
     assert decision.action == canary.ROLLBACK and "no-data timeout 5 s" in decision.reason
+    assert decision.inconclusive and "inconclusive, rolled back by policy" in decision.reason
+    assert "failed" not in decision.reason.replace("no test failed", "")
+    ended = canary.apply(state, decision, 1005.5, "t")
+    assert ended.sequential["outcome"] == "inconclusive" and ended.events[-1]["kind"] == "inconclusive"
     state, _ = run_windows(state, [(window("1", 100), window("2", 3))], start=1005.0)  # thin, but data
     assert state.sequential["last_data_at"] == 1005.0
     assert canary.decide(state, 1009.0).action == canary.HOLD
     assert canary.decide(state, 1010.5).action == canary.ROLLBACK
+
+
+def test_the_no_data_timeout_holds_for_a_person_by_default():
+    state = live(CanaryPlan(hold_s=600, interval_s=1, min_requests=20, no_data_timeout_s=5))
+    decision = canary.decide(state, 1005.5)
+    assert decision.action == canary.PAUSE and decision.inconclusive and "held at 25% for a person" in decision.reason
+    held = canary.apply(state, decision, 1005.5, "t")
+    assert held.status == "paused" and held.weight == 25 and held.sequential["outcome"] == "inconclusive"
+    assert canary.decide(held, 2000.0).action == canary.HOLD  # it waits for the person, it does not roll back
+    with pytest.raises(BadInputError, match="inconclusive"):
+        canary.validate_plan(CanaryPlan(inconclusive="fail"))
 
 
 def test_the_default_no_data_timeout_is_a_few_intervals_and_a_bad_one_is_refused():

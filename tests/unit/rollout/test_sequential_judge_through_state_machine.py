@@ -127,11 +127,15 @@ def test_the_state_says_how_many_more_requests_the_last_step_needs():
             decision = canary.decide(state, now)
             assert decision.action == canary.HOLD and f"~{needs[-1]['requests']} more canary requests" in decision.reason
             held_reason = decision.reason
-            # past the evidence timeout the canary rolls back rather than promote on too little data
+            # past the evidence timeout the canary ends inconclusive rather than promote on too little
+            # data: held for a person by default, rolled back under inconclusive = rollback (issue 20)
             later = state.step_started_at + canary.evidence_timeout(plan) + 1  # data kept coming (no silence)
-            late = canary.decide(dataclasses.replace(state, sequential={**state.sequential, "last_data_at": later}),
-                                 later)
-            assert late.action == canary.ROLLBACK and "not enough evidence" in late.reason
+            late_state = dataclasses.replace(state, sequential={**state.sequential, "last_data_at": later})
+            late = canary.decide(late_state, later)
+            assert late.action == canary.PAUSE and late.inconclusive and "not enough evidence" in late.reason
+            strict = dataclasses.replace(late_state, plan=dataclasses.replace(plan, inconclusive="rollback"))
+            late = canary.decide(strict, later)
+            assert late.action == canary.ROLLBACK and "inconclusive, rolled back by policy" in late.reason
             # turned off, the plan promotes when the hold ends, as the seed's did
             off = dataclasses.replace(state, plan=dataclasses.replace(plan, min_detectable_error_ratio=None,
                                                                       min_detectable_tail_ratio=None))

@@ -252,3 +252,35 @@ def test_no_log_yet_is_an_empty_window(tmp_path):
     w = LocalMetrics(tmp_path).health(MODEL, "1", 0, 1e12)
     assert (w.requests, w.latency_p99_ms, w.predictions) == (0, None, [])
 
+
+
+def test_windows_read_across_rotated_generations_as_one_log(log):
+    """The router rotates requests.jsonl (to .1, .1 to .2 …): a window spanning a rotation, and a
+    label written to the new file for a request in an old one, read as if the log were one file;
+    an index built before a rotation is kept (the file is the same, renamed)."""
+    from backends.local.serving.router import RotatingLog
+
+    ws, path = log
+    rng = random.Random(11)
+    t0 = 1_800_000_000.0
+    lines = synthetic_lines(rng, 12_000, t0, rate=20.0)
+    whole = path.with_name("whole.jsonl")
+    whole.write_text("\n".join(lines) + "\n")
+    rotating = RotatingLog(path, max_bytes=200_000, keep=50)
+    metrics = LocalMetrics(ws)
+    t1 = json.loads(lines[-1])["t"]
+    cases = windows(rng, t0, t1, 12)
+    for i, line in enumerate(lines):
+        rotating.write(line + "\n")
+        if i in (3000, 7000):  # read part-way, so indexes exist before later rotations rename their files
+            for start, end in cases[:4]:
+                metrics.health(MODEL, "1", start, end)
+    rotating.fh.close()
+    assert rotating.rotations >= 5
+    assert len(list(path.parent.glob("requests.jsonl.*"))) == rotating.rotations
+    kept = dict(metrics._indexes)
+    for start, end in cases:
+        for version in VERSIONS + ["9"]:
+            assert observed(metrics, version, start, end) == reference(whole, version, start, end), (version, start, end)
+            assert observed(LocalMetrics(ws), version, start, end) == reference(whole, version, start, end)
+    assert any(kept[k] is metrics._indexes.get(k) for k in kept)  # renamed files kept their indexes
