@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_mrc
+from tests.support.cli import invoke, run_mrc
 from tests.support.once import build_once
 from tests.support.workspaces import release_workspace
 
 
 @pytest.fixture
 def mrc():
-    """mrc("versions", "m", "--json") -> Result, as a real subprocess."""
-    return run_mrc
+    """mrc("versions", "m", "--json") -> Result, in process (console.cli.main): the CLI's behaviour
+    without an interpreter's start-up per call. tests/integration and tests/e2e override it with a
+    real process; a test that needs one elsewhere calls tests.support.cli.run_process."""
+    return invoke
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from backends.base import BadInputError
+from backends.capabilities import PredictsTask
 from console.assets import asset_path
 from console.domain import GateCheck, GateReport
 from console.evaluate import gates, multiclass, regression
-from console.evaluate.tasks import BINARY_ONLY, SIGNIFICANCE_DEFAULTS, SIGNIFICANCE_KNOWN, SLICE_KNOWN, with_seed_names
+from console.evaluate.tasks import (BINARY_ONLY, SIGNIFICANCE_DEFAULTS, SIGNIFICANCE_KNOWN, SLICE_KNOWN, ask_for_task,
+                                    resolve_task, task_from_output, with_seed_names)
 
 
 def default_policy_path(task: str) -> Path:

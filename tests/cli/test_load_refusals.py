@@ -13,8 +13,8 @@ from tests.support.cli import tree_digest
     (["--duration", "99999"], "--duration"),
     ([], "not served"),
 ])
-def test_load_bad_input(demo_ws, mrc, args, needle):
-    before = tree_digest(demo_ws)
-    result = mrc("load", "breast-cancer", *args, "--workspace", str(demo_ws))
+def test_load_bad_input(synthetic_ws, mrc, args, needle):
+    before = tree_digest(synthetic_ws)
+    result = mrc("load", "breast-cancer", *args, "--workspace", str(synthetic_ws))
     assert result.returncode == 2 and needle in result.stderr and result.stderr.count("\n") == 1
-    assert tree_digest(demo_ws) == before
+    assert tree_digest(synthetic_ws) == before

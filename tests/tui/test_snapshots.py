@@ -160,7 +160,7 @@ def test_diff(snap_compare, release_ws):
         await pilot.press("h")
         await settle(pilot.app, pilot)
         await pilot.press("up", "up", "up", "space", "down", "down", "down", "d")
-        await pilot.pause(0.05)
+        await settle(pilot.app, pilot)  # the diff's read is a worker: wait for it, not for a clock (-n 2 under load)
     assert snap_compare(make_app(release_ws), terminal_size=SIZE, run_before=still(run_before))
 
 

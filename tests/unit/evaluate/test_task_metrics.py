@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -148,3 +147,30 @@ def test_task_names_and_guesses():
     assert task_from_metric_names(["accuracy_score", "f1_score"]) is None
     assert task_from_output((10, 3)) == "multiclass" and task_from_output((10, 2)) == "binary"
     assert task_from_output((10,), integral=False) == "regression" and task_from_output((10,), integral=True) is None
+
+
+class _Answers:
+    """A loaded model that says nothing of its task (a PythonModel): only its answers."""
+
+    features = None
+    classes = None
+    task = None
+
+    def __init__(self, out):
+        self.out = np.asarray(out)
+
+    def predict_task(self, frame):
+        return self.out
+
+
+def test_a_model_that_does_not_say_is_read_from_its_answers_or_asked():
+    from console.evaluate.task_gates import task_of_model
+
+    head = None
+    assert task_of_model(_Answers([[0.2, 0.5, 0.3]]), head, "m", "1", "mrc.toml") == "multiclass"
+    assert task_of_model(_Answers([0.2, 0.9, 0.4]), head, "m", "1", "mrc.toml") == "binary"  # scores, as before
+    with pytest.raises(BadInputError, match=r'mrc.toml: models.m.task: cannot tell the task .* set task = '):
+        task_of_model(_Answers([3.0, 0.0, 7.0, 1.0]), head, "m", "1", "mrc.toml")  # classes or counts?
+    said = _Answers([1.5])
+    said.task = "regression"
+    assert task_of_model(said, head, "m", "1", "mrc.toml") == "regression"
