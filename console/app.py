@@ -23,6 +23,17 @@ from textual.message import Message
 
 from backends.base import BadInputError
 from console.workspace import Workspace
+from screens.messages import (
+    OpenAudit,
+    OpenCanary,
+    OpenCheckDetail,
+    OpenDiff,
+    OpenHistory,
+    OpenRetrainOnNewestData,
+    OpenReview,
+    OpenShadow,
+    OpenTraining,
+)
 from screens.presenters import WRITE_ACTIONS, Command, parse_command
 
 STARTED = time.perf_counter()
@@ -189,34 +200,71 @@ class ReleaseConsole(PriorityKeysFirst, App):
                 self.pop_screen()
             return
         if name == "audit":
-            from screens.audit_screen import AuditScreen
-
-            self.push_screen(AuditScreen())
+            self.on_open_audit(OpenAudit())
             return
         model = args[0] if args else self.selected_model()
         if not model:
             self.notify(f":{name} needs a model name", severity="error")
             return
         if name == "review":
-            from screens.review_screen import ReviewScreen
-
-            self.push_screen(ReviewScreen(model, args[1] if len(args) > 1 else None))
+            self.on_open_review(OpenReview(model, args[1] if len(args) > 1 else None))
         elif name == "history":
-            from screens.history_screen import HistoryScreen
-
-            self.push_screen(HistoryScreen(model))
+            self.on_open_history(OpenHistory(model))
         elif name == "train":
             if not self.can_write("training"):
                 return
-            from screens.training_screen import TrainingScreen
-
-            self.push_screen(TrainingScreen(model))
+            self.on_open_training(OpenTraining(model))
         elif name == "canary":
             self.open_canary(model)
         elif name == "monitor":
             from screens.monitor_screen import MonitorScreen
 
             self.push_screen(MonitorScreen(model))
+
+    # -- navigation: screens post screens/messages.py, the app opens the screen ----------------
+    # Each screen module is imported when it first opens (the first screen pays for home only).
+    def on_open_review(self, message: OpenReview) -> None:
+        from screens.review_screen import ReviewScreen
+
+        self.push_screen(ReviewScreen(message.model, message.version))
+
+    def on_open_history(self, message: OpenHistory) -> None:
+        from screens.history_screen import HistoryScreen
+
+        self.push_screen(HistoryScreen(message.model))
+
+    def on_open_training(self, message: OpenTraining) -> None:
+        from screens.training_screen import TrainingScreen
+
+        self.push_screen(TrainingScreen(message.model, data=message.data, reason=message.reason))
+
+    def on_open_retrain_on_newest_data(self, message: OpenRetrainOnNewestData) -> None:
+        from screens.training_screen import open_with_newest_data
+
+        open_with_newest_data(self.screen, message.model)
+
+    def on_open_audit(self, message: OpenAudit) -> None:
+        from screens.audit_screen import AuditScreen
+
+        self.push_screen(AuditScreen())
+
+    def on_open_canary(self, message: OpenCanary) -> None:
+        self.open_canary(message.model)
+
+    def on_open_shadow(self, message: OpenShadow) -> None:
+        from screens.shadow_screen import ShadowScreen
+
+        self.push_screen(ShadowScreen(message.model))
+
+    def on_open_diff(self, message: OpenDiff) -> None:
+        from screens.diff_screen import DiffScreen
+
+        self.push_screen(DiffScreen(message.left, message.right))
+
+    def on_open_check_detail(self, message: OpenCheckDetail) -> None:
+        from screens.check_detail_screen import CheckDetailScreen
+
+        self.push_screen(CheckDetailScreen(message.check, message.title))
 
     def open_canary(self, model: str) -> None:
         canary_screen = canary_screen_class()

@@ -35,6 +35,7 @@ from console.domain import CanaryState
 from console.rollout.controller import Controller, current_state
 from screens.after_write import deliver_alerts
 from screens.dialogs.promote import PromoteDialog
+from screens.messages import OpenShadow
 from screens.presenters import canary_evidence_lines, needs_more_lines, sequential_result_line
 
 POLL_S = 0.5
@@ -292,9 +293,7 @@ class CanaryScreen(Screen):
             self.app.pop_screen()
 
     def action_shadow(self) -> None:
-        from screens.shadow_screen import ShadowScreen
-
-        self.app.push_screen(ShadowScreen(self.model))
+        self.post_message(OpenShadow(self.model))
 
     # -- workers -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="canary-poll", exit_on_error=False)

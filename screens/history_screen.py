@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static, Tree
 
 from screens.base import ConsoleScreen
 from screens.loaders import load_history
+from screens.messages import OpenDiff, OpenReview
 from screens.presenters import (
     alias_style,
     approval_label,
@@ -156,9 +157,7 @@ class HistoryScreen(ConsoleScreen):
     def action_review(self) -> None:
         mv = self._current()
         if mv is not None:
-            from screens.review_screen import ReviewScreen
-
-            self.app.push_screen(ReviewScreen(self.model, mv.version))
+            self.post_message(OpenReview(self.model, mv.version))
 
     def action_mark(self) -> None:
         mv = self._current()
@@ -180,6 +179,4 @@ class HistoryScreen(ConsoleScreen):
         if left.version == mv.version:
             self.notify("move the cursor to another version to diff with the mark", severity="warning")
             return
-        from screens.diff_screen import DiffScreen
-
-        self.app.push_screen(DiffScreen(left, mv))
+        self.post_message(OpenDiff(left, mv))

@@ -31,6 +31,7 @@ from screens.dialogs.canary_start import CanaryStartDialog
 from screens.dialogs.break_glass import BreakGlassDialog
 from screens.dialogs.roll_forward import RollForwardDialog
 from screens.loaders import live_traffic, load_home
+from screens.messages import OpenAudit, OpenCanary, OpenHistory, OpenRetrainOnNewestData, OpenReview, OpenTraining
 from screens.presenters import (
     HOME_COLUMNS,
     VERSION_COLUMNS,
@@ -341,9 +342,7 @@ class HomeScreen(ConsoleScreen):
     def _on_version_selected(self, message: VirtualTable.Selected) -> None:
         if message.key:
             model, version = message.key
-            from screens.review_screen import ReviewScreen
-
-            self.app.push_screen(ReviewScreen(model, version))
+            self.post_message(OpenReview(model, version))
 
     def action_review(self) -> None:
         if self.focused is self.query_one("#filter", FilterLine):
@@ -360,16 +359,12 @@ class HomeScreen(ConsoleScreen):
             self.notify(f"{row.model}: no candidate to review; opening its history")
             self.action_history()
             return
-        from screens.review_screen import ReviewScreen
-
-        self.app.push_screen(ReviewScreen(row.model, row.candidate))
+        self.post_message(OpenReview(row.model, row.candidate))
 
     def action_history(self) -> None:
         model = self._model_for_action()
         if model:
-            from screens.history_screen import HistoryScreen
-
-            self.app.push_screen(HistoryScreen(model))
+            self.post_message(OpenHistory(model))
 
     def _model_for_action(self) -> str | None:
         versions = self.query_one("#versions", VirtualTable)
@@ -382,22 +377,18 @@ class HomeScreen(ConsoleScreen):
         if not model:
             self.notify("no model selected: use `:train NAME` to train a new one", severity="warning")
             return
-        from screens.training_screen import TrainingScreen
-
-        self.app.push_screen(TrainingScreen(model))
+        self.post_message(OpenTraining(model))
 
     def action_retrain_newest(self) -> None:
         row = self.selected_row()
         if row is None or row.drift != "critical" or not self.app.can_write("training"):
             return
-        from screens.training_screen import open_with_newest_data
-
-        open_with_newest_data(self, row.model)
+        self.post_message(OpenRetrainOnNewestData(row.model))
 
     def action_canary(self) -> None:
         model = self._model_for_action()
         if model:
-            self.app.open_canary(model)
+            self.post_message(OpenCanary(model))
 
     # -- starting a canary: C, confirmed in a dialog with ctrl+y ----------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -444,12 +435,10 @@ class HomeScreen(ConsoleScreen):
         self.last_canary_start = {"model": model, "candidate": candidate, "id": state.id, "pid": pid}
         self.notify(f"{model}: canary {candidate} started against stable {state.stable} (controller pid {pid})")
         self.load()
-        self.app.open_canary(model)
+        self.post_message(OpenCanary(model))
 
     def action_audit(self) -> None:
-        from screens.audit_screen import AuditScreen
-
-        self.app.push_screen(AuditScreen())
+        self.post_message(OpenAudit())
 
     def action_reload(self) -> None:
         self.load()

@@ -22,6 +22,7 @@ from screens.base import ConsoleScreen
 from screens.dialogs.approve import ApproveDialog
 from screens.dialogs.reject import RejectDialog
 from screens.loaders import evaluate_drift, evaluate_gates_with_views, load_review
+from screens.messages import OpenCheckDetail, OpenHistory, OpenRetrainOnNewestData
 from screens.presenters import (
     approval_label,
     bar,
@@ -327,9 +328,7 @@ class ReviewScreen(ConsoleScreen):
         checks = self.gate_report.checks if self.gate_report is not None else []
         row = self.query_one("#gates", DataTable).cursor_row
         if 0 <= row < len(checks):
-            from screens.check_detail_screen import CheckDetailScreen
-
-            self.app.push_screen(CheckDetailScreen(checks[row], f"{self.model} {self.version or 'candidate'}"))
+            self.post_message(OpenCheckDetail(checks[row], f"{self.model} {self.version or 'candidate'}"))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "retrain_newest":  # present only where drift is critical
@@ -342,14 +341,10 @@ class ReviewScreen(ConsoleScreen):
     def action_retrain_newest(self) -> None:
         if not self.check_action("retrain_newest", ()) or not self.app.can_write("training"):
             return
-        from screens.training_screen import open_with_newest_data
-
-        open_with_newest_data(self, self.model)
+        self.post_message(OpenRetrainOnNewestData(self.model))
 
     def action_history(self) -> None:
-        from screens.history_screen import HistoryScreen
-
-        self.app.push_screen(HistoryScreen(self.model))
+        self.post_message(OpenHistory(self.model))
 
     def action_rerun_gates(self) -> None:
         if self.data is None:

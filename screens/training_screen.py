@@ -22,6 +22,7 @@ from backends import capabilities
 from console.monitor.watch_run import handled_versions, newest_data_ref, production_of
 from console.training import train_and_register
 from screens.base import ConsoleScreen
+from screens.messages import OpenReview
 from screens.presenters import fmt_number, parse_params, training_progress_text
 
 LOG_LINES = 500  # a bounded buffer: a long run must not grow the console without end
@@ -228,9 +229,7 @@ class TrainingScreen(ConsoleScreen):
 
     def action_review(self) -> None:
         if self.new_version is not None:
-            from screens.review_screen import ReviewScreen
-
-            self.app.push_screen(ReviewScreen(self.model, self.new_version.version))
+            self.post_message(OpenReview(self.model, self.new_version.version))
 
 
 def open_with_newest_data(screen, model: str) -> None:
