@@ -15,6 +15,7 @@ import importlib
 import os
 import sqlite3
 import sys
+import warnings
 
 from backends.base import BackendError, BadInputError, ConflictError, NotFoundError
 from backends.support.dbfile import writable_folder
@@ -162,6 +163,9 @@ def command_named(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # MLflow warns on stderr while loading a team's PythonModel ("Add type hints to predict …"):
+    # mrc's contract is one line there, so a library's advice must not come before it
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
     parser = build_parser(COMMAND_HOME.get(command_named(argv) or ""))
     args = parser.parse_args(argv)
     actor = getattr(args, "actor", None)
