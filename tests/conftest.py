@@ -61,9 +61,6 @@ KNOWN_FAILING = {
     "tests/integration/data/test_drift_and_review.py::test_a_gate_evaluation_error_never_records_a_clean_approval":
         "#22: the gate loads the model (task detection) before it reads the test data, so a missing data "
         "file is reported as a model-load error",
-    "tests/integration/formats/test_formats.py::test_resolution_order_mrc_toml_then_registry_then_bytes":
-        "#19/#22: format resolution no longer refuses one declared-format mismatch (DID NOT RAISE)",
-    "tests/tui/test_snapshots.py::test_command_mode": "command-mode snapshot changed by today's new commands; not reviewed",
     "tests/integration/canary/test_canary_console.py::test_evidence_names_the_sequential_statistic_the_requests_still_needed_and_failures":
         "#20/#23: the evidence line's words changed (user-level judge, words that match it)",
     "tests/integration/serving/test_canary_any_model.py::test_canary_on_a_seed_bucket_rolls_back_a_drilled_candidate_then_promotes_it":
