@@ -7,7 +7,6 @@ from typing import Any
 from backends.base import BadInputError
 from backends.formats._inspect import is_torchscript, read_zip_member, torch_zip_entries
 from backends.formats._scores import ordered
-from backends.native import mlp
 
 
 class TorchMlpModel:
@@ -21,6 +20,8 @@ class TorchMlpModel:
         if data.shape[1] != self.net.mean.shape[0]:
             raise BadInputError(f"{self.where}: the model takes {self.net.mean.shape[0]} columns, "
                                 f"the data has {data.shape[1]}")
+        from backends.native import mlp  # torch: ~1.5 s (mlp.py imports it at the top)
+
         return mlp.predict_proba(self.net, data).astype(float).reshape(-1)
 
 
@@ -35,6 +36,8 @@ class TorchMlpFormat:
         return b"torch-mlp-v1" in (read_zip_member(path, "/data.pkl") or b"")
 
     def load(self, path: str, options: dict[str, Any]) -> TorchMlpModel:
+        from backends.native import mlp  # torch: ~1.5 s (mlp.py imports it at the top)
+
         try:
             net, arch = mlp.load_with_arch(path)
         except Exception as exc:  # torch raises many kinds on a bad file; one line says which file
